@@ -1,0 +1,2 @@
+//! The container's user interfaces: HTTP routes (and, later, CLI commands and jobs).
+pub mod http;

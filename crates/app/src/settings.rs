@@ -1,0 +1,62 @@
+//! The full settings of a regionsync process: ship's sections plus each container's section.
+//! Loading (defaults → file → environment) and validation are ship's (`ship::config`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use ship::config::{
+    self, check_region_id, ConfigError, ConfigProblem, DatabaseSettings, HttpSettings, LogSettings,
+    Validate,
+};
+use sync::SyncConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// This region's id, a slug like `eu-west`.
+    pub region_id: String,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub sync: SyncConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region_id: "local".into(),
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            log: LogSettings::default(),
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load from the layers (see `ship::config`): defaults, then `file` (or the file named by
+    /// `REGIONSYNC_CONFIG`), then `REGIONSYNC_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os(config::CONFIG_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        config::load(file.or(from_env.as_deref()))
+    }
+
+    /// The settings as TOML with secrets redacted (`regionsync config show`).
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+impl Validate for Settings {
+    fn validate(&self, _prefix: &str, problems: &mut Vec<ConfigProblem>) {
+        if let Err(message) = check_region_id(&self.region_id) {
+            problems.push(ConfigProblem::new("region_id", message));
+        }
+        self.http.validate("http", problems);
+        self.database.validate("database", problems);
+        self.log.validate("log", problems);
+        self.sync.validate("sync", problems);
+    }
+}

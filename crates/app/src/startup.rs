@@ -1,0 +1,124 @@
+//! Building and running the web process.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use ship::db::{self, migrations, DbPool};
+use ship::ShipError;
+
+use crate::settings::Settings;
+
+/// What `serve` does before it listens.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    /// Apply pending migrations first (the default); `--no-migrate` turns it off.
+    pub migrate: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self { migrate: true }
+    }
+}
+
+/// A built, not yet running web process.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+}
+
+impl Application {
+    /// Connect the database (failing within `connect_timeout_secs`), migrate unless told not to,
+    /// check the database belongs to this region, and bind the listener.
+    pub async fn build(settings: &Settings, options: StartOptions) -> Result<Self, ShipError> {
+        let pool = connect(settings).await?;
+        let region = settings.region_id.clone();
+        let migrate = options.migrate;
+        pool.run(move |conn| -> Result<(), ShipError> {
+            if migrate {
+                for name in migrations::run_pending(conn)? {
+                    tracing::info!(migration = %name, "applied migration");
+                }
+            }
+            // Without migrations the binding table may not exist yet; readiness reports that.
+            if (migrate || migrations::pending(conn)?.is_empty()) && db::bind_region(conn, &region)?
+            {
+                tracing::info!(region = %region, "database bound to this region");
+            }
+            Ok(())
+        })
+        .await?;
+
+        let listener = TcpListener::bind(&settings.http.bind)?;
+        let port = listener.local_addr()?.port();
+        let server =
+            ship::http::server(listener, pool.clone(), &settings.http, crate::routes::all())?;
+        Ok(Self { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until `shutdown` resolves, then stop gracefully (in-flight requests finish within
+    /// `http.shutdown_timeout_secs`).
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.stop(true).await;
+        match server.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Open the pool for the configured database, on the blocking pool (connecting blocks).
+pub async fn connect(settings: &Settings) -> Result<DbPool, ShipError> {
+    let url = settings.database.url.clone();
+    let options = settings.database.pool_options();
+    tokio::task::spawn_blocking(move || DbPool::connect(&url, options))
+        .await
+        .map_err(|e| ShipError::Db(ship::DbError::Blocking(e.to_string())))?
+        .map_err(ShipError::from)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("received SIGTERM"),
+                    _ = int.recv() => tracing::info!("received SIGINT"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

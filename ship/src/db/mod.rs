@@ -1,0 +1,77 @@
+//! The database layer: one connection type over every backend, a pool, per-backend connection
+//! setup, migrations and the region binding of a database.
+//!
+//! Backend-specific SQL (upserts, `FOR UPDATE SKIP LOCKED`, `BEGIN IMMEDIATE`) is written by
+//! matching on [`AnyConnection`]'s variant — in one helper per need, never scattered.
+
+mod identity;
+pub mod migrations;
+mod pool;
+mod url;
+
+pub use identity::{bind_region, bound_region, RegionBindingError};
+pub use pool::{
+    establish, establish_within, transact, DbPool, Manager, PoolOptions, PooledConnection,
+};
+pub use url::{Backend, DatabaseUrl};
+
+/// One connection type for every backend (diesel `MultiConnection`).
+///
+/// PostgreSQL becomes a third variant (`Postgresql(diesel::PgConnection)`) placed before
+/// `Sqlite`, which must stay last: the derive tries variants in order.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Mysql(diesel::MysqlConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl AnyConnection {
+    /// The backend this connection speaks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            AnyConnection::Mysql(_) => Backend::Mysql,
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Errors of the database layer. Every variant that concerns a server names it by its redacted
+/// URL, never with the password.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "no database connection available from the pool for {url} within {timeout_secs}s: {reason}"
+    )]
+    PoolTimeout {
+        url: String,
+        timeout_secs: u64,
+        reason: String,
+    },
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("a blocking database task did not finish: {0}")]
+    Blocking(String),
+}
+
+impl DbError {
+    /// True when the database itself could not be reached (as opposed to a query that failed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unreachable { .. } | DbError::PoolTimeout { .. }
+        )
+    }
+}
+
+/// The current UTC time truncated to microseconds: MariaDB `DATETIME(6)` keeps microseconds and
+/// SQLite keeps whatever it is given, so writing truncated values makes every backend agree.
+pub fn utc_now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,185 @@
+//! HTTP plumbing shared by every process that serves: the server builder (body limits, JSON
+//! error envelope for every failure, request spans with a request id), and the health routes.
+//!
+//! Architecture invariant: every error response leaving the server is the JSON envelope of
+//! [`crate::errors`] — extractor failures through the `*Config` error handlers below, anything
+//! else (unknown route, wrong method, actix's own errors) through [`envelope_errors`].
+
+mod health;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Server, Service, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::HttpSettings;
+use crate::db::DbPool;
+use crate::errors::{HttpError, StatusCode};
+
+pub use health::configure as health_routes;
+
+/// A container's (or the app's) route registration.
+pub type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// The response header carrying the request id (also in every log line of the request span).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// JSON bodies: size limit, and every failure as the envelope.
+/// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape is 422
+/// `invalid_body`; too large is 413 `payload_too_large`; a wrong content type is 415.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_error(&err).into())
+}
+
+fn json_error(err: &JsonPayloadError) -> HttpError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { length, limit } => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is {length} bytes; the limit is {limit}"),
+        ),
+        JsonPayloadError::Overflow { limit } => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the limit of {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("the JSON body does not have the expected shape: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        ),
+        other => HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body could not be read: {other}"),
+        ),
+    }
+}
+
+/// Query strings: every failure is 400 `invalid_query`.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("the query string is invalid: {err}"),
+        )
+        .into()
+    })
+}
+
+/// Path segments: a segment that does not parse is 400 `invalid_path`.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("the path is invalid: {err}"),
+        )
+        .into()
+    })
+}
+
+/// Turn any error response that is not already JSON into the envelope (404 for unknown
+/// routes, 405 for wrong methods, errors raised inside actix itself).
+pub fn envelope_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = res.response().error().map(|e| e.to_string());
+    let (req, old) = res.into_parts();
+    let mut new =
+        HttpResponse::build(status).json(HttpError::from_status(status, message).envelope());
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = old.headers().get(&name) {
+            new.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// Build the HTTP server on an already bound listener (so tests can bind port 0).
+///
+/// Signals are not handled here: the caller owns shutdown (see `Server::handle`), because a
+/// process that also runs the scheduler must stop both together.
+pub fn server(
+    listener: TcpListener,
+    pool: DbPool,
+    settings: &HttpSettings,
+    configure: Configure,
+) -> std::io::Result<Server> {
+    let limit = settings.max_body_bytes;
+    let pool = web::Data::new(pool);
+    let mut server = HttpServer::new(move || {
+        let configure = Arc::clone(&configure);
+        App::new()
+            .wrap(ErrorHandlers::new().default_handler(envelope_errors))
+            .wrap_fn(|req, srv| {
+                let fut = srv.call(req);
+                async move {
+                    let mut res: ServiceResponse<EitherBody<BoxBody>> = fut.await?;
+                    let id = res.request().extensions().get::<RequestId>().copied();
+                    if let Some(value) =
+                        id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
+                    {
+                        res.headers_mut()
+                            .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(TracingLogger::default())
+            .app_data(json_config(limit))
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(query_config())
+            .app_data(path_config())
+            .app_data(pool.clone())
+            .configure(health_routes)
+            .configure(move |cfg| configure(cfg))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout_secs);
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.client_request_timeout(Duration::from_secs(30)).run())
+}

@@ -1,0 +1,21 @@
+//! `ship` — the shared kernel of regionsync.
+//!
+//! Infrastructure with no business knowledge: the database layer ([`db`]), the one JSON error
+//! envelope ([`errors`]), layered configuration ([`config`]), logging and request spans
+//! ([`telemetry`]), HTTP plumbing ([`http`]) and the component traits containers implement
+//! ([`parents`]). Test support lives in [`testing`] behind the `testing` feature.
+//!
+//! Architecture invariant: ship never names a container, a container's table or an endpoint.
+
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod http;
+pub mod parents;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{AnyConnection, Backend, DatabaseUrl, DbError, DbPool};
+pub use errors::{ApiError, HttpError, ShipError};

@@ -1,0 +1,219 @@
+//! Test support (feature `testing`, enabled from dev-dependencies only).
+//!
+//! - [`TestDb`]: a fresh database per test — a temporary SQLite file, or a freshly created
+//!   MariaDB database on the server named by `TEST_MYSQL_URL`, dropped when the `TestDb` drops.
+//! - [`backend_tests!`](crate::backend_tests): one test body, one test per backend, named
+//!   `<test>::sqlite` and `<test>::mysql`, so a run can skip or count a backend by name.
+//! - [`spawn_app`]: the real HTTP server on `127.0.0.1:0`.
+//!
+//! Set-up failures panic with a clear message: this is test code, and a test that cannot get
+//! its database must fail loudly, never pass.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+
+use actix_web::dev::ServerHandle;
+
+use crate::config::HttpSettings;
+use crate::db::{self, migrations, Backend, DatabaseUrl, DbPool, PoolOptions};
+use crate::http::{self, Configure};
+
+/// The environment variable naming the MariaDB server tests create their databases on, e.g.
+/// `mysql://root@127.0.0.1:3306/test` (the database in the URL is only used to connect).
+pub const TEST_MYSQL_URL: &str = "TEST_MYSQL_URL";
+
+/// The MariaDB server for tests, if configured.
+pub fn mysql_server_url() -> Option<DatabaseUrl> {
+    let raw = std::env::var(TEST_MYSQL_URL)
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    Some(DatabaseUrl::parse(&raw).unwrap_or_else(|e| panic!("{TEST_MYSQL_URL} is invalid: {e}")))
+}
+
+/// The backends this test run covers: SQLite always, MariaDB when `TEST_MYSQL_URL` is set.
+pub fn configured_backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    if mysql_server_url().is_some() {
+        out.push(Backend::Mysql);
+    }
+    out
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub pool: DbPool,
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    mysql_cleanup: Option<(DatabaseUrl, String)>,
+}
+
+impl TestDb {
+    /// A fresh, migrated database on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        let db = Self::unmigrated(backend);
+        let mut conn = db.pool.get().expect("test database connection");
+        migrations::run_pending(&mut conn).expect("migrations apply to a fresh test database");
+        drop(conn);
+        db
+    }
+
+    pub fn sqlite() -> Self {
+        Self::new(Backend::Sqlite)
+    }
+
+    pub fn mysql() -> Self {
+        Self::new(Backend::Mysql)
+    }
+
+    /// A fresh database with no migrations applied.
+    pub fn unmigrated(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path = dir.path().join("test.db");
+                let url = DatabaseUrl::sqlite_file(&path.to_string_lossy());
+                let pool =
+                    DbPool::connect(&url, test_pool_options()).expect("SQLite test database");
+                Self {
+                    pool,
+                    url,
+                    _dir: Some(dir),
+                    mysql_cleanup: None,
+                }
+            }
+            Backend::Mysql => {
+                let server = mysql_server_url().unwrap_or_else(|| {
+                    panic!(
+                        "this is a MariaDB test but {TEST_MYSQL_URL} is not set; set it \
+                         (e.g. mysql://root@127.0.0.1:3306/test) or skip these tests with \
+                         `--skip ::mysql`"
+                    )
+                });
+                let name = format!("rs_t_{}", uuid::Uuid::new_v4().simple());
+                let mut control =
+                    db::establish(&server).unwrap_or_else(|e| panic!("{TEST_MYSQL_URL}: {e}"));
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut control,
+                    &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+                )
+                .expect("CREATE DATABASE for the test");
+                let url = server.with_database(&name).expect("test database URL");
+                let pool =
+                    DbPool::connect(&url, test_pool_options()).expect("MariaDB test database");
+                Self {
+                    pool,
+                    url,
+                    _dir: None,
+                    mysql_cleanup: Some((server, name)),
+                }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+}
+
+fn test_pool_options() -> PoolOptions {
+    PoolOptions {
+        max_size: 8,
+        connect_timeout: std::time::Duration::from_secs(10),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.mysql_cleanup.take() {
+            if let Ok(mut control) = db::establish(&server) {
+                let _ = diesel::connection::SimpleConnection::batch_execute(
+                    &mut control,
+                    &format!("DROP DATABASE IF EXISTS `{name}`"),
+                );
+            }
+        }
+    }
+}
+
+/// Write one test body, get one test per backend:
+///
+/// ```ignore
+/// ship::backend_tests! {
+///     async fn migrations_round_trip(db: TestDb) {
+///         // `db` is a fresh, migrated ship::testing::TestDb
+///     }
+/// }
+/// ```
+///
+/// expands to `mod migrations_round_trip { async fn sqlite(); async fn mysql(); }` (tokio tests;
+/// the calling crate needs `tokio` as a dev-dependency). The MariaDB variant fails — it never
+/// silently passes — when `TEST_MYSQL_URL` is not set; `make test` skips it by name instead.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($db:ident : TestDb) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $db = $crate::testing::TestDb::new($crate::db::Backend::Sqlite);
+                    $body
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    let $db = $crate::testing::TestDb::new($crate::db::Backend::Mysql);
+                    $body
+                }
+            }
+        )*
+    };
+}
+
+/// A server running for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub client: reqwest::Client,
+    handle: ServerHandle,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Stop the server gracefully and wait for it.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Start the real HTTP server (ship's middleware, health routes, `configure`'s routes) on an
+/// ephemeral loopback port.
+pub async fn spawn_app(pool: DbPool, configure: Configure) -> TestApp {
+    spawn_app_with(pool, HttpSettings::default(), configure).await
+}
+
+/// [`spawn_app`] with explicit HTTP settings (body limit, …); `bind` is ignored.
+pub async fn spawn_app_with(pool: DbPool, settings: HttpSettings, configure: Configure) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let port = listener.local_addr().expect("local address").port();
+    let settings = HttpSettings {
+        workers: Some(settings.workers.unwrap_or(2)),
+        ..settings
+    };
+    let server = http::server(listener, pool, &settings, configure).expect("server starts");
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        handle,
+    }
+}

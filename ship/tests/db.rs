@@ -1,0 +1,217 @@
+//! The database layer against real databases: SQLite always, MariaDB when TEST_MYSQL_URL is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use ship::db::{self, migrations, transact, Backend, DatabaseUrl, DbPool, PoolOptions};
+use ship::testing::TestDb;
+use ship::DbError;
+
+fn scalar_text(conn: &mut ship::AnyConnection, expr: &str) -> String {
+    diesel::select(diesel::dsl::sql::<Text>(expr))
+        .get_result(conn)
+        .unwrap()
+}
+
+ship::backend_tests! {
+    async fn migrations_run_revert_run(db: TestDb) {
+        let mut conn = db.pool.get().unwrap();
+        let all = migrations::status(&mut conn).unwrap();
+        assert!(!all.is_empty());
+        assert!(all.iter().all(|m| m.applied), "{all:?}");
+
+        let reverted = migrations::revert_all(&mut conn).unwrap();
+        let mut names: Vec<_> = all.iter().map(|m| m.name.clone()).collect();
+        names.reverse();
+        assert_eq!(reverted, names, "reverted newest first");
+        assert_eq!(migrations::pending(&mut conn).unwrap().len(), all.len());
+        assert_eq!(migrations::revert_last(&mut conn).unwrap(), None);
+
+        let applied = migrations::run_pending(&mut conn).unwrap();
+        names.reverse();
+        assert_eq!(applied, names, "applied oldest first");
+        assert!(migrations::pending(&mut conn).unwrap().is_empty());
+        assert!(migrations::run_pending(&mut conn).unwrap().is_empty(), "second run is a no-op");
+    }
+
+    async fn a_database_belongs_to_one_region(db: TestDb) {
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(db::bound_region(&mut conn).unwrap(), None);
+        assert!(db::bind_region(&mut conn, "eu-west").unwrap(), "first bind creates the binding");
+        assert!(!db::bind_region(&mut conn, "eu-west").unwrap(), "same region binds again");
+        let err = db::bind_region(&mut conn, "us-east").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("eu-west") && message.contains("us-east"), "{message}");
+        assert_eq!(db::bound_region(&mut conn).unwrap().as_deref(), Some("eu-west"));
+    }
+
+    async fn transactions_commit_on_ok_and_roll_back_on_err(db: TestDb) {
+        let mut conn = db.pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t_items (id BIGINT NOT NULL PRIMARY KEY)").unwrap();
+        let count = |conn: &mut ship::AnyConnection| -> i64 {
+            diesel::select(diesel::dsl::sql::<BigInt>("(SELECT COUNT(*) FROM t_items)"))
+                .get_result(conn)
+                .unwrap()
+        };
+        transact(&mut conn, |c| -> Result<(), DbError> {
+            c.batch_execute("INSERT INTO t_items VALUES (1)")?;
+            Ok(())
+        })
+        .unwrap();
+        let failed = transact(&mut conn, |c| -> Result<(), DbError> {
+            c.batch_execute("INSERT INTO t_items VALUES (2)")?;
+            Err(DbError::Migration("the action failed".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(&mut conn), 1, "the failed transaction left nothing behind");
+
+        // The async API runs on the blocking pool and hands the connection back.
+        let n = db
+            .pool
+            .transaction(|c| -> Result<usize, DbError> {
+                Ok(c.batch_execute("INSERT INTO t_items VALUES (3)").map(|()| 1)?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(count(&mut conn), 2);
+    }
+
+    async fn connections_are_set_up_for_their_backend(db: TestDb) {
+        let mut conn = db.pool.get().unwrap();
+        match db.backend() {
+            Backend::Sqlite => {
+                assert_eq!(scalar_text(&mut conn, "(SELECT journal_mode FROM pragma_journal_mode())"), "wal");
+                assert_eq!(scalar_text(&mut conn, "(SELECT CAST(foreign_keys AS TEXT) FROM pragma_foreign_keys())"), "1");
+                assert_eq!(scalar_text(&mut conn, "(SELECT CAST(timeout AS TEXT) FROM pragma_busy_timeout())"), "5000");
+            }
+            Backend::Mysql => {
+                assert!(scalar_text(&mut conn, "@@SESSION.sql_mode").contains("STRICT_ALL_TABLES"));
+                assert_eq!(scalar_text(&mut conn, "@@SESSION.time_zone"), "+00:00");
+                assert_eq!(scalar_text(&mut conn, "@@SESSION.character_set_connection"), "utf8mb4");
+                assert_eq!(scalar_text(&mut conn, "@@SESSION.tx_isolation"), "READ-COMMITTED");
+                // Strict mode: an over-long value is an error, not a silent truncation.
+                conn.batch_execute("CREATE TABLE t_short (v VARCHAR(3) NOT NULL)").unwrap();
+                assert!(conn.batch_execute("INSERT INTO t_short VALUES ('abcdef')").is_err());
+            }
+        }
+    }
+}
+
+/// SQLite transactions start with BEGIN IMMEDIATE, so concurrent read-then-write
+/// transactions queue on the write lock instead of failing with SQLITE_BUSY on upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_read_then_write_transactions_serialize() {
+    let db = TestDb::sqlite();
+    db.pool
+        .run(|c| -> Result<(), DbError> {
+            Ok(c.batch_execute(
+                "CREATE TABLE t_counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL);
+                 INSERT INTO t_counter VALUES (1, 0);",
+            )?)
+        })
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                pool.transaction(|c| -> Result<(), DbError> {
+                    let n: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+                        "(SELECT n FROM t_counter WHERE id = 1)",
+                    ))
+                    .get_result(c)?;
+                    c.batch_execute(&format!("UPDATE t_counter SET n = {} WHERE id = 1", n + 1))?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut conn = db.pool.get().unwrap();
+    let n: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+        "(SELECT n FROM t_counter WHERE id = 1)",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(n, 80, "no lost update, no SQLITE_BUSY");
+}
+
+#[test]
+fn a_refused_connection_is_reported_with_the_host_and_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let url = DatabaseUrl::parse("mysql://app:hunter2@127.0.0.1:1/rs").unwrap();
+    let started = Instant::now();
+    let err = DbPool::connect(&url, PoolOptions::default()).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let message = err.to_string();
+    assert!(matches!(err, DbError::Unreachable { .. }), "{message}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn a_server_that_never_answers_fails_within_the_connect_timeout() {
+    // Accepts TCP connections but never sends the MySQL greeting.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = DatabaseUrl::parse(&format!("mysql://app:hunter2@127.0.0.1:{port}/rs")).unwrap();
+    let started = Instant::now();
+    let err = DbPool::connect(
+        &url,
+        PoolOptions {
+            max_size: 2,
+            connect_timeout: Duration::from_secs(1),
+        },
+    )
+    .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn a_sqlite_file_in_a_missing_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/region.db");
+    let url = DatabaseUrl::sqlite_file(&path.to_string_lossy());
+    let pool = DbPool::connect(&url, PoolOptions::default()).unwrap();
+    migrations::run_pending(&mut pool.get().unwrap()).unwrap();
+    assert!(path.is_file());
+}
+
+/// MariaDB only: a wrong password is reported as such (the derived MultiConnection::establish
+/// would say "invalid connection url" for every backend it tried).
+mod wrong_password {
+    use super::*;
+
+    #[test]
+    fn mysql() {
+        let server = ship::testing::mysql_server_url().expect(
+            "TEST_MYSQL_URL must be set for MariaDB tests (or skip them with --skip ::mysql)",
+        );
+        let mut parsed = url::Url::parse(server.expose()).unwrap();
+        parsed.set_username("regionsync_nobody").unwrap();
+        parsed.set_password(Some("definitely-wrong")).unwrap();
+        let url = DatabaseUrl::parse(parsed.as_str()).unwrap();
+        let message = DbPool::connect(&url, PoolOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("Access denied"), "{message}");
+        assert!(!message.contains("definitely-wrong"), "{message}");
+    }
+}
