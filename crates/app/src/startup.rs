@@ -41,9 +41,13 @@ impl Application {
                     tracing::info!(migration = %name, "applied migration");
                 }
             }
-            // Without migrations the binding table may not exist yet; readiness reports that.
-            if (migrate || migrations::pending(conn)?.is_empty()) && db::bind_region(conn, &region)?
-            {
+            // With --no-migrate the binding table may not exist yet (readiness reports the
+            // pending migrations); whenever it exists, the binding is checked.
+            let identity_ready = migrate
+                || migrations::status(conn)?
+                    .iter()
+                    .any(|m| m.applied && m.name == db::IDENTITY_MIGRATION);
+            if identity_ready && db::bind_region(conn, &region)? {
                 tracing::info!(region = %region, "database bound to this region");
             }
             Ok(())

@@ -19,6 +19,9 @@ diesel::table! {
 
 const INSTANCE_ROW: i32 = 1;
 
+/// The migration that creates `ship_instance`; until it is applied there is nothing to bind.
+pub const IDENTITY_MIGRATION: &str = "2026-11-25-000001_ship_create_instance";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegionBindingError {
     #[error(

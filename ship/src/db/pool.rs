@@ -19,7 +19,7 @@ PRAGMA foreign_keys = ON;";
 /// outbox inserts; read-modify-write decisions are made under row locks or in one statement,
 /// never by relying on REPEATABLE READ snapshots).
 const MYSQL_SETUP: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,PIPES_AS_CONCAT';
-SET NAMES utf8mb4 COLLATE utf8mb4_bin;
+SET NAMES utf8mb4 COLLATE utf8mb4_nopad_bin;
 SET time_zone = '+00:00';
 SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;";
 
@@ -219,29 +219,34 @@ impl DbPool {
 /// On SQLite the transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front, so
 /// a transaction that reads and then writes waits for `busy_timeout` instead of failing with
 /// `SQLITE_BUSY` when it tries to upgrade. Other backends use a plain `BEGIN`.
+///
+/// Transactions do not nest: an action owns exactly one, so calling `transact` inside another
+/// fails with `AlreadyInTransaction` on every backend (never a silent savepoint on one of them).
 pub fn transact<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    type Manager = <AnyConnection as Connection>::TransactionManager;
+    type Tm = <AnyConnection as Connection>::TransactionManager;
     match conn {
         AnyConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
         }
-        AnyConnection::Mysql(_) => Manager::begin_transaction(conn)?,
+        AnyConnection::Mysql(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?
+        }
     }
     match f(conn) {
-        Ok(value) => match Manager::commit_transaction(conn) {
+        Ok(value) => match Tm::commit_transaction(conn) {
             Ok(()) => Ok(value),
             Err(commit_error) => {
                 // Same policy as diesel's `Connection::transaction`: try to roll back, report
                 // the commit error.
-                let _ = Manager::rollback_transaction(conn);
+                let _ = Tm::rollback_transaction(conn);
                 Err(commit_error.into())
             }
         },
-        Err(user_error) => match Manager::rollback_transaction(conn) {
+        Err(user_error) => match Tm::rollback_transaction(conn) {
             Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
             Err(rollback_error) => Err(rollback_error.into()),
         },

@@ -29,8 +29,8 @@ impl fmt::Display for Backend {
 
 /// A database URL whose backend is known from its scheme.
 ///
-/// Accepted forms: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, a bare file path
-/// (SQLite), `mysql://user:pass@host:3306/db` and `mariadb://…` (MariaDB/MySQL).
+/// Accepted forms: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, `file://path`, a
+/// bare file path (SQLite), `mysql://user:pass@host:3306/db` and `mariadb://…` (MariaDB/MySQL).
 ///
 /// `Display`, `Debug` and `Serialize` show the URL with the password replaced by `***`; only
 /// [`DatabaseUrl::expose`] gives the real string.

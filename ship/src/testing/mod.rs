@@ -94,7 +94,9 @@ impl TestDb {
                     db::establish(&server).unwrap_or_else(|e| panic!("{TEST_MYSQL_URL}: {e}"));
                 diesel::connection::SimpleConnection::batch_execute(
                     &mut control,
-                    &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+                    &format!(
+                        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+                    ),
                 )
                 .expect("CREATE DATABASE for the test");
                 let url = server.with_database(&name).expect("test database URL");

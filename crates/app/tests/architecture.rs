@@ -1,0 +1,270 @@
+//! The crate rules of the Porto layout (docs/ARCHITECTURE.md), read from `cargo metadata` and
+//! the member manifests:
+//!
+//! - C1 `ship` depends on no workspace member.
+//! - C2 a container depends on `ship` only among workspace members.
+//! - C3 `app` depends on `ship` and on every container.
+//! - C4 nothing depends on `app`.
+//! - C5 every member has `[lints] workspace = true` and `publish = false`, and takes
+//!   third-party crates as `{ workspace = true }` (no version strings in member manifests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+/// A workspace member as the rules see it.
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    /// Path of the member's directory relative to the workspace root, e.g. `containers/sync`.
+    dir: String,
+    /// Workspace members it depends on (any kind: normal, dev, build), itself excluded.
+    member_deps: Vec<String>,
+    publish_false: bool,
+    manifest: toml::Value,
+}
+
+fn workspace_metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn members(metadata: &Value) -> Vec<Member> {
+    let root = Path::new(metadata["workspace_root"].as_str().unwrap());
+    let ids: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let packages: Vec<&Value> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| ids.contains(&p["id"].as_str().unwrap()))
+        .collect();
+    let names: Vec<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().unwrap().to_string();
+            let manifest_path = Path::new(p["manifest_path"].as_str().unwrap());
+            let dir = manifest_path
+                .parent()
+                .unwrap()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let mut member_deps: Vec<String> = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["name"].as_str().unwrap().to_string())
+                .filter(|d| names.contains(d) && *d != name)
+                .collect();
+            member_deps.sort();
+            member_deps.dedup();
+            let manifest = std::fs::read_to_string(manifest_path)
+                .map(|text| toml::from_str(&text).unwrap())
+                .unwrap_or(toml::Value::Table(Default::default()));
+            Member {
+                name,
+                dir,
+                member_deps,
+                // `publish = false` shows as an empty registry list.
+                publish_false: p["publish"] == json!([]),
+                manifest,
+            }
+        })
+        .collect()
+}
+
+/// Every rule broken, one line each; empty when the workspace is sound.
+fn violations(members: &[Member]) -> Vec<String> {
+    let mut out = Vec::new();
+    let ship = members.iter().find(|m| m.dir == "ship");
+    let app = members.iter().find(|m| m.dir == "crates/app");
+    let containers: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.dir.starts_with("containers/"))
+        .collect();
+    let (Some(ship), Some(app)) = (ship, app) else {
+        return vec!["layout: expected members at ship/ and crates/app/".into()];
+    };
+
+    // C1
+    if !ship.member_deps.is_empty() {
+        out.push(format!(
+            "C1: ship depends on workspace members {:?}",
+            ship.member_deps
+        ));
+    }
+    // C2
+    for c in &containers {
+        let bad: Vec<_> = c.member_deps.iter().filter(|d| **d != ship.name).collect();
+        if !bad.is_empty() {
+            out.push(format!(
+                "C2: container {} ({}) depends on {bad:?}; only ship is allowed",
+                c.name, c.dir
+            ));
+        }
+    }
+    // C3
+    for needed in std::iter::once(ship).chain(containers.iter().copied()) {
+        if !app.member_deps.contains(&needed.name) {
+            out.push(format!(
+                "C3: app does not depend on {} (every container must be wired)",
+                needed.name
+            ));
+        }
+    }
+    // C4
+    for m in members {
+        if m.member_deps.contains(&app.name) {
+            out.push(format!("C4: {} depends on the app crate", m.name));
+        }
+    }
+    // C5
+    for m in members {
+        if m.manifest
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(toml::Value::as_bool)
+            != Some(true)
+        {
+            out.push(format!("C5: {} lacks `[lints] workspace = true`", m.name));
+        }
+        if !m.publish_false {
+            out.push(format!(
+                "C5: {} is publishable; set `publish = false`",
+                m.name
+            ));
+        }
+        for (table, deps) in dependency_tables(&m.manifest) {
+            for (dep, spec) in deps {
+                let from_workspace =
+                    spec.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+                let local_path = spec.get("path").is_some();
+                if !from_workspace && !local_path {
+                    out.push(format!(
+                        "C5: {} takes `{dep}` in [{table}] with its own version; use `{{ workspace = true }}`",
+                        m.name
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `[dependencies]`, `[dev-dependencies]`, `[build-dependencies]`, also under `[target.*]`.
+fn dependency_tables(manifest: &toml::Value) -> Vec<(String, BTreeMap<String, toml::Value>)> {
+    let kinds = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut out = Vec::new();
+    let mut collect = |prefix: &str, table: &toml::Value| {
+        for kind in kinds {
+            if let Some(deps) = table.get(kind).and_then(toml::Value::as_table) {
+                let deps = deps.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                out.push((format!("{prefix}{kind}"), deps));
+            }
+        }
+    };
+    collect("", manifest);
+    if let Some(targets) = manifest.get("target").and_then(toml::Value::as_table) {
+        for (cfg, table) in targets {
+            collect(&format!("target.{cfg}."), table);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_workspace_follows_the_crate_rules() {
+    let members = members(&workspace_metadata());
+    assert!(
+        members.iter().any(|m| m.dir.starts_with("containers/")),
+        "no container found"
+    );
+    let broken = violations(&members);
+    assert!(
+        broken.is_empty(),
+        "crate rules broken:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The check itself must fail on each kind of forbidden edge (a rule test that cannot fail is
+/// worthless): add the edges to the real workspace and expect one violation per rule.
+#[test]
+fn the_rules_catch_forbidden_dependencies() {
+    let mut members = members(&workspace_metadata());
+    let app_name = members
+        .iter()
+        .find(|m| m.dir == "crates/app")
+        .unwrap()
+        .name
+        .clone();
+    let container = members
+        .iter()
+        .find(|m| m.dir.starts_with("containers/"))
+        .unwrap()
+        .name
+        .clone();
+    // A second container, depending on the first (C2) and on the app (C4), not wired into app (C3),
+    // with a versioned third-party dependency (C5).
+    let mut rogue = members
+        .iter()
+        .find(|m| m.name == container)
+        .unwrap()
+        .clone();
+    rogue.name = "rogue".into();
+    rogue.dir = "containers/rogue".into();
+    rogue.member_deps = vec!["ship".into(), container.clone(), app_name.clone()];
+    rogue.manifest =
+        toml::from_str("[lints]\nworkspace = true\n[dependencies]\nserde = \"1\"\n").unwrap();
+    members.push(rogue);
+    // ship depending on a container (C1).
+    members
+        .iter_mut()
+        .find(|m| m.dir == "ship")
+        .unwrap()
+        .member_deps
+        .push(container.clone());
+
+    let broken = violations(&members);
+    for rule in [
+        "C1: ship",
+        "C2: container rogue",
+        "C3: app does not depend on rogue",
+        "C4: rogue",
+        "C5: rogue takes `serde`",
+    ] {
+        assert!(
+            broken.iter().any(|v| v.starts_with(rule)),
+            "expected `{rule}…` in {broken:#?}"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! The `regionsync` binary as an operator runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn regionsync(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regionsync"));
+    cmd.current_dir(dir);
+    // Only what the test sets: no configuration leaks in from the caller's environment.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGIONSYNC_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out, stdout, stderr)
+}
+
+/// Run `serve` against a database that cannot be reached; it must exit non-zero within 10 s
+/// with a message naming the host and hiding the password.
+fn assert_serve_fails_fast(url: &str, host: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, _, stderr) = run(regionsync(dir.path())
+        .args(["serve"])
+        .env("REGIONSYNC_DATABASE__URL", url)
+        .env("REGIONSYNC_HTTP__BIND", "127.0.0.1:0"));
+    let took = started.elapsed();
+    assert!(!out.status.success(), "serve must fail: {stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(stderr.contains(host), "names the host: {stderr}");
+    assert!(!stderr.contains("hunter2"), "hides the password: {stderr}");
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+}
+
+#[test]
+fn serve_with_a_refused_mariadb_url_exits_at_once() {
+    assert_serve_fails_fast("mysql://app:hunter2@127.0.0.1:1/rs", "127.0.0.1");
+}
+
+#[test]
+fn serve_with_a_mariadb_that_never_answers_exits_within_ten_seconds() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    assert_serve_fails_fast(
+        &format!("mysql://app:hunter2@127.0.0.1:{port}/rs"),
+        &format!("127.0.0.1:{port}"),
+    );
+}
+
+#[test]
+fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = regionsync(dir.path())
+        .args(["serve"])
+        // The only setting: a free port instead of 8080, so tests can run side by side.
+        .env("REGIONSYNC_HTTP__BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no `listening on` line; saw:\n{}", seen.join("\n")));
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        seen.push(line);
+    };
+
+    let ready = http_get::blocking_get(&format!("{base}/health/ready"));
+    assert_eq!(ready.0, 200, "{}", ready.1);
+    assert!(ready.1.contains("\"status\":\"ready\""), "{}", ready.1);
+    assert!(
+        dir.path().join("data/regionsync.db").is_file(),
+        "default SQLite file under ./data"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// A tiny blocking GET without another HTTP client: (status, body).
+mod http_get {
+    pub fn blocking_get(url: &str) -> (u16, String) {
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let res = reqwest::get(&url).await.unwrap();
+                let status = res.status().as_u16();
+                (status, res.text().await.unwrap())
+            })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+#[test]
+fn config_show_layers_defaults_file_and_environment_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("region.toml"),
+        "region_id = \"eu-west\"\n[database]\nurl = \"mysql://app:hunter2@db.internal:3306/rs\"\npool_size = 4\n[http]\nbind = \"127.0.0.1:7000\"\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(regionsync(dir.path())
+        .args(["--config", "region.toml", "config", "show"])
+        .env("REGIONSYNC_HTTP__BIND", "0.0.0.0:9000"));
+    assert!(out.status.success(), "{stderr}");
+    let shown: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        shown["region_id"].as_str(),
+        Some("eu-west"),
+        "from the file"
+    );
+    assert_eq!(
+        shown["database"]["pool_size"].as_integer(),
+        Some(4),
+        "from the file"
+    );
+    assert_eq!(
+        shown["http"]["bind"].as_str(),
+        Some("0.0.0.0:9000"),
+        "environment wins"
+    );
+    assert_eq!(shown["log"]["filter"].as_str(), Some("info"), "default");
+    assert_eq!(
+        shown["database"]["url"].as_str(),
+        Some("mysql://app:***@db.internal:3306/rs")
+    );
+    assert!(!stdout.contains("hunter2"));
+
+    // REGIONSYNC_CONFIG names the file too.
+    let (out, stdout, _) = run(regionsync(dir.path())
+        .args(["config", "show"])
+        .env("REGIONSYNC_CONFIG", "region.toml"));
+    assert!(out.status.success());
+    assert!(stdout.contains("region_id = \"eu-west\""), "{stdout}");
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("typo.toml"), "[databse]\nurl = \"x\"\n").unwrap();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec!["--config", "typo.toml", "config", "show"],
+            vec![],
+            "databse",
+        ),
+        (
+            vec!["--config", "missing.toml", "config", "show"],
+            vec![],
+            "missing.toml does not exist",
+        ),
+        (
+            vec!["config", "show"],
+            vec![("REGIONSYNC_REGION_ID", "EU West")],
+            "region_id",
+        ),
+        (
+            vec!["config", "show"],
+            vec![("REGIONSYNC_HTTP__BIND", "nowhere")],
+            "http.bind",
+        ),
+        (
+            vec!["config", "show"],
+            vec![("REGIONSYNC_DATABASE__URL", "postgres://u@h/db")],
+            "PostgreSQL",
+        ),
+        (
+            vec!["config", "show"],
+            vec![("REGIONSYNC_DATABASE__POOL_SIZE", "0")],
+            "database.pool_size",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let mut cmd = regionsync(dir.path());
+        cmd.args(&args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let (out, _, stderr) = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?} {env:?}: expected `{expected}` in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn migrate_status_run_and_revert_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = ("REGIONSYNC_DATABASE__URL", "sqlite://ops.db");
+    let (out, stdout, stderr) = run(regionsync(dir.path())
+        .args(["migrate", "status"])
+        .env(url.0, url.1));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("pending  ") && !stdout.contains("applied  "),
+        "{stdout}"
+    );
+
+    let (out, stdout, _) = run(regionsync(dir.path())
+        .args(["migrate", "run"])
+        .env(url.0, url.1));
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("applied  2026-11-25-000001_ship_create_instance"),
+        "{stdout}"
+    );
+
+    let (_, stdout, _) = run(regionsync(dir.path())
+        .args(["migrate", "status"])
+        .env(url.0, url.1));
+    assert!(!stdout.contains("pending  "), "{stdout}");
+
+    let (out, stdout, _) = run(regionsync(dir.path())
+        .args(["migrate", "revert", "--all"])
+        .env(url.0, url.1));
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("reverted 2026-11-25-000001_ship_create_instance"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(regionsync(dir.path())
+        .args(["migrate", "revert"])
+        .env(url.0, url.1));
+    assert!(stdout.contains("no migration is applied"), "{stdout}");
+}

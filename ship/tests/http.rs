@@ -1,0 +1,270 @@
+//! The HTTP plumbing: every failure answers with the JSON envelope and a 4xx/5xx status, every
+//! response carries a request id, and readiness reflects the database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use ship::config::HttpSettings;
+use ship::db::{migrations, Backend};
+use ship::errors::{ApiError, HttpError, StatusCode};
+use ship::testing::{spawn_app, spawn_app_with, TestApp, TestDb};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Probe {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Page {
+    limit: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("name is taken")]
+struct Taken;
+
+impl ApiError for Taken {
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn code(&self) -> &'static str {
+        "name_taken"
+    }
+    fn details(&self) -> Option<Value> {
+        Some(json!({"field": "name"}))
+    }
+}
+
+/// Routes that exist only in this test, to exercise each extractor. Routes are registered as
+/// `web::resource(..).route(..)`, as the containers do, so a wrong method is a 405 (actix's
+/// `cfg.route(path, web::post())` would turn it into a 404).
+fn probe_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/probe/json").route(web::post().to(
+        |body: web::Json<Probe>| async move { HttpResponse::Ok().json(json!({"name": body.name})) },
+    )))
+    .route(
+        "/probe/query",
+        web::get().to(|q: web::Query<Page>| async move {
+            HttpResponse::Ok().json(json!({"limit": q.limit}))
+        }),
+    )
+    .route(
+        "/probe/path/{n}",
+        web::get().to(|n: web::Path<u32>| async move { HttpResponse::Ok().json(json!({"n": *n})) }),
+    )
+    .route(
+        "/probe/conflict",
+        web::post().to(|| async { Err::<HttpResponse, HttpError>(Taken.into()) }),
+    );
+}
+
+async fn probe_app(db: &TestDb) -> TestApp {
+    let settings = HttpSettings {
+        max_body_bytes: 1024,
+        ..HttpSettings::default()
+    };
+    spawn_app_with(db.pool.clone(), settings, Arc::new(probe_routes)).await
+}
+
+/// Assert the response is the envelope with `status` and `code`; return the body.
+async fn expect_envelope(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "request id header"
+    );
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body.as_object().unwrap().contains_key("details"), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_envelope() {
+    let db = TestDb::sqlite();
+    let app = probe_app(&db).await;
+    let c = &app.client;
+
+    let ok = c
+        .post(app.url("/probe/json"))
+        .json(&json!({"name": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the probe itself works");
+
+    let res = c.get(app.url("/no/such/route")).send().await.unwrap();
+    expect_envelope(res, 404, "not_found").await;
+
+    let res = c.delete(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(res.headers()["allow"], "GET");
+    expect_envelope(res, 405, "method_not_allowed").await;
+
+    let res = c
+        .put(app.url("/probe/json"))
+        .json(&json!({"name": "a"}))
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(res, 405, "method_not_allowed").await;
+
+    let bad_json = c
+        .post(app.url("/probe/json"))
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(bad_json, 400, "invalid_json").await;
+
+    for wrong_shape in [
+        json!({"name": 5}),
+        json!({}),
+        json!({"name": "a", "extra": 1}),
+        json!([1]),
+    ] {
+        let res = c
+            .post(app.url("/probe/json"))
+            .json(&wrong_shape)
+            .send()
+            .await
+            .unwrap();
+        expect_envelope(res, 422, "invalid_body").await;
+    }
+
+    let res = c
+        .post(app.url("/probe/json"))
+        .body("{\"name\": \"a\"}")
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(res, 415, "unsupported_media_type").await;
+
+    let big = json!({"name": "x".repeat(2048)});
+    let res = c
+        .post(app.url("/probe/json"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(res, 413, "payload_too_large").await;
+
+    let res = c
+        .get(app.url("/probe/query?limit=many"))
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(res, 400, "invalid_query").await;
+    let res = c.get(app.url("/probe/query")).send().await.unwrap();
+    expect_envelope(res, 400, "invalid_query").await;
+
+    let res = c
+        .get(app.url("/probe/path/minus-one"))
+        .send()
+        .await
+        .unwrap();
+    expect_envelope(res, 400, "invalid_path").await;
+
+    let res = c.post(app.url("/probe/conflict")).send().await.unwrap();
+    let body = expect_envelope(res, 409, "name_taken").await;
+    assert_eq!(body["details"], json!({"field": "name"}));
+    assert_eq!(body["message"], "name is taken");
+
+    app.stop().await;
+}
+
+/// A chunked body has no Content-Length, so the limit is only found while reading it.
+#[tokio::test]
+async fn an_oversized_chunked_body_is_refused_with_the_envelope() {
+    let db = TestDb::sqlite();
+    let app = probe_app(&db).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let raw = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let chunk = format!("{{\"name\": \"{}\"}}", "y".repeat(4000));
+        let request = format!(
+            "POST /probe/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+            chunk.len()
+        );
+        // The server may answer and close before it has read everything.
+        let _ = stream.write_all(request.as_bytes());
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("\"error\":\"payload_too_large\""), "{raw}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_pending_migrations_then_ready() {
+    let db = TestDb::unmigrated(Backend::Sqlite);
+    let app = spawn_app(db.pool.clone(), Arc::new(|_| {})).await;
+
+    let live = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    let res = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_envelope(res, 503, "migrations_pending").await;
+    assert!(
+        !body["details"]["pending"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+
+    migrations::run_pending(&mut db.pool.get().unwrap()).unwrap();
+    let res = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    app.stop().await;
+}
+
+ship::backend_tests! {
+    async fn ready_on_a_migrated_database(db: TestDb) {
+        let app = spawn_app(db.pool.clone(), Arc::new(|_| {})).await;
+        let res = app.client.get(app.url("/health/ready")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["backend"], db.backend().name());
+        assert_eq!(body["migrations"], "current");
+        app.stop().await;
+    }
+}
