@@ -184,7 +184,9 @@ fn config_show_layers_defaults_file_and_environment_and_redacts_secrets() {
 fn bad_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("typo.toml"), "[databse]\nurl = \"x\"\n").unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    /// (arguments, environment, what the error must mention)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--config", "typo.toml", "config", "show"],
             vec![],

@@ -8,8 +8,10 @@ use serde_json::Value;
 use ship::testing::TestDb;
 
 fn settings_for(db: &TestDb, region: &str) -> Settings {
-    let mut settings = Settings::default();
-    settings.region_id = region.into();
+    let mut settings = Settings {
+        region_id: region.into(),
+        ..Settings::default()
+    };
     settings.database.url = db.url.clone();
     settings.http.bind = "127.0.0.1:0".into();
     settings.http.workers = Some(1);

@@ -1,0 +1,38 @@
+# regionsync — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BIN := $(TARGET_DIR)/release/regionsync
+
+.PHONY: help run test lint fmt migrate arch setup
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctrl-C stops it
+	$(CARGO) build --release -p app
+	@echo "regionsync: serving region '$${REGIONSYNC_REGION_ID:-local}' at http://$${REGIONSYNC_HTTP__BIND:-127.0.0.1:8080} (try /health/ready)"
+	$(BIN) serve
+
+test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB when TEST_MYSQL_URL is set)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/test-suites.sh
+
+lint: ## clippy with warnings denied
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+migrate: ## apply pending migrations to the configured database
+	$(CARGO) run -q -p app -- migrate run
+
+arch: ## only the crate-rules test
+	$(CARGO) test -p app --test architecture
+
+setup: ## system packages the build links against (guarded: quick when present)
+	@scripts/setup.sh

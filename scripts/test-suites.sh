@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every test of the workspace. Tests that need a database exist once per backend, named
+# `<test>::sqlite` and `<test>::mysql` (ship::backend_tests!). The MariaDB ones run when
+# TEST_MYSQL_URL is set; with REQUIRE_MYSQL=1 (CI) their absence is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+args=()
+if [ -z "${TEST_MYSQL_URL:-}" ]; then
+  if [ "${REQUIRE_MYSQL:-0}" = 1 ]; then
+    echo "test: REQUIRE_MYSQL=1 but TEST_MYSQL_URL is not set" >&2
+    exit 1
+  fi
+  args=(--skip ::mysql)
+fi
+
+# A hung test must not eat the CI budget: the whole run is bounded.
+status=0
+timeout --signal=TERM 25m "${CARGO:-cargo}" test --workspace --locked -- "${args[@]}" 2>&1 | tee "$log" || status=$?
+
+sqlite=$(grep -cE '^test .*::sqlite \.\.\. ok$' "$log" || true)
+mysql=$(grep -cE '^test .*::mysql \.\.\. ok$' "$log" || true)
+echo
+echo "backends: sqlite ran ($sqlite per-backend tests passed)"
+if [ -n "${TEST_MYSQL_URL:-}" ]; then
+  echo "backends: mariadb ran ($mysql per-backend tests passed) on ${TEST_MYSQL_URL%%@*}@…"
+else
+  echo "backends: mariadb NOT run — set TEST_MYSQL_URL=mysql://root@127.0.0.1:3306/test to run those suites"
+fi
+if [ "$status" -ne 0 ]; then
+  echo "test: FAILED (exit $status)" >&2
+  exit "$status"
+fi
+if [ "${REQUIRE_MYSQL:-0}" = 1 ] && [ "$mysql" -eq 0 ]; then
+  echo "test: REQUIRE_MYSQL=1 but no MariaDB test passed" >&2
+  exit 1
+fi
+if [ "$sqlite" -eq 0 ]; then
+  echo "test: no SQLite test ran" >&2
+  exit 1
+fi
