@@ -232,3 +232,29 @@ mod wrong_password {
         assert!(!message.contains("definitely-wrong"), "{message}");
     }
 }
+
+/// Every migration exists under the same folder name for every backend, with both scripts.
+#[test]
+fn every_backend_has_the_same_migrations() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let list = |backend: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(backend))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in &names {
+            for script in ["up.sql", "down.sql"] {
+                assert!(
+                    root.join(backend).join(name).join(script).is_file(),
+                    "{backend}/{name}/{script}"
+                );
+            }
+        }
+        names
+    };
+    let sqlite = list("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, list("mysql"));
+}
