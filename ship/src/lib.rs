@@ -2,12 +2,13 @@
 //!
 //! Infrastructure with no business knowledge: the database layer ([`db`]), the one JSON error
 //! envelope ([`errors`]), layered configuration ([`config`]), logging and request spans
-//! ([`telemetry`]), HTTP plumbing ([`http`]) and the component traits containers implement
-//! ([`parents`]). Test support lives in [`testing`] behind the `testing` feature.
+//! ([`telemetry`]), HTTP plumbing ([`http`]), the component traits containers implement
+//! ([`parents`]) and the contracts containers exchange through the app ([`contracts`]). Test support lives in [`testing`] behind the `testing` feature.
 //!
 //! Architecture invariant: ship never names a container, a container's table or an endpoint.
 
 pub mod config;
+pub mod contracts;
 pub mod db;
 pub mod errors;
 pub mod http;

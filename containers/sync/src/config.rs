@@ -1,11 +1,23 @@
-//! `[sync]`: limits of the changes feed and of ops batches, and the clock drift bound.
+//! `[sync]`: the peers this region delivers to, limits of the changes feed and of ops batches,
+//! and the clock drift bound.
 
 use serde::{Deserialize, Serialize};
-use ship::config::{key, ConfigProblem, Validate};
+use ship::config::{check_region_id, key, ConfigProblem, Validate};
+
+/// A peer region (from configuration until the broker issue replaces it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: String,
+    /// e.g. `http://10.0.0.2:8080`
+    pub base_url: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncConfig {
+    /// Every local change gets one outbox entry per peer.
+    pub peers: Vec<PeerConfig>,
     /// Entries per `GET /changes` page when the caller names no `limit`.
     pub changes_default_limit: u32,
     /// The largest `limit` a caller may ask for.
@@ -19,6 +31,7 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
+            peers: Vec::new(),
             changes_default_limit: 500,
             changes_max_limit: 5_000,
             max_ops_per_batch: 1_000,
@@ -27,8 +40,32 @@ impl Default for SyncConfig {
     }
 }
 
+impl SyncConfig {
+    pub fn peer_ids(&self) -> Vec<String> {
+        self.peers.iter().map(|p| p.id.clone()).collect()
+    }
+}
+
 impl Validate for SyncConfig {
     fn validate(&self, prefix: &str, problems: &mut Vec<ConfigProblem>) {
+        for (i, peer) in self.peers.iter().enumerate() {
+            let at = key(prefix, &format!("peers[{i}]"));
+            if let Err(message) = check_region_id(&peer.id) {
+                problems.push(ConfigProblem::new(format!("{at}.id"), message));
+            }
+            if self.peers.iter().filter(|p| p.id == peer.id).count() > 1 {
+                problems.push(ConfigProblem::new(
+                    format!("{at}.id"),
+                    format!("peer `{}` is listed twice", peer.id),
+                ));
+            }
+            if !(peer.base_url.starts_with("http://") || peer.base_url.starts_with("https://")) {
+                problems.push(ConfigProblem::new(
+                    format!("{at}.base_url"),
+                    format!("`{}` is not an http(s) URL", peer.base_url),
+                ));
+            }
+        }
         if self.changes_default_limit == 0 || self.changes_default_limit > self.changes_max_limit {
             problems.push(ConfigProblem::new(
                 key(prefix, "changes_default_limit"),
@@ -58,12 +95,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_bad_limits_are_named() {
+    fn defaults_are_valid_and_bad_values_are_named() {
         let mut problems = Vec::new();
         SyncConfig::default().validate("sync", &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
 
         SyncConfig {
+            peers: vec![PeerConfig {
+                id: "Bad Id".into(),
+                base_url: "ftp://x".into(),
+            }],
             changes_default_limit: 10_000,
             max_ops_per_batch: 0,
             ..SyncConfig::default()
@@ -72,7 +113,12 @@ mod tests {
         let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["sync.changes_default_limit", "sync.max_ops_per_batch"]
+            [
+                "sync.peers[0].id",
+                "sync.peers[0].base_url",
+                "sync.changes_default_limit",
+                "sync.max_ops_per_batch"
+            ]
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The sync container's errors. Each variant has an HTTP status and a stable snake_case code
-//! (documented in docs/PROTOCOL.md once the routes exist).
+//! The sync container's errors. Each variant has an HTTP status and a stable snake_case code,
+//! listed in docs/PROTOCOL.md.
 
 use ship::errors::{ApiError, StatusCode};
 use ship::DbError;
@@ -8,6 +8,17 @@ use ship::DbError;
 pub enum SyncError {
     #[error("unknown resource `{0}`")]
     UnknownResource(String),
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    #[error(
+        "the cursor is older than the retained history (entries through {pruned_through} were \
+         pruned); bootstrap from a snapshot instead of pulling"
+    )]
+    CursorExpired { pruned_through: i64 },
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit { max: u32 },
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -22,6 +33,10 @@ impl ApiError for SyncError {
     fn status(&self) -> StatusCode {
         match self {
             SyncError::UnknownResource(_) => StatusCode::NOT_FOUND,
+            SyncError::InvalidCursor(_)
+            | SyncError::InvalidLimit { .. }
+            | SyncError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            SyncError::CursorExpired { .. } => StatusCode::GONE,
             SyncError::Db(e) => e.status(),
         }
     }
@@ -29,7 +44,21 @@ impl ApiError for SyncError {
     fn code(&self) -> &'static str {
         match self {
             SyncError::UnknownResource(_) => "unknown_resource",
+            SyncError::InvalidCursor(_) => "invalid_cursor",
+            SyncError::CursorExpired { .. } => "cursor_expired",
+            SyncError::InvalidLimit { .. } => "invalid_limit",
+            SyncError::InvalidQuery(_) => "invalid_query",
             SyncError::Db(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            SyncError::CursorExpired { pruned_through } => Some(serde_json::json!({
+                "pruned_through": pruned_through,
+                "bootstrap": "snapshot bootstrap is required: this cursor can never be served again",
+            })),
+            _ => None,
         }
     }
 }

@@ -1,18 +1,22 @@
 //! The sync container: changelog capture, the outbox, the changes feed (`GET
 //! /sync/{resource}/changes`), ops apply (`POST /sync/{resource}/ops`) and the sync jobs.
 //!
-//! Layout (Porto): `actions` are the use cases and own the transaction; `tasks` do one thing
-//! each; `data` holds the schema and queries; `models` the rows; `ui::http` the routes,
-//! controllers, requests and transformers; `jobs` what the console kernel schedules. The
-//! container depends on `ship` only, and never names a synced resource: resources will register
-//! through contracts in `ship` (added with the sync-core issue).
-//!
-//! State: the foundation skeleton — its configuration section, its error enum and an empty
-//! route table. The changelog, feed and apply arrive with the sync-core issue.
+//! Layout (Porto): `actions` are the use cases and own the transaction; `data` holds the schema
+//! and queries; `models` the rows; `ui::http` the routes, controllers, requests and
+//! transformers. The container depends on `ship` only and never names a synced resource:
+//! resources come in through ship's contracts (`SyncResource`, `ResourceRegistry`), and domain
+//! containers record their writes through `ChangeRecorder`, implemented here by
+//! [`recorder::SyncChangeRecorder`].
 
+pub mod actions;
 pub mod config;
+pub mod cursor;
+pub(crate) mod data;
 pub mod errors;
+pub mod models;
+pub mod recorder;
 pub mod ui;
 
-pub use config::SyncConfig;
+pub use config::{PeerConfig, SyncConfig};
 pub use errors::SyncError;
+pub use recorder::SyncChangeRecorder;

@@ -1,11 +1,12 @@
-//! The `regionsync` application: wiring only. It composes the settings, assembles the route
-//! table from each container's `configure`, builds the server and runs the CLI commands.
+//! The `regionsync` application: wiring only. It composes the settings, connects the contracts
+//! to their implementations and assembles the route table from each container's `configure`
+//! ([`wiring`]), builds the server and runs the CLI commands.
 //! Business logic lives in the containers; infrastructure in `ship`.
 
 pub mod cli;
-pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod wiring;
 
 pub use settings::Settings;
 pub use startup::Application;

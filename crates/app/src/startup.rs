@@ -7,6 +7,7 @@ use ship::db::{self, migrations, DbPool};
 use ship::ShipError;
 
 use crate::settings::Settings;
+use crate::wiring::Wiring;
 
 /// What `serve` does before it listens.
 #[derive(Debug, Clone, Copy)]
@@ -29,35 +30,53 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connect the database (failing within `connect_timeout_secs`), migrate unless told not to,
-    /// check the database belongs to this region, and bind the listener.
+    /// Connect the database (failing within `connect_timeout_secs`), migrate unless told not to
+    /// (and refuse a schema with pending migrations), check the database belongs to this
+    /// region, wire the containers and bind the listener.
     pub async fn build(settings: &Settings, options: StartOptions) -> Result<Self, ShipError> {
         let pool = connect(settings).await?;
         let region = settings.region_id.clone();
         let migrate = options.migrate;
-        pool.run(move |conn| -> Result<(), ShipError> {
-            if migrate {
-                for name in migrations::run_pending(conn)? {
-                    tracing::info!(migration = %name, "applied migration");
+        let wiring_settings = settings.clone();
+        let wiring = pool
+            .run(move |conn| -> Result<Wiring, ShipError> {
+                if migrate {
+                    for name in migrations::run_pending(conn)? {
+                        tracing::info!(migration = %name, "applied migration");
+                    }
                 }
-            }
-            // With --no-migrate the binding table may not exist yet (readiness reports the
-            // pending migrations); whenever it exists, the binding is checked.
-            let identity_ready = migrate
-                || migrations::status(conn)?
-                    .iter()
-                    .any(|m| m.applied && m.name == db::IDENTITY_MIGRATION);
-            if identity_ready && db::bind_region(conn, &region)? {
-                tracing::info!(region = %region, "database bound to this region");
-            }
-            Ok(())
-        })
-        .await?;
+                // The region binding is checked first: a foreign database is the more serious
+                // problem, and its table exists as soon as the first migration ran.
+                let identity_ready = migrate
+                    || migrations::status(conn)?
+                        .iter()
+                        .any(|m| m.applied && m.name == db::IDENTITY_MIGRATION);
+                if identity_ready && db::bind_region(conn, &region)? {
+                    tracing::info!(region = %region, "database bound to this region");
+                }
+                // With --no-migrate, a schema that is behind the binary is refused at start
+                // (the sync tables the routes use may not exist); an operator runs
+                // `regionsync migrate run` first.
+                let pending = migrations::pending(conn)?;
+                if !pending.is_empty() {
+                    return Err(ShipError::Db(ship::DbError::Migration(format!(
+                        "{} migration(s) pending ({}); run `regionsync migrate run` or start without --no-migrate",
+                        pending.len(),
+                        pending.join(", ")
+                    ))));
+                }
+                Ok(Wiring::build(&wiring_settings, conn)?)
+            })
+            .await?;
 
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
-        let server =
-            ship::http::server(listener, pool.clone(), &settings.http, crate::routes::all())?;
+        let server = ship::http::server(
+            listener,
+            pool.clone(),
+            &settings.http,
+            wiring.routes(&pool, settings),
+        )?;
         Ok(Self { port, server, pool })
     }
 

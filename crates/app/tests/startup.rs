@@ -33,6 +33,12 @@ ship::backend_tests! {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "not_found");
 
+        // The sync container's routes are wired, and refuse a resource nobody registered.
+        let res = client.get(format!("{base}/sync/nope/changes")).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unknown_resource");
+
         handle.stop(true).await;
         server.abort();
     }
@@ -65,4 +71,77 @@ async fn no_migrate_still_checks_the_region_binding() {
     .err()
     .expect("a foreign region is refused without migrating too");
     assert!(err.to_string().contains("eu-west"), "{err}");
+}
+
+/// `serve --no-migrate` on a schema behind the binary is refused at start, naming the fix.
+#[tokio::test]
+async fn no_migrate_refuses_a_schema_with_pending_migrations() {
+    let db = TestDb::sqlite();
+    ship::db::migrations::revert_last(&mut db.pool.get().unwrap()).unwrap();
+    let err = Application::build(
+        &settings_for(&db, "eu-west"),
+        StartOptions { migrate: false },
+    )
+    .await
+    .err()
+    .expect("pending migrations are refused");
+    assert!(err.to_string().contains("regionsync migrate run"), "{err}");
+}
+
+/// The app registers every synced resource once.
+#[test]
+fn every_resource_is_registered_once() {
+    let names: Vec<_> = app::wiring::resources().names().collect();
+    assert_eq!(names, ["customers"]);
+}
+
+ship::backend_tests! {
+    /// End to end inside one region: a customer written through the REST API appears in the
+    /// changes feed, with one outbox entry per configured peer.
+    async fn a_customer_write_appears_in_the_changes_feed(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into(), base_url: "http://127.0.0.1:1".into() }];
+        let app = Application::build(&settings, StartOptions::default()).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until(std::future::pending()));
+        let client = reqwest::Client::new();
+
+        let created = client
+            .post(format!("{base}/api/v1/customers"))
+            .json(&serde_json::json!({"tenant_id": "t1", "name": "Ada Lovelace", "email": "ada@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let customer: Value = created.json().await.unwrap();
+        let id = customer["id"].as_str().unwrap().to_string();
+
+        let feed: Value = client
+            .get(format!("{base}/sync/customers/changes"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let changes = feed["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{feed}");
+        assert_eq!(changes[0]["entity_id"], id.as_str());
+        assert_eq!(changes[0]["origin"], "eu-west");
+        assert_eq!(changes[0]["payload"]["name"], "Ada Lovelace");
+
+        let pending: i64 = {
+            use diesel::prelude::*;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT COUNT(*) FROM sync_outbox WHERE peer = 'us-east' AND status = 'pending')",
+            ))
+            .get_result(&mut db.pool.get().unwrap())
+            .unwrap()
+        };
+        assert_eq!(pending, 1);
+
+        handle.stop(true).await;
+        server.abort();
+    }
 }

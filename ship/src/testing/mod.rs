@@ -152,8 +152,9 @@ impl Drop for TestDb {
 /// silently passes — when `TEST_MYSQL_URL` is not set; `make test` skips it by name instead.
 #[macro_export]
 macro_rules! backend_tests {
-    ($(async fn $name:ident($db:ident : TestDb) $body:block)*) => {
+    ($($(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block)*) => {
         $(
+            $(#[$meta])*
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;

@@ -1,0 +1,65 @@
+//! The customers container's errors. Each variant has an HTTP status and a stable snake_case
+//! code:
+//!
+//! | variant | status | code |
+//! |---|---|---|
+//! | `Validation` | 422 | `validation_failed` (details: `{"fields": [{"field","code","message"}]}`) |
+//! | `NotFound` | 404 | `customer_not_found` (also for a deleted customer) |
+//! | `Db` | 503 / 500 | `database_unavailable` / `internal_error` |
+//!
+//! Field codes in `details.fields[].code`: `required`, `invalid_type`, `unknown_field`, `blank`,
+//! `too_long`, `invalid_email`, `invalid_value`, `invalid_uuid`, `invalid_timestamp`,
+//! `invalid_number`, `out_of_range`, `must_be_null`, `no_changes`.
+
+use ship::contracts::FieldError;
+use ship::errors::{ApiError, StatusCode};
+use ship::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CustomersError {
+    #[error("the request is invalid: {}", summary(.0))]
+    Validation(Vec<FieldError>),
+    #[error("customer `{0}` not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn summary(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<diesel::result::Error> for CustomersError {
+    fn from(e: diesel::result::Error) -> Self {
+        CustomersError::Db(DbError::Query(e))
+    }
+}
+
+impl ApiError for CustomersError {
+    fn status(&self) -> StatusCode {
+        match self {
+            CustomersError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            CustomersError::NotFound(_) => StatusCode::NOT_FOUND,
+            CustomersError::Db(e) => e.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            CustomersError::Validation(_) => "validation_failed",
+            CustomersError::NotFound(_) => "customer_not_found",
+            CustomersError::Db(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            CustomersError::Validation(fields) => Some(serde_json::json!({ "fields": fields })),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The customers table as a [`SyncResource`]: what the sync container calls to validate,
+//! apply and compare replicated customers.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use ship::contracts::{ApplyOutcome, Change, FieldError, OpKind, SyncResource};
+use ship::{AnyConnection, DbError};
+
+use crate::data::customers;
+use crate::models::CustomerPayload;
+use crate::tasks::apply_remote_change::invalid;
+use crate::tasks::ApplyRemoteChangeTask;
+use crate::{validation, RESOURCE};
+
+/// Rows read per query while computing the digest.
+const DIGEST_PAGE: i64 = 1_000;
+
+/// `customers` for the sync container. Payloads are [`CustomerPayload`]s (schema version 1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CustomersResource;
+
+/// One row as the digest hashes it: the payload (its fields in their documented order), the
+/// version and its origin, serialised as compact JSON, one line per row.
+#[derive(Serialize)]
+struct DigestRow<'a> {
+    payload: &'a CustomerPayload,
+    version: i64,
+    origin: &'a str,
+}
+
+impl SyncResource for CustomersResource {
+    fn name(&self) -> &'static str {
+        RESOURCE
+    }
+
+    fn validate(&self, kind: OpKind, payload: &serde_json::Value) -> Result<(), Vec<FieldError>> {
+        validation::payload(kind, payload).map(drop)
+    }
+
+    /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided
+    /// under the row lock inside the caller's transaction. The payload must have passed
+    /// [`SyncResource::validate`]; an invalid one (or one whose `id` is not the op's entity) is
+    /// an error, never a partial write.
+    #[tracing::instrument(name = "customers.apply", skip_all, fields(entity_id = %change.entity_id, kind = change.kind.as_str()))]
+    fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError> {
+        if change.resource != RESOURCE {
+            return Err(invalid(&format!(
+                "a `{}` change was handed to the customers resource",
+                change.resource
+            )));
+        }
+        let payload = validation::payload(change.kind, &change.payload).map_err(|errors| {
+            let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+            invalid(&format!(
+                "invalid customer payload (fields: {})",
+                fields.join(", ")
+            ))
+        })?;
+        if payload.id != change.entity_id {
+            return Err(invalid("the payload's id is not the change's entity_id"));
+        }
+        ApplyRemoteChangeTask::run(conn, &payload, &change.version)
+    }
+
+    /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
+    /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
+    fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {
+        let mut hasher = Sha256::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = customers::all_page(conn, after.as_deref(), DIGEST_PAGE)?;
+            for row in &rows {
+                let payload = CustomerPayload::from(row);
+                let line = serde_json::to_vec(&DigestRow {
+                    payload: &payload,
+                    version: row.sync_version,
+                    origin: &row.sync_origin,
+                })
+                .map_err(|e| invalid(&e.to_string()))?;
+                hasher.update(&line);
+                hasher.update(b"\n");
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == DIGEST_PAGE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+}

@@ -1,0 +1,29 @@
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use ship::errors::HttpError;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::actions::CreateCustomerAction;
+use crate::ui::http::requests::create_customer_request::CreateCustomerRequest;
+use crate::ui::http::transformers::customer_transformer::CustomerResponse;
+use crate::ui::http::{CustomersContext, COLLECTION_PATH};
+
+/// `POST /api/v1/customers` → 201 with the customer and its `Location`.
+pub async fn create_customer(
+    pool: web::Data<DbPool>,
+    context: web::Data<CustomersContext>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, HttpError> {
+    let input = CreateCustomerRequest::parse(&body)?;
+    let action = CreateCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder));
+    let customer = action.run(input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("{COLLECTION_PATH}/{}", customer.id),
+        ))
+        .json(CustomerResponse::from(&customer)))
+}

@@ -1,0 +1,21 @@
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use ship::errors::HttpError;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::actions::DeleteCustomerAction;
+use crate::ui::http::CustomersContext;
+
+/// `DELETE /api/v1/customers/{id}` → 204; the row stays as a tombstone.
+pub async fn delete_customer(
+    pool: web::Data<DbPool>,
+    context: web::Data<CustomersContext>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    DeleteCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder))
+        .run(id.into_inner())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

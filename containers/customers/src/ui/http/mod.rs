@@ -1,0 +1,56 @@
+//! The customers container's route table.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | `POST` | `/api/v1/customers` | 201, the customer, `Location` header |
+//! | `GET` | `/api/v1/customers?tenant_id=&limit=&after=` | 200 `{"items": [...], "next_after": id\|null}` |
+//! | `GET` | `/api/v1/customers/{id}` | 200, the customer |
+//! | `PATCH` | `/api/v1/customers/{id}` | 200, the customer (partial: `name`, `email`, `status`) |
+//! | `DELETE` | `/api/v1/customers/{id}` | 204 (the row stays as a tombstone) |
+//!
+//! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`.
+//! Routes are `web::resource(..).route(..)`, so a wrong method is a 405.
+
+pub mod controllers;
+pub mod requests;
+pub mod transformers;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use ship::contracts::ChangeRecorder;
+
+/// What the controllers need besides the pool (which ship's server registers as
+/// `web::Data<DbPool>`).
+pub struct CustomersContext {
+    pub recorder: Arc<dyn ChangeRecorder>,
+}
+
+pub const COLLECTION_PATH: &str = "/api/v1/customers";
+pub const ITEM_PATH: &str = "/api/v1/customers/{id}";
+
+/// Register the customers routes, with `recorder` recording every local write.
+pub fn configure(cfg: &mut web::ServiceConfig, recorder: Arc<dyn ChangeRecorder>) {
+    let context = web::Data::new(CustomersContext { recorder });
+    cfg.service(
+        web::resource(COLLECTION_PATH)
+            .app_data(context.clone())
+            .route(web::post().to(controllers::create_customer::create_customer))
+            .route(web::get().to(controllers::list_customers::list_customers)),
+    )
+    .service(
+        web::resource(ITEM_PATH)
+            .app_data(context)
+            .route(web::get().to(controllers::get_customer::get_customer))
+            .route(web::patch().to(controllers::update_customer::update_customer))
+            .route(web::delete().to(controllers::delete_customer::delete_customer)),
+    );
+}
+
+/// [`configure`] as a route registration `app` can hand to ship's server
+/// (`Arc::new(customers::ui::http::configure_with(recorder))` is a `ship::http::Configure`).
+pub fn configure_with(
+    recorder: Arc<dyn ChangeRecorder>,
+) -> impl Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static {
+    move |cfg| configure(cfg, Arc::clone(&recorder))
+}

@@ -1,0 +1,2 @@
+//! Models → response bodies.
+pub mod customer_transformer;

@@ -1,0 +1,220 @@
+//! The customers REST API through the real server, on both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{app, raw_rows_of, FakeRecorder};
+use serde_json::{json, Value};
+use ship::testing::TestApp;
+
+const BASE: &str = "/api/v1/customers";
+
+async fn create(app: &TestApp, body: Value) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url(BASE))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    let res = app.client.get(app.url(path)).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+fn field_codes(body: &Value) -> Vec<(String, String)> {
+    assert_eq!(body["error"], "validation_failed", "{body}");
+    body["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(f["message"].is_string(), "{f}");
+            (
+                f["field"].as_str().unwrap().to_string(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(f, c)| (f.to_string(), c.to_string()))
+        .collect()
+}
+
+ship::backend_tests! {
+    async fn create_get_patch_delete(db: TestDb) {
+        let recorder = FakeRecorder::new();
+        let app = app(&db.pool, recorder.clone()).await;
+
+        let res = app
+            .client
+            .post(app.url(BASE))
+            .json(&json!({"tenant_id": "acme", "name": "Zoë Ünïcode 🦀", "email": "zoe@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        let created: Value = res.json().await.unwrap();
+        let id = created["id"].as_str().unwrap().to_string();
+        assert_eq!(location, format!("{BASE}/{id}"));
+        assert_eq!(created["name"], "Zoë Ünïcode 🦀");
+        assert_eq!(created["status"], "active");
+        let keys: Vec<_> = created.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 7, "{keys:?}");
+        let ts = created["created_at"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == "2026-11-25T15:00:00.123456Z".len(), "{ts}");
+
+        assert_eq!(get(&app, &location).await, (200, created.clone()));
+
+        let res = app
+            .client
+            .patch(app.url(&location))
+            .json(&json!({"name": "Zoe", "status": "closed"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let patched: Value = res.json().await.unwrap();
+        assert_eq!(patched["name"], "Zoe");
+        assert_eq!(patched["status"], "closed");
+        assert_eq!(patched["email"], "zoe@example.com");
+        assert_eq!(get(&app, &location).await, (200, patched));
+
+        let res = app.client.delete(app.url(&location)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 204);
+        assert_eq!(res.text().await.unwrap(), "");
+        let (status, body) = get(&app, &location).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("customer_not_found")));
+        let res = app.client.delete(app.url(&location)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 404);
+        let res = app.client.patch(app.url(&location)).json(&json!({"name": "x"})).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 404);
+
+        assert_eq!(raw_rows_of(&db.pool).len(), 1, "the tombstone stays");
+        let kinds: Vec<_> = recorder.changes().iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["upsert", "upsert", "delete"]);
+        app.stop().await;
+    }
+
+    async fn bad_input_is_a_422_with_field_details(db: TestDb) {
+        let app = app(&db.pool, FakeRecorder::new()).await;
+        let (status, body) = create(&app, json!({
+            "tenant_id": "",
+            "name": 5,
+            "email": "no-at-sign",
+            "status": "gone",
+            "admin": true
+        }))
+        .await;
+        assert_eq!(status, 422);
+        assert_eq!(field_codes(&body), pairs(&[
+            ("admin", "unknown_field"),
+            ("tenant_id", "blank"),
+            ("name", "invalid_type"),
+            ("email", "invalid_email"),
+            ("status", "invalid_value"),
+        ]));
+
+        let (status, body) = create(&app, json!({"name": "x".repeat(201)})).await;
+        assert_eq!(status, 422);
+        assert_eq!(field_codes(&body), pairs(&[
+            ("tenant_id", "required"),
+            ("name", "too_long"),
+            ("email", "required"),
+        ]));
+        let (status, body) = create(&app, json!(["not", "an", "object"])).await;
+        assert_eq!(status, 422);
+        assert_eq!(field_codes(&body), pairs(&[("body", "invalid_type")]));
+
+        let (_, created) = create(&app, json!({"tenant_id": "t", "name": "n", "email": "a@b"})).await;
+        let path = format!("{BASE}/{}", created["id"].as_str().unwrap());
+        for (patch, expected) in [
+            (json!({}), vec![("body", "no_changes")]),
+            (json!({"tenant_id": "other"}), vec![("tenant_id", "unknown_field")]),
+            (json!({"email": null}), vec![("email", "invalid_type")]),
+        ] {
+            let res = app.client.patch(app.url(&path)).json(&patch).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 422);
+            assert_eq!(field_codes(&res.json().await.unwrap()), pairs(&expected));
+        }
+
+        for query in ["", "?tenant_id=t&limit=0", "?tenant_id=t&limit=501", "?tenant_id=t&limit=x"] {
+            let (status, body) = get(&app, &format!("{BASE}{query}")).await;
+            assert_eq!(status, 422, "{query}");
+            assert_eq!(field_codes(&body).len(), 1, "{query}: {body}");
+        }
+        app.stop().await;
+    }
+
+    async fn malformed_json_unknown_ids_and_wrong_methods_are_envelopes(db: TestDb) {
+        let app = app(&db.pool, FakeRecorder::new()).await;
+        let res = app
+            .client
+            .post(app.url(BASE))
+            .header("content-type", "application/json")
+            .body("{\"tenant_id\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_json");
+
+        for id in [uuid::Uuid::now_v7().to_string(), "not-a-uuid".to_string()] {
+            let (status, body) = get(&app, &format!("{BASE}/{id}")).await;
+            assert_eq!((status, body["error"].as_str()), (404, Some("customer_not_found")));
+            assert!(body["message"].as_str().unwrap().contains(&id));
+        }
+
+        let res = app.client.put(app.url(BASE)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 405);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed");
+        assert!(raw_rows_of(&db.pool).is_empty());
+        app.stop().await;
+    }
+
+    async fn list_paginates_by_id(db: TestDb) {
+        let app = app(&db.pool, FakeRecorder::new()).await;
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let (status, body) = create(&app, json!({"tenant_id": "acme", "name": format!("C{i}"), "email": "a@b"})).await;
+            assert_eq!(status, 201);
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        create(&app, json!({"tenant_id": "other", "name": "x", "email": "a@b"})).await;
+        let deleted = ids.remove(0);
+        app.client.delete(app.url(&format!("{BASE}/{deleted}"))).send().await.unwrap();
+        ids.sort();
+
+        let (status, body) = get(&app, &format!("{BASE}?tenant_id=acme")).await;
+        assert_eq!(status, 200);
+        let all: Vec<_> = body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(all, ids, "default limit covers everything, tombstone excluded");
+        assert_eq!(body["next_after"], Value::Null);
+
+        let mut seen = Vec::new();
+        let mut query = format!("{BASE}?tenant_id=acme&limit=4");
+        loop {
+            let (status, body) = get(&app, &query).await;
+            assert_eq!(status, 200, "{body}");
+            seen.extend(body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
+            match body["next_after"].as_str() {
+                Some(next) => query = format!("{BASE}?tenant_id=acme&limit=4&after={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        app.stop().await;
+    }
+}

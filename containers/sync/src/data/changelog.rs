@@ -1,0 +1,126 @@
+//! Changelog queries: sequence allocation, appends, the feed's page and watermark.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use ship::AnyConnection;
+
+use super::schema::{sync_changelog, sync_sequences};
+use crate::models::ChangeLogEntry;
+
+/// Create the sequence row of each resource that has none (idempotent; run outside the
+/// writing transactions, at start). Creating it lazily inside concurrent appends would make
+/// them deadlock on MariaDB: each waiting duplicate-key insert holds a shared lock that the
+/// following UPDATE must upgrade.
+pub fn ensure_sequences<'a>(
+    conn: &mut AnyConnection,
+    resources: impl IntoIterator<Item = &'a str>,
+) -> QueryResult<()> {
+    for resource in resources {
+        let exists = sync_sequences::table
+            .find(resource)
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if exists {
+            continue;
+        }
+        let inserted = diesel::insert_into(sync_sequences::table)
+            .values((
+                sync_sequences::resource.eq(resource),
+                sync_sequences::last_seq.eq(0_i64),
+                sync_sequences::pruned_through.eq(0_i64),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reserve `n` consecutive sequence numbers for `resource`; returns the first.
+///
+/// The UPDATE takes the sequence row's write lock until the transaction ends, so appends to one
+/// resource commit in seq order (the gap-safety of the changes feed). Must run inside the
+/// appending transaction. The row should exist ([`ensure_sequences`]); a missing one is created
+/// here, which is only safe without concurrent appenders.
+pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryResult<i64> {
+    for _ in 0..2 {
+        let bumped = diesel::update(sync_sequences::table.find(resource))
+            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+            .execute(conn)?;
+        if bumped == 0 {
+            let inserted = diesel::insert_into(sync_sequences::table)
+                .values((
+                    sync_sequences::resource.eq(resource),
+                    sync_sequences::last_seq.eq(n),
+                    sync_sequences::pruned_through.eq(0_i64),
+                ))
+                .execute(conn);
+            match inserted {
+                Ok(_) => return Ok(1),
+                // A concurrent first append created the row: bump it instead.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let last: i64 = sync_sequences::table
+            .find(resource)
+            .select(sync_sequences::last_seq)
+            .first(conn)?;
+        return Ok(last - n + 1);
+    }
+    Err(DieselError::RollbackTransaction)
+}
+
+/// `(last_seq, pruned_through)` of `resource`; `(0, 0)` before its first change.
+///
+/// Read before the page query: every entry with `seq <= last_seq` is committed when this value
+/// is visible (appends bump it in their own transaction, under its lock).
+pub fn watermark(conn: &mut AnyConnection, resource: &str) -> QueryResult<(i64, i64)> {
+    Ok(sync_sequences::table
+        .find(resource)
+        .select((sync_sequences::last_seq, sync_sequences::pruned_through))
+        .first(conn)
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<()> {
+    diesel::insert_into(sync_changelog::table)
+        .values(entry)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Entries of `resource` with `after < seq <= upto`, oldest first, at most `limit`, leaving out
+/// those whose origin is `exclude_origin`.
+pub fn page(
+    conn: &mut AnyConnection,
+    resource: &str,
+    after: i64,
+    upto: i64,
+    exclude_origin: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ChangeLogEntry>> {
+    let mut query = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::seq.gt(after))
+        .filter(sync_changelog::seq.le(upto))
+        .select(ChangeLogEntry::as_select())
+        .order(sync_changelog::seq.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(origin) = exclude_origin {
+        query = query.filter(sync_changelog::origin_region.ne(origin.to_string()));
+    }
+    query.load(conn)
+}
+
+/// The largest HLC in the changelog (the clock resumes from it at start).
+pub fn max_hlc(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
+    sync_changelog::table
+        .select(diesel::dsl::max(sync_changelog::hlc))
+        .first(conn)
+}

@@ -1,0 +1,67 @@
+//! `diesel::table!` for the sync container's tables (migrations `*_sync_*`). Types are the
+//! ones both backends share: `BigInt` for SQLite's INTEGER keys, `Timestamp` for DATETIME(6).
+
+diesel::table! {
+    sync_sequences (resource) {
+        resource -> Text,
+        last_seq -> BigInt,
+        pruned_through -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_changelog (resource, seq) {
+        resource -> Text,
+        seq -> BigInt,
+        entity_id -> Text,
+        op -> Text,
+        payload -> Text,
+        hlc -> BigInt,
+        origin_region -> Text,
+        schema_version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_outbox (id) {
+        id -> BigInt,
+        peer -> Text,
+        resource -> Text,
+        seq -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sync_peer_cursors (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        cursor_seq -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_conflicts (id) {
+        id -> BigInt,
+        resource -> Text,
+        entity_id -> Text,
+        winner_hlc -> BigInt,
+        winner_origin -> Text,
+        winner_payload -> Text,
+        loser_hlc -> BigInt,
+        loser_origin -> Text,
+        loser_payload -> Text,
+        reason -> Text,
+        detected_at -> Timestamp,
+    }
+}

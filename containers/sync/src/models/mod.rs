@@ -1,0 +1,43 @@
+//! Rows of the sync tables.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::data::schema::{sync_changelog, sync_outbox};
+
+/// One entry of the changelog.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_changelog)]
+pub struct ChangeLogEntry {
+    pub resource: String,
+    pub seq: i64,
+    pub entity_id: String,
+    pub op: String,
+    /// The full row state as JSON text.
+    pub payload: String,
+    pub hlc: i64,
+    pub origin_region: String,
+    pub schema_version: i32,
+    pub created_at: NaiveDateTime,
+}
+
+/// Outbox status values.
+pub mod outbox_status {
+    pub const PENDING: &str = "pending";
+    pub const DELIVERED: &str = "delivered";
+    pub const DEAD: &str = "dead";
+}
+
+/// A new outbox entry: deliver change `(resource, seq)` to `peer`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = sync_outbox)]
+pub struct NewOutboxEntry<'a> {
+    pub peer: &'a str,
+    pub resource: &'a str,
+    pub seq: i64,
+    pub status: &'a str,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

@@ -1,0 +1,100 @@
+//! The sync container's implementation of ship's `ChangeRecorder` contract: domain actions
+//! call it inside their own transaction.
+
+use std::sync::Arc;
+
+use ship::contracts::{Change, ChangeRecorder, HybridClock, Version};
+use ship::db::utc_now;
+use ship::{AnyConnection, DbError};
+
+use crate::data::{changelog, outbox};
+use crate::models::{outbox_status, ChangeLogEntry, NewOutboxEntry};
+
+/// Resume `clock` from the largest HLC in the changelog, so a restarted region never issues a
+/// timestamp at or below one it already wrote or applied. Call once at start.
+pub fn resume_clock(conn: &mut AnyConnection, clock: &HybridClock) -> Result<(), DbError> {
+    if let Some(largest) = changelog::max_hlc(conn)? {
+        clock.resume_from(ship::contracts::Hlc::from_i64(largest).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Prepare the changelog of every registered resource (its sequence row). Call once at start,
+/// before serving, outside any transaction.
+pub fn prepare_resources<'a>(
+    conn: &mut AnyConnection,
+    resources: impl IntoIterator<Item = &'a str>,
+) -> Result<(), DbError> {
+    Ok(changelog::ensure_sequences(conn, resources)?)
+}
+
+/// Writes a local change to the changelog and one outbox entry per peer.
+pub struct SyncChangeRecorder {
+    region_id: String,
+    clock: Arc<HybridClock>,
+    peers: Vec<String>,
+    schema_versions: std::collections::HashMap<String, i32>,
+}
+
+impl SyncChangeRecorder {
+    /// `peers`: the regions every local change is delivered to. `schema_versions`: each
+    /// resource's payload schema version, recorded with its entries.
+    pub fn new(
+        region_id: impl Into<String>,
+        clock: Arc<HybridClock>,
+        peers: Vec<String>,
+        schema_versions: impl IntoIterator<Item = (String, i32)>,
+    ) -> Self {
+        Self {
+            region_id: region_id.into(),
+            clock,
+            peers,
+            schema_versions: schema_versions.into_iter().collect(),
+        }
+    }
+}
+
+impl ChangeRecorder for SyncChangeRecorder {
+    fn stamp(&self) -> Version {
+        Version::new(self.clock.now(), self.region_id.clone())
+    }
+
+    fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError> {
+        let seq = changelog::allocate_seqs(conn, &change.resource, 1)?;
+        let now = utc_now();
+        changelog::insert(
+            conn,
+            &ChangeLogEntry {
+                resource: change.resource.clone(),
+                seq,
+                entity_id: change.entity_id.clone(),
+                op: change.kind.as_str().to_string(),
+                payload: change.payload.to_string(),
+                hlc: change.version.hlc.as_i64(),
+                origin_region: change.version.origin.clone(),
+                schema_version: self
+                    .schema_versions
+                    .get(&change.resource)
+                    .copied()
+                    .unwrap_or(1),
+                created_at: now,
+            },
+        )?;
+        for peer in &self.peers {
+            outbox::insert(
+                conn,
+                &NewOutboxEntry {
+                    peer,
+                    resource: &change.resource,
+                    seq,
+                    status: outbox_status::PENDING,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}

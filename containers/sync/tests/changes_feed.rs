@@ -1,0 +1,303 @@
+//! Changelog capture and the changes feed, on SQLite and MariaDB, with a resource registered
+//! only here (the sync container names no resource of its own).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use serde_json::{json, Value};
+use ship::contracts::{
+    ApplyOutcome, Change, ChangeRecorder, FieldError, HybridClock, OpKind, ResourceRegistry,
+    SyncResource,
+};
+use ship::parents::Action;
+use ship::testing::{spawn_app, TestApp, TestDb};
+use ship::{AnyConnection, DbError, DbPool};
+use sync::actions::{GetChangesAction, GetChangesInput};
+use sync::cursor::Cursor;
+use sync::ui::http::SyncState;
+use sync::{SyncChangeRecorder, SyncConfig, SyncError};
+
+/// A resource that exists only in this test.
+struct Widgets;
+
+impl SyncResource for Widgets {
+    fn name(&self) -> &'static str {
+        "widgets"
+    }
+    fn validate(&self, _kind: OpKind, _payload: &Value) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+    fn apply(&self, _conn: &mut AnyConnection, _change: &Change) -> Result<ApplyOutcome, DbError> {
+        Ok(ApplyOutcome::Duplicate)
+    }
+    fn digest(&self, _conn: &mut AnyConnection) -> Result<String, DbError> {
+        Ok(String::new())
+    }
+}
+
+fn registry() -> ResourceRegistry {
+    let mut r = ResourceRegistry::new();
+    r.register(Arc::new(Widgets)).unwrap();
+    r
+}
+
+fn recorder(region: &str, peers: &[&str]) -> Arc<SyncChangeRecorder> {
+    Arc::new(SyncChangeRecorder::new(
+        region,
+        Arc::new(HybridClock::new(Duration::from_secs(5))),
+        peers.iter().map(|p| p.to_string()).collect(),
+        [("widgets".to_string(), 1)],
+    ))
+}
+
+fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
+        .get_result(conn)
+        .unwrap()
+}
+
+async fn create_widgets_table(pool: &DbPool) {
+    pool.run(|c| -> Result<(), DbError> {
+        c.batch_execute(
+            "CREATE TABLE t_widgets (id VARCHAR(36) NOT NULL PRIMARY KEY, hlc BIGINT NOT NULL)",
+        )?;
+        // As the app does at start for every registered resource.
+        sync::recorder::prepare_resources(c, ["widgets"])
+    })
+    .await
+    .unwrap();
+}
+
+/// A domain write as a domain action does it: row + changelog + outbox in one transaction.
+/// `hold` keeps the transaction open after recording (to interleave concurrent writers);
+/// `fail` makes the action fail after recording.
+async fn write_widget(
+    pool: &DbPool,
+    recorder: Arc<SyncChangeRecorder>,
+    id: String,
+    hold: Duration,
+    fail: bool,
+) -> Result<(), DbError> {
+    pool.transaction(move |c| {
+        let version = recorder.stamp();
+        c.batch_execute(&format!(
+            "INSERT INTO t_widgets (id, hlc) VALUES ('{id}', {})",
+            version.hlc.as_i64()
+        ))?;
+        recorder.record_local(
+            c,
+            &Change {
+                resource: "widgets".into(),
+                entity_id: id.clone(),
+                kind: OpKind::Upsert,
+                version,
+                payload: json!({"id": id, "name": "w", "n": 1.5, "tags": ["ü", null]}),
+            },
+        )?;
+        std::thread::sleep(hold);
+        if fail {
+            return Err(DbError::Migration(
+                "the domain action failed after recording".into(),
+            ));
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn feed_app(db: &TestDb) -> TestApp {
+    let state = web::Data::new(SyncState {
+        pool: db.pool.clone(),
+        registry: registry(),
+        config: SyncConfig {
+            changes_max_limit: 100,
+            changes_default_limit: 50,
+            ..SyncConfig::default()
+        },
+    });
+    spawn_app(
+        db.pool.clone(),
+        Arc::new(move |cfg: &mut web::ServiceConfig| sync::ui::http::configure(cfg, state.clone())),
+    )
+    .await
+}
+
+async fn get(app: &TestApp, query: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(app.url(&format!("/sync/widgets/changes{query}")))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+ship::backend_tests! {
+    async fn a_local_write_commits_with_its_changelog_and_outbox_entries_or_not_at_all(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        let rec = recorder("eu-west", &["us-east", "ap-south"]);
+        write_widget(&db.pool, rec.clone(), "a".into(), Duration::ZERO, false).await.unwrap();
+        let failed = write_widget(&db.pool, rec.clone(), "b".into(), Duration::ZERO, true).await;
+        assert!(failed.is_err());
+
+        let mut c = db.pool.get().unwrap();
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM t_widgets"), 1);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog"), 1);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox WHERE status = 'pending'"), 2);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox WHERE seq = 1"), 2);
+        // The failed write did not consume a sequence number.
+        assert_eq!(count(&mut c, "SELECT last_seq FROM sync_sequences WHERE resource = 'widgets'"), 1);
+        // The row's version is the changelog entry's version.
+        assert_eq!(
+            count(&mut c, "SELECT hlc FROM t_widgets WHERE id = 'a'"),
+            count(&mut c, "SELECT hlc FROM sync_changelog WHERE seq = 1")
+        );
+
+        // A restarted region resumes its clock past everything it wrote.
+        let fresh = HybridClock::new(Duration::from_secs(5));
+        sync::recorder::resume_clock(&mut c, &fresh).unwrap();
+        assert!(fresh.now().as_i64() > count(&mut c, "SELECT MAX(hlc) FROM sync_changelog"));
+    }
+
+    async fn the_feed_pages_through_the_changelog_and_excludes_an_origin(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        let app = feed_app(&db).await;
+
+        // Empty feed: an empty page whose cursor is the (zero) watermark.
+        let (status, page) = get(&app, "").await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["changes"], json!([]));
+        assert_eq!(page["has_more"], false);
+        assert_eq!(page["next_cursor"], Cursor(0).encode());
+
+        let ours = recorder("eu-west", &[]);
+        let relayed = recorder("us-east", &[]);
+        for i in 0..5 {
+            let rec = if i % 2 == 0 { ours.clone() } else { relayed.clone() };
+            write_widget(&db.pool, rec, format!("w{i}"), Duration::ZERO, false).await.unwrap();
+        }
+
+        // Pages of 2: seqs 1-2, 3-4, 5.
+        let mut seen = Vec::new();
+        let mut query = "?limit=2".to_string();
+        loop {
+            let (status, page) = get(&app, &query).await;
+            assert_eq!(status, 200, "{page}");
+            assert_eq!(page["resource"], "widgets");
+            assert_eq!(page["schema_version"], 1);
+            assert_eq!(page["high_watermark"], Cursor(5).encode());
+            for change in page["changes"].as_array().unwrap() {
+                seen.push(change["seq"].as_i64().unwrap());
+                assert_eq!(change["kind"], "upsert");
+                assert_eq!(change["payload"]["tags"], json!(["ü", null]), "payload JSON survives");
+                assert!(change["hlc"].as_i64().unwrap() > 0);
+            }
+            if page["has_more"] == false {
+                assert_eq!(page["next_cursor"], Cursor(5).encode());
+                break;
+            }
+            query = format!("?limit=2&since={}", page["next_cursor"].as_str().unwrap());
+        }
+        assert_eq!(seen, [1, 2, 3, 4, 5]);
+
+        // Excluding the caller's own origin: only the other region's entries, cursor at head.
+        let (_, page) = get(&app, "?exclude_origin=us-east").await;
+        let origins: Vec<_> = page["changes"].as_array().unwrap().iter().map(|c| c["origin"].clone()).collect();
+        assert_eq!(origins, [json!("eu-west"), json!("eu-west"), json!("eu-west")]);
+        assert_eq!(page["next_cursor"], Cursor(5).encode());
+
+        // A full page of excluded entries still moves the cursor forward to the watermark.
+        let (_, page) = get(&app, &format!("?exclude_origin=eu-west&since={}", Cursor(4).encode())).await;
+        assert_eq!(page["changes"], json!([]));
+        assert_eq!(page["next_cursor"], Cursor(5).encode());
+        app.stop().await;
+    }
+
+    async fn malformed_feed_requests_get_the_envelope(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        write_widget(&db.pool, recorder("eu-west", &[]), "x".into(), Duration::ZERO, false).await.unwrap();
+        let app = feed_app(&db).await;
+        let cases: Vec<(String, u16, &str)> = vec![
+            ("?since=!!!".into(), 400, "invalid_cursor"),
+            ("?since=".into(), 400, "invalid_cursor"),
+            (format!("?since={}", Cursor(99).encode()), 400, "invalid_cursor"),
+            ("?since=djI6Nw".into(), 400, "invalid_cursor"),
+            ("?limit=0".into(), 400, "invalid_limit"),
+            ("?limit=101".into(), 400, "invalid_limit"),
+            ("?limit=-1".into(), 400, "invalid_query"),
+            ("?limit=ten".into(), 400, "invalid_query"),
+            ("?exclude_origin=Not%20A%20Region".into(), 400, "invalid_query"),
+            ("?sinse=abc".into(), 400, "invalid_query"),
+        ];
+        for (query, status, code) in cases {
+            let (got, body) = get(&app, &query).await;
+            assert_eq!((got, body["error"].as_str().unwrap()), (status, code), "{query}: {body}");
+        }
+        let res = app.client.get(app.url("/sync/nope/changes")).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unknown_resource");
+
+        // A cursor older than the retained history is gone for good: 410, never a restart from 0.
+        db.pool.get().unwrap().batch_execute("UPDATE sync_sequences SET pruned_through = 1").unwrap();
+        let (status, body) = get(&app, &format!("?since={}", Cursor(0).encode())).await;
+        assert_eq!((status, body["error"].as_str().unwrap()), (410, "cursor_expired"), "{body}");
+        assert_eq!(body["details"]["pruned_through"], 1);
+        let (status, _) = get(&app, &format!("?since={}", Cursor(1).encode())).await;
+        assert_eq!(status, 200);
+        app.stop().await;
+    }
+
+    /// R9: concurrent writers whose transactions stay open a while, and a reader pulling small
+    /// pages meanwhile: every committed entry is read exactly once, in order.
+    async fn concurrent_writers_and_small_page_pulls_skip_nothing(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        let writers = 4;
+        let per_writer = 15;
+        let mut handles = Vec::new();
+        for w in 0..writers {
+            let pool = db.pool.clone();
+            let rec = recorder("eu-west", &["us-east"]);
+            handles.push(tokio::spawn(async move {
+                for i in 0..per_writer {
+                    let hold = Duration::from_millis(((w * 7 + i * 3) % 5) as u64);
+                    write_widget(&pool, rec.clone(), format!("{w}-{i}"), hold, false).await.unwrap();
+                }
+            }));
+        }
+        let action = GetChangesAction::new(db.pool.clone(), registry());
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        let mut writers_done = false;
+        loop {
+            let page = action
+                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None })
+                .await
+                .map_err(|e: SyncError| e.to_string())
+                .unwrap();
+            seen.extend(page.changes.iter().map(|c| c.seq));
+            cursor = Some(page.next_cursor);
+            if !page.has_more {
+                if writers_done {
+                    break;
+                }
+                writers_done = handles.iter().all(|h| h.is_finished());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let total = (writers * per_writer) as i64;
+        let unique: BTreeSet<_> = seen.iter().copied().collect();
+        assert_eq!(seen.len(), unique.len(), "no entry read twice: {seen:?}");
+        assert_eq!(unique, (1..=total).collect::<BTreeSet<_>>(), "no entry skipped");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
+    }
+}

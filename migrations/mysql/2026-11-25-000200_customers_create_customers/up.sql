@@ -1,0 +1,14 @@
+-- The customers container's table, as it was before it was synced (the sync columns come with
+-- 2026-11-25-000201_customers_add_sync_columns). `id` is a UUID v7 string generated where the
+-- customer is created. No unique constraint besides the primary key: two regions can create
+-- the same "unique" value concurrently (SYNC-PROTOCOL.md §3).
+CREATE TABLE customers (
+    id VARCHAR(36) NOT NULL PRIMARY KEY,
+    tenant_id VARCHAR(64) NOT NULL,
+    name VARCHAR(200) NOT NULL,
+    email VARCHAR(254) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    INDEX customers_tenant_id_id_idx (tenant_id, id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;

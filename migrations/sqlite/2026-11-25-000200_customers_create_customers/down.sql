@@ -1,0 +1,2 @@
+DROP INDEX customers_tenant_id_id_idx;
+DROP TABLE customers;

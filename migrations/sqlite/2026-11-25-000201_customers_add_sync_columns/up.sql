@@ -1,0 +1,22 @@
+-- Make customers a synced table (SYNC-PROTOCOL.md §3) on a table that may already hold rows.
+-- Existing rows get the version of their last write: sync_version = HLC of updated_at
+-- (milliseconds since the epoch, truncated, shifted left 16 bits = * 65536, counter 0) and
+-- sync_origin = the region this database is bound to ('' while it is not bound yet).
+-- The milliseconds are computed from the text itself (whole seconds by strftime on the first 19
+-- characters, milliseconds from the first three fraction digits), so they are truncated exactly
+-- like MariaDB's TIMESTAMPDIFF(MICROSECOND ...) DIV 1000 and the Rust side's timestamp_millis,
+-- never rounded by SQLite's julian-day arithmetic.
+ALTER TABLE customers ADD COLUMN sync_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE customers ADD COLUMN sync_origin VARCHAR(32) NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN deleted_at TIMESTAMP NULL;
+
+UPDATE customers SET
+    sync_version = (
+        CAST(strftime('%s', substr(updated_at, 1, 19)) AS INTEGER) * 1000
+        + CASE WHEN substr(updated_at, 20, 1) = '.'
+               THEN CAST(substr(substr(updated_at, 21) || '000', 1, 3) AS INTEGER)
+               ELSE 0 END
+    ) * 65536,
+    sync_origin = COALESCE((SELECT region_id FROM ship_instance WHERE id = 1), '');
+
+CREATE INDEX customers_sync_version_idx ON customers (sync_version);

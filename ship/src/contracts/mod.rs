@@ -1,0 +1,169 @@
+//! Contracts containers exchange without depending on each other (Porto's bridge): the trait
+//! or data type lives here, the implementation in the owning container, and `app` hands the
+//! implementation in at start-up.
+//!
+//! - [`ChangeRecorder`]: a domain action records its write in the sync changelog (and the
+//!   outbox) inside its own transaction. Implemented by the sync container.
+//! - [`SyncResource`]: a domain container exposes one synced table to the sync container
+//!   (payload validation, atomic last-writer-wins apply of one op, a digest of its rows).
+//! - [`ResourceRegistry`]: the resources of this binary, by name, built by `app`.
+
+pub mod hlc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use hlc::{Hlc, HlcError, HybridClock, Version};
+
+use crate::db::{AnyConnection, DbError};
+
+/// What an op does to its entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// The payload is the full row state.
+    Upsert,
+    /// A tombstone: the row stays, marked deleted, with this version.
+    Delete,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Upsert => "upsert",
+            OpKind::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "upsert" => Some(OpKind::Upsert),
+            "delete" => Some(OpKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One change to one entity: what the changelog stores and peers receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub resource: String,
+    pub entity_id: String,
+    pub kind: OpKind,
+    pub version: Version,
+    /// The full row state (for a delete: the state at deletion).
+    pub payload: serde_json::Value,
+}
+
+/// Records local writes for replication. Implemented by the sync container.
+pub trait ChangeRecorder: Send + Sync {
+    /// A fresh version for a local write: this region as origin and a timestamp greater than
+    /// every version this region has issued or applied.
+    ///
+    /// Call it inside the write's transaction *after* the row is locked (or known new), so
+    /// two local writers of one row get versions in their commit order.
+    fn stamp(&self) -> Version;
+
+    /// Append `change` to the changelog and one outbox entry per peer, on `conn`, inside the
+    /// caller's transaction: the row, its changelog entry and its outbox entries commit
+    /// together or not at all.
+    fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError>;
+}
+
+/// What applying one op did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyOutcome {
+    /// The op's version was newer than the stored one (or the row was absent): written.
+    Applied,
+    /// The op's version equals the stored one: already applied, nothing written.
+    Duplicate,
+    /// The stored version is newer: nothing written. `current` is the winner, for the
+    /// conflict record.
+    Stale {
+        current: Version,
+        current_payload: serde_json::Value,
+    },
+}
+
+/// A problem with one field of a payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One synced table, as its domain container exposes it to the sync container.
+pub trait SyncResource: Send + Sync {
+    /// The resource name in URLs (`/sync/{name}/…`) and in the changelog.
+    fn name(&self) -> &'static str;
+
+    /// Version of the payload schema; batches for another version are refused.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    /// Check a payload before anything is applied (unknown fields, types, limits).
+    fn validate(&self, kind: OpKind, payload: &serde_json::Value) -> Result<(), Vec<FieldError>>;
+
+    /// Apply one op atomically by last-writer-wins on `(hlc, origin)`, inside the caller's
+    /// transaction. Must decide and write in one atomic step (row lock or one statement).
+    fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError>;
+
+    /// A digest of every row (tombstones included) with its version: equal digests mean equal
+    /// state, across regions and backends.
+    fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;
+}
+
+/// The synced resources of this binary, by name. Built by `app`; a name that is not here is
+/// never turned into SQL.
+#[derive(Clone, Default)]
+pub struct ResourceRegistry {
+    resources: BTreeMap<&'static str, Arc<dyn SyncResource>>,
+}
+
+impl std::fmt::Debug for ResourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.resources.keys()).finish()
+    }
+}
+
+impl ResourceRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a resource; a second resource with the same name replaces nothing and is refused.
+    pub fn register(&mut self, resource: Arc<dyn SyncResource>) -> Result<(), String> {
+        let name = resource.name();
+        if self.resources.contains_key(name) {
+            return Err(format!("resource `{name}` is registered twice"));
+        }
+        self.resources.insert(name, resource);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn SyncResource>> {
+        self.resources.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.resources.keys().copied()
+    }
+}
