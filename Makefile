@@ -19,11 +19,11 @@ run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctr
 
 test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB when TEST_MYSQL_URL is set)
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 	scripts/test-suites.sh
 
 lint: ## clippy with warnings denied
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -18,7 +18,7 @@ fi
 
 # A hung test must not eat the CI budget: the whole run is bounded.
 status=0
-timeout --signal=TERM 25m "${CARGO:-cargo}" test --workspace --locked -- "${args[@]}" 2>&1 | tee "$log" || status=$?
+timeout --signal=TERM 25m "${CARGO:-cargo}" test --workspace --all-features --locked -- "${args[@]}" 2>&1 | tee "$log" || status=$?
 
 sqlite=$(grep -cE '^test .*::sqlite \.\.\. ok$' "$log" || true)
 mysql=$(grep -cE '^test .*::mysql \.\.\. ok$' "$log" || true)

@@ -1,4 +1,5 @@
-//! Test support (feature `testing`, enabled from dev-dependencies only).
+//! Test support (feature `testing`: enabled by the other members' dev-dependencies, and by
+//! `--all-features` for ship's own integration tests).
 //!
 //! - [`TestDb`]: a fresh database per test — a temporary SQLite file, or a freshly created
 //!   MariaDB database on the server named by `TEST_MYSQL_URL`, dropped when the `TestDb` drops.
