@@ -157,6 +157,8 @@ pub enum ShipError {
     RegionBinding(#[from] RegionBindingError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("wiring: {0}")]
+    Wiring(String),
 }
 
 impl From<diesel::result::Error> for ShipError {

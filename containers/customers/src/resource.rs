@@ -33,8 +33,21 @@ impl SyncResource for CustomersResource {
         RESOURCE
     }
 
-    fn validate(&self, kind: OpKind, payload: &serde_json::Value) -> Result<(), Vec<FieldError>> {
-        validation::payload(kind, payload).map(drop)
+    fn validate(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>> {
+        let payload = validation::payload(kind, payload)?;
+        if payload.id != entity_id {
+            return Err(vec![FieldError::new(
+                "id",
+                "entity_mismatch",
+                "the payload's id is not the op's entity_id",
+            )]);
+        }
+        Ok(())
     }
 
     /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided

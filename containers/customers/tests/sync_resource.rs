@@ -156,18 +156,31 @@ ship::backend_tests! {
     }
 }
 
+/// Validate `p` as an op on the entity its own `id` names.
+fn validate(
+    r: &CustomersResource,
+    kind: OpKind,
+    p: &Value,
+) -> Result<(), Vec<ship::contracts::FieldError>> {
+    r.validate(p["id"].as_str().unwrap_or_default(), kind, p)
+}
+
 #[test]
 fn validation_reports_every_problem_by_field() {
     let r = CustomersResource;
     assert_eq!(r.name(), "customers");
-    assert_eq!(r.validate(OpKind::Upsert, &payload("ok", None)), Ok(()));
+    assert_eq!(validate(&r, OpKind::Upsert, &payload("ok", None)), Ok(()));
     assert_eq!(
-        r.validate(OpKind::Delete, &payload("ok", Some("2026-11-25T16:00:00Z"))),
+        validate(
+            &r,
+            OpKind::Delete,
+            &payload("ok", Some("2026-11-25T16:00:00Z"))
+        ),
         Ok(())
     );
 
     let codes = |kind, p: Value| -> Vec<(String, String)> {
-        r.validate(kind, &p)
+        validate(&r, kind, &p)
             .unwrap_err()
             .into_iter()
             .map(|e| (e.field, e.code))
@@ -218,9 +231,21 @@ fn validation_reports_every_problem_by_field() {
         codes(OpKind::Upsert, json!("string")),
         vec![pair("payload", "invalid_type")]
     );
+    // The payload must describe the op's entity.
+    let errors = r
+        .validate(
+            "01939d2e-0000-7000-8000-0000000000ff",
+            OpKind::Upsert,
+            &payload("ok", None),
+        )
+        .unwrap_err();
+    assert_eq!(
+        errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+        ["entity_mismatch"]
+    );
     // 200 characters of multi-byte text is within the limit.
     assert_eq!(
-        r.validate(OpKind::Upsert, &payload(&"é".repeat(200), None)),
+        validate(&r, OpKind::Upsert, &payload(&"é".repeat(200), None)),
         Ok(())
     );
 }

@@ -24,6 +24,8 @@ pub struct SyncConfig {
     pub changes_max_limit: u32,
     /// The most ops one `POST /ops` batch may carry (more → 413 `batch_too_large`).
     pub max_ops_per_batch: u32,
+    /// The largest `POST /ops` body in bytes (more → 413 `batch_too_large`).
+    pub max_batch_bytes: usize,
     /// How far (ms) a remote clock may run ahead of ours before its ops are refused.
     pub max_clock_drift_ms: u64,
 }
@@ -35,6 +37,7 @@ impl Default for SyncConfig {
             changes_default_limit: 500,
             changes_max_limit: 5_000,
             max_ops_per_batch: 1_000,
+            max_batch_bytes: 4 * 1024 * 1024,
             max_clock_drift_ms: 5_000,
         }
     }
@@ -79,6 +82,12 @@ impl Validate for SyncConfig {
             problems.push(ConfigProblem::new(
                 key(prefix, "max_ops_per_batch"),
                 "must be at least 1",
+            ));
+        }
+        if self.max_batch_bytes < 1024 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "max_batch_bytes"),
+                "must be at least 1024",
             ));
         }
         if self.max_clock_drift_ms == 0 {

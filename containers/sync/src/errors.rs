@@ -19,6 +19,14 @@ pub enum SyncError {
     InvalidLimit { max: u32 },
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("{0}")]
+    BatchTooLarge(String),
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    #[error("{} op(s) of the batch are invalid; nothing was applied", errors.len())]
+    InvalidOps {
+        errors: Vec<crate::tasks::validate_ops::OpError>,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -37,6 +45,10 @@ impl ApiError for SyncError {
             | SyncError::InvalidLimit { .. }
             | SyncError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             SyncError::CursorExpired { .. } => StatusCode::GONE,
+            SyncError::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            SyncError::InvalidBatch(_) | SyncError::InvalidOps { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             SyncError::Db(e) => e.status(),
         }
     }
@@ -48,6 +60,9 @@ impl ApiError for SyncError {
             SyncError::CursorExpired { .. } => "cursor_expired",
             SyncError::InvalidLimit { .. } => "invalid_limit",
             SyncError::InvalidQuery(_) => "invalid_query",
+            SyncError::BatchTooLarge(_) => "batch_too_large",
+            SyncError::InvalidBatch(_) => "invalid_batch",
+            SyncError::InvalidOps { .. } => "invalid_ops",
             SyncError::Db(e) => e.code(),
         }
     }
@@ -58,6 +73,7 @@ impl ApiError for SyncError {
                 "pruned_through": pruned_through,
                 "bootstrap": "snapshot bootstrap is required: this cursor can never be served again",
             })),
+            SyncError::InvalidOps { errors } => Some(serde_json::json!({ "errors": errors })),
             _ => None,
         }
     }

@@ -15,8 +15,10 @@ pub(crate) mod data;
 pub mod errors;
 pub mod models;
 pub mod recorder;
+pub(crate) mod tasks;
 pub mod ui;
 
 pub use config::{PeerConfig, SyncConfig};
 pub use errors::SyncError;
 pub use recorder::SyncChangeRecorder;
+pub use tasks::validate_ops::OpError;

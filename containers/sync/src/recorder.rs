@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ship::contracts::{Change, ChangeRecorder, HybridClock, Version};
+use ship::contracts::{Change, ChangeRecorder, Hlc, HybridClock, Version};
 use ship::db::utc_now;
 use ship::{AnyConnection, DbError};
 
@@ -14,7 +14,12 @@ use crate::models::{outbox_status, ChangeLogEntry, NewOutboxEntry};
 /// timestamp at or below one it already wrote or applied. Call once at start.
 pub fn resume_clock(conn: &mut AnyConnection, clock: &HybridClock) -> Result<(), DbError> {
     if let Some(largest) = changelog::max_hlc(conn)? {
-        clock.resume_from(ship::contracts::Hlc::from_i64(largest).unwrap_or_default());
+        let largest = Hlc::from_i64(largest).map_err(|e| {
+            DbError::Query(diesel::result::Error::DeserializationError(
+                format!("sync_changelog holds an invalid hlc: {e}").into(),
+            ))
+        })?;
+        clock.resume_from(largest);
     }
     Ok(())
 }
@@ -55,7 +60,11 @@ impl SyncChangeRecorder {
 }
 
 impl ChangeRecorder for SyncChangeRecorder {
-    fn stamp(&self) -> Version {
+    fn stamp(&self, stored: Option<Hlc>) -> Version {
+        if let Some(stored) = stored {
+            // The row's version comes from our own database: trusted, no drift check.
+            self.clock.resume_from(stored);
+        }
         Version::new(self.clock.now(), self.region_id.clone())
     }
 

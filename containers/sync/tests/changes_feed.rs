@@ -30,7 +30,7 @@ impl SyncResource for Widgets {
     fn name(&self) -> &'static str {
         "widgets"
     }
-    fn validate(&self, _kind: OpKind, _payload: &Value) -> Result<(), Vec<FieldError>> {
+    fn validate(&self, _id: &str, _kind: OpKind, _payload: &Value) -> Result<(), Vec<FieldError>> {
         Ok(())
     }
     fn apply(&self, _conn: &mut AnyConnection, _change: &Change) -> Result<ApplyOutcome, DbError> {
@@ -85,7 +85,7 @@ async fn write_widget(
     fail: bool,
 ) -> Result<(), DbError> {
     pool.transaction(move |c| {
-        let version = recorder.stamp();
+        let version = recorder.stamp(None);
         c.batch_execute(&format!(
             "INSERT INTO t_widgets (id, hlc) VALUES ('{id}', {})",
             version.hlc.as_i64()
@@ -112,15 +112,16 @@ async fn write_widget(
 }
 
 async fn feed_app(db: &TestDb) -> TestApp {
-    let state = web::Data::new(SyncState {
-        pool: db.pool.clone(),
-        registry: registry(),
-        config: SyncConfig {
+    let state = web::Data::new(SyncState::new(
+        db.pool.clone(),
+        registry(),
+        Arc::new(HybridClock::new(Duration::from_secs(5))),
+        SyncConfig {
             changes_max_limit: 100,
             changes_default_limit: 50,
             ..SyncConfig::default()
         },
-    });
+    ));
     spawn_app(
         db.pool.clone(),
         Arc::new(move |cfg: &mut web::ServiceConfig| sync::ui::http::configure(cfg, state.clone())),

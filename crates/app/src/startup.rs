@@ -65,7 +65,7 @@ impl Application {
                         pending.join(", ")
                     ))));
                 }
-                Ok(Wiring::build(&wiring_settings, conn)?)
+                Wiring::build(&wiring_settings, conn)
             })
             .await?;
 

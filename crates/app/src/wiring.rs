@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::web;
 use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::http::Configure;
-use ship::{AnyConnection, DbError, DbPool};
+use ship::{AnyConnection, DbPool, ShipError};
 use sync::ui::http::SyncState;
 use sync::SyncChangeRecorder;
 
@@ -23,8 +23,8 @@ pub struct Wiring {
 impl Wiring {
     /// Build the registry and the clock, resume the clock from the changelog and prepare every
     /// resource's changelog. Blocking (database): run on the blocking pool.
-    pub fn build(settings: &Settings, conn: &mut AnyConnection) -> Result<Self, DbError> {
-        let registry = resources();
+    pub fn build(settings: &Settings, conn: &mut AnyConnection) -> Result<Self, ShipError> {
+        let registry = resources().map_err(ShipError::Wiring)?;
         let clock = Arc::new(HybridClock::new(Duration::from_millis(
             settings.sync.max_clock_drift_ms,
         )));
@@ -50,11 +50,12 @@ impl Wiring {
 
     /// The route table of every container, with its state.
     pub fn routes(&self, pool: &DbPool, settings: &Settings) -> Configure {
-        let sync_state = web::Data::new(SyncState {
-            pool: pool.clone(),
-            registry: self.registry.clone(),
-            config: settings.sync.clone(),
-        });
+        let sync_state = web::Data::new(SyncState::new(
+            pool.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.clock),
+            settings.sync.clone(),
+        ));
         let recorder: Arc<dyn ship::contracts::ChangeRecorder> = self.recorder.clone();
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             sync::ui::http::configure(cfg, sync_state.clone());
@@ -64,15 +65,11 @@ impl Wiring {
 }
 
 /// Every synced resource of this binary.
-pub fn resources() -> ResourceRegistry {
+pub fn resources() -> Result<ResourceRegistry, String> {
     let mut registry = ResourceRegistry::new();
     let all: [Arc<dyn ship::contracts::SyncResource>; 1] = [Arc::new(customers::CustomersResource)];
     for resource in all {
-        // Names are constants of distinct containers; a clash is a programming error caught by
-        // the wiring test, so it is logged rather than unwrapped here.
-        if let Err(e) = registry.register(resource) {
-            tracing::error!(error = %e, "resource registry");
-        }
+        registry.register(resource)?;
     }
-    registry
+    Ok(registry)
 }

@@ -3,20 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use app::startup::{Application, StartOptions};
-use app::Settings;
 use serde_json::Value;
 use ship::testing::TestDb;
 
-fn settings_for(db: &TestDb, region: &str) -> Settings {
-    let mut settings = Settings {
-        region_id: region.into(),
-        ..Settings::default()
-    };
-    settings.database.url = db.url.clone();
-    settings.http.bind = "127.0.0.1:0".into();
-    settings.http.workers = Some(1);
-    settings
-}
+mod common;
+use common::settings_for;
 
 ship::backend_tests! {
     async fn the_app_serves_health_and_the_error_envelope(db: TestDb) {
@@ -91,7 +82,8 @@ async fn no_migrate_refuses_a_schema_with_pending_migrations() {
 /// The app registers every synced resource once.
 #[test]
 fn every_resource_is_registered_once() {
-    let names: Vec<_> = app::wiring::resources().names().collect();
+    let registry = app::wiring::resources().unwrap();
+    let names: Vec<_> = registry.names().collect();
     assert_eq!(names, ["customers"]);
 }
 
@@ -141,6 +133,39 @@ ship::backend_tests! {
         };
         assert_eq!(pending, 1);
 
+        handle.stop(true).await;
+        server.abort();
+    }
+}
+
+ship::backend_tests! {
+    /// Regression: a local write must be newer than the row it overwrites even when that row's
+    /// version came from a clock ahead of this process's (another process of the region, a
+    /// backfill) — otherwise peers would drop the write as stale and diverge for good.
+    async fn a_local_update_is_newer_than_the_version_it_overwrites(db: TestDb) {
+        let app = Application::build(&settings_for(&db, "eu-west"), StartOptions::default()).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until(std::future::pending()));
+        let client = reqwest::Client::new();
+        let created: Value = client
+            .post(format!("{base}/api/v1/customers"))
+            .json(&serde_json::json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"}))
+            .send().await.unwrap().json().await.unwrap();
+        let id = created["id"].as_str().unwrap().to_string();
+
+        // Another process, its clock an hour ahead, wrote the row.
+        let ahead = (ship::contracts::hlc::system_time_ms() as i64 + 3_600_000) << 16;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            &format!("UPDATE customers SET sync_version = {ahead} WHERE id = '{id}'"),
+        )
+        .unwrap();
+
+        let res = client.patch(format!("{base}/api/v1/customers/{id}")).json(&serde_json::json!({"name": "Ada L."})).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let stored = common::count(&mut db.pool.get().unwrap(), &format!("SELECT sync_version FROM customers WHERE id = '{id}'"));
+        assert!(stored > ahead, "{stored} > {ahead}");
         handle.stop(true).await;
         server.abort();
     }

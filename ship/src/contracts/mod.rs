@@ -2,8 +2,8 @@
 //! or data type lives here, the implementation in the owning container, and `app` hands the
 //! implementation in at start-up.
 //!
-//! - [`ChangeRecorder`]: a domain action records its write in the sync changelog (and the
-//!   outbox) inside its own transaction. Implemented by the sync container.
+//! - [`ChangeRecorder`]: a domain action records its write in the changelog (and the outbox)
+//!   inside its own transaction.
 //! - [`SyncResource`]: a domain container exposes one synced table to the sync container
 //!   (payload validation, atomic last-writer-wins apply of one op, a digest of its rows).
 //! - [`ResourceRegistry`]: the resources of this binary, by name, built by `app`.
@@ -57,14 +57,17 @@ pub struct Change {
     pub payload: serde_json::Value,
 }
 
-/// Records local writes for replication. Implemented by the sync container.
+/// Records local writes for replication.
 pub trait ChangeRecorder: Send + Sync {
     /// A fresh version for a local write: this region as origin and a timestamp greater than
-    /// every version this region has issued or applied.
+    /// every version this process has issued or applied, and greater than `stored` — the
+    /// version the locked row holds now (`None` for a new row). Passing `stored` keeps a
+    /// write newer than the row it overwrites even when another process of the region (or a
+    /// backfill) wrote that row with a clock ahead of ours.
     ///
     /// Call it inside the write's transaction *after* the row is locked (or known new), so
     /// two local writers of one row get versions in their commit order.
-    fn stamp(&self) -> Version;
+    fn stamp(&self, stored: Option<Hlc>) -> Version;
 
     /// Append `change` to the changelog and one outbox entry per peer, on `conn`, inside the
     /// caller's transaction: the row, its changelog entry and its outbox entries commit
@@ -109,7 +112,7 @@ impl FieldError {
     }
 }
 
-/// One synced table, as its domain container exposes it to the sync container.
+/// One synced table, as its domain container exposes it to replication.
 pub trait SyncResource: Send + Sync {
     /// The resource name in URLs (`/sync/{name}/…`) and in the changelog.
     fn name(&self) -> &'static str;
@@ -119,8 +122,14 @@ pub trait SyncResource: Send + Sync {
         1
     }
 
-    /// Check a payload before anything is applied (unknown fields, types, limits).
-    fn validate(&self, kind: OpKind, payload: &serde_json::Value) -> Result<(), Vec<FieldError>>;
+    /// Check an op's payload before anything is applied (unknown fields, types, limits, and
+    /// that the payload describes `entity_id`).
+    fn validate(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>>;
 
     /// Apply one op atomically by last-writer-wins on `(hlc, origin)`, inside the caller's
     /// transaction. Must decide and write in one atomic step (row lock or one statement).

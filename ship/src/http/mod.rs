@@ -40,7 +40,9 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .error_handler(|err, _req| json_error(&err).into())
 }
 
-fn json_error(err: &JsonPayloadError) -> HttpError {
+/// The envelope for a JSON body that could not be taken (exposed so a route with its own
+/// `JsonConfig` keeps the same codes for everything it does not handle itself).
+pub fn json_error(err: &JsonPayloadError) -> HttpError {
     match err {
         JsonPayloadError::OverflowKnownLength { length, limit } => HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,4 +1,4 @@
-use ship::contracts::{Change, ChangeRecorder, OpKind};
+use ship::contracts::{Change, ChangeRecorder, Hlc, OpKind};
 use ship::parents::Task;
 use ship::{AnyConnection, DbError};
 
@@ -31,7 +31,15 @@ impl SaveLocalWriteTask {
         mut row: Customer,
         write: Write,
     ) -> Result<Customer, DbError> {
-        let version = recorder.stamp();
+        let stored = match write {
+            Write::Insert => None,
+            // The row still carries the version it holds in the database.
+            Write::Update => Some(
+                Hlc::from_i64(row.sync_version)
+                    .map_err(|e| crate::tasks::apply_remote_change::invalid(&e.to_string()))?,
+            ),
+        };
+        let version = recorder.stamp(stored);
         row.sync_version = version.hlc.as_i64();
         row.sync_origin = version.origin.clone();
         match write {

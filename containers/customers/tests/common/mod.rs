@@ -46,7 +46,10 @@ impl FakeRecorder {
 }
 
 impl ChangeRecorder for FakeRecorder {
-    fn stamp(&self) -> Version {
+    fn stamp(&self, stored: Option<ship::contracts::Hlc>) -> Version {
+        if let Some(stored) = stored {
+            self.clock.resume_from(stored);
+        }
         Version::new(self.clock.now(), self.origin.clone())
     }
 

@@ -50,16 +50,14 @@ impl Action for GetChangesAction {
     type Output = ChangesPage;
     type Error = SyncError;
 
+    #[tracing::instrument(name = "sync.get_changes", skip_all, fields(resource = %input.resource))]
     async fn run(&self, input: GetChangesInput) -> Result<ChangesPage, SyncError> {
-        let span = tracing::info_span!("action", name = Self::NAME, resource = %input.resource);
-        let _entered = span.enter();
         let resource = self
             .registry
             .get(&input.resource)
             .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?;
         let schema_version = resource.schema_version();
         let name = resource.name();
-        drop(_entered);
 
         self.pool
             .run(move |conn| {
@@ -82,6 +80,15 @@ impl Action for GetChangesAction {
                     input.exclude_origin.as_deref(),
                     limit,
                 )?;
+                // A prune committed between the watermark read and the page query may have
+                // deleted entries after `since`: check again, so such a page is a 410 and never
+                // a silent gap.
+                let (_, pruned_now) = changelog::watermark(conn, name)?;
+                if since.0 < pruned_now {
+                    return Err(SyncError::CursorExpired {
+                        pruned_through: pruned_now,
+                    });
+                }
                 let full = changes.len() as i64 == limit;
                 // A short page has seen everything up to the watermark, even what it left out.
                 let next = match changes.last() {

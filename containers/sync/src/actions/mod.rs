@@ -3,3 +3,6 @@
 pub mod get_changes;
 
 pub use get_changes::{ChangesPage, GetChangesAction, GetChangesInput};
+pub mod apply_ops;
+
+pub use apply_ops::{ApplyOpsAction, ApplyOpsInput, ApplyOpsOutput, BatchLimits, OpStatus};

@@ -43,35 +43,25 @@ pub fn ensure_sequences<'a>(
 ///
 /// The UPDATE takes the sequence row's write lock until the transaction ends, so appends to one
 /// resource commit in seq order (the gap-safety of the changes feed). Must run inside the
-/// appending transaction. The row should exist ([`ensure_sequences`]); a missing one is created
-/// here, which is only safe without concurrent appenders.
+/// appending transaction. The row must exist ([`ensure_sequences`] at start): creating it here,
+/// among concurrent appenders, would deadlock on MariaDB, so a missing row is an error.
 pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryResult<i64> {
-    for _ in 0..2 {
-        let bumped = diesel::update(sync_sequences::table.find(resource))
-            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
-            .execute(conn)?;
-        if bumped == 0 {
-            let inserted = diesel::insert_into(sync_sequences::table)
-                .values((
-                    sync_sequences::resource.eq(resource),
-                    sync_sequences::last_seq.eq(n),
-                    sync_sequences::pruned_through.eq(0_i64),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) => return Ok(1),
-                // A concurrent first append created the row: bump it instead.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let last: i64 = sync_sequences::table
-            .find(resource)
-            .select(sync_sequences::last_seq)
-            .first(conn)?;
-        return Ok(last - n + 1);
+    let bumped = diesel::update(sync_sequences::table.find(resource))
+        .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+        .execute(conn)?;
+    if bumped == 0 {
+        return Err(DieselError::QueryBuilderError(
+            format!(
+                "resource `{resource}` has no changelog sequence: it was not prepared at start"
+            )
+            .into(),
+        ));
     }
-    Err(DieselError::RollbackTransaction)
+    let last: i64 = sync_sequences::table
+        .find(resource)
+        .select(sync_sequences::last_seq)
+        .first(conn)?;
+    Ok(last - n + 1)
 }
 
 /// `(last_seq, pruned_through)` of `resource`; `(0, 0)` before its first change.

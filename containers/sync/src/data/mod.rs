@@ -1,4 +1,5 @@
 //! Schema and queries of the sync tables. No business rules here.
 pub mod changelog;
+pub mod conflicts;
 pub mod outbox;
 pub mod schema;

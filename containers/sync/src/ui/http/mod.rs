@@ -4,23 +4,72 @@ pub mod controllers;
 pub mod requests;
 pub mod transformers;
 
+use std::sync::Arc;
+
+use actix_web::error::JsonPayloadError;
 use actix_web::web;
-use ship::contracts::ResourceRegistry;
+use ship::contracts::{HybridClock, ResourceRegistry};
+use ship::errors::{HttpError, StatusCode};
 use ship::DbPool;
 
+use crate::actions::{ApplyOpsAction, BatchLimits, GetChangesAction};
 use crate::config::SyncConfig;
 
-/// What the sync controllers need, registered once as `web::Data`.
+/// What the sync controllers need, registered once as `web::Data`: the actions, built once.
 pub struct SyncState {
-    pub pool: DbPool,
-    pub registry: ResourceRegistry,
+    pub get_changes: GetChangesAction,
+    pub apply_ops: ApplyOpsAction,
     pub config: SyncConfig,
+}
+
+impl SyncState {
+    pub fn new(
+        pool: DbPool,
+        registry: ResourceRegistry,
+        clock: Arc<HybridClock>,
+        config: SyncConfig,
+    ) -> Self {
+        let limits = BatchLimits {
+            max_ops: config.max_ops_per_batch as usize,
+        };
+        Self {
+            get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
+            apply_ops: ApplyOpsAction::new(pool, registry, clock, limits),
+            config,
+        }
+    }
 }
 
 /// Register the sync routes.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
-    cfg.app_data(state).service(
-        web::resource("/sync/{resource}/changes")
-            .route(web::get().to(controllers::get_changes::get_changes)),
-    );
+    let batch_bytes = state.config.max_batch_bytes;
+    cfg.app_data(state)
+        .service(
+            web::resource("/sync/{resource}/changes")
+                .route(web::get().to(controllers::get_changes::get_changes)),
+        )
+        .service(
+            web::resource("/sync/{resource}/ops")
+                .app_data(ops_json_config(batch_bytes))
+                .route(web::post().to(controllers::apply_ops::apply_ops)),
+        );
+}
+
+/// An ops body over the limit is `413 batch_too_large` (the sender halves the batch); every
+/// other body problem keeps ship's codes.
+fn ops_json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| {
+            match err {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch_too_large",
+                    format!("the batch body is over {limit} bytes: split the batch"),
+                ),
+                other => ship::http::json_error(&other),
+            }
+            .into()
+        })
 }

@@ -4,7 +4,6 @@ use actix_web::{web, HttpResponse};
 use ship::errors::{HttpError, StatusCode};
 use ship::parents::Action;
 
-use crate::actions::GetChangesAction;
 use crate::ui::http::requests::get_changes_request::GetChangesRequest;
 use crate::ui::http::transformers::changes_transformer;
 use crate::ui::http::SyncState;
@@ -17,8 +16,7 @@ pub async fn get_changes(
     let input = query
         .into_inner()
         .into_input(resource.into_inner(), &state.config)?;
-    let action = GetChangesAction::new(state.pool.clone(), state.registry.clone());
-    let page = action.run(input).await?;
+    let page = state.get_changes.run(input).await?;
     let body = changes_transformer::transform(page).map_err(|e| {
         tracing::error!(error = %e, "a stored changelog payload is not JSON");
         HttpError::new(

@@ -1,1 +1,2 @@
+pub mod apply_ops;
 pub mod get_changes;

@@ -1,1 +1,2 @@
+pub mod apply_ops_request;
 pub mod get_changes_request;

@@ -1,1 +1,2 @@
+pub mod apply_ops_transformer;
 pub mod changes_transformer;

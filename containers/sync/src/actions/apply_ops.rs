@@ -1,0 +1,274 @@
+//! ApplyOps: a peer's batch of ops (`POST /sync/{resource}/ops`), applied idempotently by
+//! last-writer-wins on `(hlc, origin)`.
+//!
+//! 1. The whole batch is validated first; one invalid op refuses the batch with every op's
+//!    errors (422), and nothing is applied and the clock does not move.
+//! 2. The clock observes every op's timestamp (so later local writes are newer).
+//! 3. One transaction applies the ops in entity-id order (a fixed lock order: two batches on
+//!    the same rows never deadlock each other), then appends the winners to the changelog with
+//!    their remote origin — no outbox fan-out: their origin pushes them, pulls relay them —
+//!    and records the conflicts. The sequence row is locked last, after every entity row, so
+//!    appliers and local writers (entity row, then sequence row) take locks in one order.
+//!
+//! Re-delivering a batch applies nothing: every op is `duplicate` (or `stale`), no changelog
+//! entry is added, no conflict is recorded twice.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use ship::contracts::{ApplyOutcome, HybridClock, ResourceRegistry, SyncResource};
+use ship::db::utc_now;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::data::changelog;
+use crate::data::conflicts::{self, NewConflict};
+use crate::errors::SyncError;
+use crate::models::ChangeLogEntry;
+use crate::tasks::validate_ops::{ValidOp, ValidateOpsTask};
+
+pub struct ApplyOpsInput {
+    pub resource: String,
+    pub source_region: String,
+    pub batch_id: String,
+    pub schema_version: u32,
+    pub ops: Vec<Value>,
+}
+
+/// The outcome of one op, in batch order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    Applied,
+    Stale,
+    Duplicate,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Applied => "applied",
+            OpStatus::Stale => "stale",
+            OpStatus::Duplicate => "duplicate",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApplyOpsOutput {
+    pub batch_id: String,
+    pub results: Vec<(String, OpStatus)>,
+    pub receiver_hlc: i64,
+}
+
+impl ApplyOpsOutput {
+    pub fn count(&self, status: OpStatus) -> usize {
+        self.results.iter().filter(|(_, s)| *s == status).count()
+    }
+}
+
+/// Batch limits (from `[sync]`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_ops: usize,
+}
+
+pub struct ApplyOpsAction {
+    pool: DbPool,
+    registry: ResourceRegistry,
+    clock: Arc<HybridClock>,
+    limits: BatchLimits,
+}
+
+impl ApplyOpsAction {
+    pub fn new(
+        pool: DbPool,
+        registry: ResourceRegistry,
+        clock: Arc<HybridClock>,
+        limits: BatchLimits,
+    ) -> Self {
+        Self {
+            pool,
+            registry,
+            clock,
+            limits,
+        }
+    }
+}
+
+impl Action for ApplyOpsAction {
+    const NAME: &'static str = "sync.apply_ops";
+    type Input = ApplyOpsInput;
+    type Output = ApplyOpsOutput;
+    type Error = SyncError;
+
+    #[tracing::instrument(
+        name = "sync.apply_ops",
+        skip_all,
+        fields(resource = %input.resource, source = %input.source_region, batch = %input.batch_id, ops = input.ops.len())
+    )]
+    async fn run(&self, input: ApplyOpsInput) -> Result<ApplyOpsOutput, SyncError> {
+        let resource = Arc::clone(
+            self.registry
+                .get(&input.resource)
+                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
+        );
+        check_batch(&input, resource.as_ref(), self.limits)?;
+        let ops =
+            ValidateOpsTask::run(resource.as_ref(), &self.clock, &input.ops).map_err(|errors| {
+                let drift = errors.iter().filter(|e| e.code == "clock_drift").count();
+                if drift > 0 {
+                    tracing::warn!(
+                        refused = drift,
+                        "ops refused: remote clock beyond the drift bound"
+                    );
+                }
+                SyncError::InvalidOps { errors }
+            })?;
+        for op in &ops {
+            // Validated against the drift bound above; observing cannot fail now.
+            let _ = self.clock.observe(op.change.version.hlc);
+        }
+
+        let statuses = self
+            .pool
+            .transaction(move |conn| {
+                apply_in_order(conn, resource.as_ref(), &ops).map(|s| (ops, s))
+            })
+            .await?;
+        let (ops, statuses) = statuses;
+        let output = ApplyOpsOutput {
+            batch_id: input.batch_id,
+            results: ops.into_iter().map(|op| op.op_id).zip(statuses).collect(),
+            receiver_hlc: self.clock.last().as_i64(),
+        };
+        tracing::info!(
+            applied = output.count(OpStatus::Applied),
+            stale = output.count(OpStatus::Stale),
+            duplicate = output.count(OpStatus::Duplicate),
+            "batch applied"
+        );
+        Ok(output)
+    }
+}
+
+/// Batch-level checks that need no op parsing.
+fn check_batch(
+    input: &ApplyOpsInput,
+    resource: &dyn SyncResource,
+    limits: BatchLimits,
+) -> Result<(), SyncError> {
+    if input.ops.len() > limits.max_ops {
+        return Err(SyncError::BatchTooLarge(format!(
+            "{} ops in one batch; the limit is {}: split the batch",
+            input.ops.len(),
+            limits.max_ops
+        )));
+    }
+    let problem = if input.ops.is_empty() {
+        Some("a batch needs at least one op".to_string())
+    } else if let Err(m) = ship::config::check_region_id(&input.source_region) {
+        Some(format!("source_region: {m}"))
+    } else if input.batch_id.is_empty() || input.batch_id.len() > 64 {
+        Some("batch_id must be 1 to 64 bytes".to_string())
+    } else if input.schema_version != resource.schema_version() {
+        Some(format!(
+            "schema_version {} is not this region's schema version {} of `{}`",
+            input.schema_version,
+            resource.schema_version(),
+            resource.name()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(SyncError::InvalidBatch(message)),
+        None => Ok(()),
+    }
+}
+
+/// Apply `ops` inside the caller's transaction; the statuses in batch order.
+fn apply_in_order(
+    conn: &mut ship::AnyConnection,
+    resource: &dyn SyncResource,
+    ops: &[ValidOp],
+) -> Result<Vec<OpStatus>, SyncError> {
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by(|&a, &b| {
+        ops[a]
+            .change
+            .entity_id
+            .cmp(&ops[b].change.entity_id)
+            .then(a.cmp(&b))
+    });
+
+    let mut statuses = vec![OpStatus::Duplicate; ops.len()];
+    let mut winners = Vec::new();
+    let mut lost = Vec::new();
+    for i in order {
+        let change = &ops[i].change;
+        statuses[i] = match resource.apply(conn, change)? {
+            ApplyOutcome::Applied => {
+                winners.push(i);
+                OpStatus::Applied
+            }
+            ApplyOutcome::Duplicate => OpStatus::Duplicate,
+            ApplyOutcome::Stale {
+                current,
+                current_payload,
+            } => {
+                // Another region's write lost: keep both versions. A stale op of the stored
+                // write's own origin is just an old, superseded write, not a conflict.
+                if current.origin != change.version.origin {
+                    let reason = if current.hlc == change.version.hlc {
+                        "equal_hlc_origin_tiebreak"
+                    } else {
+                        "older_hlc"
+                    };
+                    lost.push((i, current, current_payload, reason));
+                }
+                OpStatus::Stale
+            }
+        };
+    }
+
+    if !winners.is_empty() {
+        let first = changelog::allocate_seqs(conn, resource.name(), winners.len() as i64)?;
+        let now = utc_now();
+        for (k, &i) in winners.iter().enumerate() {
+            let change = &ops[i].change;
+            changelog::insert(
+                conn,
+                &ChangeLogEntry {
+                    resource: change.resource.clone(),
+                    seq: first + k as i64,
+                    entity_id: change.entity_id.clone(),
+                    op: change.kind.as_str().to_string(),
+                    payload: change.payload.to_string(),
+                    hlc: change.version.hlc.as_i64(),
+                    origin_region: change.version.origin.clone(),
+                    schema_version: resource.schema_version() as i32,
+                    created_at: now,
+                },
+            )?;
+        }
+    }
+    for (i, winner, winner_payload, reason) in lost {
+        let loser = &ops[i].change;
+        conflicts::insert_once(
+            conn,
+            &NewConflict {
+                resource: loser.resource.clone(),
+                entity_id: loser.entity_id.clone(),
+                winner_hlc: winner.hlc.as_i64(),
+                winner_origin: winner.origin,
+                winner_payload: winner_payload.to_string(),
+                loser_hlc: loser.version.hlc.as_i64(),
+                loser_origin: loser.version.origin.clone(),
+                loser_payload: loser.payload.to_string(),
+                reason: reason.to_string(),
+                detected_at: utc_now(),
+            },
+        )?;
+    }
+    Ok(statuses)
+}

@@ -1,0 +1,217 @@
+//! ValidateOps: turn a batch's raw ops into changes, or say exactly which ops are wrong and why.
+//! Nothing is applied until every op of the batch passes.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ship::config::check_region_id;
+use ship::contracts::{Change, Hlc, HybridClock, OpKind, SyncResource, Version};
+use ship::parents::Task;
+
+/// What is wrong with one op of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpError {
+    /// Position of the op in the batch.
+    pub index: usize,
+    /// The op's id when it had a readable one.
+    pub op_id: Option<String>,
+    /// The field at fault (`payload.email` for a payload field), when there is one.
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// An op that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidOp {
+    pub op_id: String,
+    pub change: Change,
+}
+
+pub(crate) struct ValidateOpsTask;
+
+impl Task for ValidateOpsTask {
+    const NAME: &'static str = "sync.validate_ops";
+}
+
+const FIELDS: [&str; 6] = ["op_id", "entity_id", "kind", "hlc", "origin", "payload"];
+const MAX_ID_LEN: usize = 64;
+
+impl ValidateOpsTask {
+    /// Every op valid → the changes in batch order; otherwise every error of every op.
+    /// A timestamp beyond the clock's drift bound is an error (`clock_drift`); the clock is
+    /// only read, never moved, here.
+    pub(crate) fn run(
+        resource: &dyn SyncResource,
+        clock: &HybridClock,
+        ops: &[Value],
+    ) -> Result<Vec<ValidOp>, Vec<OpError>> {
+        let mut valid = Vec::with_capacity(ops.len());
+        let mut errors = Vec::new();
+        for (index, raw) in ops.iter().enumerate() {
+            match validate_op(resource, clock, index, raw) {
+                Ok(op) => valid.push(op),
+                Err(mut op_errors) => errors.append(&mut op_errors),
+            }
+        }
+        if errors.is_empty() {
+            Ok(valid)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn validate_op(
+    resource: &dyn SyncResource,
+    clock: &HybridClock,
+    index: usize,
+    raw: &Value,
+) -> Result<ValidOp, Vec<OpError>> {
+    let Some(op) = raw.as_object() else {
+        return Err(vec![error(
+            index,
+            None,
+            None,
+            "invalid_type",
+            "an op must be a JSON object",
+        )]);
+    };
+    let op_id = id_field(op, "op_id").ok();
+    let mut errors = Vec::new();
+    let mut fail = |field: Option<&str>, code: &str, message: String| {
+        errors.push(error(
+            index,
+            op_id.clone(),
+            field.map(str::to_string),
+            code,
+            &message,
+        ));
+    };
+    for key in op.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        fail(
+            Some(key),
+            "unknown_field",
+            format!("`{key}` is not a field of an op"),
+        );
+    }
+    let checked_op_id = id_field(op, "op_id")
+        .map_err(|(code, m)| fail(Some("op_id"), code, m))
+        .ok();
+    let entity_id = id_field(op, "entity_id")
+        .map_err(|(code, m)| fail(Some("entity_id"), code, m))
+        .ok();
+    let kind = match op.get("kind") {
+        None => {
+            fail(Some("kind"), "required", "`kind` is required".into());
+            None
+        }
+        Some(v) => match v.as_str().and_then(OpKind::parse) {
+            Some(kind) => Some(kind),
+            None => {
+                fail(
+                    Some("kind"),
+                    "invalid_value",
+                    "`kind` must be \"upsert\" or \"delete\"".into(),
+                );
+                None
+            }
+        },
+    };
+    let hlc = match op.get("hlc") {
+        None => {
+            fail(Some("hlc"), "required", "`hlc` is required".into());
+            None
+        }
+        Some(v) => match v.as_i64().map(Hlc::from_i64) {
+            Some(Ok(hlc)) => match clock.check_drift(hlc) {
+                Ok(()) => Some(hlc),
+                Err(e) => {
+                    fail(Some("hlc"), "clock_drift", e.to_string());
+                    None
+                }
+            },
+            _ => {
+                fail(
+                    Some("hlc"),
+                    "invalid_value",
+                    "`hlc` must be a non-negative 64-bit integer".into(),
+                );
+                None
+            }
+        },
+    };
+    let origin = match op.get("origin").and_then(Value::as_str) {
+        None => {
+            fail(
+                Some("origin"),
+                "required",
+                "`origin` must be a region id string".into(),
+            );
+            None
+        }
+        Some(o) => match check_region_id(o) {
+            Ok(()) => Some(o.to_string()),
+            Err(m) => {
+                fail(Some("origin"), "invalid_value", m);
+                None
+            }
+        },
+    };
+    let payload = op.get("payload");
+    if payload.is_none() {
+        fail(Some("payload"), "required", "`payload` is required".into());
+    }
+    if let (Some(entity_id), Some(kind), Some(payload)) = (&entity_id, kind, payload) {
+        if let Err(field_errors) = resource.validate(entity_id, kind, payload) {
+            for e in field_errors {
+                fail(Some(&format!("payload.{}", e.field)), &e.code, e.message);
+            }
+        }
+    }
+    match (checked_op_id, entity_id, kind, hlc, origin, payload) {
+        (Some(op_id), Some(entity_id), Some(kind), Some(hlc), Some(origin), Some(payload))
+            if errors.is_empty() =>
+        {
+            Ok(ValidOp {
+                op_id,
+                change: Change {
+                    resource: resource.name().to_string(),
+                    entity_id,
+                    kind,
+                    version: Version::new(hlc, origin),
+                    payload: payload.clone(),
+                },
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// A required string identifier of 1 to 64 characters.
+fn id_field(op: &Map<String, Value>, name: &str) -> Result<String, (&'static str, String)> {
+    match op.get(name) {
+        None => Err(("required", format!("`{name}` is required"))),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Ok(s.clone()),
+        Some(Value::String(_)) => Err((
+            "invalid_value",
+            format!("`{name}` must be 1 to {MAX_ID_LEN} bytes"),
+        )),
+        Some(_) => Err(("invalid_type", format!("`{name}` must be a string"))),
+    }
+}
+
+fn error(
+    index: usize,
+    op_id: Option<String>,
+    field: Option<String>,
+    code: &str,
+    message: &str,
+) -> OpError {
+    OpError {
+        index,
+        op_id,
+        field,
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}

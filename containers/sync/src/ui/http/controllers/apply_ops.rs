@@ -1,0 +1,19 @@
+//! `POST /sync/{resource}/ops`
+
+use actix_web::{web, HttpResponse};
+use ship::errors::HttpError;
+use ship::parents::Action;
+
+use crate::ui::http::requests::apply_ops_request::ApplyOpsRequest;
+use crate::ui::http::transformers::apply_ops_transformer;
+use crate::ui::http::SyncState;
+
+pub async fn apply_ops(
+    state: web::Data<SyncState>,
+    resource: web::Path<String>,
+    body: web::Json<ApplyOpsRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let input = body.into_inner().into_input(resource.into_inner());
+    let output = state.apply_ops.run(input).await?;
+    Ok(HttpResponse::Ok().json(apply_ops_transformer::transform(output)))
+}
