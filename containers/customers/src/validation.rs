@@ -144,16 +144,8 @@ pub(crate) fn payload(kind: OpKind, value: &Value) -> Result<CustomerPayload, Ve
         .filter(|k| !PAYLOAD_FIELDS.contains(&k.as_str()))
         .map(|k| unknown(k))
         .collect();
-    let mut check = |field: &str, rule: &dyn Fn(&str) -> Result<(), FieldError>| match string_field(
-        object, field,
-    )
-    .and_then(|s| rule(s).map(|()| s.to_string()))
-    {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
+    let mut check = |field: &str, rule: &dyn Fn(&str) -> Result<(), FieldError>| {
+        take(object, field, rule, &mut errors)
     };
     let id = check("id", &|s| uuid("id", s));
     let tenant = check("tenant_id", &tenant_id);
@@ -216,5 +208,21 @@ pub(crate) fn payload(kind: OpKind, value: &Value) -> Result<CustomerPayload, Ve
             deleted_at,
         }),
         _ => Err(errors),
+    }
+}
+
+/// Apply `rule` to the string at `field`; record the problem in `errors`.
+pub(crate) fn take(
+    object: &Map<String, Value>,
+    field: &str,
+    rule: impl Fn(&str) -> Result<(), FieldError>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match string_field(object, field).and_then(|s| rule(s).map(|()| s.to_string())) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
     }
 }

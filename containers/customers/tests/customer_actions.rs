@@ -120,6 +120,24 @@ ship::backend_tests! {
         assert!(matches!(err, CustomersError::Validation(ref f) if f[0].field == "name"), "{err:?}");
     }
 
+    async fn an_update_that_changes_nothing_records_nothing(db: TestDb) {
+        let recorder = FakeRecorder::new();
+        let created = CreateCustomerAction::new(db.pool.clone(), recorder.clone())
+            .run(input("acme", "Ada"))
+            .await
+            .unwrap();
+        let same = UpdateCustomerAction::new(db.pool.clone(), recorder.clone())
+            .run(UpdateCustomerInput {
+                id: created.id.clone(),
+                name: Some("Ada".into()),
+                ..UpdateCustomerInput::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(same, created, "same version, same updated_at");
+        assert_eq!(recorder.changes().len(), 1, "only the create was recorded");
+    }
+
     async fn delete_leaves_a_versioned_tombstone(db: TestDb) {
         let recorder = FakeRecorder::new();
         let created = CreateCustomerAction::new(db.pool.clone(), recorder.clone())

@@ -52,6 +52,7 @@ impl Action for UpdateCustomerAction {
                     Some(row) if !row.is_deleted() => row,
                     _ => return Err(CustomersError::NotFound(input.id)),
                 };
+                let before = row.clone();
                 if let Some(name) = input.name {
                     row.name = name;
                 }
@@ -60,6 +61,10 @@ impl Action for UpdateCustomerAction {
                 }
                 if let Some(status) = input.status {
                     row.status = status.as_str().to_string();
+                }
+                if row == before {
+                    // Nothing changes: no new version, no change to replicate.
+                    return Ok(before);
                 }
                 row.updated_at = utc_now();
                 Ok(SaveLocalWriteTask::run(

@@ -29,11 +29,7 @@ pub(crate) fn find_for_update(conn: &mut AnyConnection, id: &str) -> QueryResult
             .for_update()
             .first(c)
             .optional(),
-        AnyConnection::Sqlite(c) => customers::table
-            .find(id)
-            .select(Customer::as_select())
-            .first(c)
-            .optional(),
+        AnyConnection::Sqlite(_) => find(conn, id),
     }
 }
 

@@ -28,18 +28,4 @@ pub(crate) fn unknown_fields(object: &Map<String, Value>, known: &[&str]) -> Vec
         .collect()
 }
 
-/// Apply `rule` to the string at `field`; record the problem in `errors`.
-pub(crate) fn take(
-    object: &Map<String, Value>,
-    field: &str,
-    rule: impl Fn(&str) -> Result<(), FieldError>,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match validation::string_field(object, field).and_then(|s| rule(s).map(|()| s.to_string())) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
-}
+pub(crate) use crate::validation::take;
