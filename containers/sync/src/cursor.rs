@@ -62,6 +62,26 @@ mod tests {
         assert_eq!(Cursor(7).encode(), "djE6Nw");
     }
 
+    proptest::proptest! {
+        /// Fuzz-style: any text either decodes to the cursor that re-encodes to it, or is
+        /// refused — never a panic, never two spellings of one position.
+        #[test]
+        fn any_text_decodes_canonically_or_is_refused(text in "\\PC{0,80}") {
+            if let Ok(cursor) = Cursor::decode(&text) {
+                proptest::prop_assert_eq!(cursor.encode(), text);
+            }
+        }
+
+        #[test]
+        fn any_bytes_behind_base64_are_handled(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            if let Ok(cursor) = Cursor::decode(&text) {
+                proptest::prop_assert_eq!(cursor.encode(), text);
+                proptest::prop_assert!(cursor.0 >= 0);
+            }
+        }
+    }
+
     #[test]
     fn malformed_cursors_are_refused() {
         let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);

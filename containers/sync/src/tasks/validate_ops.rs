@@ -215,3 +215,121 @@ fn error(
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+    use ship::contracts::{ApplyOutcome, FieldError};
+    use ship::{AnyConnection, DbError};
+
+    use super::*;
+
+    /// Accepts any object payload: the task's own checks are under test.
+    struct Anything;
+
+    impl SyncResource for Anything {
+        fn name(&self) -> &'static str {
+            "anything"
+        }
+        fn validate(&self, _: &str, _: OpKind, payload: &Value) -> Result<(), Vec<FieldError>> {
+            if payload.is_object() {
+                Ok(())
+            } else {
+                Err(vec![FieldError::new(
+                    "payload",
+                    "invalid_type",
+                    "an object",
+                )])
+            }
+        }
+        fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
+            Ok(ApplyOutcome::Duplicate)
+        }
+        fn digest(&self, _: &mut AnyConnection) -> Result<String, DbError> {
+            Ok(String::new())
+        }
+    }
+
+    fn clock() -> HybridClock {
+        HybridClock::new(Duration::from_secs(5))
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("op_id".to_string()),
+                        Just("entity_id".to_string()),
+                        Just("kind".to_string()),
+                        Just("hlc".to_string()),
+                        Just("origin".to_string()),
+                        Just("payload".to_string()),
+                        "[a-z]{1,8}",
+                    ],
+                    inner,
+                    0..8,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Fuzz-style: any JSON as an op is either a valid op or errors that name its index —
+        /// never a panic, never an error without a code.
+        #[test]
+        fn any_json_op_is_validated_or_refused_by_index(ops in prop::collection::vec(any_json(), 1..5)) {
+            match ValidateOpsTask::run(&Anything, &clock(), &ops) {
+                Ok(valid) => prop_assert_eq!(valid.len(), ops.len()),
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    for e in errors {
+                        prop_assert!(e.index < ops.len());
+                        prop_assert!(!e.code.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_op_becomes_a_change_and_every_error_is_named() {
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let good = json!({"op_id": "1", "entity_id": "e", "kind": "delete", "hlc": now << 16, "origin": "eu-west", "payload": {}});
+        let valid = ValidateOpsTask::run(&Anything, &clock(), std::slice::from_ref(&good)).unwrap();
+        assert_eq!(valid[0].change.kind, OpKind::Delete);
+        assert_eq!(valid[0].change.version.origin, "eu-west");
+
+        let bad = json!({"op_id": "", "kind": "merge", "hlc": (now + 60_000) << 16, "origin": "EU", "payload": 5, "x": 1});
+        let errors = ValidateOpsTask::run(&Anything, &clock(), &[good, bad]).unwrap_err();
+        let got: Vec<(Option<&str>, &str)> = errors
+            .iter()
+            .map(|e| (e.field.as_deref(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("x"), "unknown_field"),
+                (Some("op_id"), "invalid_value"),
+                (Some("entity_id"), "required"),
+                (Some("kind"), "invalid_value"),
+                (Some("hlc"), "clock_drift"),
+                (Some("origin"), "invalid_value"),
+            ]
+        );
+        assert!(errors.iter().all(|e| e.index == 1));
+    }
+}
