@@ -23,12 +23,45 @@ pub enum SyncError {
     BatchTooLarge(String),
     #[error("invalid batch: {0}")]
     InvalidBatch(String),
-    #[error("{} op(s) of the batch are invalid; nothing was applied", errors.len())]
+    #[error(
+        "{} op(s) of the batch are invalid; nothing was applied",
+        invalid_ops(errors)
+    )]
     InvalidOps {
+        errors: Vec<crate::tasks::validate_ops::OpError>,
+    },
+    #[error("peer `{peer}` is unreachable: {reason}")]
+    PeerUnreachable { peer: String, reason: String },
+    #[error("peer `{peer}` answered {status}: {message}")]
+    PeerRefused {
+        peer: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "peer `{peer}` no longer has the history after our cursor (410 cursor_expired): this \
+         region needs a bootstrap from a snapshot of that peer"
+    )]
+    PeerCursorExpired { peer: String },
+    #[error(
+        "peer `{peer}` sent {} invalid op(s); the cursor did not move",
+        invalid_ops(errors)
+    )]
+    PeerSentInvalid {
+        peer: String,
         errors: Vec<crate::tasks::validate_ops::OpError>,
     },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// How many distinct ops `errors` name.
+fn invalid_ops(errors: &[crate::tasks::validate_ops::OpError]) -> usize {
+    errors
+        .iter()
+        .map(|e| e.index)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 impl From<diesel::result::Error> for SyncError {
@@ -49,6 +82,10 @@ impl ApiError for SyncError {
             SyncError::InvalidBatch(_) | SyncError::InvalidOps { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            SyncError::PeerUnreachable { .. }
+            | SyncError::PeerRefused { .. }
+            | SyncError::PeerCursorExpired { .. }
+            | SyncError::PeerSentInvalid { .. } => StatusCode::BAD_GATEWAY,
             SyncError::Db(e) => e.status(),
         }
     }
@@ -63,6 +100,10 @@ impl ApiError for SyncError {
             SyncError::BatchTooLarge(_) => "batch_too_large",
             SyncError::InvalidBatch(_) => "invalid_batch",
             SyncError::InvalidOps { .. } => "invalid_ops",
+            SyncError::PeerUnreachable { .. } => "peer_unreachable",
+            SyncError::PeerRefused { .. } => "peer_refused",
+            SyncError::PeerCursorExpired { .. } => "peer_cursor_expired",
+            SyncError::PeerSentInvalid { .. } => "peer_sent_invalid_ops",
             SyncError::Db(e) => e.code(),
         }
     }
@@ -73,7 +114,9 @@ impl ApiError for SyncError {
                 "pruned_through": pruned_through,
                 "bootstrap": "snapshot bootstrap is required: this cursor can never be served again",
             })),
-            SyncError::InvalidOps { errors } => Some(serde_json::json!({ "errors": errors })),
+            SyncError::InvalidOps { errors } | SyncError::PeerSentInvalid { errors, .. } => {
+                Some(serde_json::json!({ "errors": errors }))
+            }
             _ => None,
         }
     }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ship::db::migrations;
+use ship::parents::Action;
+use sync::actions::PullChangesInput;
 
 use crate::settings::Settings;
 use crate::startup::{self, Application, StartOptions};
@@ -37,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MigrateCommand,
     },
+    /// Replicate by hand (the scheduler will do this continuously).
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Inspect the effective configuration.
     Config {
         #[command(subcommand)]
@@ -54,6 +61,23 @@ pub enum MigrateCommand {
     Revert {
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Pull the configured peers' changes (leaving out our own) and apply them here; each
+    /// page is applied and its cursor stored in one transaction.
+    Pull {
+        /// Only this peer (default: every `[[sync.peers]]` entry).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only this resource (default: every synced resource).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Entries per page asked of the peer.
+        #[arg(long, default_value_t = 500)]
+        page_limit: u32,
     },
 }
 
@@ -84,6 +108,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { command } => {
             ship::telemetry::init(&settings.log);
             migrate(&settings, command).await
+        }
+        Command::Sync {
+            command:
+                SyncCommand::Pull {
+                    peer,
+                    resource,
+                    page_limit,
+                },
+        } => {
+            ship::telemetry::init(&settings.log);
+            pull(&settings, peer, resource, page_limit).await
         }
     }
 }
@@ -153,6 +188,69 @@ async fn migrate(settings: &Settings, command: MigrateCommand) -> anyhow::Result
                 output(&format!("reverted {name}"));
             }
         }
+    }
+    Ok(())
+}
+
+async fn pull(
+    settings: &Settings,
+    peer: Option<String>,
+    resource: Option<String>,
+    page_limit: u32,
+) -> anyhow::Result<()> {
+    let peers: Vec<_> = settings
+        .sync
+        .peers
+        .iter()
+        .filter(|p| peer.as_deref().is_none_or(|only| only == p.id))
+        .collect();
+    if peers.is_empty() {
+        anyhow::bail!(
+            "no peer to pull from: configure [[sync.peers]] (id, base_url){}",
+            peer.map(|p| format!(" or check the name `{p}`"))
+                .unwrap_or_default()
+        );
+    }
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let names: Vec<String> = wiring
+        .registry
+        .names()
+        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
+    }
+    let action = wiring.pull_action(&pool, settings)?;
+    let mut failed = 0;
+    for p in peers {
+        for name in &names {
+            let input = PullChangesInput {
+                peer: p.id.clone(),
+                base_url: p.base_url.clone(),
+                resource: name.clone(),
+                page_limit,
+                max_pages: u32::MAX,
+            };
+            match action.run(input).await {
+                Ok(s) => output(&format!(
+                    "pulled {}/{name}: {} page(s), {} applied, {} stale, {} duplicate{}",
+                    p.id,
+                    s.pages,
+                    s.applied,
+                    s.stale,
+                    s.duplicate,
+                    if s.caught_up { ", caught up" } else { "" }
+                )),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("regionsync: pull {}/{name} failed: {e}", p.id);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} pull(s) failed");
     }
     Ok(())
 }

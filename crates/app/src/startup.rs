@@ -30,45 +30,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connect the database (failing within `connect_timeout_secs`), migrate unless told not to
-    /// (and refuse a schema with pending migrations), check the database belongs to this
-    /// region, wire the containers and bind the listener.
+    /// [`prepare`] the region, then bind the listener and build the server.
     pub async fn build(settings: &Settings, options: StartOptions) -> Result<Self, ShipError> {
-        let pool = connect(settings).await?;
-        let region = settings.region_id.clone();
-        let migrate = options.migrate;
-        let wiring_settings = settings.clone();
-        let wiring = pool
-            .run(move |conn| -> Result<Wiring, ShipError> {
-                if migrate {
-                    for name in migrations::run_pending(conn)? {
-                        tracing::info!(migration = %name, "applied migration");
-                    }
-                }
-                // The region binding is checked first: a foreign database is the more serious
-                // problem, and its table exists as soon as the first migration ran.
-                let identity_ready = migrate
-                    || migrations::status(conn)?
-                        .iter()
-                        .any(|m| m.applied && m.name == db::IDENTITY_MIGRATION);
-                if identity_ready && db::bind_region(conn, &region)? {
-                    tracing::info!(region = %region, "database bound to this region");
-                }
-                // With --no-migrate, a schema that is behind the binary is refused at start
-                // (the sync tables the routes use may not exist); an operator runs
-                // `regionsync migrate run` first.
-                let pending = migrations::pending(conn)?;
-                if !pending.is_empty() {
-                    return Err(ShipError::Db(ship::DbError::Migration(format!(
-                        "{} migration(s) pending ({}); run `regionsync migrate run` or start without --no-migrate",
-                        pending.len(),
-                        pending.join(", ")
-                    ))));
-                }
-                Wiring::build(&wiring_settings, conn)
-            })
-            .await?;
-
+        let (pool, wiring) = prepare(settings, options).await?;
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
         let server = ship::http::server(
@@ -108,6 +72,49 @@ impl Application {
             Err(e) => Err(std::io::Error::other(e)),
         }
     }
+}
+
+/// Everything a process of a region needs before it works: connect the database (failing
+/// within `connect_timeout_secs`), migrate unless told not to (and refuse a schema with
+/// pending migrations), check the database belongs to this region, and wire the containers.
+pub async fn prepare(
+    settings: &Settings,
+    options: StartOptions,
+) -> Result<(DbPool, Wiring), ShipError> {
+    let pool = connect(settings).await?;
+    let region = settings.region_id.clone();
+    let migrate = options.migrate;
+    let wiring_settings = settings.clone();
+    let wiring = pool
+        .run(move |conn| -> Result<Wiring, ShipError> {
+            if migrate {
+                for name in migrations::run_pending(conn)? {
+                    tracing::info!(migration = %name, "applied migration");
+                }
+            }
+            // The region binding is checked first: a foreign database is the more serious
+            // problem, and its table exists as soon as the first migration ran.
+            let identity_ready = migrate
+                || migrations::status(conn)?
+                    .iter()
+                    .any(|m| m.applied && m.name == db::IDENTITY_MIGRATION);
+            if identity_ready && db::bind_region(conn, &region)? {
+                tracing::info!(region = %region, "database bound to this region");
+            }
+            // Without migrating, a schema that is behind the binary is refused (the sync
+            // tables may not exist); an operator runs `regionsync migrate run` first.
+            let pending = migrations::pending(conn)?;
+            if !pending.is_empty() {
+                return Err(ShipError::Db(ship::DbError::Migration(format!(
+                    "{} migration(s) pending ({}); run `regionsync migrate run` or start without --no-migrate",
+                    pending.len(),
+                    pending.join(", ")
+                ))));
+            }
+            Wiring::build(&wiring_settings, conn)
+        })
+        .await?;
+    Ok((pool, wiring))
 }
 
 /// Open the pool for the configured database, on the blocking pool (connecting blocks).

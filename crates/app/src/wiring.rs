@@ -8,6 +8,7 @@ use actix_web::web;
 use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::http::Configure;
 use ship::{AnyConnection, DbPool, ShipError};
+use sync::actions::PullChangesAction;
 use sync::ui::http::SyncState;
 use sync::SyncChangeRecorder;
 
@@ -61,6 +62,28 @@ impl Wiring {
             sync::ui::http::configure(cfg, sync_state.clone());
             customers::ui::http::configure(cfg, Arc::clone(&recorder));
         })
+    }
+}
+
+impl Wiring {
+    /// The pull (anti-entropy) use case, with an HTTP client for the peers.
+    pub fn pull_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<PullChangesAction, ShipError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
+        Ok(PullChangesAction::new(
+            pool.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.clock),
+            settings.region_id.clone(),
+            client,
+        ))
     }
 }
 

@@ -163,6 +163,7 @@ ship::backend_tests! {
             let (got, answer) = region.post(OPS, &body).await;
             assert_eq!((got, answer["error"].as_str().unwrap_or_default()), (status, code), "{name}: {answer}");
             if let Some((index, op_code)) = op_error {
+                assert!(answer["message"].as_str().unwrap().starts_with("1 op(s)"), "{name}: {answer}");
                 let errors = answer["details"]["errors"].as_array().unwrap();
                 assert!(!errors.is_empty(), "{name}");
                 assert!(errors.iter().all(|e| e["index"] == index), "{name}: only the bad op is named: {answer}");

@@ -274,3 +274,11 @@ fn migrate_status_run_and_revert_on_sqlite() {
         .env(url.0, url.1));
     assert!(stdout.contains("no migration is applied"), "{stdout}");
 }
+
+#[test]
+fn sync_pull_without_peers_says_how_to_configure_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["sync", "pull"]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[[sync.peers]]"), "{stderr}");
+}

@@ -46,7 +46,9 @@ CREATE TABLE sync_outbox (
 CREATE TABLE sync_peer_cursors (
     peer VARCHAR(32) NOT NULL,
     resource VARCHAR(64) NOT NULL,
-    cursor_seq BIGINT NOT NULL,
+    -- The opaque `next_cursor` the peer handed out (never parsed here).
+    peer_cursor VARCHAR(128) NOT NULL,
+    last_pull_at DATETIME(6) NOT NULL,
     updated_at DATETIME(6) NOT NULL,
     PRIMARY KEY (peer, resource)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;

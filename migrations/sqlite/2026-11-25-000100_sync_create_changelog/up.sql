@@ -46,7 +46,9 @@ CREATE INDEX sync_outbox_change ON sync_outbox (resource, seq);
 CREATE TABLE sync_peer_cursors (
     peer VARCHAR(32) NOT NULL,
     resource VARCHAR(64) NOT NULL,
-    cursor_seq BIGINT NOT NULL,
+    -- The opaque `next_cursor` the peer handed out (never parsed here).
+    peer_cursor VARCHAR(128) NOT NULL,
+    last_pull_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     PRIMARY KEY (peer, resource)
 );

@@ -6,3 +6,6 @@ pub use get_changes::{ChangesPage, GetChangesAction, GetChangesInput};
 pub mod apply_ops;
 
 pub use apply_ops::{ApplyOpsAction, ApplyOpsInput, ApplyOpsOutput, BatchLimits, OpStatus};
+pub mod pull_changes;
+
+pub use pull_changes::{PullChangesAction, PullChangesInput, PullSummary};

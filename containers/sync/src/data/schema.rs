@@ -45,7 +45,8 @@ diesel::table! {
     sync_peer_cursors (peer, resource) {
         peer -> Text,
         resource -> Text,
-        cursor_seq -> BigInt,
+        peer_cursor -> Text,
+        last_pull_at -> Timestamp,
         updated_at -> Timestamp,
     }
 }

@@ -1,2 +1,4 @@
 //! Steps of the sync actions, one responsibility each.
+pub mod apply_changes;
+pub mod fetch_changes;
 pub mod validate_ops;

@@ -1,0 +1,166 @@
+//! PullChanges: anti-entropy. Read a peer's feed for one resource from the stored cursor
+//! (leaving out this region's own changes), apply each page through the same validation and
+//! apply steps as the ops route, and advance the cursor in the transaction that applied the
+//! page — a cursor never moves past data that is not durably applied.
+//!
+//! A peer that answers `410 cursor_expired` needs a bootstrap: the pull stops with that error
+//! and never restarts from zero by itself. A page with an invalid op stops the pull without
+//! moving the cursor. A peer whose cursor does not move while it claims more is a peer bug:
+//! the pull stops instead of looping.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use ship::contracts::{HybridClock, ResourceRegistry};
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::data::cursors;
+use crate::errors::SyncError;
+use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
+use crate::tasks::fetch_changes::FetchChangesTask;
+use crate::tasks::validate_ops::ValidateOpsTask;
+
+pub struct PullChangesInput {
+    pub peer: String,
+    pub base_url: String,
+    pub resource: String,
+    /// Entries per page asked of the peer.
+    pub page_limit: u32,
+    /// Stop after this many pages (the rest waits for the next pull).
+    pub max_pages: u32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PullSummary {
+    pub pages: u32,
+    pub applied: usize,
+    pub stale: usize,
+    pub duplicate: usize,
+    /// True when the peer had nothing more to give at the end.
+    pub caught_up: bool,
+}
+
+pub struct PullChangesAction {
+    pool: DbPool,
+    registry: ResourceRegistry,
+    clock: Arc<HybridClock>,
+    region_id: String,
+    client: reqwest::Client,
+}
+
+impl PullChangesAction {
+    pub fn new(
+        pool: DbPool,
+        registry: ResourceRegistry,
+        clock: Arc<HybridClock>,
+        region_id: impl Into<String>,
+        client: reqwest::Client,
+    ) -> Self {
+        Self {
+            pool,
+            registry,
+            clock,
+            region_id: region_id.into(),
+            client,
+        }
+    }
+}
+
+impl Action for PullChangesAction {
+    const NAME: &'static str = "sync.pull_changes";
+    type Input = PullChangesInput;
+    type Output = PullSummary;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.pull_changes", skip_all, fields(peer = %input.peer, resource = %input.resource))]
+    async fn run(&self, input: PullChangesInput) -> Result<PullSummary, SyncError> {
+        let resource = Arc::clone(
+            self.registry
+                .get(&input.resource)
+                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
+        );
+        let (peer, name) = (input.peer.clone(), resource.name());
+        let mut since = self
+            .pool
+            .run(move |conn| cursors::get(conn, &peer, name).map_err(SyncError::from))
+            .await?;
+        let mut summary = PullSummary::default();
+        while summary.pages < input.max_pages {
+            let page = FetchChangesTask::run(
+                &self.client,
+                &input.peer,
+                &input.base_url,
+                name,
+                since.as_deref(),
+                input.page_limit,
+                &self.region_id,
+            )
+            .await?;
+            summary.pages += 1;
+            if page.has_more && since.as_deref() == Some(page.next_cursor.as_str()) {
+                return Err(SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: "the peer's cursor did not advance although it has more".into(),
+                });
+            }
+            let ops: Vec<Value> = page.changes.iter().map(change_to_op).collect();
+            let valid =
+                ValidateOpsTask::run(resource.as_ref(), &self.clock, &ops).map_err(|errors| {
+                    SyncError::PeerSentInvalid {
+                        peer: input.peer.clone(),
+                        errors,
+                    }
+                })?;
+            for op in &valid {
+                // Checked against the drift bound by the validation above.
+                let _ = self.clock.observe(op.change.version.hlc);
+            }
+            let (peer, cursor, res) = (
+                input.peer.clone(),
+                page.next_cursor.clone(),
+                Arc::clone(&resource),
+            );
+            let statuses = self
+                .pool
+                .transaction(move |conn| {
+                    let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                    cursors::save(conn, &peer, res.name(), &cursor)?;
+                    Ok::<_, SyncError>(statuses)
+                })
+                .await?;
+            for status in statuses {
+                match status {
+                    OpStatus::Applied => summary.applied += 1,
+                    OpStatus::Stale => summary.stale += 1,
+                    OpStatus::Duplicate => summary.duplicate += 1,
+                }
+            }
+            since = Some(page.next_cursor);
+            if !page.has_more {
+                summary.caught_up = true;
+                break;
+            }
+        }
+        tracing::info!(
+            pages = summary.pages,
+            applied = summary.applied,
+            caught_up = summary.caught_up,
+            "pulled"
+        );
+        Ok(summary)
+    }
+}
+
+/// A feed entry as an op (the feed and ops formats share their fields; see docs/PROTOCOL.md).
+fn change_to_op(change: &Value) -> Value {
+    json!({
+        "op_id": format!("{}-{}", change["origin"].as_str().unwrap_or("?"), change["seq"]),
+        "entity_id": change["entity_id"],
+        "kind": change["kind"],
+        "hlc": change["hlc"],
+        "origin": change["origin"],
+        "payload": change["payload"],
+    })
+}

@@ -1,0 +1,72 @@
+//! FetchChanges: one page of a peer's changes feed over HTTP.
+
+use serde::Deserialize;
+use serde_json::Value;
+use ship::parents::Task;
+
+use crate::errors::SyncError;
+
+/// The part of a `GET /sync/{resource}/changes` answer the puller uses.
+#[derive(Debug, Deserialize)]
+pub struct FetchedPage {
+    pub changes: Vec<Value>,
+    pub next_cursor: String,
+    pub has_more: bool,
+}
+
+pub(crate) struct FetchChangesTask;
+
+impl Task for FetchChangesTask {
+    const NAME: &'static str = "sync.fetch_changes";
+}
+
+impl FetchChangesTask {
+    pub(crate) async fn run(
+        client: &reqwest::Client,
+        peer: &str,
+        base_url: &str,
+        resource: &str,
+        since: Option<&str>,
+        limit: u32,
+        exclude_origin: &str,
+    ) -> Result<FetchedPage, SyncError> {
+        let url = format!("{}/sync/{resource}/changes", base_url.trim_end_matches('/'));
+        let mut query = vec![
+            ("limit", limit.to_string()),
+            ("exclude_origin", exclude_origin.to_string()),
+        ];
+        if let Some(since) = since {
+            query.push(("since", since.to_string()));
+        }
+        let unreachable = |e: reqwest::Error| SyncError::PeerUnreachable {
+            peer: peer.to_string(),
+            reason: e.to_string(),
+        };
+        let res = client
+            .get(&url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = res.status();
+        if status.is_success() {
+            return res.json().await.map_err(|e| SyncError::PeerRefused {
+                peer: peer.to_string(),
+                status: status.as_u16(),
+                message: format!("the feed answer is not a changes page: {e}"),
+            });
+        }
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let code = body["error"].as_str().unwrap_or_default();
+        if status.as_u16() == 410 || code == "cursor_expired" {
+            return Err(SyncError::PeerCursorExpired {
+                peer: peer.to_string(),
+            });
+        }
+        Err(SyncError::PeerRefused {
+            peer: peer.to_string(),
+            status: status.as_u16(),
+            message: format!("{code}: {}", body["message"].as_str().unwrap_or_default()),
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! Pulling a peer's feed (anti-entropy) between two real regions over HTTP, on each backend:
+//! pages applied with their cursor in one transaction, idempotent re-pulls, and the failures
+//! that must stop a pull without moving its cursor.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use app::startup::{prepare, StartOptions};
+use common::{count, customers_digest, settings_for, Region};
+use serde_json::json;
+use ship::parents::Action;
+use ship::testing::TestDb;
+use sync::actions::{PullChangesAction, PullChangesInput};
+use sync::{PeerConfig, SyncError};
+
+async fn puller(db: &TestDb, peer_base: &str) -> PullChangesAction {
+    let mut settings = settings_for(db, "us-east");
+    settings.sync.peers = vec![PeerConfig {
+        id: "eu-west".into(),
+        base_url: peer_base.into(),
+    }];
+    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    wiring.pull_action(&pool, &settings).unwrap()
+}
+
+fn input(base: &str) -> PullChangesInput {
+    PullChangesInput {
+        peer: "eu-west".into(),
+        base_url: base.into(),
+        resource: "customers".into(),
+        page_limit: 2,
+        max_pages: 100,
+    }
+}
+
+fn stored_cursor(db: &TestDb) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        "SELECT COUNT(*) FROM sync_peer_cursors WHERE peer = 'eu-west'",
+    )
+}
+
+ship::backend_tests! {
+    async fn a_pull_replicates_page_by_page_and_remembers_where_it_stopped(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..5 {
+            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
+            assert_eq!(status, 201);
+        }
+        let pull = puller(&db_b, &a.base).await;
+
+        let first = pull.run(input(&a.base)).await.unwrap();
+        assert_eq!((first.pages, first.applied, first.caught_up), (3, 5, true), "{first:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        assert_eq!(stored_cursor(&db_b), 1);
+
+        let again = pull.run(input(&a.base)).await.unwrap();
+        assert_eq!((again.pages, again.applied, again.duplicate), (1, 0, 0), "nothing new: {again:?}");
+
+        let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": "late", "email": "c@example.com"})).await;
+        assert_eq!(status, 201);
+        let late = pull.run(input(&a.base)).await.unwrap();
+        assert_eq!(late.applied, 1);
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        // Pulled changes are relayed in B's feed with A's origin, never queued for push.
+        let mut c = db_b.pool.get().unwrap();
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog WHERE origin_region = 'eu-west'"), 6);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox"), 0);
+        a.stop().await;
+    }
+
+    async fn a_pull_stops_without_moving_its_cursor_when_the_peer_cannot_serve_it(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": "c", "email": "c@example.com"})).await;
+        assert_eq!(status, 201);
+        let pull = puller(&db_b, &a.base).await;
+
+        // Nothing listens on port 1.
+        let err = pull.run(input("http://127.0.0.1:1")).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerUnreachable { .. }), "{err}");
+
+        // A poison entry in the peer's feed: the page is refused whole, the cursor stays.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            "UPDATE sync_changelog SET payload = '{\"id\": 5}' WHERE seq = 1",
+        )
+        .unwrap();
+        let err = pull.run(input(&a.base)).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerSentInvalid { .. }), "{err}");
+        assert_eq!(stored_cursor(&db_b), 0, "no cursor stored past data not applied");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
+
+        // History pruned at the peer: 410, a bootstrap is needed, never a restart from zero.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            "UPDATE sync_sequences SET pruned_through = 1",
+        )
+        .unwrap();
+        let err = pull.run(input(&a.base)).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerCursorExpired { .. }), "{err}");
+        assert_eq!(stored_cursor(&db_b), 0);
+        a.stop().await;
+    }
+}
