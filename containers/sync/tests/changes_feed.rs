@@ -97,7 +97,7 @@ async fn write_widget(
                 entity_id: id.clone(),
                 kind: OpKind::Upsert,
                 version,
-                payload: json!({"id": id, "name": "w", "n": 1.5, "tags": ["ü", null]}),
+                payload: widget_payload(&id),
             },
         )?;
         std::thread::sleep(hold);
@@ -109,6 +109,16 @@ async fn write_widget(
         Ok(())
     })
     .await
+}
+
+/// A payload with what JSON round trips get wrong: integers past 2^53, the i64/u64 limits,
+/// floats that need every digit, negative zero, unicode, nulls.
+fn widget_payload(id: &str) -> Value {
+    json!({
+        "id": id, "name": "w", "n": 1.5, "tags": ["ü", null, "😀"],
+        "big": 9_007_199_254_740_993_u64, "i64max": i64::MAX, "i64min": i64::MIN, "u64max": u64::MAX,
+        "tenth": 0.1, "tiny": 1e-300, "huge": 1.7976931348623157e308, "negzero": -0.0,
+    })
 }
 
 async fn feed_app(db: &TestDb) -> TestApp {
@@ -196,7 +206,10 @@ ship::backend_tests! {
             for change in page["changes"].as_array().unwrap() {
                 seen.push(change["seq"].as_i64().unwrap());
                 assert_eq!(change["kind"], "upsert");
-                assert_eq!(change["payload"]["tags"], json!(["ü", null]), "payload JSON survives");
+                let id = change["entity_id"].as_str().unwrap();
+                assert_eq!(change["payload"], widget_payload(id), "payload JSON survives exactly");
+                assert_eq!(change["payload"]["big"].as_u64(), Some(9_007_199_254_740_993));
+                assert_eq!(change["payload"]["tenth"].as_f64(), Some(0.1));
                 assert!(change["hlc"].as_i64().unwrap() > 0);
             }
             if page["has_more"] == false {
