@@ -3,35 +3,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use app::startup::{Application, StartOptions};
-use serde_json::Value;
 use ship::testing::TestDb;
 
 mod common;
-use common::settings_for;
+use common::{settings_for, Region};
 
 ship::backend_tests! {
     async fn the_app_serves_health_and_the_error_envelope(db: TestDb) {
-        let app = Application::build(&settings_for(&db, "eu-west"), StartOptions::default()).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        let server = tokio::spawn(app.run_until(std::future::pending()));
-        let client = reqwest::Client::new();
-
-        let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
-        assert_eq!(ready.status(), 200);
-        let res = client.get(format!("{base}/nope")).send().await.unwrap();
-        assert_eq!(res.status(), 404);
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"], "not_found");
-
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let (status, _) = region.get("/health/ready").await;
+        assert_eq!(status, 200);
+        let (status, body) = region.get("/nope").await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         // The sync container's routes are wired, and refuse a resource nobody registered.
-        let res = client.get(format!("{base}/sync/nope/changes")).send().await.unwrap();
-        assert_eq!(res.status(), 404);
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"], "unknown_resource");
-
-        handle.stop(true).await;
-        server.abort();
+        let (status, body) = region.get("/sync/nope/changes").await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("unknown_resource")));
+        region.stop().await;
     }
 
     async fn a_second_region_cannot_start_on_the_same_database(db: TestDb) {
@@ -93,48 +80,26 @@ ship::backend_tests! {
     async fn a_customer_write_appears_in_the_changes_feed(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
         settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into(), base_url: "http://127.0.0.1:1".into() }];
-        let app = Application::build(&settings, StartOptions::default()).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        let server = tokio::spawn(app.run_until(std::future::pending()));
-        let client = reqwest::Client::new();
-
-        let created = client
-            .post(format!("{base}/api/v1/customers"))
-            .json(&serde_json::json!({"tenant_id": "t1", "name": "Ada Lovelace", "email": "ada@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-        let customer: Value = created.json().await.unwrap();
+        let region = Region::start(&settings).await;
+        let (status, customer) = region
+            .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": "Ada Lovelace", "email": "ada@example.com"}))
+            .await;
+        assert_eq!(status, 201);
         let id = customer["id"].as_str().unwrap().to_string();
 
-        let feed: Value = client
-            .get(format!("{base}/sync/customers/changes"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, feed) = region.get("/sync/customers/changes").await;
         let changes = feed["changes"].as_array().unwrap();
         assert_eq!(changes.len(), 1, "{feed}");
         assert_eq!(changes[0]["entity_id"], id.as_str());
         assert_eq!(changes[0]["origin"], "eu-west");
         assert_eq!(changes[0]["payload"]["name"], "Ada Lovelace");
 
-        let pending: i64 = {
-            use diesel::prelude::*;
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT COUNT(*) FROM sync_outbox WHERE peer = 'us-east' AND status = 'pending')",
-            ))
-            .get_result(&mut db.pool.get().unwrap())
-            .unwrap()
-        };
+        let pending = common::count(
+            &mut db.pool.get().unwrap(),
+            "SELECT COUNT(*) FROM sync_outbox WHERE peer = 'us-east' AND status = 'pending'",
+        );
         assert_eq!(pending, 1);
-
-        handle.stop(true).await;
-        server.abort();
+        region.stop().await;
     }
 }
 
@@ -143,15 +108,10 @@ ship::backend_tests! {
     /// version came from a clock ahead of this process's (another process of the region, a
     /// backfill) — otherwise peers would drop the write as stale and diverge for good.
     async fn a_local_update_is_newer_than_the_version_it_overwrites(db: TestDb) {
-        let app = Application::build(&settings_for(&db, "eu-west"), StartOptions::default()).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        let server = tokio::spawn(app.run_until(std::future::pending()));
-        let client = reqwest::Client::new();
-        let created: Value = client
-            .post(format!("{base}/api/v1/customers"))
-            .json(&serde_json::json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"}))
-            .send().await.unwrap().json().await.unwrap();
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let (_, created) = region
+            .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"}))
+            .await;
         let id = created["id"].as_str().unwrap().to_string();
 
         // Another process, its clock an hour ahead, wrote the row.
@@ -162,11 +122,10 @@ ship::backend_tests! {
         )
         .unwrap();
 
-        let res = client.patch(format!("{base}/api/v1/customers/{id}")).json(&serde_json::json!({"name": "Ada L."})).send().await.unwrap();
+        let res = region.client.patch(region.url(&format!("/api/v1/customers/{id}"))).json(&serde_json::json!({"name": "Ada L."})).send().await.unwrap();
         assert_eq!(res.status(), 200);
         let stored = common::count(&mut db.pool.get().unwrap(), &format!("SELECT sync_version FROM customers WHERE id = '{id}'"));
         assert!(stored > ahead, "{stored} > {ahead}");
-        handle.stop(true).await;
-        server.abort();
+        region.stop().await;
     }
 }
