@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/release/regionsync
 
-.PHONY: help run test lint fmt migrate arch setup
+.PHONY: help run test bench lint fmt migrate arch setup
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB w
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 	scripts/test-suites.sh
+
+bench: setup ## ratio benchmarks (QUALITY-BARS.md) with a table; ARGS='--json out.json --ops 200000', BENCH_*
+	$(CARGO) bench -p app --bench sync -- $(ARGS)
 
 lint: ## clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings

@@ -1,0 +1,1053 @@
+//! `make bench`: the ratio benchmarks of `QUALITY-BARS.md` (B1, B1', B2, B3, B4, B8).
+//!
+//! Every benchmark compares two arms on the same generated rows (fixed seed), each arm run on a
+//! fresh database (a new `TestDb`; HTTP arms start a fresh region on it), interleaved
+//! A B A B for `pairs` pairs after one discarded warm-up pair. The table shows the median and
+//! the minimum of the per-pair ratios A ÷ B and the median absolute rates of both arms.
+//!
+//! Sizes: `BENCH_OPS` / `--ops` (replicated ops, default 20 000), `BENCH_BATCH` / `--batch`
+//! (ops per batch, default 1 000), `BENCH_WRITES` / `--writes` (local writes of B4, default
+//! 5 000), `BENCH_PAIRS` / `--pairs` (measured pairs, default 5), `BENCH_SEED` / `--seed`,
+//! `BENCH_ONLY` / `--only B1,B3` (a subset). `--json PATH` also writes the results as JSON.
+//! B8 runs when `TEST_MYSQL_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::startup::{Application, StartOptions};
+use app::Settings;
+use customers::actions::{CreateCustomerAction, CreateCustomerInput};
+use customers::models::{Customer, CustomerPayload, CustomerStatus};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use serde::Serialize;
+use serde_json::{json, Value};
+use ship::contracts::{
+    Change, ChangeRecorder, HybridClock, OpKind, ResourceRegistry, SyncResource,
+};
+use ship::db::Backend;
+use ship::parents::Action;
+use ship::testing::TestDb;
+use ship::{AnyConnection, DbError};
+use sync::actions::{
+    ApplyOpsAction, ApplyOpsInput, BatchLimits, GetChangesAction, GetChangesInput, OpStatus,
+};
+use sync::SyncChangeRecorder;
+
+const ORIGIN: &str = "us-east";
+const REGION: &str = "eu-west";
+const PEERS: [&str; 2] = ["us-east", "ap-south"];
+const PAGE: usize = 1_000;
+const DRIFT: Duration = Duration::from_millis(5_000);
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+#[derive(Debug, Clone)]
+struct Config {
+    ops: usize,
+    batch: usize,
+    writes: usize,
+    pairs: usize,
+    seed: u64,
+    only: Option<Vec<String>>,
+    json: Option<String>,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        _ => default,
+    }
+}
+
+fn config() -> Config {
+    let mut cfg = Config {
+        ops: env_usize("BENCH_OPS", 20_000),
+        batch: env_usize("BENCH_BATCH", 1_000),
+        writes: env_usize("BENCH_WRITES", 5_000),
+        pairs: env_usize("BENCH_PAIRS", 5),
+        seed: env_usize("BENCH_SEED", 0x5EED_2026) as u64,
+        only: std::env::var("BENCH_ONLY")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| split_ids(&v)),
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> String {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .unwrap_or_else(|| panic!("{what} needs a value"))
+        };
+        let number = |what: &str, v: String| -> usize {
+            v.replace('_', "")
+                .parse()
+                .unwrap_or_else(|_| panic!("{what} {v}: not a number"))
+        };
+        match flag.as_str() {
+            // cargo bench passes `--bench` to harness = false targets.
+            "--bench" => {}
+            "--json" => cfg.json = Some(value("--json")),
+            "--ops" => cfg.ops = number("--ops", value("--ops")),
+            "--batch" => cfg.batch = number("--batch", value("--batch")),
+            "--writes" => cfg.writes = number("--writes", value("--writes")),
+            "--pairs" => cfg.pairs = number("--pairs", value("--pairs")),
+            "--seed" => cfg.seed = number("--seed", value("--seed")) as u64,
+            "--only" => cfg.only = Some(split_ids(&value("--only"))),
+            "-h" | "--help" => {
+                println!(
+                    "usage: make bench ARGS='[--json PATH] [--ops N] [--batch N] [--writes N] \
+                     [--pairs N] [--seed N] [--only B1,B3]'\n(or BENCH_OPS, BENCH_BATCH, \
+                     BENCH_WRITES, BENCH_PAIRS, BENCH_SEED, BENCH_ONLY; B8 needs TEST_MYSQL_URL)"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    assert!(cfg.ops > 0 && cfg.batch > 0 && cfg.writes > 0 && cfg.pairs > 0);
+    cfg
+}
+
+fn split_ids(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Config {
+    fn wants(&self, id: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|i| i == id))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated data (fixed seed)
+
+/// xorshift64*: deterministic, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.max(1) ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const FIRST: [&str; 12] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus",
+    "Radia", "Tony",
+];
+const LAST: [&str; 12] = [
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
+    "Wirth", "Perlman", "Hoare",
+];
+
+/// The ops (in batches) and the same rows as `Customer`s (for the bare arms).
+struct Data {
+    batches: Vec<Vec<Value>>,
+    rows: Vec<Customer>,
+    payload_bytes: f64,
+    op_bytes: f64,
+}
+
+fn generate(cfg: &Config) -> Data {
+    let mut rng = Rng::new(cfg.seed);
+    // UUID v7 time field: a fixed instant plus i ms, so ids are unique and in creation order.
+    let base_ms: u64 = 1_795_000_000_000;
+    let now_ms = ship::contracts::hlc::system_time_ms() as i64;
+    let mut ops = Vec::with_capacity(cfg.ops);
+    let mut rows = Vec::with_capacity(cfg.ops);
+    let (mut payload_bytes, mut op_bytes) = (0usize, 0usize);
+    for i in 0..cfg.ops {
+        let ms = base_ms + i as u64;
+        let rand_a = rng.below(1 << 12);
+        let rand_b = rng.next() & ((1 << 62) - 1);
+        let id = format!(
+            "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+            ms >> 16,
+            ms & 0xffff,
+            rand_a,
+            0x8000 | (rand_b >> 48),
+            rand_b & 0xffff_ffff_ffff
+        );
+        let first = FIRST[rng.below(FIRST.len() as u64) as usize];
+        let last = LAST[rng.below(LAST.len() as u64) as usize];
+        let (month, day, hour) = (1 + rng.below(12), 1 + rng.below(28), rng.below(20));
+        let (min, sec, micros) = (rng.below(60), rng.below(60), rng.below(1_000_000));
+        let created = format!("2026-{month:02}-{day:02}T{hour:02}:{min:02}:{sec:02}.{micros:06}Z");
+        let updated = format!(
+            "2026-{month:02}-{day:02}T{:02}:{min:02}:{sec:02}.{:06}Z",
+            hour + 1 + rng.below(3),
+            rng.below(1_000_000)
+        );
+        let payload = CustomerPayload {
+            id: id.clone(),
+            tenant_id: format!("tenant-{:04}", rng.below(500)),
+            name: format!("{first} {last} {}", rng.below(1_000_000)),
+            email: format!(
+                "{}.{}{}@example.com",
+                first.to_ascii_lowercase(),
+                last.to_ascii_lowercase(),
+                i
+            ),
+            status: CustomerStatus::Active.as_str().to_string(),
+            created_at: created,
+            updated_at: updated,
+            deleted_at: None,
+        };
+        let hlc = (now_ms << 16) + i as i64;
+        let value = payload.to_value();
+        payload_bytes += value.to_string().len();
+        let op = json!({
+            "op_id": format!("{ORIGIN}-{i}"),
+            "entity_id": id,
+            "kind": "upsert",
+            "hlc": hlc,
+            "origin": ORIGIN,
+            "payload": value,
+        });
+        op_bytes += op.to_string().len();
+        ops.push(op);
+        rows.push(
+            payload
+                .to_row(hlc, ORIGIN)
+                .expect("generated timestamps parse"),
+        );
+    }
+    let mut batches = Vec::new();
+    let mut rest = ops.into_iter().peekable();
+    while rest.peek().is_some() {
+        batches.push(rest.by_ref().take(cfg.batch).collect());
+    }
+    Data {
+        batches,
+        rows,
+        payload_bytes: payload_bytes as f64 / cfg.ops as f64,
+        op_bytes: op_bytes as f64 / cfg.ops as f64,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn registry() -> ResourceRegistry {
+    app::wiring::resources().expect("the resource registry")
+}
+
+/// A fresh, migrated database with its changelog sequences (what `Wiring::build` prepares).
+async fn fresh_db(backend: Backend) -> TestDb {
+    let db = tokio::task::spawn_blocking(move || TestDb::new(backend))
+        .await
+        .unwrap();
+    db.pool
+        .run(|conn| sync::recorder::prepare_resources(conn, registry().names()))
+        .await
+        .unwrap();
+    db
+}
+
+fn apply_action(db: &TestDb, batch: usize) -> ApplyOpsAction {
+    ApplyOpsAction::new(
+        db.pool.clone(),
+        registry(),
+        Arc::new(HybridClock::new(DRIFT)),
+        BatchLimits {
+            max_ops: batch.max(1_000),
+        },
+    )
+}
+
+fn apply_input(k: usize, ops: Vec<Value>) -> ApplyOpsInput {
+    ApplyOpsInput {
+        resource: customers::RESOURCE.into(),
+        source_region: ORIGIN.into(),
+        batch_id: format!("{ORIGIN}-b{k}"),
+        schema_version: 1,
+        ops,
+    }
+}
+
+/// Apply every batch in-process; the seconds spent in the action (the clone of each batch's
+/// ops is not timed) and the count of ops with `expect` status.
+async fn apply_all(action: &ApplyOpsAction, data: &Data, expect: OpStatus) -> f64 {
+    let mut spent = Duration::ZERO;
+    for (k, batch) in data.batches.iter().enumerate() {
+        let input = apply_input(k, batch.clone());
+        let t = Instant::now();
+        let out = action.run(input).await.expect("apply ops");
+        spent += t.elapsed();
+        assert_eq!(out.count(expect), batch.len(), "every op {expect:?}");
+    }
+    spent.as_secs_f64()
+}
+
+fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
+        .get_result(conn)
+        .unwrap()
+}
+
+/// A region's web process, on `db`, in this process.
+struct Region {
+    base: String,
+    client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Region {
+    async fn start(db: &TestDb, batch: usize) -> Self {
+        let mut settings = Settings {
+            region_id: REGION.into(),
+            ..Settings::default()
+        };
+        settings.database.url = db.url.clone();
+        settings.http.bind = "127.0.0.1:0".into();
+        settings.http.workers = Some(1);
+        settings.sync.max_ops_per_batch = settings.sync.max_ops_per_batch.max(batch as u32);
+        settings.sync.max_batch_bytes = settings.sync.max_batch_bytes.max(batch * 1_024);
+        settings.http.max_body_bytes = settings.http.max_body_bytes.max(batch * 1_024);
+        let app = Application::build(&settings, StartOptions::default())
+            .await
+            .expect("the region starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            handle,
+            server,
+        }
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        self.server.abort();
+    }
+}
+
+#[derive(Serialize)]
+struct OpsBody<'a> {
+    source_region: &'a str,
+    batch_id: String,
+    schema_version: u32,
+    ops: &'a [Value],
+}
+
+/// The arms' rate (units per second).
+fn rate(units: usize, secs: f64) -> f64 {
+    units as f64 / secs.max(1e-9)
+}
+
+/// One warm-up pair (discarded), then `pairs` pairs A B; the (rate A, rate B) of each.
+async fn interleave<FA, FB, A, B>(cfg: &Config, id: &str, mut a: FA, mut b: FB) -> Vec<(f64, f64)>
+where
+    FA: FnMut() -> A,
+    FB: FnMut() -> B,
+    A: Future<Output = f64>,
+    B: Future<Output = f64>,
+{
+    let mut out = Vec::new();
+    for pair in 0..=cfg.pairs {
+        let ra = a().await;
+        let rb = b().await;
+        let label = if pair == 0 {
+            "warm-up".to_string()
+        } else {
+            format!("pair {pair}")
+        };
+        println!(
+            "  {id:<5} {label:<8} A {:>12.0}/s  B {:>12.0}/s  ratio {:.3}",
+            ra,
+            rb,
+            ra / rb
+        );
+        if pair > 0 {
+            out.push((ra, rb));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arms
+
+/// B1/B8 A: every batch POSTed to a fresh region on a fresh database; ops per second.
+async fn arm_http_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(backend).await;
+    let region = Region::start(&db, cfg.batch).await;
+    let url = format!("{}/sync/customers/ops", region.base);
+    let t = Instant::now();
+    for (k, batch) in data.batches.iter().enumerate() {
+        let body = serde_json::to_vec(&OpsBody {
+            source_region: ORIGIN,
+            batch_id: format!("{ORIGIN}-b{k}"),
+            schema_version: 1,
+            ops: batch,
+        })
+        .unwrap();
+        let res = region
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST ops");
+        let status = res.status().as_u16();
+        let answer: Value = res.json().await.expect("a JSON answer");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["applied"].as_u64(), Some(batch.len() as u64));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    region.stop().await;
+    rate(cfg.ops, secs)
+}
+
+/// B1/B1'/B8 A or B: the same batches through `ApplyOpsAction` in-process; ops per second.
+async fn arm_inproc_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(backend).await;
+    let action = apply_action(&db, cfg.batch);
+    let secs = apply_all(&action, data, OpStatus::Applied).await;
+    rate(cfg.ops, secs)
+}
+
+const SQLITE_UPSERT: &str = "INSERT INTO customers \
+    (id, tenant_id, name, email, status, created_at, updated_at, sync_version, sync_origin, deleted_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT(id) DO UPDATE SET tenant_id = excluded.tenant_id, name = excluded.name, \
+    email = excluded.email, status = excluded.status, created_at = excluded.created_at, \
+    updated_at = excluded.updated_at, sync_version = excluded.sync_version, \
+    sync_origin = excluded.sync_origin, deleted_at = excluded.deleted_at \
+    WHERE excluded.sync_version > customers.sync_version";
+
+const INSERT: &str = "INSERT INTO customers \
+    (id, tenant_id, name, email, status, created_at, updated_at, sync_version, sync_origin, deleted_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// One customer row by `sql` (ten binds in column order).
+fn exec_row(conn: &mut AnyConnection, sql: &'static str, r: &Customer) -> QueryResult<usize> {
+    macro_rules! bound {
+        () => {
+            diesel::sql_query(sql)
+                .bind::<Text, _>(&r.id)
+                .bind::<Text, _>(&r.tenant_id)
+                .bind::<Text, _>(&r.name)
+                .bind::<Text, _>(&r.email)
+                .bind::<Text, _>(&r.status)
+                .bind::<Timestamp, _>(r.created_at)
+                .bind::<Timestamp, _>(r.updated_at)
+                .bind::<BigInt, _>(r.sync_version)
+                .bind::<Text, _>(&r.sync_origin)
+                .bind::<Nullable<Timestamp>, _>(r.deleted_at)
+        };
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => bound!().execute(c),
+        AnyConnection::Mysql(c) => bound!().execute(c),
+    }
+}
+
+/// B1' B: the same rows by a bare LWW upsert, one transaction per batch; rows per second.
+async fn arm_bare_upsert(cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut spent = Duration::ZERO;
+    for chunk in data.rows.chunks(cfg.batch) {
+        let rows = chunk.to_vec();
+        let t = Instant::now();
+        let written = db
+            .pool
+            .transaction(move |conn| -> Result<usize, DbError> {
+                let mut n = 0;
+                for r in &rows {
+                    n += exec_row(conn, SQLITE_UPSERT, r)?;
+                }
+                Ok(n)
+            })
+            .await
+            .expect("bare upsert");
+        spent += t.elapsed();
+        assert_eq!(written, chunk.len());
+    }
+    rate(cfg.ops, spent.as_secs_f64())
+}
+
+/// What re-delivery must leave unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct SideState {
+    changelog: i64,
+    conflicts: i64,
+    outbox: i64,
+    high_watermark: i64,
+    digest: String,
+}
+
+async fn side_state(db: &TestDb) -> SideState {
+    let feed = GetChangesAction::new(db.pool.clone(), registry())
+        .run(GetChangesInput {
+            resource: customers::RESOURCE.into(),
+            since: None,
+            limit: 1,
+            exclude_origin: None,
+        })
+        .await
+        .expect("the feed");
+    let (changelog, conflicts, outbox, digest) = db
+        .pool
+        .run(|conn| -> Result<_, DbError> {
+            Ok((
+                count(conn, "SELECT COUNT(*) FROM sync_changelog"),
+                count(conn, "SELECT COUNT(*) FROM sync_conflicts"),
+                count(conn, "SELECT COUNT(*) FROM sync_outbox"),
+                customers::CustomersResource.digest(conn)?,
+            ))
+        })
+        .await
+        .unwrap();
+    SideState {
+        changelog,
+        conflicts,
+        outbox,
+        high_watermark: feed.high_watermark.0,
+        digest,
+    }
+}
+
+/// B2: first delivery then re-delivery of every batch, in-process, on one fresh database;
+/// (re-delivery rate, first-delivery rate) and whether re-delivery changed nothing.
+async fn pair_redelivery(cfg: &Config, data: &Data) -> (f64, f64, SideState, bool) {
+    let db = fresh_db(Backend::Sqlite).await;
+    let action = apply_action(&db, cfg.batch);
+    let first = apply_all(&action, data, OpStatus::Applied).await;
+    let before = side_state(&db).await;
+    let again = apply_all(&action, data, OpStatus::Duplicate).await;
+    let after = side_state(&db).await;
+    let unchanged = before == after && before.changelog == cfg.ops as i64;
+    (rate(cfg.ops, again), rate(cfg.ops, first), after, unchanged)
+}
+
+/// A database whose changelog holds every op (applied in-process, untimed).
+async fn filled_db(cfg: &Config, data: &Data) -> TestDb {
+    let db = fresh_db(Backend::Sqlite).await;
+    apply_all(&apply_action(&db, cfg.batch), data, OpStatus::Applied).await;
+    db
+}
+
+/// B3 A: the feed paged to the end over HTTP, `limit=1000`; entries per second.
+async fn arm_http_feed(cfg: &Config, data: &Data) -> f64 {
+    let db = filled_db(cfg, data).await;
+    let region = Region::start(&db, cfg.batch).await;
+    let mut since: Option<String> = None;
+    let mut seen = 0usize;
+    let t = Instant::now();
+    loop {
+        let mut url = format!("{}/sync/customers/changes?limit={PAGE}", region.base);
+        if let Some(cursor) = &since {
+            url.push_str("&since=");
+            url.push_str(cursor);
+        }
+        let res = region.client.get(&url).send().await.expect("GET changes");
+        assert_eq!(res.status().as_u16(), 200);
+        let page: Value = res.json().await.expect("a JSON page");
+        seen += page["changes"].as_array().map_or(0, Vec::len);
+        if page["has_more"] != Value::Bool(true) {
+            break;
+        }
+        since = page["next_cursor"].as_str().map(str::to_string);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    region.stop().await;
+    assert_eq!(seen, cfg.ops, "the feed holds every op");
+    rate(seen, secs)
+}
+
+#[derive(QueryableByName)]
+#[allow(dead_code)]
+struct RawEntry {
+    #[diesel(sql_type = Text)]
+    resource: String,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    entity_id: String,
+    #[diesel(sql_type = Text)]
+    op: String,
+    #[diesel(sql_type = Text)]
+    payload: String,
+    #[diesel(sql_type = BigInt)]
+    hlc: i64,
+    #[diesel(sql_type = Text)]
+    origin_region: String,
+    #[diesel(sql_type = Integer)]
+    schema_version: i32,
+    /// SQLite stores timestamps as text.
+    #[diesel(sql_type = Text)]
+    created_at: String,
+}
+
+/// B3 B: the same entries by a raw keyset-paged SELECT over the pool (pages of 1,000, one
+/// pool checkout per page, like the feed); entries per second.
+async fn arm_raw_select(cfg: &Config, data: &Data) -> f64 {
+    let db = filled_db(cfg, data).await;
+    let mut after = 0i64;
+    let mut seen = 0usize;
+    let t = Instant::now();
+    loop {
+        let page: Vec<RawEntry> = db
+            .pool
+            .run(move |conn| -> Result<_, DbError> {
+                let AnyConnection::Sqlite(c) = conn else {
+                    panic!("B3 runs on SQLite");
+                };
+                Ok(diesel::sql_query(
+                    "SELECT resource, seq, entity_id, op, payload, hlc, origin_region, \
+                     schema_version, created_at FROM sync_changelog \
+                     WHERE resource = ? AND seq > ? ORDER BY seq LIMIT ?",
+                )
+                .bind::<Text, _>(customers::RESOURCE)
+                .bind::<BigInt, _>(after)
+                .bind::<BigInt, _>(PAGE as i64)
+                .load(c)?)
+            })
+            .await
+            .expect("raw page");
+        seen += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = last.seq,
+            _ => break,
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(seen, cfg.ops, "the changelog holds every op");
+    rate(seen, secs)
+}
+
+fn recorder() -> Arc<SyncChangeRecorder> {
+    Arc::new(SyncChangeRecorder::new(
+        REGION,
+        Arc::new(HybridClock::new(DRIFT)),
+        PEERS.iter().map(|p| p.to_string()).collect(),
+        [(customers::RESOURCE.to_string(), 1)],
+    ))
+}
+
+async fn check_recorded(db: &TestDb, writes: usize) {
+    let (changelog, outbox) = db
+        .pool
+        .run(|conn| -> Result<_, DbError> {
+            Ok((
+                count(conn, "SELECT COUNT(*) FROM sync_changelog"),
+                count(conn, "SELECT COUNT(*) FROM sync_outbox"),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(changelog, writes as i64);
+    assert_eq!(outbox, (writes * PEERS.len()) as i64);
+}
+
+/// B4 A, batch 1: `CreateCustomerAction` with the real recorder and two peers; writes/s.
+async fn arm_create_recorded(cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let action = CreateCustomerAction::new(db.pool.clone(), recorder());
+    let mut spent = Duration::ZERO;
+    for row in &data.rows[..cfg.writes] {
+        let input = CreateCustomerInput {
+            tenant_id: row.tenant_id.clone(),
+            name: row.name.clone(),
+            email: row.email.clone(),
+            status: CustomerStatus::Active,
+        };
+        let t = Instant::now();
+        action.run(input).await.expect("create");
+        spent += t.elapsed();
+    }
+    check_recorded(&db, cfg.writes).await;
+    rate(cfg.writes, spent.as_secs_f64())
+}
+
+/// B4 A, `per_tx` writes per transaction: the recorder (stamp + changelog + outbox) and the
+/// row insert, called directly inside one `DbPool::transaction`; writes/s.
+async fn arm_recorded_batched(cfg: &Config, data: &Data, per_tx: usize) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let recorder = recorder();
+    let mut spent = Duration::ZERO;
+    for chunk in data.rows[..cfg.writes].chunks(per_tx) {
+        let rows = chunk.to_vec();
+        let recorder = Arc::clone(&recorder);
+        let t = Instant::now();
+        db.pool
+            .transaction(move |conn| -> Result<(), DbError> {
+                for mut row in rows {
+                    let version = recorder.stamp(None);
+                    row.sync_version = version.hlc.as_i64();
+                    row.sync_origin = version.origin.clone();
+                    exec_row(conn, INSERT, &row)?;
+                    let change = Change {
+                        resource: customers::RESOURCE.into(),
+                        entity_id: row.id.clone(),
+                        kind: OpKind::Upsert,
+                        version,
+                        payload: CustomerPayload::from(&row).to_value(),
+                    };
+                    recorder.record_local(conn, &change)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("recorded writes");
+        spent += t.elapsed();
+    }
+    check_recorded(&db, cfg.writes).await;
+    rate(cfg.writes, spent.as_secs_f64())
+}
+
+/// B4 B: the same customer rows by a plain SQL insert, `per_tx` per transaction; writes/s.
+async fn arm_plain_insert(cfg: &Config, data: &Data, per_tx: usize) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut spent = Duration::ZERO;
+    for chunk in data.rows[..cfg.writes].chunks(per_tx) {
+        let rows = chunk.to_vec();
+        let t = Instant::now();
+        db.pool
+            .transaction(move |conn| -> Result<(), DbError> {
+                for row in &rows {
+                    exec_row(conn, INSERT, row)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("plain inserts");
+        spent += t.elapsed();
+    }
+    rate(cfg.writes, spent.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+struct Outcome {
+    id: &'static str,
+    what: String,
+    unit: &'static str,
+    /// `None`: reported without a bar of its own.
+    target: Option<f64>,
+    samples: Vec<(f64, f64)>,
+    note: Option<String>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Outcome {
+    fn ratios(&self) -> Vec<f64> {
+        self.samples.iter().map(|(a, b)| a / b).collect()
+    }
+    fn median_ratio(&self) -> f64 {
+        median(self.ratios())
+    }
+    fn min_ratio(&self) -> f64 {
+        self.ratios().into_iter().fold(f64::INFINITY, f64::min)
+    }
+    fn rate_a(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.0).collect())
+    }
+    fn rate_b(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.1).collect())
+    }
+    fn met(&self) -> Option<bool> {
+        self.target.map(|t| self.median_ratio() >= t)
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "what": self.what,
+            "unit": self.unit,
+            "target": self.target,
+            "median_ratio": self.median_ratio(),
+            "min_ratio": self.min_ratio(),
+            "median_rate_a": self.rate_a(),
+            "median_rate_b": self.rate_b(),
+            "met": self.met(),
+            "pairs": self.samples.iter().map(|(a, b)| json!({"rate_a": a, "rate_b": b, "ratio": a / b})).collect::<Vec<_>>(),
+            "note": self.note,
+        })
+    }
+}
+
+fn print_table(outcomes: &[Outcome], skipped: &[String]) {
+    println!();
+    println!(
+        "| id     | {:<80} | median | min   | target | A rate             | B rate             | met |",
+        "what (A ÷ B)"
+    );
+    println!(
+        "|--------|{}|--------|-------|--------|--------------------|--------------------|-----|",
+        "-".repeat(82)
+    );
+    for o in outcomes {
+        println!(
+            "| {:<6} | {:<80} | {:>6.3} | {:>5.3} | {:<6} | {:>9.0} {:<8} | {:>9.0} {:<8} | {:<3} |",
+            o.id,
+            o.what,
+            o.median_ratio(),
+            o.min_ratio(),
+            o.target.map_or("—".to_string(), |t| format!("≥ {t}")),
+            o.rate_a(),
+            o.unit,
+            o.rate_b(),
+            o.unit,
+            match o.met() {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "—",
+            }
+        );
+    }
+    for o in outcomes {
+        if let Some(note) = &o.note {
+            println!("{}: {note}", o.id);
+        }
+    }
+    for s in skipped {
+        println!("{s}");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cfg = config();
+    let started = Instant::now();
+    let data = generate(&cfg);
+    let mysql = ship::testing::mysql_server_url().is_some();
+    println!(
+        "regionsync bench: ops={} batch={} ({} batches) writes={} pairs={} (+1 warm-up) seed={:#x}; \
+         payload {:.0} B, op {:.0} B JSON on average; MariaDB {}",
+        cfg.ops,
+        cfg.batch,
+        data.batches.len(),
+        cfg.writes,
+        cfg.pairs,
+        cfg.seed,
+        data.payload_bytes,
+        data.op_bytes,
+        if mysql { "configured (B8 runs)" } else { "not configured" }
+    );
+    let mut outcomes = Vec::new();
+    let mut skipped = Vec::new();
+    let (c, d) = (&cfg, &data);
+
+    if cfg.wants("B1") {
+        let samples = interleave(
+            c,
+            "B1",
+            || arm_http_apply(Backend::Sqlite, c, d),
+            || arm_inproc_apply(Backend::Sqlite, c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B1",
+            what: format!(
+                "SQLite: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
+                cfg.batch
+            ),
+            unit: "ops/s",
+            target: Some(0.75),
+            samples,
+            note: None,
+        });
+    }
+    if cfg.wants("B1'") {
+        let samples = interleave(
+            c,
+            "B1'",
+            || arm_inproc_apply(Backend::Sqlite, c, d),
+            || arm_bare_upsert(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B1'",
+            what: format!(
+                "SQLite: ApplyOpsAction in-process ÷ bare LWW upsert, 1 tx/batch {}",
+                cfg.batch
+            ),
+            unit: "ops/s",
+            target: Some(0.5),
+            samples,
+            note: None,
+        });
+    }
+    if cfg.wants("B2") {
+        let mut samples = Vec::new();
+        let mut all_unchanged = true;
+        let mut last_state = None;
+        for pair in 0..=cfg.pairs {
+            let (again, first, state, unchanged) = pair_redelivery(c, d).await;
+            all_unchanged &= unchanged;
+            println!(
+                "  B2    {:<8} A {again:>12.0}/s  B {first:>12.0}/s  ratio {:.3}  side effects: {}",
+                if pair == 0 {
+                    "warm-up".into()
+                } else {
+                    format!("pair {pair}")
+                },
+                again / first,
+                if unchanged { "none" } else { "CHANGED" }
+            );
+            if pair > 0 {
+                samples.push((again, first));
+            }
+            last_state = Some(state);
+        }
+        let state = last_state.expect("at least one pair");
+        outcomes.push(Outcome {
+            id: "B2",
+            what: format!(
+                "SQLite: re-delivery ÷ first delivery, in-process ApplyOpsAction, batch {}",
+                cfg.batch
+            ),
+            unit: "ops/s",
+            target: Some(2.0),
+            samples,
+            note: Some(format!(
+                "side effects of re-delivery: {} (every pair: changelog {} entries, conflicts {}, outbox {}, \
+                 high watermark {}, digest {}… equal before and after)",
+                if all_unchanged { "none" } else { "FOUND" },
+                state.changelog,
+                state.conflicts,
+                state.outbox,
+                state.high_watermark,
+                &state.digest[..16.min(state.digest.len())]
+            )),
+        });
+        assert!(all_unchanged, "B2: re-delivery changed the database");
+    }
+    if cfg.wants("B3") {
+        let samples = interleave(c, "B3", || arm_http_feed(c, d), || arm_raw_select(c, d)).await;
+        outcomes.push(Outcome {
+            id: "B3",
+            what: format!("SQLite: GET /sync/customers/changes paged (limit {PAGE}) ÷ raw SELECT"),
+            unit: "rows/s",
+            target: Some(0.5),
+            samples,
+            note: None,
+        });
+    }
+    if cfg.wants("B4") {
+        let samples = interleave(
+            c,
+            "B4/1",
+            || arm_create_recorded(c, d),
+            || arm_plain_insert(c, d, 1),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B4/1",
+            what: "SQLite batch 1: CreateCustomerAction + changelog + outbox(2) ÷ plain INSERT"
+                .into(),
+            unit: "writes/s",
+            target: None,
+            samples,
+            note: Some("no bar of its own (the bar is ≥ 0.6 at 100)".into()),
+        });
+        let samples = interleave(
+            c,
+            "B4/100",
+            || arm_recorded_batched(c, d, 100),
+            || arm_plain_insert(c, d, 100),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B4/100",
+            what: "SQLite batch 100: INSERT + recorder (changelog + outbox(2)) ÷ plain INSERT"
+                .into(),
+            unit: "writes/s",
+            target: Some(0.6),
+            samples,
+            note: None,
+        });
+    }
+    if cfg.wants("B8") {
+        if mysql {
+            let samples = interleave(
+                c,
+                "B8",
+                || arm_http_apply(Backend::Mysql, c, d),
+                || arm_inproc_apply(Backend::Mysql, c, d),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B8",
+                what: format!(
+                    "MariaDB: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
+                    cfg.batch
+                ),
+                unit: "ops/s",
+                target: Some(0.6),
+                samples,
+                note: None,
+            });
+        } else {
+            skipped.push("B8 skipped: set TEST_MYSQL_URL".to_string());
+        }
+    }
+
+    print_table(&outcomes, &skipped);
+    println!(
+        "sizes: ops={} batch={} writes={} pairs={}; total {:.0} s",
+        cfg.ops,
+        cfg.batch,
+        cfg.writes,
+        cfg.pairs,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &cfg.json {
+        let doc = json!({
+            "sizes": {"ops": cfg.ops, "batch": cfg.batch, "writes": cfg.writes, "pairs": cfg.pairs, "seed": cfg.seed},
+            "payload_bytes_avg": data.payload_bytes,
+            "op_bytes_avg": data.op_bytes,
+            "results": outcomes.iter().map(Outcome::to_json).collect::<Vec<_>>(),
+            "skipped": skipped,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).expect("write --json");
+        println!("wrote {path}");
+    }
+}
