@@ -42,7 +42,7 @@ fn migrate_up_to(conn: &mut AnyConnection, last: &str) {
     }
 }
 
-const ROWS: [(&str, &str); 3] = [
+const ROWS: [(&str, &str); 4] = [
     (
         "01939d2e-0000-7000-8000-000000000001",
         "2026-11-25 15:00:00.123456",
@@ -54,6 +54,11 @@ const ROWS: [(&str, &str); 3] = [
     (
         "01939d2e-0000-7000-8000-000000000003",
         "2001-02-03 04:05:06.999999",
+    ),
+    // Regression: before the epoch the version is clamped to 0, never a negative HLC.
+    (
+        "01939d2e-0000-7000-8000-000000000004",
+        "1969-07-20 20:17:40",
     ),
 ];
 
@@ -71,7 +76,7 @@ fn insert_legacy_rows(conn: &mut AnyConnection) {
 /// HLC of `updated_at`: truncated milliseconds since the epoch, shifted 16 bits.
 fn expected_version(updated: &str) -> i64 {
     let t = NaiveDateTime::parse_from_str(updated, "%Y-%m-%d %H:%M:%S%.f").unwrap();
-    t.and_utc().timestamp_millis() << 16
+    t.and_utc().timestamp_millis().max(0) << 16
 }
 
 fn assert_backfilled(conn: &mut AnyConnection, origin: &str) {

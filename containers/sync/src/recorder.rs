@@ -89,21 +89,21 @@ impl ChangeRecorder for SyncChangeRecorder {
                 created_at: now,
             },
         )?;
-        for peer in &self.peers {
-            outbox::insert(
-                conn,
-                &NewOutboxEntry {
-                    peer,
-                    resource: &change.resource,
-                    seq,
-                    status: outbox_status::PENDING,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )?;
-        }
+        let entries: Vec<NewOutboxEntry<'_>> = self
+            .peers
+            .iter()
+            .map(|peer| NewOutboxEntry {
+                peer,
+                resource: &change.resource,
+                seq,
+                status: outbox_status::PENDING,
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        outbox::insert_all(conn, &entries)?;
         Ok(())
     }
 }

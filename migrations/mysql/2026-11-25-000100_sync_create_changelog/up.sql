@@ -19,7 +19,6 @@ CREATE TABLE sync_changelog (
     schema_version INTEGER NOT NULL,
     created_at DATETIME(6) NOT NULL,
     PRIMARY KEY (resource, seq),
-    KEY sync_changelog_entity (resource, entity_id),
     KEY sync_changelog_hlc (hlc)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
 
@@ -38,8 +37,7 @@ CREATE TABLE sync_outbox (
     created_at DATETIME(6) NOT NULL,
     updated_at DATETIME(6) NOT NULL,
     delivered_at DATETIME(6) NULL,
-    KEY sync_outbox_due (status, next_attempt_at),
-    KEY sync_outbox_change (resource, seq)
+    KEY sync_outbox_due (status, next_attempt_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
 
 -- Per (peer, resource): how far this region has pulled the peer's feed.

@@ -20,12 +20,13 @@ CREATE TABLE sync_changelog (
     created_at TIMESTAMP NOT NULL,
     PRIMARY KEY (resource, seq)
 );
-CREATE INDEX sync_changelog_entity ON sync_changelog (resource, entity_id);
 CREATE INDEX sync_changelog_hlc ON sync_changelog (hlc);
 
 -- One entry per (local change, peer region), created with the change.
+-- Secondary indexes cost every write; each one here has a reader (no speculative ones).
+-- INTEGER PRIMARY KEY without AUTOINCREMENT: no sqlite_sequence write per insert.
 CREATE TABLE sync_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     peer VARCHAR(32) NOT NULL,
     resource VARCHAR(64) NOT NULL,
     seq BIGINT NOT NULL,
@@ -40,7 +41,6 @@ CREATE TABLE sync_outbox (
     delivered_at TIMESTAMP
 );
 CREATE INDEX sync_outbox_due ON sync_outbox (status, next_attempt_at);
-CREATE INDEX sync_outbox_change ON sync_outbox (resource, seq);
 
 -- Per (peer, resource): how far this region has pulled the peer's feed.
 CREATE TABLE sync_peer_cursors (
@@ -55,7 +55,7 @@ CREATE TABLE sync_peer_cursors (
 
 -- A concurrent write that lost last-writer-wins: both versions, and why the winner won.
 CREATE TABLE sync_conflicts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     resource VARCHAR(64) NOT NULL,
     entity_id VARCHAR(64) NOT NULL,
     winner_hlc BIGINT NOT NULL,

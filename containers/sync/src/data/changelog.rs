@@ -46,21 +46,36 @@ pub fn ensure_sequences<'a>(
 /// appending transaction. The row must exist ([`ensure_sequences`] at start): creating it here,
 /// among concurrent appenders, would deadlock on MariaDB, so a missing row is an error.
 pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryResult<i64> {
-    let bumped = diesel::update(sync_sequences::table.find(resource))
-        .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
-        .execute(conn)?;
-    if bumped == 0 {
-        return Err(DieselError::QueryBuilderError(
+    let unprepared = || {
+        DieselError::QueryBuilderError(
             format!(
                 "resource `{resource}` has no changelog sequence: it was not prepared at start"
             )
             .into(),
-        ));
-    }
-    let last: i64 = sync_sequences::table
-        .find(resource)
-        .select(sync_sequences::last_seq)
-        .first(conn)?;
+        )
+    };
+    let last = match conn {
+        // One round trip: UPDATE … RETURNING (SQLite >= 3.35, bundled).
+        AnyConnection::Sqlite(c) => diesel::update(sync_sequences::table.find(resource))
+            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+            .returning(sync_sequences::last_seq)
+            .get_result::<i64>(c)
+            .optional()?
+            .ok_or_else(unprepared)?,
+        // MariaDB has no UPDATE … RETURNING: bump under the row lock, then read it back.
+        AnyConnection::Mysql(_) => {
+            let bumped = diesel::update(sync_sequences::table.find(resource))
+                .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+                .execute(conn)?;
+            if bumped == 0 {
+                return Err(unprepared());
+            }
+            sync_sequences::table
+                .find(resource)
+                .select(sync_sequences::last_seq)
+                .first(conn)?
+        }
+    };
     Ok(last - n + 1)
 }
 
