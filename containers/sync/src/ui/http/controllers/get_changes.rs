@@ -17,13 +17,15 @@ pub async fn get_changes(
         .into_inner()
         .into_input(resource.into_inner(), &state.config)?;
     let page = state.get_changes.run(input).await?;
-    let body = changes_transformer::transform(page).map_err(|e| {
-        tracing::error!(error = %e, "a stored changelog payload is not JSON");
+    let body = changes_transformer::render(&page).map_err(|e| {
+        tracing::error!(error = %e, "the changes page could not be written");
         HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "internal error",
         )
     })?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }

@@ -1,56 +1,104 @@
 //! `ChangesPage` → the JSON of `GET /sync/{resource}/changes` (docs/PROTOCOL.md).
+//!
+//! The body is written directly. A payload is stored JSON text that this region produced from a
+//! `serde_json::Value` (local writes and applied ops alike), so it is spliced in as it is — the
+//! feed is the hot path of every pull, and parsing each payload only to print it again doubled
+//! its cost.
 
-use serde::Serialize;
-use serde_json::value::RawValue;
+use std::io::Write;
 
 use crate::actions::ChangesPage;
-use crate::models::ChangeLogEntry;
 
-#[derive(Debug, Serialize)]
-pub struct ChangesResponse {
-    pub resource: String,
-    pub changes: Vec<ChangeDto>,
-    pub next_cursor: String,
-    pub has_more: bool,
-    pub high_watermark: String,
-    pub schema_version: u32,
+/// Write `s` as a JSON string.
+fn string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(&mut *out, s)
 }
 
-#[derive(Debug, Serialize)]
-pub struct ChangeDto {
-    pub seq: i64,
-    pub entity_id: String,
-    pub kind: String,
-    pub hlc: i64,
-    pub origin: String,
-    pub schema_version: i32,
-    /// Stored JSON text, passed through without re-parsing.
-    pub payload: Box<RawValue>,
+pub fn render(page: &ChangesPage) -> Result<Vec<u8>, serde_json::Error> {
+    let payloads: usize = page.changes.iter().map(|c| c.payload.len() + 200).sum();
+    let mut out = Vec::with_capacity(256 + payloads);
+    out.extend_from_slice(b"{\"resource\":");
+    string(&mut out, &page.resource)?;
+    out.extend_from_slice(b",\"changes\":[");
+    for (i, e) in page.changes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write!(out, "{{\"seq\":{},\"entity_id\":", e.seq).map_err(serde_json::Error::io)?;
+        string(&mut out, &e.entity_id)?;
+        out.extend_from_slice(b",\"kind\":");
+        string(&mut out, &e.op)?;
+        write!(out, ",\"hlc\":{},\"origin\":", e.hlc).map_err(serde_json::Error::io)?;
+        string(&mut out, &e.origin_region)?;
+        write!(out, ",\"schema_version\":{},\"payload\":", e.schema_version)
+            .map_err(serde_json::Error::io)?;
+        out.extend_from_slice(e.payload.as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    string(&mut out, &page.next_cursor.encode())?;
+    write!(out, ",\"has_more\":{},\"high_watermark\":", page.has_more)
+        .map_err(serde_json::Error::io)?;
+    string(&mut out, &page.high_watermark.encode())?;
+    write!(out, ",\"schema_version\":{}}}", page.schema_version).map_err(serde_json::Error::io)?;
+    Ok(out)
 }
 
-fn change(entry: ChangeLogEntry) -> Result<ChangeDto, serde_json::Error> {
-    Ok(ChangeDto {
-        seq: entry.seq,
-        entity_id: entry.entity_id,
-        kind: entry.op,
-        hlc: entry.hlc,
-        origin: entry.origin_region,
-        schema_version: entry.schema_version,
-        payload: RawValue::from_string(entry.payload)?,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDateTime;
+    use serde_json::{json, Value};
 
-pub fn transform(page: ChangesPage) -> Result<ChangesResponse, serde_json::Error> {
-    Ok(ChangesResponse {
-        resource: page.resource,
-        changes: page
-            .changes
-            .into_iter()
-            .map(change)
-            .collect::<Result<_, _>>()?,
-        next_cursor: page.next_cursor.encode(),
-        has_more: page.has_more,
-        high_watermark: page.high_watermark.encode(),
-        schema_version: page.schema_version,
-    })
+    use super::*;
+    use crate::cursor::Cursor;
+    use crate::models::ChangeLogEntry;
+
+    #[test]
+    fn the_body_is_the_documented_json_with_payloads_verbatim() {
+        let entry = |seq: i64, payload: &str| ChangeLogEntry {
+            resource: "widgets".into(),
+            seq,
+            entity_id: "e\"1".into(),
+            op: "upsert".into(),
+            payload: payload.into(),
+            hlc: 42,
+            origin_region: "eu-west".into(),
+            schema_version: 1,
+            created_at: NaiveDateTime::default(),
+        };
+        let page = ChangesPage {
+            resource: "widgets".into(),
+            changes: vec![
+                entry(1, r#"{"n":1.5,"big":18446744073709551615}"#),
+                entry(2, "{}"),
+            ],
+            next_cursor: Cursor(2),
+            has_more: false,
+            high_watermark: Cursor(2),
+            schema_version: 1,
+        };
+        let body: Value = serde_json::from_slice(&render(&page).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "resource": "widgets",
+                "changes": [
+                    {"seq": 1, "entity_id": "e\"1", "kind": "upsert", "hlc": 42, "origin": "eu-west",
+                     "schema_version": 1, "payload": {"n": 1.5, "big": 18446744073709551615_u64}},
+                    {"seq": 2, "entity_id": "e\"1", "kind": "upsert", "hlc": 42, "origin": "eu-west",
+                     "schema_version": 1, "payload": {}},
+                ],
+                "next_cursor": Cursor(2).encode(),
+                "has_more": false,
+                "high_watermark": Cursor(2).encode(),
+                "schema_version": 1,
+            })
+        );
+        let empty = ChangesPage {
+            changes: vec![],
+            ..page
+        };
+        let body: Value = serde_json::from_slice(&render(&empty).unwrap()).unwrap();
+        assert_eq!(body["changes"], json!([]));
+    }
 }
