@@ -135,6 +135,17 @@ pub trait SyncResource: Send + Sync {
     /// transaction. Must decide and write in one atomic step (row lock or one statement).
     fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError>;
 
+    /// Apply `changes` in order, with exactly the outcomes [`SyncResource::apply`] would give
+    /// one by one (a later change of the same entity sees the earlier ones). The default does
+    /// that; a resource overrides it to read and write the batch's rows set-wise.
+    fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[&Change],
+    ) -> Result<Vec<ApplyOutcome>, DbError> {
+        changes.iter().map(|c| self.apply(conn, c)).collect()
+    }
+
     /// A digest of every row (tombstones included) with its version: equal digests mean equal
     /// state, across regions and backends.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;

@@ -33,6 +33,24 @@ pub(crate) fn find_for_update(conn: &mut AnyConnection, id: &str) -> QueryResult
     }
 }
 
+/// Ids per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// The rows with these ids, in id order, without locking (callers hold SQLite's write lock).
+pub(crate) fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<Customer>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        rows.extend(
+            customers::table
+                .filter(customers::id.eq_any(chunk))
+                .order(customers::id.asc())
+                .select(Customer::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
 pub(crate) fn insert(conn: &mut AnyConnection, row: &Customer) -> QueryResult<()> {
     diesel::insert_into(customers::table)
         .values(row)

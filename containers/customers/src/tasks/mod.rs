@@ -1,5 +1,6 @@
 //! One responsibility each; a task takes the caller's connection and never opens a transaction.
 
+pub(crate) mod apply_remote_batch;
 pub(crate) mod apply_remote_change;
 pub(crate) mod save_local_write;
 

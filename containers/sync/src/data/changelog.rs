@@ -99,6 +99,22 @@ pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<(
         .map(drop)
 }
 
+/// Rows per multi-row INSERT: 9 columns × 500 stays far below SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+/// Insert `entries` with multi-row statements (diesel builds those only on a concrete
+/// connection, hence the match on the backend).
+pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let query = diesel::insert_into(sync_changelog::table).values(chunk);
+        match conn {
+            AnyConnection::Sqlite(c) => query.execute(c),
+            AnyConnection::Mysql(c) => query.execute(c),
+        }?;
+    }
+    Ok(())
+}
+
 /// Entries of `resource` with `after < seq <= upto`, oldest first, at most `limit`, leaving out
 /// those whose origin is `exclude_origin`.
 pub fn page(

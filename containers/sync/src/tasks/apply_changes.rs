@@ -56,9 +56,11 @@ impl ApplyChangesTask {
         let mut statuses = vec![OpStatus::Duplicate; ops.len()];
         let mut winners = Vec::new();
         let mut lost = Vec::new();
-        for i in order {
+        let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
+        let outcomes = resource.apply_batch(conn, &batch)?;
+        for (i, outcome) in order.into_iter().zip(outcomes) {
             let change = &ops[i].change;
-            statuses[i] = match resource.apply(conn, change)? {
+            statuses[i] = match outcome {
                 ApplyOutcome::Applied => {
                     winners.push(i);
                     OpStatus::Applied
@@ -86,11 +88,12 @@ impl ApplyChangesTask {
         if !winners.is_empty() {
             let first = changelog::allocate_seqs(conn, resource.name(), winners.len() as i64)?;
             let now = utc_now();
-            for (k, &i) in winners.iter().enumerate() {
-                let change = &ops[i].change;
-                changelog::insert(
-                    conn,
-                    &ChangeLogEntry {
+            let entries: Vec<ChangeLogEntry> = winners
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let change = &ops[i].change;
+                    ChangeLogEntry {
                         resource: change.resource.clone(),
                         seq: first + k as i64,
                         entity_id: change.entity_id.clone(),
@@ -100,9 +103,10 @@ impl ApplyChangesTask {
                         origin_region: change.version.origin.clone(),
                         schema_version: resource.schema_version() as i32,
                         created_at: now,
-                    },
-                )?;
-            }
+                    }
+                })
+                .collect();
+            changelog::insert_all(conn, &entries)?;
         }
         for (i, winner, winner_payload, reason) in lost {
             let loser = &ops[i].change;
