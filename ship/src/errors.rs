@@ -169,7 +169,7 @@ impl From<diesel::result::Error> for ShipError {
 
 impl ApiError for DbError {
     fn status(&self) -> StatusCode {
-        if self.is_unavailable() {
+        if self.is_unavailable() || self.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -179,6 +179,8 @@ impl ApiError for DbError {
     fn code(&self) -> &'static str {
         if self.is_unavailable() {
             "database_unavailable"
+        } else if self.is_transient() {
+            "database_busy"
         } else {
             "internal_error"
         }
@@ -248,6 +250,28 @@ mod tests {
         });
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code, "database_unavailable");
+    }
+
+    #[test]
+    fn transient_database_errors_are_retryable_503s() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let deadlock = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("Deadlock found when trying to get lock".to_string()),
+        ));
+        let busy = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_string()),
+        ));
+        for e in [deadlock, busy] {
+            let http = HttpError::from(e);
+            assert_eq!(
+                (http.status, http.code.as_ref()),
+                (StatusCode::SERVICE_UNAVAILABLE, "database_busy")
+            );
+        }
+        let other = HttpError::from(DbError::Query(Error::NotFound));
+        assert_eq!(other.code, "internal_error");
     }
 
     #[test]

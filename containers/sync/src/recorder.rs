@@ -61,11 +61,22 @@ impl SyncChangeRecorder {
 
 impl ChangeRecorder for SyncChangeRecorder {
     fn stamp(&self, stored: Option<Hlc>) -> Version {
-        if let Some(stored) = stored {
-            // The row's version comes from our own database: trusted, no drift check.
-            self.clock.resume_from(stored);
-        }
-        Version::new(self.clock.now(), self.region_id.clone())
+        let hlc = match stored {
+            // Within the drift bound: the clock moves past it, as if it had observed it.
+            Some(stored) if self.clock.check_drift(stored).is_ok() => {
+                self.clock.resume_from(stored);
+                self.clock.now()
+            }
+            // A row dated beyond the drift bound (legacy data, a clock once wrong): this write
+            // still supersedes it, but the region's clock is not dragged into the future with
+            // it — every other write would otherwise be refused by peers as clock drift.
+            Some(stored) => {
+                tracing::warn!(stored = %stored, "a row's version is beyond the drift bound; stamping above it without moving the clock");
+                self.clock.now().max(stored.successor())
+            }
+            None => self.clock.now(),
+        };
+        Version::new(hlc, self.region_id.clone())
     }
 
     fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError> {

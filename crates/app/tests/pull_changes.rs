@@ -92,6 +92,16 @@ ship::backend_tests! {
         assert_eq!(stored_cursor(&db_b), 0, "no cursor stored past data not applied");
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
 
+        // A peer serving another schema version of the resource is refused, cursor unmoved.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            "UPDATE sync_changelog SET schema_version = 2",
+        )
+        .unwrap();
+        let err = pull.run(input(&a.base)).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerRefused { .. }) && err.to_string().contains("schema version"), "{err}");
+        assert_eq!(stored_cursor(&db_b), 0);
+
         // History pruned at the peer: 410, a bootstrap is needed, never a restart from zero.
         diesel::connection::SimpleConnection::batch_execute(
             &mut *db.pool.get().unwrap(),

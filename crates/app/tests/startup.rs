@@ -126,6 +126,14 @@ ship::backend_tests! {
         assert_eq!(res.status(), 200);
         let stored = common::count(&mut db.pool.get().unwrap(), &format!("SELECT sync_version FROM customers WHERE id = '{id}'"));
         assert!(stored > ahead, "{stored} > {ahead}");
+        // ... and the region's clock was not dragged an hour ahead with it: the next new
+        // customer is stamped near now, not beyond every peer's drift bound.
+        let (_, other) = region
+            .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": "Grace", "email": "g@example.com"}))
+            .await;
+        let other_id = other["id"].as_str().unwrap().to_string();
+        let fresh = common::count(&mut db.pool.get().unwrap(), &format!("SELECT sync_version FROM customers WHERE id = '{other_id}'"));
+        assert!(fresh < ahead, "{fresh} < {ahead}");
         region.stop().await;
     }
 }

@@ -9,8 +9,12 @@ ALTER TABLE customers
     ADD COLUMN deleted_at DATETIME(6) NULL;
 
 UPDATE customers SET
-    -- Clamped at 0: a row updated before 1970 must not get a negative (invalid) HLC.
-    sync_version = GREATEST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', updated_at) DIV 1000, 0) * 65536,
+    -- Clamped to [0, now]: a row updated before 1970 must not get a negative (invalid) HLC, and
+    -- one dated in the future must not start beyond every peer's clock-drift bound.
+    sync_version = LEAST(
+        GREATEST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', updated_at) DIV 1000, 0),
+        TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000
+    ) * 65536,
     sync_origin = COALESCE((SELECT region_id FROM ship_instance WHERE id = 1), '');
 
 CREATE INDEX customers_sync_version_idx ON customers (sync_version);

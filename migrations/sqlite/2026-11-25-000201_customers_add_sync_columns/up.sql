@@ -11,14 +11,15 @@ ALTER TABLE customers ADD COLUMN sync_origin VARCHAR(32) NOT NULL DEFAULT '';
 ALTER TABLE customers ADD COLUMN deleted_at TIMESTAMP NULL;
 
 UPDATE customers SET
-    -- Clamped at 0: a row updated before 1970 must not get a negative (invalid) HLC.
-    sync_version = MAX(
+    -- Clamped to [0, now]: a row updated before 1970 must not get a negative (invalid) HLC, and
+    -- one dated in the future must not start beyond every peer's clock-drift bound.
+    sync_version = MIN(MAX(
         CAST(strftime('%s', substr(updated_at, 1, 19)) AS INTEGER) * 1000
         + CASE WHEN substr(updated_at, 20, 1) = '.'
                THEN CAST(substr(substr(updated_at, 21) || '000', 1, 3) AS INTEGER)
                ELSE 0 END,
         0
-    ) * 65536,
+    ), CAST(strftime('%s', 'now') AS INTEGER) * 1000) * 65536,
     sync_origin = COALESCE((SELECT region_id FROM ship_instance WHERE id = 1), '');
 
 CREATE INDEX customers_sync_version_idx ON customers (sync_version);

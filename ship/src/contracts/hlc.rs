@@ -64,7 +64,7 @@ impl Hlc {
     }
 
     /// The timestamp right after this one (counter + 1, carrying into the physical part).
-    fn successor(self) -> Self {
+    pub fn successor(self) -> Self {
         if self.counter() == u16::MAX {
             Hlc::new(self.physical_ms() + 1, 0)
         } else {

@@ -60,6 +60,24 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// True for failures a retry may cure: a deadlock victim, a lock wait that timed out, a
+    /// SQLite database busy beyond `busy_timeout`. Answered 503 `database_busy`, never 500.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+                true
+            }
+            DbError::Query(Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                m.contains("Lock wait timeout")
+                    || m.contains("database is locked")
+                    || m.contains("Deadlock")
+            }
+            _ => false,
+        }
+    }
+
     /// True when the database itself could not be reached (as opposed to a query that failed).
     pub fn is_unavailable(&self) -> bool {
         matches!(

@@ -3,12 +3,12 @@
 //!
 //! 1. The whole batch is validated first; one invalid op refuses the batch with every op's
 //!    errors (422), and nothing is applied and the clock does not move.
-//! 2. The clock observes every op's timestamp (so later local writes are newer).
-//! 3. One transaction applies the ops in entity-id order (a fixed lock order: two batches on
+//! 2. One transaction applies the ops in entity-id order (a fixed lock order: two batches on
 //!    the same rows never deadlock each other), then appends the winners to the changelog with
 //!    their remote origin — no outbox fan-out: their origin pushes them, pulls relay them —
 //!    and records the conflicts. The sequence row is locked last, after every entity row, so
 //!    appliers and local writers (entity row, then sequence row) take locks in one order.
+//! 3. After the commit, the clock observes the newest op (so later local writes are newer).
 //!
 //! Re-delivering a batch applies nothing: every op is `duplicate` (or `stale`), no changelog
 //! entry is added, no conflict is recorded twice.
@@ -104,11 +104,7 @@ impl Action for ApplyOpsAction {
                 }
                 SyncError::InvalidOps { errors }
             })?;
-        for op in &ops {
-            // Validated against the drift bound above; observing cannot fail now.
-            let _ = self.clock.observe(op.change.version.hlc);
-        }
-
+        let newest = ops.iter().map(|op| op.change.version.hlc).max();
         let statuses = self
             .pool
             .transaction(move |conn| {
@@ -116,6 +112,11 @@ impl Action for ApplyOpsAction {
             })
             .await?;
         let (ops, statuses) = statuses;
+        // Only a committed batch moves the clock (within the drift bound checked above); a
+        // local write to a row applied here is stamped above it anyway (`stamp(stored)`).
+        if let Some(newest) = newest {
+            let _ = self.clock.observe(newest);
+        }
         let output = ApplyOpsOutput {
             batch_id: input.batch_id,
             results: ops.into_iter().map(|op| op.op_id).zip(statuses).collect(),

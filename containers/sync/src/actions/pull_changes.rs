@@ -105,6 +105,22 @@ impl Action for PullChangesAction {
                     message: "the peer's cursor did not advance although it has more".into(),
                 });
             }
+            let ours = resource.schema_version();
+            let entry_versions_differ = page
+                .changes
+                .iter()
+                .any(|c| c["schema_version"].as_u64() != Some(u64::from(ours)));
+            if page.schema_version != ours || entry_versions_differ {
+                return Err(SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: format!(
+                        "the peer serves `{name}` at schema version {} and this region is at {ours}; \
+                         upgrade the older region first",
+                        page.schema_version
+                    ),
+                });
+            }
             let ops: Vec<Value> = page.changes.iter().map(change_to_op).collect();
             let valid =
                 ValidateOpsTask::run(resource.as_ref(), &self.clock, &ops).map_err(|errors| {
@@ -113,10 +129,7 @@ impl Action for PullChangesAction {
                         errors,
                     }
                 })?;
-            for op in &valid {
-                // Checked against the drift bound by the validation above.
-                let _ = self.clock.observe(op.change.version.hlc);
-            }
+            let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let (peer, cursor, res) = (
                 input.peer.clone(),
                 page.next_cursor.clone(),
@@ -130,6 +143,10 @@ impl Action for PullChangesAction {
                     Ok::<_, SyncError>(statuses)
                 })
                 .await?;
+            if let Some(newest) = newest {
+                // Checked against the drift bound by the validation above; only after commit.
+                let _ = self.clock.observe(newest);
+            }
             for status in statuses {
                 match status {
                     OpStatus::Applied => summary.applied += 1,

@@ -14,26 +14,35 @@ pub fn get(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<
         .optional()
 }
 
-/// Store `cursor` for `(peer, resource)`; run in the transaction that applied the page.
+/// Store `cursor` for `(peer, resource)`; run in the transaction that applied the page. One
+/// upsert statement, so two first pulls of the same peer cannot both try to insert.
 pub fn save(conn: &mut AnyConnection, peer: &str, resource: &str, cursor: &str) -> QueryResult<()> {
     let now = ship::db::utc_now();
-    let updated = diesel::update(sync_peer_cursors::table.find((peer, resource)))
-        .set((
-            sync_peer_cursors::peer_cursor.eq(cursor),
-            sync_peer_cursors::last_pull_at.eq(now),
-            sync_peer_cursors::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(sync_peer_cursors::table)
-            .values((
-                sync_peer_cursors::peer.eq(peer),
-                sync_peer_cursors::resource.eq(resource),
-                sync_peer_cursors::peer_cursor.eq(cursor),
-                sync_peer_cursors::last_pull_at.eq(now),
-                sync_peer_cursors::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+    let row = (
+        sync_peer_cursors::peer.eq(peer),
+        sync_peer_cursors::resource.eq(resource),
+        sync_peer_cursors::peer_cursor.eq(cursor),
+        sync_peer_cursors::last_pull_at.eq(now),
+        sync_peer_cursors::updated_at.eq(now),
+    );
+    let changes = (
+        sync_peer_cursors::peer_cursor.eq(cursor),
+        sync_peer_cursors::last_pull_at.eq(now),
+        sync_peer_cursors::updated_at.eq(now),
+    );
+    match conn {
+        AnyConnection::Sqlite(c) => diesel::insert_into(sync_peer_cursors::table)
+            .values(row)
+            .on_conflict((sync_peer_cursors::peer, sync_peer_cursors::resource))
+            .do_update()
+            .set(changes)
+            .execute(c),
+        AnyConnection::Mysql(c) => diesel::insert_into(sync_peer_cursors::table)
+            .values(row)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(changes)
+            .execute(c),
     }
-    Ok(())
+    .map(drop)
 }

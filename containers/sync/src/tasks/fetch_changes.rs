@@ -12,6 +12,7 @@ pub struct FetchedPage {
     pub changes: Vec<Value>,
     pub next_cursor: String,
     pub has_more: bool,
+    pub schema_version: u32,
 }
 
 pub(crate) struct FetchChangesTask;
