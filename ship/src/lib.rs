@@ -7,6 +7,7 @@
 //!
 //! Architecture invariant: ship never names a container, a container's table or an endpoint.
 
+pub mod auth;
 pub mod config;
 pub mod contracts;
 pub mod db;

@@ -7,8 +7,11 @@
 //! - [`SyncResource`]: a domain container exposes one synced table to the sync container
 //!   (payload validation, atomic last-writer-wins apply of one op, a digest of its rows).
 //! - [`ResourceRegistry`]: the resources of this binary, by name, built by `app`.
+//! - [`PeerDirectory`] / [`KeySource`]: where the peers are, tokens for calling them and the
+//!   broker's public keys (implemented by the broker container).
 
 pub mod hlc;
+pub mod peers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +19,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use hlc::{Hlc, HlcError, HybridClock, Version};
+pub use peers::{
+    BoxFuture, DirectoryError, DirectoryHealth, KeySource, PeerDirectory, PeerGrant, Refresh,
+};
 
 use crate::db::{AnyConnection, DbError};
 

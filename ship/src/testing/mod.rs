@@ -221,3 +221,46 @@ pub async fn spawn_app_with(pool: DbPool, settings: HttpSettings, configure: Con
         handle,
     }
 }
+
+/// The signing key of every test in this process (generated once): regions under test run
+/// the broker role with it, and tests mint tokens — good and bad — with [`test_issuer`].
+pub fn test_signing_key_pem() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| {
+        crate::auth::SigningKey::generate()
+            .expect("generate the test signing key")
+            .to_pem()
+    })
+}
+
+/// An issuer with the test key and the default issuer name and lifetime.
+pub fn test_issuer() -> crate::auth::TokenIssuer {
+    let key = crate::auth::SigningKey::from_pem(test_signing_key_pem()).expect("test key");
+    let defaults = crate::auth::AuthSettings::default();
+    crate::auth::TokenIssuer::new(
+        key,
+        defaults.issuer,
+        std::time::Duration::from_secs(defaults.max_token_lifetime_secs),
+    )
+}
+
+/// A valid token for `sub` to call `aud` on `scope`, signed with the test key.
+pub fn test_token(sub: &str, aud: &str, scope: &[&str]) -> String {
+    let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+    test_issuer()
+        .issue(sub, aud, &scope)
+        .expect("sign a test token")
+        .token
+}
+
+/// A verifier for `region` that accepts the test key.
+pub fn test_gate(region: &str) -> crate::auth::middleware::AuthGate {
+    let issuer = test_issuer();
+    let verifier = crate::auth::TokenVerifier::new(
+        region,
+        crate::auth::AuthSettings::default(),
+        std::slice::from_ref(issuer.public_jwk()),
+    )
+    .expect("test verifier");
+    crate::auth::middleware::AuthGate::new(std::sync::Arc::new(verifier), None)
+}

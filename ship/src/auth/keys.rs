@@ -1,0 +1,243 @@
+//! Ed25519 keys: the broker's signing key (PKCS#8, in a PEM file) and the public keys verifiers
+//! accept, as JWKs (RFC 8037 `OKP`/`Ed25519`) named by their RFC 7638 thumbprint.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::AuthSetupError;
+
+const PEM_TAG: &str = "PRIVATE KEY";
+
+/// A public key as served by `GET /api/v1/broker/keys` and accepted in `[auth] trusted_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kid: String,
+    /// Always `OKP`.
+    #[serde(default = "okp")]
+    pub kty: String,
+    /// Always `Ed25519`.
+    #[serde(default = "ed25519")]
+    pub crv: String,
+    /// The 32-byte public key, base64url without padding.
+    pub x: String,
+    #[serde(default = "eddsa")]
+    pub alg: String,
+    #[serde(default = "sig", rename = "use")]
+    pub use_: String,
+}
+
+fn okp() -> String {
+    "OKP".into()
+}
+fn ed25519() -> String {
+    "Ed25519".into()
+}
+fn eddsa() -> String {
+    "EdDSA".into()
+}
+fn sig() -> String {
+    "sig".into()
+}
+
+impl PublicJwk {
+    /// The JWK of a raw Ed25519 public key; `kid` is its thumbprint.
+    pub fn from_public_key(public: &[u8]) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(public);
+        Self {
+            kid: thumbprint(&x),
+            kty: okp(),
+            crv: ed25519(),
+            x,
+            alg: eddsa(),
+            use_: sig(),
+        }
+    }
+
+    /// Checks the key is an Ed25519 public key and decodes it.
+    pub fn public_key(&self) -> Result<Vec<u8>, AuthSetupError> {
+        if self.kty != "OKP" || self.crv != "Ed25519" || self.alg != "EdDSA" {
+            return Err(AuthSetupError::Key(format!(
+                "key `{}` is {}/{}/{}: only OKP/Ed25519/EdDSA keys are accepted",
+                self.kid, self.kty, self.crv, self.alg
+            )));
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(self.x.trim()).map_err(|e| {
+            AuthSetupError::Key(format!("key `{}`: x is not base64url: {e}", self.kid))
+        })?;
+        if bytes.len() != 32 {
+            return Err(AuthSetupError::Key(format!(
+                "key `{}`: an Ed25519 public key has 32 bytes, this one {}",
+                self.kid,
+                bytes.len()
+            )));
+        }
+        if self.kid.trim().is_empty() {
+            return Err(AuthSetupError::Key("a key without a kid".into()));
+        }
+        Ok(bytes)
+    }
+}
+
+/// RFC 7638 thumbprint of an Ed25519 JWK (members in lexicographic order, no spaces).
+fn thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The broker's private signing key.
+pub struct SigningKey {
+    pkcs8: Vec<u8>,
+    jwk: PublicJwk,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.jwk.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random key.
+    pub fn generate() -> Result<Self, AuthSetupError> {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| AuthSetupError::Key("the system random source failed".into()))?;
+        Self::from_pkcs8(doc.as_ref().to_vec())
+    }
+
+    /// From PKCS#8 DER (v1 as written by `openssl genpkey -algorithm ed25519`, or v2).
+    pub fn from_pkcs8(pkcs8: Vec<u8>) -> Result<Self, AuthSetupError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+            .map_err(|e| AuthSetupError::Key(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+        let jwk = PublicJwk::from_public_key(pair.public_key().as_ref());
+        Ok(Self { pkcs8, jwk })
+    }
+
+    pub fn from_pem(text: &str) -> Result<Self, AuthSetupError> {
+        let block =
+            pem::parse(text).map_err(|e| AuthSetupError::Key(format!("not a PEM file: {e}")))?;
+        if block.tag() != PEM_TAG {
+            return Err(AuthSetupError::Key(format!(
+                "the PEM block is `{}`, expected `{PEM_TAG}` (PKCS#8)",
+                block.tag()
+            )));
+        }
+        Self::from_pkcs8(block.contents().to_vec())
+    }
+
+    pub fn to_pem(&self) -> String {
+        pem::encode(&pem::Pem::new(PEM_TAG, self.pkcs8.clone()))
+    }
+
+    /// Read the key from `path`, or generate one and write it there (mode 0600) when the file
+    /// does not exist. The flag says whether a key was generated.
+    pub fn load_or_generate(path: &Path) -> Result<(Self, bool), AuthSetupError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_pem(&text)
+                .map(|k| (k, false))
+                .map_err(|e| AuthSetupError::Key(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate()?;
+                write_private(path, key.to_pem().as_bytes()).map_err(|e| {
+                    AuthSetupError::Key(format!("cannot write {}: {e}", path.display()))
+                })?;
+                Ok((key, true))
+            }
+            Err(e) => Err(AuthSetupError::Key(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.jwk.kid
+    }
+
+    pub fn public_jwk(&self) -> &PublicJwk {
+        &self.jwk
+    }
+
+    pub(crate) fn encoding_key(&self) -> jsonwebtoken::EncodingKey {
+        jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8)
+    }
+}
+
+/// Create `path` (and its directory) readable by the owner only; never overwrite.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_generated_key_round_trips_through_pem_and_keeps_its_kid() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pem(&key.to_pem()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        assert_eq!(key.public_jwk().public_key().unwrap().len(), 32);
+        assert_ne!(key.kid(), SigningKey::generate().unwrap().kid());
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037 appendix A.3: the thumbprint of its example key.
+        let jwk = PublicJwk::from_public_key(
+            &URL_SAFE_NO_PAD
+                .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+                .unwrap(),
+        );
+        assert_eq!(jwk.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+
+    #[test]
+    fn load_or_generate_creates_once_then_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/signing.pem");
+        let (first, generated) = SigningKey::load_or_generate(&path).unwrap();
+        assert!(generated);
+        let (second, generated) = SigningKey::load_or_generate(&path).unwrap();
+        assert!(!generated);
+        assert_eq!(first.kid(), second.kid());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_refused_with_a_reason() {
+        let mut jwk = SigningKey::generate().unwrap().public_jwk().clone();
+        jwk.crv = "P-256".into();
+        assert!(jwk.public_key().is_err());
+        assert!(SigningKey::from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The token check in front of a route scope: `scope.wrap(from_fn(middleware::require_token))`
+//! with an [`AuthGate`] registered as `web::Data`. The resource is the first path segment after
+//! the scope's prefix (`/sync/{resource}/…`). Verified claims go into the request's extensions;
+//! a controller whose body names a source region checks it with
+//! [`TokenVerifier::check_subject`].
+//!
+//! A token naming a key id this region does not know triggers one refresh of the key set from
+//! the [`KeySource`] (at most once per `min_refresh_interval`), then one more verification.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+
+use super::{AuthError, TokenVerifier};
+use crate::contracts::KeySource;
+use crate::errors::HttpError;
+
+/// The verifier, where to refresh its keys, and how often that may happen.
+pub struct AuthGate {
+    pub verifier: Arc<TokenVerifier>,
+    keys: Option<Arc<dyn KeySource>>,
+    min_refresh_interval: Duration,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+impl AuthGate {
+    pub fn new(verifier: Arc<TokenVerifier>, keys: Option<Arc<dyn KeySource>>) -> Self {
+        Self {
+            verifier,
+            keys,
+            min_refresh_interval: Duration::from_secs(10),
+            last_refresh: Mutex::new(None),
+        }
+    }
+
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Verify `token` for `resource`, refreshing the keys once if it names an unknown kid.
+    pub async fn verify(
+        &self,
+        token: Option<&str>,
+        resource: &str,
+    ) -> Result<super::TokenClaims, AuthError> {
+        if let (Some(token), Some(source)) = (token, &self.keys) {
+            let unknown =
+                TokenVerifier::kid_of(token).is_some_and(|kid| !self.verifier.knows_kid(&kid));
+            if unknown && self.refresh_allowed() {
+                match source.public_keys().await {
+                    Ok(keys) => {
+                        if let Err(e) = self.verifier.set_keys(&keys) {
+                            tracing::warn!(error = %e, "the broker's key set is unusable");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not refresh the broker's keys"),
+                }
+            }
+        }
+        self.verifier.verify(token, resource)
+    }
+
+    fn refresh_allowed(&self) -> bool {
+        let mut last = match self.last_refresh.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < self.min_refresh_interval) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(req: &actix_web::HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// `from_fn` middleware: refuse the request unless its token is valid for the resource.
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let gate = req
+        .app_data::<web::Data<AuthGate>>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("require_token without an AuthGate: refusing");
+            actix_web::Error::from(HttpError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            ))
+        })?;
+    let resource = resource_segment(req.path());
+    let token = bearer_token(req.request()).map(str::to_string);
+    let claims = gate
+        .verify(token.as_deref(), &resource)
+        .await
+        .map_err(|e| actix_web::Error::from(HttpError::from(e)))?;
+    req.extensions_mut().insert(claims);
+    next.call(req).await
+}
+
+/// `/sync/customers/ops` → `customers`.
+fn resource_segment(path: &str) -> String {
+    path.trim_start_matches('/')
+        .split('/')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_is_the_segment_after_the_scope() {
+        assert_eq!(resource_segment("/sync/customers/ops"), "customers");
+        assert_eq!(resource_segment("/sync/customers/changes"), "customers");
+        assert_eq!(resource_segment("/sync"), "");
+    }
+}
