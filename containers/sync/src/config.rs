@@ -4,19 +4,19 @@
 use serde::{Deserialize, Serialize};
 use ship::config::{check_region_id, key, ConfigProblem, Validate};
 
-/// A peer region (from configuration until the broker issue replaces it).
+/// A peer region this region replicates with. Where it is reached and the token for calling
+/// it come from the broker (`ship::contracts::PeerDirectory`), never from configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub id: String,
-    /// e.g. `http://10.0.0.2:8080`
-    pub base_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncConfig {
-    /// Every local change gets one outbox entry per peer.
+    /// The regions this region replicates with: every local change gets one outbox entry per
+    /// peer, and `sync pull` reads these peers (every region the broker lists when empty).
     pub peers: Vec<PeerConfig>,
     /// Entries per `GET /changes` page when the caller names no `limit`.
     pub changes_default_limit: u32,
@@ -60,12 +60,6 @@ impl Validate for SyncConfig {
                 problems.push(ConfigProblem::new(
                     format!("{at}.id"),
                     format!("peer `{}` is listed twice", peer.id),
-                ));
-            }
-            if !(peer.base_url.starts_with("http://") || peer.base_url.starts_with("https://")) {
-                problems.push(ConfigProblem::new(
-                    format!("{at}.base_url"),
-                    format!("`{}` is not an http(s) URL", peer.base_url),
                 ));
             }
         }
@@ -112,7 +106,6 @@ mod tests {
         SyncConfig {
             peers: vec![PeerConfig {
                 id: "Bad Id".into(),
-                base_url: "ftp://x".into(),
             }],
             changes_default_limit: 10_000,
             max_ops_per_batch: 0,
@@ -124,7 +117,6 @@ mod tests {
             keys,
             [
                 "sync.peers[0].id",
-                "sync.peers[0].base_url",
                 "sync.changes_default_limit",
                 "sync.max_ops_per_batch"
             ]

@@ -43,6 +43,14 @@ pub enum SyncError {
          region needs a bootstrap from a snapshot of that peer"
     )]
     PeerCursorExpired { peer: String },
+    #[error("peer `{peer}` refused our token ({code}): {message}")]
+    PeerAuthRefused {
+        peer: String,
+        code: String,
+        message: String,
+    },
+    #[error("the peer directory cannot help: {0}")]
+    Directory(#[from] ship::contracts::DirectoryError),
     #[error(
         "peer `{peer}` sent {} invalid op(s); the cursor did not move",
         invalid_ops(errors)
@@ -85,7 +93,12 @@ impl ApiError for SyncError {
             SyncError::PeerUnreachable { .. }
             | SyncError::PeerRefused { .. }
             | SyncError::PeerCursorExpired { .. }
+            | SyncError::PeerAuthRefused { .. }
             | SyncError::PeerSentInvalid { .. } => StatusCode::BAD_GATEWAY,
+            SyncError::Directory(ship::contracts::DirectoryError::UnknownPeer(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            SyncError::Directory(_) => StatusCode::BAD_GATEWAY,
             SyncError::Db(e) => e.status(),
         }
     }
@@ -103,6 +116,14 @@ impl ApiError for SyncError {
             SyncError::PeerUnreachable { .. } => "peer_unreachable",
             SyncError::PeerRefused { .. } => "peer_refused",
             SyncError::PeerCursorExpired { .. } => "peer_cursor_expired",
+            SyncError::PeerAuthRefused { .. } => "peer_auth_refused",
+            SyncError::Directory(ship::contracts::DirectoryError::UnknownPeer(_)) => "unknown_peer",
+            SyncError::Directory(ship::contracts::DirectoryError::BrokerUnreachable(_)) => {
+                "broker_unreachable"
+            }
+            SyncError::Directory(ship::contracts::DirectoryError::Refused { .. }) => {
+                "broker_refused"
+            }
             SyncError::PeerSentInvalid { .. } => "peer_sent_invalid_ops",
             SyncError::Db(e) => e.code(),
         }

@@ -131,6 +131,7 @@ async fn feed_app(db: &TestDb) -> TestApp {
             changes_default_limit: 50,
             ..SyncConfig::default()
         },
+        ship::testing::test_gate("here"),
     ));
     spawn_app(
         db.pool.clone(),
@@ -139,10 +140,16 @@ async fn feed_app(db: &TestDb) -> TestApp {
     .await
 }
 
+/// A token for a peer of region `here` covering the resources these tests name.
+fn token() -> String {
+    ship::testing::test_token("there", "here", &["widgets", "nope"])
+}
+
 async fn get(app: &TestApp, query: &str) -> (u16, Value) {
     let res = app
         .client
         .get(app.url(&format!("/sync/widgets/changes{query}")))
+        .bearer_auth(token())
         .send()
         .await
         .unwrap();
@@ -253,7 +260,7 @@ ship::backend_tests! {
             let (got, body) = get(&app, &query).await;
             assert_eq!((got, body["error"].as_str().unwrap()), (status, code), "{query}: {body}");
         }
-        let res = app.client.get(app.url("/sync/nope/changes")).send().await.unwrap();
+        let res = app.client.get(app.url("/sync/nope/changes")).bearer_auth(token()).send().await.unwrap();
         assert_eq!(res.status(), 404);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "unknown_resource");

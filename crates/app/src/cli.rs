@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ship::contracts::PeerDirectory;
 use ship::db::migrations;
 use ship::parents::Action;
 use sync::actions::PullChangesInput;
@@ -49,6 +50,55 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Administer the broker (on the region that runs the broker role).
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// The regions registry.
+    Regions {
+        #[command(subcommand)]
+        command: RegionsCommand,
+    },
+    /// Tenant placement.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Print a token for calling region TARGET (debugging: `curl -H "Authorization: Bearer …"`).
+    Token {
+        target: String,
+        /// The calling region (`sub`); default: this region.
+        #[arg(long = "as", value_name = "REGION")]
+        as_region: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegionsCommand {
+    /// Register a region and print its credential (shown once; only its hash is kept).
+    Add {
+        id: String,
+        /// Where the region is reached, e.g. http://10.0.0.2:8080
+        base_url: String,
+        /// Resources it may sync (comma-separated); default: every resource.
+        #[arg(long, value_delimiter = ',')]
+        scope: Option<Vec<String>>,
+    },
+    /// List the regions with their status (online/offline by heartbeat).
+    List,
+    /// Remove a region: its credential stops working at once.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Make REGION the home of TENANT (a move increments the placement epoch).
+    Place { tenant: String, region: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +119,8 @@ pub enum SyncCommand {
     /// Pull the configured peers' changes (leaving out our own) and apply them here; each
     /// page is applied and its cursor stored in one transaction.
     Pull {
-        /// Only this peer (default: every `[[sync.peers]]` entry).
+        /// Only this peer (default: every `[[sync.peers]]` entry, or every region the broker
+        /// lists when none is configured).
         #[arg(long)]
         peer: Option<String>,
         /// Only this resource (default: every synced resource).
@@ -119,6 +170,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             ship::telemetry::init(&settings.log);
             pull(&settings, peer, resource, page_limit).await
+        }
+        Command::Broker { command } => {
+            ship::telemetry::init(&settings.log);
+            crate::broker_cli::run(&settings, command).await
         }
     }
 }
@@ -198,19 +253,6 @@ async fn pull(
     resource: Option<String>,
     page_limit: u32,
 ) -> anyhow::Result<()> {
-    let peers: Vec<_> = settings
-        .sync
-        .peers
-        .iter()
-        .filter(|p| peer.as_deref().is_none_or(|only| only == p.id))
-        .collect();
-    if peers.is_empty() {
-        anyhow::bail!(
-            "no peer to pull from: configure [[sync.peers]] (id, base_url){}",
-            peer.map(|p| format!(" or check the name `{p}`"))
-                .unwrap_or_default()
-        );
-    }
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
     let names: Vec<String> = wiring
         .registry
@@ -221,21 +263,38 @@ async fn pull(
     if names.is_empty() {
         anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
     }
+    let peers: Vec<String> = match (peer, settings.sync.peer_ids()) {
+        (Some(one), _) => vec![one],
+        (None, configured) if !configured.is_empty() => configured,
+        (None, _) => wiring
+            .broker
+            .directory
+            .peers()
+            .await
+            .context("cannot list the peers")?
+            .into_iter()
+            .map(|g| g.id)
+            .collect(),
+    };
+    if peers.is_empty() {
+        anyhow::bail!(
+            "no peer to pull from: register regions at the broker (`regionsync broker regions add`) \
+             or list them in [[sync.peers]]"
+        );
+    }
     let action = wiring.pull_action(&pool, settings)?;
     let mut failed = 0;
-    for p in peers {
+    for p in &peers {
         for name in &names {
             let input = PullChangesInput {
-                peer: p.id.clone(),
-                base_url: p.base_url.clone(),
+                peer: p.clone(),
                 resource: name.clone(),
                 page_limit,
                 max_pages: u32::MAX,
             };
             match action.run(input).await {
                 Ok(s) => output(&format!(
-                    "pulled {}/{name}: {} page(s), {} applied, {} stale, {} duplicate{}",
-                    p.id,
+                    "pulled {p}/{name}: {} page(s), {} applied, {} stale, {} duplicate{}",
                     s.pages,
                     s.applied,
                     s.stale,
@@ -244,7 +303,7 @@ async fn pull(
                 )),
                 Err(e) => {
                     failed += 1;
-                    eprintln!("regionsync: pull {}/{name} failed: {e}", p.id);
+                    eprintln!("regionsync: pull {p}/{name} failed: {e}");
                 }
             }
         }
@@ -257,6 +316,6 @@ async fn pull(
 
 /// Command output goes to stdout; logs go to stderr.
 #[allow(clippy::print_stdout)]
-fn output(line: &str) {
+pub(crate) fn output(line: &str) {
     println!("{line}");
 }

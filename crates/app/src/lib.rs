@@ -3,6 +3,7 @@
 //! ([`wiring`]), builds the server and runs the CLI commands.
 //! Business logic lives in the containers; infrastructure in `ship`.
 
+pub mod broker_cli;
 pub mod cli;
 pub mod settings;
 pub mod startup;

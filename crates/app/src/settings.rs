@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use broker::BrokerConfig;
 use serde::{Deserialize, Serialize};
+use ship::auth::AuthSettings;
 use ship::config::{
     self, check_region_id, ConfigError, ConfigProblem, DatabaseSettings, HttpSettings, LogSettings,
     Validate,
@@ -19,6 +21,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub sync: SyncConfig,
+    /// How this region verifies the tokens peers present.
+    pub auth: AuthSettings,
+    /// The broker role, or where the broker is.
+    pub broker: BrokerConfig,
 }
 
 impl Default for Settings {
@@ -29,6 +35,8 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
             sync: SyncConfig::default(),
+            auth: AuthSettings::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -58,5 +66,13 @@ impl Validate for Settings {
         self.database.validate("database", problems);
         self.log.validate("log", problems);
         self.sync.validate("sync", problems);
+        self.auth.validate("auth", problems);
+        self.broker.validate("broker", problems);
+        if self.sync.peers.iter().any(|p| p.id == self.region_id) {
+            problems.push(ConfigProblem::new(
+                "sync.peers",
+                format!("`{}` is this region itself", self.region_id),
+            ));
+        }
     }
 }

@@ -27,6 +27,10 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    wiring: Wiring,
+    region: String,
+    public_url: String,
+    heartbeat_every: std::time::Duration,
 }
 
 impl Application {
@@ -41,7 +45,33 @@ impl Application {
             &settings.http,
             wiring.routes(&pool, settings),
         )?;
-        Ok(Self { port, server, pool })
+        let public_url = public_url(settings, port);
+        // Before serving: the broker region registers itself; another region announces
+        // itself and fetches the broker's keys (a broker that is down is logged, not fatal).
+        wiring
+            .broker
+            .heartbeat(&pool, &settings.region_id, &public_url)
+            .await;
+        Ok(Self {
+            port,
+            server,
+            pool,
+            wiring,
+            region: settings.region_id.clone(),
+            public_url,
+            heartbeat_every: std::time::Duration::from_secs(
+                settings.broker.heartbeat_interval_secs,
+            ),
+        })
+    }
+
+    /// Where the other regions reach this one.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
     }
 
     pub fn port(&self) -> u16 {
@@ -64,7 +94,25 @@ impl Application {
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        // The broker heartbeat (moves to the scheduler's BrokerHeartbeatJob with issue 5).
+        let (pool, wiring, region, url, every) = (
+            self.pool,
+            self.wiring,
+            self.region,
+            self.public_url,
+            self.heartbeat_every,
+        );
+        let heartbeat = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                wiring.broker.heartbeat(&pool, &region, &url).await;
+            }
+        });
         shutdown.await;
+        heartbeat.abort();
         tracing::info!("shutting down: finishing in-flight requests");
         handle.stop(true).await;
         match server.await {
@@ -85,6 +133,7 @@ pub async fn prepare(
     let region = settings.region_id.clone();
     let migrate = options.migrate;
     let wiring_settings = settings.clone();
+    let wiring_pool = pool.clone();
     let wiring = pool
         .run(move |conn| -> Result<Wiring, ShipError> {
             if migrate {
@@ -111,10 +160,29 @@ pub async fn prepare(
                     pending.join(", ")
                 ))));
             }
-            Wiring::build(&wiring_settings, conn)
+            Wiring::build(&wiring_settings, conn, &wiring_pool)
         })
         .await?;
     Ok((pool, wiring))
+}
+
+/// `broker.public_url`, or `http://` + the bound address (port 0 resolved).
+fn public_url(settings: &Settings, port: u16) -> String {
+    if let Some(url) = &settings.broker.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = settings
+        .http
+        .bind
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(host, _)| host);
+    let host = if host == "0.0.0.0" || host == "[::]" {
+        tracing::warn!("http.bind listens on every address: set broker.public_url so peers can reach this region");
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("http://{host}:{port}")
 }
 
 /// Open the pool for the configured database, on the blocking pool (connecting blocks).

@@ -5,8 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use ship::contracts::{HybridClock, ResourceRegistry};
+use broker::actions::{
+    HeartbeatAction, PublicKeysAction, RegisterSelfAction, RegisterSelfInput, ResolveAction,
+};
+use broker::directory::{BrokerDirectory, BrokerLink};
+use broker::signing::BrokerKeys;
+use broker::tasks::call_broker::BrokerEndpoint;
+use broker::ui::http::BrokerState;
+use ship::auth::middleware::AuthGate;
+use ship::auth::TokenVerifier;
+use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry};
 use ship::http::Configure;
+use ship::parents::Action;
 use ship::{AnyConnection, DbPool, ShipError};
 use sync::actions::PullChangesAction;
 use sync::ui::http::SyncState;
@@ -19,12 +29,26 @@ pub struct Wiring {
     pub registry: ResourceRegistry,
     pub clock: Arc<HybridClock>,
     pub recorder: Arc<SyncChangeRecorder>,
+    pub broker: BrokerWiring,
+}
+
+/// The broker role (when this region runs it), the peer directory and the token verifier.
+pub struct BrokerWiring {
+    /// Present on the region that runs the broker role.
+    pub keys: Option<Arc<BrokerKeys>>,
+    pub resolve: Option<Arc<ResolveAction>>,
+    pub directory: Arc<BrokerDirectory>,
+    pub verifier: Arc<TokenVerifier>,
 }
 
 impl Wiring {
     /// Build the registry and the clock, resume the clock from the changelog and prepare every
-    /// resource's changelog. Blocking (database): run on the blocking pool.
-    pub fn build(settings: &Settings, conn: &mut AnyConnection) -> Result<Self, ShipError> {
+    /// resource's changelog. Blocking (database, key file): run on the blocking pool.
+    pub fn build(
+        settings: &Settings,
+        conn: &mut AnyConnection,
+        pool: &DbPool,
+    ) -> Result<Self, ShipError> {
         let registry = resources().map_err(ShipError::Wiring)?;
         let clock = Arc::new(HybridClock::new(Duration::from_millis(
             settings.sync.max_clock_drift_ms,
@@ -42,30 +66,44 @@ impl Wiring {
             settings.sync.peer_ids(),
             schema_versions,
         ));
+        let broker = BrokerWiring::build(settings, pool, &registry)?;
         Ok(Self {
             registry,
             clock,
             recorder,
+            broker,
         })
     }
 
     /// The route table of every container, with its state.
     pub fn routes(&self, pool: &DbPool, settings: &Settings) -> Configure {
+        let keys: Arc<dyn KeySource> = self.broker.directory.clone();
+        let gate = AuthGate::new(Arc::clone(&self.broker.verifier), Some(keys));
         let sync_state = web::Data::new(SyncState::new(
             pool.clone(),
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.sync.clone(),
+            gate,
         ));
+        let broker_state = match (&self.broker.keys, &self.broker.resolve) {
+            (Some(keys), Some(resolve)) => Some(web::Data::new(BrokerState {
+                resolve: Arc::clone(resolve),
+                heartbeat: HeartbeatAction::new(pool.clone(), settings.broker.offline_after_secs),
+                keys: Arc::new(PublicKeysAction::new(Arc::clone(keys))),
+            })),
+            _ => None,
+        };
         let recorder: Arc<dyn ship::contracts::ChangeRecorder> = self.recorder.clone();
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             sync::ui::http::configure(cfg, sync_state.clone());
             customers::ui::http::configure(cfg, Arc::clone(&recorder));
+            if let Some(state) = &broker_state {
+                broker::ui::http::configure(cfg, state.clone());
+            }
         })
     }
-}
 
-impl Wiring {
     /// The pull (anti-entropy) use case, with an HTTP client for the peers.
     pub fn pull_action(
         &self,
@@ -77,13 +115,122 @@ impl Wiring {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
+        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
         Ok(PullChangesAction::new(
             pool.clone(),
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.region_id.clone(),
             client,
+            directory,
         ))
+    }
+}
+
+impl BrokerWiring {
+    fn build(
+        settings: &Settings,
+        pool: &DbPool,
+        registry: &ResourceRegistry,
+    ) -> Result<Self, ShipError> {
+        let config = &settings.broker;
+        let served: Vec<String> = registry.names().map(str::to_string).collect();
+        if config.enabled {
+            let keys = Arc::new(
+                BrokerKeys::load(
+                    config,
+                    &settings.auth.issuer,
+                    settings.auth.max_token_lifetime_secs,
+                )
+                .map_err(|e| ShipError::Wiring(e.to_string()))?,
+            );
+            let resolve = Arc::new(ResolveAction::new(
+                pool.clone(),
+                Arc::clone(&keys),
+                served,
+                config.offline_after_secs,
+            ));
+            let directory = Arc::new(BrokerDirectory::new(BrokerLink::Local {
+                region: settings.region_id.clone(),
+                resolve: Arc::clone(&resolve),
+                keys: Arc::new(PublicKeysAction::new(Arc::clone(&keys))),
+            }));
+            let verifier = Arc::new(
+                TokenVerifier::new(
+                    settings.region_id.clone(),
+                    settings.auth.clone(),
+                    &keys.public_keys(),
+                )
+                .map_err(|e| ShipError::Wiring(e.to_string()))?,
+            );
+            return Ok(Self {
+                keys: Some(keys),
+                resolve: Some(resolve),
+                directory,
+                verifier,
+            });
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.request_timeout_secs))
+            .timeout(Duration::from_secs(config.request_timeout_secs))
+            .build()
+            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
+        let endpoint = BrokerEndpoint {
+            client,
+            base_url: config.url.clone().unwrap_or_default(),
+            credential: config.credential.clone().unwrap_or_default(),
+        };
+        let directory = Arc::new(BrokerDirectory::new(BrokerLink::Remote(endpoint)));
+        // The broker's keys are fetched once the process runs (see `refresh_keys`); until
+        // then only `[auth] trusted_keys` are accepted, and an unknown kid triggers a fetch.
+        let verifier = Arc::new(
+            TokenVerifier::new(settings.region_id.clone(), settings.auth.clone(), &[])
+                .map_err(|e| ShipError::Wiring(e.to_string()))?,
+        );
+        Ok(Self {
+            keys: None,
+            resolve: None,
+            directory,
+            verifier,
+        })
+    }
+
+    /// Fetch the broker's public keys into the verifier (a remote broker; the broker region
+    /// has its keys from the start). Failures are logged and reported by the directory.
+    pub async fn refresh_keys(&self) {
+        if self.keys.is_some() {
+            return;
+        }
+        match self.directory.public_keys().await {
+            Ok(keys) => match self.verifier.set_keys(&keys) {
+                Ok(()) => tracing::debug!(kids = ?self.verifier.kids(), "broker keys refreshed"),
+                Err(e) => tracing::warn!(error = %e, "the broker's key set is unusable"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not fetch the broker's keys"),
+        }
+    }
+
+    /// Tell the broker this region is alive at `public_url` (the broker region records it in
+    /// its own registry), and refresh the verifier's keys.
+    pub async fn heartbeat(&self, pool: &DbPool, region: &str, public_url: &str) {
+        if self.keys.is_some() {
+            let input = RegisterSelfInput {
+                id: region.to_string(),
+                base_url: public_url.to_string(),
+            };
+            match RegisterSelfAction::new(pool.clone()).run(input).await {
+                Ok(true) => {
+                    tracing::info!(%region, %public_url, "registered this region at its own broker")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not record this region's heartbeat"),
+            }
+            return;
+        }
+        if let Err(e) = self.directory.heartbeat(Some(public_url)).await {
+            tracing::warn!(error = %e, "heartbeat to the broker failed");
+        }
+        self.refresh_keys().await;
     }
 }
 

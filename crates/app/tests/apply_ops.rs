@@ -57,7 +57,7 @@ fn state(db: &TestDb) -> (String, i64, i64, i64) {
 ship::backend_tests! {
     async fn ops_apply_by_last_writer_wins_idempotently(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![sync::PeerConfig { id: "ap-south".into(), base_url: "http://127.0.0.1:1".into() }];
+        settings.sync.peers = vec![sync::PeerConfig { id: "ap-south".into() }];
         let region = Region::start(&settings).await;
         let (h0, h1, h2) = (hlc(-2_000), hlc(-1_000), hlc(0));
 
@@ -174,7 +174,7 @@ ship::backend_tests! {
 
         // Bodies that are not JSON at all.
         for raw in ["{\"ops\": [", "{\"source_region\": NaN}", ""] {
-            let res = region.client.post(region.url(OPS)).header("content-type", "application/json").body(raw).send().await.unwrap();
+            let res = region.client.post(region.url(OPS)).bearer_auth(region.token_from("us-east")).header("content-type", "application/json").body(raw).send().await.unwrap();
             assert_eq!(res.status(), 400, "{raw}");
             let body: Value = res.json().await.unwrap();
             assert_eq!(body["error"], "invalid_json", "{raw}");

@@ -278,7 +278,15 @@ fn migrate_status_run_and_revert_on_sqlite() {
 #[test]
 fn sync_pull_without_peers_says_how_to_configure_them() {
     let dir = tempfile::tempdir().unwrap();
+    // Before the schema exists the pull says what to run first.
     let (out, _, stderr) = run(regionsync(dir.path()).args(["sync", "pull"]));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("regionsync migrate run"), "{stderr}");
+    // A lone region (its own broker, nobody registered) has nobody to pull from.
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["migrate", "run"]));
+    assert!(out.status.success(), "{stderr}");
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["sync", "pull"]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("regionsync broker regions add"), "{stderr}");
     assert!(stderr.contains("[[sync.peers]]"), "{stderr}");
 }

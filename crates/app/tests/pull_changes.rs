@@ -6,27 +6,28 @@
 mod common;
 
 use app::startup::{prepare, StartOptions};
-use common::{count, customers_digest, settings_for, Region};
+use common::{count, customers_digest, register_region, settings_for, Region};
 use serde_json::json;
 use ship::parents::Action;
 use ship::testing::TestDb;
 use sync::actions::{PullChangesAction, PullChangesInput};
 use sync::{PeerConfig, SyncError};
 
+/// Region us-east on `db`, running the broker role (with the test key, which eu-west also
+/// trusts), with eu-west registered at `peer_base`.
 async fn puller(db: &TestDb, peer_base: &str) -> PullChangesAction {
     let mut settings = settings_for(db, "us-east");
     settings.sync.peers = vec![PeerConfig {
         id: "eu-west".into(),
-        base_url: peer_base.into(),
     }];
     let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    register_region(db, "eu-west", peer_base).await;
     wiring.pull_action(&pool, &settings).unwrap()
 }
 
-fn input(base: &str) -> PullChangesInput {
+fn input(peer: &str) -> PullChangesInput {
     PullChangesInput {
-        peer: "eu-west".into(),
-        base_url: base.into(),
+        peer: peer.into(),
         resource: "customers".into(),
         page_limit: 2,
         max_pages: 100,
@@ -50,17 +51,17 @@ ship::backend_tests! {
         }
         let pull = puller(&db_b, &a.base).await;
 
-        let first = pull.run(input(&a.base)).await.unwrap();
+        let first = pull.run(input("eu-west")).await.unwrap();
         assert_eq!((first.pages, first.applied, first.caught_up), (3, 5, true), "{first:?}");
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         assert_eq!(stored_cursor(&db_b), 1);
 
-        let again = pull.run(input(&a.base)).await.unwrap();
+        let again = pull.run(input("eu-west")).await.unwrap();
         assert_eq!((again.pages, again.applied, again.duplicate), (1, 0, 0), "nothing new: {again:?}");
 
         let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": "late", "email": "c@example.com"})).await;
         assert_eq!(status, 201);
-        let late = pull.run(input(&a.base)).await.unwrap();
+        let late = pull.run(input("eu-west")).await.unwrap();
         assert_eq!(late.applied, 1);
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         // Pulled changes are relayed in B's feed with A's origin, never queued for push.
@@ -78,7 +79,8 @@ ship::backend_tests! {
         let pull = puller(&db_b, &a.base).await;
 
         // Nothing listens on port 1.
-        let err = pull.run(input("http://127.0.0.1:1")).await.unwrap_err();
+        register_region(&db_b, "dead", "http://127.0.0.1:1").await;
+        let err = pull.run(input("dead")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerUnreachable { .. }), "{err}");
 
         // A poison entry in the peer's feed: the page is refused whole, the cursor stays.
@@ -87,7 +89,7 @@ ship::backend_tests! {
             "UPDATE sync_changelog SET payload = '{\"id\": 5}' WHERE seq = 1",
         )
         .unwrap();
-        let err = pull.run(input(&a.base)).await.unwrap_err();
+        let err = pull.run(input("eu-west")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerSentInvalid { .. }), "{err}");
         assert_eq!(stored_cursor(&db_b), 0, "no cursor stored past data not applied");
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
@@ -98,7 +100,7 @@ ship::backend_tests! {
             "UPDATE sync_changelog SET schema_version = 2",
         )
         .unwrap();
-        let err = pull.run(input(&a.base)).await.unwrap_err();
+        let err = pull.run(input("eu-west")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerRefused { .. }) && err.to_string().contains("schema version"), "{err}");
         assert_eq!(stored_cursor(&db_b), 0);
 
@@ -108,7 +110,7 @@ ship::backend_tests! {
             "UPDATE sync_sequences SET pruned_through = 1",
         )
         .unwrap();
-        let err = pull.run(input(&a.base)).await.unwrap_err();
+        let err = pull.run(input("eu-west")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerCursorExpired { .. }), "{err}");
         assert_eq!(stored_cursor(&db_b), 0);
         a.stop().await;

@@ -7,11 +7,15 @@
 //! and never restarts from zero by itself. A page with an invalid op stops the pull without
 //! moving the cursor. A peer whose cursor does not move while it claims more is a peer bug:
 //! the pull stops instead of looping.
+//!
+//! The peer's address and token come from the peer directory. A peer answering
+//! `token_expired` gets one forced refresh from the broker and one retry of that page; a
+//! second refusal ends the pull (never a loop).
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use ship::contracts::{HybridClock, ResourceRegistry};
+use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -23,7 +27,6 @@ use crate::tasks::validate_ops::ValidateOpsTask;
 
 pub struct PullChangesInput {
     pub peer: String,
-    pub base_url: String,
     pub resource: String,
     /// Entries per page asked of the peer.
     pub page_limit: u32,
@@ -47,6 +50,7 @@ pub struct PullChangesAction {
     clock: Arc<HybridClock>,
     region_id: String,
     client: reqwest::Client,
+    directory: Arc<dyn PeerDirectory>,
 }
 
 impl PullChangesAction {
@@ -56,6 +60,7 @@ impl PullChangesAction {
         clock: Arc<HybridClock>,
         region_id: impl Into<String>,
         client: reqwest::Client,
+        directory: Arc<dyn PeerDirectory>,
     ) -> Self {
         Self {
             pool,
@@ -63,6 +68,7 @@ impl PullChangesAction {
             clock,
             region_id: region_id.into(),
             client,
+            directory,
         }
     }
 }
@@ -86,17 +92,29 @@ impl Action for PullChangesAction {
             .run(move |conn| cursors::get(conn, &peer, name).map_err(SyncError::from))
             .await?;
         let mut summary = PullSummary::default();
+        let mut grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
+        let mut refreshed = false;
         while summary.pages < input.max_pages {
-            let page = FetchChangesTask::run(
+            let fetched = FetchChangesTask::run(
                 &self.client,
-                &input.peer,
-                &input.base_url,
+                &grant,
                 name,
                 since.as_deref(),
                 input.page_limit,
                 &self.region_id,
             )
-            .await?;
+            .await;
+            let page = match fetched {
+                Err(SyncError::PeerAuthRefused { code, .. })
+                    if code == "token_expired" && !refreshed =>
+                {
+                    tracing::info!(peer = %input.peer, "token expired: refreshing once");
+                    refreshed = true;
+                    grant = self.directory.grant(&input.peer, Refresh::Force).await?;
+                    continue;
+                }
+                other => other?,
+            };
             summary.pages += 1;
             if page.has_more && since.as_deref() == Some(page.next_cursor.as_str()) {
                 return Err(SyncError::PeerRefused {

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use ship::contracts::PeerGrant;
 use ship::parents::Task;
 
 use crate::errors::SyncError;
@@ -24,14 +25,18 @@ impl Task for FetchChangesTask {
 impl FetchChangesTask {
     pub(crate) async fn run(
         client: &reqwest::Client,
-        peer: &str,
-        base_url: &str,
+        peer: &PeerGrant,
         resource: &str,
         since: Option<&str>,
         limit: u32,
         exclude_origin: &str,
     ) -> Result<FetchedPage, SyncError> {
-        let url = format!("{}/sync/{resource}/changes", base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/sync/{resource}/changes",
+            peer.base_url.trim_end_matches('/')
+        );
+        let token = peer.token.as_str();
+        let peer = peer.id.as_str();
         let mut query = vec![
             ("limit", limit.to_string()),
             ("exclude_origin", exclude_origin.to_string()),
@@ -45,6 +50,7 @@ impl FetchChangesTask {
         };
         let res = client
             .get(&url)
+            .bearer_auth(token)
             .query(&query)
             .send()
             .await
@@ -62,6 +68,13 @@ impl FetchChangesTask {
         if status.as_u16() == 410 || code == "cursor_expired" {
             return Err(SyncError::PeerCursorExpired {
                 peer: peer.to_string(),
+            });
+        }
+        if code.starts_with("token_") {
+            return Err(SyncError::PeerAuthRefused {
+                peer: peer.to_string(),
+                code: code.to_string(),
+                message: body["message"].as_str().unwrap_or_default().to_string(),
             });
         }
         Err(SyncError::PeerRefused {

@@ -18,11 +18,18 @@ pub fn settings_for(db: &TestDb, region: &str) -> Settings {
     settings.database.url = db.url.clone();
     settings.http.bind = "127.0.0.1:0".into();
     settings.http.workers = Some(1);
+    // Every test region runs the broker role with the process-wide test key, so tests can
+    // mint tokens it accepts (ship::testing::test_token).
+    settings.broker.signing_key = Some(ship::testing::test_signing_key_pem().to_string());
     settings
 }
 
+/// The resources test tokens cover (`nope` so unknown-resource cases get past the token check).
+pub const TEST_SCOPE: [&str; 2] = ["customers", "nope"];
+
 /// A region's web process running in this test.
 pub struct Region {
+    pub id: String,
     pub base: String,
     pub client: reqwest::Client,
     handle: ServerHandle,
@@ -38,6 +45,7 @@ impl Region {
         let handle = app.handle();
         let server = tokio::spawn(app.run_until(std::future::pending()));
         Self {
+            id: settings.region_id.clone(),
             base,
             client: reqwest::Client::new(),
             handle,
@@ -49,24 +57,54 @@ impl Region {
         format!("{}{path}", self.base)
     }
 
-    /// GET `path`: (status, JSON body).
+    /// A valid token for `sub` calling this region.
+    pub fn token_from(&self, sub: &str) -> String {
+        ship::testing::test_token(sub, &self.id, &TEST_SCOPE)
+    }
+
+    /// GET `path`: (status, JSON body). `/sync/` paths carry a valid token from a peer
+    /// (`exclude_origin` when the query names one).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self.client.get(self.url(path)).send().await.unwrap();
+        let token = path.starts_with("/sync/").then(|| {
+            let sub = path
+                .split("exclude_origin=")
+                .nth(1)
+                .and_then(|rest| rest.split('&').next())
+                .unwrap_or("peer");
+            self.token_from(sub)
+        });
+        self.get_with(path, token.as_deref()).await
+    }
+
+    /// GET with exactly this bearer token (or none).
+    pub async fn get_with(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
         (
             res.status().as_u16(),
             res.json().await.unwrap_or(Value::Null),
         )
     }
 
-    /// POST a JSON body to `path`: (status, JSON body).
+    /// POST a JSON body to `path`: (status, JSON body). `/sync/` paths carry a valid token
+    /// for the body's `source_region`.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let token = path
+            .starts_with("/sync/")
+            .then(|| self.token_from(body["source_region"].as_str().unwrap_or("peer")));
+        self.post_with(path, body, token.as_deref()).await
+    }
+
+    /// POST with exactly this bearer token (or none).
+    pub async fn post_with(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
         (
             res.status().as_u16(),
             res.json().await.unwrap_or(Value::Null),
@@ -77,6 +115,21 @@ impl Region {
         self.handle.stop(true).await;
         self.server.abort();
     }
+}
+
+/// Put `id` at `base_url` into the broker registry of `db` (the tests' shortcut for
+/// `regionsync broker regions add`); returns the region's credential.
+pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
+    use ship::parents::Action;
+    broker::actions::RegisterRegionAction::new(db.pool.clone(), 90)
+        .run(broker::actions::RegisterRegionInput {
+            id: id.into(),
+            base_url: base_url.into(),
+            scopes: None,
+        })
+        .await
+        .unwrap()
+        .credential
 }
 
 /// One number from the database.

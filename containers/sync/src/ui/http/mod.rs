@@ -7,7 +7,9 @@ pub mod transformers;
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
+use actix_web::middleware::from_fn;
 use actix_web::web;
+use ship::auth::middleware::{require_token, AuthGate};
 use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::errors::{HttpError, StatusCode};
 use ship::DbPool;
@@ -15,11 +17,13 @@ use ship::DbPool;
 use crate::actions::{ApplyOpsAction, BatchLimits, GetChangesAction};
 use crate::config::SyncConfig;
 
-/// What the sync controllers need, registered once as `web::Data`: the actions, built once.
+/// What the sync controllers need, registered once as `web::Data`: the actions, built once,
+/// and the token check every route sits behind.
 pub struct SyncState {
     pub get_changes: GetChangesAction,
     pub apply_ops: ApplyOpsAction,
     pub config: SyncConfig,
+    pub auth: web::Data<AuthGate>,
 }
 
 impl SyncState {
@@ -28,6 +32,7 @@ impl SyncState {
         registry: ResourceRegistry,
         clock: Arc<HybridClock>,
         config: SyncConfig,
+        auth: AuthGate,
     ) -> Self {
         let limits = BatchLimits {
             max_ops: config.max_ops_per_batch as usize,
@@ -36,23 +41,31 @@ impl SyncState {
             get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
             apply_ops: ApplyOpsAction::new(pool, registry, clock, limits),
             config,
+            auth: web::Data::new(auth),
         }
     }
 }
 
-/// Register the sync routes.
+/// Register the sync routes, every one behind the token check (a request without a valid
+/// token is refused before its body is read).
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
     let batch_bytes = state.config.max_batch_bytes;
-    cfg.app_data(state)
-        .service(
-            web::resource("/sync/{resource}/changes")
-                .route(web::get().to(controllers::get_changes::get_changes)),
-        )
-        .service(
-            web::resource("/sync/{resource}/ops")
-                .app_data(ops_json_config(batch_bytes))
-                .route(web::post().to(controllers::apply_ops::apply_ops)),
-        );
+    let auth = state.auth.clone();
+    cfg.service(
+        web::scope("/sync")
+            .app_data(state)
+            .app_data(auth)
+            .wrap(from_fn(require_token))
+            .service(
+                web::resource("/{resource}/changes")
+                    .route(web::get().to(controllers::get_changes::get_changes)),
+            )
+            .service(
+                web::resource("/{resource}/ops")
+                    .app_data(ops_json_config(batch_bytes))
+                    .route(web::post().to(controllers::apply_ops::apply_ops)),
+            ),
+    );
 }
 
 /// An ops body over the limit is `413 batch_too_large` (the sender halves the batch); every

@@ -1,6 +1,7 @@
 //! `POST /sync/{resource}/ops`
 
 use actix_web::{web, HttpResponse};
+use ship::auth::TokenClaims;
 use ship::errors::HttpError;
 use ship::parents::Action;
 
@@ -12,7 +13,13 @@ pub async fn apply_ops(
     state: web::Data<SyncState>,
     resource: web::Path<String>,
     body: web::Json<ApplyOpsRequest>,
+    claims: web::ReqData<TokenClaims>,
 ) -> Result<HttpResponse, HttpError> {
+    // The token says who calls; the batch must speak for that region only.
+    state
+        .auth
+        .verifier
+        .check_subject(&claims, &body.source_region)?;
     let input = body.into_inner().into_input(resource.into_inner());
     let output = state.apply_ops.run(input).await?;
     Ok(HttpResponse::Ok().json(apply_ops_transformer::transform(output)))

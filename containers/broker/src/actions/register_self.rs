@@ -1,0 +1,68 @@
+//! RegisterSelf: the broker region puts itself in its own registry at start (so the others
+//! can resolve it) and records a heartbeat. Its credential is random and never shown: the
+//! broker region calls its own broker in-process.
+
+use ship::parents::Action;
+use ship::DbPool;
+
+use super::check_base_url;
+use crate::credentials;
+use crate::data::regions;
+use crate::errors::BrokerError;
+use crate::models::ALL_SCOPES;
+
+#[derive(Debug, Clone)]
+pub struct RegisterSelfInput {
+    pub id: String,
+    pub base_url: String,
+}
+
+pub struct RegisterSelfAction {
+    pool: DbPool,
+}
+
+impl RegisterSelfAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for RegisterSelfAction {
+    const NAME: &'static str = "broker.register_self";
+    type Input = RegisterSelfInput;
+    /// True when the region was not registered before.
+    type Output = bool;
+    type Error = BrokerError;
+
+    #[tracing::instrument(name = "broker.register_self", skip_all, fields(region = %input.id))]
+    async fn run(&self, input: RegisterSelfInput) -> Result<bool, BrokerError> {
+        check_base_url(&input.base_url)?;
+        let unusable = credentials::hash(&credentials::generate()?);
+        self.pool
+            .transaction(move |conn| {
+                let now = ship::db::utc_now();
+                let created = match regions::find(conn, &input.id)? {
+                    None => {
+                        regions::insert(
+                            conn,
+                            &input.id,
+                            &input.base_url,
+                            &unusable,
+                            ALL_SCOPES,
+                            now,
+                        )?;
+                        true
+                    }
+                    Some(r) => {
+                        if r.base_url != input.base_url {
+                            regions::set_base_url(conn, &input.id, &input.base_url, now)?;
+                        }
+                        false
+                    }
+                };
+                regions::touch_heartbeat(conn, &input.id, now)?;
+                Ok(created)
+            })
+            .await
+    }
+}

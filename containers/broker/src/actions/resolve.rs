@@ -1,0 +1,136 @@
+//! Resolve: the caller asks where its peers are. For a tenant: the home region and the
+//! placement epoch; for a target region: that region; for nothing: every other registered
+//! region. Each returned region comes with a token for calling it (`sub` = caller, `aud` = the
+//! region, `scope` = the caller's resources).
+//!
+//! Offline regions are returned too, with `status: offline`: liveness is the broker's view,
+//! and a sender keeps its outbox for a peer the broker has not heard from.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::data::{regions, tenants};
+use crate::errors::BrokerError;
+use crate::models::RegionView;
+use crate::signing::BrokerKeys;
+use crate::tasks::authenticate_region::AuthenticateRegionTask;
+use crate::tasks::issue_tokens::IssueTokensTask;
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A region presenting its credential over HTTP.
+    Credential(String),
+    /// This process, on the broker region (in-process directory, CLI): trusted by construction.
+    Region(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolveInput {
+    pub caller: Caller,
+    pub tenant_id: Option<String>,
+    pub target_region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedRegion {
+    #[serde(flatten)]
+    pub region: RegionView,
+    pub token: String,
+    /// Unix seconds.
+    pub token_expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolveOutput {
+    /// The caller, as authenticated.
+    pub region: String,
+    pub regions: Vec<ResolvedRegion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+}
+
+pub struct ResolveAction {
+    pool: DbPool,
+    keys: Arc<BrokerKeys>,
+    served: Vec<String>,
+    offline_after_secs: u64,
+}
+
+impl ResolveAction {
+    /// `served`: the resources tokens may name (the registry of this binary).
+    pub fn new(
+        pool: DbPool,
+        keys: Arc<BrokerKeys>,
+        served: Vec<String>,
+        offline_after_secs: u64,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            served,
+            offline_after_secs,
+        }
+    }
+}
+
+impl Action for ResolveAction {
+    const NAME: &'static str = "broker.resolve";
+    type Input = ResolveInput;
+    type Output = ResolveOutput;
+    type Error = BrokerError;
+
+    #[tracing::instrument(name = "broker.resolve", skip_all, fields(tenant = ?input.tenant_id, target = ?input.target_region))]
+    async fn run(&self, input: ResolveInput) -> Result<ResolveOutput, BrokerError> {
+        if input.tenant_id.is_some() && input.target_region.is_some() {
+            return Err(BrokerError::Invalid(
+                "ask for a tenant_id or a target_region, not both".into(),
+            ));
+        }
+        let (caller, targets, placement) = self
+            .pool
+            .run(move |conn| {
+                let caller = AuthenticateRegionTask::run(conn, &input.caller)?;
+                if let Some(tenant_id) = &input.tenant_id {
+                    let tenant = tenants::find(conn, tenant_id)?
+                        .ok_or_else(|| BrokerError::UnknownTenant(tenant_id.clone()))?;
+                    let home = regions::find(conn, &tenant.home_region)?
+                        .ok_or_else(|| BrokerError::UnknownRegion(tenant.home_region.clone()))?;
+                    return Ok((caller, vec![home], Some(tenant)));
+                }
+                if let Some(target) = &input.target_region {
+                    let region = regions::find(conn, target)?
+                        .ok_or_else(|| BrokerError::UnknownRegion(target.clone()))?;
+                    return Ok((caller, vec![region], None));
+                }
+                let others = regions::all(conn)?
+                    .into_iter()
+                    .filter(|r| r.id != caller.id)
+                    .collect();
+                Ok::<_, BrokerError>((caller, others, None))
+            })
+            .await?;
+        let tokens = IssueTokensTask::run(self.keys.issuer(), &caller, &self.served, &targets)?;
+        let now = ship::db::utc_now();
+        let regions = targets
+            .iter()
+            .zip(tokens)
+            .map(|(region, token)| ResolvedRegion {
+                region: region.view(now, self.offline_after_secs),
+                token: token.token,
+                token_expires_at: token.expires_at,
+            })
+            .collect();
+        Ok(ResolveOutput {
+            region: caller.id,
+            regions,
+            home_region: placement.as_ref().map(|t| t.home_region.clone()),
+            epoch: placement.map(|t| t.epoch),
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! `[broker]`: whether this region runs the broker role, or where the broker is.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use ship::auth::PublicJwk;
+use ship::config::{key, ConfigProblem, Validate};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Run the broker role in this region (the default: a single region is its own broker).
+    pub enabled: bool,
+    /// The broker's base URL, for a region that does not run the broker role.
+    pub url: Option<String>,
+    /// This region's credential at the broker (printed once by `regionsync broker regions
+    /// add`). Secret: `config show` redacts it.
+    #[serde(serialize_with = "redacted")]
+    pub credential: Option<String>,
+    /// How the other regions reach this one; the broker region registers itself with it.
+    /// Default: `http://` + `[http] bind`.
+    pub public_url: Option<String>,
+    /// The Ed25519 signing key as PKCS#8 PEM text (secret: `config show` redacts it). When
+    /// unset, the key is read from `signing_key_file`.
+    #[serde(serialize_with = "redacted")]
+    pub signing_key: Option<String>,
+    /// The Ed25519 signing key file (PKCS#8 PEM). Generated on first start when missing.
+    pub signing_key_file: PathBuf,
+    /// Public keys of retired signing keys still accepted (key rotation), served by
+    /// `GET /api/v1/broker/keys` until removed here.
+    pub accepted_keys: Vec<PublicJwk>,
+    /// Lifetime of the tokens the broker issues, in seconds.
+    pub token_lifetime_secs: u64,
+    /// A region is reported `offline` when its last heartbeat is older than this.
+    pub offline_after_secs: u64,
+    /// How often a region sends its heartbeat (and refreshes the broker's keys).
+    pub heartbeat_interval_secs: u64,
+    /// Timeout of one call to the broker.
+    pub request_timeout_secs: u64,
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: None,
+            credential: None,
+            public_url: None,
+            signing_key: None,
+            signing_key_file: PathBuf::from("data/broker-signing-key.pem"),
+            accepted_keys: Vec::new(),
+            token_lifetime_secs: 300,
+            offline_after_secs: 90,
+            heartbeat_interval_secs: 30,
+            request_timeout_secs: 5,
+        }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+impl Validate for BrokerConfig {
+    fn validate(&self, prefix: &str, problems: &mut Vec<ConfigProblem>) {
+        if !self.enabled {
+            match &self.url {
+                None => problems.push(ConfigProblem::new(
+                    key(prefix, "url"),
+                    "set the broker's URL, or enable the broker role here (broker.enabled = true)",
+                )),
+                Some(url) if !is_http_url(url) => problems.push(ConfigProblem::new(
+                    key(prefix, "url"),
+                    format!("`{url}` is not an http(s) URL"),
+                )),
+                Some(_) => {}
+            }
+            if self.credential.as_deref().is_none_or(str::is_empty) {
+                problems.push(ConfigProblem::new(
+                    key(prefix, "credential"),
+                    "set this region's credential (from `regionsync broker regions add` on the broker)",
+                ));
+            }
+        }
+        if let Some(url) = self.public_url.as_deref().filter(|u| !is_http_url(u)) {
+            problems.push(ConfigProblem::new(
+                key(prefix, "public_url"),
+                format!("`{url}` is not an http(s) URL"),
+            ));
+        }
+        if self.token_lifetime_secs == 0 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "token_lifetime_secs"),
+                "must be at least 1",
+            ));
+        }
+        for (name, value) in [
+            ("offline_after_secs", self.offline_after_secs),
+            ("heartbeat_interval_secs", self.heartbeat_interval_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));
+            }
+        }
+        for (i, jwk) in self.accepted_keys.iter().enumerate() {
+            if let Err(e) = jwk.public_key() {
+                problems.push(ConfigProblem::new(
+                    key(prefix, &format!("accepted_keys[{i}]")),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_without_the_broker_role_needs_url_and_credential() {
+        let mut problems = Vec::new();
+        BrokerConfig::default().validate("broker", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        BrokerConfig {
+            enabled: false,
+            url: Some("ftp://x".into()),
+            ..BrokerConfig::default()
+        }
+        .validate("broker", &mut problems);
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["broker.url", "broker.credential"]);
+    }
+
+    #[test]
+    fn the_credential_is_never_printed() {
+        let config = BrokerConfig {
+            credential: Some("rsc_secret".into()),
+            ..BrokerConfig::default()
+        };
+        let shown = serde_json::to_string(&config).unwrap_or_default();
+        assert!(
+            !shown.contains("rsc_secret") && shown.contains("***"),
+            "{shown}"
+        );
+    }
+}

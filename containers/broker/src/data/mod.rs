@@ -1,0 +1,3 @@
+pub mod regions;
+pub mod schema;
+pub mod tenants;

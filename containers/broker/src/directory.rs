@@ -1,0 +1,294 @@
+//! [`BrokerDirectory`]: the peer directory every region uses (ship's `PeerDirectory` and
+//! `KeySource` contracts). On the broker region it asks the broker actions in-process; on the
+//! others it calls the broker over HTTP with the region's credential.
+//!
+//! Tokens are cached per peer and refreshed once two thirds of their life has passed. When
+//! the broker cannot be reached, unexpired cached grants are served and the health says so;
+//! a forced refresh (the peer said `token_expired`) never falls back to the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ship::auth::PublicJwk;
+use ship::contracts::{
+    BoxFuture, DirectoryError, DirectoryHealth, KeySource, PeerDirectory, PeerGrant, Refresh,
+};
+use ship::parents::Action;
+
+use crate::actions::{Caller, PublicKeysAction, ResolveAction, ResolveInput};
+use crate::errors::BrokerError;
+use crate::tasks::call_broker::{BrokerEndpoint, CallBrokerTask};
+
+/// How the directory reaches the broker.
+pub enum BrokerLink {
+    /// This region runs the broker role.
+    Local {
+        region: String,
+        resolve: Arc<ResolveAction>,
+        keys: Arc<PublicKeysAction>,
+    },
+    /// Another region does.
+    Remote(BrokerEndpoint),
+}
+
+struct Cached {
+    grant: PeerGrant,
+    /// Unix seconds when the grant was received.
+    received_at: i64,
+}
+
+impl Cached {
+    fn usable(&self, now: i64) -> bool {
+        self.grant.expires_at > now
+    }
+    /// Fresh until two thirds of the token's life has passed.
+    fn fresh(&self, now: i64) -> bool {
+        let life = (self.grant.expires_at - self.received_at).max(0);
+        now < self.received_at + life * 2 / 3
+    }
+}
+
+#[derive(Default)]
+struct State {
+    grants: HashMap<String, Cached>,
+    /// When the full peer list was last fetched, and its ids in order.
+    listed: Option<(Instant, Vec<String>)>,
+    health: DirectoryHealth,
+}
+
+pub struct BrokerDirectory {
+    link: BrokerLink,
+    state: Mutex<State>,
+    /// How long a fetched peer list is trusted before asking again (new regions appear).
+    list_ttl: Duration,
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl BrokerDirectory {
+    pub fn new(link: BrokerLink) -> Self {
+        Self {
+            link,
+            state: Mutex::new(State::default()),
+            list_ttl: Duration::from_secs(60),
+        }
+    }
+
+    pub fn with_list_ttl(mut self, ttl: Duration) -> Self {
+        self.list_ttl = ttl;
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    async fn fetch(&self, target: Option<&str>) -> Result<Vec<PeerGrant>, DirectoryError> {
+        let result = match &self.link {
+            BrokerLink::Local {
+                region, resolve, ..
+            } => resolve
+                .run(ResolveInput {
+                    caller: Caller::Region(region.clone()),
+                    tenant_id: None,
+                    target_region: target.map(str::to_string),
+                })
+                .await
+                .map(|out| {
+                    out.regions
+                        .into_iter()
+                        .map(|r| PeerGrant {
+                            id: r.region.id,
+                            base_url: r.region.base_url,
+                            status: r.region.status.to_string(),
+                            token: r.token,
+                            expires_at: r.token_expires_at,
+                        })
+                        .collect()
+                })
+                .map_err(|e| match e {
+                    BrokerError::UnknownRegion(id) => DirectoryError::UnknownPeer(id),
+                    BrokerError::Db(e) => DirectoryError::BrokerUnreachable(e.to_string()),
+                    other => DirectoryError::Refused {
+                        code: ship::ApiError::code(&other).to_string(),
+                        message: other.to_string(),
+                    },
+                }),
+            BrokerLink::Remote(endpoint) => CallBrokerTask::resolve(endpoint, target).await,
+        };
+        self.record(&result);
+        result
+    }
+
+    fn record<T>(&self, result: &Result<T, DirectoryError>) {
+        let mut state = self.state();
+        match result {
+            Ok(_) => {
+                state.health.broker_reachable = true;
+                state.health.last_error = None;
+                state.health.last_success_at = Some(unix_now());
+            }
+            Err(DirectoryError::BrokerUnreachable(reason)) => {
+                if state.health.broker_reachable || state.health.last_error.is_none() {
+                    tracing::warn!(%reason, "the broker cannot be reached");
+                }
+                state.health.broker_reachable = false;
+                state.health.last_error = Some(reason.clone());
+            }
+            Err(other) => {
+                state.health.broker_reachable = true;
+                state.health.last_error = Some(other.to_string());
+            }
+        }
+    }
+
+    fn store(&self, grants: &[PeerGrant]) {
+        let now = unix_now();
+        let mut state = self.state();
+        for grant in grants {
+            state.grants.insert(
+                grant.id.clone(),
+                Cached {
+                    grant: grant.clone(),
+                    received_at: now,
+                },
+            );
+        }
+    }
+
+    async fn all(&self) -> Result<Vec<PeerGrant>, DirectoryError> {
+        let now = unix_now();
+        {
+            let state = self.state();
+            if let Some((at, ids)) = &state.listed {
+                let cached: Option<Vec<PeerGrant>> = ids
+                    .iter()
+                    .map(|id| {
+                        state
+                            .grants
+                            .get(id)
+                            .filter(|c| c.fresh(now))
+                            .map(|c| c.grant.clone())
+                    })
+                    .collect();
+                if let Some(grants) = cached.filter(|_| at.elapsed() < self.list_ttl) {
+                    return Ok(grants);
+                }
+            }
+        }
+        match self.fetch(None).await {
+            Ok(grants) => {
+                self.store(&grants);
+                let ids = grants.iter().map(|g| g.id.clone()).collect();
+                self.state().listed = Some((Instant::now(), ids));
+                Ok(grants)
+            }
+            Err(DirectoryError::BrokerUnreachable(reason)) => {
+                let mut state = self.state();
+                let ids = state.listed.as_ref().map(|(_, ids)| ids.clone());
+                let grants: Vec<PeerGrant> = ids
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|id| state.grants.get(id))
+                    .filter(|c| c.usable(now))
+                    .map(|c| c.grant.clone())
+                    .collect();
+                if grants.is_empty() {
+                    return Err(DirectoryError::BrokerUnreachable(reason));
+                }
+                state.health.served_from_cache += 1;
+                tracing::warn!(%reason, peers = grants.len(), "broker unreachable: using the cached directory");
+                Ok(grants)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn one(&self, peer: &str, refresh: Refresh) -> Result<PeerGrant, DirectoryError> {
+        let now = unix_now();
+        if refresh == Refresh::IfNeeded {
+            if let Some(c) = self.state().grants.get(peer).filter(|c| c.fresh(now)) {
+                return Ok(c.grant.clone());
+            }
+        }
+        match self.fetch(Some(peer)).await {
+            Ok(grants) => {
+                self.store(&grants);
+                grants
+                    .into_iter()
+                    .find(|g| g.id == peer)
+                    .ok_or_else(|| DirectoryError::UnknownPeer(peer.to_string()))
+            }
+            Err(DirectoryError::BrokerUnreachable(reason)) if refresh == Refresh::IfNeeded => {
+                let mut state = self.state();
+                let cached = state
+                    .grants
+                    .get(peer)
+                    .filter(|c| c.usable(now))
+                    .map(|c| c.grant.clone());
+                match cached {
+                    Some(grant) => {
+                        state.health.served_from_cache += 1;
+                        tracing::warn!(%reason, peer, "broker unreachable: using the cached token");
+                        Ok(grant)
+                    }
+                    None => Err(DirectoryError::BrokerUnreachable(reason)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tell the broker this region is alive (remote link only; the broker region records its
+    /// own heartbeat through `RegisterSelfAction`).
+    pub async fn heartbeat(&self, base_url: Option<&str>) -> Result<(), DirectoryError> {
+        let result = match &self.link {
+            BrokerLink::Local { .. } => Ok(()),
+            BrokerLink::Remote(endpoint) => CallBrokerTask::heartbeat(endpoint, base_url).await,
+        };
+        self.record(&result);
+        result
+    }
+}
+
+impl PeerDirectory for BrokerDirectory {
+    fn peers(&self) -> BoxFuture<'_, Result<Vec<PeerGrant>, DirectoryError>> {
+        Box::pin(self.all())
+    }
+
+    fn grant<'a>(
+        &'a self,
+        peer: &'a str,
+        refresh: Refresh,
+    ) -> BoxFuture<'a, Result<PeerGrant, DirectoryError>> {
+        Box::pin(self.one(peer, refresh))
+    }
+
+    fn health(&self) -> DirectoryHealth {
+        self.state().health.clone()
+    }
+}
+
+impl KeySource for BrokerDirectory {
+    fn public_keys(&self) -> BoxFuture<'_, Result<Vec<PublicJwk>, DirectoryError>> {
+        Box::pin(async move {
+            let result = match &self.link {
+                BrokerLink::Local { keys, .. } => {
+                    keys.run(()).await.map_err(|e| DirectoryError::Refused {
+                        code: ship::ApiError::code(&e).to_string(),
+                        message: e.to_string(),
+                    })
+                }
+                BrokerLink::Remote(endpoint) => CallBrokerTask::keys(endpoint).await,
+            };
+            self.record(&result);
+            result
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! Request bodies of the broker routes.
+
+use serde::Deserialize;
+
+/// `POST /api/v1/broker/resolve`: at most one of the two.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub tenant_id: Option<String>,
+    pub target_region: Option<String>,
+}
+
+/// `POST /api/v1/broker/heartbeat`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// Where the region is reached now, if that changed.
+    pub base_url: Option<String>,
+}

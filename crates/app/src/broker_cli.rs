@@ -1,0 +1,113 @@
+//! `regionsync broker …`: the operator's side of the broker role. Each command calls one
+//! broker action on this region's database; all of them need `broker.enabled = true`.
+
+use anyhow::Context;
+use broker::actions::{
+    Caller, ListRegionsAction, PlaceTenantAction, PlaceTenantInput, RegisterRegionAction,
+    RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
+};
+use ship::parents::Action;
+
+use crate::cli::{output, BrokerCommand, RegionsCommand, TenantsCommand};
+use crate::settings::Settings;
+use crate::startup::{self, StartOptions};
+
+pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<()> {
+    if !settings.broker.enabled {
+        anyhow::bail!(
+            "this region does not run the broker role (broker.enabled = false); run the command \
+             on the broker region ({})",
+            settings
+                .broker
+                .url
+                .as_deref()
+                .unwrap_or("broker.url is not set")
+        );
+    }
+    let (pool, wiring) = startup::prepare(settings, StartOptions::default()).await?;
+    let offline_after = settings.broker.offline_after_secs;
+    match command {
+        BrokerCommand::Regions {
+            command:
+                RegionsCommand::Add {
+                    id,
+                    base_url,
+                    scope,
+                },
+        } => {
+            let added = RegisterRegionAction::new(pool, offline_after)
+                .run(RegisterRegionInput {
+                    id,
+                    base_url,
+                    scopes: scope,
+                })
+                .await?;
+            output(&format!(
+                "registered region {} at {} (scope: {})",
+                added.region.id, added.region.base_url, added.region.scopes
+            ));
+            output("its credential, shown this once (set it as broker.credential there):");
+            output(&added.credential);
+        }
+        BrokerCommand::Regions {
+            command: RegionsCommand::List,
+        } => {
+            let regions = ListRegionsAction::new(pool, offline_after).run(()).await?;
+            output(&format!(
+                "{:<24} {:<8} {:<32} {:<20} BASE URL",
+                "REGION", "STATUS", "LAST HEARTBEAT", "SCOPE"
+            ));
+            for r in regions {
+                output(&format!(
+                    "{:<24} {:<8} {:<32} {:<20} {}",
+                    r.id,
+                    r.status,
+                    r.last_heartbeat_at.as_deref().unwrap_or("never"),
+                    r.scopes,
+                    r.base_url
+                ));
+            }
+        }
+        BrokerCommand::Regions {
+            command: RegionsCommand::Remove { id },
+        } => {
+            RemoveRegionAction::new(pool).run(id.clone()).await?;
+            output(&format!("removed region {id}"));
+        }
+        BrokerCommand::Tenants {
+            command: TenantsCommand::Place { tenant, region },
+        } => {
+            let placed = PlaceTenantAction::new(pool)
+                .run(PlaceTenantInput {
+                    tenant_id: tenant,
+                    region,
+                })
+                .await?;
+            output(&format!(
+                "tenant {} → {} (epoch {}){}",
+                placed.tenant_id,
+                placed.home_region,
+                placed.epoch,
+                if placed.changed { "" } else { ", unchanged" }
+            ));
+        }
+        BrokerCommand::Token { target, as_region } => {
+            let resolve: &ResolveAction = wiring
+                .broker
+                .resolve
+                .as_deref()
+                .context("the broker role is not wired")?;
+            let out = resolve
+                .run(ResolveInput {
+                    caller: Caller::Region(as_region.unwrap_or_else(|| settings.region_id.clone())),
+                    tenant_id: None,
+                    target_region: Some(target),
+                })
+                .await?;
+            for r in out.regions {
+                output(&r.token);
+            }
+        }
+    }
+    Ok(())
+}

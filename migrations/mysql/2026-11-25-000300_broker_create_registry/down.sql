@@ -1,0 +1,2 @@
+DROP TABLE broker_tenants;
+DROP TABLE broker_regions;

@@ -1,0 +1,24 @@
+-- The broker's registry (SYNC-PROTOCOL §8). Only the region running the broker role uses
+-- these tables; every region has them so any region can take that role.
+
+-- A region: where it is reached, its credential (SHA-256 of a 256-bit random secret, shown
+-- once at creation), what it may sync, and when it last sent a heartbeat.
+CREATE TABLE broker_regions (
+    id VARCHAR(32) NOT NULL PRIMARY KEY,
+    base_url VARCHAR(2048) NOT NULL,
+    credential_hash CHAR(64) NOT NULL,
+    -- `*` (every resource the broker serves) or a comma-separated list of resource names.
+    scopes VARCHAR(1024) NOT NULL,
+    last_heartbeat_at TIMESTAMP,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE UNIQUE INDEX broker_regions_credential ON broker_regions (credential_hash);
+
+-- Tenant placement: the home region of a tenant; `epoch` grows by one on every move.
+CREATE TABLE broker_tenants (
+    tenant_id VARCHAR(128) NOT NULL PRIMARY KEY,
+    home_region VARCHAR(32) NOT NULL,
+    epoch BIGINT NOT NULL,
+    placed_at TIMESTAMP NOT NULL
+);
