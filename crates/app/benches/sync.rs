@@ -317,6 +317,8 @@ fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
 /// A region's web process, on `db`, in this process.
 struct Region {
     base: String,
+    /// A broker token for ORIGIN calling this region (valid for the default 5 minutes).
+    token: String,
     client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -334,6 +336,8 @@ impl Region {
         settings.sync.max_ops_per_batch = settings.sync.max_ops_per_batch.max(batch as u32);
         settings.sync.max_batch_bytes = settings.sync.max_batch_bytes.max(batch * 1_024);
         settings.http.max_body_bytes = settings.http.max_body_bytes.max(batch * 1_024);
+        // The region verifies tokens like any region: signed by the (test) broker key.
+        settings.broker.signing_key = Some(ship::testing::test_signing_key_pem().to_string());
         let app = Application::build(&settings, StartOptions::default())
             .await
             .expect("the region starts");
@@ -342,6 +346,7 @@ impl Region {
         let server = tokio::spawn(app.run_until(std::future::pending()));
         Self {
             base,
+            token: ship::testing::test_token(ORIGIN, REGION, &[customers::RESOURCE]),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -420,6 +425,7 @@ async fn arm_http_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
         let res = region
             .client
             .post(&url)
+            .bearer_auth(&region.token)
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -577,7 +583,13 @@ async fn arm_http_feed(cfg: &Config, data: &Data) -> f64 {
             url.push_str("&since=");
             url.push_str(cursor);
         }
-        let res = region.client.get(&url).send().await.expect("GET changes");
+        let res = region
+            .client
+            .get(&url)
+            .bearer_auth(&region.token)
+            .send()
+            .await
+            .expect("GET changes");
         assert_eq!(res.status().as_u16(), 200);
         let page: Value = res.json().await.expect("a JSON page");
         seen += page["changes"].as_array().map_or(0, Vec::len);

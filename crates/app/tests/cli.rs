@@ -290,3 +290,121 @@ fn sync_pull_without_peers_says_how_to_configure_them() {
     assert!(stderr.contains("regionsync broker regions add"), "{stderr}");
     assert!(stderr.contains("[[sync.peers]]"), "{stderr}");
 }
+
+#[test]
+fn broker_commands_administer_the_registry_and_print_a_credential_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args([
+        "broker",
+        "regions",
+        "add",
+        "us-east",
+        "http://127.0.0.1:9",
+        "--scope",
+        "customers",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    let credential = stdout
+        .lines()
+        .find(|l| l.starts_with("rsc_"))
+        .unwrap_or_else(|| panic!("a credential line: {stdout}"))
+        .to_string();
+    // First use generates the signing key under the data directory, readable by the owner
+    // only, and says so.
+    let key = dir.path().join("data/broker-signing-key.pem");
+    assert!(
+        key.exists() && stderr.contains("generated the broker's Ed25519 signing key"),
+        "{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let (out, stdout, _) = run(regionsync(dir.path()).args(["broker", "regions", "list"]));
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("us-east") && stdout.contains("offline") && stdout.contains("customers"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&credential),
+        "the credential is shown once: {stdout}"
+    );
+
+    let (out, _, stderr) = run(regionsync(dir.path()).args([
+        "broker",
+        "regions",
+        "add",
+        "us-east",
+        "http://x.example",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("already registered"), "{stderr}");
+
+    let place = |tenant: &str, region: &str| {
+        run(regionsync(dir.path()).args(["broker", "tenants", "place", tenant, region]))
+    };
+    let (out, stdout, stderr) = place("acme", "us-east");
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("acme → us-east (epoch 1)"), "{stdout}");
+    let (_, stdout, _) = place("acme", "us-east");
+    assert!(stdout.contains("epoch 1), unchanged"), "{stdout}");
+    let (out, _, stderr) = place("acme", "nowhere");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("nowhere"), "{stderr}");
+
+    // A token for calling us-east, as this region: three base64url parts, aud = us-east.
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["broker", "token", "us-east"]));
+    assert!(out.status.success(), "{stderr}");
+    let token = stdout.trim();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    use base64::Engine as _;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (claims["aud"].as_str(), claims["sub"].as_str()),
+        (Some("us-east"), Some("local")),
+        "{claims}"
+    );
+
+    // A region that is home to a tenant cannot be removed; once the tenant moves, it can.
+    let (out, _, stderr) =
+        run(regionsync(dir.path()).args(["broker", "regions", "remove", "us-east"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("home to 1 tenant"), "{stderr}");
+    run(regionsync(dir.path()).args([
+        "broker",
+        "regions",
+        "add",
+        "ap-south",
+        "http://127.0.0.1:10",
+    ]));
+    let (_, stdout, _) = place("acme", "ap-south");
+    assert!(stdout.contains("acme → ap-south (epoch 2)"), "{stdout}");
+    let (out, stdout, stderr) =
+        run(regionsync(dir.path()).args(["broker", "regions", "remove", "us-east"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("removed region us-east"), "{stdout}");
+
+    // A region without the broker role is told where to run these commands.
+    let (out, _, stderr) = run(regionsync(dir.path())
+        .args(["broker", "regions", "list"])
+        .env("REGIONSYNC_BROKER__ENABLED", "false")
+        .env("REGIONSYNC_BROKER__URL", "http://broker.example:8080")
+        .env("REGIONSYNC_BROKER__CREDENTIAL", "rsc_x"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("does not run the broker role") && stderr.contains("broker.example"),
+        "{stderr}"
+    );
+}

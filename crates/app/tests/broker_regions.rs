@@ -1,0 +1,285 @@
+//! Regions and a broker over real HTTP, on each backend: a broker region and a region that
+//! reaches the broker with its credential sync both ways with broker-issued tokens only; the
+//! peer directory refreshes an expired token exactly once and keeps serving its cache while
+//! the broker is down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use app::startup::{prepare, StartOptions};
+use broker::directory::{BrokerDirectory, BrokerLink};
+use broker::tasks::call_broker::BrokerEndpoint;
+use common::{customers_digest, register_region, settings_for, Region};
+use serde_json::{json, Value};
+use ship::auth::TokenClaims;
+use ship::contracts::{DirectoryError, PeerDirectory, Refresh};
+use ship::parents::Action;
+use ship::testing::{test_issuer, TestDb};
+use sync::actions::PullChangesInput;
+use sync::SyncError;
+
+fn customer(name: &str) -> Value {
+    json!({"tenant_id": "t1", "name": name, "email": "x@example.com"})
+}
+
+fn pull_input(peer: &str) -> PullChangesInput {
+    PullChangesInput {
+        peer: peer.into(),
+        resource: "customers".into(),
+        page_limit: 100,
+        max_pages: 100,
+    }
+}
+
+ship::backend_tests! {
+    async fn a_broker_region_and_a_credentialed_region_sync_both_ways(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        // eu-west runs the broker role; us-east is registered there and told its credential.
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        let mut b_settings = settings_for(&db_b, "us-east");
+        b_settings.broker.enabled = false;
+        b_settings.broker.signing_key = None;
+        b_settings.broker.url = Some(a.base.clone());
+        b_settings.broker.credential = Some(credential.clone());
+        let b = Region::start(&b_settings).await;
+
+        // The start-up heartbeat told the broker where us-east really is, and it is online.
+        let regions = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
+        let us = regions.iter().find(|r| r.id == "us-east").unwrap();
+        assert_eq!((us.base_url.as_str(), us.status), (b.base.as_str(), "online"), "{regions:?}");
+        let eu = regions.iter().find(|r| r.id == "eu-west").unwrap();
+        assert_eq!((eu.base_url.as_str(), eu.status), (a.base.as_str(), "online"), "the broker registered itself");
+
+        for name in ["Ada", "Grace"] {
+            assert_eq!(a.post("/api/v1/customers", &customer(name)).await.0, 201);
+        }
+        assert_eq!(b.post("/api/v1/customers", &customer("Barbara")).await.0, 201);
+
+        // us-east pulls from eu-west: address and token from the broker over HTTP.
+        let (pool_b, wiring_b) = prepare(&b_settings, StartOptions::default()).await.unwrap();
+        let pulled = wiring_b.pull_action(&pool_b, &b_settings).unwrap().run(pull_input("eu-west")).await.unwrap();
+        assert_eq!((pulled.applied, pulled.caught_up), (2, true), "{pulled:?}");
+        // eu-west pulls from us-east through its in-process broker; us-east verifies the
+        // token with the keys it fetched from the broker.
+        let a_settings = settings_for(&db, "eu-west");
+        let (pool_a, wiring_a) = prepare(&a_settings, StartOptions::default()).await.unwrap();
+        let pulled = wiring_a.pull_action(&pool_a, &a_settings).unwrap().run(pull_input("us-east")).await.unwrap();
+        assert_eq!(pulled.applied, 1, "{pulled:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "converged");
+
+        // Without a token, or with a token for the other region, nothing gets in.
+        let body = json!({"source_region": "eu-west", "batch_id": "x", "schema_version": 1, "ops": []});
+        let (status, answer) = b.post_with("/sync/customers/ops", &body, None).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("token_missing")));
+        let for_a = a.token_from("us-east");
+        let (status, answer) = b.post_with("/sync/customers/ops", &body, Some(&for_a)).await;
+        assert_eq!((status, answer["error"].as_str()), (403, Some("token_wrong_audience")));
+
+        // A removed region's credential stops working at once: its directory cannot resolve.
+        broker::actions::RemoveRegionAction::new(db.pool.clone()).run("us-east".into()).await.unwrap();
+        let err = wiring_b.broker.directory.grant("eu-west", Refresh::Force).await.unwrap_err();
+        assert!(matches!(&err, DirectoryError::Refused { code, .. } if code == "credential_invalid"), "{err}");
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
+/// A stand-in broker: answers `resolve` with the grants `mint` makes, counting the calls.
+struct FakeBroker {
+    base: String,
+    resolves: Arc<AtomicUsize>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeBroker {
+    async fn start(
+        peer_base: String,
+        mint: Arc<dyn Fn(usize) -> (String, i64) + Send + Sync>,
+    ) -> Self {
+        let resolves = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&resolves);
+        let server = HttpServer::new(move || {
+            let (counter, mint, peer_base) =
+                (Arc::clone(&counter), Arc::clone(&mint), peer_base.clone());
+            App::new().route(
+                "/api/v1/broker/resolve",
+                web::post().to(move || {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    let (token, expires_at) = mint(n);
+                    let body = json!({"region": "us-east", "regions": [{
+                        "id": "eu-west", "base_url": peer_base, "status": "online", "scopes": "*",
+                        "last_heartbeat_at": null, "token": token, "token_expires_at": expires_at,
+                    }]});
+                    async move { HttpResponse::Ok().json(body) }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let base = format!("http://{}", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base,
+            resolves,
+            handle,
+        }
+    }
+
+    fn resolves(&self) -> usize {
+        self.resolves.load(Ordering::SeqCst)
+    }
+}
+
+/// A token for us-east → eu-west whose `exp` is `exp_offset` seconds from now.
+fn token_expiring_in(exp_offset: i64) -> (String, i64) {
+    let now = chrono::Utc::now().timestamp();
+    let exp = now + exp_offset;
+    let claims = TokenClaims {
+        iss: "regionsync-broker".into(),
+        sub: "us-east".into(),
+        aud: "eu-west".into(),
+        scope: vec!["customers".into()],
+        iat: (exp - 120).min(now),
+        nbf: (exp - 120).min(now),
+        exp,
+        jti: uuid_like(),
+    };
+    (test_issuer().sign(&claims).unwrap(), exp)
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    )
+}
+
+/// Settings of us-east reaching the broker at `broker`.
+fn remote_settings(db: &TestDb, broker: &str) -> app::Settings {
+    let mut settings = settings_for(db, "us-east");
+    settings.broker.enabled = false;
+    settings.broker.signing_key = None;
+    settings.broker.url = Some(broker.into());
+    settings.broker.credential = Some("rsc_test".into());
+    settings
+}
+
+ship::backend_tests! {
+    async fn an_expired_token_is_refreshed_exactly_once_then_the_pull_gives_up(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        assert_eq!(a.post("/api/v1/customers", &customer("Ada")).await.0, 201);
+
+        // First grant expired (beyond the 30 s leeway), the refreshed one valid.
+        let broker = FakeBroker::start(a.base.clone(), Arc::new(|n| token_expiring_in(if n == 0 { -60 } else { 240 }))).await;
+        let settings = remote_settings(&db_b, &broker.base);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let pull = wiring.pull_action(&pool, &settings).unwrap();
+        let pulled = pull.run(pull_input("eu-west")).await.unwrap();
+        assert_eq!(pulled.applied, 1);
+        assert_eq!(broker.resolves(), 2, "one resolve, one forced refresh");
+        // The refreshed token is cached: the next pull asks nobody.
+        pull.run(pull_input("eu-west")).await.unwrap();
+        assert_eq!(broker.resolves(), 2);
+        broker.handle.stop(true).await;
+
+        // A broker that only ever hands out expired tokens: one refresh, then the pull stops.
+        let db_c = TestDb::new(db.backend());
+        let broker = FakeBroker::start(a.base.clone(), Arc::new(|_| token_expiring_in(-60))).await;
+        let settings = remote_settings(&db_c, &broker.base);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let err = wiring.pull_action(&pool, &settings).unwrap().run(pull_input("eu-west")).await.unwrap_err();
+        assert!(matches!(&err, SyncError::PeerAuthRefused { code, .. } if code == "token_expired"), "{err}");
+        assert_eq!(broker.resolves(), 2, "refreshed once, never looped");
+        assert_eq!(common::count(&mut db_c.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
+        broker.handle.stop(true).await;
+        a.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_leaves_the_cached_directory_in_use_and_says_so() {
+    let lifetime = Arc::new(Mutex::new(240i64));
+    let l = Arc::clone(&lifetime);
+    let broker = FakeBroker::start(
+        "http://127.0.0.1:9".into(),
+        Arc::new(move |_| token_expiring_in(*l.lock().unwrap())),
+    )
+    .await;
+    let endpoint = BrokerEndpoint {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+        base_url: broker.base.clone(),
+        credential: "rsc_test".into(),
+    };
+    let directory =
+        BrokerDirectory::new(BrokerLink::Remote(endpoint)).with_list_ttl(Duration::ZERO);
+    let first = directory.peers().await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(directory.health().broker_reachable);
+
+    broker.handle.stop(true).await;
+    // The list is due for a refresh, the broker is gone: the cache answers, and health says so.
+    let cached = directory.peers().await.unwrap();
+    assert_eq!(cached, first);
+    let grant = directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(
+        grant.token, first[0].token,
+        "a fresh cached token is used without asking"
+    );
+    let health = directory.health();
+    assert!(!health.broker_reachable, "{health:?}");
+    assert!(
+        health.last_error.is_some() && health.served_from_cache >= 1,
+        "{health:?}"
+    );
+    // A forced refresh (the peer said token_expired) never falls back to the cache.
+    let err = directory
+        .grant("eu-west", Refresh::Force)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::BrokerUnreachable(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_cache_is_not_served_when_the_broker_is_down() {
+    // Tokens that are already past two thirds of their life and expire in 1 s.
+    let broker = FakeBroker::start(
+        "http://127.0.0.1:9".into(),
+        Arc::new(|_| token_expiring_in(1)),
+    )
+    .await;
+    let endpoint = BrokerEndpoint {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+        base_url: broker.base.clone(),
+        credential: "rsc_test".into(),
+    };
+    let directory = BrokerDirectory::new(BrokerLink::Remote(endpoint));
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    // Not fresh (received at most 1 s before expiry of a 121 s token): asked again each time.
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(broker.resolves(), 2);
+    broker.handle.stop(true).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = directory
+        .grant("eu-west", Refresh::IfNeeded)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::BrokerUnreachable(_)), "{err}");
+    assert!(directory.peers().await.is_err(), "nothing usable is cached");
+}
