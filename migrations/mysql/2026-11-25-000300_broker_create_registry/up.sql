@@ -22,3 +22,12 @@ CREATE TABLE broker_tenants (
     epoch BIGINT NOT NULL,
     placed_at DATETIME(6) NOT NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
+
+-- One row every registry write (register, place, remove) updates first: registry changes are
+-- rare, and serializing them is what keeps "no tenant homed in a removed region" and "one
+-- region per id" true under READ COMMITTED without gap locks.
+CREATE TABLE broker_registry_lock (
+    id INTEGER NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
+INSERT INTO broker_registry_lock (id, version) VALUES (1, 0);

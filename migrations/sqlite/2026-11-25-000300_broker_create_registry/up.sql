@@ -22,3 +22,12 @@ CREATE TABLE broker_tenants (
     epoch BIGINT NOT NULL,
     placed_at TIMESTAMP NOT NULL
 );
+
+-- One row every registry write (register, place, remove) updates first: registry changes are
+-- rare, and serializing them is what keeps "no tenant homed in a removed region" and "one
+-- region per id" true under READ COMMITTED without gap locks.
+CREATE TABLE broker_registry_lock (
+    id INTEGER NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO broker_registry_lock (id, version) VALUES (1, 0);

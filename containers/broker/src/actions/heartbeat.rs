@@ -38,13 +38,14 @@ impl Action for HeartbeatAction {
 
     #[tracing::instrument(name = "broker.heartbeat", skip_all)]
     async fn run(&self, input: HeartbeatInput) -> Result<RegionView, BrokerError> {
-        if let Some(url) = &input.base_url {
-            check_base_url(url)?;
-        }
         let offline_after = self.offline_after_secs;
         self.pool
             .transaction(move |conn| {
+                // Who is asking first: an unauthenticated caller learns nothing else.
                 let region = AuthenticateRegionTask::run(conn, &input.caller)?;
+                if let Some(url) = &input.base_url {
+                    check_base_url(url)?;
+                }
                 let now = ship::db::utc_now();
                 if let Some(url) = input.base_url.as_deref().filter(|u| *u != region.base_url) {
                     regions::set_base_url(conn, &region.id, url, now)?;

@@ -18,11 +18,16 @@ pub use register_self::{RegisterSelfAction, RegisterSelfInput};
 pub use remove_region::RemoveRegionAction;
 pub use resolve::{Caller, ResolveAction, ResolveInput, ResolveOutput, ResolvedRegion};
 
-/// Region ids are slugs; base URLs are http(s).
+/// A base URL is an absolute http(s) URL with a host, at most 2048 bytes.
 pub(crate) fn check_base_url(url: &str) -> Result<(), crate::BrokerError> {
-    let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() <= 2048
-        && url.len() > "http://".len();
+    let ok = url.len() <= 2048
+        && (url.starts_with("http://") || url.starts_with("https://"))
+        && url::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
     if ok {
         Ok(())
     } else {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::{regions, tenants};
+use crate::data::{lock, regions, tenants};
 use crate::errors::BrokerError;
 use crate::models::Tenant;
 
@@ -61,6 +61,7 @@ impl Action for PlaceTenantAction {
         check_tenant_id(&input.tenant_id)?;
         self.pool
             .transaction(move |conn| {
+                lock::registry(conn)?;
                 if regions::find(conn, &input.region)?.is_none() {
                     return Err(BrokerError::UnknownRegion(input.region.clone()));
                 }

@@ -8,7 +8,7 @@ use ship::DbPool;
 
 use super::check_base_url;
 use crate::credentials;
-use crate::data::regions;
+use crate::data::{lock, regions};
 use crate::errors::BrokerError;
 use crate::models::{RegionView, ALL_SCOPES};
 
@@ -74,6 +74,7 @@ impl Action for RegisterRegionAction {
         let region = self
             .pool
             .transaction(move |conn| {
+                lock::registry(conn)?;
                 if regions::find(conn, &input.id)?.is_some() {
                     return Err(BrokerError::RegionExists(input.id.clone()));
                 }

@@ -7,7 +7,7 @@ use ship::DbPool;
 
 use super::check_base_url;
 use crate::credentials;
-use crate::data::regions;
+use crate::data::{lock, regions};
 use crate::errors::BrokerError;
 use crate::models::ALL_SCOPES;
 
@@ -40,6 +40,7 @@ impl Action for RegisterSelfAction {
         let unusable = credentials::hash(&credentials::generate()?);
         self.pool
             .transaction(move |conn| {
+                lock::registry(conn)?;
                 let now = ship::db::utc_now();
                 let created = match regions::find(conn, &input.id)? {
                     None => {

@@ -4,7 +4,7 @@
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::{regions, tenants};
+use crate::data::{lock, regions, tenants};
 use crate::errors::BrokerError;
 
 pub struct RemoveRegionAction {
@@ -27,6 +27,7 @@ impl Action for RemoveRegionAction {
     async fn run(&self, id: String) -> Result<(), BrokerError> {
         self.pool
             .transaction(move |conn| {
+                lock::registry(conn)?;
                 let homed = tenants::count_in(conn, &id)?;
                 if homed > 0 {
                     return Err(BrokerError::Invalid(format!(

@@ -1,3 +1,4 @@
+pub mod lock;
 pub mod regions;
 pub mod schema;
 pub mod tenants;

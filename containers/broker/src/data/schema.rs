@@ -20,3 +20,10 @@ diesel::table! {
         placed_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    broker_registry_lock (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
