@@ -91,6 +91,17 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                 if placed.changed { "" } else { ", unchanged" }
             ));
         }
+        BrokerCommand::Keys => {
+            let keys = wiring
+                .broker
+                .keys
+                .as_deref()
+                .context("the broker role is not wired")?
+                .public_keys();
+            for key in keys {
+                output(&serde_json::to_string(&key).context("a key as JSON")?);
+            }
+        }
         BrokerCommand::Token { target, as_region } => {
             let resolve: &ResolveAction = wiring
                 .broker

@@ -69,6 +69,9 @@ pub enum BrokerCommand {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Print the public keys the broker serves (current first, then retired ones still
+    /// accepted), one JWK per line — what `broker.accepted_keys` / `auth.trusted_keys` take.
+    Keys,
     /// Print a token for calling region TARGET (debugging: `curl -H "Authorization: Bearer …"`).
     Token {
         target: String,

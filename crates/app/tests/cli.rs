@@ -377,6 +377,25 @@ fn broker_commands_administer_the_registry_and_print_a_credential_once() {
         "{claims}"
     );
 
+    // The served public key is the one in the key file.
+    let (out, stdout, _) = run(regionsync(dir.path()).args(["broker", "keys"]));
+    assert!(out.status.success());
+    let jwk: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
+    assert_eq!(
+        jwk["kid"], header["kid"],
+        "tokens are signed with the served key"
+    );
+
     // A region that is home to a tenant cannot be removed; once the tenant moves, it can.
     let (out, _, stderr) =
         run(regionsync(dir.path()).args(["broker", "regions", "remove", "us-east"]));

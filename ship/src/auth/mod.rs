@@ -438,3 +438,105 @@ impl TokenVerifier {
 
 /// Shared handle.
 pub type SharedVerifier = Arc<TokenVerifier>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn issuer(key: SigningKey) -> TokenIssuer {
+        TokenIssuer::new(key, "regionsync-broker", Duration::from_secs(300))
+    }
+
+    fn scope() -> Vec<String> {
+        vec!["customers".into()]
+    }
+
+    #[test]
+    fn a_refresh_replaces_the_key_set_but_keeps_the_trusted_keys() {
+        let (old, new, trusted) = (
+            issuer(SigningKey::generate().unwrap()),
+            issuer(SigningKey::generate().unwrap()),
+            issuer(SigningKey::generate().unwrap()),
+        );
+        let settings = AuthSettings {
+            trusted_keys: vec![trusted.public_jwk().clone()],
+            ..AuthSettings::default()
+        };
+        let verifier =
+            TokenVerifier::new("eu-west", settings, &[old.public_jwk().clone()]).unwrap();
+        let token = |i: &TokenIssuer| i.issue("us-east", "eu-west", &scope()).unwrap().token;
+        assert!(verifier.verify(Some(&token(&old)), "customers").is_ok());
+        assert!(verifier.verify(Some(&token(&trusted)), "customers").is_ok());
+
+        // The broker now serves only the new key: the old one is refused, trusted stays.
+        verifier.set_keys(&[new.public_jwk().clone()]).unwrap();
+        assert!(matches!(
+            verifier.verify(Some(&token(&old)), "customers"),
+            Err(AuthError::Invalid(m)) if m.contains("unknown key id")
+        ));
+        assert!(verifier.verify(Some(&token(&new)), "customers").is_ok());
+        assert!(verifier.verify(Some(&token(&trusted)), "customers").is_ok());
+        assert_eq!(verifier.refusals()["token_invalid"], 1);
+    }
+
+    struct Keys(
+        std::sync::Mutex<Vec<PublicJwk>>,
+        std::sync::atomic::AtomicUsize,
+    );
+
+    impl crate::contracts::KeySource for Keys {
+        fn public_keys(
+            &self,
+        ) -> crate::contracts::BoxFuture<'_, Result<Vec<PublicJwk>, crate::contracts::DirectoryError>>
+        {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            let keys = self.0.lock().unwrap().clone();
+            Box::pin(async move { Ok(keys) })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refreshes_the_keys_once_per_interval() {
+        let (old, new) = (
+            issuer(SigningKey::generate().unwrap()),
+            issuer(SigningKey::generate().unwrap()),
+        );
+        let source = Arc::new(Keys(
+            std::sync::Mutex::new(vec![old.public_jwk().clone(), new.public_jwk().clone()]),
+            std::sync::atomic::AtomicUsize::new(0),
+        ));
+        let verifier = Arc::new(
+            TokenVerifier::new(
+                "eu-west",
+                AuthSettings::default(),
+                &[old.public_jwk().clone()],
+            )
+            .unwrap(),
+        );
+        let gate = middleware::AuthGate::new(Arc::clone(&verifier), Some(source.clone()));
+        let token = new.issue("us-east", "eu-west", &scope()).unwrap().token;
+        // The broker rotated to `new`: the first sight of its kid fetches the keys.
+        assert!(gate.verify(Some(&token), "customers").await.is_ok());
+        assert_eq!(source.1.load(Ordering::SeqCst), 1);
+        // Known kids never fetch; unknown ones fetch at most once per interval.
+        assert!(gate.verify(Some(&token), "customers").await.is_ok());
+        let stranger = issuer(SigningKey::generate().unwrap());
+        let bad = stranger
+            .issue("us-east", "eu-west", &scope())
+            .unwrap()
+            .token;
+        for _ in 0..5 {
+            assert!(matches!(
+                gate.verify(Some(&bad), "customers").await,
+                Err(AuthError::Invalid(_))
+            ));
+        }
+        assert_eq!(
+            source.1.load(Ordering::SeqCst),
+            1,
+            "rate-limited: no fetch storm"
+        );
+    }
+}
