@@ -283,3 +283,45 @@ async fn an_expired_cache_is_not_served_when_the_broker_is_down() {
     assert!(matches!(err, DirectoryError::BrokerUnreachable(_)), "{err}");
     assert!(directory.peers().await.is_err(), "nothing usable is cached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_starts_while_its_broker_is_down_and_reports_it() {
+    let db = TestDb::sqlite();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let settings = remote_settings(&db, &url);
+    let region = Region::start(&settings).await;
+    assert_eq!(
+        region.get("/health/ready").await.0,
+        200,
+        "serving without its broker"
+    );
+    // Without the broker's keys, every token is refused (and nothing is applied).
+    let (status, body) = region.get("/sync/customers/changes").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_invalid")),
+        "{body}"
+    );
+    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    let err = wiring
+        .pull_action(&pool, &settings)
+        .unwrap()
+        .run(pull_input("eu-west"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SyncError::Directory(DirectoryError::BrokerUnreachable(_))
+        ),
+        "{err}"
+    );
+    let health = wiring.broker.directory.health();
+    assert!(
+        !health.broker_reachable && health.last_error.is_some(),
+        "{health:?}"
+    );
+    region.stop().await;
+}
