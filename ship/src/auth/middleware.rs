@@ -1,6 +1,8 @@
-//! The token check in front of a route scope: `scope.wrap(from_fn(middleware::require_token))`
-//! with an [`AuthGate`] registered as `web::Data`. The resource is the first path segment after
-//! the scope's prefix (`/sync/{resource}/…`). Verified claims go into the request's extensions;
+//! The token check in front of each route: `resource.wrap(from_fn(middleware::require_token))`
+//! with an [`AuthGate`] registered as `web::Data`. The resource is the route's `{resource}`
+//! match, percent-decoded exactly as `web::Path` decodes it, so the scope is checked on the
+//! resource the handler will serve (never on the raw, still-encoded path). Verified claims go
+//! into the request's extensions;
 //! a controller whose body names a source region checks it with
 //! [`TokenVerifier::check_subject`].
 //!
@@ -106,7 +108,7 @@ pub async fn require_token(
                 "internal error",
             ))
         })?;
-    let resource = resource_segment(req.path());
+    let resource = routed_resource(&req);
     let token = bearer_token(req.request()).map(str::to_string);
     let claims = gate
         .verify(token.as_deref(), &resource)
@@ -116,23 +118,13 @@ pub async fn require_token(
     next.call(req).await
 }
 
-/// `/sync/customers/ops` → `customers`.
-fn resource_segment(path: &str) -> String {
-    path.trim_start_matches('/')
-        .split('/')
-        .nth(1)
+/// The `{resource}` the router matched, fully percent-decoded (as `web::Path` decodes it). A
+/// route without that parameter, or a name that does not decode to UTF-8, yields a name no
+/// token can have in scope.
+fn routed_resource(req: &ServiceRequest) -> String {
+    req.match_info()
+        .get("resource")
+        .and_then(|raw| percent_encoding::percent_decode_str(raw).decode_utf8().ok())
+        .map(|name| name.into_owned())
         .unwrap_or_default()
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_resource_is_the_segment_after_the_scope() {
-        assert_eq!(resource_segment("/sync/customers/ops"), "customers");
-        assert_eq!(resource_segment("/sync/customers/changes"), "customers");
-        assert_eq!(resource_segment("/sync"), "");
-    }
 }

@@ -413,14 +413,16 @@ impl TokenVerifier {
             }
         })?;
         let claims = data.claims;
-        if claims.exp - claims.iat > self.settings.max_token_lifetime_secs as i64 {
+        // Checked arithmetic: claims are attacker-shaped numbers (iat = i64::MIN must not
+        // wrap into a short lifetime).
+        let lifetime = claims.exp.checked_sub(claims.iat);
+        if lifetime.is_none_or(|l| l > self.settings.max_token_lifetime_secs as i64) {
             return Err(AuthError::Invalid(format!(
-                "lifetime {} s is over the cap of {} s",
-                claims.exp - claims.iat,
-                self.settings.max_token_lifetime_secs
+                "lifetime from iat {} to exp {} is over the cap of {} s",
+                claims.iat, claims.exp, self.settings.max_token_lifetime_secs
             )));
         }
-        if claims.iat > unix_now() + self.settings.leeway_secs as i64 {
+        if claims.iat > unix_now().saturating_add(self.settings.leeway_secs as i64) {
             return Err(AuthError::NotYetValid);
         }
         if claims.aud != self.region {

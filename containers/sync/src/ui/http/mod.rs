@@ -51,17 +51,19 @@ impl SyncState {
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
     let batch_bytes = state.config.max_batch_bytes;
     let auth = state.auth.clone();
+    // Per resource, not per scope: the middleware then sees the matched `{resource}`.
     cfg.service(
         web::scope("/sync")
             .app_data(state)
             .app_data(auth)
-            .wrap(from_fn(require_token))
             .service(
                 web::resource("/{resource}/changes")
+                    .wrap(from_fn(require_token))
                     .route(web::get().to(controllers::get_changes::get_changes)),
             )
             .service(
                 web::resource("/{resource}/ops")
+                    .wrap(from_fn(require_token))
                     .app_data(ops_json_config(batch_bytes))
                     .route(web::post().to(controllers::apply_ops::apply_ops)),
             ),
