@@ -289,3 +289,53 @@ mod tests {
         assert_eq!(keys, ["http.bind", "http.max_body_bytes", "http.workers"]);
     }
 }
+
+/// A secret setting (a credential, a private key): `Debug` and `Serialize` print `***`, so
+/// neither `config show` nor a logged or panicking `{:?}` reveals it; [`Secret::expose`] gives
+/// the value to the one place that uses it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let secret: Secret =
+            serde_json::from_str("\"rsc_hunter2\"").unwrap_or_else(|_| Secret::new(""));
+        assert_eq!(secret.expose(), "rsc_hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap_or_default(),
+            "\"***\""
+        );
+    }
+}

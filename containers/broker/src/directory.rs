@@ -62,6 +62,8 @@ pub struct BrokerDirectory {
     state: Mutex<State>,
     /// How long a fetched peer list is trusted before asking again (new regions appear).
     list_ttl: Duration,
+    /// Hand out grants for plain-http, non-loopback peers (tokens would travel in clear).
+    allow_insecure_http: bool,
 }
 
 fn unix_now() -> i64 {
@@ -74,6 +76,23 @@ impl BrokerDirectory {
             link,
             state: Mutex::new(State::default()),
             list_ttl: Duration::from_secs(60),
+            allow_insecure_http: false,
+        }
+    }
+
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    fn check_url(&self, grant: &PeerGrant) -> Result<(), DirectoryError> {
+        if self.allow_insecure_http || crate::config::is_secure_url(&grant.base_url) {
+            Ok(())
+        } else {
+            Err(DirectoryError::InsecurePeer {
+                peer: grant.id.clone(),
+                url: grant.base_url.clone(),
+            })
         }
     }
 
@@ -184,6 +203,16 @@ impl BrokerDirectory {
         }
         match self.fetch(None).await {
             Ok(grants) => {
+                let grants: Vec<PeerGrant> = grants
+                    .into_iter()
+                    .filter(|g| match self.check_url(g) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "leaving a peer out");
+                            false
+                        }
+                    })
+                    .collect();
                 self.store(&grants);
                 let ids = grants.iter().map(|g| g.id.clone()).collect();
                 self.state().listed = Some((Instant::now(), ids));
@@ -219,11 +248,13 @@ impl BrokerDirectory {
         }
         match self.fetch(Some(peer)).await {
             Ok(grants) => {
-                self.store(&grants);
-                grants
+                let grant = grants
                     .into_iter()
                     .find(|g| g.id == peer)
-                    .ok_or_else(|| DirectoryError::UnknownPeer(peer.to_string()))
+                    .ok_or_else(|| DirectoryError::UnknownPeer(peer.to_string()))?;
+                self.check_url(&grant)?;
+                self.store(std::slice::from_ref(&grant));
+                Ok(grant)
             }
             Err(DirectoryError::BrokerUnreachable(reason)) if refresh == Refresh::IfNeeded => {
                 let mut state = self.state();

@@ -22,7 +22,7 @@ impl BrokerKeys {
         max_lifetime_secs: u64,
     ) -> Result<Self, BrokerError> {
         let (key, generated) = match &config.signing_key {
-            Some(pem) => SigningKey::from_pem(pem)
+            Some(pem) => SigningKey::from_pem(pem.expose())
                 .map(|k| (k, false))
                 .map_err(|e| BrokerError::Signing(format!("broker.signing_key: {e}")))?,
             None => SigningKey::load_or_generate(&config.signing_key_file)

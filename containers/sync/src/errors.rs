@@ -124,6 +124,9 @@ impl ApiError for SyncError {
             SyncError::Directory(ship::contracts::DirectoryError::Refused { .. }) => {
                 "broker_refused"
             }
+            SyncError::Directory(ship::contracts::DirectoryError::InsecurePeer { .. }) => {
+                "peer_url_insecure"
+            }
             SyncError::PeerSentInvalid { .. } => "peer_sent_invalid_ops",
             SyncError::Db(e) => e.code(),
         }

@@ -337,7 +337,9 @@ impl Region {
         settings.sync.max_batch_bytes = settings.sync.max_batch_bytes.max(batch * 1_024);
         settings.http.max_body_bytes = settings.http.max_body_bytes.max(batch * 1_024);
         // The region verifies tokens like any region: signed by the (test) broker key.
-        settings.broker.signing_key = Some(ship::testing::test_signing_key_pem().to_string());
+        settings.broker.signing_key = Some(ship::config::Secret::new(
+            ship::testing::test_signing_key_pem(),
+        ));
         let app = Application::build(&settings, StartOptions::default())
             .await
             .expect("the region starts");

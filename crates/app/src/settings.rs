@@ -68,11 +68,47 @@ impl Validate for Settings {
         self.sync.validate("sync", problems);
         self.auth.validate("auth", problems);
         self.broker.validate("broker", problems);
+        let wildcard = self
+            .http
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if wildcard && self.broker.public_url.is_none() {
+            problems.push(ConfigProblem::new(
+                "broker.public_url",
+                format!(
+                    "http.bind `{}` listens on every address: set the URL peers reach this region at",
+                    self.http.bind
+                ),
+            ));
+        }
         if self.sync.peers.iter().any(|p| p.id == self.region_id) {
             problems.push(ConfigProblem::new(
                 "sync.peers",
                 format!("`{}` is this region itself", self.region_id),
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_debug_or_config_show() {
+        let mut settings = Settings::default();
+        settings.broker.credential = Some(ship::config::Secret::new("rsc_hunter2"));
+        settings.broker.signing_key = Some(ship::config::Secret::new(
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----",
+        ));
+        let debug = format!("{settings:?}");
+        let shown = settings.to_redacted_toml().unwrap_or_default();
+        for text in [debug, shown] {
+            assert!(
+                !text.contains("hunter2") && !text.contains("MC4CAQ"),
+                "{text}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use ship::db::{self, migrations, DbPool};
 use ship::ShipError;
 
 use crate::settings::Settings;
-use crate::wiring::Wiring;
+use crate::wiring::{PublicUrl, Wiring};
 
 /// What `serve` does before it listens.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,7 @@ pub struct Application {
     pool: DbPool,
     wiring: Wiring,
     region: String,
-    public_url: String,
+    public_url: PublicUrl,
     heartbeat_every: std::time::Duration,
 }
 
@@ -45,7 +45,7 @@ impl Application {
             &settings.http,
             wiring.routes(&pool, settings),
         )?;
-        let public_url = public_url(settings, port);
+        let public_url = PublicUrl::of(settings, port);
         // Before serving: the broker region registers itself; another region announces
         // itself and fetches the broker's keys (a broker that is down is logged, not fatal).
         wiring
@@ -67,7 +67,7 @@ impl Application {
 
     /// Where the other regions reach this one.
     pub fn public_url(&self) -> &str {
-        &self.public_url
+        &self.public_url.url
     }
 
     pub fn wiring(&self) -> &Wiring {
@@ -164,25 +164,6 @@ pub async fn prepare(
         })
         .await?;
     Ok((pool, wiring))
-}
-
-/// `broker.public_url`, or `http://` + the bound address (port 0 resolved).
-fn public_url(settings: &Settings, port: u16) -> String {
-    if let Some(url) = &settings.broker.public_url {
-        return url.trim_end_matches('/').to_string();
-    }
-    let host = settings
-        .http
-        .bind
-        .rsplit_once(':')
-        .map_or("127.0.0.1", |(host, _)| host);
-    let host = if host == "0.0.0.0" || host == "[::]" {
-        tracing::warn!("http.bind listens on every address: set broker.public_url so peers can reach this region");
-        "127.0.0.1"
-    } else {
-        host
-    };
-    format!("http://{host}:{port}")
 }
 
 /// Open the pool for the configured database, on the blocking pool (connecting blocks).

@@ -150,11 +150,14 @@ impl BrokerWiring {
                 served,
                 config.offline_after_secs,
             ));
-            let directory = Arc::new(BrokerDirectory::new(BrokerLink::Local {
-                region: settings.region_id.clone(),
-                resolve: Arc::clone(&resolve),
-                keys: Arc::new(PublicKeysAction::new(Arc::clone(&keys))),
-            }));
+            let directory = Arc::new(
+                BrokerDirectory::new(BrokerLink::Local {
+                    region: settings.region_id.clone(),
+                    resolve: Arc::clone(&resolve),
+                    keys: Arc::new(PublicKeysAction::new(Arc::clone(&keys))),
+                })
+                .allow_insecure_http(config.allow_insecure_http),
+            );
             let verifier = Arc::new(
                 TokenVerifier::new(
                     settings.region_id.clone(),
@@ -178,9 +181,16 @@ impl BrokerWiring {
         let endpoint = BrokerEndpoint {
             client,
             base_url: config.url.clone().unwrap_or_default(),
-            credential: config.credential.clone().unwrap_or_default(),
+            credential: config
+                .credential
+                .as_ref()
+                .map(|c| c.expose().to_string())
+                .unwrap_or_default(),
         };
-        let directory = Arc::new(BrokerDirectory::new(BrokerLink::Remote(endpoint)));
+        let directory = Arc::new(
+            BrokerDirectory::new(BrokerLink::Remote(endpoint))
+                .allow_insecure_http(config.allow_insecure_http),
+        );
         // The broker's keys are fetched once the process runs (see `refresh_keys`); until
         // then only `[auth] trusted_keys` are accepted, and an unknown kid triggers a fetch.
         let verifier = Arc::new(
@@ -210,27 +220,60 @@ impl BrokerWiring {
         }
     }
 
-    /// Tell the broker this region is alive at `public_url` (the broker region records it in
-    /// its own registry), and refresh the verifier's keys.
-    pub async fn heartbeat(&self, pool: &DbPool, region: &str, public_url: &str) {
+    /// Tell the broker this region is alive (the broker region records it in its own
+    /// registry), and refresh the verifier's keys. The URL goes along only when the operator
+    /// set it (`broker.public_url`); a URL derived from the bind address only registers the
+    /// broker region itself the first time.
+    pub async fn heartbeat(&self, pool: &DbPool, region: &str, url: &PublicUrl) {
         if self.keys.is_some() {
             let input = RegisterSelfInput {
                 id: region.to_string(),
-                base_url: public_url.to_string(),
+                base_url: url.url.clone(),
+                explicit: url.explicit,
             };
             match RegisterSelfAction::new(pool.clone()).run(input).await {
                 Ok(true) => {
-                    tracing::info!(%region, %public_url, "registered this region at its own broker")
+                    tracing::info!(%region, public_url = %url.url, "registered this region at its own broker")
                 }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "could not record this region's heartbeat"),
             }
             return;
         }
-        if let Err(e) = self.directory.heartbeat(Some(public_url)).await {
+        let announce = url.explicit.then_some(url.url.as_str());
+        if let Err(e) = self.directory.heartbeat(announce).await {
             tracing::warn!(error = %e, "heartbeat to the broker failed");
         }
         self.refresh_keys().await;
+    }
+}
+
+/// Where the other regions reach this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub url: String,
+    /// From `broker.public_url`; otherwise derived from the bound address.
+    pub explicit: bool,
+}
+
+impl PublicUrl {
+    /// `broker.public_url`, or `http://` + the bound address (port 0 resolved).
+    pub fn of(settings: &Settings, port: u16) -> Self {
+        if let Some(url) = &settings.broker.public_url {
+            return Self {
+                url: url.trim_end_matches('/').to_string(),
+                explicit: true,
+            };
+        }
+        let host = settings
+            .http
+            .bind
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(host, _)| host);
+        Self {
+            url: format!("http://{host}:{port}"),
+            explicit: false,
+        }
     }
 }
 

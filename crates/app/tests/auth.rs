@@ -711,7 +711,7 @@ async fn a_retired_key_is_accepted_until_it_is_removed(db: &TestDb) {
     let old_kid = test_kid();
     let new_key = SigningKey::generate().unwrap();
     let mut settings = settings_for(db, REGION);
-    settings.broker.signing_key = Some(new_key.to_pem());
+    settings.broker.signing_key = Some(ship::config::Secret::new(new_key.to_pem()));
     settings.broker.accepted_keys = vec![ship::testing::test_issuer().public_jwk().clone()];
 
     let region = Region::start(&settings).await;
@@ -770,7 +770,7 @@ async fn trusted_keys_are_accepted_while_configured(db: &TestDb) {
 async fn trusted_keys_cover_a_key_the_broker_does_not_serve(db: &TestDb) {
     let new_key = SigningKey::generate().unwrap();
     let mut settings = settings_for(db, REGION);
-    settings.broker.signing_key = Some(new_key.to_pem());
+    settings.broker.signing_key = Some(ship::config::Secret::new(new_key.to_pem()));
     settings.auth.trusted_keys = vec![ship::testing::test_issuer().public_jwk().clone()];
     let region = Region::start(&settings).await;
     assert_eq!(served_kids(&region).await, [new_key.kid().to_string()]);

@@ -46,10 +46,14 @@ ship::backend_tests! {
         b_settings.broker.enabled = false;
         b_settings.broker.signing_key = None;
         b_settings.broker.url = Some(a.base.clone());
-        b_settings.broker.credential = Some(credential.clone());
+        b_settings.broker.credential = Some(ship::config::Secret::new(credential.clone()));
+        let port = free_port();
+        b_settings.http.bind = format!("127.0.0.1:{port}");
+        b_settings.broker.public_url = Some(format!("http://127.0.0.1:{port}"));
         let b = Region::start(&b_settings).await;
 
-        // The start-up heartbeat told the broker where us-east really is, and it is online.
+        // The start-up heartbeat told the broker where us-east really is (its configured
+        // public_url), and it is online.
         let regions = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
         let us = regions.iter().find(|r| r.id == "us-east").unwrap();
         assert_eq!((us.base_url.as_str(), us.status), (b.base.as_str(), "online"), "{regions:?}");
@@ -88,6 +92,14 @@ ship::backend_tests! {
         a.stop().await;
         b.stop().await;
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A stand-in broker: answers `resolve` with the grants `mint` makes, counting the calls.
@@ -170,7 +182,7 @@ fn remote_settings(db: &TestDb, broker: &str) -> app::Settings {
     settings.broker.enabled = false;
     settings.broker.signing_key = None;
     settings.broker.url = Some(broker.into());
-    settings.broker.credential = Some("rsc_test".into());
+    settings.broker.credential = Some(ship::config::Secret::new("rsc_test"));
     settings
 }
 
@@ -324,4 +336,43 @@ async fn a_region_starts_while_its_broker_is_down_and_reports_it() {
         "{health:?}"
     );
     region.stop().await;
+}
+
+ship::backend_tests! {
+    /// Regression: a region without `broker.public_url` once announced `http://<bind>` in every
+    /// heartbeat, replacing the URL the operator registered (peers were sent to their own
+    /// loopback). Only an explicit public_url changes the registry now.
+    async fn a_derived_url_never_replaces_the_registered_one(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let credential = register_region(&db, "us-east", "https://us-east.example.com:8443").await;
+        let mut b_settings = settings_for(&db_b, "us-east");
+        b_settings.broker.enabled = false;
+        b_settings.broker.signing_key = None;
+        b_settings.broker.url = Some(a.base.clone());
+        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+        let b = Region::start(&b_settings).await;
+        let regions = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
+        let us = regions.iter().find(|r| r.id == "us-east").unwrap();
+        assert_eq!((us.base_url.as_str(), us.status), ("https://us-east.example.com:8443", "online"), "{regions:?}");
+        // The same holds for the broker region itself once it is registered.
+        broker::actions::RegisterSelfAction::new(db.pool.clone())
+            .run(broker::actions::RegisterSelfInput { id: "eu-west".into(), base_url: "http://127.0.0.1:1".into(), explicit: false })
+            .await
+            .unwrap();
+        let regions = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
+        assert_eq!(regions.iter().find(|r| r.id == "eu-west").unwrap().base_url, a.base);
+        b.stop().await;
+        a.stop().await;
+    }
+
+    async fn no_token_is_sent_to_a_peer_over_plain_http_to_a_remote_host(db: TestDb) {
+        let broker = FakeBroker::start("http://10.255.255.1:8080".into(), Arc::new(|_| token_expiring_in(240))).await;
+        let settings = remote_settings(&db, &broker.base);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let err = wiring.pull_action(&pool, &settings).unwrap().run(pull_input("eu-west")).await.unwrap_err();
+        assert!(matches!(&err, SyncError::Directory(DirectoryError::InsecurePeer { .. })), "{err}");
+        assert!(wiring.broker.directory.peers().await.unwrap().is_empty(), "left out of the peer list");
+        broker.handle.stop(true).await;
+    }
 }

@@ -181,11 +181,20 @@ pub struct TokenIssuer {
     lifetime: Duration,
 }
 
-/// A signed token and when it expires (unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A signed token and when it expires (unix seconds). `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub token: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl TokenIssuer {

@@ -19,8 +19,8 @@ use crate::auth::PublicJwk;
 /// A boxed future, for contracts used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A peer region and a token for calling it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A peer region and a token for calling it. `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerGrant {
     pub id: String,
     pub base_url: String,
@@ -30,6 +30,18 @@ pub struct PeerGrant {
     pub token: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PeerGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerGrant")
+            .field("id", &self.id)
+            .field("base_url", &self.base_url)
+            .field("status", &self.status)
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Use the cache or ask the broker again.
@@ -49,6 +61,8 @@ pub enum DirectoryError {
     Refused { code: String, message: String },
     #[error("the broker knows no region `{0}`")]
     UnknownPeer(String),
+    #[error("region `{peer}` is registered at `{url}`, plain http to a non-loopback host: a token is never sent there (use https, or allow_insecure_http on a trusted network)")]
+    InsecurePeer { peer: String, url: String },
 }
 
 /// How the directory's last exchanges with the broker went (for status and alerts).

@@ -20,11 +20,20 @@ pub struct RegisterRegionInput {
     pub scopes: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct RegisteredRegion {
     pub region: RegionView,
     /// Shown once; the registry keeps only its hash.
     pub credential: String,
+}
+
+impl std::fmt::Debug for RegisteredRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredRegion")
+            .field("region", &self.region)
+            .field("credential", &"***")
+            .finish()
+    }
 }
 
 pub struct RegisterRegionAction {

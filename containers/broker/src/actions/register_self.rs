@@ -1,6 +1,8 @@
 //! RegisterSelf: the broker region puts itself in its own registry at start (so the others
 //! can resolve it) and records a heartbeat. Its credential is random and never shown: the
-//! broker region calls its own broker in-process.
+//! broker region calls its own broker in-process. A URL derived from the bind address only
+//! registers a new entry; an existing entry's URL changes only when `explicit` (the operator set
+//! `broker.public_url`), so a derived loopback URL never replaces what an operator registered.
 
 use ship::parents::Action;
 use ship::DbPool;
@@ -15,6 +17,8 @@ use crate::models::ALL_SCOPES;
 pub struct RegisterSelfInput {
     pub id: String,
     pub base_url: String,
+    /// The URL comes from `broker.public_url` (not derived from the bind address).
+    pub explicit: bool,
 }
 
 pub struct RegisterSelfAction {
@@ -55,7 +59,7 @@ impl Action for RegisterSelfAction {
                         true
                     }
                     Some(r) => {
-                        if r.base_url != input.base_url {
+                        if input.explicit && r.base_url != input.base_url {
                             regions::set_base_url(conn, &input.id, &input.base_url, now)?;
                         }
                         false

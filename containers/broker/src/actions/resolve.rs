@@ -19,13 +19,22 @@ use crate::signing::BrokerKeys;
 use crate::tasks::authenticate_region::AuthenticateRegionTask;
 use crate::tasks::issue_tokens::IssueTokensTask;
 
-/// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is asking. `Debug` leaves the credential out.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Caller {
     /// A region presenting its credential over HTTP.
     Credential(String),
     /// This process, on the broker region (in-process directory, CLI): trusted by construction.
     Region(String),
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Credential(_) => f.write_str("Credential(***)"),
+            Caller::Region(id) => f.debug_tuple("Region").field(id).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -35,13 +44,23 @@ pub struct ResolveInput {
     pub target_region: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct ResolvedRegion {
     #[serde(flatten)]
     pub region: RegionView,
     pub token: String,
     /// Unix seconds.
     pub token_expires_at: i64,
+}
+
+impl std::fmt::Debug for ResolvedRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedRegion")
+            .field("region", &self.region)
+            .field("token", &"***")
+            .field("token_expires_at", &self.token_expires_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

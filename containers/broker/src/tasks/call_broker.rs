@@ -90,7 +90,7 @@ impl CallBrokerTask {
             .map(drop)
     }
 
-    /// `GET /api/v1/broker/keys`.
+    /// `GET /api/v1/broker/keys` (public: sent without the credential).
     pub async fn keys(broker: &BrokerEndpoint) -> Result<Vec<PublicJwk>, DirectoryError> {
         let wire: KeysWire = Self::call(broker, reqwest::Method::GET, "keys", None).await?;
         Ok(wire.keys)
@@ -106,10 +106,10 @@ impl CallBrokerTask {
             "{}/api/v1/broker/{path}",
             broker.base_url.trim_end_matches('/')
         );
-        let mut request = broker
-            .client
-            .request(method, &url)
-            .bearer_auth(&broker.credential);
+        let mut request = broker.client.request(method, &url);
+        if path != "keys" {
+            request = request.bearer_auth(&broker.credential);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -20,7 +20,9 @@ pub fn settings_for(db: &TestDb, region: &str) -> Settings {
     settings.http.workers = Some(1);
     // Every test region runs the broker role with the process-wide test key, so tests can
     // mint tokens it accepts (ship::testing::test_token).
-    settings.broker.signing_key = Some(ship::testing::test_signing_key_pem().to_string());
+    settings.broker.signing_key = Some(ship::config::Secret::new(
+        ship::testing::test_signing_key_pem(),
+    ));
     settings
 }
 
