@@ -376,3 +376,65 @@ ship::backend_tests! {
         broker.handle.stop(true).await;
     }
 }
+
+/// A peer whose tokens "expire" after two pages each: it serves six empty pages in all.
+async fn start_fake_peer() -> (String, actix_web::dev::ServerHandle) {
+    let served: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let pages = Arc::new(AtomicUsize::new(0));
+    let server = HttpServer::new(move || {
+        let (served, pages) = (Arc::clone(&served), Arc::clone(&pages));
+        App::new().route(
+            "/sync/customers/changes",
+            web::get().to(move |req: actix_web::HttpRequest| {
+                let token = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let mut served = served.lock().unwrap();
+                let uses = served.entry(token).or_default();
+                let answer = if *uses >= 2 {
+                    HttpResponse::Unauthorized().json(
+                        json!({"error": "token_expired", "message": "expired", "details": null}),
+                    )
+                } else {
+                    *uses += 1;
+                    let n = pages.fetch_add(1, Ordering::SeqCst) + 1;
+                    HttpResponse::Ok().json(json!({
+                        "resource": "customers", "changes": [], "next_cursor": format!("c{n}"),
+                        "has_more": n < 6, "high_watermark": "c6", "schema_version": 1,
+                    }))
+                };
+                async move { answer }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (base, handle)
+}
+
+ship::backend_tests! {
+    /// Regression: a pull once held one token for all its pages and refreshed at most once per
+    /// pull, so a catch-up longer than two token lifetimes died with peer_auth_refused.
+    async fn a_long_pull_outlives_several_tokens(db: TestDb) {
+        let (peer, peer_handle) = start_fake_peer().await;
+        let broker = FakeBroker::start(peer, Arc::new(|_| token_expiring_in(240))).await;
+        let settings = remote_settings(&db, &broker.base);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let mut input = pull_input("eu-west");
+        input.page_limit = 1;
+        let pulled = wiring.pull_action(&pool, &settings).unwrap().run(input).await.unwrap();
+        assert_eq!((pulled.pages, pulled.caught_up), (6, true), "{pulled:?}");
+        assert_eq!(broker.resolves(), 3, "one grant, then one forced refresh per expiry");
+        broker.handle.stop(true).await;
+        peer_handle.stop(true).await;
+    }
+}

@@ -92,9 +92,16 @@ impl Action for PullChangesAction {
             .run(move |conn| cursors::get(conn, &peer, name).map_err(SyncError::from))
             .await?;
         let mut summary = PullSummary::default();
-        let mut grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
+        // One refresh per page request: a long pull outlives several tokens.
         let mut refreshed = false;
+        let mut forced = None;
         while summary.pages < input.max_pages {
+            // The token just forced for the retry, else from the cache while fresh (renewed
+            // before it expires).
+            let grant = match forced.take() {
+                Some(grant) => grant,
+                None => self.directory.grant(&input.peer, Refresh::IfNeeded).await?,
+            };
             let fetched = FetchChangesTask::run(
                 &self.client,
                 &grant,
@@ -110,11 +117,12 @@ impl Action for PullChangesAction {
                 {
                     tracing::info!(peer = %input.peer, "token expired: refreshing once");
                     refreshed = true;
-                    grant = self.directory.grant(&input.peer, Refresh::Force).await?;
+                    forced = Some(self.directory.grant(&input.peer, Refresh::Force).await?);
                     continue;
                 }
                 other => other?,
             };
+            refreshed = false;
             summary.pages += 1;
             if page.has_more && since.as_deref() == Some(page.next_cursor.as_str()) {
                 return Err(SyncError::PeerRefused {
