@@ -2,9 +2,11 @@
 //! broker action on this region's database; all of them need `broker.enabled = true`.
 
 use anyhow::Context;
+use std::sync::Arc;
+
 use broker::actions::{
-    Caller, ListRegionsAction, PlaceTenantAction, PlaceTenantInput, RegisterRegionAction,
-    RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
+    Caller, ListRegionsAction, PlaceTenantAction, PlaceTenantInput, PublicKeysAction,
+    RegisterRegionAction, RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
 };
 use ship::parents::Action;
 
@@ -92,12 +94,15 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
             ));
         }
         BrokerCommand::Keys => {
-            let keys = wiring
-                .broker
-                .keys
-                .as_deref()
-                .context("the broker role is not wired")?
-                .public_keys();
+            let keys = PublicKeysAction::new(Arc::clone(
+                wiring
+                    .broker
+                    .keys
+                    .as_ref()
+                    .context("the broker role is not wired")?,
+            ))
+            .run(())
+            .await?;
             for key in keys {
                 output(&serde_json::to_string(&key).context("a key as JSON")?);
             }

@@ -342,16 +342,28 @@ fn bad_token_cases() -> Vec<Case> {
         &good_claims_json(),
         &impostor_pkcs8,
     );
-    // Control: the impostor's token is well formed and would pass a verifier that trusted the
-    // impostor's public key under that kid, so the region refuses it for the key alone.
+    // Control: the same claims signed by the impostor under its own kid pass a verifier that
+    // trusts the impostor, so the region refuses the impostor token for the key alone.
+    let impostor_control = hand_signed(
+        &eddsa_header(Some(impostor.kid())),
+        &good_claims_json(),
+        &impostor_pkcs8,
+    );
+    TokenVerifier::new(
+        REGION,
+        AuthSettings::default(),
+        &[impostor.public_jwk().clone()],
+    )
+    .unwrap()
+    .verify(Some(&impostor_control), "customers")
+    .expect("the impostor's claims are otherwise valid");
+    // And no configuration can make the impostor's key answer to the test key's kid: a kid
+    // must be the key's thumbprint.
     let impostor_jwk = PublicJwk {
         kid: test_kid(),
         ..impostor.public_jwk().clone()
     };
-    TokenVerifier::new(REGION, AuthSettings::default(), &[impostor_jwk])
-        .unwrap()
-        .verify(Some(&impostor_token), "customers")
-        .expect("the impostor token is otherwise valid");
+    assert!(TokenVerifier::new(REGION, AuthSettings::default(), &[impostor_jwk]).is_err());
 
     let alg_none = format!(
         "{}.{}.",

@@ -147,7 +147,12 @@ fn config_show_layers_defaults_file_and_environment_and_redacts_secrets() {
     .unwrap();
     let (out, stdout, stderr) = run(regionsync(dir.path())
         .args(["--config", "region.toml", "config", "show"])
-        .env("REGIONSYNC_HTTP__BIND", "0.0.0.0:9000"));
+        .env("REGIONSYNC_HTTP__BIND", "0.0.0.0:9000")
+        .env(
+            "REGIONSYNC_BROKER__PUBLIC_URL",
+            "https://eu-west.example.com",
+        )
+        .env("REGIONSYNC_BROKER__CREDENTIAL", "rsc_hunter3"));
     assert!(out.status.success(), "{stderr}");
     let shown: toml::Value = toml::from_str(&stdout).unwrap();
     assert_eq!(
@@ -171,6 +176,15 @@ fn config_show_layers_defaults_file_and_environment_and_redacts_secrets() {
         Some("mysql://app:***@db.internal:3306/rs")
     );
     assert!(!stdout.contains("hunter2"));
+    assert_eq!(shown["broker"]["credential"].as_str(), Some("***"));
+    assert!(!stdout.contains("hunter3"));
+
+    // Listening on every address needs the URL peers use.
+    let (out, _, stderr) = run(regionsync(dir.path())
+        .args(["--config", "region.toml", "config", "show"])
+        .env("REGIONSYNC_HTTP__BIND", "0.0.0.0:9000"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("broker.public_url"), "{stderr}");
 
     // REGIONSYNC_CONFIG names the file too.
     let (out, stdout, _) = run(regionsync(dir.path())
@@ -419,7 +433,7 @@ fn broker_commands_administer_the_registry_and_print_a_credential_once() {
     let (out, _, stderr) = run(regionsync(dir.path())
         .args(["broker", "regions", "list"])
         .env("REGIONSYNC_BROKER__ENABLED", "false")
-        .env("REGIONSYNC_BROKER__URL", "http://broker.example:8080")
+        .env("REGIONSYNC_BROKER__URL", "https://broker.example:8080")
         .env("REGIONSYNC_BROKER__CREDENTIAL", "rsc_x"));
     assert_eq!(out.status.code(), Some(1));
     assert!(

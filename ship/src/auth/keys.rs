@@ -77,8 +77,13 @@ impl PublicJwk {
                 bytes.len()
             )));
         }
-        if self.kid.trim().is_empty() {
-            return Err(AuthSetupError::Key("a key without a kid".into()));
+        // The kid is the key's thumbprint, so a configured key cannot take another key's kid.
+        if self.kid != thumbprint(&URL_SAFE_NO_PAD.encode(&bytes)) {
+            return Err(AuthSetupError::Key(format!(
+                "key `{}`: the kid is not the RFC 7638 thumbprint of x (copy the line \
+                 `regionsync broker keys` prints)",
+                self.kid
+            )));
         }
         Ok(bytes)
     }
@@ -145,10 +150,20 @@ impl SigningKey {
                 .map_err(|e| AuthSetupError::Key(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate()?;
-                write_private(path, key.to_pem().as_bytes()).map_err(|e| {
-                    AuthSetupError::Key(format!("cannot write {}: {e}", path.display()))
-                })?;
-                Ok((key, true))
+                match write_private(path, key.to_pem().as_bytes()) {
+                    Ok(()) => Ok((key, true)),
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(path).map_err(|e| {
+                            AuthSetupError::Key(format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        Self::from_pem(&text).map(|k| (k, false))
+                    }
+                    Err(e) => Err(AuthSetupError::Key(format!(
+                        "cannot write {}: {e}",
+                        path.display()
+                    ))),
+                }
             }
             Err(e) => Err(AuthSetupError::Key(format!(
                 "cannot read {}: {e}",
@@ -235,6 +250,10 @@ mod tests {
         let mut jwk = SigningKey::generate().unwrap().public_jwk().clone();
         jwk.crv = "P-256".into();
         assert!(jwk.public_key().is_err());
+        // A key claiming another key's kid.
+        let mut impostor = SigningKey::generate().unwrap().public_jwk().clone();
+        impostor.kid = SigningKey::generate().unwrap().kid().to_string();
+        assert!(impostor.public_key().is_err());
         assert!(SigningKey::from_pem(
             "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
         )

@@ -8,8 +8,10 @@
 //!
 //! A token naming a key id this region does not know triggers one refresh of the key set from
 //! the [`KeySource`] (at most once per `min_refresh_interval`), then one more verification.
+//! The refresh is single-flight: requests arriving while it runs wait for it and verify against
+//! its result, so a rotation does not refuse the requests racing the first one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -27,7 +29,8 @@ pub struct AuthGate {
     pub verifier: Arc<TokenVerifier>,
     keys: Option<Arc<dyn KeySource>>,
     min_refresh_interval: Duration,
-    last_refresh: Mutex<Option<Instant>>,
+    /// When the last refresh started; held for the whole refresh (single flight).
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl AuthGate {
@@ -36,7 +39,7 @@ impl AuthGate {
             verifier,
             keys,
             min_refresh_interval: Duration::from_secs(10),
-            last_refresh: Mutex::new(None),
+            last_refresh: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -52,33 +55,34 @@ impl AuthGate {
         resource: &str,
     ) -> Result<super::TokenClaims, AuthError> {
         if let (Some(token), Some(source)) = (token, &self.keys) {
-            let unknown =
-                TokenVerifier::kid_of(token).is_some_and(|kid| !self.verifier.knows_kid(&kid));
-            if unknown && self.refresh_allowed() {
-                match source.public_keys().await {
-                    Ok(keys) => {
-                        if let Err(e) = self.verifier.set_keys(&keys) {
-                            tracing::warn!(error = %e, "the broker's key set is unusable");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not refresh the broker's keys"),
-                }
+            if let Some(kid) =
+                TokenVerifier::kid_of(token).filter(|kid| !self.verifier.knows_kid(kid))
+            {
+                self.refresh_for(&kid, source.as_ref()).await;
             }
         }
         self.verifier.verify(token, resource)
     }
 
-    fn refresh_allowed(&self) -> bool {
-        let mut last = match self.last_refresh.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < self.min_refresh_interval) {
-            return false;
+    /// Fetch the key set unless a refresh ran recently; callers that arrive while one runs
+    /// wait for it instead of starting another.
+    async fn refresh_for(&self, kid: &str, source: &dyn KeySource) {
+        let mut last = self.last_refresh.lock().await;
+        if self.verifier.knows_kid(kid) {
+            return; // the refresh we waited for brought it
         }
-        *last = Some(now);
-        true
+        if last.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match source.public_keys().await {
+            Ok(keys) => {
+                if let Err(e) = self.verifier.set_keys(&keys) {
+                    tracing::warn!(error = %e, "the broker's key set is unusable");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not refresh the broker's keys"),
+        }
     }
 }
 

@@ -396,7 +396,8 @@ impl TokenVerifier {
             };
             keys.get(&kid)
                 .cloned()
-                .ok_or_else(|| AuthError::Invalid(format!("unknown key id `{kid}`")))?
+                // Debug-escaped: the kid is the caller's text and ends up in the log.
+                .ok_or_else(|| AuthError::Invalid(format!("unknown key id {kid:?}")))?
         };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = self.settings.leeway_secs;
@@ -504,8 +505,50 @@ mod tests {
         {
             self.1.fetch_add(1, Ordering::SeqCst);
             let keys = self.0.lock().unwrap().clone();
-            Box::pin(async move { Ok(keys) })
+            // A slow broker: concurrent callers overlap with the fetch.
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(keys)
+            })
         }
+    }
+
+    /// Regression: only the caller that started the key refresh waited for it; requests with
+    /// the new kid racing it were refused token_invalid during a rotation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_racing_a_key_refresh_wait_for_it() {
+        let (old, new) = (
+            issuer(SigningKey::generate().unwrap()),
+            issuer(SigningKey::generate().unwrap()),
+        );
+        let source = Arc::new(Keys(
+            std::sync::Mutex::new(vec![old.public_jwk().clone(), new.public_jwk().clone()]),
+            std::sync::atomic::AtomicUsize::new(0),
+        ));
+        let verifier = Arc::new(
+            TokenVerifier::new(
+                "eu-west",
+                AuthSettings::default(),
+                &[old.public_jwk().clone()],
+            )
+            .unwrap(),
+        );
+        let gate = Arc::new(middleware::AuthGate::new(verifier, Some(source.clone())));
+        let token = new.issue("us-east", "eu-west", &scope()).unwrap().token;
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (gate, token) = (Arc::clone(&gate), token.clone());
+                tokio::spawn(async move { gate.verify(Some(&token), "customers").await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_ok());
+        }
+        assert_eq!(
+            source.1.load(Ordering::SeqCst),
+            1,
+            "one fetch for all of them"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
-//! The registry write lock: every registry write updates the one lock row first, inside its
-//! transaction, so registry writes run one at a time (checks and writes see each other).
+//! The registry write lock: every registry write that checks before it writes (register,
+//! place, remove, register-self) updates the one lock row first, inside its transaction, so
+//! those run one at a time and see each other. A heartbeat is a single-row update of an
+//! existing region and takes no lock.
 
 use diesel::prelude::*;
 use ship::AnyConnection;
