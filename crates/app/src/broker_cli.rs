@@ -15,6 +15,17 @@ use crate::settings::Settings;
 use crate::startup::{self, StartOptions};
 
 pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<()> {
+    if let BrokerCommand::Keys {
+        key_file: Some(path),
+    } = &command
+    {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let key = ship::auth::SigningKey::from_pem(&text)
+            .with_context(|| format!("{} is not an Ed25519 PKCS#8 key", path.display()))?;
+        output(&serde_json::to_string(key.public_jwk()).context("a key as JSON")?);
+        return Ok(());
+    }
     if !settings.broker.enabled {
         anyhow::bail!(
             "this region does not run the broker role (broker.enabled = false); run the command \
@@ -93,7 +104,7 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                 if placed.changed { "" } else { ", unchanged" }
             ));
         }
-        BrokerCommand::Keys => {
+        BrokerCommand::Keys { .. } => {
             let keys = PublicKeysAction::new(Arc::clone(
                 wiring
                     .broker

@@ -71,7 +71,12 @@ pub enum BrokerCommand {
     },
     /// Print the public keys the broker serves (current first, then retired ones still
     /// accepted), one JWK per line — what `broker.accepted_keys` / `auth.trusted_keys` take.
-    Keys,
+    Keys {
+        /// Print the public JWK of the private key in this PEM file instead (key rotation:
+        /// publish the next key before signing with it).
+        #[arg(long, value_name = "PEM")]
+        key_file: Option<PathBuf>,
+    },
     /// Print a token for calling region TARGET (debugging: `curl -H "Authorization: Bearer …"`).
     Token {
         target: String,

@@ -409,6 +409,14 @@ fn broker_commands_administer_the_registry_and_print_a_credential_once() {
         jwk["kid"], header["kid"],
         "tokens are signed with the served key"
     );
+    // The next key of a rotation, printed from its file (no database needed).
+    let next = ship::auth::SigningKey::generate().unwrap();
+    std::fs::write(dir.path().join("next.pem"), next.to_pem()).unwrap();
+    let (out, stdout, stderr) =
+        run(regionsync(dir.path()).args(["broker", "keys", "--key-file", "next.pem"]));
+    assert!(out.status.success(), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(printed["kid"].as_str(), Some(next.kid()));
 
     // A region that is home to a tenant cannot be removed; once the tenant moves, it can.
     let (out, _, stderr) =
