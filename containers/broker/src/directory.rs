@@ -18,7 +18,10 @@ use ship::parents::Action;
 
 use crate::actions::{Caller, PublicKeysAction, ResolveAction, ResolveInput};
 use crate::errors::BrokerError;
-use crate::tasks::call_broker::{BrokerEndpoint, CallBrokerTask};
+pub use crate::tasks::broker_http::BrokerEndpoint;
+use crate::tasks::fetch_broker_keys::FetchBrokerKeysTask;
+use crate::tasks::resolve_at_broker::ResolveAtBrokerTask;
+use crate::tasks::send_heartbeat::SendHeartbeatTask;
 
 /// How the directory reaches the broker.
 pub enum BrokerLink {
@@ -114,7 +117,7 @@ impl BrokerDirectory {
                 region, resolve, ..
             } => resolve
                 .run(ResolveInput {
-                    caller: Caller::Region(region.clone()),
+                    caller: Caller::Local(region.clone()),
                     tenant_id: None,
                     target_region: target.map(str::to_string),
                 })
@@ -139,7 +142,7 @@ impl BrokerDirectory {
                         message: other.to_string(),
                     },
                 }),
-            BrokerLink::Remote(endpoint) => CallBrokerTask::resolve(endpoint, target).await,
+            BrokerLink::Remote(endpoint) => ResolveAtBrokerTask::run(endpoint, target).await,
         };
         self.record(&result);
         result
@@ -281,7 +284,7 @@ impl BrokerDirectory {
     pub async fn heartbeat(&self, base_url: Option<&str>) -> Result<(), DirectoryError> {
         let result = match &self.link {
             BrokerLink::Local { .. } => Ok(()),
-            BrokerLink::Remote(endpoint) => CallBrokerTask::heartbeat(endpoint, base_url).await,
+            BrokerLink::Remote(endpoint) => SendHeartbeatTask::run(endpoint, base_url).await,
         };
         self.record(&result);
         result
@@ -316,7 +319,7 @@ impl KeySource for BrokerDirectory {
                         message: e.to_string(),
                     })
                 }
-                BrokerLink::Remote(endpoint) => CallBrokerTask::keys(endpoint).await,
+                BrokerLink::Remote(endpoint) => FetchBrokerKeysTask::run(endpoint).await,
             };
             self.record(&result);
             result

@@ -12,12 +12,13 @@
 pub mod actions;
 pub mod config;
 pub mod credentials;
+/// Public for the container's tests (table snapshots); other crates use the actions.
 pub mod data;
 pub mod directory;
 pub mod errors;
 pub mod models;
 pub mod signing;
-pub mod tasks;
+pub(crate) mod tasks;
 pub mod ui;
 
 pub use config::BrokerConfig;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use broker::actions::{
     Caller, ListRegionsAction, PlaceTenantAction, PlaceTenantInput, PublicKeysAction,
     RegisterRegionAction, RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
+    RotateCredentialAction,
 };
 use ship::parents::Action;
 
@@ -87,6 +88,15 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
             RemoveRegionAction::new(pool).run(id.clone()).await?;
             output(&format!("removed region {id}"));
         }
+        BrokerCommand::Regions {
+            command: RegionsCommand::RotateCredential { id },
+        } => {
+            let credential = RotateCredentialAction::new(pool).run(id.clone()).await?;
+            output(&format!(
+                "new credential for region {id}, shown this once (the old one no longer works):"
+            ));
+            output(&credential);
+        }
         BrokerCommand::Tenants {
             command: TenantsCommand::Place { tenant, region },
         } => {
@@ -126,7 +136,10 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                 .context("the broker role is not wired")?;
             let out = resolve
                 .run(ResolveInput {
-                    caller: Caller::Region(as_region.unwrap_or_else(|| settings.region_id.clone())),
+                    caller: match as_region {
+                        Some(other) => Caller::Region(other),
+                        None => Caller::Local(settings.region_id.clone()),
+                    },
                     tenant_id: None,
                     target_region: Some(target),
                 })

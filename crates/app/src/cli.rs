@@ -101,6 +101,8 @@ pub enum RegionsCommand {
     List,
     /// Remove a region: its credential stops working at once.
     Remove { id: String },
+    /// Give a region a new credential (printed once); the old one stops working at once.
+    RotateCredential { id: String },
 }
 
 #[derive(Debug, Subcommand)]

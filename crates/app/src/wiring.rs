@@ -8,9 +8,9 @@ use actix_web::web;
 use broker::actions::{
     HeartbeatAction, PublicKeysAction, RegisterSelfAction, RegisterSelfInput, ResolveAction,
 };
+use broker::directory::BrokerEndpoint;
 use broker::directory::{BrokerDirectory, BrokerLink};
 use broker::signing::BrokerKeys;
-use broker::tasks::call_broker::BrokerEndpoint;
 use broker::ui::http::BrokerState;
 use ship::auth::middleware::AuthGate;
 use ship::auth::TokenVerifier;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use app::startup::{prepare, StartOptions};
+use broker::directory::BrokerEndpoint;
 use broker::directory::{BrokerDirectory, BrokerLink};
-use broker::tasks::call_broker::BrokerEndpoint;
 use common::{customers_digest, register_region, settings_for, Region};
 use serde_json::{json, Value};
 use ship::auth::TokenClaims;
@@ -84,6 +84,14 @@ ship::backend_tests! {
         let for_a = a.token_from("us-east");
         let (status, answer) = b.post_with("/sync/customers/ops", &body, Some(&for_a)).await;
         assert_eq!((status, answer["error"].as_str()), (403, Some("token_wrong_audience")));
+
+        // A rotated credential: the old one is refused at once, the new one works.
+        let fresh = broker::actions::RotateCredentialAction::new(db.pool.clone()).run("us-east".into()).await.unwrap();
+        let err = wiring_b.broker.directory.grant("eu-west", Refresh::Force).await.unwrap_err();
+        assert!(matches!(&err, DirectoryError::Refused { code, .. } if code == "credential_invalid"), "{err}");
+        b_settings.broker.credential = Some(ship::config::Secret::new(fresh));
+        let (_, wiring_b) = prepare(&b_settings, StartOptions::default()).await.unwrap();
+        wiring_b.broker.directory.grant("eu-west", Refresh::Force).await.unwrap();
 
         // A removed region's credential stops working at once: its directory cannot resolve.
         broker::actions::RemoveRegionAction::new(db.pool.clone()).run("us-east".into()).await.unwrap();

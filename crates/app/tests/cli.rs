@@ -418,6 +418,20 @@ fn broker_commands_administer_the_registry_and_print_a_credential_once() {
     let printed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(printed["kid"].as_str(), Some(next.kid()));
 
+    // A new credential replaces the old one, printed once.
+    let (out, stdout, stderr) =
+        run(regionsync(dir.path()).args(["broker", "regions", "rotate-credential", "us-east"]));
+    assert!(out.status.success(), "{stderr}");
+    let rotated = stdout
+        .lines()
+        .find(|l| l.starts_with("rsc_"))
+        .unwrap_or_default();
+    assert!(!rotated.is_empty() && rotated != credential, "{stdout}");
+    let (out, _, stderr) =
+        run(regionsync(dir.path()).args(["broker", "regions", "rotate-credential", "nowhere"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("no region `nowhere`"), "{stderr}");
+
     // A region that is home to a tenant cannot be removed; once the tenant moves, it can.
     let (out, _, stderr) =
         run(regionsync(dir.path()).args(["broker", "regions", "remove", "us-east"]));

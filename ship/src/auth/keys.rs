@@ -14,7 +14,7 @@ use super::AuthSetupError;
 
 const PEM_TAG: &str = "PRIVATE KEY";
 
-/// A public key as served by `GET /api/v1/broker/keys` and accepted in `[auth] trusted_keys`.
+/// A public key as the broker serves it and as `[auth] trusted_keys` accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicJwk {
     pub kid: String,

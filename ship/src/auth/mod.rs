@@ -1,5 +1,5 @@
 //! Inter-region tokens (SYNC-PROTOCOL §7): short-lived JWTs signed with Ed25519 by the broker,
-//! verified by every region on every `/sync/*` request.
+//! verified by every region on every inter-region request.
 //!
 //! - [`TokenIssuer`] (the broker) signs `{iss, sub, aud, scope, iat, nbf, exp, jti}` with header
 //!   `{alg: EdDSA, kid}`; the lifetime is capped.

@@ -1,6 +1,6 @@
 //! The peer directory (SYNC-PROTOCOL §8): where the other regions are and a short-lived token
-//! for calling each. Implemented by the broker container (in-process when this region runs the
-//! broker, over HTTP otherwise), wired by `app`, used by the sync container's pull and push.
+//! for calling each. Implemented by a container (in-process when this region runs the broker
+//! role, over HTTP otherwise), wired by `app`, used by whatever pulls from or pushes to peers.
 //!
 //! Contract for implementations:
 //! - tokens are cached and refreshed before they expire;

@@ -8,6 +8,7 @@ pub mod register_region;
 pub mod register_self;
 pub mod remove_region;
 pub mod resolve;
+pub mod rotate_credential;
 
 pub use heartbeat::{HeartbeatAction, HeartbeatInput};
 pub use list_regions::ListRegionsAction;
@@ -17,6 +18,7 @@ pub use register_region::{RegisterRegionAction, RegisterRegionInput, RegisteredR
 pub use register_self::{RegisterSelfAction, RegisterSelfInput};
 pub use remove_region::RemoveRegionAction;
 pub use resolve::{Caller, ResolveAction, ResolveInput, ResolveOutput, ResolvedRegion};
+pub use rotate_credential::RotateCredentialAction;
 
 /// A base URL is an absolute http(s) URL with a host, at most 2048 bytes.
 pub(crate) fn check_base_url(url: &str) -> Result<(), crate::BrokerError> {

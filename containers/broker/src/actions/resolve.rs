@@ -24,8 +24,12 @@ use crate::tasks::issue_tokens::IssueTokensTask;
 pub enum Caller {
     /// A region presenting its credential over HTTP.
     Credential(String),
-    /// This process, on the broker region (in-process directory, CLI): trusted by construction.
+    /// A registered region named by this process (the CLI's `broker token --as`): trusted by
+    /// construction, but it must be registered.
     Region(String),
+    /// The broker region itself (its in-process directory, the CLI): it may not be registered
+    /// yet (it registers when it serves) and speaks for every resource.
+    Local(String),
 }
 
 impl std::fmt::Debug for Caller {
@@ -33,6 +37,7 @@ impl std::fmt::Debug for Caller {
         match self {
             Caller::Credential(_) => f.write_str("Credential(***)"),
             Caller::Region(id) => f.debug_tuple("Region").field(id).finish(),
+            Caller::Local(id) => f.debug_tuple("Local").field(id).finish(),
         }
     }
 }

@@ -78,3 +78,17 @@ pub fn touch_heartbeat(
 pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
     diesel::delete(broker_regions::table.find(id)).execute(conn)
 }
+
+pub fn set_credential_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    credential_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(broker_regions::table.find(id))
+        .set((
+            broker_regions::credential_hash.eq(credential_hash),
+            broker_regions::updated_at.eq(now),
+        ))
+        .execute(conn)
+}

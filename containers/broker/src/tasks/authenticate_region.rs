@@ -26,9 +26,12 @@ impl AuthenticateRegionTask {
                 regions::find_by_credential(conn, &credentials::hash(credential))?
                     .ok_or(BrokerError::CredentialInvalid)
             }
+            Caller::Region(id) => {
+                regions::find(conn, id)?.ok_or_else(|| BrokerError::UnknownRegion(id.clone()))
+            }
             // The broker region itself may not be registered yet (it registers when it
-            // serves); a trusted in-process caller speaks for every resource.
-            Caller::Region(id) => Ok(regions::find(conn, id)?.unwrap_or_else(|| {
+            // serves); it speaks for every resource.
+            Caller::Local(id) => Ok(regions::find(conn, id)?.unwrap_or_else(|| {
                 let now = ship::db::utc_now();
                 Region {
                     id: id.clone(),

@@ -1,5 +1,8 @@
 //! The broker's tasks.
 
-pub mod authenticate_region;
-pub mod call_broker;
-pub mod issue_tokens;
+pub(crate) mod authenticate_region;
+pub mod broker_http;
+pub(crate) mod fetch_broker_keys;
+pub(crate) mod issue_tokens;
+pub(crate) mod resolve_at_broker;
+pub(crate) mod send_heartbeat;

@@ -19,8 +19,11 @@ pub struct BrokerState {
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<BrokerState>) {
     cfg.app_data(state).service(
         web::scope("/api/v1/broker")
-            .route("/resolve", web::post().to(controllers::resolve))
-            .route("/heartbeat", web::post().to(controllers::heartbeat))
-            .route("/keys", web::get().to(controllers::keys)),
+            .route("/resolve", web::post().to(controllers::resolve::resolve))
+            .route(
+                "/heartbeat",
+                web::post().to(controllers::heartbeat::heartbeat),
+            )
+            .route("/keys", web::get().to(controllers::keys::keys)),
     );
 }

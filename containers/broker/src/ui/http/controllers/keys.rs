@@ -1,0 +1,13 @@
+//! `GET /api/v1/broker/keys` (public: verifiers need no credential to read public keys).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use ship::errors::HttpError;
+use ship::parents::Action;
+
+use crate::ui::http::BrokerState;
+
+pub async fn keys(state: web::Data<BrokerState>) -> Result<HttpResponse, HttpError> {
+    let keys = state.keys.run(()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
+}
