@@ -446,3 +446,68 @@ ship::backend_tests! {
         peer_handle.stop(true).await;
     }
 }
+
+/// GET `path` with `token` until it answers `want` (the heartbeat refresh runs every second
+/// here) or 15 s pass; the last status.
+async fn status_within(region: &Region, path: &str, token: &str, want: u16) -> u16 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = region.get_with(path, Some(token)).await.0;
+        if status == want || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+ship::backend_tests! {
+    /// Key rotation as a remote region sees it: the broker's new key is fetched on first sight
+    /// of its kid; a key the broker stops serving is refused after the next heartbeat refresh.
+    async fn a_remote_region_follows_the_brokers_key_rotation(db: TestDb) {
+        use ship::auth::{SigningKey, TokenIssuer};
+        let db_b = TestDb::new(db.backend());
+        let a_port = free_port();
+        let a_settings = |signing: &str, accepted: Vec<ship::auth::PublicJwk>| {
+            let mut s = settings_for(&db, "eu-west");
+            s.http.bind = format!("127.0.0.1:{a_port}");
+            s.broker.signing_key = Some(ship::config::Secret::new(signing));
+            s.broker.accepted_keys = accepted;
+            s
+        };
+        let old = test_issuer();
+        let next_key = SigningKey::generate().unwrap();
+        let next_pem = next_key.to_pem();
+        let next = TokenIssuer::new(next_key, "regionsync-broker", Duration::from_secs(300));
+        let scope = vec!["customers".to_string()];
+        let token = |issuer: &TokenIssuer| issuer.issue("eu-west", "us-east", &scope).unwrap().token;
+
+        let a = Region::start(&a_settings(ship::testing::test_signing_key_pem(), vec![])).await;
+        let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        let mut b_settings = remote_settings(&db_b, &a.base);
+        b_settings.region_id = "us-east".into();
+        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+        b_settings.broker.heartbeat_interval_secs = 1;
+        let b = Region::start(&b_settings).await;
+        let feed = "/sync/customers/changes";
+        assert_eq!(b.get_with(feed, Some(&token(&old))).await.0, 200);
+        assert_eq!(b.get_with(feed, Some(&token(&next))).await.0, 401, "not published yet");
+
+        // The broker signs with the next key and still accepts the old one.
+        a.stop().await;
+        let a = Region::start(&a_settings(&next_pem, vec![old.public_jwk().clone()])).await;
+        // The unknown-kid refresh is rate-limited (10 s) after the refusal above; the
+        // heartbeat refresh (1 s here) brings the new key too.
+        assert_eq!(status_within(&b, feed, &token(&next), 200).await, 200, "new key learnt");
+        assert_eq!(b.get_with(feed, Some(&token(&old))).await.0, 200, "old key still accepted");
+
+        // The old key leaves accepted_keys: refused after the next refresh.
+        a.stop().await;
+        let a = Region::start(&a_settings(&next_pem, vec![])).await;
+        assert_eq!(status_within(&b, feed, &token(&old), 401).await, 401, "old key dropped");
+        let (_, body) = b.get_with(feed, Some(&token(&old))).await;
+        assert_eq!(body["error"].as_str(), Some("token_invalid"), "{body}");
+        assert_eq!(b.get_with(feed, Some(&token(&next))).await.0, 200);
+        a.stop().await;
+        b.stop().await;
+    }
+}
