@@ -37,19 +37,58 @@ pub enum BrokerLink {
 
 struct Cached {
     grant: PeerGrant,
-    /// Unix seconds when the grant was received.
-    received_at: i64,
+    /// When it was received, on this process's monotonic clock.
+    received: Instant,
+    /// How long it lives from `received` on.
+    life: Duration,
 }
 
 impl Cached {
-    fn usable(&self, now: i64) -> bool {
-        self.grant.expires_at > now
+    /// The token's life is `exp - now` by this region's clock, capped by its own `exp - iat`.
+    /// A clock ahead of the broker's by more than the whole lifetime would make every token
+    /// look expired on arrival: then the token's own `exp - iat` is trusted (and the skew is
+    /// logged), so the cache keeps working.
+    fn new(grant: PeerGrant) -> Self {
+        let by_our_clock = grant.expires_at - unix_now();
+        let by_the_token = token_lifetime(&grant.token);
+        let secs = match by_the_token {
+            Some(life) if by_our_clock <= 0 && life > 0 => {
+                tracing::warn!(
+                    peer = %grant.id,
+                    ahead_by_secs = -by_our_clock,
+                    "this region's clock is ahead of the broker's: check NTP"
+                );
+                life
+            }
+            Some(life) => by_our_clock.min(life),
+            None => by_our_clock,
+        };
+        Self {
+            grant,
+            received: Instant::now(),
+            life: Duration::from_secs(secs.max(0) as u64),
+        }
     }
+
+    fn usable(&self) -> bool {
+        self.received.elapsed() < self.life
+    }
+
     /// Fresh until two thirds of the token's life has passed.
-    fn fresh(&self, now: i64) -> bool {
-        let life = (self.grant.expires_at - self.received_at).max(0);
-        now < self.received_at + life * 2 / 3
+    fn fresh(&self) -> bool {
+        self.received.elapsed() < self.life * 2 / 3
     }
+}
+
+/// `exp - iat` read from the token's payload (not verified: only to time the cache).
+fn token_lifetime(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some(claims["exp"].as_i64()? - claims["iat"].as_i64()?)
 }
 
 #[derive(Default)]
@@ -63,6 +102,8 @@ struct State {
 pub struct BrokerDirectory {
     link: BrokerLink,
     state: Mutex<State>,
+    /// One call to the broker at a time: callers that wait reuse what it brought.
+    fetching: tokio::sync::Mutex<()>,
     /// How long a fetched peer list is trusted before asking again (new regions appear).
     list_ttl: Duration,
     /// Hand out grants for plain-http, non-loopback peers (tokens would travel in clear).
@@ -78,6 +119,7 @@ impl BrokerDirectory {
         Self {
             link,
             state: Mutex::new(State::default()),
+            fetching: tokio::sync::Mutex::new(()),
             list_ttl: Duration::from_secs(60),
             allow_insecure_http: false,
         }
@@ -171,38 +213,39 @@ impl BrokerDirectory {
     }
 
     fn store(&self, grants: &[PeerGrant]) {
-        let now = unix_now();
         let mut state = self.state();
         for grant in grants {
-            state.grants.insert(
-                grant.id.clone(),
-                Cached {
-                    grant: grant.clone(),
-                    received_at: now,
-                },
-            );
+            state
+                .grants
+                .insert(grant.id.clone(), Cached::new(grant.clone()));
         }
     }
 
+    /// The full list, from the cache while it is young and every grant in it fresh.
+    fn cached_list(&self) -> Option<Vec<PeerGrant>> {
+        let state = self.state();
+        let (at, ids) = state.listed.as_ref()?;
+        if at.elapsed() >= self.list_ttl {
+            return None;
+        }
+        ids.iter()
+            .map(|id| {
+                state
+                    .grants
+                    .get(id)
+                    .filter(|c| c.fresh())
+                    .map(|c| c.grant.clone())
+            })
+            .collect()
+    }
+
     async fn all(&self) -> Result<Vec<PeerGrant>, DirectoryError> {
-        let now = unix_now();
-        {
-            let state = self.state();
-            if let Some((at, ids)) = &state.listed {
-                let cached: Option<Vec<PeerGrant>> = ids
-                    .iter()
-                    .map(|id| {
-                        state
-                            .grants
-                            .get(id)
-                            .filter(|c| c.fresh(now))
-                            .map(|c| c.grant.clone())
-                    })
-                    .collect();
-                if let Some(grants) = cached.filter(|_| at.elapsed() < self.list_ttl) {
-                    return Ok(grants);
-                }
-            }
+        if let Some(grants) = self.cached_list() {
+            return Ok(grants);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(grants) = self.cached_list() {
+            return Ok(grants); // fetched while we waited
         }
         match self.fetch(None).await {
             Ok(grants) => {
@@ -228,7 +271,7 @@ impl BrokerDirectory {
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|id| state.grants.get(id))
-                    .filter(|c| c.usable(now))
+                    .filter(|c| c.usable())
                     .map(|c| c.grant.clone())
                     .collect();
                 if grants.is_empty() {
@@ -243,11 +286,30 @@ impl BrokerDirectory {
     }
 
     async fn one(&self, peer: &str, refresh: Refresh) -> Result<PeerGrant, DirectoryError> {
-        let now = unix_now();
+        let fresh = || {
+            self.state()
+                .grants
+                .get(peer)
+                .filter(|c| c.fresh())
+                .map(|c| c.grant.clone())
+        };
         if refresh == Refresh::IfNeeded {
-            if let Some(c) = self.state().grants.get(peer).filter(|c| c.fresh(now)) {
-                return Ok(c.grant.clone());
+            if let Some(grant) = fresh() {
+                return Ok(grant);
             }
+        }
+        let asked = Instant::now();
+        let _one_at_a_time = self.fetching.lock().await;
+        // What a call that finished while we waited brought: fresh enough for IfNeeded, and
+        // for Force only if it was received after we asked (a newer token than the refused one).
+        let newer = self
+            .state()
+            .grants
+            .get(peer)
+            .filter(|c| c.fresh() && (refresh == Refresh::IfNeeded || c.received > asked))
+            .map(|c| c.grant.clone());
+        if let Some(grant) = newer {
+            return Ok(grant);
         }
         match self.fetch(Some(peer)).await {
             Ok(grants) => {
@@ -264,7 +326,7 @@ impl BrokerDirectory {
                 let cached = state
                     .grants
                     .get(peer)
-                    .filter(|c| c.usable(now))
+                    .filter(|c| c.usable())
                     .map(|c| c.grant.clone());
                 match cached {
                     Some(grant) => {

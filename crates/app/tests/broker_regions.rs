@@ -291,7 +291,8 @@ async fn an_expired_cache_is_not_served_when_the_broker_is_down() {
     };
     let directory = BrokerDirectory::new(BrokerLink::Remote(endpoint));
     directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
-    // Not fresh (received at most 1 s before expiry of a 121 s token): asked again each time.
+    // A grant with 1 s left is fresh for two thirds of that, then asked for again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
     assert_eq!(broker.resolves(), 2);
     broker.handle.stop(true).await;
@@ -510,4 +511,87 @@ ship::backend_tests! {
         a.stop().await;
         b.stop().await;
     }
+}
+
+fn remote_directory(broker: &FakeBroker) -> BrokerDirectory {
+    BrokerDirectory::new(BrokerLink::Remote(BrokerEndpoint {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+        base_url: broker.base.clone(),
+        credential: "rsc_test".into(),
+    }))
+}
+
+/// Regression: concurrent callers with a cold cache each asked the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_share_one_call_to_the_broker() {
+    let broker = FakeBroker::start(
+        "http://127.0.0.1:9".into(),
+        Arc::new(|_| token_expiring_in(240)),
+    )
+    .await;
+    let directory = Arc::new(remote_directory(&broker));
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let directory = Arc::clone(&directory);
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    directory
+                        .grant("eu-west", Refresh::IfNeeded)
+                        .await
+                        .map(|g| vec![g])
+                } else {
+                    directory.peers().await
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().len(), 1);
+    }
+    assert!(
+        broker.resolves() <= 2,
+        "one list fetch and at most one grant fetch: {}",
+        broker.resolves()
+    );
+    // A forced refresh always asks again, and is then shared by the cache.
+    directory.grant("eu-west", Refresh::Force).await.unwrap();
+    let before = broker.resolves();
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(broker.resolves(), before);
+    broker.handle.stop(true).await;
+}
+
+/// Regression: with this region's clock ahead of the broker's by more than a token's life, every
+/// grant looked expired on arrival: nothing was cached and nothing survived a broker outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_ahead_of_the_brokers_still_caches_grants() {
+    // Issued "10 minutes ago" by our clock: exp passed here, a 240 s lifetime by the token.
+    let broker = FakeBroker::start(
+        "http://127.0.0.1:9".into(),
+        Arc::new(|_| {
+            let now = chrono::Utc::now().timestamp();
+            let claims = TokenClaims {
+                iss: "regionsync-broker".into(),
+                sub: "us-east".into(),
+                aud: "eu-west".into(),
+                scope: vec!["customers".into()],
+                iat: now - 600,
+                nbf: now - 600,
+                exp: now - 360,
+                jti: uuid_like(),
+            };
+            (test_issuer().sign(&claims).unwrap(), claims.exp)
+        }),
+    )
+    .await;
+    let directory = remote_directory(&broker);
+    let first = directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    let again = directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!((first.token == again.token, broker.resolves()), (true, 1));
+    broker.handle.stop(true).await;
+    let cached = directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(cached.token, first.token);
 }
