@@ -371,6 +371,17 @@ impl PeerDirectory for BrokerDirectory {
     }
 }
 
+impl ship::contracts::StatusSource for BrokerDirectory {
+    fn name(&self) -> &'static str {
+        "broker"
+    }
+
+    /// Whether the broker answered last time, its last error, and how often the cache stood in.
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(PeerDirectory::health(self)).unwrap_or_default()
+    }
+}
+
 impl KeySource for BrokerDirectory {
     fn public_keys(&self) -> BoxFuture<'_, Result<Vec<PublicJwk>, DirectoryError>> {
         Box::pin(async move {

@@ -14,7 +14,7 @@ use broker::signing::BrokerKeys;
 use broker::ui::http::BrokerState;
 use ship::auth::middleware::AuthGate;
 use ship::auth::TokenVerifier;
-use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry};
+use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry, StatusSources};
 use ship::http::Configure;
 use ship::parents::Action;
 use ship::{AnyConnection, DbPool, ShipError};
@@ -95,7 +95,12 @@ impl Wiring {
             _ => None,
         };
         let recorder: Arc<dyn ship::contracts::ChangeRecorder> = self.recorder.clone();
+        let status = web::Data::new(StatusSources(vec![
+            self.broker.directory.clone(),
+            self.broker.verifier.clone(),
+        ]));
         Arc::new(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(status.clone());
             sync::ui::http::configure(cfg, sync_state.clone());
             customers::ui::http::configure(cfg, Arc::clone(&recorder));
             if let Some(state) = &broker_state {

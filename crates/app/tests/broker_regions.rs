@@ -344,6 +344,21 @@ async fn a_region_starts_while_its_broker_is_down_and_reports_it() {
         !health.broker_reachable && health.last_error.is_some(),
         "{health:?}"
     );
+    // The serving process says so in its readiness details (and stays ready).
+    let (status, ready) = region.get("/health/ready").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ready["details"]["broker"]["broker_reachable"], false,
+        "{ready}"
+    );
+    assert!(
+        ready["details"]["broker"]["last_error"].is_string(),
+        "{ready}"
+    );
+    assert_eq!(
+        ready["details"]["tokens"]["refusals"]["token_invalid"], 1,
+        "{ready}"
+    );
     region.stop().await;
 }
 

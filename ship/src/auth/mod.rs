@@ -451,6 +451,17 @@ impl TokenVerifier {
 /// Shared handle.
 pub type SharedVerifier = Arc<TokenVerifier>;
 
+impl crate::contracts::StatusSource for TokenVerifier {
+    fn name(&self) -> &'static str {
+        "tokens"
+    }
+
+    /// Refusals since start by code, and the key ids accepted.
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({ "refusals": self.refusals(), "kids": self.kids() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

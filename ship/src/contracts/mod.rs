@@ -19,6 +19,17 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use hlc::{Hlc, HlcError, HybridClock, Version};
+/// Something a process reports about itself in `GET /health/ready` (under `status.<name>`);
+/// informational: it never makes the process unready.
+pub trait StatusSource: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn status(&self) -> serde_json::Value;
+}
+
+/// The status sources `app` registers (as `web::Data<StatusSources>`).
+#[derive(Clone, Default)]
+pub struct StatusSources(pub Vec<Arc<dyn StatusSource>>);
+
 pub use peers::{
     BoxFuture, DirectoryError, DirectoryHealth, KeySource, PeerDirectory, PeerGrant, Refresh,
 };

@@ -1,9 +1,11 @@
 //! `GET /health/live` (the process answers) and `GET /health/ready` (the database answers and
-//! every migration is applied).
+//! every migration is applied). The ready answer also carries what the registered
+//! [`StatusSources`] report (informational: they never make the process unready).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::contracts::StatusSources;
 use crate::db::{migrations, DbError, DbPool};
 use crate::errors::{HttpError, StatusCode};
 
@@ -16,7 +18,10 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
 
-async fn ready(pool: web::Data<DbPool>) -> Result<HttpResponse, HttpError> {
+async fn ready(
+    pool: web::Data<DbPool>,
+    sources: Option<web::Data<StatusSources>>,
+) -> Result<HttpResponse, HttpError> {
     let backend = pool.backend();
     let pending = pool
         .run(|conn| -> Result<Vec<String>, DbError> { migrations::pending(conn) })
@@ -32,9 +37,18 @@ async fn ready(pool: web::Data<DbPool>) -> Result<HttpResponse, HttpError> {
         )
         .with_details(json!({ "pending": pending })));
     }
-    Ok(HttpResponse::Ok().json(json!({
+    let mut body = json!({
         "status": "ready",
         "backend": backend.name(),
         "migrations": "current",
-    })))
+    });
+    if let Some(sources) = sources {
+        let details: serde_json::Map<String, serde_json::Value> = sources
+            .0
+            .iter()
+            .map(|s| (s.name().to_string(), s.status()))
+            .collect();
+        body["details"] = serde_json::Value::Object(details);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
