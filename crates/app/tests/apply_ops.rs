@@ -5,28 +5,9 @@
 
 mod common;
 
-use common::{count, customers_digest, settings_for, Region};
+use common::{count, customer, customers_digest, hlc, settings_for, Region};
 use serde_json::{json, Value};
 use ship::testing::TestDb;
-
-/// An HLC `offset_ms` from now (within the default 5 s drift bound when small).
-fn hlc(offset_ms: i64) -> i64 {
-    let now = ship::contracts::hlc::system_time_ms() as i64;
-    (now + offset_ms) << 16
-}
-
-fn customer(id: &str, name: &str, deleted: bool) -> Value {
-    json!({
-        "id": id,
-        "tenant_id": "t1",
-        "name": name,
-        "email": "ada@example.com",
-        "status": "active",
-        "created_at": "2026-11-25T15:00:00.000000Z",
-        "updated_at": "2026-11-25T15:00:00.000000Z",
-        "deleted_at": if deleted { json!("2026-11-25T16:00:00.000000Z") } else { Value::Null },
-    })
-}
 
 fn op(op_id: &str, id: &str, kind: &str, hlc: i64, origin: &str, payload: Value) -> Value {
     json!({"op_id": op_id, "entity_id": id, "kind": kind, "hlc": hlc, "origin": origin, "payload": payload})

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use app::startup::{Application, StartOptions};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::{count, customers_digest, settings_for, Region};
+use common::{count, customer, customers_digest, hlc, settings_for, Region};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
@@ -33,25 +33,6 @@ const ISSUER: &str = "regionsync-broker";
 // ---------------------------------------------------------------------------------------------
 // Ops batches (as in apply_ops.rs)
 // ---------------------------------------------------------------------------------------------
-
-/// An HLC `offset_ms` from now.
-fn hlc(offset_ms: i64) -> i64 {
-    let now = ship::contracts::hlc::system_time_ms() as i64;
-    (now + offset_ms) << 16
-}
-
-fn customer(id: &str, name: &str) -> Value {
-    json!({
-        "id": id,
-        "tenant_id": "t1",
-        "name": name,
-        "email": "ada@example.com",
-        "status": "active",
-        "created_at": "2026-11-25T15:00:00.000000Z",
-        "updated_at": "2026-11-25T15:00:00.000000Z",
-        "deleted_at": Value::Null,
-    })
-}
 
 /// Entity ids are unique per call, so every accepted batch changes the database.
 fn entity_id() -> String {
@@ -75,7 +56,7 @@ fn valid_batch(tag: &str) -> Value {
             "kind": "upsert",
             "hlc": hlc(-100),
             "origin": SOURCE,
-            "payload": customer(&id, tag),
+            "payload": customer(&id, tag, false),
         }],
     })
 }

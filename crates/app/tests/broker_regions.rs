@@ -42,11 +42,7 @@ ship::backend_tests! {
         // eu-west runs the broker role; us-east is registered there and told its credential.
         let a = Region::start(&settings_for(&db, "eu-west")).await;
         let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
-        let mut b_settings = settings_for(&db_b, "us-east");
-        b_settings.broker.enabled = false;
-        b_settings.broker.signing_key = None;
-        b_settings.broker.url = Some(a.base.clone());
-        b_settings.broker.credential = Some(ship::config::Secret::new(credential.clone()));
+        let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
         let port = free_port();
         b_settings.http.bind = format!("127.0.0.1:{port}");
         b_settings.broker.public_url = Some(format!("http://127.0.0.1:{port}"));
@@ -184,14 +180,19 @@ fn uuid_like() -> String {
     )
 }
 
-/// Settings of us-east reaching the broker at `broker`.
-fn remote_settings(db: &TestDb, broker: &str) -> app::Settings {
+/// Settings of us-east reaching the broker at `broker` with `credential`.
+fn remote_settings_with(db: &TestDb, broker: &str, credential: &str) -> app::Settings {
     let mut settings = settings_for(db, "us-east");
     settings.broker.enabled = false;
     settings.broker.signing_key = None;
     settings.broker.url = Some(broker.into());
-    settings.broker.credential = Some(ship::config::Secret::new("rsc_test"));
+    settings.broker.credential = Some(ship::config::Secret::new(credential));
     settings
+}
+
+/// Settings of us-east reaching a stand-in broker (any credential).
+fn remote_settings(db: &TestDb, broker: &str) -> app::Settings {
+    remote_settings_with(db, broker, "rsc_test")
 }
 
 ship::backend_tests! {
@@ -370,12 +371,7 @@ ship::backend_tests! {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
         let credential = register_region(&db, "us-east", "https://us-east.example.com:8443").await;
-        let mut b_settings = settings_for(&db_b, "us-east");
-        b_settings.broker.enabled = false;
-        b_settings.broker.signing_key = None;
-        b_settings.broker.url = Some(a.base.clone());
-        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
-        let b = Region::start(&b_settings).await;
+        let b = Region::start(&remote_settings_with(&db_b, &a.base, &credential)).await;
         let regions = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
         let us = regions.iter().find(|r| r.id == "us-east").unwrap();
         assert_eq!((us.base_url.as_str(), us.status), ("https://us-east.example.com:8443", "online"), "{regions:?}");
@@ -499,9 +495,7 @@ ship::backend_tests! {
 
         let a = Region::start(&a_settings(ship::testing::test_signing_key_pem(), vec![])).await;
         let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
-        let mut b_settings = remote_settings(&db_b, &a.base);
-        b_settings.region_id = "us-east".into();
-        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+        let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
         b_settings.broker.heartbeat_interval_secs = 1;
         let b = Region::start(&b_settings).await;
         let feed = "/sync/customers/changes";

@@ -524,10 +524,9 @@ mod tests {
         }
     }
 
-    /// Regression: only the caller that started the key refresh waited for it; requests with
-    /// the new kid racing it were refused token_invalid during a rotation.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn requests_racing_a_key_refresh_wait_for_it() {
+    /// A gate that accepts an old key and whose key source (slow) serves old + new: the
+    /// broker rotated to the returned issuer's key.
+    fn rotated_gate() -> (TokenIssuer, Arc<Keys>, middleware::AuthGate) {
         let (old, new) = (
             issuer(SigningKey::generate().unwrap()),
             issuer(SigningKey::generate().unwrap()),
@@ -536,15 +535,22 @@ mod tests {
             std::sync::Mutex::new(vec![old.public_jwk().clone(), new.public_jwk().clone()]),
             std::sync::atomic::AtomicUsize::new(0),
         ));
-        let verifier = Arc::new(
-            TokenVerifier::new(
-                "eu-west",
-                AuthSettings::default(),
-                &[old.public_jwk().clone()],
-            )
-            .unwrap(),
-        );
-        let gate = Arc::new(middleware::AuthGate::new(verifier, Some(source.clone())));
+        let verifier = TokenVerifier::new(
+            "eu-west",
+            AuthSettings::default(),
+            &[old.public_jwk().clone()],
+        )
+        .unwrap();
+        let gate = middleware::AuthGate::new(Arc::new(verifier), Some(source.clone()));
+        (new, source, gate)
+    }
+
+    /// Regression: only the caller that started the key refresh waited for it; requests with
+    /// the new kid racing it were refused token_invalid during a rotation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_racing_a_key_refresh_wait_for_it() {
+        let (new, source, gate) = rotated_gate();
+        let gate = Arc::new(gate);
         let token = new.issue("us-east", "eu-west", &scope()).unwrap().token;
         let tasks: Vec<_> = (0..4)
             .map(|_| {
@@ -564,23 +570,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_kid_refreshes_the_keys_once_per_interval() {
-        let (old, new) = (
-            issuer(SigningKey::generate().unwrap()),
-            issuer(SigningKey::generate().unwrap()),
-        );
-        let source = Arc::new(Keys(
-            std::sync::Mutex::new(vec![old.public_jwk().clone(), new.public_jwk().clone()]),
-            std::sync::atomic::AtomicUsize::new(0),
-        ));
-        let verifier = Arc::new(
-            TokenVerifier::new(
-                "eu-west",
-                AuthSettings::default(),
-                &[old.public_jwk().clone()],
-            )
-            .unwrap(),
-        );
-        let gate = middleware::AuthGate::new(Arc::clone(&verifier), Some(source.clone()));
+        let (new, source, gate) = rotated_gate();
         let token = new.issue("us-east", "eu-west", &scope()).unwrap().token;
         // The broker rotated to `new`: the first sight of its kid fetches the keys.
         assert!(gate.verify(Some(&token), "customers").await.is_ok());

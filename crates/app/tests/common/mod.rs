@@ -134,6 +134,26 @@ pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
         .credential
 }
 
+/// An HLC `offset_ms` from now (within the default 5 s drift bound when small).
+pub fn hlc(offset_ms: i64) -> i64 {
+    let now = ship::contracts::hlc::system_time_ms() as i64;
+    (now + offset_ms) << 16
+}
+
+/// A full customers payload (what an op carries).
+pub fn customer(id: &str, name: &str, deleted: bool) -> Value {
+    serde_json::json!({
+        "id": id,
+        "tenant_id": "t1",
+        "name": name,
+        "email": "ada@example.com",
+        "status": "active",
+        "created_at": "2026-11-25T15:00:00.000000Z",
+        "updated_at": "2026-11-25T15:00:00.000000Z",
+        "deleted_at": if deleted { serde_json::json!("2026-11-25T16:00:00.000000Z") } else { Value::Null },
+    })
+}
+
 /// One number from the database.
 pub fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
     use diesel::prelude::*;
