@@ -106,6 +106,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A stand-in server on a free loopback port with the routes `configure` adds.
+fn stub(
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> (String, actix_web::dev::ServerHandle) {
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (base, handle)
+}
+
 /// A stand-in broker: answers `resolve` with the grants `mint` makes, counting the calls.
 struct FakeBroker {
     base: String,
@@ -120,10 +136,10 @@ impl FakeBroker {
     ) -> Self {
         let resolves = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&resolves);
-        let server = HttpServer::new(move || {
+        let (base, handle) = stub(move |cfg: &mut web::ServiceConfig| {
             let (counter, mint, peer_base) =
                 (Arc::clone(&counter), Arc::clone(&mint), peer_base.clone());
-            App::new().route(
+            cfg.route(
                 "/api/v1/broker/resolve",
                 web::post().to(move || {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
@@ -134,16 +150,8 @@ impl FakeBroker {
                     }]});
                     async move { HttpResponse::Ok().json(body) }
                 }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let base = format!("http://{}", server.addrs()[0]);
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+            );
+        });
         Self {
             base,
             resolves,
@@ -401,9 +409,9 @@ ship::backend_tests! {
 async fn start_fake_peer() -> (String, actix_web::dev::ServerHandle) {
     let served: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
     let pages = Arc::new(AtomicUsize::new(0));
-    let server = HttpServer::new(move || {
+    stub(move |cfg: &mut web::ServiceConfig| {
         let (served, pages) = (Arc::clone(&served), Arc::clone(&pages));
-        App::new().route(
+        cfg.route(
             "/sync/customers/changes",
             web::get().to(move |req: actix_web::HttpRequest| {
                 let token = req
@@ -428,17 +436,8 @@ async fn start_fake_peer() -> (String, actix_web::dev::ServerHandle) {
                 };
                 async move { answer }
             }),
-        )
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (base, handle)
 }
 
 ship::backend_tests! {
