@@ -1,0 +1,192 @@
+//! The scheduler's tables: `ship_scheduler_leases` and `ship_scheduler_runs`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::{transact, utc_now, AnyConnection, DbError};
+
+diesel::table! {
+    ship_scheduler_leases (job) {
+        job -> Text,
+        owner -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ship_scheduler_runs (id) {
+        id -> BigInt,
+        job -> Text,
+        owner -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        outcome -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+fn later(ttl: Duration) -> NaiveDateTime {
+    utc_now() + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::seconds(60))
+}
+
+/// The lease of `job`, locked (MariaDB `FOR UPDATE`; SQLite holds the write lock already).
+fn lease_for_update(
+    conn: &mut AnyConnection,
+    job: &str,
+) -> QueryResult<Option<(String, NaiveDateTime)>> {
+    let query = ship_scheduler_leases::table.find(job).select((
+        ship_scheduler_leases::owner,
+        ship_scheduler_leases::expires_at,
+    ));
+    match conn {
+        AnyConnection::Mysql(c) => query.for_update().first(c).optional(),
+        AnyConnection::Sqlite(c) => query.first(c).optional(),
+    }
+}
+
+/// Take `job`'s lease for `owner` for `ttl`: free, expired or already ours → taken (true);
+/// held by another live owner → false. Two processes racing for a lease that does not exist
+/// yet: one insert wins, the other sees the duplicate and backs off.
+pub(super) fn take_lease(
+    conn: &mut AnyConnection,
+    job: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<bool, DbError> {
+    let result = transact(conn, |conn| -> QueryResult<bool> {
+        let now = utc_now();
+        match lease_for_update(conn, job)? {
+            Some((holder, expires)) if holder != owner && expires > now => Ok(false),
+            Some(_) => {
+                diesel::update(ship_scheduler_leases::table.find(job))
+                    .set((
+                        ship_scheduler_leases::owner.eq(owner),
+                        ship_scheduler_leases::expires_at.eq(later(ttl)),
+                    ))
+                    .execute(conn)?;
+                Ok(true)
+            }
+            None => {
+                diesel::insert_into(ship_scheduler_leases::table)
+                    .values((
+                        ship_scheduler_leases::job.eq(job),
+                        ship_scheduler_leases::owner.eq(owner),
+                        ship_scheduler_leases::expires_at.eq(later(ttl)),
+                    ))
+                    .execute(conn)?;
+                Ok(true)
+            }
+        }
+    });
+    match result {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        other => other.map_err(DbError::Query),
+    }
+}
+
+/// Extend `owner`'s lease on `job` (a long run keeps it).
+pub(super) fn renew_lease(
+    conn: &mut AnyConnection,
+    job: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<(), DbError> {
+    diesel::update(
+        ship_scheduler_leases::table
+            .filter(ship_scheduler_leases::job.eq(job))
+            .filter(ship_scheduler_leases::owner.eq(owner)),
+    )
+    .set(ship_scheduler_leases::expires_at.eq(later(ttl)))
+    .execute(conn)
+    .map(drop)
+    .map_err(DbError::Query)
+}
+
+/// Give up `owner`'s lease on `job`.
+pub(super) fn release_lease(
+    conn: &mut AnyConnection,
+    job: &str,
+    owner: &str,
+) -> Result<(), DbError> {
+    diesel::delete(
+        ship_scheduler_leases::table
+            .filter(ship_scheduler_leases::job.eq(job))
+            .filter(ship_scheduler_leases::owner.eq(owner)),
+    )
+    .execute(conn)
+    .map(drop)
+    .map_err(DbError::Query)
+}
+
+/// Record a run's start; its id.
+pub(super) fn start_run(conn: &mut AnyConnection, job: &str, owner: &str) -> Result<i64, DbError> {
+    let row = (
+        ship_scheduler_runs::job.eq(job),
+        ship_scheduler_runs::owner.eq(owner),
+        ship_scheduler_runs::started_at.eq(utc_now()),
+        ship_scheduler_runs::outcome.eq("running"),
+    );
+    let id = match conn {
+        AnyConnection::Sqlite(c) => diesel::insert_into(ship_scheduler_runs::table)
+            .values(row)
+            .returning(ship_scheduler_runs::id)
+            .get_result(c),
+        AnyConnection::Mysql(c) => c.transaction(|c| {
+            diesel::insert_into(ship_scheduler_runs::table)
+                .values(row)
+                .execute(c)?;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(LAST_INSERT_ID() AS SIGNED)",
+            ))
+            .get_result(c)
+        }),
+    };
+    id.map_err(DbError::Query)
+}
+
+pub(super) fn finish_run(
+    conn: &mut AnyConnection,
+    id: i64,
+    outcome: &str,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(ship_scheduler_runs::table.find(id))
+        .set((
+            ship_scheduler_runs::finished_at.eq(Some(utc_now())),
+            ship_scheduler_runs::outcome.eq(outcome),
+            ship_scheduler_runs::error.eq(error),
+        ))
+        .execute(conn)
+        .map(drop)
+        .map_err(DbError::Query)
+}
+
+/// The latest run of each of `jobs`: (started at, outcome).
+pub(super) fn last_runs(
+    conn: &mut AnyConnection,
+    jobs: &[String],
+) -> QueryResult<HashMap<String, (DateTime<Utc>, String)>> {
+    let mut out = HashMap::new();
+    for job in jobs {
+        let last: Option<(NaiveDateTime, String)> = ship_scheduler_runs::table
+            .filter(ship_scheduler_runs::job.eq(job))
+            .order((
+                ship_scheduler_runs::started_at.desc(),
+                ship_scheduler_runs::id.desc(),
+            ))
+            .select((
+                ship_scheduler_runs::started_at,
+                ship_scheduler_runs::outcome,
+            ))
+            .first(conn)
+            .optional()?;
+        if let Some((started, outcome)) = last {
+            out.insert(job.clone(), (started.and_utc(), outcome));
+        }
+    }
+    Ok(out)
+}

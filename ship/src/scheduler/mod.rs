@@ -1,0 +1,583 @@
+//! The console kernel's engine (Laravel's scheduler, in Rust): jobs with a [`Schedule`], run by
+//! a [`Kernel`] either forever ([`Kernel::work`]) or once for what is due ([`Kernel::run_due`],
+//! for an external cron).
+//!
+//! - A schedule is a cron expression (croner; 5 fields, or 6 with seconds) or a fixed interval.
+//!   A cron job is due when an occurrence of its expression lies after its last start (or, for
+//!   a job that never ran, within the last minute); an interval job when the interval has passed
+//!   since its last start (or it never ran).
+//! - `without_overlapping`: a run is skipped while the previous run of the job in this process
+//!   has not finished.
+//! - `on_one_server`: a run first takes the job's lease row (owner, expiry) in the database; a
+//!   lease held by another live process means skip. The lease is renewed while the job runs and
+//!   released when it ends; a crashed owner's lease expires.
+//! - Every run has a timeout, its own task (a panic or an error fails that run only, never the
+//!   kernel or the other jobs), a tracing span, and a row in `ship_scheduler_runs`.
+
+mod data;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use croner::Cron;
+use serde::Serialize;
+use tracing::Instrument as _;
+
+use crate::db::{DbError, DbPool};
+use crate::parents::Job;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("`{expr}` is not a cron expression: {reason}")]
+    Cron { expr: String, reason: String },
+    #[error("`{0}` is not a time of day like 03:00")]
+    TimeOfDay(String),
+    #[error("an interval must be at least one second")]
+    Interval,
+    #[error("job `{0}` is scheduled twice")]
+    Duplicate(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for SchedulerError {
+    fn from(e: diesel::result::Error) -> Self {
+        SchedulerError::Db(DbError::Query(e))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Cadence {
+    Cron { expr: String, cron: Box<Cron> },
+    Every(Duration),
+}
+
+/// When and how a job runs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cadence: Cadence,
+    without_overlapping: bool,
+    on_one_server: bool,
+    timeout: Duration,
+}
+
+impl Schedule {
+    fn new(cadence: Cadence) -> Self {
+        Self {
+            cadence,
+            without_overlapping: false,
+            on_one_server: false,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// A cron expression: `*/5 * * * *`, or with seconds `*/10 * * * * *`.
+    pub fn cron(expr: &str) -> Result<Self, SchedulerError> {
+        let cron = Cron::from_str(expr).map_err(|e| SchedulerError::Cron {
+            expr: expr.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::new(Cadence::Cron {
+            expr: expr.into(),
+            cron: Box::new(cron),
+        }))
+    }
+
+    pub fn every_seconds(n: u64) -> Result<Self, SchedulerError> {
+        if n == 0 {
+            return Err(SchedulerError::Interval);
+        }
+        Ok(Self::new(Cadence::Every(Duration::from_secs(n))))
+    }
+
+    pub fn every_minute() -> Self {
+        Self::new(Cadence::Every(Duration::from_secs(60)))
+    }
+
+    pub fn hourly() -> Result<Self, SchedulerError> {
+        Self::cron("0 * * * *")
+    }
+
+    /// Every day at `HH:MM` (UTC).
+    pub fn daily_at(time: &str) -> Result<Self, SchedulerError> {
+        let at = NaiveTime::parse_from_str(time, "%H:%M")
+            .map_err(|_| SchedulerError::TimeOfDay(time.into()))?;
+        Self::cron(&format!(
+            "{} {} * * *",
+            chrono::Timelike::minute(&at),
+            chrono::Timelike::hour(&at)
+        ))
+    }
+
+    pub fn without_overlapping(mut self) -> Self {
+        self.without_overlapping = true;
+        self
+    }
+
+    pub fn on_one_server(mut self) -> Self {
+        self.on_one_server = true;
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `cron */5 * * * *` or `every 30s`, plus the flags.
+    pub fn describe(&self) -> String {
+        let mut out = match &self.cadence {
+            Cadence::Cron { expr, .. } => format!("cron {expr}"),
+            Cadence::Every(d) => format!("every {}s", d.as_secs()),
+        };
+        if self.without_overlapping {
+            out.push_str(", without overlapping");
+        }
+        if self.on_one_server {
+            out.push_str(", on one server");
+        }
+        out
+    }
+
+    /// Whether a run is due at `now`, given the job's last start.
+    pub fn is_due(&self, now: DateTime<Utc>, last_start: Option<DateTime<Utc>>) -> bool {
+        match &self.cadence {
+            Cadence::Every(every) => last_start
+                .is_none_or(|last| (now - last).to_std().is_ok_and(|elapsed| elapsed >= *every)),
+            Cadence::Cron { cron, .. } => {
+                let Ok(previous) = cron.find_previous_occurrence(&now, true) else {
+                    return false;
+                };
+                match last_start {
+                    Some(last) => previous > last,
+                    None => now - previous < chrono::Duration::seconds(60),
+                }
+            }
+        }
+    }
+
+    /// The next time a run will be due after `last_start` (now for a job never run).
+    pub fn next_due(
+        &self,
+        now: DateTime<Utc>,
+        last_start: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        match &self.cadence {
+            Cadence::Every(every) => Some(match last_start {
+                None => now,
+                Some(last) => last + chrono::Duration::from_std(*every).ok()?,
+            }),
+            Cadence::Cron { cron, .. } => {
+                let from = last_start.map_or(now, |last| last.max(now));
+                cron.find_next_occurrence(&from, false).ok()
+            }
+        }
+    }
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    TimedOut,
+    /// Not started: the previous run is still going (`without_overlapping`) or another server
+    /// holds the lease (`on_one_server`).
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A job's line in `schedule list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub name: &'static str,
+    pub schedule: String,
+    pub last_started_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub next_due_at: Option<DateTime<Utc>>,
+}
+
+struct Entry {
+    job: Arc<dyn Job>,
+    schedule: Schedule,
+    running: Arc<AtomicBool>,
+}
+
+/// The list of scheduled jobs and the loop that runs them.
+pub struct Kernel {
+    pool: DbPool,
+    owner: String,
+    entries: Vec<Entry>,
+    /// Last start per job in this process (seeded from the run records).
+    last_start: Mutex<HashMap<&'static str, DateTime<Utc>>>,
+}
+
+impl Kernel {
+    /// `owner` names this process in leases and run records (e.g. `host:pid`).
+    pub fn new(pool: DbPool, owner: impl Into<String>) -> Self {
+        Self {
+            pool,
+            owner: owner.into(),
+            entries: Vec::new(),
+            last_start: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A name for this process: host, pid and a random suffix.
+    pub fn process_owner() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}:{}:{}", std::process::id(), &suffix[..8])
+    }
+
+    pub fn schedule(
+        &mut self,
+        job: Arc<dyn Job>,
+        schedule: Schedule,
+    ) -> Result<(), SchedulerError> {
+        if self.entries.iter().any(|e| e.job.name() == job.name()) {
+            return Err(SchedulerError::Duplicate(job.name().into()));
+        }
+        self.entries.push(Entry {
+            job,
+            schedule,
+            running: Arc::new(AtomicBool::new(false)),
+        });
+        Ok(())
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Every job with its schedule, last run and next due time.
+    pub async fn list(&self) -> Result<Vec<JobStatus>, SchedulerError> {
+        let last = self.last_runs().await?;
+        let now = Utc::now();
+        Ok(self
+            .entries
+            .iter()
+            .map(|e| {
+                let run = last.get(e.job.name());
+                let started = run.map(|r| r.0);
+                JobStatus {
+                    name: e.job.name(),
+                    schedule: e.schedule.describe(),
+                    last_started_at: started,
+                    last_outcome: run.map(|r| r.1.clone()),
+                    next_due_at: e.schedule.next_due(now, started),
+                }
+            })
+            .collect())
+    }
+
+    /// Run what is due now, wait for it, and return each started or skipped job's outcome
+    /// (`schedule run`, for an external cron).
+    pub async fn run_due(&self) -> Result<Vec<(&'static str, Outcome)>, SchedulerError> {
+        self.seed_last_starts().await?;
+        let mut runs = Vec::new();
+        for index in self.due_now() {
+            let name = self.entries[index].job.name();
+            runs.push((name, self.spawn_run(index)));
+        }
+        let mut outcomes = Vec::new();
+        for (name, run) in runs {
+            outcomes.push((name, run.await.unwrap_or(Outcome::Failed)));
+        }
+        Ok(outcomes)
+    }
+
+    /// Run jobs as they come due until `shutdown` resolves; then start nothing new, let the
+    /// running jobs finish (each within its timeout) and return (`schedule work`).
+    pub async fn work(&self, shutdown: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+        self.seed_last_starts().await?;
+        tracing::info!(jobs = self.entries.len(), owner = %self.owner, "scheduler started");
+        let mut running = Vec::new();
+        let mut ticks = tokio::time::interval(Duration::from_millis(250));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = ticks.tick() => {
+                    running.retain(|h: &tokio::task::JoinHandle<Outcome>| !h.is_finished());
+                    for index in self.due_now() {
+                        running.push(self.spawn_run(index));
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            running = running.len(),
+            "scheduler stopping: finishing running jobs"
+        );
+        for handle in running {
+            let _ = handle.await;
+        }
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+
+    /// Indexes of the jobs due now; marks them started in memory.
+    fn due_now(&self) -> Vec<usize> {
+        let now = Utc::now();
+        let mut last = match self.last_start.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut due = Vec::new();
+        for (index, entry) in self.entries.iter().enumerate() {
+            let name = entry.job.name();
+            if entry.schedule.is_due(now, last.get(name).copied()) {
+                last.insert(name, now);
+                due.push(index);
+            }
+        }
+        due
+    }
+
+    async fn seed_last_starts(&self) -> Result<(), SchedulerError> {
+        let runs = self.last_runs().await?;
+        let mut last = match self.last_start.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for entry in &self.entries {
+            if let Some((started, _)) = runs.get(entry.job.name()) {
+                last.entry(entry.job.name()).or_insert(*started);
+            }
+        }
+        Ok(())
+    }
+
+    async fn last_runs(&self) -> Result<HashMap<String, (DateTime<Utc>, String)>, SchedulerError> {
+        let names: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| e.job.name().to_string())
+            .collect();
+        self.pool
+            .run(move |conn| data::last_runs(conn, &names).map_err(SchedulerError::from))
+            .await
+    }
+
+    /// Start one run of entry `index` on its own task.
+    fn spawn_run(&self, index: usize) -> tokio::task::JoinHandle<Outcome> {
+        let entry = &self.entries[index];
+        let run = Run {
+            job: Arc::clone(&entry.job),
+            schedule: entry.schedule.clone(),
+            running: Arc::clone(&entry.running),
+            pool: self.pool.clone(),
+            owner: self.owner.clone(),
+        };
+        let span = tracing::info_span!("job", name = entry.job.name());
+        tokio::spawn(run.execute().instrument(span))
+    }
+}
+
+/// One run of one job, with everything it needs on its own task.
+struct Run {
+    job: Arc<dyn Job>,
+    schedule: Schedule,
+    running: Arc<AtomicBool>,
+    pool: DbPool,
+    owner: String,
+}
+
+impl Run {
+    async fn execute(self) -> Outcome {
+        let name = self.job.name();
+        if self.schedule.without_overlapping && self.running.swap(true, Ordering::AcqRel) {
+            tracing::debug!("skipped: the previous run has not finished");
+            return Outcome::Skipped;
+        }
+        let outcome = self.leased().await;
+        if self.schedule.without_overlapping {
+            self.running.store(false, Ordering::Release);
+        }
+        match outcome {
+            Outcome::Ok => tracing::debug!(job = name, "run finished"),
+            Outcome::Skipped => {}
+            other => tracing::warn!(job = name, outcome = other.as_str(), "run did not succeed"),
+        }
+        outcome
+    }
+
+    /// Take the lease if the job runs on one server, run, release.
+    async fn leased(&self) -> Outcome {
+        let name = self.job.name();
+        let ttl = self.schedule.timeout + Duration::from_secs(30);
+        if self.schedule.on_one_server {
+            let (owner, ttl_c) = (self.owner.clone(), ttl);
+            let taken = self
+                .pool
+                .run(move |conn| data::take_lease(conn, name, &owner, ttl_c))
+                .await;
+            match taken {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("skipped: another server holds the lease");
+                    return Outcome::Skipped;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipped: the lease could not be taken");
+                    return Outcome::Skipped;
+                }
+            }
+        }
+        let outcome = self.recorded().await;
+        if self.schedule.on_one_server {
+            let owner = self.owner.clone();
+            if let Err(e) = self
+                .pool
+                .run(move |conn| data::release_lease(conn, name, &owner))
+                .await
+            {
+                tracing::warn!(error = %e, "the lease could not be released (it expires)");
+            }
+        }
+        outcome
+    }
+
+    /// Record the start, run with the timeout (renewing the lease meanwhile), record the end.
+    async fn recorded(&self) -> Outcome {
+        let name = self.job.name();
+        let owner = self.owner.clone();
+        let run_id = self
+            .pool
+            .run(move |conn| data::start_run(conn, name, &owner))
+            .await
+            .map_err(|e: DbError| tracing::warn!(error = %e, "the run could not be recorded"))
+            .ok();
+        let job = Arc::clone(&self.job);
+        let mut task = tokio::spawn(async move { job.handle().await.map_err(|e| e.to_string()) });
+        let deadline = tokio::time::sleep(self.schedule.timeout);
+        tokio::pin!(deadline);
+        let mut renew = tokio::time::interval(Duration::from_secs(10));
+        renew.tick().await;
+        let (outcome, error) = loop {
+            tokio::select! {
+                joined = &mut task => break match joined {
+                    Ok(Ok(())) => (Outcome::Ok, None),
+                    Ok(Err(e)) => (Outcome::Failed, Some(e)),
+                    Err(e) => (Outcome::Failed, Some(format!("the job panicked: {e}"))),
+                },
+                _ = &mut deadline => {
+                    task.abort();
+                    break (Outcome::TimedOut, Some(format!("no result within {:?}", self.schedule.timeout)));
+                }
+                _ = renew.tick(), if self.schedule.on_one_server => {
+                    let (owner, ttl) = (self.owner.clone(), self.schedule.timeout + Duration::from_secs(30));
+                    let _ = self.pool.run(move |conn| data::renew_lease(conn, name, &owner, ttl)).await;
+                }
+            }
+        };
+        if let Some(e) = &error {
+            tracing::warn!(error = %e, "job run failed");
+        }
+        if let Some(id) = run_id {
+            let result = self
+                .pool
+                .run(move |conn| data::finish_run(conn, id, outcome.as_str(), error.as_deref()))
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "the run's end could not be recorded");
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_interval_is_due_when_it_has_passed_since_the_last_start() {
+        let every = Schedule::every_seconds(30).unwrap();
+        let now = at("2026-11-25T10:00:00Z");
+        assert!(every.is_due(now, None), "never ran");
+        assert!(!every.is_due(now, Some(at("2026-11-25T09:59:45Z"))));
+        assert!(every.is_due(now, Some(at("2026-11-25T09:59:30Z"))));
+        assert_eq!(
+            every.next_due(now, Some(at("2026-11-25T09:59:45Z"))),
+            Some(at("2026-11-25T10:00:15Z"))
+        );
+        assert!(Schedule::every_seconds(0).is_err());
+    }
+
+    #[test]
+    fn a_cron_job_is_due_once_per_occurrence() {
+        let five = Schedule::cron("*/5 * * * *").unwrap();
+        let now = at("2026-11-25T10:05:20Z");
+        assert!(
+            five.is_due(now, None),
+            "occurrence 10:05 is less than a minute old"
+        );
+        assert!(
+            !five.is_due(at("2026-11-25T10:07:00Z"), None),
+            "10:05 is two minutes old"
+        );
+        assert!(
+            !five.is_due(now, Some(at("2026-11-25T10:05:01Z"))),
+            "already ran for 10:05"
+        );
+        assert!(five.is_due(now, Some(at("2026-11-25T10:04:59Z"))));
+        assert!(
+            five.is_due(at("2026-11-25T10:31:00Z"), Some(at("2026-11-25T10:05:01Z"))),
+            "missed occurrences run once when the scheduler comes back"
+        );
+        assert_eq!(
+            five.next_due(now, Some(at("2026-11-25T10:05:01Z"))),
+            Some(at("2026-11-25T10:10:00Z"))
+        );
+    }
+
+    #[test]
+    fn builders_and_descriptions() {
+        let daily = Schedule::daily_at("03:30").unwrap();
+        assert_eq!(daily.describe(), "cron 30 3 * * *");
+        assert!(daily.is_due(at("2026-11-25T03:30:10Z"), None));
+        assert!(!daily.is_due(at("2026-11-25T03:31:10Z"), None));
+        assert_eq!(Schedule::hourly().unwrap().describe(), "cron 0 * * * *");
+        assert_eq!(
+            Schedule::every_minute()
+                .without_overlapping()
+                .on_one_server()
+                .describe(),
+            "every 60s, without overlapping, on one server"
+        );
+        assert!(Schedule::daily_at("25:00").is_err());
+        assert!(matches!(
+            Schedule::cron("61 * * * *"),
+            Err(SchedulerError::Cron { .. })
+        ));
+        assert!(
+            Schedule::cron("*/10 * * * * *").is_ok(),
+            "six fields: seconds"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The scheduler against a real database on each backend: runs are recorded, failures and
+//! panics stay in their run, timeouts end a run, `on_one_server` lets one of two schedulers on
+//! one database run a job, `without_overlapping` never runs a job twice at once, and a stopping
+//! scheduler lets the running job finish.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ship::parents::{Job, JobFuture};
+use ship::scheduler::{Kernel, Outcome, Schedule};
+use ship::testing::TestDb;
+
+/// A job that counts its starts and ends, tracks its peak concurrency, sleeps, then does
+/// `then`.
+struct Probe {
+    name: &'static str,
+    sleep: Duration,
+    then: fn() -> Result<(), ship::parents::JobError>,
+    starts: AtomicUsize,
+    ends: AtomicUsize,
+    live: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Probe {
+    fn new(
+        name: &'static str,
+        sleep_ms: u64,
+        then: fn() -> Result<(), ship::parents::JobError>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            sleep: Duration::from_millis(sleep_ms),
+            then,
+            starts: AtomicUsize::new(0),
+            ends: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl Job for Probe {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(async move {
+            self.starts.fetch_add(1, Ordering::SeqCst);
+            let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(live, Ordering::SeqCst);
+            tokio::time::sleep(self.sleep).await;
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            self.ends.fetch_add(1, Ordering::SeqCst);
+            (self.then)()
+        })
+    }
+}
+
+fn ok() -> Result<(), ship::parents::JobError> {
+    Ok(())
+}
+
+fn fail() -> Result<(), ship::parents::JobError> {
+    Err("the peer said no".into())
+}
+
+fn boom() -> Result<(), ship::parents::JobError> {
+    panic!("a bug in the job")
+}
+
+fn runs(db: &TestDb, job: &str) -> Vec<(String, Option<String>)> {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Nullable, Text};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        outcome: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        error: Option<String>,
+    }
+    diesel::sql_query(format!(
+        "SELECT outcome, error FROM ship_scheduler_runs WHERE job = '{job}' ORDER BY id"
+    ))
+    .load::<Row>(&mut db.pool.get().unwrap())
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.outcome, r.error))
+    .collect()
+}
+
+ship::backend_tests! {
+    async fn runs_are_isolated_recorded_and_timed_out(db: TestDb) {
+        let (good, bad, panics, slow) = (
+            Probe::new("good", 0, ok),
+            Probe::new("bad", 0, fail),
+            Probe::new("panics", 0, boom),
+            Probe::new("slow", 5_000, ok),
+        );
+        let mut kernel = Kernel::new(db.pool.clone(), "test-owner");
+        kernel.schedule(good.clone(), Schedule::every_minute()).unwrap();
+        kernel.schedule(bad.clone(), Schedule::every_minute()).unwrap();
+        kernel.schedule(panics.clone(), Schedule::every_minute()).unwrap();
+        kernel
+            .schedule(slow.clone(), Schedule::every_minute().timeout(Duration::from_millis(200)))
+            .unwrap();
+        assert!(kernel.schedule(good.clone(), Schedule::every_minute()).is_err(), "one name, one entry");
+
+        let mut outcomes = kernel.run_due().await.unwrap();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            vec![("bad", Outcome::Failed), ("good", Outcome::Ok), ("panics", Outcome::Failed), ("slow", Outcome::TimedOut)]
+        );
+        assert_eq!(runs(&db, "good"), vec![("ok".into(), None)]);
+        assert_eq!(runs(&db, "bad"), vec![("failed".into(), Some("the peer said no".into()))]);
+        assert!(runs(&db, "panics")[0].1.as_deref().unwrap().contains("panicked"));
+        assert_eq!(runs(&db, "slow")[0].0, "timed_out");
+        assert_eq!(slow.ends.load(Ordering::SeqCst), 0, "a timed-out run is stopped");
+
+        // Nothing is due a moment later, also for a new scheduler process (the records say
+        // when each job last started).
+        assert!(kernel.run_due().await.unwrap().is_empty());
+        let mut again = Kernel::new(db.pool.clone(), "another-process");
+        again.schedule(good.clone(), Schedule::every_minute()).unwrap();
+        assert!(again.run_due().await.unwrap().is_empty());
+        let listed = again.list().await.unwrap();
+        assert_eq!(listed[0].last_outcome.as_deref(), Some("ok"));
+        assert!(listed[0].next_due_at > listed[0].last_started_at);
+        assert_eq!(good.starts.load(Ordering::SeqCst), 1);
+    }
+
+    async fn on_one_server_runs_a_job_on_one_of_two_schedulers(db: TestDb) {
+        let job = Probe::new("pull", 400, ok);
+        let kernel = |owner: &str| {
+            let mut k = Kernel::new(db.pool.clone(), owner);
+            k.schedule(job.clone(), Schedule::every_minute().on_one_server()).unwrap();
+            k
+        };
+        let (a, b) = (kernel("a"), kernel("b"));
+        let (ra, rb) = tokio::join!(a.run_due(), b.run_due());
+        let mut outcomes = vec![ra.unwrap()[0].1, rb.unwrap()[0].1];
+        outcomes.sort_by_key(|o| o.as_str());
+        assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Skipped]);
+        assert_eq!(job.starts.load(Ordering::SeqCst), 1, "one run between the two");
+        assert_eq!(job.peak.load(Ordering::SeqCst), 1);
+        // The lease is released at the end: the next due run may go to either.
+        let leases = diesel::RunQueryDsl::execute(
+            diesel::sql_query("DELETE FROM ship_scheduler_leases"),
+            &mut db.pool.get().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(leases, 0, "no lease left behind");
+    }
+
+    async fn a_dead_owners_lease_expires(db: TestDb) {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(
+                "INSERT INTO ship_scheduler_leases (job, owner, expires_at) VALUES ('pull', 'crashed', '2020-01-01 00:00:00')",
+            ),
+            &mut db.pool.get().unwrap(),
+        )
+        .unwrap();
+        let job = Probe::new("pull", 0, ok);
+        let mut kernel = Kernel::new(db.pool.clone(), "alive");
+        kernel.schedule(job.clone(), Schedule::every_minute().on_one_server()).unwrap();
+        assert_eq!(kernel.run_due().await.unwrap(), vec![("pull", Outcome::Ok)]);
+        // A live lease of another owner is respected.
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(
+                "INSERT INTO ship_scheduler_leases (job, owner, expires_at) VALUES ('pull', 'busy', '2999-01-01 00:00:00')",
+            ),
+            &mut db.pool.get().unwrap(),
+        )
+        .unwrap();
+        let mut other = Kernel::new(db.pool.clone(), "alive-2");
+        other.schedule(job.clone(), Schedule::every_seconds(1).unwrap().on_one_server()).unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(other.run_due().await.unwrap(), vec![("pull", Outcome::Skipped)]);
+    }
+
+    async fn work_never_overlaps_a_job_and_lets_the_running_one_finish(db: TestDb) {
+        let job = Probe::new("dispatch", 1_300, ok);
+        let mut kernel = Kernel::new(db.pool.clone(), "worker");
+        kernel.schedule(job.clone(), Schedule::every_seconds(1).unwrap().without_overlapping()).unwrap();
+        let started = job.clone();
+        let stop = async move {
+            // Stop while the second run is in flight.
+            while started.starts.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), kernel.work(stop)).await.unwrap().unwrap();
+        assert_eq!(job.peak.load(Ordering::SeqCst), 1, "never two runs at once");
+        assert_eq!(job.ends.load(Ordering::SeqCst), job.starts.load(Ordering::SeqCst), "the running job finished");
+        let recorded = runs(&db, "dispatch");
+        assert!(recorded.iter().all(|(outcome, _)| outcome == "ok"), "{recorded:?}");
+    }
+}
