@@ -15,7 +15,7 @@ help: ## list the targets
 run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctrl-C stops it
 	$(CARGO) build --release -p app
 	@echo "regionsync: serving region '$${REGIONSYNC_REGION_ID:-local}' at http://$${REGIONSYNC_HTTP__BIND:-127.0.0.1:8080} (try /health/ready)"
-	$(BIN) serve
+	$(BIN) serve --with-scheduler
 
 test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB when TEST_MYSQL_URL is set)
 	$(CARGO) fmt --all -- --check

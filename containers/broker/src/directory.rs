@@ -369,6 +369,12 @@ impl PeerDirectory for BrokerDirectory {
     fn health(&self) -> DirectoryHealth {
         self.state().health.clone()
     }
+
+    fn invalidate(&self, peer: &str) {
+        let mut state = self.state();
+        state.grants.remove(peer);
+        state.listed = None;
+    }
 }
 
 impl ship::contracts::StatusSource for BrokerDirectory {

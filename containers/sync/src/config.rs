@@ -28,6 +28,10 @@ pub struct SyncConfig {
     pub max_batch_bytes: usize,
     /// How far (ms) a remote clock may run ahead of ours before its ops are refused.
     pub max_clock_drift_ms: u64,
+    /// How often the scheduler pulls every peer's feed (anti-entropy), in seconds.
+    pub pull_interval_secs: u64,
+    /// Entries per page the scheduled pull asks for.
+    pub pull_page_limit: u32,
 }
 
 impl Default for SyncConfig {
@@ -39,6 +43,8 @@ impl Default for SyncConfig {
             max_ops_per_batch: 1_000,
             max_batch_bytes: 4 * 1024 * 1024,
             max_clock_drift_ms: 5_000,
+            pull_interval_secs: 10,
+            pull_page_limit: 500,
         }
     }
 }
@@ -82,6 +88,18 @@ impl Validate for SyncConfig {
             problems.push(ConfigProblem::new(
                 key(prefix, "max_batch_bytes"),
                 "must be at least 1024",
+            ));
+        }
+        if self.pull_interval_secs == 0 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "pull_interval_secs"),
+                "must be at least 1",
+            ));
+        }
+        if self.pull_page_limit == 0 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "pull_page_limit"),
+                "must be at least 1",
             ));
         }
         if self.max_clock_drift_ms == 0 {

@@ -34,6 +34,15 @@ pub enum Command {
         /// Do not apply pending migrations at start (readiness reports them).
         #[arg(long)]
         no_migrate: bool,
+        /// Run the scheduler (the console kernel's jobs) in this process too; production runs
+        /// `regionsync schedule work` as its own process instead.
+        #[arg(long)]
+        with_scheduler: bool,
+    },
+    /// The scheduler: the console kernel's jobs (push, pull, heartbeat, …).
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
     },
     /// Inspect or change the database schema.
     Migrate {
@@ -112,6 +121,16 @@ pub enum TenantsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Run jobs as they come due, forever; SIGTERM lets the running jobs finish, then exits.
+    Work,
+    /// Run what is due now, once, and exit (for an external cron); exit 1 if a run failed.
+    Run,
+    /// The jobs, their schedules, last run and next due time.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
     /// Apply every pending migration.
     Run,
@@ -162,9 +181,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { no_migrate } => {
+        Command::Serve {
+            no_migrate,
+            with_scheduler,
+        } => {
             ship::telemetry::init(&settings.log);
-            serve(&settings, no_migrate).await
+            serve(&settings, no_migrate, with_scheduler).await
+        }
+        Command::Schedule { command } => {
+            ship::telemetry::init(&settings.log);
+            schedule(&settings, command).await
         }
         Command::Migrate { command } => {
             ship::telemetry::init(&settings.log);
@@ -188,14 +214,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: &Settings, no_migrate: bool) -> anyhow::Result<()> {
-    let app = Application::build(
+async fn serve(settings: &Settings, no_migrate: bool, with_scheduler: bool) -> anyhow::Result<()> {
+    let mut app = Application::build(
         settings,
         StartOptions {
             migrate: !no_migrate,
         },
     )
     .await?;
+    if with_scheduler {
+        let kernel =
+            crate::console_kernel::kernel(settings, app.pool(), app.wiring(), app.public_url())?;
+        app = app.with_scheduler(kernel);
+    }
     let host = settings
         .http
         .bind
@@ -209,6 +240,61 @@ async fn serve(settings: &Settings, no_migrate: bool) -> anyhow::Result<()> {
     );
     app.run_until(startup::shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn schedule(settings: &Settings, command: ScheduleCommand) -> anyhow::Result<()> {
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let port = settings
+        .http
+        .bind
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.port())
+        .unwrap_or_default();
+    let url = crate::wiring::PublicUrl::of(settings, port);
+    let kernel = crate::console_kernel::kernel(settings, &pool, &wiring, &url)?;
+    match command {
+        ScheduleCommand::Work => kernel.work(startup::shutdown_signal()).await?,
+        ScheduleCommand::Run => {
+            let outcomes = kernel.run_due().await?;
+            if outcomes.is_empty() {
+                output("nothing is due");
+            }
+            let mut failed = 0;
+            for (job, outcome) in outcomes {
+                output(&format!("{job}: {}", outcome.as_str()));
+                if matches!(
+                    outcome,
+                    ship::scheduler::Outcome::Failed | ship::scheduler::Outcome::TimedOut
+                ) {
+                    failed += 1;
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} job run(s) failed (the log says why)");
+            }
+        }
+        ScheduleCommand::List => {
+            output(&format!(
+                "{:<20} {:<44} {:<10} {:<22} NEXT DUE",
+                "JOB", "SCHEDULE", "LAST", "LAST STARTED"
+            ));
+            let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            for job in kernel.list().await? {
+                output(&format!(
+                    "{:<20} {:<44} {:<10} {:<22} {}",
+                    job.name,
+                    job.schedule,
+                    job.last_outcome.as_deref().unwrap_or("never"),
+                    fmt(job.last_started_at),
+                    fmt(job.next_due_at)
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 
 pub mod broker_cli;
 pub mod cli;
+pub mod console_kernel;
 pub mod settings;
 pub mod startup;
 pub mod wiring;

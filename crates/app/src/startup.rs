@@ -28,9 +28,9 @@ pub struct Application {
     server: Server,
     pool: DbPool,
     wiring: Wiring,
-    region: String,
     public_url: PublicUrl,
-    heartbeat_every: std::time::Duration,
+    key_refresh_every: std::time::Duration,
+    scheduler: Option<ship::scheduler::Kernel>,
 }
 
 impl Application {
@@ -48,26 +48,36 @@ impl Application {
         let public_url = PublicUrl::of(settings, port);
         // Before serving: the broker region registers itself; another region announces
         // itself and fetches the broker's keys (a broker that is down is logged, not fatal).
-        wiring
+        let heartbeat = wiring
             .broker
-            .heartbeat(&pool, &settings.region_id, &public_url)
-            .await;
+            .heartbeat_job(&pool, &settings.region_id, &public_url);
+        if let Err(e) = ship::parents::Job::handle(&heartbeat).await {
+            tracing::warn!(error = %e, "the start-up heartbeat failed");
+        }
+        wiring.broker.refresh_keys().await;
         Ok(Self {
             port,
             server,
             pool,
             wiring,
-            region: settings.region_id.clone(),
             public_url,
-            heartbeat_every: std::time::Duration::from_secs(
+            key_refresh_every: std::time::Duration::from_secs(
                 settings.broker.heartbeat_interval_secs,
             ),
+            scheduler: None,
         })
     }
 
     /// Where the other regions reach this one.
-    pub fn public_url(&self) -> &str {
-        &self.public_url.url
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public_url
+    }
+
+    /// Run the console kernel in this process too (`serve --with-scheduler`); it stops with
+    /// the server, letting running jobs finish.
+    pub fn with_scheduler(mut self, kernel: ship::scheduler::Kernel) -> Self {
+        self.scheduler = Some(kernel);
+        self
     }
 
     pub fn wiring(&self) -> &Wiring {
@@ -94,27 +104,37 @@ impl Application {
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        // The broker heartbeat (moves to the scheduler's BrokerHeartbeatJob with issue 5).
-        let (pool, wiring, region, url, every) = (
-            self.pool,
-            self.wiring,
-            self.region,
-            self.public_url,
-            self.heartbeat_every,
-        );
-        let heartbeat = tokio::spawn(async move {
+        // The web process refreshes the broker's keys as often as a heartbeat goes out, so a
+        // key retired at the broker stops being accepted here too.
+        let (wiring, every) = (self.wiring, self.key_refresh_every);
+        let keys = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                wiring.broker.heartbeat(&pool, &region, &url).await;
+                wiring.broker.refresh_keys().await;
             }
         });
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let scheduler = self.scheduler.map(|kernel| {
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = kernel.work(stopped).await {
+                    tracing::error!(error = %e, "the scheduler stopped with an error");
+                }
+            })
+        });
         shutdown.await;
-        heartbeat.abort();
+        keys.abort();
+        let _ = stop_tx.send(true);
         tracing::info!("shutting down: finishing in-flight requests");
         handle.stop(true).await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         match server.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),

@@ -5,18 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use broker::actions::{
-    HeartbeatAction, PublicKeysAction, RegisterSelfAction, RegisterSelfInput, ResolveAction,
-};
+use broker::actions::{HeartbeatAction, PublicKeysAction, ResolveAction};
 use broker::directory::BrokerEndpoint;
 use broker::directory::{BrokerDirectory, BrokerLink};
 use broker::signing::BrokerKeys;
 use broker::ui::http::BrokerState;
+use broker::ui::jobs::{BrokerHeartbeatJob, HeartbeatTarget};
 use ship::auth::middleware::AuthGate;
 use ship::auth::TokenVerifier;
 use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry, StatusSources};
 use ship::http::Configure;
-use ship::parents::Action;
 use ship::{AnyConnection, DbPool, ShipError};
 use sync::actions::PullChangesAction;
 use sync::ui::http::SyncState;
@@ -225,31 +223,28 @@ impl BrokerWiring {
         }
     }
 
-    /// Tell the broker this region is alive (the broker region records it in its own
-    /// registry), and refresh the verifier's keys. The URL goes along only when the operator
-    /// set it (`broker.public_url`); a URL derived from the bind address only registers the
-    /// broker region itself the first time.
-    pub async fn heartbeat(&self, pool: &DbPool, region: &str, url: &PublicUrl) {
-        if self.keys.is_some() {
-            let input = RegisterSelfInput {
-                id: region.to_string(),
-                base_url: url.url.clone(),
+    /// The heartbeat of this region: into its own registry on the broker region, to the
+    /// broker otherwise. The URL goes along only when the operator set it
+    /// (`broker.public_url`); a derived one only registers the broker region the first time.
+    pub fn heartbeat_job(
+        &self,
+        pool: &DbPool,
+        region: &str,
+        url: &PublicUrl,
+    ) -> BrokerHeartbeatJob {
+        BrokerHeartbeatJob::new(if self.keys.is_some() {
+            HeartbeatTarget::Local {
+                pool: pool.clone(),
+                region: region.to_string(),
+                url: url.url.clone(),
                 explicit: url.explicit,
-            };
-            match RegisterSelfAction::new(pool.clone()).run(input).await {
-                Ok(true) => {
-                    tracing::info!(%region, public_url = %url.url, "registered this region at its own broker")
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not record this region's heartbeat"),
             }
-            return;
-        }
-        let announce = url.explicit.then_some(url.url.as_str());
-        if let Err(e) = self.directory.heartbeat(announce).await {
-            tracing::warn!(error = %e, "heartbeat to the broker failed");
-        }
-        self.refresh_keys().await;
+        } else {
+            HeartbeatTarget::Remote {
+                directory: Arc::clone(&self.directory),
+                url: url.explicit.then(|| url.url.clone()),
+            }
+        })
     }
 }
 

@@ -603,3 +603,20 @@ async fn a_clock_ahead_of_the_brokers_still_caches_grants() {
     let cached = directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
     assert_eq!(cached.token, first.token);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_grant_is_asked_for_again() {
+    let broker = FakeBroker::start(
+        "http://127.0.0.1:9".into(),
+        Arc::new(|_| token_expiring_in(240)),
+    )
+    .await;
+    let directory = remote_directory(&broker);
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(broker.resolves(), 1, "cached");
+    directory.invalidate("eu-west");
+    directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
+    assert_eq!(broker.resolves(), 2, "asked again after invalidate");
+    broker.handle.stop(true).await;
+}

@@ -61,8 +61,9 @@ fn serve_with_a_mariadb_that_never_answers_exits_within_ten_seconds() {
 #[test]
 fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // What `make run` runs: the web server and the scheduler in one process.
     let mut child = regionsync(dir.path())
-        .args(["serve"])
+        .args(["serve", "--with-scheduler"])
         // The only setting: a free port instead of 8080, so tests can run side by side.
         .env("REGIONSYNC_HTTP__BIND", "127.0.0.1:0")
         .stdout(Stdio::null())
@@ -114,7 +115,21 @@ fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "graceful stop exits 0: {exit:?}");
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("scheduler stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.ends_with("stopped") || l.contains("app::cli: stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        seen.iter()
+            .chain(&rest)
+            .any(|l| l.contains("scheduler started")),
+        "{seen:?} {rest:?}"
+    );
 }
 
 /// A tiny blocking GET without another HTTP client: (status, body).
@@ -462,4 +477,33 @@ fn broker_commands_administer_the_registry_and_print_a_credential_once() {
         stderr.contains("does not run the broker role") && stderr.contains("broker.example"),
         "{stderr}"
     );
+}
+
+#[test]
+fn schedule_list_and_run_show_and_run_the_console_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["migrate", "run"]));
+    assert!(out.status.success(), "{stderr}");
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["schedule", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("broker.heartbeat") && stdout.contains("every 30s, on one server"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sync.pull_changes") && stdout.contains("never"),
+        "{stdout}"
+    );
+
+    // Everything is due on the first run; a lone region has nobody to pull from: both ok.
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["schedule", "run"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("broker.heartbeat: ok") && stdout.contains("sync.pull_changes: ok"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(regionsync(dir.path()).args(["schedule", "run"]));
+    assert!(stdout.contains("nothing is due"), "{stdout}");
+    let (_, stdout, _) = run(regionsync(dir.path()).args(["schedule", "list"]));
+    assert!(!stdout.contains("never"), "last runs are listed: {stdout}");
 }

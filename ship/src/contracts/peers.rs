@@ -86,6 +86,9 @@ pub trait PeerDirectory: Send + Sync {
         refresh: Refresh,
     ) -> BoxFuture<'a, Result<PeerGrant, DirectoryError>>;
     fn health(&self) -> DirectoryHealth;
+    /// Forget the cached grant of `peer` (it could not be reached: its address may have
+    /// changed at the broker); the next `grant` asks the broker.
+    fn invalidate(&self, peer: &str);
 }
 
 /// Where a verifier gets the broker's current public keys.

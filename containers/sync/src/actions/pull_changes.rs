@@ -120,6 +120,11 @@ impl Action for PullChangesAction {
                     forced = Some(self.directory.grant(&input.peer, Refresh::Force).await?);
                     continue;
                 }
+                Err(e @ SyncError::PeerUnreachable { .. }) => {
+                    // Its address may have changed at the broker: ask again next time.
+                    self.directory.invalidate(&input.peer);
+                    return Err(e);
+                }
                 other => other?,
             };
             refreshed = false;

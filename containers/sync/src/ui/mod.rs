@@ -1,2 +1,3 @@
-//! The container's user interfaces: HTTP routes (and, later, CLI commands and jobs).
+//! The container's user interfaces: HTTP routes and scheduled jobs.
 pub mod http;
+pub mod jobs;

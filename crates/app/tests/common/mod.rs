@@ -40,9 +40,24 @@ pub struct Region {
 
 impl Region {
     pub async fn start(settings: &Settings) -> Self {
-        let app = Application::build(settings, StartOptions::default())
+        Self::start_app(settings, false).await
+    }
+
+    /// The region with its scheduler in the same process (`serve --with-scheduler`).
+    pub async fn start_with_scheduler(settings: &Settings) -> Self {
+        Self::start_app(settings, true).await
+    }
+
+    async fn start_app(settings: &Settings, with_scheduler: bool) -> Self {
+        let mut app = Application::build(settings, StartOptions::default())
             .await
             .unwrap();
+        if with_scheduler {
+            let kernel =
+                app::console_kernel::kernel(settings, app.pool(), app.wiring(), app.public_url())
+                    .unwrap();
+            app = app.with_scheduler(kernel);
+        }
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let server = tokio::spawn(app.run_until(std::future::pending()));

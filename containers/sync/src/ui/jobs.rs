@@ -1,0 +1,84 @@
+//! The sync container's scheduled jobs (UIs: they call actions).
+
+use std::sync::Arc;
+
+use ship::contracts::PeerDirectory;
+use ship::parents::{Action, Job, JobError, JobFuture};
+
+use crate::actions::{PullChangesAction, PullChangesInput};
+
+/// PullChangesJob (anti-entropy, SYNC-PROTOCOL §10): for every peer and resource, pull the
+/// feed from the stored cursor through `PullChangesAction`. One failing peer never stops the
+/// others; the run fails (and is recorded so) when any pull failed.
+pub struct PullChangesJob {
+    action: PullChangesAction,
+    directory: Arc<dyn PeerDirectory>,
+    /// The configured peers; empty: every region the broker lists.
+    peers: Vec<String>,
+    resources: Vec<String>,
+    page_limit: u32,
+}
+
+impl PullChangesJob {
+    pub const NAME: &'static str = "sync.pull_changes";
+
+    pub fn new(
+        action: PullChangesAction,
+        directory: Arc<dyn PeerDirectory>,
+        peers: Vec<String>,
+        resources: Vec<String>,
+        page_limit: u32,
+    ) -> Self {
+        Self {
+            action,
+            directory,
+            peers,
+            resources,
+            page_limit,
+        }
+    }
+
+    async fn pull_all(&self) -> Result<(), JobError> {
+        let peers = if self.peers.is_empty() {
+            self.directory
+                .peers()
+                .await?
+                .into_iter()
+                .map(|g| g.id)
+                .collect()
+        } else {
+            self.peers.clone()
+        };
+        let mut failed = Vec::new();
+        for peer in &peers {
+            for resource in &self.resources {
+                let input = PullChangesInput {
+                    peer: peer.clone(),
+                    resource: resource.clone(),
+                    page_limit: self.page_limit,
+                    // Bounded per run; the next run goes on from the stored cursor.
+                    max_pages: 100,
+                };
+                if let Err(e) = self.action.run(input).await {
+                    tracing::warn!(%peer, %resource, error = %e, "pull failed");
+                    failed.push(format!("{peer}/{resource}: {e}"));
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; ").into())
+        }
+    }
+}
+
+impl Job for PullChangesJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(self.pull_all())
+    }
+}

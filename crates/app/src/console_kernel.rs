@@ -1,0 +1,63 @@
+//! The console kernel: the one list of scheduled jobs, as in Laravel's `app/Console/Kernel`.
+//! `regionsync schedule work` runs it forever, `schedule run` once for what is due,
+//! `schedule list` shows it, and `serve --with-scheduler` runs it beside the web server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ship::contracts::PeerDirectory;
+use ship::scheduler::{Kernel, Schedule, SchedulerError};
+use ship::{DbPool, ShipError};
+use sync::ui::jobs::PullChangesJob;
+
+use crate::settings::Settings;
+use crate::wiring::{PublicUrl, Wiring};
+
+/// Every scheduled job of a region.
+pub fn kernel(
+    settings: &Settings,
+    pool: &DbPool,
+    wiring: &Wiring,
+    public_url: &PublicUrl,
+) -> Result<Kernel, ShipError> {
+    let mut kernel = Kernel::new(pool.clone(), Kernel::process_owner());
+    let wire = |e: SchedulerError| ShipError::Wiring(e.to_string());
+
+    // Liveness at the broker: one heartbeat per region, whichever scheduler sends it.
+    kernel
+        .schedule(
+            Arc::new(
+                wiring
+                    .broker
+                    .heartbeat_job(pool, &settings.region_id, public_url),
+            ),
+            Schedule::every_seconds(settings.broker.heartbeat_interval_secs)
+                .map_err(wire)?
+                .on_one_server()
+                .timeout(Duration::from_secs(
+                    settings.broker.request_timeout_secs * 2,
+                )),
+        )
+        .map_err(wire)?;
+
+    // Anti-entropy: pull every peer's feed from the stored cursors.
+    let directory: Arc<dyn PeerDirectory> = wiring.broker.directory.clone();
+    let resources = wiring.registry.names().map(str::to_string).collect();
+    kernel
+        .schedule(
+            Arc::new(PullChangesJob::new(
+                wiring.pull_action(pool, settings)?,
+                directory,
+                settings.sync.peer_ids(),
+                resources,
+                settings.sync.pull_page_limit,
+            )),
+            Schedule::every_seconds(settings.sync.pull_interval_secs)
+                .map_err(wire)?
+                .without_overlapping()
+                .on_one_server()
+                .timeout(Duration::from_secs(600)),
+        )
+        .map_err(wire)?;
+    Ok(kernel)
+}

@@ -1,0 +1,59 @@
+//! Two regions whose schedulers replicate on their own (issue 5): nothing is pulled by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{customers_digest, register_region, settings_for, Region};
+use serde_json::json;
+use ship::testing::TestDb;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+ship::backend_tests! {
+    async fn two_regions_with_schedulers_converge_without_a_manual_call(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let mut a_settings = settings_for(&db, "eu-west");
+        a_settings.sync.pull_interval_secs = 1;
+        let a = Region::start_with_scheduler(&a_settings).await;
+        let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
+
+        let port = free_port();
+        let mut b_settings = settings_for(&db_b, "us-east");
+        b_settings.http.bind = format!("127.0.0.1:{port}");
+        b_settings.broker.enabled = false;
+        b_settings.broker.signing_key = None;
+        b_settings.broker.url = Some(a.base.clone());
+        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+        b_settings.broker.public_url = Some(format!("http://127.0.0.1:{port}"));
+        b_settings.sync.pull_interval_secs = 1;
+        let b = Region::start_with_scheduler(&b_settings).await;
+
+        for (region, name) in [(&a, "Ada"), (&b, "Grace"), (&a, "Edsger")] {
+            let (status, _) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": name, "email": "x@example.com"})).await;
+            assert_eq!(status, 201);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (da, db_) = (customers_digest(&db), customers_digest(&db_b));
+            let (_, list) = b.get("/api/v1/customers?tenant_id=t1").await;
+            if da == db_ && list["items"].as_array().map_or(0, Vec::len) == 3 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no convergence within 30 s: {list}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The schedulers recorded their runs.
+        let runs = common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM ship_scheduler_runs WHERE job = 'sync.pull_changes' AND outcome = 'ok'");
+        assert!(runs >= 1, "{runs}");
+        a.stop().await;
+        b.stop().await;
+    }
+}
