@@ -32,6 +32,22 @@ pub struct SyncConfig {
     pub pull_interval_secs: u64,
     /// Entries per page the scheduled pull asks for.
     pub pull_page_limit: u32,
+    /// How often the scheduler pushes the outbox, in seconds.
+    pub dispatch_interval_secs: u64,
+    /// Outbox entries claimed per dispatch pass.
+    pub dispatch_claim_limit: u32,
+    /// Ops per pushed batch (a peer answering 413 gets halves).
+    pub push_batch_ops: u32,
+    /// Bytes of ops per pushed batch.
+    pub push_batch_bytes: usize,
+    /// Failed deliveries before an entry is dead (dead letters wait for `outbox retry`).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// The longest retry delay, in seconds.
+    pub retry_max_secs: u64,
+    /// How long a dispatcher owns the entries it claimed (another may take them after).
+    pub dispatch_lease_secs: u64,
 }
 
 impl Default for SyncConfig {
@@ -45,6 +61,14 @@ impl Default for SyncConfig {
             max_clock_drift_ms: 5_000,
             pull_interval_secs: 10,
             pull_page_limit: 500,
+            dispatch_interval_secs: 1,
+            dispatch_claim_limit: 1_000,
+            push_batch_ops: 500,
+            push_batch_bytes: 1024 * 1024,
+            max_attempts: 10,
+            retry_base_ms: 1_000,
+            retry_max_secs: 300,
+            dispatch_lease_secs: 60,
         }
     }
 }
@@ -94,6 +118,25 @@ impl Validate for SyncConfig {
             problems.push(ConfigProblem::new(
                 key(prefix, "pull_interval_secs"),
                 "must be at least 1",
+            ));
+        }
+        for (name, value) in [
+            ("dispatch_interval_secs", self.dispatch_interval_secs),
+            ("dispatch_claim_limit", u64::from(self.dispatch_claim_limit)),
+            ("push_batch_ops", u64::from(self.push_batch_ops)),
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("retry_base_ms", self.retry_base_ms),
+            ("retry_max_secs", self.retry_max_secs),
+            ("dispatch_lease_secs", self.dispatch_lease_secs),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));
+            }
+        }
+        if self.push_batch_bytes < 1024 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "push_batch_bytes"),
+                "must be at least 1024",
             ));
         }
         if self.pull_page_limit == 0 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
-use sync::ui::jobs::PullChangesJob;
+use sync::ui::jobs::{DispatchOutboxJob, PullChangesJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -37,6 +37,22 @@ pub fn kernel(
                 .timeout(Duration::from_secs(
                     settings.broker.request_timeout_secs * 2,
                 )),
+        )
+        .map_err(wire)?;
+
+    // Push: deliver the outbox. Every scheduler process may run it: the entries it claims are
+    // leased to it, so dispatchers share the work without sending an entry twice at once.
+    kernel
+        .schedule(
+            Arc::new(DispatchOutboxJob::new(
+                wiring.dispatch_action(pool, settings)?,
+                kernel.owner().to_string(),
+                settings.sync.dispatch_claim_limit,
+            )),
+            Schedule::every_seconds(settings.sync.dispatch_interval_secs)
+                .map_err(wire)?
+                .without_overlapping()
+                .timeout(Duration::from_secs(600)),
         )
         .map_err(wire)?;
 

@@ -16,7 +16,7 @@ use ship::auth::TokenVerifier;
 use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry, StatusSources};
 use ship::http::Configure;
 use ship::{AnyConnection, DbPool, ShipError};
-use sync::actions::PullChangesAction;
+use sync::actions::{DispatchOutboxAction, PullChangesAction};
 use sync::ui::http::SyncState;
 use sync::SyncChangeRecorder;
 
@@ -105,6 +105,27 @@ impl Wiring {
                 broker::ui::http::configure(cfg, state.clone());
             }
         })
+    }
+
+    /// The push use case (outbox dispatch), with an HTTP client for the peers.
+    pub fn dispatch_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<DispatchOutboxAction, ShipError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
+        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
+        Ok(DispatchOutboxAction::new(
+            pool.clone(),
+            client,
+            directory,
+            settings.region_id.clone(),
+            settings.sync.clone(),
+        ))
     }
 
     /// The pull (anti-entropy) use case, with an HTTP client for the peers.

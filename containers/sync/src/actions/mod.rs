@@ -9,3 +9,6 @@ pub use apply_ops::{ApplyOpsAction, ApplyOpsInput, ApplyOpsOutput, BatchLimits, 
 pub mod pull_changes;
 
 pub use pull_changes::{PullChangesAction, PullChangesInput, PullSummary};
+pub mod dispatch_outbox;
+
+pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};

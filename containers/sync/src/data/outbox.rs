@@ -19,3 +19,173 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[NewOutboxEntry<'_>]) -> Q
     }
     .map(drop)
 }
+
+use chrono::NaiveDateTime;
+
+use super::schema::sync_changelog;
+use crate::models::{outbox_status, ChangeLogEntry};
+
+/// A claimed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Claimed {
+    pub id: i64,
+    pub peer: String,
+    pub resource: String,
+    pub seq: i64,
+    pub attempts: i32,
+}
+
+/// Claim up to `limit` pending entries whose time has come and whose lease (if any) ran out:
+/// they get `owner`'s lease until `lease_until`. Run in a transaction: on MariaDB the rows are
+/// read `FOR UPDATE SKIP LOCKED` (a concurrent claimer takes other rows instead of waiting);
+/// on SQLite the transaction holds the write lock. Once committed, the lease keeps other
+/// workers off the entries while this one sends them.
+pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
+    let query = sync_outbox::table
+        .filter(sync_outbox::status.eq(outbox_status::PENDING))
+        .filter(sync_outbox::next_attempt_at.le(now))
+        .filter(
+            sync_outbox::lease_until
+                .is_null()
+                .or(sync_outbox::lease_until.lt(now)),
+        )
+        .order(sync_outbox::id.asc())
+        .limit(limit)
+        .select((
+            sync_outbox::id,
+            sync_outbox::peer,
+            sync_outbox::resource,
+            sync_outbox::seq,
+            sync_outbox::attempts,
+        ));
+    let claimed: Vec<Claimed> = match conn {
+        AnyConnection::Mysql(c) => query.for_update().skip_locked().load(c)?,
+        AnyConnection::Sqlite(c) => query.load(c)?,
+    };
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    for chunk in ids.chunks(500) {
+        diesel::update(sync_outbox::table.filter(sync_outbox::id.eq_any(chunk)))
+            .set((
+                sync_outbox::lease_owner.eq(Some(owner)),
+                sync_outbox::lease_until.eq(Some(lease_until)),
+                sync_outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(claimed)
+}
+
+/// The changelog entries `(resource, seqs)`, in seq order.
+pub fn changes(
+    conn: &mut AnyConnection,
+    resource: &str,
+    seqs: &[i64],
+) -> QueryResult<Vec<ChangeLogEntry>> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(500) {
+        out.extend(
+            sync_changelog::table
+                .filter(sync_changelog::resource.eq(resource))
+                .filter(sync_changelog::seq.eq_any(chunk))
+                .order(sync_changelog::seq.asc())
+                .select(ChangeLogEntry::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// The peer applied these entries.
+pub fn mark_delivered(conn: &mut AnyConnection, owner: &str, ids: &[i64]) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    for chunk in ids.chunks(500) {
+        diesel::update(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner)),
+        )
+        .set((
+            sync_outbox::status.eq(outbox_status::DELIVERED),
+            sync_outbox::delivered_at.eq(Some(now)),
+            sync_outbox::lease_owner.eq(None::<String>),
+            sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+            sync_outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// These entries can never be delivered (the peer refused the op itself).
+pub fn mark_dead(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[i64],
+    error: &str,
+) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    for chunk in ids.chunks(500) {
+        diesel::update(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner)),
+        )
+        .set((
+            sync_outbox::status.eq(outbox_status::DEAD),
+            sync_outbox::attempts.eq(sync_outbox::attempts + 1),
+            sync_outbox::last_error.eq(Some(error)),
+            sync_outbox::lease_owner.eq(None::<String>),
+            sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+            sync_outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A failed attempt: one more attempt counted, the next one at `next_attempt_at`; entries that
+/// reach `max_attempts` are dead.
+pub fn mark_failed(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[i64],
+    error: &str,
+    next_attempt_at: NaiveDateTime,
+    max_attempts: i32,
+) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    for chunk in ids.chunks(500) {
+        let mine = || {
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner))
+        };
+        diesel::update(mine().filter(sync_outbox::attempts.ge(max_attempts - 1)))
+            .set((
+                sync_outbox::status.eq(outbox_status::DEAD),
+                sync_outbox::attempts.eq(sync_outbox::attempts + 1),
+                sync_outbox::last_error.eq(Some(error)),
+                sync_outbox::lease_owner.eq(None::<String>),
+                sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+                sync_outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        diesel::update(mine())
+            .set((
+                sync_outbox::attempts.eq(sync_outbox::attempts + 1),
+                sync_outbox::next_attempt_at.eq(next_attempt_at),
+                sync_outbox::last_error.eq(Some(error)),
+                sync_outbox::lease_owner.eq(None::<String>),
+                sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+                sync_outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}

@@ -1,4 +1,5 @@
 //! Steps of the sync actions, one responsibility each.
 pub mod apply_changes;
 pub mod fetch_changes;
+pub mod send_ops;
 pub mod validate_ops;

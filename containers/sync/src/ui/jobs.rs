@@ -82,3 +82,50 @@ impl Job for PullChangesJob {
         Box::pin(self.pull_all())
     }
 }
+
+/// DispatchOutboxJob (push, SYNC-PROTOCOL §4): one dispatch pass per run through
+/// `DispatchOutboxAction`; passes go on while a pass fills its whole claim, so a backlog
+/// drains within one run.
+pub struct DispatchOutboxJob {
+    action: crate::actions::DispatchOutboxAction,
+    owner: String,
+    claim_limit: usize,
+}
+
+impl DispatchOutboxJob {
+    pub const NAME: &'static str = "sync.dispatch_outbox";
+
+    /// `owner`: this dispatcher's name in the outbox leases.
+    pub fn new(
+        action: crate::actions::DispatchOutboxAction,
+        owner: impl Into<String>,
+        claim_limit: u32,
+    ) -> Self {
+        Self {
+            action,
+            owner: owner.into(),
+            claim_limit: claim_limit as usize,
+        }
+    }
+
+    async fn dispatch(&self) -> Result<(), JobError> {
+        loop {
+            let summary = self.action.run(self.owner.clone()).await?;
+            // A full claim that delivered: there may be more; anything else waits for the
+            // next run (failures have their backoff).
+            if summary.claimed < self.claim_limit || summary.delivered == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Job for DispatchOutboxJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(self.dispatch())
+    }
+}

@@ -1,0 +1,330 @@
+//! DispatchOutbox (push, SYNC-PROTOCOL §4): claim pending outbox entries whose time has come
+//! (a lease, committed before anything is sent), group them per peer and resource into
+//! batches within the count and byte limits, and POST each batch with a token from the peer
+//! directory. Then, per batch:
+//!
+//! - 200 → delivered;
+//! - 413 → halves, down to single ops (a single op still too large is dead);
+//! - 422 `invalid_ops` → exactly the named ops are dead, the rest is resent;
+//! - 401 `token_expired` → one forced token refresh and one resend;
+//! - unreachable, 5xx, anything else → one more attempt counted, the next one after an
+//!   exponential backoff with jitter; after `max_attempts` the entries are dead.
+//!
+//! Entries claimed by one dispatcher are leased to it, so several dispatchers (threads or
+//! processes) never send the same entry at the same time; a dispatcher that dies leaves
+//! entries that become claimable again when the lease runs out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ship::contracts::{PeerDirectory, Refresh};
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::config::SyncConfig;
+use crate::data::outbox::{self, Claimed};
+use crate::errors::SyncError;
+use crate::models::ChangeLogEntry;
+use crate::tasks::send_ops::{self, SendOpsTask, SendOutcome};
+
+/// What a dispatch pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DispatchSummary {
+    pub claimed: usize,
+    pub delivered: usize,
+    /// Entries rescheduled after a failed attempt.
+    pub retried: usize,
+    pub dead: usize,
+    pub batches: usize,
+}
+
+pub struct DispatchOutboxAction {
+    pool: DbPool,
+    client: reqwest::Client,
+    directory: Arc<dyn PeerDirectory>,
+    region_id: String,
+    config: SyncConfig,
+}
+
+impl DispatchOutboxAction {
+    pub fn new(
+        pool: DbPool,
+        client: reqwest::Client,
+        directory: Arc<dyn PeerDirectory>,
+        region_id: impl Into<String>,
+        config: SyncConfig,
+    ) -> Self {
+        Self {
+            pool,
+            client,
+            directory,
+            region_id: region_id.into(),
+            config,
+        }
+    }
+
+    /// The delay before attempt `attempts + 1`: base · 2^attempts, capped, times a random
+    /// factor in [0.5, 1) so that failed senders do not retry in step.
+    fn backoff(&self, attempts: i32) -> Duration {
+        let base = self.config.retry_base_ms as f64 * 2f64.powi(attempts.clamp(0, 30));
+        let capped = base.min(self.config.retry_max_secs as f64 * 1000.0);
+        Duration::from_millis((capped * (0.5 + fastrand::f64() / 2.0)) as u64)
+    }
+}
+
+/// One entry and its change, ready to send.
+struct Item {
+    claimed: Claimed,
+    change: ChangeLogEntry,
+}
+
+impl Action for DispatchOutboxAction {
+    const NAME: &'static str = "sync.dispatch_outbox";
+    /// The dispatcher's name in leases.
+    type Input = String;
+    type Output = DispatchSummary;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.dispatch_outbox", skip_all)]
+    async fn run(&self, owner: String) -> Result<DispatchSummary, SyncError> {
+        let now = ship::db::utc_now();
+        let lease_until =
+            now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
+        let limit = i64::from(self.config.dispatch_claim_limit);
+        let lease_owner = owner.clone();
+        let claimed = self
+            .pool
+            .transaction(move |conn| {
+                outbox::claim(conn, &lease_owner, now, lease_until, limit).map_err(SyncError::from)
+            })
+            .await?;
+        let mut summary = DispatchSummary {
+            claimed: claimed.len(),
+            ..DispatchSummary::default()
+        };
+        let mut groups: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
+        for c in claimed {
+            groups
+                .entry((c.peer.clone(), c.resource.clone()))
+                .or_default()
+                .push(c);
+        }
+        for ((peer, resource), entries) in groups {
+            let items = self.load(&owner, &resource, entries, &mut summary).await?;
+            for batch in self.batches(items) {
+                self.deliver(&owner, &peer, &resource, batch, &mut summary)
+                    .await?;
+            }
+        }
+        if summary.claimed > 0 {
+            tracing::info!(
+                claimed = summary.claimed,
+                delivered = summary.delivered,
+                retried = summary.retried,
+                dead = summary.dead,
+                batches = summary.batches,
+                "dispatched"
+            );
+        }
+        Ok(summary)
+    }
+}
+
+impl DispatchOutboxAction {
+    /// The changes of `entries`; an entry whose change is gone from the changelog is dead.
+    async fn load(
+        &self,
+        owner: &str,
+        resource: &str,
+        entries: Vec<Claimed>,
+        summary: &mut DispatchSummary,
+    ) -> Result<Vec<Item>, SyncError> {
+        let seqs: Vec<i64> = entries.iter().map(|c| c.seq).collect();
+        let name = resource.to_string();
+        let changes = self
+            .pool
+            .run(move |conn| outbox::changes(conn, &name, &seqs).map_err(SyncError::from))
+            .await?;
+        let mut by_seq: BTreeMap<i64, ChangeLogEntry> =
+            changes.into_iter().map(|c| (c.seq, c)).collect();
+        let mut items = Vec::with_capacity(entries.len());
+        let mut orphans = Vec::new();
+        for claimed in entries {
+            match by_seq.remove(&claimed.seq) {
+                Some(change) => items.push(Item { claimed, change }),
+                None => orphans.push(claimed.id),
+            }
+        }
+        if !orphans.is_empty() {
+            summary.dead += orphans.len();
+            self.mark_dead(owner, orphans, "the change is no longer in the changelog")
+                .await?;
+        }
+        Ok(items)
+    }
+
+    /// Consecutive items within the op count and byte limits (one schema version each).
+    fn batches(&self, items: Vec<Item>) -> Vec<Vec<Item>> {
+        let (max_ops, max_bytes) = (
+            self.config.push_batch_ops as usize,
+            self.config.push_batch_bytes,
+        );
+        let mut out: Vec<Vec<Item>> = Vec::new();
+        let mut bytes = 0;
+        for item in items {
+            let size = item.change.payload.len() + 200;
+            let fits = out.last().is_some_and(|b| {
+                b.len() < max_ops
+                    && bytes + size <= max_bytes
+                    && b[0].change.schema_version == item.change.schema_version
+            });
+            if !fits {
+                out.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            if let Some(batch) = out.last_mut() {
+                batch.push(item);
+            }
+        }
+        out
+    }
+
+    async fn deliver(
+        &self,
+        owner: &str,
+        peer: &str,
+        resource: &str,
+        batch: Vec<Item>,
+        summary: &mut DispatchSummary,
+    ) -> Result<(), SyncError> {
+        let mut pending = vec![batch];
+        let mut refreshed = false;
+        while let Some(batch) = pending.pop() {
+            let grant = match self.directory.grant(peer, Refresh::IfNeeded).await {
+                Ok(grant) => grant,
+                Err(e) => {
+                    pending.push(batch);
+                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                    return self.fail(owner, rest, &e.to_string(), summary).await;
+                }
+            };
+            let changes: Vec<&ChangeLogEntry> = batch.iter().map(|i| &i.change).collect();
+            let body = send_ops::body(&self.region_id, &changes).map_err(|e| {
+                SyncError::InvalidBatch(format!("a stored payload is not JSON: {e}"))
+            })?;
+            summary.batches += 1;
+            match SendOpsTask::run(&self.client, &grant, resource, body).await {
+                SendOutcome::Applied => {
+                    summary.delivered += batch.len();
+                    let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
+                    let owner = owner.to_string();
+                    self.pool
+                        .run(move |conn| {
+                            outbox::mark_delivered(conn, &owner, &ids).map_err(SyncError::from)
+                        })
+                        .await?;
+                }
+                SendOutcome::TooLarge if batch.len() > 1 => {
+                    let mut first = batch;
+                    let second = first.split_off(first.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+                SendOutcome::TooLarge => {
+                    summary.dead += 1;
+                    let ids = batch.iter().map(|i| i.claimed.id).collect();
+                    self.mark_dead(owner, ids, "413: a single op is over the peer's limit")
+                        .await?;
+                }
+                SendOutcome::InvalidOps(bad) => {
+                    let mut poison = Vec::new();
+                    let mut rest = Vec::new();
+                    for (i, item) in batch.into_iter().enumerate() {
+                        if bad.contains(&i) {
+                            poison.push(item.claimed.id);
+                        } else {
+                            rest.push(item);
+                        }
+                    }
+                    summary.dead += poison.len();
+                    self.mark_dead(owner, poison, "422: the peer refused the op as invalid")
+                        .await?;
+                    if !rest.is_empty() {
+                        pending.push(rest);
+                    }
+                }
+                SendOutcome::TokenExpired if !refreshed => {
+                    refreshed = true;
+                    self.directory.grant(peer, Refresh::Force).await?;
+                    pending.push(batch);
+                }
+                SendOutcome::TokenExpired => {
+                    pending.push(batch);
+                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                    return self
+                        .fail(owner, rest, "401 token_expired after a refresh", summary)
+                        .await;
+                }
+                SendOutcome::Unreachable(reason) => {
+                    self.directory.invalidate(peer);
+                    pending.push(batch);
+                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                    return self.fail(owner, rest, &reason, summary).await;
+                }
+                SendOutcome::Failed(reason) => {
+                    pending.push(batch);
+                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                    return self.fail(owner, rest, &reason, summary).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_dead(&self, owner: &str, ids: Vec<i64>, why: &str) -> Result<(), SyncError> {
+        tracing::warn!(entries = ids.len(), reason = why, "dead-lettered");
+        let (owner, why) = (owner.to_string(), why.to_string());
+        self.pool
+            .run(move |conn| outbox::mark_dead(conn, &owner, &ids, &why).map_err(SyncError::from))
+            .await
+    }
+
+    /// A failed attempt for `items`: rescheduled with backoff (or dead at max attempts).
+    async fn fail(
+        &self,
+        owner: &str,
+        items: Vec<Item>,
+        why: &str,
+        summary: &mut DispatchSummary,
+    ) -> Result<(), SyncError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let attempts = items.iter().map(|i| i.claimed.attempts).max().unwrap_or(0);
+        let max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+        let dying = items
+            .iter()
+            .filter(|i| i.claimed.attempts + 1 >= max)
+            .count();
+        summary.dead += dying;
+        summary.retried += items.len() - dying;
+        let delay = self.backoff(attempts);
+        tracing::warn!(
+            entries = items.len(),
+            reason = why,
+            retry_in_ms = delay.as_millis() as u64,
+            "delivery failed"
+        );
+        let next = ship::db::utc_now()
+            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let ids: Vec<i64> = items.iter().map(|i| i.claimed.id).collect();
+        let (owner, why) = (owner.to_string(), why.to_string());
+        self.pool
+            .run(move |conn| {
+                outbox::mark_failed(conn, &owner, &ids, &why, next, max).map_err(SyncError::from)
+            })
+            .await
+    }
+}

@@ -1,0 +1,144 @@
+//! SendOps: one `POST /sync/{resource}/ops` batch to a peer, and what its answer means for
+//! the sender (docs/PROTOCOL.md).
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use ship::contracts::PeerGrant;
+use ship::parents::Task;
+
+use crate::models::ChangeLogEntry;
+
+/// What to do after a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SendOutcome {
+    /// 200: every op applied (or already there).
+    Applied,
+    /// 413: send halves.
+    TooLarge,
+    /// 422 `invalid_ops`: these ops (indexes into the batch) can never apply; the rest can.
+    InvalidOps(Vec<usize>),
+    /// 401 `token_expired`: refresh the token once and resend.
+    TokenExpired,
+    /// The peer could not be reached: its address may have changed.
+    Unreachable(String),
+    /// Anything else (5xx, other refusals): retry later with backoff.
+    Failed(String),
+}
+
+#[derive(Serialize)]
+struct Op<'a> {
+    op_id: String,
+    entity_id: &'a str,
+    kind: &'a str,
+    hlc: i64,
+    origin: &'a str,
+    payload: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    source_region: &'a str,
+    batch_id: String,
+    schema_version: i32,
+    ops: Vec<Op<'a>>,
+}
+
+/// The body of a batch of changelog entries (payloads spliced in as stored).
+pub(crate) fn body(
+    source_region: &str,
+    entries: &[&ChangeLogEntry],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let payloads: Vec<Box<RawValue>> = entries
+        .iter()
+        .map(|e| RawValue::from_string(e.payload.clone()))
+        .collect::<Result<_, _>>()?;
+    let first = entries.first().map_or(0, |e| e.seq);
+    let last = entries.last().map_or(0, |e| e.seq);
+    let body = Body {
+        source_region,
+        batch_id: format!(
+            "{source_region}-{}-{first}-{last}-{}",
+            entries.first().map_or("", |e| e.resource.as_str()),
+            entries.len()
+        ),
+        schema_version: entries.first().map_or(1, |e| e.schema_version),
+        ops: entries
+            .iter()
+            .zip(&payloads)
+            .map(|(e, payload)| Op {
+                op_id: format!("{}-{}", e.origin_region, e.seq),
+                entity_id: &e.entity_id,
+                kind: &e.op,
+                hlc: e.hlc,
+                origin: &e.origin_region,
+                payload,
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&body)
+}
+
+pub(crate) struct SendOpsTask;
+
+impl Task for SendOpsTask {
+    const NAME: &'static str = "sync.send_ops";
+}
+
+impl SendOpsTask {
+    pub(crate) async fn run(
+        client: &reqwest::Client,
+        peer: &PeerGrant,
+        resource: &str,
+        body: Vec<u8>,
+    ) -> SendOutcome {
+        let url = format!(
+            "{}/sync/{resource}/ops",
+            peer.base_url.trim_end_matches('/')
+        );
+        let res = match client
+            .post(&url)
+            .bearer_auth(&peer.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => return SendOutcome::Unreachable(format!("{url}: {e}")),
+        };
+        let status = res.status().as_u16();
+        if status == 200 {
+            return SendOutcome::Applied;
+        }
+        let answer: Value = res.json().await.unwrap_or(Value::Null);
+        let code = answer["error"].as_str().unwrap_or_default();
+        match (status, code) {
+            (413, _) => SendOutcome::TooLarge,
+            (401, "token_expired") => SendOutcome::TokenExpired,
+            (422, "invalid_ops") => {
+                let mut bad: Vec<usize> = answer["details"]["errors"]
+                    .as_array()
+                    .map(|errors| {
+                        errors
+                            .iter()
+                            .filter_map(|e| e["index"].as_u64())
+                            .map(|i| i as usize)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                bad.sort_unstable();
+                bad.dedup();
+                if bad.is_empty() {
+                    SendOutcome::Failed(format!("{status} {code} without op indexes"))
+                } else {
+                    SendOutcome::InvalidOps(bad)
+                }
+            }
+            _ => SendOutcome::Failed(format!(
+                "{status} {code}: {}",
+                answer["message"].as_str().unwrap_or_default()
+            )),
+        }
+    }
+}

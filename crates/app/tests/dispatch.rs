@@ -1,0 +1,268 @@
+//! The outbox dispatcher (push) on each backend: against a real second region, and against a
+//! fault-injecting peer — backoff and dead letters, halving on 413, dead-lettering only the
+//! poison op on 422, one token refresh on 401, and two dispatchers never sending an entry
+//! twice at the same time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use app::startup::{prepare, StartOptions};
+use common::{count, customers_digest, register_region, settings_for, Region};
+use serde_json::{json, Value};
+use ship::parents::Action;
+use ship::testing::TestDb;
+use sync::actions::DispatchOutboxAction;
+use sync::PeerConfig;
+
+/// How the stub peer answers the n-th request (0-based) with this body.
+type Behaviour = Arc<dyn Fn(usize, &Value) -> (u16, Value) + Send + Sync>;
+
+struct StubPeer {
+    base: String,
+    /// Every body received, in order.
+    received: Arc<Mutex<Vec<Value>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl StubPeer {
+    fn start(behaviour: Behaviour, delay: Duration) -> Self {
+        let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&received);
+        let server = HttpServer::new(move || {
+            let (received, calls, behaviour) =
+                (Arc::clone(&r), Arc::clone(&calls), Arc::clone(&behaviour));
+            App::new().route(
+                "/sync/customers/ops",
+                web::post().to(move |body: web::Json<Value>| {
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    received.lock().unwrap().push(body.0.clone());
+                    let (status, answer) = behaviour(n, &body.0);
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                            .json(answer)
+                    }
+                }),
+            )
+        })
+        .workers(2)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let base = format!("http://{}", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base,
+            received,
+            handle,
+        }
+    }
+
+    /// The op ids received, over all requests.
+    fn op_ids(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b["ops"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["op_id"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn batch_sizes(&self) -> Vec<usize> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["ops"].as_array().unwrap().len())
+            .collect()
+    }
+}
+
+fn ok() -> (u16, Value) {
+    (200, json!({"applied": 0}))
+}
+
+/// Region eu-west on `db` (the broker) with peer `peer` registered at `base`, `writes`
+/// customers written; its dispatch action.
+async fn region_with_outbox(
+    db: &TestDb,
+    peer: &str,
+    base: &str,
+    writes: usize,
+    tune: impl FnOnce(&mut app::Settings),
+) -> (Region, DispatchOutboxAction) {
+    let mut settings = settings_for(db, "eu-west");
+    settings.sync.peers = vec![PeerConfig { id: peer.into() }];
+    settings.sync.retry_base_ms = 60_000;
+    tune(&mut settings);
+    let region = Region::start(&settings).await;
+    register_region(db, peer, base).await;
+    for i in 0..writes {
+        let (status, _) = region
+            .post(
+                "/api/v1/customers",
+                &json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    (region, wiring.dispatch_action(&pool, &settings).unwrap())
+}
+
+fn outbox(db: &TestDb, status: &str) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        &format!("SELECT COUNT(*) FROM sync_outbox WHERE status = '{status}'"),
+    )
+}
+
+ship::backend_tests! {
+    async fn the_outbox_reaches_a_real_region_once(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let b = Region::start(&settings_for(&db_b, "us-east")).await;
+        let (a, dispatch) = region_with_outbox(&db, "us-east", &b.base, 5, |_| {}).await;
+        assert_eq!(outbox(&db, "pending"), 5);
+        let summary = dispatch.run("worker-1".into()).await.unwrap();
+        assert_eq!((summary.claimed, summary.delivered, summary.batches), (5, 5, 1), "{summary:?}");
+        assert_eq!((outbox(&db, "pending"), outbox(&db, "delivered")), (0, 5));
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "B holds A's writes");
+        let again = dispatch.run("worker-1".into()).await.unwrap();
+        assert_eq!(again.claimed, 0, "delivered entries are not sent again");
+        a.stop().await;
+        b.stop().await;
+    }
+
+    async fn failures_back_off_and_die_after_max_attempts(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| (503, json!({"error": "database_busy"}))), Duration::ZERO);
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 3, |s| s.sync.max_attempts = 2).await;
+        let first = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((first.claimed, first.retried, first.dead), (3, 3, 0), "{first:?}");
+        let attempts = count(&mut db.pool.get().unwrap(), "SELECT MIN(attempts) FROM sync_outbox");
+        assert_eq!(attempts, 1);
+        // Backing off: nothing is due right now.
+        assert_eq!(dispatch.run("w".into()).await.unwrap().claimed, 0);
+        diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE sync_outbox SET next_attempt_at = '2020-01-01 00:00:00'"), &mut db.pool.get().unwrap()).unwrap();
+        let second = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((second.claimed, second.dead), (3, 3), "{second:?}");
+        assert_eq!(outbox(&db, "dead"), 3);
+        let error = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE last_error LIKE '503%'");
+        assert_eq!(error, 3, "the reason is kept");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    async fn a_413_halves_the_batch_until_it_fits(db: TestDb) {
+        let peer = StubPeer::start(
+            Arc::new(|_, body| if body["ops"].as_array().unwrap().len() > 2 { (413, json!({"error": "batch_too_large"})) } else { ok() }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.dead), (5, 0), "{summary:?}");
+        assert_eq!(peer.batch_sizes(), vec![5, 2, 3, 1, 2], "halves, first half first");
+        assert_eq!(peer.op_ids().len(), 5 + 2 + 3 + 1 + 2);
+        assert_eq!(outbox(&db, "delivered"), 5);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    async fn a_422_dead_letters_only_the_poison_op(db: TestDb) {
+        let poison = Arc::new(Mutex::new(String::new()));
+        let p = Arc::clone(&poison);
+        let peer = StubPeer::start(
+            Arc::new(move |_, body| {
+                let poison = p.lock().unwrap().clone();
+                let bad: Vec<Value> = body["ops"].as_array().unwrap().iter().enumerate()
+                    .filter(|(_, op)| op["entity_id"] == poison.as_str())
+                    .map(|(i, op)| json!({"index": i, "op_id": op["op_id"], "field": "payload.email", "code": "invalid_email", "message": "no"}))
+                    .collect();
+                if bad.is_empty() { ok() } else { (422, json!({"error": "invalid_ops", "message": "1 op(s)", "details": {"errors": bad}})) }
+            }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 4, |_| {}).await;
+        let third: String = {
+            use diesel::prelude::*;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("(SELECT entity_id FROM sync_changelog WHERE seq = 3)"))
+                .get_result(&mut db.pool.get().unwrap())
+                .unwrap()
+        };
+        *poison.lock().unwrap() = third;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.dead), (3, 1), "{summary:?}");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT seq FROM sync_outbox WHERE status = 'dead'"), 3);
+        assert_eq!(peer.batch_sizes(), vec![4, 3], "the rest resent without the poison op");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    async fn an_expired_token_is_refreshed_once_per_batch(db: TestDb) {
+        let peer = StubPeer::start(
+            Arc::new(|n, _| if n == 0 { (401, json!({"error": "token_expired"})) } else { ok() }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!(summary.delivered, 2, "{summary:?}");
+        let tokens: Vec<Value> = peer.received.lock().unwrap().clone();
+        assert_eq!(tokens.len(), 2, "one refusal, one resend");
+        peer.handle.stop(true).await;
+
+        // A peer that refuses every token: one refresh, then a failed attempt (never a loop).
+        let db2 = TestDb::new(db.backend());
+        let peer = StubPeer::start(Arc::new(|_, _| (401, json!({"error": "token_expired"}))), Duration::ZERO);
+        let (a2, dispatch) = region_with_outbox(&db2, "stub", &peer.base, 2, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.retried), (0, 2), "{summary:?}");
+        assert_eq!(peer.batch_sizes().len(), 2);
+        peer.handle.stop(true).await;
+        a.stop().await;
+        a2.stop().await;
+    }
+
+    async fn two_dispatchers_never_send_an_entry_twice(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_millis(300));
+        let (a, first) = region_with_outbox(&db, "stub", &peer.base, 40, |s| {
+            s.sync.dispatch_claim_limit = 10;
+            s.sync.push_batch_ops = 5;
+        })
+        .await;
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "stub".into() }];
+        settings.sync.dispatch_claim_limit = 10;
+        settings.sync.push_batch_ops = 5;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let second = wiring.dispatch_action(&pool, &settings).unwrap();
+        let mut delivered = 0;
+        for _ in 0..4 {
+            let (x, y) = tokio::join!(first.run("one".into()), second.run("two".into()));
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(x.claimed + y.claimed <= 20);
+            delivered += x.delivered + y.delivered;
+        }
+        assert_eq!(delivered, 40);
+        let mut ids = peer.op_ids();
+        let total = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((total, ids.len()), (40, 40), "every entry sent exactly once");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}
