@@ -59,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Inspect and repair the outbox (what this region still has to deliver).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Administer the broker (on the region that runs the broker role).
     Broker {
         #[command(subcommand)]
@@ -159,6 +164,28 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 500)]
         page_limit: u32,
     },
+    /// Per peer and resource: pending and dead entries, last push and pull, push lag.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Pending entries (or dead ones with --dead), oldest first.
+    List {
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send dead entries again: one by id, or every one with --all-dead.
+    Retry {
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Entries per peer, resource and status.
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +222,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { command } => {
             ship::telemetry::init(&settings.log);
             migrate(&settings, command).await
+        }
+        Command::Sync {
+            command: SyncCommand::Status,
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::outbox_cli::status(&settings).await
+        }
+        Command::Outbox { command } => {
+            ship::telemetry::init(&settings.log);
+            crate::outbox_cli::run(&settings, command).await
         }
         Command::Sync {
             command:

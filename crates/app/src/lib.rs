@@ -6,6 +6,7 @@
 pub mod broker_cli;
 pub mod cli;
 pub mod console_kernel;
+pub mod outbox_cli;
 pub mod settings;
 pub mod startup;
 pub mod wiring;

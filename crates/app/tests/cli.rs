@@ -507,3 +507,24 @@ fn schedule_list_and_run_show_and_run_the_console_kernel() {
     let (_, stdout, _) = run(regionsync(dir.path()).args(["schedule", "list"]));
     assert!(!stdout.contains("never"), "last runs are listed: {stdout}");
 }
+
+#[test]
+fn outbox_and_status_commands_on_an_empty_region() {
+    let dir = tempfile::tempdir().unwrap();
+    run(regionsync(dir.path()).args(["migrate", "run"]));
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "status"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("no peer has entries"), "{stdout}");
+    let (out, stdout, _) = run(regionsync(dir.path()).args(["outbox", "list", "--dead"]));
+    assert!(out.status.success());
+    assert_eq!(stdout.lines().count(), 1, "only the header: {stdout}");
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["outbox", "retry", "--all-dead"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("no dead entry"), "{stderr}");
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["outbox", "retry"]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an id or --all-dead is required: {stderr}"
+    );
+}

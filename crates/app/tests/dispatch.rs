@@ -163,6 +163,19 @@ ship::backend_tests! {
         assert_eq!(outbox(&db, "dead"), 3);
         let error = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE last_error LIKE '503%'");
         assert_eq!(error, 3, "the reason is kept");
+
+        // The operator sees them, and sends them again.
+        let pool = db.pool.clone();
+        let dead = sync::actions::ListOutboxAction::new(pool.clone()).run((true, 10)).await.unwrap();
+        assert_eq!(dead.len(), 3);
+        assert!(dead.iter().all(|e| e.peer == "stub" && e.attempts == 2), "{dead:?}");
+        let status = sync::actions::SyncStatusAction::new(pool.clone()).run(()).await.unwrap();
+        assert_eq!((status.len(), status[0].dead, status[0].pending), (1, 3, 0), "{status:?}");
+        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(Some(dead[0].id)).await.unwrap(), 1);
+        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(Some(dead[0].id)).await.unwrap(), 0, "no longer dead");
+        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(None).await.unwrap(), 2);
+        assert_eq!((outbox(&db, "pending"), outbox(&db, "dead")), (3, 0));
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT MAX(attempts) FROM sync_outbox"), 0);
         peer.handle.stop(true).await;
         a.stop().await;
     }

@@ -12,3 +12,6 @@ pub use pull_changes::{PullChangesAction, PullChangesInput, PullSummary};
 pub mod dispatch_outbox;
 
 pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};
+pub mod outbox_admin;
+
+pub use outbox_admin::{ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatusAction};

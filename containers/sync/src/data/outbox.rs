@@ -189,3 +189,95 @@ pub fn mark_failed(
     }
     Ok(())
 }
+
+/// Per (peer, resource, status): entries, the oldest creation, the newest delivery.
+pub type StatusRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+pub fn stats(conn: &mut AnyConnection) -> QueryResult<Vec<StatusRow>> {
+    use diesel::dsl::{count_star, max, min};
+    sync_outbox::table
+        .group_by((
+            sync_outbox::peer,
+            sync_outbox::resource,
+            sync_outbox::status,
+        ))
+        .select((
+            sync_outbox::peer,
+            sync_outbox::resource,
+            sync_outbox::status,
+            count_star(),
+            min(sync_outbox::created_at),
+            max(sync_outbox::delivered_at),
+        ))
+        .order((
+            sync_outbox::peer,
+            sync_outbox::resource,
+            sync_outbox::status,
+        ))
+        .load(conn)
+}
+
+/// An outbox entry as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, serde::Serialize)]
+pub struct EntryRow {
+    pub id: i64,
+    pub peer: String,
+    pub resource: String,
+    pub seq: i64,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Up to `limit` entries, oldest first: pending ones, or dead ones.
+pub fn list(conn: &mut AnyConnection, dead: bool, limit: i64) -> QueryResult<Vec<EntryRow>> {
+    let status = if dead {
+        outbox_status::DEAD
+    } else {
+        outbox_status::PENDING
+    };
+    sync_outbox::table
+        .filter(sync_outbox::status.eq(status))
+        .order(sync_outbox::id.asc())
+        .limit(limit)
+        .select((
+            sync_outbox::id,
+            sync_outbox::peer,
+            sync_outbox::resource,
+            sync_outbox::seq,
+            sync_outbox::status,
+            sync_outbox::attempts,
+            sync_outbox::next_attempt_at,
+            sync_outbox::last_error,
+            sync_outbox::created_at,
+        ))
+        .load(conn)
+}
+
+/// Make dead entries pending again, due now, with their attempts reset; `None`: every dead
+/// entry. How many.
+pub fn retry_dead(conn: &mut AnyConnection, id: Option<i64>) -> QueryResult<usize> {
+    let now = ship::db::utc_now();
+    let changes = (
+        sync_outbox::status.eq(outbox_status::PENDING),
+        sync_outbox::attempts.eq(0),
+        sync_outbox::next_attempt_at.eq(now),
+        sync_outbox::updated_at.eq(now),
+    );
+    let dead = sync_outbox::table.filter(sync_outbox::status.eq(outbox_status::DEAD));
+    match id {
+        Some(id) => diesel::update(dead.filter(sync_outbox::id.eq(id)))
+            .set(changes)
+            .execute(conn),
+        None => diesel::update(dead).set(changes).execute(conn),
+    }
+}

@@ -1,0 +1,104 @@
+//! `regionsync outbox …` and `regionsync sync status`: each command calls one sync action.
+
+use chrono::{DateTime, Utc};
+use ship::parents::Action;
+use sync::actions::{ListOutboxAction, RetryDeadAction, SyncStatusAction};
+
+use crate::cli::{output, OutboxCommand};
+use crate::settings::Settings;
+use crate::startup;
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn age(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| format!("{}s", (Utc::now() - t).num_seconds().max(0)))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn status(settings: &Settings) -> anyhow::Result<()> {
+    let pool = startup::connect(settings).await?;
+    let rows = SyncStatusAction::new(pool).run(()).await?;
+    if rows.is_empty() {
+        output("no peer has entries or cursors yet");
+        return Ok(());
+    }
+    output(&format!(
+        "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} PUSH LAG",
+        "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL"
+    ));
+    for r in rows {
+        output(&format!(
+            "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {}",
+            r.peer,
+            r.resource,
+            r.pending,
+            r.dead,
+            when(r.last_push_at),
+            when(r.last_pull_at),
+            age(r.oldest_pending_at)
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
+    let pool = startup::connect(settings).await?;
+    match command {
+        OutboxCommand::List { dead, limit } => {
+            let rows = ListOutboxAction::new(pool).run((dead, limit)).await?;
+            output(&format!(
+                "{:>8} {:<16} {:<14} {:>8} {:<9} {:>8} {:<20} LAST ERROR",
+                "ID", "PEER", "RESOURCE", "SEQ", "STATUS", "ATTEMPTS", "NEXT ATTEMPT"
+            ));
+            for r in rows {
+                output(&format!(
+                    "{:>8} {:<16} {:<14} {:>8} {:<9} {:>8} {:<20} {}",
+                    r.id,
+                    r.peer,
+                    r.resource,
+                    r.seq,
+                    r.status,
+                    r.attempts,
+                    r.next_attempt_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.last_error.unwrap_or_default()
+                ));
+            }
+        }
+        OutboxCommand::Retry { id, all_dead } => {
+            let which = if all_dead { None } else { id };
+            let n = RetryDeadAction::new(pool).run(which).await?;
+            if n == 0 {
+                anyhow::bail!(
+                    "no dead entry {}",
+                    id.map(|i| format!("with id {i}")).unwrap_or_default()
+                );
+            }
+            output(&format!(
+                "{n} dead entr{} will be sent again",
+                if n == 1 { "y" } else { "ies" }
+            ));
+        }
+        OutboxCommand::Stats => {
+            let rows = SyncStatusAction::new(pool).run(()).await?;
+            output(&format!(
+                "{:<16} {:<14} {:>8} {:>6} {:>10} OLDEST PENDING",
+                "PEER", "RESOURCE", "PENDING", "DEAD", "DELIVERED"
+            ));
+            for r in rows {
+                output(&format!(
+                    "{:<16} {:<14} {:>8} {:>6} {:>10} {}",
+                    r.peer,
+                    r.resource,
+                    r.pending,
+                    r.dead,
+                    r.delivered,
+                    age(r.oldest_pending_at)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
