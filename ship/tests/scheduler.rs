@@ -200,3 +200,55 @@ ship::backend_tests! {
         assert!(recorded.iter().all(|(outcome, _)| outcome == "ok"), "{recorded:?}");
     }
 }
+
+/// A job that loops within its run until the kernel stops.
+struct Looper {
+    stopping: tokio::sync::watch::Receiver<bool>,
+    passes: AtomicUsize,
+}
+
+impl Job for Looper {
+    fn name(&self) -> &'static str {
+        "looper"
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(async move {
+            let mut stopping = self.stopping.clone();
+            while !*stopping.borrow() {
+                self.passes.fetch_add(1, Ordering::SeqCst);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Regression: `work` once told looping jobs nothing when it stopped, so SIGTERM waited for
+/// the dispatcher's whole run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_kernel_ends_looping_runs() {
+    let db = TestDb::sqlite();
+    let mut kernel = Kernel::new(db.pool.clone(), "w");
+    let looper = Arc::new(Looper {
+        stopping: kernel.stopping(),
+        passes: AtomicUsize::new(0),
+    });
+    kernel
+        .schedule(looper.clone(), Schedule::every_minute())
+        .unwrap();
+    let started = looper.clone();
+    let stop = async move {
+        while started.passes.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), kernel.work(stop))
+        .await
+        .expect("work returns once the looping run ends")
+        .unwrap();
+    assert_eq!(runs(&db, "looper"), vec![("ok".into(), None)]);
+}

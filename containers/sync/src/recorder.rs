@@ -39,6 +39,8 @@ pub struct SyncChangeRecorder {
     clock: Arc<HybridClock>,
     peers: Vec<String>,
     schema_versions: std::collections::HashMap<String, i32>,
+    /// Woken after a local write commits (the dispatcher of this process waits on it).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl SyncChangeRecorder {
@@ -55,11 +57,23 @@ impl SyncChangeRecorder {
             clock,
             peers,
             schema_versions: schema_versions.into_iter().collect(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// What a dispatcher in this process waits on.
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
     }
 }
 
 impl ChangeRecorder for SyncChangeRecorder {
+    fn committed(&self) {
+        if !self.peers.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
     fn stamp(&self, stored: Option<Hlc>) -> Version {
         let hlc = match stored {
             // Within the drift bound: the clock moves past it, as if it had observed it.

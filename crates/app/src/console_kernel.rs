@@ -48,6 +48,9 @@ pub fn kernel(
                 wiring.dispatch_action(pool, settings)?,
                 kernel.owner().to_string(),
                 settings.sync.dispatch_claim_limit,
+                wiring.recorder.wake(),
+                Duration::from_secs(settings.sync.dispatch_interval_secs),
+                kernel.stopping(),
             )),
             Schedule::every_seconds(settings.sync.dispatch_interval_secs)
                 .map_err(wire)?

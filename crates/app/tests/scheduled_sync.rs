@@ -57,3 +57,40 @@ ship::backend_tests! {
         b.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Push only (pulls an hour apart, dispatcher polls a minute apart): a local write wakes the
+    /// dispatcher of its process, so the peer has it long before the next poll.
+    async fn a_local_write_is_pushed_at_once(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let b_port = free_port();
+        let mut a_settings = settings_for(&db, "eu-west");
+        a_settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        a_settings.sync.pull_interval_secs = 3600;
+        a_settings.sync.dispatch_interval_secs = 60;
+        let a = Region::start_with_scheduler(&a_settings).await;
+        let credential = register_region(&db, "us-east", &format!("http://127.0.0.1:{b_port}")).await;
+
+        let mut b_settings = settings_for(&db_b, "us-east");
+        b_settings.http.bind = format!("127.0.0.1:{b_port}");
+        b_settings.broker.enabled = false;
+        b_settings.broker.signing_key = None;
+        b_settings.broker.url = Some(a.base.clone());
+        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+        let b = Region::start(&b_settings).await;
+        // Let the scheduler's first (empty) pass go by, so the next one is the woken one.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let (status, created) = a.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "Ada", "email": "x@example.com"})).await;
+        assert_eq!(status, 201);
+        let path = format!("/api/v1/customers/{}", created["id"].as_str().unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while b.get(&path).await.0 != 200 {
+            assert!(tokio::time::Instant::now() < deadline, "not pushed within 20 s (the poll is 60 s)");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE status = 'delivered'"), 1);
+        a.stop().await;
+        b.stop().await;
+    }
+}

@@ -90,6 +90,10 @@ pub trait ChangeRecorder: Send + Sync {
     /// caller's transaction: the row, its changelog entry and its outbox entries commit
     /// together or not at all.
     fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError>;
+
+    /// Call once the transaction that recorded changes has committed: a dispatcher in this
+    /// process delivers them at once instead of at its next poll.
+    fn committed(&self) {}
 }
 
 /// What applying one op did.

@@ -226,6 +226,8 @@ pub struct Kernel {
     entries: Vec<Entry>,
     /// Last start per job in this process (seeded from the run records).
     last_start: Mutex<HashMap<&'static str, DateTime<Utc>>>,
+    /// True once the kernel stops starting runs (see [`Kernel::stopping`]).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Kernel {
@@ -236,7 +238,14 @@ impl Kernel {
             owner: owner.into(),
             entries: Vec::new(),
             last_start: Mutex::new(HashMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Turns true when the kernel stops (`work` got its shutdown) or runs once (`run_due`):
+    /// a job that loops within its run (waiting for work) watches it and returns.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// A name for this process: host, pid and a random suffix.
@@ -290,6 +299,8 @@ impl Kernel {
     /// Run what is due now, wait for it, and return each started or skipped job's outcome
     /// (`schedule run`, for an external cron).
     pub async fn run_due(&self) -> Result<Vec<(&'static str, Outcome)>, SchedulerError> {
+        // One pass each: looping jobs return after their first pass.
+        self.stopping.send_replace(true);
         self.seed_last_starts().await?;
         let mut runs = Vec::new();
         for index in self.due_now() {
@@ -323,6 +334,8 @@ impl Kernel {
                 }
             }
         }
+        // Looping jobs (see `stopping`) end their run after the pass in flight.
+        self.stopping.send_replace(true);
         tracing::info!(
             running = running.len(),
             "scheduler stopping: finishing running jobs"

@@ -59,12 +59,16 @@ impl Action for CreateCustomerAction {
             deleted_at: None,
         };
         let recorder = Arc::clone(&self.recorder);
-        self.pool
+        let saved = self
+            .pool
             .transaction(move |conn| {
                 // A fresh UUID v7: the row is known to be new, there is nothing to lock.
                 SaveLocalWriteTask::run(conn, recorder.as_ref(), row, Write::Insert)
                     .map_err(CustomersError::from)
             })
-            .await
+            .await?;
+        // Committed: a dispatcher in this process may deliver it now.
+        self.recorder.committed();
+        Ok(saved)
     }
 }

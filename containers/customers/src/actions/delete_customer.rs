@@ -35,7 +35,8 @@ impl Action for DeleteCustomerAction {
     async fn run(&self, id: String) -> Result<Customer, CustomersError> {
         super::known_id(&id)?;
         let recorder = Arc::clone(&self.recorder);
-        self.pool
+        let saved = self
+            .pool
             .transaction(move |conn| {
                 let mut row = match customers::find_for_update(conn, &id)? {
                     Some(row) if !row.is_deleted() => row,
@@ -51,6 +52,9 @@ impl Action for DeleteCustomerAction {
                     Write::Update,
                 )?)
             })
-            .await
+            .await?;
+        // Committed: a dispatcher in this process may deliver it now.
+        self.recorder.committed();
+        Ok(saved)
     }
 }

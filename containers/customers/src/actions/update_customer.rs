@@ -46,7 +46,8 @@ impl Action for UpdateCustomerAction {
             input.email.as_deref().map_or(Ok(()), validation::email),
         ])?;
         let recorder = Arc::clone(&self.recorder);
-        self.pool
+        let saved = self
+            .pool
             .transaction(move |conn| {
                 let mut row = match customers::find_for_update(conn, &input.id)? {
                     Some(row) if !row.is_deleted() => row,
@@ -74,6 +75,9 @@ impl Action for UpdateCustomerAction {
                     Write::Update,
                 )?)
             })
-            .await
+            .await?;
+        // Committed: a dispatcher in this process may deliver it now.
+        self.recorder.committed();
+        Ok(saved)
     }
 }

@@ -83,13 +83,20 @@ impl Job for PullChangesJob {
     }
 }
 
-/// DispatchOutboxJob (push, SYNC-PROTOCOL §4): one dispatch pass per run through
-/// `DispatchOutboxAction`; passes go on while a pass fills its whole claim, so a backlog
-/// drains within one run.
+/// DispatchOutboxJob (push, SYNC-PROTOCOL §4): dispatch passes through
+/// `DispatchOutboxAction` for up to `stay` (a minute): a pass that filled its whole claim is
+/// followed at once by the next; otherwise the job waits for a local write to commit in this
+/// process (`wake`), for `poll`, or for the kernel to stop, whichever comes first. So a write is
+/// pushed within milliseconds when the web server and the scheduler share a process, and within
+/// `poll` otherwise; a stopping kernel ends the run after the pass in flight.
 pub struct DispatchOutboxJob {
     action: crate::actions::DispatchOutboxAction,
     owner: String,
     claim_limit: usize,
+    wake: Arc<tokio::sync::Notify>,
+    poll: std::time::Duration,
+    stay: std::time::Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DispatchOutboxJob {
@@ -100,21 +107,37 @@ impl DispatchOutboxJob {
         action: crate::actions::DispatchOutboxAction,
         owner: impl Into<String>,
         claim_limit: u32,
+        wake: Arc<tokio::sync::Notify>,
+        poll: std::time::Duration,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
             action,
             owner: owner.into(),
             claim_limit: claim_limit as usize,
+            wake,
+            poll,
+            stay: std::time::Duration::from_secs(60),
+            stopping,
         }
     }
 
     async fn dispatch(&self) -> Result<(), JobError> {
+        let started = std::time::Instant::now();
         loop {
             let summary = self.action.run(self.owner.clone()).await?;
-            // A full claim that delivered: there may be more; anything else waits for the
-            // next run (failures have their backoff).
-            if summary.claimed < self.claim_limit || summary.delivered == 0 {
+            let more = summary.claimed >= self.claim_limit && summary.delivered > 0;
+            if more {
+                continue;
+            }
+            let mut stopping = self.stopping.clone();
+            if *stopping.borrow() || started.elapsed() >= self.stay {
                 return Ok(());
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = stopping.changed() => {}
             }
         }
     }
