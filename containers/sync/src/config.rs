@@ -48,6 +48,11 @@ pub struct SyncConfig {
     pub retry_max_secs: u64,
     /// How long a dispatcher owns the entries it claimed (another may take them after).
     pub dispatch_lease_secs: u64,
+    /// Delivered outbox entries are deleted after this many hours.
+    pub outbox_retention_hours: u64,
+    /// Changelog entries older than this many hours are deleted once no peer is owed them
+    /// (a peer pulling from before that gets 410 and needs a bootstrap).
+    pub changelog_retention_hours: u64,
 }
 
 impl Default for SyncConfig {
@@ -69,6 +74,8 @@ impl Default for SyncConfig {
             retry_base_ms: 1_000,
             retry_max_secs: 300,
             dispatch_lease_secs: 60,
+            outbox_retention_hours: 24,
+            changelog_retention_hours: 24 * 7,
         }
     }
 }

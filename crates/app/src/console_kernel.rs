@@ -8,7 +8,8 @@ use std::time::Duration;
 use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
-use sync::ui::jobs::{DispatchOutboxJob, PullChangesJob};
+use sync::actions::{PruneAction, PruneInput};
+use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -76,6 +77,26 @@ pub fn kernel(
                 .without_overlapping()
                 .on_one_server()
                 .timeout(Duration::from_secs(600)),
+        )
+        .map_err(wire)?;
+    // Retention: delivered outbox entries, and changelog entries no peer is owed.
+    kernel
+        .schedule(
+            Arc::new(PruneJob::new(
+                PruneAction::new(pool.clone(), wiring.registry.clone()),
+                PruneInput {
+                    outbox_retention: Duration::from_secs(
+                        settings.sync.outbox_retention_hours * 3600,
+                    ),
+                    changelog_retention: Duration::from_secs(
+                        settings.sync.changelog_retention_hours * 3600,
+                    ),
+                },
+            )),
+            Schedule::hourly()
+                .map_err(wire)?
+                .on_one_server()
+                .timeout(Duration::from_secs(1800)),
         )
         .map_err(wire)?;
     Ok(kernel)

@@ -15,3 +15,6 @@ pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};
 pub mod outbox_admin;
 
 pub use outbox_admin::{ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatusAction};
+pub mod prune;
+
+pub use prune::{PruneAction, PruneInput, PruneSummary};

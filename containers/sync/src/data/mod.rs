@@ -3,4 +3,5 @@ pub mod changelog;
 pub mod conflicts;
 pub mod cursors;
 pub mod outbox;
+pub mod prune;
 pub mod schema;

@@ -152,3 +152,30 @@ impl Job for DispatchOutboxJob {
         Box::pin(self.dispatch())
     }
 }
+
+/// PruneJob: retention through `PruneAction` (what may be deleted, and only that).
+pub struct PruneJob {
+    action: crate::actions::PruneAction,
+    input: crate::actions::PruneInput,
+}
+
+impl PruneJob {
+    pub const NAME: &'static str = "sync.prune";
+
+    pub fn new(action: crate::actions::PruneAction, input: crate::actions::PruneInput) -> Self {
+        Self { action, input }
+    }
+}
+
+impl Job for PruneJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(async move {
+            self.action.run(self.input).await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! Retention: what may be deleted, and only that (docs/PROTOCOL.md, "Retention").
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use ship::AnyConnection;
+
+use super::schema::{sync_changelog, sync_outbox, sync_sequences};
+use crate::models::outbox_status;
+
+/// Delete delivered outbox entries delivered before `before`.
+pub fn delivered_outbox(conn: &mut AnyConnection, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        sync_outbox::table
+            .filter(sync_outbox::status.eq(outbox_status::DELIVERED))
+            .filter(sync_outbox::delivered_at.lt(before)),
+    )
+    .execute(conn)
+}
+
+/// Delete `resource`'s changelog entries that are older than `before` *and* below every entry
+/// that must stay: one created at or after `before`, or one still owed to a peer (a pending
+/// or dead outbox entry). The feed's `pruned_through` moves to the last deleted seq, so a
+/// cursor below it is answered 410 `cursor_expired`. Locks the resource's sequence row first
+/// (appends wait). Returns how many entries were deleted.
+pub fn changelog(
+    conn: &mut AnyConnection,
+    resource: &str,
+    before: NaiveDateTime,
+) -> QueryResult<i64> {
+    diesel::update(sync_sequences::table.find(resource))
+        .set(sync_sequences::last_seq.eq(sync_sequences::last_seq))
+        .execute(conn)?;
+    let (last_seq, pruned_through): (i64, i64) = sync_sequences::table
+        .find(resource)
+        .select((sync_sequences::last_seq, sync_sequences::pruned_through))
+        .first(conn)?;
+    let young: Option<i64> = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::created_at.ge(before))
+        .select(diesel::dsl::min(sync_changelog::seq))
+        .first(conn)?;
+    let owed: Option<i64> = sync_outbox::table
+        .filter(sync_outbox::resource.eq(resource))
+        .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
+        .select(diesel::dsl::min(sync_outbox::seq))
+        .first(conn)?;
+    let keep_from = [young, owed].into_iter().flatten().min();
+    let upto = keep_from.map_or(last_seq, |seq| seq - 1);
+    if upto <= pruned_through {
+        return Ok(0);
+    }
+    let deleted = diesel::delete(
+        sync_changelog::table
+            .filter(sync_changelog::resource.eq(resource))
+            .filter(sync_changelog::seq.le(upto)),
+    )
+    .execute(conn)?;
+    diesel::update(sync_sequences::table.find(resource))
+        .set(sync_sequences::pruned_through.eq(upto))
+        .execute(conn)?;
+    Ok(deleted as i64)
+}
