@@ -166,6 +166,20 @@ pub enum SyncCommand {
     },
     /// Per peer and resource: pending and dead entries, last push and pull, push lag.
     Status,
+    /// Sync now, by hand: push the outbox and pull the peers' feeds, with progress bars and a
+    /// summary (both unless --push or --pull).
+    Run {
+        /// Only this peer.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only this resource (pull).
+        #[arg(long)]
+        resource: Option<String>,
+        #[arg(long, conflicts_with = "pull")]
+        push: bool,
+        #[arg(long)]
+        pull: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +236,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { command } => {
             ship::telemetry::init(&settings.log);
             migrate(&settings, command).await
+        }
+        Command::Sync {
+            command:
+                SyncCommand::Run {
+                    peer,
+                    resource,
+                    push,
+                    pull,
+                },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::run(&settings, peer, resource, !pull || push, !push || pull).await
         }
         Command::Sync {
             command: SyncCommand::Status,

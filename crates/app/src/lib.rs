@@ -9,6 +9,7 @@ pub mod console_kernel;
 pub mod outbox_cli;
 pub mod settings;
 pub mod startup;
+pub mod sync_run;
 pub mod wiring;
 
 pub use settings::Settings;

@@ -502,10 +502,33 @@ fn schedule_list_and_run_show_and_run_the_console_kernel() {
         stdout.contains("broker.heartbeat: ok") && stdout.contains("sync.pull_changes: ok"),
         "{stdout}"
     );
+    // Right after, the 30 s and 10 s jobs are not due again (the records say they ran).
     let (_, stdout, _) = run(regionsync(dir.path()).args(["schedule", "run"]));
-    assert!(stdout.contains("nothing is due"), "{stdout}");
+    assert!(
+        !stdout.contains("broker.heartbeat") && !stdout.contains("sync.pull_changes"),
+        "{stdout}"
+    );
     let (_, stdout, _) = run(regionsync(dir.path()).args(["schedule", "list"]));
-    assert!(!stdout.contains("never"), "last runs are listed: {stdout}");
+    for job in [
+        "broker.heartbeat",
+        "sync.pull_changes",
+        "sync.dispatch_outbox",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_default();
+        assert!(line.contains(" ok "), "last run listed: {stdout}");
+    }
+    // An hourly cron job is due at the top of the hour, not whenever a scheduler starts.
+    let prune = stdout
+        .lines()
+        .find(|l| l.starts_with("sync.prune"))
+        .unwrap_or_default();
+    assert!(
+        prune.contains("never") && prune.contains(":00:00"),
+        "{stdout}"
+    );
 }
 
 #[test]

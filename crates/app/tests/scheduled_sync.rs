@@ -94,3 +94,86 @@ ship::backend_tests! {
         b.stop().await;
     }
 }
+
+/// `regionsync sync run`: the operator's manual sync pushes the outbox and pulls the peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_run_pushes_and_pulls_by_hand() {
+    let (db, db_b) = (TestDb::sqlite(), TestDb::sqlite());
+    let mut a_settings = settings_for(&db, "eu-west");
+    a_settings.sync.peers = vec![sync::PeerConfig {
+        id: "us-east".into(),
+    }];
+    let a = Region::start(&a_settings).await;
+    let b_port = free_port();
+    let credential = register_region(&db, "us-east", &format!("http://127.0.0.1:{b_port}")).await;
+    let mut b_settings = settings_for(&db_b, "us-east");
+    b_settings.http.bind = format!("127.0.0.1:{b_port}");
+    b_settings.broker.enabled = false;
+    b_settings.broker.signing_key = None;
+    b_settings.broker.url = Some(a.base.clone());
+    b_settings.broker.credential = Some(ship::config::Secret::new(credential));
+    let b = Region::start(&b_settings).await;
+    for name in ["Ada", "Grace", "Edsger"] {
+        assert_eq!(
+            a.post(
+                "/api/v1/customers",
+                &json!({"tenant_id": "t1", "name": name, "email": "x@example.com"})
+            )
+            .await
+            .0,
+            201
+        );
+    }
+    assert_eq!(
+        b.post(
+            "/api/v1/customers",
+            &json!({"tenant_id": "t1", "name": "Barbara", "email": "x@example.com"})
+        )
+        .await
+        .0,
+        201
+    );
+
+    // Region eu-west's configuration as a file, for the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("eu-west.toml");
+    let key = ship::testing::test_signing_key_pem();
+    std::fs::write(
+        &config,
+        format!(
+            "region_id = \"eu-west\"\n[database]\nurl = \"{}\"\n[broker]\nsigning_key = '''\n{key}'''\n[[sync.peers]]\nid = \"us-east\"\n",
+            db.url.expose()
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_regionsync"))
+            .args(["--config", &config.to_string_lossy(), "sync", "run"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("push: 3 delivered, 0 dead-lettered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pull: 1 applied from 1 feed(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        customers_digest(&db),
+        customers_digest(&db_b),
+        "converged by hand"
+    );
+    a.stop().await;
+    b.stop().await;
+}

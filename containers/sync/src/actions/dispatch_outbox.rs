@@ -45,6 +45,7 @@ pub struct DispatchOutboxAction {
     directory: Arc<dyn PeerDirectory>,
     region_id: String,
     config: SyncConfig,
+    only_peer: Option<String>,
 }
 
 impl DispatchOutboxAction {
@@ -61,7 +62,14 @@ impl DispatchOutboxAction {
             directory,
             region_id: region_id.into(),
             config,
+            only_peer: None,
         }
+    }
+
+    /// Deliver only what is owed to `peer` (`regionsync sync run --peer`).
+    pub fn only_peer(mut self, peer: impl Into<String>) -> Self {
+        self.only_peer = Some(peer.into());
+        self
     }
 
     /// The delay before attempt `attempts + 1`: base · 2^attempts, capped, times a random
@@ -92,11 +100,19 @@ impl Action for DispatchOutboxAction {
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let limit = i64::from(self.config.dispatch_claim_limit);
-        let lease_owner = owner.clone();
+        let (lease_owner, only_peer) = (owner.clone(), self.only_peer.clone());
         let claimed = self
             .pool
             .transaction(move |conn| {
-                outbox::claim(conn, &lease_owner, now, lease_until, limit).map_err(SyncError::from)
+                outbox::claim(
+                    conn,
+                    &lease_owner,
+                    now,
+                    lease_until,
+                    limit,
+                    only_peer.as_deref(),
+                )
+                .map_err(SyncError::from)
             })
             .await?;
         let mut summary = DispatchSummary {

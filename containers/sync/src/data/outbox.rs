@@ -46,9 +46,22 @@ pub fn claim(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
+    only_peer: Option<&str>,
 ) -> QueryResult<Vec<Claimed>> {
+    // One query shape for both cases (a boxed query cannot take FOR UPDATE): "every peer" is
+    // a constant-true alternative.
+    let every_peer = diesel::dsl::sql::<diesel::sql_types::Bool>(if only_peer.is_none() {
+        "1 = 1"
+    } else {
+        "1 = 0"
+    });
     let query = sync_outbox::table
         .filter(sync_outbox::status.eq(outbox_status::PENDING))
+        .filter(
+            sync_outbox::peer
+                .eq(only_peer.unwrap_or_default().to_string())
+                .or(every_peer),
+        )
         .filter(sync_outbox::next_attempt_at.le(now))
         .filter(
             sync_outbox::lease_until

@@ -1,0 +1,129 @@
+//! `regionsync sync run`: a manual sync with progress bars — the push (outbox dispatch passes
+//! until nothing more is delivered) and the pull (every peer and resource) — then a summary.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use ship::contracts::PeerDirectory;
+use ship::parents::Action;
+use sync::actions::{PullChangesInput, SyncStatusAction};
+
+use crate::cli::output;
+use crate::settings::Settings;
+use crate::startup::{self, StartOptions};
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+pub async fn run(
+    settings: &Settings,
+    peer: Option<String>,
+    resource: Option<String>,
+    push: bool,
+    pull: bool,
+) -> anyhow::Result<()> {
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+
+    if push {
+        let owed: i64 = SyncStatusAction::new(pool.clone())
+            .run(())
+            .await?
+            .iter()
+            .filter(|s| peer.as_deref().is_none_or(|p| p == s.peer))
+            .map(|s| s.pending)
+            .sum();
+        let bar = ProgressBar::new(owed.max(0) as u64).with_style(style(
+            "push  {bar:30} {pos}/{len} entries  {msg}  {per_sec}",
+        ));
+        let mut action = wiring.dispatch_action(&pool, settings)?;
+        if let Some(p) = &peer {
+            action = action.only_peer(p.clone());
+        }
+        let owner = format!("cli:{}", std::process::id());
+        let (mut delivered, mut dead, mut retried, mut batches) = (0, 0, 0, 0);
+        loop {
+            let pass = action.run(owner.clone()).await?;
+            delivered += pass.delivered;
+            dead += pass.dead;
+            retried += pass.retried;
+            batches += pass.batches;
+            bar.inc((pass.delivered + pass.dead) as u64);
+            bar.set_message(format!("{batches} batches"));
+            if pass.claimed == 0 || pass.delivered + pass.dead == 0 {
+                break;
+            }
+        }
+        bar.finish();
+        output(&format!(
+            "push: {delivered} delivered, {dead} dead-lettered, {retried} to retry later, {batches} batch(es)"
+        ));
+        if retried > 0 {
+            failures.push(format!(
+                "{retried} entries could not be delivered now (see `regionsync outbox list`)"
+            ));
+        }
+    }
+
+    if pull {
+        let peers: Vec<String> = match (&peer, settings.sync.peer_ids()) {
+            (Some(one), _) => vec![one.clone()],
+            (None, configured) if !configured.is_empty() => configured,
+            (None, _) => wiring
+                .broker
+                .directory
+                .peers()
+                .await
+                .context("cannot list the peers")?
+                .into_iter()
+                .map(|g| g.id)
+                .collect(),
+        };
+        let names: Vec<String> = wiring
+            .registry
+            .names()
+            .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
+            .map(str::to_string)
+            .collect();
+        let bar = ProgressBar::new((peers.len() * names.len()) as u64)
+            .with_style(style("pull  {bar:30} {pos}/{len} feeds  {msg}"));
+        let action = wiring.pull_action(&pool, settings)?;
+        let (mut applied, mut pages) = (0, 0);
+        for p in &peers {
+            for name in &names {
+                bar.set_message(format!("{p}/{name}"));
+                let input = PullChangesInput {
+                    peer: p.clone(),
+                    resource: name.clone(),
+                    page_limit: settings.sync.pull_page_limit,
+                    max_pages: u32::MAX,
+                };
+                match action.run(input).await {
+                    Ok(s) => {
+                        applied += s.applied;
+                        pages += s.pages;
+                    }
+                    Err(e) => failures.push(format!("pull {p}/{name}: {e}")),
+                }
+                bar.inc(1);
+            }
+        }
+        bar.finish_with_message("done");
+        output(&format!(
+            "pull: {applied} applied from {} feed(s), {pages} page(s)",
+            peers.len() * names.len()
+        ));
+    }
+
+    output(&format!("took {:.1}s", started.elapsed().as_secs_f64()));
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("regionsync: {f}");
+        }
+        anyhow::bail!("{} part(s) of the sync failed", failures.len());
+    }
+    Ok(())
+}
