@@ -9,6 +9,7 @@
 //! [`recorder::SyncChangeRecorder`].
 
 pub mod actions;
+pub mod alerts_config;
 pub mod config;
 pub mod cursor;
 pub(crate) mod data;
@@ -18,6 +19,7 @@ pub mod recorder;
 pub(crate) mod tasks;
 pub mod ui;
 
+pub use alerts_config::AlertsConfig;
 pub use config::{PeerConfig, SyncConfig};
 pub use errors::SyncError;
 pub use recorder::SyncChangeRecorder;

@@ -59,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The anomaly alerts this region raised.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Inspect and repair the outbox (what this region still has to deliver).
     Outbox {
         #[command(subcommand)]
@@ -183,6 +188,15 @@ pub enum SyncCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// The alert history, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Pending entries (or dead ones with --dead), oldest first.
     List {
@@ -254,6 +268,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             ship::telemetry::init(&settings.log);
             crate::outbox_cli::status(&settings).await
+        }
+        Command::Alerts {
+            command: AlertsCommand::List { limit },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::outbox_cli::alerts(&settings, limit).await
         }
         Command::Outbox { command } => {
             ship::telemetry::init(&settings.log);

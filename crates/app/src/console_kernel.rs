@@ -9,7 +9,7 @@ use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
 use sync::actions::{PruneAction, PruneInput};
-use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob};
+use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, SendAnomalyAlertJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -97,6 +97,19 @@ pub fn kernel(
                 .map_err(wire)?
                 .on_one_server()
                 .timeout(Duration::from_secs(1800)),
+        )
+        .map_err(wire)?;
+    // Anomaly alerts: backlog, dead letters, pull lag, broker reachability → the webhook.
+    kernel
+        .schedule(
+            Arc::new(SendAnomalyAlertJob::new(
+                wiring.alerts_action(pool, settings)?,
+            )),
+            Schedule::every_seconds(settings.alerts.interval_secs)
+                .map_err(wire)?
+                .without_overlapping()
+                .on_one_server()
+                .timeout(Duration::from_secs(120)),
         )
         .map_err(wire)?;
     Ok(kernel)

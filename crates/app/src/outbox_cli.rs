@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use ship::parents::Action;
-use sync::actions::{ListOutboxAction, RetryDeadAction, SyncStatusAction};
+use sync::actions::{ListAlertsAction, ListOutboxAction, RetryDeadAction, SyncStatusAction};
 
 use crate::cli::{output, OutboxCommand};
 use crate::settings::Settings;
@@ -39,6 +39,34 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
             when(r.last_push_at),
             when(r.last_pull_at),
             age(r.oldest_pending_at)
+        ));
+    }
+    Ok(())
+}
+
+pub async fn alerts(settings: &Settings, limit: i64) -> anyhow::Result<()> {
+    let pool = startup::connect(settings).await?;
+    let rows = ListAlertsAction::new(pool).run(limit).await?;
+    output(&format!(
+        "{:>6} {:<9} {:<20} {:<16} {:<20} {:<20} MESSAGE",
+        "ID", "STATE", "KIND", "PEER", "FIRED", "RESOLVED"
+    ));
+    for a in rows {
+        output(&format!(
+            "{:>6} {:<9} {:<20} {:<16} {:<20} {:<20} {}",
+            a.id,
+            a.state,
+            a.kind,
+            if a.subject.is_empty() {
+                "-"
+            } else {
+                &a.subject
+            },
+            a.fired_at.format("%Y-%m-%d %H:%M:%S"),
+            a.resolved_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+            a.message
         ));
     }
     Ok(())

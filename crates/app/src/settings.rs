@@ -10,7 +10,7 @@ use ship::config::{
     self, check_region_id, ConfigError, ConfigProblem, DatabaseSettings, HttpSettings, LogSettings,
     Validate,
 };
-use sync::SyncConfig;
+use sync::{AlertsConfig, SyncConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +25,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The broker role, or where the broker is.
     pub broker: BrokerConfig,
+    /// Anomaly alerts: thresholds and the webhook.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             sync: SyncConfig::default(),
             auth: AuthSettings::default(),
             broker: BrokerConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -68,6 +71,7 @@ impl Validate for Settings {
         self.sync.validate("sync", problems);
         self.auth.validate("auth", problems);
         self.broker.validate("broker", problems);
+        self.alerts.validate("alerts", problems);
         let wildcard = self
             .http
             .bind

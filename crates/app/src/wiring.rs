@@ -16,7 +16,7 @@ use ship::auth::TokenVerifier;
 use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry, StatusSources};
 use ship::http::Configure;
 use ship::{AnyConnection, DbPool, ShipError};
-use sync::actions::{DispatchOutboxAction, PullChangesAction};
+use sync::actions::{DispatchOutboxAction, EvaluateAlertsAction, PullChangesAction};
 use sync::ui::http::SyncState;
 use sync::SyncChangeRecorder;
 
@@ -125,6 +125,27 @@ impl Wiring {
             directory,
             settings.region_id.clone(),
             settings.sync.clone(),
+        ))
+    }
+
+    /// The anomaly alerts use case, with an HTTP client for the webhook.
+    pub fn alerts_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<EvaluateAlertsAction, ShipError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
+        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
+        Ok(EvaluateAlertsAction::new(
+            pool.clone(),
+            directory,
+            client,
+            settings.region_id.clone(),
+            settings.sync.peer_ids(),
+            settings.alerts.clone(),
         ))
     }
 

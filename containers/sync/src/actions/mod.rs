@@ -18,3 +18,6 @@ pub use outbox_admin::{ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatus
 pub mod prune;
 
 pub use prune::{PruneAction, PruneInput, PruneSummary};
+pub mod evaluate_alerts;
+
+pub use evaluate_alerts::{AlertRow, AlertsSummary, EvaluateAlertsAction, ListAlertsAction};

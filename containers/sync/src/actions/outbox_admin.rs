@@ -1,29 +1,14 @@
 //! The operator's view of the outbox and the peers (`regionsync outbox …`, `sync status`).
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use ship::parents::Action;
 use ship::DbPool;
 
 use crate::data::outbox;
 pub use crate::data::outbox::EntryRow;
-use crate::data::schema::sync_peer_cursors;
 use crate::errors::SyncError;
-use crate::models::outbox_status;
+use crate::tasks::peer_status::PeerStatusTask;
 
-/// Per peer and resource: what waits, what died, when it last moved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PeerStatus {
-    pub peer: String,
-    pub resource: String,
-    pub pending: i64,
-    pub dead: i64,
-    pub delivered: i64,
-    /// The oldest pending entry's creation: how far behind the push is.
-    pub oldest_pending_at: Option<DateTime<Utc>>,
-    pub last_push_at: Option<DateTime<Utc>>,
-    pub last_pull_at: Option<DateTime<Utc>>,
-}
+pub use crate::tasks::peer_status::PeerStatus;
 
 pub struct SyncStatusAction {
     pool: DbPool,
@@ -43,48 +28,7 @@ impl Action for SyncStatusAction {
 
     async fn run(&self, _input: ()) -> Result<Vec<PeerStatus>, SyncError> {
         self.pool
-            .run(|conn| {
-                use diesel::prelude::*;
-                let mut rows: std::collections::BTreeMap<(String, String), PeerStatus> =
-                    Default::default();
-                for (peer, resource, status, n, oldest, delivered) in outbox::stats(conn)? {
-                    let row = rows
-                        .entry((peer.clone(), resource.clone()))
-                        .or_insert_with(|| PeerStatus {
-                            peer,
-                            resource,
-                            ..PeerStatus::default()
-                        });
-                    match status.as_str() {
-                        outbox_status::PENDING => {
-                            row.pending = n;
-                            row.oldest_pending_at = oldest.map(|t| t.and_utc());
-                        }
-                        outbox_status::DEAD => row.dead = n,
-                        _ => {
-                            row.delivered = n;
-                            row.last_push_at = delivered.map(|t| t.and_utc());
-                        }
-                    }
-                }
-                let pulls: Vec<(String, String, chrono::NaiveDateTime)> = sync_peer_cursors::table
-                    .select((
-                        sync_peer_cursors::peer,
-                        sync_peer_cursors::resource,
-                        sync_peer_cursors::last_pull_at,
-                    ))
-                    .load(conn)?;
-                for (peer, resource, at) in pulls {
-                    rows.entry((peer.clone(), resource.clone()))
-                        .or_insert_with(|| PeerStatus {
-                            peer,
-                            resource,
-                            ..PeerStatus::default()
-                        })
-                        .last_pull_at = Some(at.and_utc());
-                }
-                Ok(rows.into_values().collect())
-            })
+            .run(|conn| PeerStatusTask::run(conn).map_err(SyncError::from))
             .await
     }
 }

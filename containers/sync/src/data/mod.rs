@@ -1,4 +1,5 @@
 //! Schema and queries of the sync tables. No business rules here.
+pub mod alerts;
 pub mod changelog;
 pub mod conflicts;
 pub mod cursors;

@@ -66,3 +66,18 @@ diesel::table! {
         detected_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_alerts (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        state -> Text,
+        message -> Text,
+        value -> BigInt,
+        fired_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        notified_at -> Nullable<Timestamp>,
+        notified_state -> Nullable<Text>,
+    }
+}

@@ -179,3 +179,30 @@ impl Job for PruneJob {
         })
     }
 }
+
+/// SendAnomalyAlertJob: evaluate the anomaly conditions and notify the webhook
+/// (`EvaluateAlertsAction`).
+pub struct SendAnomalyAlertJob {
+    action: crate::actions::EvaluateAlertsAction,
+}
+
+impl SendAnomalyAlertJob {
+    pub const NAME: &'static str = "sync.anomaly_alerts";
+
+    pub fn new(action: crate::actions::EvaluateAlertsAction) -> Self {
+        Self { action }
+    }
+}
+
+impl Job for SendAnomalyAlertJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(async move {
+            self.action.run(()).await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! EvaluateAlerts (SendAnomalyAlertJob, SYNC-PROTOCOL §10): evaluate the anomaly conditions,
+//! keep one alert per firing (kind, subject) in `sync_alerts`, and tell the webhook when an
+//! alert fires, is still firing after the cool-down, and resolves.
+//!
+//! Conditions, per peer unless said: `backlog_age` (the oldest entry owed is older than
+//! `backlog_max_age_secs`), `backlog_size` (more than `backlog_max_entries` owed),
+//! `dead_letters` (dead entries exist), `pull_lag` (a configured peer not pulled for
+//! `pull_lag_max_secs`), and for the region `broker_unreachable` (as this process's directory
+//! sees it). A condition that resolved less than `cool_down_secs` ago does not fire again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use ship::contracts::PeerDirectory;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::alerts_config::AlertsConfig;
+use crate::data::alerts::{self, Alert};
+use crate::errors::SyncError;
+use crate::tasks::peer_status::PeerStatusTask;
+use crate::tasks::send_alert::SendAlertTask;
+
+/// What an evaluation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AlertsSummary {
+    pub fired: usize,
+    pub resolved: usize,
+    pub notified: usize,
+}
+
+pub struct EvaluateAlertsAction {
+    pool: DbPool,
+    directory: Arc<dyn PeerDirectory>,
+    client: reqwest::Client,
+    region: String,
+    peers: Vec<String>,
+    config: AlertsConfig,
+}
+
+impl EvaluateAlertsAction {
+    pub fn new(
+        pool: DbPool,
+        directory: Arc<dyn PeerDirectory>,
+        client: reqwest::Client,
+        region: impl Into<String>,
+        peers: Vec<String>,
+        config: AlertsConfig,
+    ) -> Self {
+        Self {
+            pool,
+            directory,
+            client,
+            region: region.into(),
+            peers,
+            config,
+        }
+    }
+
+    /// The conditions that hold now: (kind, subject) → (message, value).
+    async fn conditions(&self) -> Result<BTreeMap<(String, String), (String, i64)>, SyncError> {
+        let mut out = BTreeMap::new();
+        let now = chrono::Utc::now();
+        let status = self
+            .pool
+            .run(|conn| PeerStatusTask::run(conn).map_err(SyncError::from))
+            .await?;
+        let mut pulled: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+        let mut owed: BTreeMap<String, (i64, i64, Option<chrono::DateTime<chrono::Utc>>)> =
+            BTreeMap::new();
+        for s in &status {
+            let entry = owed.entry(s.peer.clone()).or_default();
+            entry.0 += s.pending;
+            entry.1 += s.dead;
+            entry.2 = [entry.2, s.oldest_pending_at].into_iter().flatten().min();
+            if let Some(at) = s.last_pull_at {
+                let latest = pulled.entry(s.peer.clone()).or_insert(at);
+                *latest = (*latest).max(at);
+            }
+        }
+        for (peer, (pending, dead, oldest)) in owed {
+            if let Some(oldest) = oldest {
+                let age = (now - oldest).num_seconds();
+                if age > self.config.backlog_max_age_secs as i64 {
+                    out.insert(
+                        ("backlog_age".into(), peer.clone()),
+                        (
+                            format!("the oldest change owed to {peer} is {age} s old"),
+                            age,
+                        ),
+                    );
+                }
+            }
+            if pending > self.config.backlog_max_entries {
+                out.insert(
+                    ("backlog_size".into(), peer.clone()),
+                    (format!("{pending} changes are owed to {peer}"), pending),
+                );
+            }
+            if dead > 0 {
+                out.insert(
+                    ("dead_letters".into(), peer.clone()),
+                    (
+                        format!("{dead} change(s) for {peer} are dead letters (`regionsync outbox list --dead`)"),
+                        dead,
+                    ),
+                );
+            }
+        }
+        for peer in &self.peers {
+            let lag = pulled.get(peer).map(|at| (now - *at).num_seconds());
+            if lag.is_some_and(|lag| lag > self.config.pull_lag_max_secs as i64) {
+                let lag = lag.unwrap_or_default();
+                out.insert(
+                    ("pull_lag".into(), peer.clone()),
+                    (format!("{peer} was last pulled {lag} s ago"), lag),
+                );
+            }
+        }
+        let health = self.directory.health();
+        if !health.broker_reachable && health.last_error.is_some() {
+            out.insert(
+                ("broker_unreachable".into(), String::new()),
+                (
+                    format!(
+                        "the broker cannot be reached: {}",
+                        health.last_error.unwrap_or_default()
+                    ),
+                    1,
+                ),
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl Action for EvaluateAlertsAction {
+    const NAME: &'static str = "sync.evaluate_alerts";
+    type Input = ();
+    type Output = AlertsSummary;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.evaluate_alerts", skip_all)]
+    async fn run(&self, _input: ()) -> Result<AlertsSummary, SyncError> {
+        let holding = self.conditions().await?;
+        let cool_down = chrono::Duration::seconds(self.config.cool_down_secs as i64);
+        let mut summary = AlertsSummary::default();
+        let (fired, resolved) = self
+            .pool
+            .transaction(move |conn| {
+                let open: Vec<Alert> = alerts::open(conn)?;
+                let mut fired = 0;
+                let mut resolved = 0;
+                for alert in &open {
+                    match holding.get(&(alert.kind.clone(), alert.subject.clone())) {
+                        Some((message, value)) => alerts::update(conn, alert.id, message, *value)?,
+                        None => {
+                            alerts::resolve(conn, alert.id)?;
+                            resolved += 1;
+                        }
+                    }
+                }
+                let now = ship::db::utc_now();
+                for ((kind, subject), (message, value)) in &holding {
+                    if open
+                        .iter()
+                        .any(|a| &a.kind == kind && &a.subject == subject)
+                    {
+                        continue;
+                    }
+                    let flapping = alerts::last_resolved(conn, kind, subject)?
+                        .is_some_and(|at| now - at < cool_down);
+                    if !flapping {
+                        alerts::fire(conn, kind, subject, message, *value)?;
+                        fired += 1;
+                    }
+                }
+                Ok::<_, SyncError>((fired, resolved))
+            })
+            .await?;
+        summary.fired = fired;
+        summary.resolved = resolved;
+
+        let remind_before = ship::db::utc_now() - cool_down;
+        let due = self
+            .pool
+            .run(move |conn| alerts::to_notify(conn, remind_before).map_err(SyncError::from))
+            .await?;
+        for alert in due {
+            if alert.notified_state.as_deref() != Some(alert.state.as_str()) {
+                tracing::warn!(kind = %alert.kind, subject = %alert.subject, state = %alert.state, "{}", alert.message);
+            }
+            let delivered = match &self.config.webhook_url {
+                None => true,
+                Some(url) => {
+                    let body = json!({
+                        "region": self.region,
+                        "kind": alert.kind,
+                        "subject": alert.subject,
+                        "state": alert.state,
+                        "message": alert.message,
+                        "value": alert.value,
+                        "fired_at": alert.fired_at.and_utc().to_rfc3339(),
+                        "resolved_at": alert.resolved_at.map(|t| t.and_utc().to_rfc3339()),
+                    });
+                    SendAlertTask::run(
+                        &self.client,
+                        url,
+                        &body,
+                        Duration::from_secs(self.config.webhook_timeout_secs),
+                        self.config.webhook_attempts,
+                    )
+                    .await
+                }
+            };
+            if delivered {
+                summary.notified += 1;
+                let (id, state) = (alert.id, alert.state.clone());
+                self.pool
+                    .run(move |conn| alerts::notified(conn, id, &state).map_err(SyncError::from))
+                    .await?;
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// The alert history, newest first (`regionsync alerts list`).
+pub struct ListAlertsAction {
+    pool: DbPool,
+}
+
+impl ListAlertsAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for ListAlertsAction {
+    const NAME: &'static str = "sync.list_alerts";
+    type Input = i64;
+    type Output = Vec<Alert>;
+    type Error = SyncError;
+
+    async fn run(&self, limit: i64) -> Result<Vec<Alert>, SyncError> {
+        self.pool
+            .run(move |conn| alerts::list(conn, limit).map_err(SyncError::from))
+            .await
+    }
+}
+
+pub use crate::data::alerts::Alert as AlertRow;

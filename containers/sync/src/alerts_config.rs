@@ -1,0 +1,71 @@
+//! `[alerts]`: thresholds of the anomaly alerts and where they go.
+
+use serde::{Deserialize, Serialize};
+use ship::config::{key, ConfigProblem, Validate};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where alerts are POSTed as JSON; none: they are only recorded (`regionsync alerts list`)
+    /// and logged.
+    pub webhook_url: Option<String>,
+    /// How often the conditions are evaluated, in seconds.
+    pub interval_secs: u64,
+    /// Backlog: the oldest entry owed to a peer is older than this (seconds).
+    pub backlog_max_age_secs: u64,
+    /// Backlog: more entries than this are owed to a peer.
+    pub backlog_max_entries: i64,
+    /// Pull lag: a configured peer has not been pulled for this long (seconds).
+    pub pull_lag_max_secs: u64,
+    /// A firing alert is sent again after this long; a condition that resolved less than this
+    /// long ago does not fire again (flapping), in seconds.
+    pub cool_down_secs: u64,
+    /// Webhook timeout per attempt, and attempts per notification.
+    pub webhook_timeout_secs: u64,
+    pub webhook_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            interval_secs: 30,
+            backlog_max_age_secs: 300,
+            backlog_max_entries: 10_000,
+            pull_lag_max_secs: 600,
+            cool_down_secs: 3600,
+            webhook_timeout_secs: 5,
+            webhook_attempts: 3,
+        }
+    }
+}
+
+impl Validate for AlertsConfig {
+    fn validate(&self, prefix: &str, problems: &mut Vec<ConfigProblem>) {
+        if let Some(url) = &self.webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(ConfigProblem::new(
+                    key(prefix, "webhook_url"),
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("interval_secs", self.interval_secs),
+            ("backlog_max_age_secs", self.backlog_max_age_secs),
+            ("pull_lag_max_secs", self.pull_lag_max_secs),
+            ("webhook_timeout_secs", self.webhook_timeout_secs),
+            ("webhook_attempts", u64::from(self.webhook_attempts)),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));
+            }
+        }
+        if self.backlog_max_entries < 1 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "backlog_max_entries"),
+                "must be at least 1",
+            ));
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! PeerStatus: per peer and resource, what is owed, what died, when it last moved — from the
+//! outbox and the pull cursors.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use ship::parents::Task;
+use ship::AnyConnection;
+
+use crate::data::outbox;
+use crate::data::schema::sync_peer_cursors;
+use crate::models::outbox_status;
+
+/// Per peer and resource: what waits, what died, when it last moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    pub peer: String,
+    pub resource: String,
+    pub pending: i64,
+    pub dead: i64,
+    pub delivered: i64,
+    /// The oldest pending entry's creation: how far behind the push is.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub last_push_at: Option<DateTime<Utc>>,
+    pub last_pull_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct PeerStatusTask;
+
+impl Task for PeerStatusTask {
+    const NAME: &'static str = "sync.peer_status";
+}
+
+impl PeerStatusTask {
+    pub(crate) fn run(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<PeerStatus>> {
+        use diesel::prelude::*;
+        let mut rows: std::collections::BTreeMap<(String, String), PeerStatus> = Default::default();
+        for (peer, resource, status, n, oldest, delivered) in outbox::stats(conn)? {
+            let row = rows
+                .entry((peer.clone(), resource.clone()))
+                .or_insert_with(|| PeerStatus {
+                    peer,
+                    resource,
+                    ..PeerStatus::default()
+                });
+            match status.as_str() {
+                outbox_status::PENDING => {
+                    row.pending = n;
+                    row.oldest_pending_at = oldest.map(|t| t.and_utc());
+                }
+                outbox_status::DEAD => row.dead = n,
+                _ => {
+                    row.delivered = n;
+                    row.last_push_at = delivered.map(|t| t.and_utc());
+                }
+            }
+        }
+        let pulls: Vec<(String, String, chrono::NaiveDateTime)> = sync_peer_cursors::table
+            .select((
+                sync_peer_cursors::peer,
+                sync_peer_cursors::resource,
+                sync_peer_cursors::last_pull_at,
+            ))
+            .load(conn)?;
+        for (peer, resource, at) in pulls {
+            rows.entry((peer.clone(), resource.clone()))
+                .or_insert_with(|| PeerStatus {
+                    peer,
+                    resource,
+                    ..PeerStatus::default()
+                })
+                .last_pull_at = Some(at.and_utc());
+        }
+        Ok(rows.into_values().collect())
+    }
+}
