@@ -51,7 +51,14 @@ ship::backend_tests! {
         }
         let pull = puller(&db_b, &a.base).await;
 
+        // A flag left by an earlier 410 goes once a pull catches up.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db_b.pool.get().unwrap(),
+            "INSERT INTO sync_peer_flags (peer, resource, needs_bootstrap_since) VALUES ('eu-west', 'customers', '2026-01-01 00:00:00')",
+        )
+        .unwrap();
         let first = pull.run(input("eu-west")).await.unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_peer_flags"), 0);
         assert_eq!((first.pages, first.applied, first.caught_up), (3, 5, true), "{first:?}");
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         assert_eq!(stored_cursor(&db_b), 1);
@@ -113,6 +120,13 @@ ship::backend_tests! {
         let err = pull.run(input("eu-west")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerCursorExpired { .. }), "{err}");
         assert_eq!(stored_cursor(&db_b), 0);
+        // The peer is flagged for a bootstrap, and an alert says so.
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_peer_flags WHERE peer = 'eu-west'"), 1);
+        let settings = settings_for(&db_b, "us-east");
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap().run(()).await.unwrap();
+        assert_eq!(alerts.fired, 1);
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE kind = 'bootstrap_needed' AND subject = 'eu-west/customers'"), 1);
         a.stop().await;
     }
 }

@@ -5,7 +5,8 @@
 //! Conditions, per peer unless said: `backlog_age` (the oldest entry owed is older than
 //! `backlog_max_age_secs`), `backlog_size` (more than `backlog_max_entries` owed),
 //! `dead_letters` (dead entries exist), `pull_lag` (a configured peer not pulled for
-//! `pull_lag_max_secs`), and for the region `broker_unreachable` (as this process's directory
+//! `pull_lag_max_secs`), `bootstrap_needed` (per peer/resource: its feed answered 410 and
+//! the pull stopped), and for the region `broker_unreachable` (as this process's directory
 //! sees it). A condition that resolved less than `cool_down_secs` ago does not fire again.
 
 use std::collections::BTreeMap;
@@ -118,6 +119,22 @@ impl EvaluateAlertsAction {
                     (format!("{peer} was last pulled {lag} s ago"), lag),
                 );
             }
+        }
+        let flagged = self
+            .pool
+            .run(|conn| crate::data::cursors::needing_bootstrap(conn).map_err(SyncError::from))
+            .await?;
+        for (peer, resource, since) in flagged {
+            out.insert(
+                ("bootstrap_needed".into(), format!("{peer}/{resource}")),
+                (
+                    format!(
+                        "{peer} no longer has the history of {resource} this region needs (410 since {}): bootstrap from a snapshot",
+                        since.and_utc().to_rfc3339()
+                    ),
+                    1,
+                ),
+            );
         }
         let health = self.directory.health();
         if !health.broker_reachable && health.last_error.is_some() {

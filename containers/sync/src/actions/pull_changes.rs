@@ -120,6 +120,16 @@ impl Action for PullChangesAction {
                     forced = Some(self.directory.grant(&input.peer, Refresh::Force).await?);
                     continue;
                 }
+                Err(e @ SyncError::PeerCursorExpired { .. }) => {
+                    // Never a restart from zero: flagged for a bootstrap (and an alert).
+                    let (peer, res) = (input.peer.clone(), name);
+                    self.pool
+                        .run(move |conn| {
+                            cursors::flag_bootstrap(conn, &peer, res).map_err(SyncError::from)
+                        })
+                        .await?;
+                    return Err(e);
+                }
                 Err(e @ SyncError::PeerUnreachable { .. }) => {
                     // Its address may have changed at the broker: ask again next time.
                     self.directory.invalidate(&input.peer);
@@ -190,6 +200,14 @@ impl Action for PullChangesAction {
                 summary.caught_up = true;
                 break;
             }
+        }
+        if summary.caught_up {
+            let (peer, res) = (input.peer.clone(), name);
+            self.pool
+                .run(move |conn| {
+                    cursors::clear_bootstrap(conn, &peer, res).map_err(SyncError::from)
+                })
+                .await?;
         }
         tracing::info!(
             pages = summary.pages,

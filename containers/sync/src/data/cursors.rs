@@ -46,3 +46,45 @@ pub fn save(conn: &mut AnyConnection, peer: &str, resource: &str, cursor: &str) 
     }
     .map(drop)
 }
+
+use super::schema::sync_peer_flags;
+
+/// Mark `(peer, resource)` as needing a bootstrap (its feed answered 410); keeps the first
+/// time it was seen.
+pub fn flag_bootstrap(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
+    let exists = sync_peer_flags::table
+        .find((peer, resource))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !exists {
+        diesel::insert_into(sync_peer_flags::table)
+            .values((
+                sync_peer_flags::peer.eq(peer),
+                sync_peer_flags::resource.eq(resource),
+                sync_peer_flags::needs_bootstrap_since.eq(ship::db::utc_now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A pull of `(peer, resource)` succeeded: no bootstrap needed.
+pub fn clear_bootstrap(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
+    diesel::delete(sync_peer_flags::table.find((peer, resource)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Every `(peer, resource)` waiting for a bootstrap, and since when.
+pub fn needing_bootstrap(
+    conn: &mut AnyConnection,
+) -> QueryResult<Vec<(String, String, chrono::NaiveDateTime)>> {
+    sync_peer_flags::table
+        .select((
+            sync_peer_flags::peer,
+            sync_peer_flags::resource,
+            sync_peer_flags::needs_bootstrap_since,
+        ))
+        .load(conn)
+}

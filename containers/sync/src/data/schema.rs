@@ -81,3 +81,11 @@ diesel::table! {
         notified_state -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    sync_peer_flags (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        needs_bootstrap_since -> Timestamp,
+    }
+}
