@@ -1,4 +1,6 @@
-//! `make bench`: the ratio benchmarks of `QUALITY-BARS.md` (B1, B1', B2, B3, B4, B8).
+//! `make bench`: the ratio benchmarks of `QUALITY-BARS.md` (B1, B1', B2, B3, B4, B8), and B6,
+//! the end-to-end lag between two regions (p50/p99 in ms, `BENCH_LAG_WRITES` writes at half the
+//! maximum write rate).
 //!
 //! Every benchmark compares two arms on the same generated rows (fixed seed), each arm run on a
 //! fresh database (a new `TestDb`; HTTP arms start a fresh region on it), interleaved
@@ -781,6 +783,160 @@ struct Outcome {
     note: Option<String>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// B6: end-to-end lag between two regions on loopback (push; pulls an hour apart)
+
+struct LagResult {
+    max_rate: f64,
+    rate: f64,
+    writes: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A region with its scheduler in this process (`serve --with-scheduler`).
+async fn start_with_scheduler(settings: &Settings) -> (String, actix_web::dev::ServerHandle) {
+    let app = Application::build(settings, StartOptions::default())
+        .await
+        .expect("the region starts");
+    let kernel = app::console_kernel::kernel(settings, app.pool(), app.wiring(), app.public_url())
+        .expect("the kernel");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let app = app.with_scheduler(kernel);
+    let handle = app.handle();
+    tokio::spawn(app.run_until(std::future::pending()));
+    (base, handle)
+}
+
+/// (entity id, changelog time) of every change that originated in `origin`.
+fn change_times(
+    db: &TestDb,
+    origin: &str,
+) -> std::collections::HashMap<String, chrono::NaiveDateTime> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        entity_id: String,
+        #[diesel(sql_type = Timestamp)]
+        created_at: chrono::NaiveDateTime,
+    }
+    diesel::sql_query(format!(
+        "SELECT entity_id, created_at FROM sync_changelog WHERE origin_region = '{origin}'"
+    ))
+    .load::<Row>(&mut db.pool.get().unwrap())
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.entity_id, r.created_at))
+    .collect()
+}
+
+async fn lag_b6(writes: usize) -> LagResult {
+    let (db_a, db_b) = (
+        fresh_db(Backend::Sqlite).await,
+        fresh_db(Backend::Sqlite).await,
+    );
+    let key = ship::config::Secret::new(ship::testing::test_signing_key_pem());
+    let b_port = free_port();
+    let mut a = Settings {
+        region_id: REGION.into(),
+        ..Settings::default()
+    };
+    a.database.url = db_a.url.clone();
+    a.http.bind = "127.0.0.1:0".into();
+    a.broker.signing_key = Some(key.clone());
+    a.sync.peers = vec![sync::PeerConfig { id: ORIGIN.into() }];
+    a.sync.pull_interval_secs = 3600;
+    let (a_base, a_handle) = start_with_scheduler(&a).await;
+    let credential = broker::actions::RegisterRegionAction::new(db_a.pool.clone(), 90)
+        .run(broker::actions::RegisterRegionInput {
+            id: ORIGIN.into(),
+            base_url: format!("http://127.0.0.1:{b_port}"),
+            scopes: None,
+        })
+        .await
+        .unwrap()
+        .credential;
+    let mut b = Settings {
+        region_id: ORIGIN.into(),
+        ..Settings::default()
+    };
+    b.database.url = db_b.url.clone();
+    b.http.bind = format!("127.0.0.1:{b_port}");
+    b.broker.enabled = false;
+    b.broker.url = Some(a_base.clone());
+    b.broker.credential = Some(ship::config::Secret::new(credential));
+    b.sync.pull_interval_secs = 3600;
+    let (_, b_handle) = start_with_scheduler(&b).await;
+
+    let client = reqwest::Client::new();
+    let url = format!("{a_base}/api/v1/customers");
+    let create = |i: usize| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let res = client
+                .post(&url)
+                .json(&json!({"tenant_id": "t1", "name": format!("lag {i}"), "email": "x@example.com"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 201);
+            let body: Value = res.json().await.unwrap();
+            body["id"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    // The maximum sequential write rate, then half of it.
+    let t = Instant::now();
+    let mut probe = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        create(probe).await;
+        probe += 1;
+    }
+    let max_rate = rate(probe, t.elapsed().as_secs_f64());
+    let rate_half = max_rate / 2.0;
+    let gap = Duration::from_secs_f64(1.0 / rate_half);
+    let started = Instant::now();
+    let mut paced = Vec::with_capacity(writes);
+    for i in 0..writes {
+        let due = started + gap * i as u32;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        paced.push(create(probe + i).await);
+    }
+    let total = probe + writes;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while change_times(&db_b, REGION).len() < total {
+        assert!(Instant::now() < deadline, "B6: not every write arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (sent, got) = (change_times(&db_a, REGION), change_times(&db_b, REGION));
+    // Only the paced writes count (the probe ran at full speed).
+    let mut lags: Vec<f64> = paced
+        .iter()
+        .filter_map(|id| Some((*got.get(id)? - *sent.get(id)?).num_microseconds()? as f64 / 1000.0))
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let pick = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    let result = LagResult {
+        max_rate,
+        rate: rate_half,
+        writes,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+    };
+    a_handle.stop(true).await;
+    b_handle.stop(true).await;
+    result
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -1044,7 +1200,24 @@ async fn main() {
         }
     }
 
+    let lag = if cfg.wants("B6") {
+        Some(lag_b6(env_usize("BENCH_LAG_WRITES", 500)).await)
+    } else {
+        None
+    };
     print_table(&outcomes, &skipped);
+    if let Some(l) = &lag {
+        println!(
+            "B6: end-to-end lag eu-west → us-east (SQLite, push, serve --with-scheduler), {} writes at {:.0}/s (half the max {:.0}/s): p50 {:.1} ms, p99 {:.1} ms (target ≤ 50 ms: {}), max {:.1} ms",
+            l.writes,
+            l.rate,
+            l.max_rate,
+            l.p50_ms,
+            l.p99_ms,
+            if l.p99_ms <= 50.0 { "met" } else { "NOT met" },
+            l.max_ms
+        );
+    }
     println!(
         "sizes: ops={} batch={} writes={} pairs={}; total {:.0} s",
         cfg.ops,
