@@ -784,6 +784,134 @@ struct Outcome {
 }
 
 // ---------------------------------------------------------------------------------------------
+// B5: MariaDB outbox dispatch, 4 dispatchers ÷ 1 (a peer that answers 200 at once)
+
+/// A peer that accepts every batch at once; counts the ops it got.
+async fn fast_peer() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    actix_web::dev::ServerHandle,
+) {
+    let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let g = Arc::clone(&got);
+    let server = actix_web::HttpServer::new(move || {
+        let got = Arc::clone(&g);
+        actix_web::App::new()
+            .app_data(actix_web::web::JsonConfig::default().limit(64 * 1024 * 1024))
+            .route(
+                "/sync/customers/ops",
+                actix_web::web::post().to(move |body: actix_web::web::Json<Value>| {
+                    let n = body["ops"].as_array().map_or(0, Vec::len);
+                    got.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    async move { actix_web::HttpResponse::Ok().json(json!({"applied": n})) }
+                }),
+            )
+    })
+    .workers(2)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (base, got, handle)
+}
+
+/// Dispatch `entries` outbox entries with `workers` concurrent dispatchers; entries/s. Checks
+/// that the peer got every entry exactly once.
+async fn arm_dispatch(entries: usize, workers: usize) -> f64 {
+    let db = fresh_db(Backend::Mysql).await;
+    let (peer, got, handle) = fast_peer().await;
+    let mut settings = Settings {
+        region_id: REGION.into(),
+        ..Settings::default()
+    };
+    settings.database.url = db.url.clone();
+    settings.broker.signing_key = Some(ship::config::Secret::new(
+        ship::testing::test_signing_key_pem(),
+    ));
+    settings.sync.peers = vec![sync::PeerConfig { id: "fast".into() }];
+    settings.sync.dispatch_claim_limit = 500;
+    settings.sync.push_batch_ops = 500;
+    let (pool, wiring) = app::startup::prepare(&settings, StartOptions::default())
+        .await
+        .unwrap();
+    broker::actions::RegisterRegionAction::new(pool.clone(), 90)
+        .run(broker::actions::RegisterRegionInput {
+            id: "fast".into(),
+            base_url: peer,
+            scopes: None,
+        })
+        .await
+        .unwrap();
+    // The backlog: changelog entries and one outbox entry each, written directly.
+    let payload = r#"{"id":"x"}"#;
+    let mut conn = db.pool.get().unwrap();
+    for chunk in (1..=entries).collect::<Vec<_>>().chunks(1000) {
+        let changes: Vec<String> = chunk
+            .iter()
+            .map(|seq| {
+                format!(
+                    "('customers',{seq},'e{seq}','upsert','{payload}',{seq},'{REGION}',1,NOW(6))"
+                )
+            })
+            .collect();
+        diesel::sql_query(format!(
+            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, origin_region, schema_version, created_at) VALUES {}",
+            changes.join(",")
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        let outbox: Vec<String> = chunk
+            .iter()
+            .map(|seq| format!("('fast','customers',{seq},'pending',0,NOW(6),NOW(6),NOW(6))"))
+            .collect();
+        diesel::sql_query(format!(
+            "INSERT INTO sync_outbox (peer, resource, seq, status, attempts, next_attempt_at, created_at, updated_at) VALUES {}",
+            outbox.join(",")
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    drop(conn);
+    let actions: Vec<_> = (0..workers)
+        .map(|_| Arc::new(wiring.dispatch_action(&pool, &settings).unwrap()))
+        .collect();
+    let t = Instant::now();
+    let runs: Vec<_> = actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, action)| {
+            tokio::spawn(async move {
+                loop {
+                    let pass = action.run(format!("w{i}")).await.unwrap();
+                    if pass.claimed == 0 {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let delivered = count(
+        &mut db.pool.get().unwrap(),
+        "SELECT COUNT(*) FROM sync_outbox WHERE status = 'delivered'",
+    );
+    assert_eq!(delivered as usize, entries, "B5: every entry delivered");
+    assert_eq!(
+        got.load(std::sync::atomic::Ordering::Relaxed),
+        entries,
+        "B5: every entry sent exactly once"
+    );
+    handle.stop(true).await;
+    rate(entries, secs)
+}
+
+// ---------------------------------------------------------------------------------------------
 // B6: end-to-end lag between two regions on loopback (push; pulls an hour apart)
 
 struct LagResult {
@@ -1200,6 +1328,30 @@ async fn main() {
         }
     }
 
+    if cfg.wants("B5") {
+        if mysql {
+            let entries = env_usize("BENCH_DISPATCH", 10_000);
+            let samples = interleave(
+                c,
+                "B5",
+                || arm_dispatch(entries, 4),
+                || arm_dispatch(entries, 1),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B5",
+                what: format!(
+                    "MariaDB: outbox dispatch, 4 dispatchers ÷ 1 ({entries} entries, a peer answering at once)"
+                ),
+                unit: "entries/s",
+                target: Some(3.5),
+                samples,
+                note: Some("every entry delivered and received exactly once, in every arm".into()),
+            });
+        } else {
+            skipped.push("B5 skipped: set TEST_MYSQL_URL".to_string());
+        }
+    }
     let lag = if cfg.wants("B6") {
         Some(lag_b6(env_usize("BENCH_LAG_WRITES", 500)).await)
     } else {
