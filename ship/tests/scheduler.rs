@@ -252,3 +252,23 @@ async fn a_stopping_kernel_ends_looping_runs() {
         .unwrap();
     assert_eq!(runs(&db, "looper"), vec![("ok".into(), None)]);
 }
+
+/// Regression: a running on-one-server job's own process took its lease again (the holder was
+/// itself), so overlapping runs of one process were not kept apart by the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_lease_is_never_taken_twice_even_by_its_holder() {
+    let db = TestDb::sqlite();
+    let job = Probe::new("pull", 600, ok);
+    let mut kernel = Kernel::new(db.pool.clone(), "same-process");
+    kernel
+        .schedule(job.clone(), Schedule::every_minute().on_one_server())
+        .unwrap();
+    let mut twin = Kernel::new(db.pool.clone(), "same-process");
+    twin.schedule(job.clone(), Schedule::every_minute().on_one_server())
+        .unwrap();
+    let (a, b) = tokio::join!(kernel.run_due(), twin.run_due());
+    let mut outcomes = vec![a.unwrap()[0].1, b.unwrap()[0].1];
+    outcomes.sort();
+    assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Skipped]);
+    assert_eq!(job.peak.load(Ordering::SeqCst), 1);
+}

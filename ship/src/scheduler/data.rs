@@ -48,8 +48,8 @@ fn lease_for_update(
     }
 }
 
-/// Take `job`'s lease for `owner` for `ttl`: free, expired or already ours → taken (true);
-/// held by another live owner → false. Two processes racing for a lease that does not exist
+/// Take `job`'s lease for `owner` for `ttl`: free or expired → taken (true); held by anyone
+/// (this owner too: a second run of the job in this process) and not expired → false. Two processes racing for a lease that does not exist
 /// yet: one insert wins, the other sees the duplicate and backs off.
 pub(super) fn take_lease(
     conn: &mut AnyConnection,
@@ -60,7 +60,7 @@ pub(super) fn take_lease(
     let result = transact(conn, |conn| -> QueryResult<bool> {
         let now = utc_now();
         match lease_for_update(conn, job)? {
-            Some((holder, expires)) if holder != owner && expires > now => Ok(false),
+            Some((_, expires)) if expires > now => Ok(false),
             Some(_) => {
                 diesel::update(ship_scheduler_leases::table.find(job))
                     .set((
@@ -123,11 +123,16 @@ pub(super) fn release_lease(
 }
 
 /// Record a run's start; its id.
-pub(super) fn start_run(conn: &mut AnyConnection, job: &str, owner: &str) -> Result<i64, DbError> {
+pub(super) fn start_run(
+    conn: &mut AnyConnection,
+    job: &str,
+    owner: &str,
+    started_at: NaiveDateTime,
+) -> Result<i64, DbError> {
     let row = (
         ship_scheduler_runs::job.eq(job),
         ship_scheduler_runs::owner.eq(owner),
-        ship_scheduler_runs::started_at.eq(utc_now()),
+        ship_scheduler_runs::started_at.eq(started_at),
         ship_scheduler_runs::outcome.eq("running"),
     );
     let id = match conn {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Timelike as _, Utc};
 use croner::Cron;
 use serde::Serialize;
 use tracing::Instrument as _;
@@ -150,6 +150,9 @@ impl Schedule {
             Cadence::Every(every) => last_start
                 .is_none_or(|last| (now - last).to_std().is_ok_and(|elapsed| elapsed >= *every)),
             Cadence::Cron { cron, .. } => {
+                // On whole seconds: a tick later in the occurrence's second must not see the
+                // occurrence as newer than the run it already started.
+                let now = now.with_nanosecond(0).unwrap_or(now);
                 let Ok(previous) = cron.find_previous_occurrence(&now, true) else {
                     return false;
                 };
@@ -250,7 +253,12 @@ impl Kernel {
 
     /// A name for this process: host, pid and a random suffix.
     pub fn process_owner() -> String {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        // At most 24 + 1 + 10 + 1 + 8 characters: it is stored in VARCHAR(64) lease columns.
+        let host: String = std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| "host".into())
+            .chars()
+            .take(24)
+            .collect();
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         format!("{host}:{}:{}", std::process::id(), &suffix[..8])
     }
@@ -303,9 +311,9 @@ impl Kernel {
         self.stopping.send_replace(true);
         self.seed_last_starts().await?;
         let mut runs = Vec::new();
-        for index in self.due_now() {
+        for (index, at) in self.due_now() {
             let name = self.entries[index].job.name();
-            runs.push((name, self.spawn_run(index)));
+            runs.push((name, self.spawn_run(index, at)));
         }
         let mut outcomes = Vec::new();
         for (name, run) in runs {
@@ -328,8 +336,8 @@ impl Kernel {
                 _ = &mut shutdown => break,
                 _ = ticks.tick() => {
                     running.retain(|h: &tokio::task::JoinHandle<Outcome>| !h.is_finished());
-                    for index in self.due_now() {
-                        running.push(self.spawn_run(index));
+                    for (index, at) in self.due_now() {
+                        running.push(self.spawn_run(index, at));
                     }
                 }
             }
@@ -347,8 +355,9 @@ impl Kernel {
         Ok(())
     }
 
-    /// Indexes of the jobs due now; marks them started in memory.
-    fn due_now(&self) -> Vec<usize> {
+    /// The jobs due now, with the time they were found due (recorded as their start, so the
+    /// next due time is computed from the same instant); marks them started in memory.
+    fn due_now(&self) -> Vec<(usize, DateTime<Utc>)> {
         let now = Utc::now();
         let mut last = match self.last_start.lock() {
             Ok(guard) => guard,
@@ -359,7 +368,7 @@ impl Kernel {
             let name = entry.job.name();
             if entry.schedule.is_due(now, last.get(name).copied()) {
                 last.insert(name, now);
-                due.push(index);
+                due.push((index, now));
             }
         }
         due
@@ -391,9 +400,10 @@ impl Kernel {
     }
 
     /// Start one run of entry `index` on its own task.
-    fn spawn_run(&self, index: usize) -> tokio::task::JoinHandle<Outcome> {
+    fn spawn_run(&self, index: usize, due_at: DateTime<Utc>) -> tokio::task::JoinHandle<Outcome> {
         let entry = &self.entries[index];
         let run = Run {
+            due_at,
             job: Arc::clone(&entry.job),
             schedule: entry.schedule.clone(),
             running: Arc::clone(&entry.running),
@@ -405,8 +415,13 @@ impl Kernel {
     }
 }
 
+/// How long an `on_one_server` lease lasts without renewal (renewed every 10 s while the job
+/// runs): a crashed holder blocks the job for at most this long.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
 /// One run of one job, with everything it needs on its own task.
 struct Run {
+    due_at: DateTime<Utc>,
     job: Arc<dyn Job>,
     schedule: Schedule,
     running: Arc<AtomicBool>,
@@ -436,7 +451,7 @@ impl Run {
     /// Take the lease if the job runs on one server, run, release.
     async fn leased(&self) -> Outcome {
         let name = self.job.name();
-        let ttl = self.schedule.timeout + Duration::from_secs(30);
+        let ttl = LEASE_TTL;
         if self.schedule.on_one_server {
             let (owner, ttl_c) = (self.owner.clone(), ttl);
             let taken = self
@@ -475,7 +490,10 @@ impl Run {
         let owner = self.owner.clone();
         let run_id = self
             .pool
-            .run(move |conn| data::start_run(conn, name, &owner))
+            .run({
+                let started = self.due_at.naive_utc();
+                move |conn| data::start_run(conn, name, &owner, started)
+            })
             .await
             .map_err(|e: DbError| tracing::warn!(error = %e, "the run could not be recorded"))
             .ok();
@@ -497,7 +515,7 @@ impl Run {
                     break (Outcome::TimedOut, Some(format!("no result within {:?}", self.schedule.timeout)));
                 }
                 _ = renew.tick(), if self.schedule.on_one_server => {
-                    let (owner, ttl) = (self.owner.clone(), self.schedule.timeout + Duration::from_secs(30));
+                    let (owner, ttl) = (self.owner.clone(), LEASE_TTL);
                     let _ = self.pool.run(move |conn| data::renew_lease(conn, name, &owner, ttl)).await;
                 }
             }
@@ -567,6 +585,24 @@ mod tests {
             five.next_due(now, Some(at("2026-11-25T10:05:01Z"))),
             Some(at("2026-11-25T10:10:00Z"))
         );
+    }
+
+    /// Regression: ticks later in an occurrence's second saw the occurrence (with the tick's
+    /// sub-second part) as newer than the run just started: an every-5-s cron job ran ~4 times
+    /// per occurrence.
+    #[test]
+    fn a_cron_job_runs_once_per_occurrence_whatever_the_tick() {
+        let every_five = Schedule::cron("*/5 * * * * *").unwrap();
+        let started = at("2026-11-25T10:05:00.300Z");
+        assert!(every_five.is_due(started, Some(at("2026-11-25T10:04:55.250Z"))));
+        for later in [
+            "2026-11-25T10:05:00.550Z",
+            "2026-11-25T10:05:00.800Z",
+            "2026-11-25T10:05:04.999Z",
+        ] {
+            assert!(!every_five.is_due(at(later), Some(started)), "{later}");
+        }
+        assert!(every_five.is_due(at("2026-11-25T10:05:05.050Z"), Some(started)));
     }
 
     #[test]
