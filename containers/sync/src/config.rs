@@ -70,7 +70,7 @@ impl Default for SyncConfig {
             dispatch_claim_limit: 1_000,
             push_batch_ops: 500,
             push_batch_bytes: 1024 * 1024,
-            max_attempts: 10,
+            max_attempts: 30,
             retry_base_ms: 1_000,
             retry_max_secs: 300,
             dispatch_lease_secs: 60,

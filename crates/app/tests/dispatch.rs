@@ -279,3 +279,72 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Regression: the lease was taken once per pass and never extended or checked again, so a
+    /// send slower than the lease (here 1.5 s against 1 s) overlapped a second dispatcher's
+    /// claim of the same entries, and both sent them. Now a batch's lease is extended while it
+    /// is in flight and checked before each batch.
+    async fn a_slow_pass_never_lets_two_dispatchers_send_an_entry(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_millis(1_500));
+        let tune = |s: &mut app::Settings| {
+            s.sync.dispatch_lease_secs = 1;
+            s.sync.push_batch_ops = 1;
+        };
+        let (a, first) = region_with_outbox(&db, "stub", &peer.base, 3, tune).await;
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "stub".into() }];
+        tune(&mut settings);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let second = wiring.dispatch_action(&pool, &settings).unwrap();
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            second.run("two".into()).await.unwrap()
+        };
+        let (x, y) = tokio::join!(first.run("one".into()), late);
+        let mut ids = peer.op_ids();
+        let sent = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(sent, ids.len(), "no entry sent twice: {:?} / {x:?} {y:?}", peer.op_ids());
+        // Whatever is left is picked up by the next passes.
+        for _ in 0..5 {
+            first.run("one".into()).await.unwrap();
+        }
+        assert_eq!(outbox(&db, "delivered"), 3);
+        let mut ids = peer.op_ids();
+        let sent = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((sent, ids.len()), (3, 3), "each entry sent exactly once");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    /// Regression: a 422 naming no op of the batch made the dispatcher resend it in a loop.
+    async fn a_422_naming_no_op_of_the_batch_is_a_failed_attempt(db: TestDb) {
+        let peer = StubPeer::start(
+            Arc::new(|_, _| (422, json!({"error": "invalid_ops", "details": {"errors": [{"index": 99, "code": "invalid_email"}]}}))),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.retried, summary.dead, peer.batch_sizes().len()), (2, 0, 1), "{summary:?}");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    /// A peer whose clock is behind ours refuses ops as clock_drift: retried later, never dead.
+    async fn clock_drift_refusals_are_retried_not_dead_lettered(db: TestDb) {
+        let peer = StubPeer::start(
+            Arc::new(|_, _| (422, json!({"error": "invalid_ops", "details": {"errors": [{"index": 0, "code": "clock_drift"}]}}))),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.retried, summary.dead), (2, 0), "{summary:?}");
+        assert_eq!(outbox(&db, "dead"), 0);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}

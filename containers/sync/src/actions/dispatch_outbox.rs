@@ -96,6 +96,12 @@ impl Action for DispatchOutboxAction {
 
     #[tracing::instrument(name = "sync.dispatch_outbox", skip_all)]
     async fn run(&self, owner: String) -> Result<DispatchSummary, SyncError> {
+        // A token per pass: results are written only for rows this very pass still leases.
+        let owner = format!(
+            "{}:{:06x}",
+            owner.chars().take(40).collect::<String>(),
+            fastrand::u32(..0xff_ffff)
+        );
         let now = ship::db::utc_now();
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
@@ -218,6 +224,12 @@ impl DispatchOutboxAction {
         let mut pending = vec![batch];
         let mut refreshed = false;
         while let Some(batch) = pending.pop() {
+            // The lease may have run out during a slow pass and another dispatcher may own
+            // these rows now: extend it, and send only the rows still ours.
+            let batch = self.still_ours(owner, batch).await?;
+            if batch.is_empty() {
+                continue;
+            }
             let grant = match self.directory.grant(peer, Refresh::IfNeeded).await {
                 Ok(grant) => grant,
                 Err(e) => {
@@ -227,11 +239,21 @@ impl DispatchOutboxAction {
                 }
             };
             let changes: Vec<&ChangeLogEntry> = batch.iter().map(|i| &i.change).collect();
-            let body = send_ops::body(&self.region_id, &changes).map_err(|e| {
-                SyncError::InvalidBatch(format!("a stored payload is not JSON: {e}"))
-            })?;
+            let body = match send_ops::body(&self.region_id, &changes) {
+                Ok(body) => body,
+                Err(e) => {
+                    // A stored payload that is not JSON can never be sent.
+                    summary.dead += batch.len();
+                    let ids = batch.iter().map(|i| i.claimed.id).collect();
+                    self.mark_dead(owner, ids, &format!("a stored payload is not JSON: {e}"))
+                        .await?;
+                    continue;
+                }
+            };
             summary.batches += 1;
-            match SendOpsTask::run(&self.client, &grant, resource, body).await {
+            let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
+            let send = SendOpsTask::run(&self.client, &grant, resource, body);
+            match self.keeping_lease(owner, &ids, send).await {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();
                     let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
@@ -264,6 +286,19 @@ impl DispatchOutboxAction {
                             rest.push(item);
                         }
                     }
+                    if poison.is_empty() {
+                        // The peer named no op of this batch: an attempt failed, never a loop.
+                        pending.push(rest);
+                        let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                        return self
+                            .fail(
+                                owner,
+                                rest,
+                                "422 invalid_ops naming no op of the batch",
+                                summary,
+                            )
+                            .await;
+                    }
                     summary.dead += poison.len();
                     self.mark_dead(owner, poison, "422: the peer refused the op as invalid")
                         .await?;
@@ -273,7 +308,11 @@ impl DispatchOutboxAction {
                 }
                 SendOutcome::TokenExpired if !refreshed => {
                     refreshed = true;
-                    self.directory.grant(peer, Refresh::Force).await?;
+                    if let Err(e) = self.directory.grant(peer, Refresh::Force).await {
+                        pending.push(batch);
+                        let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                        return self.fail(owner, rest, &e.to_string(), summary).await;
+                    }
                     pending.push(batch);
                 }
                 SendOutcome::TokenExpired => {
@@ -297,6 +336,59 @@ impl DispatchOutboxAction {
             }
         }
         Ok(())
+    }
+
+    /// Run `send` while extending the lease on `ids` every third of the lease, so a request
+    /// that outlasts the lease is never overlapped by another dispatcher's claim.
+    async fn keeping_lease<T>(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        send: impl std::future::Future<Output = T>,
+    ) -> T {
+        let lease = Duration::from_secs(self.config.dispatch_lease_secs.clamp(1, 86_400));
+        let mut renew = tokio::time::interval((lease / 3).max(Duration::from_millis(100)));
+        renew.tick().await;
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                out = &mut send => return out,
+                _ = renew.tick() => {
+                    let until = ship::db::utc_now()
+                        + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
+                    let (owner, ids) = (owner.to_string(), ids.to_vec());
+                    let renewed = self
+                        .pool
+                        .run(move |conn| outbox::renew(conn, &owner, &ids, until).map_err(SyncError::from))
+                        .await;
+                    if let Err(e) = renewed {
+                        tracing::warn!(error = %e, "could not extend the lease of a batch in flight");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The items of `batch` whose lease this pass could extend.
+    async fn still_ours(&self, owner: &str, batch: Vec<Item>) -> Result<Vec<Item>, SyncError> {
+        let until = ship::db::utc_now()
+            + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
+        let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
+        let owner_c = owner.to_string();
+        let kept = self
+            .pool
+            .run(move |conn| outbox::renew(conn, &owner_c, &ids, until).map_err(SyncError::from))
+            .await?;
+        if kept.len() < batch.len() {
+            tracing::warn!(
+                lost = batch.len() - kept.len(),
+                "leases ran out during the pass: those entries are another dispatcher's now"
+            );
+        }
+        Ok(batch
+            .into_iter()
+            .filter(|i| kept.contains(&i.claimed.id))
+            .collect())
     }
 
     async fn mark_dead(&self, owner: &str, ids: Vec<i64>, why: &str) -> Result<(), SyncError> {

@@ -294,3 +294,34 @@ pub fn retry_dead(conn: &mut AnyConnection, id: Option<i64>) -> QueryResult<usiz
         None => diesel::update(dead).set(changes).execute(conn),
     }
 }
+
+/// Extend `owner`'s lease on `ids` to `until`, only where it still holds it and it has not
+/// run out; the ids whose lease was extended (the only ones it may send).
+pub fn renew(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[i64],
+    until: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    let now = ship::db::utc_now();
+    let mut kept = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        diesel::update(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner))
+                .filter(sync_outbox::lease_until.ge(now)),
+        )
+        .set(sync_outbox::lease_until.eq(Some(until)))
+        .execute(conn)?;
+        kept.extend(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner))
+                .filter(sync_outbox::lease_until.eq(Some(until)))
+                .select(sync_outbox::id)
+                .load::<i64>(conn)?,
+        );
+    }
+    Ok(kept)
+}

@@ -57,11 +57,8 @@ pub(crate) fn body(
     let last = entries.last().map_or(0, |e| e.seq);
     let body = Body {
         source_region,
-        batch_id: format!(
-            "{source_region}-{}-{first}-{last}-{}",
-            entries.first().map_or("", |e| e.resource.as_str()),
-            entries.len()
-        ),
+        // Within the receiver's 64 bytes whatever the region id and the seqs (hex).
+        batch_id: format!("b{first:x}-{last:x}-{}", entries.len()),
         schema_version: entries.first().map_or(1, |e| e.schema_version),
         ops: entries
             .iter()
@@ -116,6 +113,16 @@ impl SendOpsTask {
         match (status, code) {
             (413, _) => SendOutcome::TooLarge,
             (401, "token_expired") => SendOutcome::TokenExpired,
+            (422, "invalid_ops")
+                if answer["details"]["errors"]
+                    .as_array()
+                    .is_some_and(|errors| errors.iter().any(|e| e["code"] == "clock_drift")) =>
+            {
+                // Our clock runs ahead of the peer's: retry later, never a dead letter.
+                SendOutcome::Failed(format!(
+                    "{status} clock_drift: the peer's clock is behind ours"
+                ))
+            }
             (422, "invalid_ops") => {
                 let mut bad: Vec<usize> = answer["details"]["errors"]
                     .as_array()
@@ -140,5 +147,33 @@ impl SendOpsTask {
                 answer["message"].as_str().unwrap_or_default()
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Regression: the batch id carried the region and resource, and went over the receiver's
+    /// 64 bytes with a 32-character region id and large seqs.
+    #[test]
+    fn the_batch_id_fits_the_receivers_limit() {
+        let entry = |seq: i64| ChangeLogEntry {
+            resource: "a_resource_with_a_long_name_too".into(),
+            seq,
+            entity_id: "e".into(),
+            op: "upsert".into(),
+            payload: "{}".into(),
+            hlc: 1,
+            origin_region: "r".repeat(32),
+            schema_version: 1,
+            created_at: chrono::NaiveDateTime::default(),
+        };
+        let (a, b) = (entry(i64::MAX - 1), entry(i64::MAX));
+        let body: serde_json::Value =
+            serde_json::from_slice(&body(&"r".repeat(32), &[&a, &b]).unwrap()).unwrap();
+        let id = body["batch_id"].as_str().unwrap();
+        assert!(!id.is_empty() && id.len() <= 64, "{id}");
     }
 }

@@ -126,13 +126,13 @@ impl DispatchOutboxJob {
         let started = std::time::Instant::now();
         loop {
             let summary = self.action.run(self.owner.clone()).await?;
-            let more = summary.claimed >= self.claim_limit && summary.delivered > 0;
-            if more {
-                continue;
-            }
             let mut stopping = self.stopping.clone();
             if *stopping.borrow() || started.elapsed() >= self.stay {
                 return Ok(());
+            }
+            let more = summary.claimed >= self.claim_limit && summary.delivered > 0;
+            if more {
+                continue;
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
