@@ -4,7 +4,7 @@ CREATE TABLE sync_alerts (
     id INTEGER PRIMARY KEY,
     kind VARCHAR(32) NOT NULL,
     -- The peer the condition is about, or '' for the region as a whole.
-    subject VARCHAR(64) NOT NULL,
+    subject VARCHAR(128) NOT NULL,
     -- firing | resolved
     state VARCHAR(16) NOT NULL,
     message TEXT NOT NULL,

@@ -58,13 +58,23 @@ pub fn flag_bootstrap(conn: &mut AnyConnection, peer: &str, resource: &str) -> Q
         .get_result::<i64>(conn)?
         > 0;
     if !exists {
-        diesel::insert_into(sync_peer_flags::table)
+        let inserted = diesel::insert_into(sync_peer_flags::table)
             .values((
                 sync_peer_flags::peer.eq(peer),
                 sync_peer_flags::resource.eq(resource),
                 sync_peer_flags::needs_bootstrap_since.eq(ship::db::utc_now()),
             ))
-            .execute(conn)?;
+            .execute(conn);
+        match inserted {
+            // A concurrent pull flagged it first: flagged either way.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
