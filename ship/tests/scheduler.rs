@@ -272,3 +272,37 @@ async fn a_live_lease_is_never_taken_twice_even_by_its_holder() {
     assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Skipped]);
     assert_eq!(job.peak.load(Ordering::SeqCst), 1);
 }
+
+/// Regression: two schedulers whose ticks were offset both ran an on-one-server job in the
+/// same period (each after the other released the lease). Now the run records decide once the
+/// lease is held: a run another server started since is not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_another_server_just_made_is_not_repeated() {
+    let db = TestDb::sqlite();
+    let job = Probe::new("pull", 0, ok);
+    let mut kernel = Kernel::new(db.pool.clone(), "b");
+    kernel
+        .schedule(
+            job.clone(),
+            Schedule::every_seconds(1).unwrap().on_one_server(),
+        )
+        .unwrap();
+    assert_eq!(kernel.run_due().await.unwrap(), vec![("pull", Outcome::Ok)]);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Server "a" ran it a moment ago (this kernel's memory does not know).
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.6f");
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "INSERT INTO ship_scheduler_runs (job, owner, started_at, finished_at, outcome) VALUES ('pull', 'a', '{now}', '{now}', 'ok')"
+        )),
+        &mut db.pool.get().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        kernel.run_due().await.unwrap(),
+        vec![("pull", Outcome::Skipped)]
+    );
+    assert_eq!(job.starts.load(Ordering::SeqCst), 1);
+}

@@ -195,3 +195,24 @@ pub(super) fn last_runs(
     }
     Ok(out)
 }
+
+/// Delete run records older than `keep`, except each job's latest.
+pub(super) fn prune_runs(conn: &mut AnyConnection, keep: chrono::Duration) -> Result<(), DbError> {
+    let before = utc_now() - keep;
+    let latest: Vec<i64> = ship_scheduler_runs::table
+        .group_by(ship_scheduler_runs::job)
+        .select(diesel::dsl::max(ship_scheduler_runs::id))
+        .load::<Option<i64>>(conn)
+        .map_err(DbError::Query)?
+        .into_iter()
+        .flatten()
+        .collect();
+    diesel::delete(
+        ship_scheduler_runs::table
+            .filter(ship_scheduler_runs::started_at.lt(before))
+            .filter(ship_scheduler_runs::id.ne_all(latest)),
+    )
+    .execute(conn)
+    .map(drop)
+    .map_err(DbError::Query)
+}

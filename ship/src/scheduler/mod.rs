@@ -375,6 +375,10 @@ impl Kernel {
     }
 
     async fn seed_last_starts(&self) -> Result<(), SchedulerError> {
+        // Run records older than a week only fill the table: the latest per job is kept.
+        self.pool
+            .run(|conn| data::prune_runs(conn, chrono::Duration::days(7)))
+            .await?;
         let runs = self.last_runs().await?;
         let mut last = match self.last_start.lock() {
             Ok(guard) => guard,
@@ -459,7 +463,26 @@ impl Run {
                 .run(move |conn| data::take_lease(conn, name, &owner, ttl_c))
                 .await;
             match taken {
-                Ok(true) => {}
+                Ok(true) => {
+                    // Another server may have run this occurrence a moment ago (its ticks are
+                    // offset from ours): the run records decide.
+                    let names = vec![name.to_string()];
+                    let last = self
+                        .pool
+                        .run(move |conn| data::last_runs(conn, &names).map_err(DbError::Query))
+                        .await
+                        .ok()
+                        .and_then(|runs| runs.get(name).map(|(at, _)| *at));
+                    if last.is_some_and(|at| !self.schedule.is_due(self.due_at, Some(at))) {
+                        let owner = self.owner.clone();
+                        let _ = self
+                            .pool
+                            .run(move |conn| data::release_lease(conn, name, &owner))
+                            .await;
+                        tracing::debug!("skipped: another server already ran this one");
+                        return Outcome::Skipped;
+                    }
+                }
                 Ok(false) => {
                     tracing::debug!("skipped: another server holds the lease");
                     return Outcome::Skipped;

@@ -429,8 +429,9 @@ impl DispatchOutboxAction {
             + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
         let ids: Vec<i64> = items.iter().map(|i| i.claimed.id).collect();
         let (owner, why) = (owner.to_string(), why.to_string());
+        // Both of mark_failed's updates or neither.
         self.pool
-            .run(move |conn| {
+            .transaction(move |conn| {
                 outbox::mark_failed(conn, &owner, &ids, &why, next, max).map_err(SyncError::from)
             })
             .await
