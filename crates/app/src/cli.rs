@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ship::contracts::PeerDirectory;
 use ship::db::migrations;
 use ship::parents::Action;
 use sync::actions::PullChangesInput;
@@ -442,19 +441,10 @@ async fn pull(
     if names.is_empty() {
         anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
     }
-    let peers: Vec<String> = match (peer, settings.sync.peer_ids()) {
-        (Some(one), _) => vec![one],
-        (None, configured) if !configured.is_empty() => configured,
-        (None, _) => wiring
-            .broker
-            .directory
-            .peers()
-            .await
-            .context("cannot list the peers")?
-            .into_iter()
-            .map(|g| g.id)
-            .collect(),
-    };
+    let peers = wiring
+        .peers_to_pull(settings, peer)
+        .await
+        .context("cannot list the peers")?;
     if peers.is_empty() {
         anyhow::bail!(
             "no peer to pull from: register regions at the broker (`regionsync broker regions add`) \

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ship::contracts::PeerDirectory;
 use ship::parents::Action;
 use sync::actions::{PullChangesInput, SyncStatusAction};
 
@@ -69,19 +68,10 @@ pub async fn run(
     }
 
     if pull {
-        let peers: Vec<String> = match (&peer, settings.sync.peer_ids()) {
-            (Some(one), _) => vec![one.clone()],
-            (None, configured) if !configured.is_empty() => configured,
-            (None, _) => wiring
-                .broker
-                .directory
-                .peers()
-                .await
-                .context("cannot list the peers")?
-                .into_iter()
-                .map(|g| g.id)
-                .collect(),
-        };
+        let peers = wiring
+            .peers_to_pull(settings, peer.clone())
+            .await
+            .context("cannot list the peers")?;
         let names: Vec<String> = wiring
             .registry
             .names()

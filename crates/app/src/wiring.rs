@@ -107,22 +107,21 @@ impl Wiring {
         })
     }
 
+    /// The peers' directory, as the contract the sync container uses.
+    fn directory(&self) -> Arc<dyn PeerDirectory> {
+        self.broker.directory.clone()
+    }
+
     /// The push use case (outbox dispatch), with an HTTP client for the peers.
     pub fn dispatch_action(
         &self,
         pool: &DbPool,
         settings: &Settings,
     ) -> Result<DispatchOutboxAction, ShipError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
-        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
         Ok(DispatchOutboxAction::new(
             pool.clone(),
-            client,
-            directory,
+            http_client(Some(Duration::from_secs(30)))?,
+            self.directory(),
             settings.region_id.clone(),
             settings.sync.clone(),
         ))
@@ -134,15 +133,11 @@ impl Wiring {
         pool: &DbPool,
         settings: &Settings,
     ) -> Result<EvaluateAlertsAction, ShipError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
-        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
         Ok(EvaluateAlertsAction::new(
             pool.clone(),
-            directory,
-            client,
+            self.directory(),
+            // Each webhook attempt has its own timeout (`alerts.webhook_timeout_secs`).
+            http_client(None)?,
             settings.region_id.clone(),
             settings.sync.peer_ids(),
             settings.alerts.clone(),
@@ -155,21 +150,47 @@ impl Wiring {
         pool: &DbPool,
         settings: &Settings,
     ) -> Result<PullChangesAction, ShipError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))?;
-        let directory: Arc<dyn PeerDirectory> = self.broker.directory.clone();
         Ok(PullChangesAction::new(
             pool.clone(),
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.region_id.clone(),
-            client,
-            directory,
+            http_client(Some(Duration::from_secs(30)))?,
+            self.directory(),
         ))
     }
+
+    /// The peers a pull reads: `only`, else the `[[sync.peers]]` ids, else every region the
+    /// broker lists.
+    pub async fn peers_to_pull(
+        &self,
+        settings: &Settings,
+        only: Option<String>,
+    ) -> Result<Vec<String>, ship::contracts::DirectoryError> {
+        match (only, settings.sync.peer_ids()) {
+            (Some(one), _) => Ok(vec![one]),
+            (None, configured) if !configured.is_empty() => Ok(configured),
+            (None, _) => Ok(self
+                .broker
+                .directory
+                .peers()
+                .await?
+                .into_iter()
+                .map(|g| g.id)
+                .collect()),
+        }
+    }
+}
+
+/// An HTTP client for calls to peers (5 s to connect, `timeout` per request).
+fn http_client(timeout: Option<Duration>) -> Result<reqwest::Client, ShipError> {
+    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder
+        .build()
+        .map_err(|e| ShipError::Wiring(format!("HTTP client: {e}")))
 }
 
 impl BrokerWiring {
