@@ -22,29 +22,48 @@ use sync::PeerConfig;
 /// How the stub peer answers the n-th request (0-based) with this body.
 type Behaviour = Arc<dyn Fn(usize, &Value) -> (u16, Value) + Send + Sync>;
 
+/// A logical clock shared by every stub: orders events across peers without wall time.
+static TICKS: AtomicUsize = AtomicUsize::new(0);
+
 struct StubPeer {
     base: String,
     /// Every body received, in order.
     received: Arc<Mutex<Vec<Value>>>,
+    /// Logical times of receipts and of answers.
+    events: Arc<Mutex<Vec<(&'static str, usize)>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl StubPeer {
     fn start(behaviour: Behaviour, delay: Duration) -> Self {
         let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let events: Arc<Mutex<Vec<(&'static str, usize)>>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let r = Arc::clone(&received);
+        let (r, ev) = (Arc::clone(&received), Arc::clone(&events));
         let server = HttpServer::new(move || {
-            let (received, calls, behaviour) =
-                (Arc::clone(&r), Arc::clone(&calls), Arc::clone(&behaviour));
+            let (received, calls, behaviour, events) = (
+                Arc::clone(&r),
+                Arc::clone(&calls),
+                Arc::clone(&behaviour),
+                Arc::clone(&ev),
+            );
             App::new().route(
                 "/sync/customers/ops",
                 web::post().to(move |body: web::Json<Value>| {
                     let n = calls.fetch_add(1, Ordering::SeqCst);
                     received.lock().unwrap().push(body.0.clone());
+                    events
+                        .lock()
+                        .unwrap()
+                        .push(("received", TICKS.fetch_add(1, Ordering::SeqCst)));
                     let (status, answer) = behaviour(n, &body.0);
+                    let events = Arc::clone(&events);
                     async move {
                         tokio::time::sleep(delay).await;
+                        events
+                            .lock()
+                            .unwrap()
+                            .push(("answered", TICKS.fetch_add(1, Ordering::SeqCst)));
                         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
                             .json(answer)
                     }
@@ -62,8 +81,20 @@ impl StubPeer {
         Self {
             base,
             received,
+            events,
             handle,
         }
+    }
+
+    /// The logical time of the first `what` ("received" or "answered").
+    fn first(&self, what: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(w, _)| *w == what)
+            .map(|(_, t)| *t)
+            .unwrap()
     }
 
     /// The op ids received, over all requests.
@@ -346,5 +377,27 @@ ship::backend_tests! {
         assert_eq!(outbox(&db, "dead"), 0);
         peer.handle.stop(true).await;
         a.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Regression: peers were served one after another, so a hanging peer held every other
+    /// peer's deliveries up for its whole timeout.
+    async fn a_slow_peer_does_not_hold_the_others_up(db: TestDb) {
+        let slow = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_millis(1_500));
+        let fast = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "a-slow".into() }, PeerConfig { id: "b-fast".into() }];
+        let region = Region::start(&settings).await;
+        register_region(&db, "a-slow", &slow.base).await;
+        register_region(&db, "b-fast", &fast.base).await;
+        assert_eq!(region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "c", "email": "x@example.com"})).await.0, 201);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let summary = wiring.dispatch_action(&pool, &settings).unwrap().run("w".into()).await.unwrap();
+        assert_eq!(summary.delivered, 2);
+        assert!(fast.first("received") < slow.first("answered"), "the fast peer was served while the slow one was still answering");
+        slow.handle.stop(true).await;
+        fast.handle.stop(true).await;
+        region.stop().await;
     }
 }

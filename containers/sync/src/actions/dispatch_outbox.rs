@@ -132,12 +132,23 @@ impl Action for DispatchOutboxAction {
                 .or_default()
                 .push(c);
         }
+        // Peers are served concurrently: a slow or hanging peer does not hold the others up.
+        let mut per_peer: BTreeMap<String, Vec<(String, Vec<Claimed>)>> = BTreeMap::new();
         for ((peer, resource), entries) in groups {
-            let items = self.load(&owner, &resource, entries, &mut summary).await?;
-            for batch in self.batches(items) {
-                self.deliver(&owner, &peer, &resource, batch, &mut summary)
-                    .await?;
-            }
+            per_peer.entry(peer).or_default().push((resource, entries));
+        }
+        let results = futures_util::future::join_all(
+            per_peer
+                .into_iter()
+                .map(|(peer, groups)| self.deliver_peer(&owner, peer, groups)),
+        )
+        .await;
+        for result in results {
+            let part = result?;
+            summary.delivered += part.delivered;
+            summary.retried += part.retried;
+            summary.dead += part.dead;
+            summary.batches += part.batches;
         }
         if summary.claimed > 0 {
             tracing::info!(
@@ -154,6 +165,24 @@ impl Action for DispatchOutboxAction {
 }
 
 impl DispatchOutboxAction {
+    /// Everything claimed for one peer, resource by resource.
+    async fn deliver_peer(
+        &self,
+        owner: &str,
+        peer: String,
+        groups: Vec<(String, Vec<Claimed>)>,
+    ) -> Result<DispatchSummary, SyncError> {
+        let mut summary = DispatchSummary::default();
+        for (resource, entries) in groups {
+            let items = self.load(owner, &resource, entries, &mut summary).await?;
+            for batch in self.batches(items) {
+                self.deliver(owner, &peer, &resource, batch, &mut summary)
+                    .await?;
+            }
+        }
+        Ok(summary)
+    }
+
     /// The changes of `entries`; an entry whose change is gone from the changelog is dead.
     async fn load(
         &self,
