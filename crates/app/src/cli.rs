@@ -213,6 +213,14 @@ pub enum OutboxCommand {
     },
     /// Entries per peer, resource and status.
     Stats,
+    /// Give up on undelivered entries: one by id, or every one owed to --peer (a region that
+    /// is gone for good; its entries would otherwise hold back changelog pruning).
+    Discard {
+        #[arg(required_unless_present = "peer", conflicts_with = "peer")]
+        id: Option<i64>,
+        #[arg(long)]
+        peer: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

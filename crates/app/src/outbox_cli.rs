@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use ship::parents::Action;
-use sync::actions::{ListAlertsAction, ListOutboxAction, RetryDeadAction, SyncStatusAction};
+use sync::actions::{
+    DiscardOutboxAction, ListAlertsAction, ListOutboxAction, RetryDeadAction, SyncStatusAction,
+};
 
 use crate::cli::{output, OutboxCommand};
 use crate::settings::Settings;
@@ -106,6 +108,13 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
             }
             output(&format!(
                 "{n} dead entr{} will be sent again",
+                if n == 1 { "y" } else { "ies" }
+            ));
+        }
+        OutboxCommand::Discard { id, peer } => {
+            let n = DiscardOutboxAction::new(pool).run((id, peer)).await?;
+            output(&format!(
+                "{n} undelivered entr{} discarded",
                 if n == 1 { "y" } else { "ies" }
             ));
         }

@@ -207,6 +207,9 @@ ship::backend_tests! {
         assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(None).await.unwrap(), 2);
         assert_eq!((outbox(&db, "pending"), outbox(&db, "dead")), (3, 0));
         assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT MAX(attempts) FROM sync_outbox"), 0);
+        // A peer gone for good: its undelivered entries are given up.
+        let gone = sync::actions::DiscardOutboxAction::new(pool.clone()).run((None, Some("stub".into()))).await.unwrap();
+        assert_eq!((gone, outbox(&db, "pending")), (3, 0));
         peer.handle.stop(true).await;
         a.stop().await;
     }

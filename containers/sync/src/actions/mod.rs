@@ -14,7 +14,9 @@ pub mod dispatch_outbox;
 pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};
 pub mod outbox_admin;
 
-pub use outbox_admin::{ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatusAction};
+pub use outbox_admin::{
+    DiscardOutboxAction, ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatusAction,
+};
 pub mod prune;
 
 pub use prune::{PruneAction, PruneInput, PruneSummary};

@@ -80,3 +80,32 @@ impl Action for RetryDeadAction {
             .await
     }
 }
+
+/// Give up on undelivered entries: one (by id) or every one owed to a peer that is gone for
+/// good. They are deleted (the peer can still catch up by pulling, while the changelog has
+/// the changes).
+pub struct DiscardOutboxAction {
+    pool: DbPool,
+}
+
+impl DiscardOutboxAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for DiscardOutboxAction {
+    const NAME: &'static str = "sync.discard_outbox";
+    /// (an entry id, or a peer)
+    type Input = (Option<i64>, Option<String>);
+    type Output = usize;
+    type Error = SyncError;
+
+    async fn run(&self, (id, peer): (Option<i64>, Option<String>)) -> Result<usize, SyncError> {
+        self.pool
+            .transaction(move |conn| {
+                outbox::discard(conn, id, peer.as_deref()).map_err(SyncError::from)
+            })
+            .await
+    }
+}

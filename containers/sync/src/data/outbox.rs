@@ -325,3 +325,17 @@ pub fn renew(
     }
     Ok(kept)
 }
+
+/// Delete undelivered entries: one by id, or every one owed to `peer`. How many.
+pub fn discard(
+    conn: &mut AnyConnection,
+    id: Option<i64>,
+    peer: Option<&str>,
+) -> QueryResult<usize> {
+    let owed = sync_outbox::table.filter(sync_outbox::status.ne(outbox_status::DELIVERED));
+    match (id, peer) {
+        (Some(id), _) => diesel::delete(owed.filter(sync_outbox::id.eq(id))).execute(conn),
+        (None, Some(peer)) => diesel::delete(owed.filter(sync_outbox::peer.eq(peer))).execute(conn),
+        (None, None) => Ok(0),
+    }
+}
