@@ -106,14 +106,34 @@ impl Application {
         let server = tokio::spawn(self.server);
         // The web process refreshes the broker's keys as often as a heartbeat goes out, so a
         // key retired at the broker stops being accepted here too.
-        let (wiring, every) = (self.wiring, self.key_refresh_every);
+        // It also hands its token refusal counts to the database, where the scheduler's
+        // anomaly alerts (another process, usually) read them.
+        let (wiring, every, pool) = (self.wiring, self.key_refresh_every, self.pool.clone());
         let keys = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
+            let record = sync::actions::RecordRefusalsAction::new(pool);
+            let mut flushed = std::collections::BTreeMap::new();
             loop {
                 ticks.tick().await;
                 wiring.broker.refresh_keys().await;
+                let now = wiring.broker.verifier.refusals();
+                let deltas: Vec<(String, String, i64)> = now
+                    .iter()
+                    .map(|(code, n)| {
+                        let before = flushed.get(code).copied().unwrap_or(0);
+                        (
+                            code.to_string(),
+                            String::new(),
+                            n.saturating_sub(before) as i64,
+                        )
+                    })
+                    .collect();
+                match ship::parents::Action::run(&record, deltas).await {
+                    Ok(()) => flushed = now,
+                    Err(e) => tracing::warn!(error = %e, "token refusal counts not recorded"),
+                }
             }
         });
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

@@ -93,3 +93,35 @@ ship::backend_tests! {
         region.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Refusals happen in the web process; the scheduler's alerts see them through
+    /// `sync_refusals`: clock-drift refusals per source, token refusals per code.
+    async fn refusals_in_the_web_process_raise_alerts(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.broker.heartbeat_interval_secs = 1; // the web process flushes its counts
+        let region = Region::start(&settings).await;
+        let ahead = common::hlc(600_000);
+        let id = "01939d2e-0000-7000-8000-0000000000aa";
+        let batch = json!({"source_region": "us-east", "batch_id": "b", "schema_version": 1, "ops": [
+            {"op_id": "x", "entity_id": id, "kind": "upsert", "hlc": ahead, "origin": "us-east", "payload": common::customer(id, "Ada", false)}
+        ]});
+        let (status, body) = region.post("/sync/customers/ops", &batch).await;
+        assert_eq!((status, body["error"].as_str()), (422, Some("invalid_ops")), "{body}");
+        let (status, _) = region.get_with("/sync/customers/changes", None).await;
+        assert_eq!(status, 401);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_refusals WHERE kind = 'token_missing'") == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "token refusals never reached the database");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(()).await.unwrap();
+        assert_eq!(summary.fired, 2, "{summary:?}");
+        let history = ListAlertsAction::new(db.pool.clone()).run(10).await.unwrap();
+        let mut raised: Vec<(String, String)> = history.iter().map(|a| (a.kind.clone(), a.subject.clone())).collect();
+        raised.sort();
+        assert_eq!(raised, vec![("auth_refusals".into(), "token_missing".into()), ("clock_drift_refusals".into(), "us-east".into())]);
+        region.stop().await;
+    }
+}

@@ -20,6 +20,7 @@ use ship::contracts::{HybridClock, ResourceRegistry, SyncResource};
 use ship::parents::Action;
 use ship::DbPool;
 
+use crate::data::refusals;
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::ApplyChangesTask;
 pub use crate::tasks::apply_changes::OpStatus;
@@ -93,17 +94,31 @@ impl Action for ApplyOpsAction {
                 .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
         );
         check_batch(&input, resource.as_ref(), self.limits)?;
-        let ops =
-            ValidateOpsTask::run(resource.as_ref(), &self.clock, &input.ops).map_err(|errors| {
-                let drift = errors.iter().filter(|e| e.code == "clock_drift").count();
+        let ops = match ValidateOpsTask::run(resource.as_ref(), &self.clock, &input.ops) {
+            Ok(ops) => ops,
+            Err(errors) => {
+                let drift = errors.iter().filter(|e| e.code == "clock_drift").count() as i64;
                 if drift > 0 {
                     tracing::warn!(
                         refused = drift,
                         "ops refused: remote clock beyond the drift bound"
                     );
+                    // Counted for the anomaly alerts (operational record, not data).
+                    let source = input.source_region.clone();
+                    let counted = self
+                        .pool
+                        .run(move |conn| {
+                            refusals::add(conn, "clock_drift", &source, drift)
+                                .map_err(SyncError::from)
+                        })
+                        .await;
+                    if let Err(e) = counted {
+                        tracing::warn!(error = %e, "the refusal could not be counted");
+                    }
                 }
-                SyncError::InvalidOps { errors }
-            })?;
+                return Err(SyncError::InvalidOps { errors });
+            }
+        };
         let newest = ops.iter().map(|op| op.change.version.hlc).max();
         let statuses = self
             .pool

@@ -6,8 +6,9 @@
 //! `backlog_max_age_secs`), `backlog_size` (more than `backlog_max_entries` owed),
 //! `dead_letters` (dead entries exist), `pull_lag` (a configured peer not pulled for
 //! `pull_lag_max_secs`), `bootstrap_needed` (per peer/resource: its feed answered 410 and
-//! the pull stopped), and for the region `broker_unreachable` (as this process's directory
-//! sees it). A condition that resolved less than `cool_down_secs` ago does not fire again.
+//! the pull stopped), `clock_drift_refusals` (per source region) and `auth_refusals` (per
+//! token code) when such refusals happened within the last two evaluation intervals, and for
+//! the region `broker_unreachable` (as this process's directory sees it). A condition that resolved less than `cool_down_secs` ago does not fire again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,6 +134,34 @@ impl EvaluateAlertsAction {
                         since.and_utc().to_rfc3339()
                     ),
                     1,
+                ),
+            );
+        }
+        // Refusals in the recent window (the web process counts them).
+        let window = chrono::Duration::seconds((self.config.interval_secs * 2).max(60) as i64);
+        let since = ship::db::utc_now() - window;
+        let refused = self
+            .pool
+            .run(move |conn| crate::data::refusals::recent(conn, since).map_err(SyncError::from))
+            .await?;
+        for (kind, source, total, _) in refused {
+            let (alert, subject) = if kind == "clock_drift" {
+                ("clock_drift_refusals", source.clone())
+            } else {
+                ("auth_refusals", kind.clone())
+            };
+            out.insert(
+                (alert.into(), subject),
+                (
+                    format!(
+                        "recent {kind} refusals{} ({total} since counting began)",
+                        if source.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" from {source}")
+                        }
+                    ),
+                    total,
                 ),
             );
         }

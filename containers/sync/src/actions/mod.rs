@@ -15,7 +15,8 @@ pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};
 pub mod outbox_admin;
 
 pub use outbox_admin::{
-    DiscardOutboxAction, ListOutboxAction, PeerStatus, RetryDeadAction, SyncStatusAction,
+    DiscardOutboxAction, ListOutboxAction, PeerStatus, RecordRefusalsAction, RetryDeadAction,
+    SyncStatusAction,
 };
 pub mod prune;
 

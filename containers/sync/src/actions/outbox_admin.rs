@@ -109,3 +109,36 @@ impl Action for DiscardOutboxAction {
             .await
     }
 }
+
+/// Add refusals counted elsewhere (the web process's token verifier) to `sync_refusals`.
+pub struct RecordRefusalsAction {
+    pool: DbPool,
+}
+
+impl RecordRefusalsAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for RecordRefusalsAction {
+    const NAME: &'static str = "sync.record_refusals";
+    /// (kind, source, how many more)
+    type Input = Vec<(String, String, i64)>;
+    type Output = ();
+    type Error = SyncError;
+
+    async fn run(&self, counts: Vec<(String, String, i64)>) -> Result<(), SyncError> {
+        if counts.iter().all(|(_, _, n)| *n == 0) {
+            return Ok(());
+        }
+        self.pool
+            .transaction(move |conn| {
+                for (kind, source, n) in counts.iter().filter(|c| c.2 > 0) {
+                    crate::data::refusals::add(conn, kind, source, *n)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}

@@ -5,4 +5,5 @@ pub mod conflicts;
 pub mod cursors;
 pub mod outbox;
 pub mod prune;
+pub mod refusals;
 pub mod schema;

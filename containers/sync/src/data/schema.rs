@@ -89,3 +89,12 @@ diesel::table! {
         needs_bootstrap_since -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_refusals (kind, source) {
+        kind -> Text,
+        source -> Text,
+        refused -> BigInt,
+        last_at -> Timestamp,
+    }
+}
