@@ -99,6 +99,22 @@ impl SyncResource for CustomersResource {
 
     /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
     /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
+    fn purge_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        before: chrono::NaiveDateTime,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, DbError> {
+        let mut purged = 0;
+        // Bounded per call; the next prune goes on.
+        let ids: Vec<String> = customers::tombstones_before(conn, before, 10_000)?
+            .into_iter()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        purged += customers::delete_tombstones(conn, &ids)?;
+        Ok(purged)
+    }
+
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {
         let mut hasher = Sha256::new();
         let mut after: Option<String> = None;

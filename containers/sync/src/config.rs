@@ -53,6 +53,9 @@ pub struct SyncConfig {
     /// Changelog entries older than this many hours are deleted once no peer is owed them
     /// (a peer pulling from before that gets 410 and needs a bootstrap).
     pub changelog_retention_hours: u64,
+    /// Deleted rows (tombstones) are purged after this many days, when no peer is still owed
+    /// a change of them; it must outlast the longest partition between regions.
+    pub tombstone_retention_days: u64,
 }
 
 impl Default for SyncConfig {
@@ -76,6 +79,7 @@ impl Default for SyncConfig {
             dispatch_lease_secs: 60,
             outbox_retention_hours: 24,
             changelog_retention_hours: 24 * 7,
+            tombstone_retention_days: 30,
         }
     }
 }

@@ -91,6 +91,9 @@ pub fn kernel(
                     changelog_retention: Duration::from_secs(
                         settings.sync.changelog_retention_hours * 3600,
                     ),
+                    tombstone_retention: Duration::from_secs(
+                        settings.sync.tombstone_retention_days * 86_400,
+                    ),
                 },
             )),
             Schedule::hourly()

@@ -39,6 +39,7 @@ ship::backend_tests! {
         let input = PruneInput {
             outbox_retention: Duration::from_secs(24 * 3600),
             changelog_retention: Duration::from_secs(7 * 24 * 3600),
+            tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         };
         let first = prune.run(input).await.unwrap();
         assert_eq!((first.outbox_deleted, first.changelog_deleted), (5, 2), "seq 3 is owed: only 1 and 2 go");
@@ -62,6 +63,43 @@ ship::backend_tests! {
         assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox"), 1);
         let third = prune.run(input).await.unwrap();
         assert_eq!((third.outbox_deleted, third.changelog_deleted), (0, 0), "idempotent");
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    async fn old_tombstones_go_unless_a_peer_is_owed_their_delete(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        let region = Region::start(&settings).await;
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            let (status, body) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"})).await;
+            assert_eq!(status, 201);
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        for id in &ids[..3] {
+            let res = region.client.delete(region.url(&format!("/api/v1/customers/{id}"))).send().await.unwrap();
+            assert_eq!(res.status(), 204);
+        }
+        // Tombstones 0 and 1 are old, 2 is recent; everything was delivered except the delete
+        // of customer 1.
+        exec(&db, &format!("UPDATE customers SET deleted_at = '2020-01-01 00:00:00' WHERE id IN ('{}', '{}')", ids[0], ids[1]));
+        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP");
+        exec(&db, &format!(
+            "UPDATE sync_outbox SET status = 'pending' WHERE seq = (SELECT MAX(seq) FROM sync_changelog WHERE entity_id = '{}')",
+            ids[1]
+        ));
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        let input = PruneInput {
+            outbox_retention: Duration::from_secs(24 * 3600),
+            changelog_retention: Duration::from_secs(7 * 24 * 3600),
+            tombstone_retention: Duration::from_secs(30 * 24 * 3600),
+        };
+        let summary = prune.run(input).await.unwrap();
+        assert_eq!(summary.tombstones_purged, 1, "only the old, acknowledged tombstone");
+        let left = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{id}'"));
+        assert_eq!((left(&ids[0]), left(&ids[1]), left(&ids[2]), left(&ids[3])), (0, 1, 1, 1));
         region.stop().await;
     }
 }

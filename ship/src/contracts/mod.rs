@@ -170,6 +170,19 @@ pub trait SyncResource: Send + Sync {
     /// A digest of every row (tombstones included) with its version: equal digests mean equal
     /// state, across regions and backends.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;
+
+    /// Delete tombstones (rows deleted before `before`) except the entities in `keep` (their
+    /// delete is still owed to a peer). Runs in the caller's transaction. How many went. The
+    /// default keeps every tombstone.
+    fn purge_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        before: chrono::NaiveDateTime,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, DbError> {
+        let _ = (conn, before, keep);
+        Ok(0)
+    }
 }
 
 /// The synced resources of this binary, by name. Built by `app`; a name that is not here is

@@ -144,6 +144,34 @@ pub(crate) fn all_page(
     query.load(conn)
 }
 
+/// Ids of up to `limit` rows deleted before `before`.
+pub(crate) fn tombstones_before(
+    conn: &mut AnyConnection,
+    before: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    customers::table
+        .filter(customers::deleted_at.lt(before))
+        .order(customers::id.asc())
+        .limit(limit)
+        .select(customers::id)
+        .load(conn)
+}
+
+/// Delete these rows if they are still tombstones.
+pub(crate) fn delete_tombstones(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(IN_CHUNK) {
+        n += diesel::delete(
+            customers::table
+                .filter(customers::id.eq_any(chunk))
+                .filter(customers::deleted_at.is_not_null()),
+        )
+        .execute(conn)?;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,9 +1,11 @@
 //! Prune (retention, SYNC-PROTOCOL §10): delivered outbox entries after `outbox_retention`;
 //! changelog entries only when older than `changelog_retention` and owed to no peer (see
-//! `data::prune`). Tombstones are not purged yet: a purged tombstone lets an older write that
-//! is still in flight resurrect the row, so purging needs every peer's acknowledgement of the
-//! delete, which the outbox only keeps for `outbox_retention`.
+//! `data::prune`); tombstones after `tombstone_retention` when no peer is still owed a change
+//! of the entity. A purged tombstone lets a write older than the delete that arrives later
+//! resurrect the row, so the tombstone retention must outlast the longest partition (the
+//! default is 30 days).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ship::contracts::ResourceRegistry;
@@ -17,12 +19,14 @@ use crate::errors::SyncError;
 pub struct PruneInput {
     pub outbox_retention: Duration,
     pub changelog_retention: Duration,
+    pub tombstone_retention: Duration,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PruneSummary {
     pub outbox_deleted: usize,
     pub changelog_deleted: i64,
+    pub tombstones_purged: usize,
 }
 
 pub struct PruneAction {
@@ -69,7 +73,23 @@ impl Action for PruneAction {
                 })
                 .await?;
         }
+        let tombstones_before = before(input.tombstone_retention);
+        for name in self.registry.names() {
+            let Some(resource) = self.registry.get(name).map(Arc::clone) else {
+                continue;
+            };
+            summary.tombstones_purged += self
+                .pool
+                .transaction(move |conn| {
+                    let owed = prune::owed_entities(conn, name)?;
+                    resource
+                        .purge_tombstones(conn, tombstones_before, &owed)
+                        .map_err(SyncError::from)
+                })
+                .await?;
+        }
         tracing::info!(
+            tombstones = summary.tombstones_purged,
             outbox = summary.outbox_deleted,
             changelog = summary.changelog_deleted,
             "pruned"

@@ -60,3 +60,27 @@ pub fn changelog(
         .execute(conn)?;
     Ok(deleted as i64)
 }
+
+/// The entities of `resource` with a change still owed to some peer (pending or dead).
+pub fn owed_entities(
+    conn: &mut AnyConnection,
+    resource: &str,
+) -> QueryResult<std::collections::HashSet<String>> {
+    let seqs: Vec<i64> = sync_outbox::table
+        .filter(sync_outbox::resource.eq(resource))
+        .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
+        .select(sync_outbox::seq)
+        .distinct()
+        .load(conn)?;
+    let mut out = std::collections::HashSet::new();
+    for chunk in seqs.chunks(500) {
+        out.extend(
+            sync_changelog::table
+                .filter(sync_changelog::resource.eq(resource))
+                .filter(sync_changelog::seq.eq_any(chunk))
+                .select(sync_changelog::entity_id)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(out)
+}
