@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use app::startup::{prepare, StartOptions};
 use broker::directory::BrokerEndpoint;
 use broker::directory::{BrokerDirectory, BrokerLink};
-use common::{customers_digest, register_region, settings_for, Region};
+use common::{customers_digest, register_region, remote_settings_with, settings_for, Region};
 use serde_json::{json, Value};
 use ship::auth::TokenClaims;
 use ship::contracts::{DirectoryError, PeerDirectory, Refresh};
@@ -186,16 +186,6 @@ fn uuid_like() -> String {
         "{:x}",
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     )
-}
-
-/// Settings of us-east reaching the broker at `broker` with `credential`.
-fn remote_settings_with(db: &TestDb, broker: &str, credential: &str) -> app::Settings {
-    let mut settings = settings_for(db, "us-east");
-    settings.broker.enabled = false;
-    settings.broker.signing_key = None;
-    settings.broker.url = Some(broker.into());
-    settings.broker.credential = Some(ship::config::Secret::new(credential));
-    settings
 }
 
 /// Settings of us-east reaching a stand-in broker (any credential).

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{customers_digest, register_region, settings_for, Region};
+use common::{customers_digest, register_region, remote_settings_with, settings_for, Region};
 use serde_json::json;
 use ship::testing::TestDb;
 
@@ -26,12 +26,8 @@ ship::backend_tests! {
         let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
 
         let port = free_port();
-        let mut b_settings = settings_for(&db_b, "us-east");
+        let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
         b_settings.http.bind = format!("127.0.0.1:{port}");
-        b_settings.broker.enabled = false;
-        b_settings.broker.signing_key = None;
-        b_settings.broker.url = Some(a.base.clone());
-        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
         b_settings.broker.public_url = Some(format!("http://127.0.0.1:{port}"));
         b_settings.sync.pull_interval_secs = 1;
         let b = Region::start_with_scheduler(&b_settings).await;
@@ -71,12 +67,8 @@ ship::backend_tests! {
         let a = Region::start_with_scheduler(&a_settings).await;
         let credential = register_region(&db, "us-east", &format!("http://127.0.0.1:{b_port}")).await;
 
-        let mut b_settings = settings_for(&db_b, "us-east");
+        let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
         b_settings.http.bind = format!("127.0.0.1:{b_port}");
-        b_settings.broker.enabled = false;
-        b_settings.broker.signing_key = None;
-        b_settings.broker.url = Some(a.base.clone());
-        b_settings.broker.credential = Some(ship::config::Secret::new(credential));
         let b = Region::start(&b_settings).await;
         // Let the scheduler's first (empty) pass go by, so the next one is the woken one.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -106,12 +98,8 @@ async fn sync_run_pushes_and_pulls_by_hand() {
     let a = Region::start(&a_settings).await;
     let b_port = free_port();
     let credential = register_region(&db, "us-east", &format!("http://127.0.0.1:{b_port}")).await;
-    let mut b_settings = settings_for(&db_b, "us-east");
+    let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
     b_settings.http.bind = format!("127.0.0.1:{b_port}");
-    b_settings.broker.enabled = false;
-    b_settings.broker.signing_key = None;
-    b_settings.broker.url = Some(a.base.clone());
-    b_settings.broker.credential = Some(ship::config::Secret::new(credential));
     let b = Region::start(&b_settings).await;
     for name in ["Ada", "Grace", "Edsger"] {
         assert_eq!(

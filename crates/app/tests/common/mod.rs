@@ -134,6 +134,16 @@ impl Region {
     }
 }
 
+/// Settings of region us-east on `db`, reaching the broker at `broker` with `credential`.
+pub fn remote_settings_with(db: &TestDb, broker: &str, credential: &str) -> Settings {
+    let mut settings = settings_for(db, "us-east");
+    settings.broker.enabled = false;
+    settings.broker.signing_key = None;
+    settings.broker.url = Some(broker.into());
+    settings.broker.credential = Some(ship::config::Secret::new(credential));
+    settings
+}
+
 /// Put `id` at `base_url` into the broker registry of `db` (the tests' shortcut for
 /// `regionsync broker regions add`); returns the region's credential.
 pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
