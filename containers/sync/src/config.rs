@@ -48,6 +48,8 @@ pub struct SyncConfig {
     pub retry_max_secs: u64,
     /// How long a dispatcher owns the entries it claimed (another may take them after).
     pub dispatch_lease_secs: u64,
+    /// How long one push or pull request to a peer may take before it counts as failed.
+    pub peer_timeout_secs: u64,
     /// Delivered outbox entries are deleted after this many hours.
     pub outbox_retention_hours: u64,
     /// Changelog entries older than this many hours are deleted once no peer is owed them
@@ -77,6 +79,7 @@ impl Default for SyncConfig {
             retry_base_ms: 1_000,
             retry_max_secs: 300,
             dispatch_lease_secs: 60,
+            peer_timeout_secs: 30,
             outbox_retention_hours: 24,
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
@@ -139,6 +142,7 @@ impl Validate for SyncConfig {
             ("retry_base_ms", self.retry_base_ms),
             ("retry_max_secs", self.retry_max_secs),
             ("dispatch_lease_secs", self.dispatch_lease_secs),
+            ("peer_timeout_secs", self.peer_timeout_secs),
         ] {
             if value == 0 {
                 problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));

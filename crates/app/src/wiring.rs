@@ -120,7 +120,7 @@ impl Wiring {
     ) -> Result<DispatchOutboxAction, ShipError> {
         Ok(DispatchOutboxAction::new(
             pool.clone(),
-            http_client(Some(Duration::from_secs(30)))?,
+            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
             self.directory(),
             settings.region_id.clone(),
             settings.sync.clone(),
@@ -155,7 +155,7 @@ impl Wiring {
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.region_id.clone(),
-            http_client(Some(Duration::from_secs(30)))?,
+            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
             self.directory(),
         ))
     }

@@ -404,3 +404,18 @@ ship::backend_tests! {
         region.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// A peer that does not answer within `peer_timeout_secs`: a failed attempt, backed off.
+    async fn a_peer_that_times_out_is_a_failed_attempt(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_secs(5));
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |s| s.sync.peer_timeout_secs = 1).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.retried), (0, 2), "{summary:?}");
+        assert_eq!(outbox(&db, "pending"), 2);
+        let failed = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 1 AND last_error IS NOT NULL");
+        assert_eq!(failed, 2, "one attempt counted, with its reason");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}
