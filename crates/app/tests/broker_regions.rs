@@ -228,23 +228,12 @@ ship::backend_tests! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_leaves_the_cached_directory_in_use_and_says_so() {
-    let lifetime = Arc::new(Mutex::new(240i64));
-    let l = Arc::clone(&lifetime);
     let broker = FakeBroker::start(
         "http://127.0.0.1:9".into(),
-        Arc::new(move |_| token_expiring_in(*l.lock().unwrap())),
+        Arc::new(|_| token_expiring_in(240)),
     )
     .await;
-    let endpoint = BrokerEndpoint {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap(),
-        base_url: broker.base.clone(),
-        credential: "rsc_test".into(),
-    };
-    let directory =
-        BrokerDirectory::new(BrokerLink::Remote(endpoint)).with_list_ttl(Duration::ZERO);
+    let directory = remote_directory(&broker).with_list_ttl(Duration::ZERO);
     let first = directory.peers().await.unwrap();
     assert_eq!(first.len(), 1);
     assert!(directory.health().broker_reachable);
@@ -280,15 +269,7 @@ async fn an_expired_cache_is_not_served_when_the_broker_is_down() {
         Arc::new(|_| token_expiring_in(1)),
     )
     .await;
-    let endpoint = BrokerEndpoint {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap(),
-        base_url: broker.base.clone(),
-        credential: "rsc_test".into(),
-    };
-    let directory = BrokerDirectory::new(BrokerLink::Remote(endpoint));
+    let directory = remote_directory(&broker);
     directory.grant("eu-west", Refresh::IfNeeded).await.unwrap();
     // A grant with 1 s left is fresh for two thirds of that, then asked for again.
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -43,11 +43,6 @@ impl AuthGate {
         }
     }
 
-    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
-        self.min_refresh_interval = interval;
-        self
-    }
-
     /// Verify `token` for `resource`, refreshing the keys once if it names an unknown kid.
     pub async fn verify(
         &self,

@@ -16,7 +16,7 @@ pub mod middleware;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -213,10 +213,6 @@ impl TokenIssuer {
 
     pub fn public_jwk(&self) -> &PublicJwk {
         self.key.public_jwk()
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     /// A token for `sub` to call `aud` on `scope`.
@@ -448,9 +444,6 @@ impl TokenVerifier {
     }
 }
 
-/// Shared handle.
-pub type SharedVerifier = Arc<TokenVerifier>;
-
 impl crate::contracts::StatusSource for TokenVerifier {
     fn name(&self) -> &'static str {
         "tokens"
@@ -465,6 +458,8 @@ impl crate::contracts::StatusSource for TokenVerifier {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
 
     use super::*;
 

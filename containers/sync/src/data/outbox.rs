@@ -172,33 +172,35 @@ pub fn mark_failed(
     next_attempt_at: NaiveDateTime,
     max_attempts: i32,
 ) -> QueryResult<()> {
-    let now = ship::db::utc_now();
+    // Entries on their last attempt die; the others wait for the next one.
+    let mut dying = Vec::new();
     for chunk in ids.chunks(500) {
-        let mine = || {
+        dying.extend(
             sync_outbox::table
                 .filter(sync_outbox::id.eq_any(chunk))
                 .filter(sync_outbox::lease_owner.eq(owner))
-        };
-        diesel::update(mine().filter(sync_outbox::attempts.ge(max_attempts - 1)))
-            .set((
-                sync_outbox::status.eq(outbox_status::DEAD),
-                sync_outbox::attempts.eq(sync_outbox::attempts + 1),
-                sync_outbox::last_error.eq(Some(error)),
-                sync_outbox::lease_owner.eq(None::<String>),
-                sync_outbox::lease_until.eq(None::<NaiveDateTime>),
-                sync_outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        diesel::update(mine())
-            .set((
-                sync_outbox::attempts.eq(sync_outbox::attempts + 1),
-                sync_outbox::next_attempt_at.eq(next_attempt_at),
-                sync_outbox::last_error.eq(Some(error)),
-                sync_outbox::lease_owner.eq(None::<String>),
-                sync_outbox::lease_until.eq(None::<NaiveDateTime>),
-                sync_outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+                .filter(sync_outbox::attempts.ge(max_attempts - 1))
+                .select(sync_outbox::id)
+                .load::<i64>(conn)?,
+        );
+    }
+    mark_dead(conn, owner, &dying, error)?;
+    let now = ship::db::utc_now();
+    for chunk in ids.chunks(500) {
+        diesel::update(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner)),
+        )
+        .set((
+            sync_outbox::attempts.eq(sync_outbox::attempts + 1),
+            sync_outbox::next_attempt_at.eq(next_attempt_at),
+            sync_outbox::last_error.eq(Some(error)),
+            sync_outbox::lease_owner.eq(None::<String>),
+            sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+            sync_outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     }
     Ok(())
 }
