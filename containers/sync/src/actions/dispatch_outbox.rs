@@ -106,10 +106,14 @@ impl Action for DispatchOutboxAction {
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let limit = i64::from(self.config.dispatch_claim_limit);
+        // Until a third of the lease has passed, nobody else can hold these entries: batches
+        // sent before then need no lease check.
+        let fresh_until = std::time::Instant::now()
+            + Duration::from_secs(self.config.dispatch_lease_secs.min(86_400)) / 3;
         let (lease_owner, only_peer) = (owner.clone(), self.only_peer.clone());
         let claimed = self
             .pool
-            .transaction(move |conn| {
+            .run(move |conn| {
                 outbox::claim(
                     conn,
                     &lease_owner,
@@ -134,13 +138,15 @@ impl Action for DispatchOutboxAction {
         }
         // Peers are served concurrently: a slow or hanging peer does not hold the others up.
         let mut per_peer: BTreeMap<String, Vec<(String, Vec<Claimed>)>> = BTreeMap::new();
-        for ((peer, resource), entries) in groups {
+        for ((peer, resource), mut entries) in groups {
+            // Claimed oldest due first; sent in changelog order.
+            entries.sort_by_key(|c| c.seq);
             per_peer.entry(peer).or_default().push((resource, entries));
         }
         let results = futures_util::future::join_all(
             per_peer
                 .into_iter()
-                .map(|(peer, groups)| self.deliver_peer(&owner, peer, groups)),
+                .map(|(peer, groups)| self.deliver_peer(&owner, fresh_until, peer, groups)),
         )
         .await;
         for result in results {
@@ -169,6 +175,7 @@ impl DispatchOutboxAction {
     async fn deliver_peer(
         &self,
         owner: &str,
+        fresh_until: std::time::Instant,
         peer: String,
         groups: Vec<(String, Vec<Claimed>)>,
     ) -> Result<DispatchSummary, SyncError> {
@@ -176,7 +183,7 @@ impl DispatchOutboxAction {
         for (resource, entries) in groups {
             let items = self.load(owner, &resource, entries, &mut summary).await?;
             for batch in self.batches(items) {
-                self.deliver(owner, &peer, &resource, batch, &mut summary)
+                self.deliver(owner, fresh_until, &peer, &resource, batch, &mut summary)
                     .await?;
             }
         }
@@ -245,6 +252,7 @@ impl DispatchOutboxAction {
     async fn deliver(
         &self,
         owner: &str,
+        fresh_until: std::time::Instant,
         peer: &str,
         resource: &str,
         batch: Vec<Item>,
@@ -255,7 +263,11 @@ impl DispatchOutboxAction {
         while let Some(batch) = pending.pop() {
             // The lease may have run out during a slow pass and another dispatcher may own
             // these rows now: extend it, and send only the rows still ours.
-            let batch = self.still_ours(owner, batch).await?;
+            let batch = if std::time::Instant::now() < fresh_until {
+                batch
+            } else {
+                self.still_ours(owner, batch).await?
+            };
             if batch.is_empty() {
                 continue;
             }

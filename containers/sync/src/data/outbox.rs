@@ -35,12 +35,36 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// Claim up to `limit` pending entries whose time has come and whose lease (if any) ran out:
-/// they get `owner`'s lease until `lease_until`. Run in a transaction: on MariaDB the rows are
-/// read `FOR UPDATE SKIP LOCKED` (a concurrent claimer takes other rows instead of waiting);
-/// on SQLite the transaction holds the write lock. Once committed, the lease keeps other
-/// workers off the entries while this one sends them.
+/// Claim up to `limit` pending entries whose time has come and whose lease (if any) ran out,
+/// oldest due first: they get `owner`'s lease until `lease_until`. Runs its own transaction:
+/// on MariaDB the rows are read `FOR UPDATE SKIP LOCKED` (a concurrent claimer takes other rows
+/// instead of waiting); on SQLite the transaction holds the write lock. Once committed, the
+/// lease keeps other workers off the entries while this one sends them.
+///
+/// On MariaDB the claim runs at READ COMMITTED and walks `sync_outbox_due (status,
+/// next_attempt_at, id)` in order, stopping at `limit`. At the default REPEATABLE READ, and
+/// ordered by `id` (a filesort), the locking read locked every pending row until commit: one
+/// claimer held the whole backlog and concurrent claimers found nothing (B5).
 pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+    only_peer: Option<&str>,
+) -> QueryResult<Vec<Claimed>> {
+    if let AnyConnection::Mysql(c) = conn {
+        // Applies to the next transaction of this connection only.
+        diesel::sql_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(c)?;
+    }
+    ship::db::transact(conn, |conn| {
+        claim_in_transaction(conn, owner, now, lease_until, limit, only_peer)
+    })
+}
+
+/// `claim`'s work, inside the caller's transaction (public for the locking tests).
+#[doc(hidden)]
+pub fn claim_in_transaction(
     conn: &mut AnyConnection,
     owner: &str,
     now: NaiveDateTime,
@@ -68,7 +92,8 @@ pub fn claim(
                 .is_null()
                 .or(sync_outbox::lease_until.lt(now)),
         )
-        .order(sync_outbox::id.asc())
+        // The due index's order (InnoDB and SQLite both append the primary key to it).
+        .order((sync_outbox::next_attempt_at.asc(), sync_outbox::id.asc()))
         .limit(limit)
         .select((
             sync_outbox::id,
@@ -339,5 +364,66 @@ pub fn discard(
         (Some(id), _) => diesel::delete(owed.filter(sync_outbox::id.eq(id))).execute(conn),
         (None, Some(peer)) => diesel::delete(owed.filter(sync_outbox::peer.eq(peer))).execute(conn),
         (None, None) => Ok(0),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use ship::testing::TestDb;
+
+    fn backlog(conn: &mut AnyConnection, n: i64) {
+        let now = ship::db::utc_now() - chrono::Duration::seconds(1);
+        let entries: Vec<NewOutboxEntry<'_>> = (1..=n)
+            .map(|seq| NewOutboxEntry {
+                peer: "us",
+                resource: "customers",
+                seq,
+                status: outbox_status::PENDING,
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        insert_all(conn, &entries).unwrap();
+    }
+
+    /// Regression (B5): on MariaDB a claim in flight locked every pending row (REPEATABLE READ
+    /// and a filesort on `id`), so a second dispatcher claiming at the same moment got nothing.
+    /// Now it gets the next entries at once. (On SQLite a claim holds the write lock: there
+    /// claims are serial by design.)
+    mod a_claim_in_flight_leaves_the_rest_of_the_backlog_to_others {
+        use super::*;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn mysql() {
+            let db = TestDb::mysql();
+            backlog(&mut db.pool.get().unwrap(), 50);
+            let now = ship::db::utc_now();
+            let until = now + chrono::Duration::seconds(60);
+            let mut first = db.pool.get().unwrap();
+            let mut second = db.pool.get().unwrap();
+            let (mine, theirs) = ship::db::transact(&mut first, |conn| {
+                let mine = claim_in_transaction(conn, "first", now, until, 10, None)?;
+                // The first claim has not committed: its rows are locked, the others not.
+                let theirs = claim(&mut second, "second", now, until, 10, None)?;
+                Ok::<_, diesel::result::Error>((mine, theirs))
+            })
+            .unwrap();
+            let mine: Vec<i64> = mine.iter().map(|c| c.seq).collect();
+            let theirs: Vec<i64> = theirs.iter().map(|c| c.seq).collect();
+            assert_eq!(mine, (1..=10).collect::<Vec<_>>(), "oldest due first");
+            assert_eq!(
+                theirs,
+                (11..=20).collect::<Vec<_>>(),
+                "the next ten, not nothing"
+            );
+            // Once both committed, a third claim skips both leases.
+            let third = claim(&mut db.pool.get().unwrap(), "third", now, until, 100, None).unwrap();
+            assert_eq!(third.len(), 30);
+            assert_eq!(third[0].seq, 21);
+        }
     }
 }
