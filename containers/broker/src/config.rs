@@ -1,5 +1,6 @@
 //! `[broker]`: whether this region runs the broker role, or where the broker is.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,10 @@ pub struct BrokerConfig {
     /// cross the network in clear, and whoever sits on the path could mint tokens. Turn on only
     /// on a network you trust; otherwise terminate TLS in front of each region.
     pub allow_insecure_http: bool,
+    /// Addresses this region uses for some peers instead of the URL the broker lists for them
+    /// (`"us-east" = "http://127.0.0.1:7001"`): a private link, a local sidecar or proxy.
+    /// Tokens still come from the broker; only where the requests go changes.
+    pub peer_urls: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -57,6 +62,7 @@ impl Default for BrokerConfig {
             heartbeat_interval_secs: 30,
             request_timeout_secs: 5,
             allow_insecure_http: false,
+            peer_urls: BTreeMap::new(),
         }
     }
 }
@@ -124,6 +130,19 @@ impl Validate for BrokerConfig {
             };
             if let Some(problem) = problem {
                 problems.push(ConfigProblem::new(key(prefix, "public_url"), problem));
+            }
+        }
+        for (peer, url) in &self.peer_urls {
+            let problem = if is_http_url(url) {
+                self.insecure(url)
+            } else {
+                Some(format!("`{url}` is not an http(s) URL"))
+            };
+            if let Some(problem) = problem {
+                problems.push(ConfigProblem::new(
+                    key(prefix, &format!("peer_urls.{peer}")),
+                    problem,
+                ));
             }
         }
         if self.token_lifetime_secs == 0 {

@@ -6,7 +6,7 @@
 //! the broker cannot be reached, unexpired cached grants are served and the health says so;
 //! a forced refresh (the peer said `token_expired`) never falls back to the cache.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,8 @@ pub struct BrokerDirectory {
     list_ttl: Duration,
     /// Hand out grants for plain-http, non-loopback peers (tokens would travel in clear).
     allow_insecure_http: bool,
+    /// `[broker] peer_urls`: where this region reaches some peers, whatever the broker lists.
+    peer_urls: BTreeMap<String, String>,
 }
 
 fn unix_now() -> i64 {
@@ -122,7 +124,14 @@ impl BrokerDirectory {
             fetching: tokio::sync::Mutex::new(()),
             list_ttl: Duration::from_secs(60),
             allow_insecure_http: false,
+            peer_urls: BTreeMap::new(),
         }
+    }
+
+    /// Reach these peers at these URLs instead of the ones the broker lists.
+    pub fn with_peer_urls(mut self, peer_urls: BTreeMap<String, String>) -> Self {
+        self.peer_urls = peer_urls;
+        self
     }
 
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
@@ -187,7 +196,17 @@ impl BrokerDirectory {
             BrokerLink::Remote(endpoint) => ResolveAtBrokerTask::run(endpoint, target).await,
         };
         self.record(&result);
-        result
+        result.map(|grants| {
+            grants
+                .into_iter()
+                .map(|mut grant| {
+                    if let Some(url) = self.peer_urls.get(&grant.id) {
+                        grant.base_url.clone_from(url);
+                    }
+                    grant
+                })
+                .collect()
+        })
     }
 
     fn record<T>(&self, result: &Result<T, DirectoryError>) {

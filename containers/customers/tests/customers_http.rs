@@ -50,7 +50,42 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `"<hlc>.<origin>"` → (hlc, origin).
+fn version(res: &reqwest::Response) -> (i64, String) {
+    let tag = res.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let (hlc, origin) = tag.split_once('.').unwrap();
+    (hlc.parse().unwrap(), origin.to_string())
+}
+
 ship::backend_tests! {
+    /// Every single-customer response names the version the last write got; each write's is
+    /// higher than the one before, a read repeats it, and the delete's names the tombstone.
+    async fn every_write_answers_with_its_version_as_etag(db: TestDb) {
+        let app = app(&db.pool, FakeRecorder::new()).await;
+        let res = app.client.post(app.url(BASE))
+            .json(&json!({"tenant_id": "acme", "name": "Ada", "email": "ada@example.com"}))
+            .send().await.unwrap();
+        let created = version(&res);
+        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let item = format!("{BASE}/{id}");
+        let res = app.client.get(app.url(&item)).send().await.unwrap();
+        assert_eq!(version(&res), created, "a read shows the stored version");
+        let res = app.client.patch(app.url(&item)).json(&json!({"name": "Ada L."})).send().await.unwrap();
+        let patched = version(&res);
+        assert!(patched > created, "{patched:?} > {created:?}");
+        let res = app.client.delete(app.url(&item)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 204);
+        let deleted = version(&res);
+        assert!(deleted > patched, "{deleted:?} > {patched:?}");
+        let stored: Vec<(i64, String)> = raw_rows_of(&db.pool).iter().map(|r| (r.sync_version, r.sync_origin.clone())).collect();
+        assert_eq!(stored, vec![deleted]);
+        app.stop().await;
+    }
+
     async fn create_get_patch_delete(db: TestDb) {
         let recorder = FakeRecorder::new();
         let app = app(&db.pool, recorder.clone()).await;

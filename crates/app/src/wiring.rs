@@ -39,6 +39,32 @@ pub struct BrokerWiring {
     pub verifier: Arc<TokenVerifier>,
 }
 
+/// The environment variable that skews this process's wall clock, in milliseconds (signed).
+/// For fault-injection tests only (QUALITY-BARS R1 and R5 run a region ahead or behind).
+pub const CLOCK_SKEW_ENV: &str = "REGIONSYNC_TEST_CLOCK_SKEW_MS";
+
+/// The region's hybrid clock: the system clock, skewed by `CLOCK_SKEW_ENV` when set.
+fn region_clock(max_drift_ms: u64) -> HybridClock {
+    let drift = Duration::from_millis(max_drift_ms);
+    let skew = std::env::var(CLOCK_SKEW_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|skew| *skew != 0);
+    match skew {
+        None => HybridClock::new(drift),
+        Some(skew) => {
+            tracing::warn!(
+                skew_ms = skew,
+                "{CLOCK_SKEW_ENV} is set: this region's clock is skewed (tests only)"
+            );
+            HybridClock::with_time_source(
+                drift,
+                Arc::new(move || ship::contracts::system_time_ms().saturating_add_signed(skew)),
+            )
+        }
+    }
+}
+
 impl Wiring {
     /// Build the registry and the clock, resume the clock from the changelog and prepare every
     /// resource's changelog. Blocking (database, key file): run on the blocking pool.
@@ -48,9 +74,7 @@ impl Wiring {
         pool: &DbPool,
     ) -> Result<Self, ShipError> {
         let registry = resources().map_err(ShipError::Wiring)?;
-        let clock = Arc::new(HybridClock::new(Duration::from_millis(
-            settings.sync.max_clock_drift_ms,
-        )));
+        let clock = Arc::new(region_clock(settings.sync.max_clock_drift_ms));
         sync::recorder::resume_clock(conn, &clock)?;
         sync::recorder::prepare_resources(conn, registry.names())?;
         let schema_versions: Vec<(String, i32)> = registry
@@ -222,7 +246,8 @@ impl BrokerWiring {
                     resolve: Arc::clone(&resolve),
                     keys: Arc::new(PublicKeysAction::new(Arc::clone(&keys))),
                 })
-                .allow_insecure_http(config.allow_insecure_http),
+                .allow_insecure_http(config.allow_insecure_http)
+                .with_peer_urls(config.peer_urls.clone()),
             );
             let verifier = Arc::new(
                 TokenVerifier::new(
@@ -255,7 +280,8 @@ impl BrokerWiring {
         };
         let directory = Arc::new(
             BrokerDirectory::new(BrokerLink::Remote(endpoint))
-                .allow_insecure_http(config.allow_insecure_http),
+                .allow_insecure_http(config.allow_insecure_http)
+                .with_peer_urls(config.peer_urls.clone()),
         );
         // The broker's keys are fetched once the process runs (see `refresh_keys`); until
         // then only `[auth] trusted_keys` are accepted, and an unknown kid triggers a fetch.

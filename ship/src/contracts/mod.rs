@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use hlc::{Hlc, HlcError, HybridClock, Version};
+pub use hlc::{system_time_ms, Hlc, HlcError, HybridClock, Version};
 /// Something a process reports about itself in `GET /health/ready` (under `status.<name>`);
 /// informational: it never makes the process unready.
 pub trait StatusSource: Send + Sync {

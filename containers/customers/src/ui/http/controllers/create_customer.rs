@@ -8,7 +8,7 @@ use ship::DbPool;
 
 use crate::actions::CreateCustomerAction;
 use crate::ui::http::requests::create_customer_request::CreateCustomerRequest;
-use crate::ui::http::transformers::customer_transformer::CustomerResponse;
+use crate::ui::http::transformers::customer_transformer::{etag, CustomerResponse};
 use crate::ui::http::{CustomersContext, COLLECTION_PATH};
 
 /// `POST /api/v1/customers` → 201 with the customer and its `Location`.
@@ -21,6 +21,7 @@ pub async fn create_customer(
     let action = CreateCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder));
     let customer = action.run(input).await?;
     Ok(HttpResponse::Created()
+        .insert_header(etag(&customer))
         .insert_header((
             header::LOCATION,
             format!("{COLLECTION_PATH}/{}", customer.id),

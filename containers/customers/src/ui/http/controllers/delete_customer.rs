@@ -6,6 +6,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 use crate::actions::DeleteCustomerAction;
+use crate::ui::http::transformers::customer_transformer::etag;
 use crate::ui::http::CustomersContext;
 
 /// `DELETE /api/v1/customers/{id}` → 204; the row stays as a tombstone.
@@ -14,8 +15,11 @@ pub async fn delete_customer(
     context: web::Data<CustomersContext>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    DeleteCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder))
-        .run(id.into_inner())
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    let tombstone =
+        DeleteCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder))
+            .run(id.into_inner())
+            .await?;
+    Ok(HttpResponse::NoContent()
+        .insert_header(etag(&tombstone))
+        .finish())
 }

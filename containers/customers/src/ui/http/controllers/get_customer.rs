@@ -4,7 +4,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 use crate::actions::GetCustomerAction;
-use crate::ui::http::transformers::customer_transformer::CustomerResponse;
+use crate::ui::http::transformers::customer_transformer::{etag, CustomerResponse};
 
 /// `GET /api/v1/customers/{id}` → 200 with the customer.
 pub async fn get_customer(
@@ -14,5 +14,7 @@ pub async fn get_customer(
     let customer = GetCustomerAction::new(pool.get_ref().clone())
         .run(id.into_inner())
         .await?;
-    Ok(HttpResponse::Ok().json(CustomerResponse::from(&customer)))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(&customer))
+        .json(CustomerResponse::from(&customer)))
 }

@@ -7,7 +7,7 @@ use ship::DbPool;
 
 use crate::actions::UpdateCustomerAction;
 use crate::ui::http::requests::update_customer_request::UpdateCustomerRequest;
-use crate::ui::http::transformers::customer_transformer::CustomerResponse;
+use crate::ui::http::transformers::customer_transformer::{etag, CustomerResponse};
 use crate::ui::http::CustomersContext;
 
 /// `PATCH /api/v1/customers/{id}` → 200 with the updated customer.
@@ -20,5 +20,7 @@ pub async fn update_customer(
     let input = UpdateCustomerRequest::parse(id.into_inner(), &body)?;
     let action = UpdateCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder));
     let customer = action.run(input).await?;
-    Ok(HttpResponse::Ok().json(CustomerResponse::from(&customer)))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(&customer))
+        .json(CustomerResponse::from(&customer)))
 }

@@ -30,6 +30,17 @@ impl From<&Customer> for CustomerResponse {
     }
 }
 
+/// The `ETag` of a customer's version: `"<hlc>.<origin>"`, the (hybrid timestamp, region) the
+/// last write of it was given. Every single-customer response carries it (a delete's too), so
+/// a client can tell whether another region has caught up with its write: versions order by
+/// `(hlc, origin)`.
+pub fn etag(c: &Customer) -> (actix_web::http::header::HeaderName, String) {
+    (
+        actix_web::http::header::ETAG,
+        format!("\"{}.{}\"", c.sync_version, c.sync_origin),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerPageResponse {
     pub items: Vec<CustomerResponse>,
