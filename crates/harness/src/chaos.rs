@@ -1,0 +1,530 @@
+//! R1 (QUALITY-BARS.md): three regions as processes, random writes through the public API at
+//! random regions on a small key space (conflicts on purpose), random faults on every link, a
+//! SIGKILL and restart, one region's clock skewed by ±2 s; then heal, wait for quiescence and
+//! check convergence. Everything random comes from the seed: a failing seed is printed and
+//! replays with `CHAOS_SEED=<seed>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use crate::cluster::{Cluster, RegionSpec, Store, Tuning};
+use crate::proxy::Fault;
+use crate::state::RegionState;
+
+/// What a write was, as the harness asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub entity: Option<String>,
+    pub region: String,
+    pub kind: Kind,
+    /// The unique name it set (creates and updates).
+    pub name: Option<String>,
+    /// `(hlc, origin)` from the answer's ETag: the write was acknowledged.
+    pub version: Option<(i64, String)>,
+}
+
+/// The parameters of one run.
+#[derive(Debug, Clone)]
+pub struct ChaosPlan {
+    pub seed: u64,
+    /// Random operations after the initial creates.
+    pub ops: usize,
+    /// Customers created first (the key space; creates during the run add to it).
+    pub keys: usize,
+    /// The region (index) on MariaDB, if any (`server` URL without a database).
+    pub mysql: Option<(usize, String)>,
+    /// How long quiescence may take after healing.
+    pub settle_within: Duration,
+}
+
+impl ChaosPlan {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            ops: 80,
+            keys: 6,
+            mysql: None,
+            settle_within: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChaosReport {
+    pub seed: u64,
+    pub acked: usize,
+    pub unacked: usize,
+    pub faults: usize,
+    pub kills: usize,
+    pub skew_ms: (String, i64),
+    pub rows: usize,
+    /// Concurrent writes resolved by last-writer-wins, summed over the regions.
+    pub conflicts: i64,
+    pub settle: Duration,
+}
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+
+fn random_fault(rng: &mut fastrand::Rng) -> Fault {
+    match rng.usize(0..8) {
+        0 | 1 => Fault::Pass,
+        2 => Fault::Delay {
+            base: Duration::from_millis(rng.u64(5..150)),
+            jitter: Duration::from_millis(rng.u64(0..50)),
+        },
+        3 => Fault::Blackhole,
+        4 => Fault::Reset,
+        5 => Fault::CloseAfter {
+            bytes: rng.usize(1..3000),
+        },
+        6 => Fault::DropResponse,
+        _ => Fault::Duplicate,
+    }
+}
+
+/// `"<hlc>.<origin>"` → (hlc, origin).
+fn etag(res: &reqwest::Response) -> Option<(i64, String)> {
+    let tag = res.headers().get("etag")?.to_str().ok()?.trim_matches('"');
+    let (hlc, origin) = tag.split_once('.')?;
+    Some((hlc.parse().ok()?, origin.to_string()))
+}
+
+/// One write through the public API of `base`; `None` version when it was not acknowledged
+/// (network error, the region down, a 5xx); `Err(())` when the API said it changed nothing
+/// (404: the customer is not there, or is deleted, at that region).
+async fn write(
+    client: &reqwest::Client,
+    base: &str,
+    kind: &Kind,
+    entity: Option<&str>,
+    name: &str,
+) -> Result<(Option<String>, Option<(i64, String)>), ()> {
+    let request = match (kind, entity) {
+        (Kind::Create, _) => client.post(format!("{base}/api/v1/customers")).json(
+            &json!({"tenant_id": "acme", "name": name, "email": format!("{name}@example.com")}),
+        ),
+        (Kind::Update, Some(id)) => client
+            .patch(format!("{base}/api/v1/customers/{id}"))
+            .json(&json!({"name": name})),
+        (Kind::Delete, Some(id)) => client.delete(format!("{base}/api/v1/customers/{id}")),
+        _ => return Err(()),
+    };
+    match request.send().await {
+        Ok(res) if res.status().is_success() => {
+            let version = etag(&res);
+            let id = match kind {
+                Kind::Create => res
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_string)),
+                _ => entity.map(str::to_string),
+            };
+            Ok((id, version))
+        }
+        Ok(res) if res.status().as_u16() == 404 => Err(()),
+        // Refused (4xx other than 404) or failed (5xx): nothing acknowledged.
+        Ok(_) | Err(_) => Ok((entity.map(str::to_string), None)),
+    }
+}
+
+/// Run R1 for `plan.seed`. `Ok` only when every check held.
+pub async fn run(plan: &ChaosPlan) -> Result<ChaosReport> {
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    let skewed = rng.usize(0..REGIONS.len());
+    let skew = if rng.bool() { 2_000 } else { -2_000 };
+    let specs: Vec<RegionSpec> = REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| RegionSpec {
+            id: (*id).to_string(),
+            store: match &plan.mysql {
+                Some((index, server)) if *index == i => Store::Mysql {
+                    server: server.clone(),
+                },
+                _ => Store::Sqlite,
+            },
+            skew_ms: if i == skewed { skew } else { 0 },
+        })
+        .collect();
+    let mut cluster = Cluster::start(specs, Tuning::default(), plan.seed).await?;
+    let outcome = drive(&mut cluster, plan, &mut rng).await;
+    let result = match outcome {
+        Ok(mut report) => {
+            report.skew_ms = (REGIONS[skewed].to_string(), skew);
+            Ok(report)
+        }
+        Err(e) => Err(e.context(format!(
+            "R1 seed {} failed (replay: CHAOS_SEED={}); region logs:\n{}",
+            plan.seed,
+            plan.seed,
+            cluster.logs(15)
+        ))),
+    };
+    cluster.shutdown().await?;
+    result
+}
+
+async fn drive(
+    cluster: &mut Cluster,
+    plan: &ChaosPlan,
+    rng: &mut fastrand::Rng,
+) -> Result<ChaosReport> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let mut report = ChaosReport {
+        seed: plan.seed,
+        ..ChaosReport::default()
+    };
+    let mut writes: Vec<Write> = Vec::new();
+    let mut known: Vec<String> = Vec::new();
+    let mut counter = 0usize;
+    let n = cluster.regions.len();
+    let kill_at = plan.ops / 3 + rng.usize(0..plan.ops / 3);
+    let mut down: Option<(usize, Instant)> = None;
+
+    for step in 0..plan.keys + plan.ops {
+        if step >= plan.keys {
+            if rng.f32() < 0.15 {
+                let from = rng.usize(0..n);
+                let to = (from + 1 + rng.usize(0..n - 1)) % n;
+                cluster.set_fault(from, to, random_fault(rng));
+                report.faults += 1;
+            }
+            if step == plan.keys + kill_at {
+                let victim = rng.usize(0..n);
+                cluster.kill(victim).await?;
+                report.kills += 1;
+                down = Some((
+                    victim,
+                    Instant::now() + Duration::from_millis(rng.u64(300..1500)),
+                ));
+            }
+            if let Some((victim, until)) = down {
+                if Instant::now() >= until {
+                    cluster.restart(victim).await?;
+                    down = None;
+                }
+            }
+        }
+        let r = rng.usize(0..n);
+        let kind = if step < plan.keys || known.is_empty() {
+            Kind::Create
+        } else {
+            match rng.usize(0..20) {
+                0..=2 => Kind::Delete,
+                3..=6 => Kind::Create,
+                _ => Kind::Update,
+            }
+        };
+        let entity = match kind {
+            Kind::Create => None,
+            _ => Some(known[rng.usize(0..known.len())].clone()),
+        };
+        counter += 1;
+        let name = format!("s{:x}-w{counter}", plan.seed);
+        let base = cluster.regions[r].base_url();
+        match write(&client, &base, &kind, entity.as_deref(), &name).await {
+            Err(()) => {}
+            Ok((id, version)) => {
+                if let (Kind::Create, Some(id)) = (&kind, &id) {
+                    known.push(id.clone());
+                }
+                if version.is_some() {
+                    report.acked += 1;
+                } else {
+                    report.unacked += 1;
+                }
+                writes.push(Write {
+                    entity: id,
+                    region: cluster.regions[r].spec.id.clone(),
+                    kind: kind.clone(),
+                    name: (kind != Kind::Delete).then_some(name),
+                    version,
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..25))).await;
+    }
+
+    cluster.log_event("heal: every link to Pass, every region up");
+    cluster.heal();
+    cluster.ensure_running().await?;
+    let healed = Instant::now();
+    let states = settle(cluster, plan.settle_within).await?;
+    report.settle = healed.elapsed();
+    report.rows = states[0].rows.len();
+    report.conflicts = states.iter().map(|s| s.conflicts).sum();
+    check(&states, &writes)?;
+    // Every directed link carried traffic: the regions really reach each other through the
+    // proxies (`[broker] peer_urls`), so the faults were real.
+    for ((from, to), proxy) in &cluster.links {
+        if proxy.stats().bytes_up == 0 {
+            bail!(
+                "no traffic from {} to {} went through its proxy",
+                cluster.regions[*from].spec.id,
+                cluster.regions[*to].spec.id
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Wait until every outbox is drained and every region holds the same rows (twice in a row,
+/// a quarter second apart); the states then. Fails with the last difference after `within`.
+pub async fn settle(cluster: &Cluster, within: Duration) -> Result<Vec<RegionState>> {
+    let deadline = Instant::now() + within;
+    let mut stable = 0;
+    loop {
+        let states = cluster.states()?;
+        let problem = quiescence_problem(&states);
+        if problem.is_none() {
+            stable += 1;
+            if stable >= 2 {
+                return Ok(states);
+            }
+        } else {
+            stable = 0;
+            if std::env::var_os("HARNESS_VERBOSE").is_some() {
+                cluster.log_event(&format!(
+                    "not quiescent: {}",
+                    problem.clone().unwrap_or_default()
+                ));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no quiescence within {within:?}: {}",
+                problem.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Why the regions are not quiescent yet, if they are not.
+pub fn quiescence_problem(states: &[RegionState]) -> Option<String> {
+    for s in states {
+        if s.pending() > 0 || s.dead() > 0 {
+            return Some(format!("{}: outbox {:?}", s.region, s.outbox));
+        }
+    }
+    let first = states.first()?;
+    for s in &states[1..] {
+        if s.rows != first.rows {
+            let ids: BTreeSet<&String> = first.rows.keys().chain(s.rows.keys()).collect();
+            let differing: Vec<String> = ids
+                .into_iter()
+                .filter(|id| first.rows.get(*id) != s.rows.get(*id))
+                .take(3)
+                .map(|id| format!("{id}: {:?} vs {:?}", first.rows.get(id), s.rows.get(id)))
+                .collect();
+            return Some(format!(
+                "{} and {} differ ({} vs {} rows): {}",
+                first.region,
+                s.region,
+                first.rows.len(),
+                s.rows.len(),
+                differing.join("; ")
+            ));
+        }
+    }
+    None
+}
+
+/// The R1 checks on converged states: no acknowledged write lost (each present or superseded
+/// by a higher `(hlc, origin)`), no phantom rows (every row's content was written by the
+/// workload), identical rows everywhere (already checked by `settle`).
+pub fn check(states: &[RegionState], writes: &[Write]) -> Result<()> {
+    let Some(state) = states.first() else {
+        bail!("no region");
+    };
+    let mut problems = Vec::new();
+    for w in writes {
+        let (Some(entity), Some(version)) = (&w.entity, &w.version) else {
+            continue;
+        };
+        let Some(row) = state.rows.get(entity) else {
+            problems.push(format!(
+                "lost: acknowledged {w:?} but {entity} is in no region"
+            ));
+            continue;
+        };
+        let stored = row.version();
+        if stored < *version {
+            problems.push(format!(
+                "lost: acknowledged {w:?} but the row is older: {row:?}"
+            ));
+        } else if stored == *version {
+            let same = match w.kind {
+                Kind::Delete => row.deleted(),
+                Kind::Create | Kind::Update => !row.deleted() && Some(&row.name) == w.name.as_ref(),
+            };
+            if !same {
+                problems.push(format!(
+                    "same version, other content: acknowledged {w:?}, stored {row:?}"
+                ));
+            }
+        }
+    }
+    // Phantoms: each row's name was set by a write of that entity (acknowledged or not), or,
+    // for an id no acknowledged create returned, by an unacknowledged create.
+    let mut names: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut orphan_creates: BTreeSet<&str> = BTreeSet::new();
+    for w in writes {
+        match (&w.entity, &w.name) {
+            (Some(entity), Some(name)) => {
+                names.entry(entity).or_default().insert(name);
+            }
+            (None, Some(name)) if w.kind == Kind::Create => {
+                orphan_creates.insert(name);
+            }
+            _ => {}
+        }
+    }
+    for row in state.rows.values() {
+        let written = names
+            .get(row.id.as_str())
+            .is_some_and(|n| n.contains(row.name.as_str()))
+            || orphan_creates.contains(row.name.as_str());
+        if !written {
+            problems.push(format!("phantom: {row:?} was never written"));
+        }
+        if !REGIONS.contains(&row.sync_origin.as_str()) {
+            problems.push(format!("phantom origin: {row:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} problem(s):\n{}", problems.len(), problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::Row;
+
+    fn row(id: &str, name: &str, hlc: i64, origin: &str, deleted: bool) -> Row {
+        Row {
+            id: id.into(),
+            tenant_id: "acme".into(),
+            name: name.into(),
+            email: format!("{name}@example.com"),
+            status: "active".into(),
+            sync_version: hlc,
+            sync_origin: origin.into(),
+            tombstone: if deleted {
+                "deleted".into()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    fn state(region: &str, rows: Vec<Row>) -> RegionState {
+        RegionState {
+            region: region.into(),
+            rows: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            outbox: BTreeMap::new(),
+            conflicts: 0,
+        }
+    }
+
+    fn acked(entity: &str, kind: Kind, name: Option<&str>, hlc: i64, origin: &str) -> Write {
+        Write {
+            entity: Some(entity.into()),
+            region: origin.into(),
+            kind,
+            name: name.map(str::to_string),
+            version: Some((hlc, origin.into())),
+        }
+    }
+
+    #[test]
+    fn a_superseded_write_passes_and_a_lost_one_fails() {
+        let writes = vec![
+            acked("a", Kind::Create, Some("w1"), 10, "eu-west"),
+            acked("a", Kind::Update, Some("w2"), 20, "us-east"),
+        ];
+        let won = vec![state("eu-west", vec![row("a", "w2", 20, "us-east", false)])];
+        check(&won, &writes).unwrap();
+        // The later acknowledged write is not there: the row still has the first one.
+        let lost = vec![state("eu-west", vec![row("a", "w1", 10, "eu-west", false)])];
+        let err = check(&lost, &writes).unwrap_err().to_string();
+        assert!(err.contains("lost"), "{err}");
+        // Gone altogether.
+        let err = check(&[state("eu-west", vec![])], &writes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in no region"), "{err}");
+    }
+
+    #[test]
+    fn equal_versions_must_carry_the_acknowledged_content() {
+        let writes = vec![acked("a", Kind::Delete, None, 30, "ap-south")];
+        let live = vec![state(
+            "eu-west",
+            vec![row("a", "w1", 30, "ap-south", false)],
+        )];
+        let err = check(&live, &writes).unwrap_err().to_string();
+        assert!(err.contains("other content"), "{err}");
+        let gone = vec![state("eu-west", vec![row("a", "w1", 30, "ap-south", true)])];
+        // "w1" was never written by the workload: a phantom, even as a tombstone.
+        let err = check(&gone, &writes).unwrap_err().to_string();
+        assert!(err.contains("phantom"), "{err}");
+    }
+
+    #[test]
+    fn rows_nobody_wrote_are_phantoms_and_unacknowledged_creates_are_not() {
+        let writes = vec![Write {
+            entity: None,
+            region: "eu-west".into(),
+            kind: Kind::Create,
+            name: Some("w9".into()),
+            version: None,
+        }];
+        let ok = vec![state("eu-west", vec![row("x", "w9", 5, "eu-west", false)])];
+        check(&ok, &writes).unwrap();
+        let phantom = vec![state("eu-west", vec![row("y", "w10", 5, "eu-west", false)])];
+        assert!(check(&phantom, &writes)
+            .unwrap_err()
+            .to_string()
+            .contains("phantom"));
+        let origin = vec![state("eu-west", vec![row("x", "w9", 5, "mars", false)])];
+        assert!(check(&origin, &writes)
+            .unwrap_err()
+            .to_string()
+            .contains("phantom origin"));
+    }
+
+    #[test]
+    fn quiescence_needs_drained_outboxes_and_equal_rows() {
+        let a = state("eu-west", vec![row("a", "w1", 1, "eu-west", false)]);
+        let b = state("us-east", vec![row("a", "w1", 1, "eu-west", false)]);
+        assert_eq!(quiescence_problem(&[a.clone(), b.clone()]), None);
+        let mut pending = b.clone();
+        pending.outbox.insert("pending".into(), 1);
+        assert!(quiescence_problem(&[a.clone(), pending])
+            .unwrap()
+            .contains("outbox"));
+        let mut dead = b.clone();
+        dead.outbox.insert("dead".into(), 1);
+        assert!(quiescence_problem(&[a.clone(), dead]).is_some());
+        let other = state("us-east", vec![row("a", "w1", 1, "eu-west", true)]);
+        assert!(quiescence_problem(&[a, other]).unwrap().contains("differ"));
+    }
+}

@@ -1,0 +1,457 @@
+//! N regions as real `regionsync serve --with-scheduler` processes on loopback. Region 0 is
+//! the broker; every region lists every other one as a peer and reaches it through the fault
+//! proxy of that directed link (`[broker] peer_urls`); calls to the broker go direct.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::proxy::{Fault, FaultProxy};
+use crate::state::{Backend, RegionState};
+
+/// Where a region keeps its data.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A SQLite file in the cluster's directory.
+    Sqlite,
+    /// A fresh MariaDB database on this server (`mysql://user@host:port`, no database).
+    Mysql { server: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionSpec {
+    pub id: String,
+    pub store: Store,
+    /// `CHAOS_CLOCK_SKEW_MS` of the process.
+    pub skew_ms: i64,
+}
+
+impl RegionSpec {
+    pub fn sqlite(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            store: Store::Sqlite,
+            skew_ms: 0,
+        }
+    }
+}
+
+/// Timing of the regions' jobs: short, so that a test converges in seconds.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub pull_interval_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    pub peer_timeout_secs: u64,
+    pub max_clock_drift_ms: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            pull_interval_secs: 1,
+            retry_base_ms: 100,
+            retry_max_secs: 1,
+            peer_timeout_secs: 2,
+            max_clock_drift_ms: 5_000,
+        }
+    }
+}
+
+pub struct Region {
+    pub spec: RegionSpec,
+    pub port: u16,
+    pub config: PathBuf,
+    pub db_url: String,
+    log: PathBuf,
+    child: Option<tokio::process::Child>,
+    starts: usize,
+}
+
+impl Region {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.spec.store {
+            Store::Sqlite => Backend::Sqlite,
+            Store::Mysql { .. } => Backend::Mysql,
+        }
+    }
+
+    /// The last `lines` lines of the region's log (every start appends to it).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+pub struct Cluster {
+    /// Kept for the cluster's life: configs, SQLite files, logs.
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub regions: Vec<Region>,
+    /// `(from, to)` → the proxy `from` reaches `to` through.
+    pub links: BTreeMap<(usize, usize), FaultProxy>,
+    mysql_databases: Vec<(String, String)>,
+    started: Instant,
+}
+
+/// The `regionsync` binary: `REGIONSYNC_BIN`, else next to the running executable (or one
+/// directory up, for test executables in `target/<profile>/deps`).
+pub fn regionsync_bin() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("REGIONSYNC_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for candidate in [dir.join("regionsync"), dir.join("../regionsync")] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "no regionsync binary next to {}: run `cargo build --bin regionsync` (or set REGIONSYNC_BIN)",
+        exe.display()
+    )
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Cluster {
+    /// Configure the regions, register them at the broker (region 0), start a proxy on every
+    /// directed link (all in `Pass`) and every region, and wait until each one is ready.
+    pub async fn start(specs: Vec<RegionSpec>, tuning: Tuning, seed: u64) -> Result<Cluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("regionsync-cluster-")
+            .tempdir()?;
+        let bin = regionsync_bin()?;
+        let ports: Vec<u16> = specs.iter().map(|_| free_port()).collect::<Result<_>>()?;
+        let mut links = BTreeMap::new();
+        for from in 0..specs.len() {
+            for to in 0..specs.len() {
+                if from != to {
+                    let upstream: SocketAddr = ([127, 0, 0, 1], ports[to]).into();
+                    let name = format!("{}->{}", specs[from].id, specs[to].id);
+                    let proxy =
+                        FaultProxy::start(name, upstream, seed ^ ((from * 31 + to) as u64)).await?;
+                    links.insert((from, to), proxy);
+                }
+            }
+        }
+        let mut mysql_databases = Vec::new();
+        let mut regions = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let db_url = match &spec.store {
+                Store::Sqlite => format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{}.db", spec.id)).display()
+                ),
+                Store::Mysql { server } => {
+                    let name = format!(
+                        "rs_chaos_{}_{:08x}",
+                        spec.id.replace('-', "_"),
+                        fastrand::u32(..)
+                    );
+                    crate::state::create_mysql_database(server, &name)?;
+                    mysql_databases.push((server.clone(), name.clone()));
+                    format!("{}/{name}", server.trim_end_matches('/'))
+                }
+            };
+            regions.push(Region {
+                spec: spec.clone(),
+                port: ports[i],
+                config: dir.path().join(format!("{}.toml", spec.id)),
+                db_url,
+                log: dir.path().join(format!("{}.log", spec.id)),
+                child: None,
+                starts: 0,
+            });
+        }
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            regions,
+            links,
+            mysql_databases,
+            started: Instant::now(),
+        };
+        cluster.configure(&tuning).await?;
+        for i in 0..cluster.regions.len() {
+            cluster.spawn(i)?;
+        }
+        for i in 0..cluster.regions.len() {
+            cluster.wait_ready(i, Duration::from_secs(60)).await?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn config_text(&self, i: usize, tuning: &Tuning, credential: Option<&str>) -> String {
+        let region = &self.regions[i];
+        let broker = &self.regions[0];
+        let peers: String = self
+            .regions
+            .iter()
+            .filter(|r| r.spec.id != region.spec.id)
+            .map(|r| format!("[[sync.peers]]\nid = \"{}\"\n", r.spec.id))
+            .collect();
+        let peer_urls: String = self
+            .links
+            .iter()
+            .filter(|((from, _), _)| *from == i)
+            .map(|((_, to), proxy)| {
+                format!(
+                    "\"{}\" = \"http://{}\"\n",
+                    self.regions[*to].spec.id,
+                    proxy.addr()
+                )
+            })
+            .collect();
+        let broker_role = match credential {
+            None => format!(
+                "enabled = true\npublic_url = \"{}\"\nsigning_key_file = \"{}\"\n",
+                region.base_url(),
+                self.dir.path().join("broker-signing-key.pem").display()
+            ),
+            Some(credential) => format!(
+                "enabled = false\nurl = \"{}\"\ncredential = \"{credential}\"\npublic_url = \"{}\"\n",
+                broker.base_url(),
+                region.base_url()
+            ),
+        };
+        format!(
+            "region_id = \"{id}\"\n\
+             [http]\nbind = \"127.0.0.1:{port}\"\n\
+             [database]\nurl = \"{db}\"\n\
+             [broker]\n{broker_role}heartbeat_interval_secs = 2\nrequest_timeout_secs = 2\n\
+             [broker.peer_urls]\n{peer_urls}\
+             [sync]\n\
+             pull_interval_secs = {pull}\n\
+             retry_base_ms = {base}\n\
+             retry_max_secs = {max}\n\
+             peer_timeout_secs = {timeout}\n\
+             max_clock_drift_ms = {drift}\n\
+             max_attempts = 100000\n\
+             dispatch_lease_secs = 3\n\
+             {peers}",
+            id = region.spec.id,
+            port = region.port,
+            db = region.db_url,
+            pull = tuning.pull_interval_secs,
+            base = tuning.retry_base_ms,
+            max = tuning.retry_max_secs,
+            timeout = tuning.peer_timeout_secs,
+            drift = tuning.max_clock_drift_ms,
+        )
+    }
+
+    /// Write region 0's config, register the others at it (their credentials), write theirs.
+    async fn configure(&mut self, tuning: &Tuning) -> Result<()> {
+        std::fs::write(&self.regions[0].config, self.config_text(0, tuning, None))?;
+        for i in 1..self.regions.len() {
+            let out = tokio::process::Command::new(&self.bin)
+                .arg("--config")
+                .arg(&self.regions[0].config)
+                .args([
+                    "broker",
+                    "regions",
+                    "add",
+                    &self.regions[i].spec.id,
+                    &self.regions[i].base_url(),
+                ])
+                .env("RUST_LOG", "warn")
+                .output()
+                .await?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let credential = stdout
+                .split_whitespace()
+                .find(|w| w.starts_with("rsc_"))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "`broker regions add` printed no credential: {stdout} {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                })?
+                .to_string();
+            std::fs::write(
+                &self.regions[i].config,
+                self.config_text(i, tuning, Some(&credential)),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let region = &mut self.regions[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&region.log)?;
+        let child = tokio::process::Command::new(&self.bin)
+            .arg("--config")
+            .arg(&region.config)
+            .args(["serve", "--with-scheduler"])
+            .env(
+                "RUST_LOG",
+                std::env::var("HARNESS_REGION_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("CHAOS_CLOCK_SKEW_MS", region.spec.skew_ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        region.child = Some(child);
+        region.starts += 1;
+        Ok(())
+    }
+
+    /// Wait until `GET /health/ready` answers 200 (the process is up and its database too).
+    pub async fn wait_ready(&mut self, i: usize, within: Duration) -> Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + within;
+        let url = format!("{}/health/live", self.regions[i].base_url());
+        loop {
+            if let Ok(res) = client.get(&url).send().await {
+                if res.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.regions[i].child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "region {} exited ({status}) while starting:\n{}",
+                        self.regions[i].spec.id,
+                        self.regions[i].log_tail(30)
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "region {} not ready within {within:?}:\n{}",
+                    self.regions[i].spec.id,
+                    self.regions[i].log_tail(30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL region `i` (no shutdown of any kind) and wait for it to be gone.
+    pub async fn kill(&mut self, i: usize) -> Result<()> {
+        self.log_event(&format!("SIGKILL {}", self.regions[i].spec.id));
+        if let Some(mut child) = self.regions[i].child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Start region `i` again on the same database and port.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.log_event(&format!("restart {}", self.regions[i].spec.id));
+        self.spawn(i)?;
+        self.wait_ready(i, Duration::from_secs(60)).await
+    }
+
+    /// Graceful stop (SIGTERM through `kill -TERM`), then SIGKILL after `grace`.
+    pub async fn stop(&mut self, i: usize, grace: Duration) -> Result<()> {
+        if let Some(mut child) = self.regions[i].child.take() {
+            if let Some(pid) = child.id() {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_fault(&self, from: usize, to: usize, fault: Fault) {
+        if let Some(proxy) = self.links.get(&(from, to)) {
+            proxy.set(fault);
+        }
+    }
+
+    /// Every link back to `Pass`.
+    pub fn heal(&self) {
+        for proxy in self.links.values() {
+            if proxy.fault() != Fault::Pass {
+                proxy.set(Fault::Pass);
+            }
+        }
+    }
+
+    /// Restart every region that is down.
+    pub async fn ensure_running(&mut self) -> Result<()> {
+        for i in 0..self.regions.len() {
+            if !self.regions[i].is_running() {
+                self.restart(i).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn log_event(&self, what: &str) {
+        eprintln!("[cluster] +{}ms {what}", self.started.elapsed().as_millis());
+    }
+
+    /// Every region's data and sync state, read from its database.
+    pub fn states(&self) -> Result<Vec<RegionState>> {
+        self.regions
+            .iter()
+            .map(|r| RegionState::read(&r.spec.id, r.backend(), &r.db_url))
+            .collect()
+    }
+
+    /// The last lines of every region's log, for a failure report.
+    pub fn logs(&self, lines: usize) -> String {
+        self.regions
+            .iter()
+            .map(|r| {
+                format!(
+                    "--- {} (started {}x) ---\n{}",
+                    r.spec.id,
+                    r.starts,
+                    r.log_tail(lines)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stop every region (gracefully, bounded) and drop the MariaDB databases.
+    pub async fn shutdown(mut self) -> Result<()> {
+        for i in 0..self.regions.len() {
+            self.stop(i, Duration::from_secs(10)).await?;
+        }
+        for proxy in self.links.values() {
+            proxy.stop();
+        }
+        for (server, name) in std::mem::take(&mut self.mysql_databases) {
+            crate::state::drop_mysql_database(&server, &name)?;
+        }
+        Ok(())
+    }
+}

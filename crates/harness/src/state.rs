@@ -1,0 +1,155 @@
+//! A region's end state, read straight from its database (SQLite file or MariaDB): every
+//! customer row with its version, and the outbox by status.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use diesel::connection::SimpleConnection;
+use diesel::mysql::MysqlConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::SqliteConnection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+}
+
+/// One customer as stored, sync columns included (tombstones too).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Row {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = BigInt)]
+    pub sync_version: i64,
+    #[diesel(sql_type = Text)]
+    pub sync_origin: String,
+    /// `deleted` for a tombstone, empty for a live row (the time itself is not compared: its
+    /// text differs between backends).
+    #[diesel(sql_type = Text)]
+    pub tombstone: String,
+}
+
+impl Row {
+    pub fn deleted(&self) -> bool {
+        !self.tombstone.is_empty()
+    }
+
+    /// `(hlc, origin)`: the order last-writer-wins decides by.
+    pub fn version(&self) -> (i64, String) {
+        (self.sync_version, self.sync_origin.clone())
+    }
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionState {
+    pub region: String,
+    /// By id.
+    pub rows: BTreeMap<String, Row>,
+    /// Outbox entries by status (`pending`, `delivered`, `dead`).
+    pub outbox: BTreeMap<String, i64>,
+    /// Concurrent writes this region resolved (`sync_conflicts`).
+    pub conflicts: i64,
+}
+
+const ROWS: &str = "SELECT id, tenant_id, name, email, status, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM customers ORDER BY id";
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+const CONFLICTS: &str = "SELECT COUNT(*) AS n FROM sync_conflicts";
+const OUTBOX: &str = "SELECT status, COUNT(*) AS n FROM sync_outbox GROUP BY status";
+
+impl RegionState {
+    pub fn read(region: &str, backend: Backend, url: &str) -> Result<RegionState> {
+        let (rows, outbox, conflicts): (Vec<Row>, Vec<StatusCount>, Vec<Count>) = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://");
+                let mut conn =
+                    SqliteConnection::establish(path).with_context(|| format!("opening {path}"))?;
+                conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
+                (
+                    diesel::sql_query(ROWS).load(&mut conn)?,
+                    diesel::sql_query(OUTBOX).load(&mut conn)?,
+                    diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                )
+            }
+            Backend::Mysql => {
+                let mut conn = MysqlConnection::establish(url)
+                    .with_context(|| format!("connecting to {url}"))?;
+                (
+                    diesel::sql_query(ROWS).load(&mut conn)?,
+                    diesel::sql_query(OUTBOX).load(&mut conn)?,
+                    diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                )
+            }
+        };
+        Ok(RegionState {
+            region: region.to_string(),
+            rows: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            outbox: outbox.into_iter().map(|c| (c.status, c.n)).collect(),
+            conflicts: conflicts.first().map_or(0, |c| c.n),
+        })
+    }
+
+    pub fn pending(&self) -> i64 {
+        self.outbox.get("pending").copied().unwrap_or(0)
+    }
+
+    pub fn dead(&self) -> i64 {
+        self.outbox.get("dead").copied().unwrap_or(0)
+    }
+
+    /// Live (not deleted) customers.
+    pub fn live(&self) -> usize {
+        self.rows.values().filter(|r| !r.deleted()).count()
+    }
+
+    /// A short digest of every row (id, content, version, tombstone), for tables and reports.
+    pub fn digest(&self) -> String {
+        // FNV-1a over the rows' debug text: stable, dependency-free, enough to compare.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for row in self.rows.values() {
+            for byte in format!("{row:?}").bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{hash:016x}")
+    }
+}
+
+pub fn create_mysql_database(server: &str, name: &str) -> Result<()> {
+    let mut conn =
+        MysqlConnection::establish(server).with_context(|| format!("connecting to {server}"))?;
+    conn.batch_execute(&format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+    ))?;
+    Ok(())
+}
+
+pub fn drop_mysql_database(server: &str, name: &str) -> Result<()> {
+    let mut conn =
+        MysqlConnection::establish(server).with_context(|| format!("connecting to {server}"))?;
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"))?;
+    Ok(())
+}
