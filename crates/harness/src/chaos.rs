@@ -155,6 +155,7 @@ pub async fn run(plan: &ChaosPlan) -> Result<ChaosReport> {
                 _ => Store::Sqlite,
             },
             skew_ms: if i == skewed { skew } else { 0 },
+            push: true,
         })
         .collect();
     let mut cluster = Cluster::start(specs, Tuning::default(), plan.seed).await?;
@@ -267,6 +268,7 @@ async fn drive(
     report.rows = states[0].rows.len();
     report.conflicts = states.iter().map(|s| s.conflicts).sum();
     check(&states, &writes)?;
+    atomic(&states)?;
     // Every directed link carried traffic: the regions really reach each other through the
     // proxies (`[broker] peer_urls`), so the faults were real.
     for ((from, to), proxy) in &cluster.links {
@@ -341,6 +343,23 @@ pub fn quiescence_problem(states: &[RegionState]) -> Option<String> {
         }
     }
     None
+}
+
+/// Every row's version has its changelog entry in the same region: no domain write (local or
+/// applied) committed without its change (R3: all-or-nothing).
+pub fn atomic(states: &[RegionState]) -> Result<()> {
+    for s in states {
+        let orphans = s.rows_without_their_change();
+        if !orphans.is_empty() {
+            bail!(
+                "{}: {} row(s) without the changelog entry of their version, e.g. {:?}",
+                s.region,
+                orphans.len(),
+                orphans[0]
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The R1 checks on converged states: no acknowledged write lost (each present or superseded
@@ -441,6 +460,7 @@ mod tests {
             rows: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
             outbox: BTreeMap::new(),
             conflicts: 0,
+            changelog: BTreeSet::new(),
         }
     }
 

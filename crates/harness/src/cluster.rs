@@ -28,6 +28,9 @@ pub struct RegionSpec {
     pub store: Store,
     /// `CHAOS_CLOCK_SKEW_MS` of the process.
     pub skew_ms: i64,
+    /// Lists the other regions in `[[sync.peers]]`: pushes its writes to them. When false it
+    /// has no outbox, and the others get its changes only by pulling its feed.
+    pub push: bool,
 }
 
 impl RegionSpec {
@@ -36,6 +39,7 @@ impl RegionSpec {
             id: id.into(),
             store: Store::Sqlite,
             skew_ms: 0,
+            push: true,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct Tuning {
     pub retry_max_secs: u64,
     pub peer_timeout_secs: u64,
     pub max_clock_drift_ms: u64,
+    /// Changes per page a puller asks for.
+    pub pull_page_limit: u32,
 }
 
 impl Default for Tuning {
@@ -58,6 +64,7 @@ impl Default for Tuning {
             retry_max_secs: 1,
             peer_timeout_secs: 2,
             max_clock_drift_ms: 5_000,
+            pull_page_limit: 500,
         }
     }
 }
@@ -86,6 +93,11 @@ impl Region {
             Store::Sqlite => Backend::Sqlite,
             Store::Mysql { .. } => Backend::Mysql,
         }
+    }
+
+    /// Its data and sync state, read from its database.
+    pub fn state(&self) -> Result<RegionState> {
+        RegionState::read(&self.spec.id, self.backend(), &self.db_url)
     }
 
     /// The last `lines` lines of the region's log (every start appends to it).
@@ -208,7 +220,7 @@ impl Cluster {
         let peers: String = self
             .regions
             .iter()
-            .filter(|r| r.spec.id != region.spec.id)
+            .filter(|r| region.spec.push && r.spec.id != region.spec.id)
             .map(|r| format!("[[sync.peers]]\nid = \"{}\"\n", r.spec.id))
             .collect();
         let peer_urls: String = self
@@ -247,6 +259,7 @@ impl Cluster {
              retry_max_secs = {max}\n\
              peer_timeout_secs = {timeout}\n\
              max_clock_drift_ms = {drift}\n\
+             pull_page_limit = {page}\n\
              max_attempts = 100000\n\
              dispatch_lease_secs = 3\n\
              {peers}",
@@ -258,6 +271,7 @@ impl Cluster {
             max = tuning.retry_max_secs,
             timeout = tuning.peer_timeout_secs,
             drift = tuning.max_clock_drift_ms,
+            page = tuning.pull_page_limit,
         )
     }
 
@@ -419,10 +433,7 @@ impl Cluster {
 
     /// Every region's data and sync state, read from its database.
     pub fn states(&self) -> Result<Vec<RegionState>> {
-        self.regions
-            .iter()
-            .map(|r| RegionState::read(&r.spec.id, r.backend(), &r.db_url))
-            .collect()
+        self.regions.iter().map(Region::state).collect()
     }
 
     /// The last lines of every region's log, for a failure report.

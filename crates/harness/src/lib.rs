@@ -10,3 +10,4 @@ pub mod chaos;
 pub mod cluster;
 pub mod proxy;
 pub mod state;
+pub mod crash;

@@ -1,7 +1,7 @@
 //! A region's end state, read straight from its database (SQLite file or MariaDB): every
 //! customer row with its version, and the outbox by status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use diesel::connection::SimpleConnection;
@@ -67,6 +67,8 @@ pub struct RegionState {
     pub outbox: BTreeMap<String, i64>,
     /// Concurrent writes this region resolved (`sync_conflicts`).
     pub conflicts: i64,
+    /// Every customers changelog entry: `(entity, hlc, origin)`.
+    pub changelog: BTreeSet<(String, i64, String)>,
 }
 
 const ROWS: &str = "SELECT id, tenant_id, name, email, status, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM customers ORDER BY id";
@@ -76,12 +78,25 @@ struct Count {
     n: i64,
 }
 
+#[derive(QueryableByName)]
+struct Change {
+    #[diesel(sql_type = Text)]
+    entity_id: String,
+    #[diesel(sql_type = BigInt)]
+    hlc: i64,
+    #[diesel(sql_type = Text)]
+    origin_region: String,
+}
+
+const CHANGES: &str =
+    "SELECT entity_id, hlc, origin_region FROM sync_changelog WHERE resource = 'customers'";
 const CONFLICTS: &str = "SELECT COUNT(*) AS n FROM sync_conflicts";
 const OUTBOX: &str = "SELECT status, COUNT(*) AS n FROM sync_outbox GROUP BY status";
 
 impl RegionState {
     pub fn read(region: &str, backend: Backend, url: &str) -> Result<RegionState> {
-        let (rows, outbox, conflicts): (Vec<Row>, Vec<StatusCount>, Vec<Count>) = match backend {
+        type Read = (Vec<Row>, Vec<StatusCount>, Vec<Count>, Vec<Change>);
+        let (rows, outbox, conflicts, changes): Read = match backend {
             Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
                 let mut conn =
@@ -91,6 +106,7 @@ impl RegionState {
                     diesel::sql_query(ROWS).load(&mut conn)?,
                     diesel::sql_query(OUTBOX).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                    diesel::sql_query(CHANGES).load(&mut conn)?,
                 )
             }
             Backend::Mysql => {
@@ -100,6 +116,7 @@ impl RegionState {
                     diesel::sql_query(ROWS).load(&mut conn)?,
                     diesel::sql_query(OUTBOX).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                    diesel::sql_query(CHANGES).load(&mut conn)?,
                 )
             }
         };
@@ -108,6 +125,10 @@ impl RegionState {
             rows: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
             outbox: outbox.into_iter().map(|c| (c.status, c.n)).collect(),
             conflicts: conflicts.first().map_or(0, |c| c.n),
+            changelog: changes
+                .into_iter()
+                .map(|c| (c.entity_id, c.hlc, c.origin_region))
+                .collect(),
         })
     }
 
@@ -122,6 +143,19 @@ impl RegionState {
     /// Live (not deleted) customers.
     pub fn live(&self) -> usize {
         self.rows.values().filter(|r| !r.deleted()).count()
+    }
+
+    /// Rows without the changelog entry of their version: a domain write committed without
+    /// its change (the two must commit together).
+    pub fn rows_without_their_change(&self) -> Vec<&Row> {
+        self.rows
+            .values()
+            .filter(|r| {
+                !self
+                    .changelog
+                    .contains(&(r.id.clone(), r.sync_version, r.sync_origin.clone()))
+            })
+            .collect()
     }
 
     /// A short digest of every row (id, content, version, tombstone), for tables and reports.

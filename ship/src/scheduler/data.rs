@@ -60,7 +60,11 @@ pub(super) fn take_lease(
     let result = transact(conn, |conn| -> QueryResult<bool> {
         let now = utc_now();
         match lease_for_update(conn, job)? {
-            Some((_, expires)) if expires > now => Ok(false),
+            // A live lease is never taken, unless its holder is a process of this host that
+            // is gone (killed without releasing it: see `owner_is_gone`).
+            Some((holder, expires)) if expires > now && !super::owner_is_gone(&holder, owner) => {
+                Ok(false)
+            }
             Some(_) => {
                 diesel::update(ship_scheduler_leases::table.find(job))
                     .set((

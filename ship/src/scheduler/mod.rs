@@ -251,16 +251,10 @@ impl Kernel {
         self.stopping.subscribe()
     }
 
-    /// A name for this process: host, pid and a random suffix.
+    /// A name for this process: host, pid and a random suffix (`host:pid:suffix`).
     pub fn process_owner() -> String {
-        // At most 24 + 1 + 10 + 1 + 8 characters: it is stored in VARCHAR(64) lease columns.
-        let host: String = std::env::var("HOSTNAME")
-            .unwrap_or_else(|_| "host".into())
-            .chars()
-            .take(24)
-            .collect();
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        format!("{host}:{}:{}", std::process::id(), &suffix[..8])
+        format!("{}:{}:{}", host_name(), std::process::id(), &suffix[..8])
     }
 
     pub fn schedule(
@@ -651,5 +645,97 @@ mod tests {
             Schedule::cron("*/10 * * * * *").is_ok(),
             "six fields: seconds"
         );
+    }
+}
+
+/// This machine's name, at most 24 characters (owners are stored in VARCHAR(64) columns):
+/// `HOSTNAME`, else the kernel's host name, else `host`.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+        .chars()
+        .take(24)
+        .collect()
+}
+
+/// `host:pid:suffix` (what `Kernel::process_owner` makes), split.
+fn parse_owner(owner: &str) -> Option<(&str, u32, &str)> {
+    let mut parts = owner.rsplitn(3, ':');
+    let suffix = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?;
+    (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((host, pid, suffix))
+}
+
+/// Whether `holder`, a lease owner that is not `me`, is a process of this machine that is
+/// gone: a scheduler killed without releasing its leases (SIGKILL, OOM, power) would
+/// otherwise keep a restarted one off its on-one-server jobs until the leases expire. Only
+/// owners made by `Kernel::process_owner` on this very host qualify: the same pid as this
+/// process (a restarted container's pid 1) or a pid no process has (Linux `/proc`). A lease of
+/// another machine is never judged (it may be alive); it expires as before.
+pub(crate) fn owner_is_gone(holder: &str, me: &str) -> bool {
+    let (Some((holder_host, holder_pid, _)), Some((my_host, my_pid, _))) =
+        (parse_owner(holder), parse_owner(me))
+    else {
+        return false;
+    };
+    if holder == me || holder_host != my_host || holder_host == "host" {
+        return false;
+    }
+    holder_pid == my_pid || pid_is_gone(holder_pid)
+}
+
+#[cfg(target_os = "linux")]
+fn pid_is_gone(pid: u32) -> bool {
+    std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pid_is_gone(_: u32) -> bool {
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_or_same_pid_holder_on_this_host_is_gone_and_nothing_else_is() {
+        let me = format!("box:{}:0a1b2c3d", std::process::id());
+        // This very process under another suffix: a predecessor in a restarted container.
+        assert!(owner_is_gone(
+            &format!("box:{}:ffffffff", std::process::id()),
+            &me
+        ));
+        // A pid nobody has (above the kernel's pid_max).
+        assert!(owner_is_gone("box:99999999:ffffffff", &me));
+        // A live process of this host (pid 1 always exists).
+        assert!(!owner_is_gone("box:1:ffffffff", &me));
+        // Another host, the unknown host, myself, names not made by process_owner.
+        assert!(!owner_is_gone("other:99999999:ffffffff", &me));
+        assert!(!owner_is_gone(
+            "host:99999999:ffffffff",
+            &format!("host:{}:0a1b2c3d", std::process::id())
+        ));
+        assert!(!owner_is_gone(&me, &me));
+        assert!(!owner_is_gone("w", &me));
+        assert!(!owner_is_gone("box:99999999:nothex!!", &me));
+        assert!(!owner_is_gone("box:99999999:ffffffff", "same-process"));
+    }
+
+    #[test]
+    fn process_owners_parse_and_fit_their_column() {
+        let owner = Kernel::process_owner();
+        let (host, pid, suffix) = parse_owner(&owner).unwrap();
+        assert_eq!(pid, std::process::id());
+        assert_eq!(suffix.len(), 8);
+        assert!(!host.is_empty() && owner.len() <= 64, "{owner}");
     }
 }
