@@ -278,7 +278,9 @@ async fn a_live_lease_is_never_taken_twice_even_by_its_holder() {
     let ran = outcomes.iter().filter(|o| **o == Outcome::Ok).count();
     assert_eq!(ran, 1, "{outcomes:?}");
     assert!(
-        outcomes.iter().all(|o| matches!(o, Outcome::Ok | Outcome::Skipped)),
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Ok | Outcome::Skipped)),
         "{outcomes:?}"
     );
     assert_eq!(job.peak.load(Ordering::SeqCst), 1);

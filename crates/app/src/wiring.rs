@@ -41,7 +41,7 @@ pub struct BrokerWiring {
 
 /// The environment variable that skews this process's wall clock, in milliseconds (signed).
 /// For fault-injection tests only (QUALITY-BARS R1 and R5 run a region ahead or behind).
-pub const CLOCK_SKEW_ENV: &str = "REGIONSYNC_TEST_CLOCK_SKEW_MS";
+pub const CLOCK_SKEW_ENV: &str = "CHAOS_CLOCK_SKEW_MS";
 
 /// The region's hybrid clock: the system clock, skewed by `CLOCK_SKEW_ENV` when set.
 fn region_clock(max_drift_ms: u64) -> HybridClock {
