@@ -461,6 +461,7 @@ mod tests {
             outbox: BTreeMap::new(),
             conflicts: 0,
             changelog: BTreeSet::new(),
+            refusals: BTreeMap::new(),
         }
     }
 

@@ -69,6 +69,8 @@ pub struct RegionState {
     pub conflicts: i64,
     /// Every customers changelog entry: `(entity, hlc, origin)`.
     pub changelog: BTreeSet<(String, i64, String)>,
+    /// Requests this region refused, by `(kind, source region)` (`sync_refusals`).
+    pub refusals: BTreeMap<(String, String), i64>,
 }
 
 const ROWS: &str = "SELECT id, tenant_id, name, email, status, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM customers ORDER BY id";
@@ -90,13 +92,30 @@ struct Change {
 
 const CHANGES: &str =
     "SELECT entity_id, hlc, origin_region FROM sync_changelog WHERE resource = 'customers'";
+#[derive(QueryableByName)]
+struct Refusal {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = BigInt)]
+    refused: i64,
+}
+
+const REFUSALS: &str = "SELECT kind, source, refused FROM sync_refusals";
 const CONFLICTS: &str = "SELECT COUNT(*) AS n FROM sync_conflicts";
 const OUTBOX: &str = "SELECT status, COUNT(*) AS n FROM sync_outbox GROUP BY status";
 
 impl RegionState {
     pub fn read(region: &str, backend: Backend, url: &str) -> Result<RegionState> {
-        type Read = (Vec<Row>, Vec<StatusCount>, Vec<Count>, Vec<Change>);
-        let (rows, outbox, conflicts, changes): Read = match backend {
+        type Read = (
+            Vec<Row>,
+            Vec<StatusCount>,
+            Vec<Count>,
+            Vec<Change>,
+            Vec<Refusal>,
+        );
+        let (rows, outbox, conflicts, changes, refusals): Read = match backend {
             Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
                 let mut conn =
@@ -107,6 +126,7 @@ impl RegionState {
                     diesel::sql_query(OUTBOX).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
+                    diesel::sql_query(REFUSALS).load(&mut conn)?,
                 )
             }
             Backend::Mysql => {
@@ -117,6 +137,7 @@ impl RegionState {
                     diesel::sql_query(OUTBOX).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
+                    diesel::sql_query(REFUSALS).load(&mut conn)?,
                 )
             }
         };
@@ -128,6 +149,10 @@ impl RegionState {
             changelog: changes
                 .into_iter()
                 .map(|c| (c.entity_id, c.hlc, c.origin_region))
+                .collect(),
+            refusals: refusals
+                .into_iter()
+                .map(|r| ((r.kind, r.source), r.refused))
                 .collect(),
         })
     }
