@@ -1,6 +1,10 @@
-//! `make bench`: the ratio benchmarks of `QUALITY-BARS.md` (B1, B1', B2, B3, B4, B8), and B6,
-//! the end-to-end lag between two regions (p50/p99 in ms, `BENCH_LAG_WRITES` writes at half the
-//! maximum write rate).
+//! `make bench`: the benchmarks of `QUALITY-BARS.md`. Ratios: B1, B1', B2, B3, B4, B8 (needs
+//! `TEST_MYSQL_URL`), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
+//! offered load ÷ the write rate of a region without peers) and B9 (drain after a partition
+//! that built a backlog ÷ B1's steady apply rate). Below the table: B6, the end-to-end lag
+//! between two regions (p50/p99 in ms at half the maximum write rate for `BENCH_LAG_SECS`,
+//! default 60), which is also the sustained-load run (errors, memory after the first tenth and
+//! at the end).
 //!
 //! Every benchmark compares two arms on the same generated rows (fixed seed), each arm run on a
 //! fresh database (a new `TestDb`; HTTP arms start a fresh region on it), interleaved
@@ -10,8 +14,9 @@
 //! Sizes: `BENCH_OPS` / `--ops` (replicated ops, default 20 000), `BENCH_BATCH` / `--batch`
 //! (ops per batch, default 1 000), `BENCH_WRITES` / `--writes` (local writes of B4, default
 //! 5 000), `BENCH_PAIRS` / `--pairs` (measured pairs, default 5), `BENCH_SEED` / `--seed`,
-//! `BENCH_ONLY` / `--only B1,B3` (a subset). `--json PATH` also writes the results as JSON.
-//! B8 runs when `TEST_MYSQL_URL` is set.
+//! `BENCH_ONLY` / `--only B1,B3` (a subset), `BENCH_DISPATCH` (B5 entries, 20 000),
+//! `BENCH_B7_SECS` (B7's T, 30), `BENCH_BACKLOG` (B9, 100 000). `--json PATH` also writes the
+//! results as JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::future::Future;
@@ -932,9 +937,15 @@ struct LagResult {
     max_rate: f64,
     rate: f64,
     writes: usize,
+    secs: f64,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Answers other than 201, and writes that never arrived.
+    errors: usize,
+    /// Resident memory of this process (both regions) after the first tenth and at the end.
+    rss_early_kib: u64,
+    rss_end_kib: u64,
 }
 
 fn free_port() -> u16 {
@@ -943,6 +954,18 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Resident memory of this process, KiB (Linux `/proc/self/status`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// A region with its scheduler in this process (`serve --with-scheduler`).
@@ -981,84 +1004,154 @@ fn change_times(
     .collect()
 }
 
-async fn lag_b6(writes: usize) -> LagResult {
-    let (db_a, db_b) = (
-        fresh_db(Backend::Sqlite).await,
-        fresh_db(Backend::Sqlite).await,
-    );
-    let key = ship::config::Secret::new(ship::testing::test_signing_key_pem());
-    let b_port = free_port();
-    let mut a = Settings {
-        region_id: REGION.into(),
-        ..Settings::default()
-    };
-    a.database.url = db_a.url.clone();
-    a.http.bind = "127.0.0.1:0".into();
-    a.broker.signing_key = Some(key.clone());
-    a.sync.peers = vec![sync::PeerConfig { id: ORIGIN.into() }];
-    a.sync.pull_interval_secs = 3600;
-    let (a_base, a_handle) = start_with_scheduler(&a).await;
-    let credential = broker::actions::RegisterRegionAction::new(db_a.pool.clone(), 90)
-        .run(broker::actions::RegisterRegionInput {
-            id: ORIGIN.into(),
-            base_url: format!("http://127.0.0.1:{b_port}"),
-            scopes: None,
-        })
-        .await
-        .unwrap()
-        .credential;
-    let mut b = Settings {
-        region_id: ORIGIN.into(),
-        ..Settings::default()
-    };
-    b.database.url = db_b.url.clone();
-    b.http.bind = format!("127.0.0.1:{b_port}");
-    b.broker.enabled = false;
-    b.broker.url = Some(a_base.clone());
-    b.broker.credential = Some(ship::config::Secret::new(credential));
-    b.sync.pull_interval_secs = 3600;
-    let (_, b_handle) = start_with_scheduler(&b).await;
+/// Two regions on loopback, SQLite, each running its scheduler in this process: eu-west (the
+/// broker) pushes its writes to us-east at once; pulls are an hour apart (push is measured).
+struct Pair {
+    a_base: String,
+    db_a: TestDb,
+    db_b: TestDb,
+    a: actix_web::dev::ServerHandle,
+    b: Option<actix_web::dev::ServerHandle>,
+    b_settings: Settings,
+    client: reqwest::Client,
+}
 
-    let client = reqwest::Client::new();
-    let url = format!("{a_base}/api/v1/customers");
-    let create = |i: usize| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let res = client
-                .post(&url)
-                .json(&json!({"tenant_id": "t1", "name": format!("lag {i}"), "email": "x@example.com"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status().as_u16(), 201);
-            let body: Value = res.json().await.unwrap();
-            body["id"].as_str().unwrap_or_default().to_string()
+impl Pair {
+    async fn start() -> Pair {
+        let (db_a, db_b) = (
+            fresh_db(Backend::Sqlite).await,
+            fresh_db(Backend::Sqlite).await,
+        );
+        let key = ship::config::Secret::new(ship::testing::test_signing_key_pem());
+        let b_port = free_port();
+        let mut a = Settings {
+            region_id: REGION.into(),
+            ..Settings::default()
+        };
+        a.database.url = db_a.url.clone();
+        a.http.bind = "127.0.0.1:0".into();
+        a.broker.signing_key = Some(key.clone());
+        a.sync.peers = vec![sync::PeerConfig { id: ORIGIN.into() }];
+        a.sync.pull_interval_secs = 3600;
+        // After a partition the sender tries again within a second.
+        a.sync.retry_max_secs = 1;
+        let (a_base, a_handle) = start_with_scheduler(&a).await;
+        let credential = broker::actions::RegisterRegionAction::new(db_a.pool.clone(), 90)
+            .run(broker::actions::RegisterRegionInput {
+                id: ORIGIN.into(),
+                base_url: format!("http://127.0.0.1:{b_port}"),
+                scopes: None,
+            })
+            .await
+            .unwrap()
+            .credential;
+        let mut b = Settings {
+            region_id: ORIGIN.into(),
+            ..Settings::default()
+        };
+        b.database.url = db_b.url.clone();
+        b.http.bind = format!("127.0.0.1:{b_port}");
+        b.broker.enabled = false;
+        b.broker.url = Some(a_base.clone());
+        b.broker.credential = Some(ship::config::Secret::new(credential));
+        b.sync.pull_interval_secs = 3600;
+        let (_, b_handle) = start_with_scheduler(&b).await;
+        Pair {
+            a_base,
+            db_a,
+            db_b,
+            a: a_handle,
+            b: Some(b_handle),
+            b_settings: b,
+            client: reqwest::Client::new(),
         }
-    };
-    // The maximum sequential write rate, then half of it.
-    let t = Instant::now();
-    let mut probe = 0;
-    while t.elapsed() < Duration::from_secs(2) {
-        create(probe).await;
-        probe += 1;
     }
-    let max_rate = rate(probe, t.elapsed().as_secs_f64());
+
+    /// Create one customer at eu-west through its API: its id, or what went wrong.
+    async fn create(&self, i: usize) -> Result<String, String> {
+        let res = self
+            .client
+            .post(format!("{}/api/v1/customers", self.a_base))
+            .json(&json!({"tenant_id": "t1", "name": format!("w {i}"), "email": "x@example.com"}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status().as_u16() != 201 {
+            return Err(format!("HTTP {}", res.status()));
+        }
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
+        Ok(body["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The maximum sequential write rate through the API over `secs`; writes made.
+    async fn max_rate(&self, secs: u64, first: usize) -> (f64, usize) {
+        let t = Instant::now();
+        let mut n = 0;
+        while t.elapsed() < Duration::from_secs(secs) {
+            self.create(first + n).await.expect("probe write");
+            n += 1;
+        }
+        (rate(n, t.elapsed().as_secs_f64()), n)
+    }
+
+    /// Wait until us-east holds `total` changes from eu-west; how long it took.
+    async fn arrived(&self, total: usize, within: Duration) -> Option<Duration> {
+        let t = Instant::now();
+        while change_times(&self.db_b, REGION).len() < total {
+            if t.elapsed() > within {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(t.elapsed())
+    }
+
+    async fn stop(self) {
+        self.a.stop(true).await;
+        if let Some(b) = self.b {
+            b.stop(true).await;
+        }
+    }
+}
+
+/// B6 and the sustained-load run: writes through eu-west's API at half its measured maximum
+/// for `secs`; each write's lag is its changelog time at us-east minus at eu-west (one
+/// machine, one clock). Memory is read after the first tenth and at the end.
+async fn lag_b6(secs: u64) -> LagResult {
+    let pair = Pair::start().await;
+    let (max_rate, probe) = pair.max_rate(2, 0).await;
     let rate_half = max_rate / 2.0;
     let gap = Duration::from_secs_f64(1.0 / rate_half);
+    let writes = (rate_half * secs as f64) as usize;
     let started = Instant::now();
     let mut paced = Vec::with_capacity(writes);
+    let mut errors = 0;
+    let mut rss_early_kib = 0;
     for i in 0..writes {
         let due = started + gap * i as u32;
         tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-        paced.push(create(probe + i).await);
+        match pair.create(probe + i).await {
+            Ok(id) => paced.push(id),
+            Err(_) => errors += 1,
+        }
+        if i == writes / 10 {
+            rss_early_kib = rss_kib();
+        }
     }
-    let total = probe + writes;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while change_times(&db_b, REGION).len() < total {
-        assert!(Instant::now() < deadline, "B6: not every write arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = probe + paced.len();
+    if pair
+        .arrived(total, Duration::from_secs(120))
+        .await
+        .is_none()
+    {
+        errors += total.saturating_sub(change_times(&pair.db_b, REGION).len());
     }
-    let (sent, got) = (change_times(&db_a, REGION), change_times(&db_b, REGION));
+    let rss_end_kib = rss_kib();
+    let (sent, got) = (
+        change_times(&pair.db_a, REGION),
+        change_times(&pair.db_b, REGION),
+    );
     // Only the paced writes count (the probe ran at full speed).
     let mut lags: Vec<f64> = paced
         .iter()
@@ -1070,13 +1163,143 @@ async fn lag_b6(writes: usize) -> LagResult {
         max_rate,
         rate: rate_half,
         writes,
+        secs: elapsed,
         p50_ms: pick(0.5),
         p99_ms: pick(0.99),
         max_ms: pick(1.0),
+        errors,
+        rss_early_kib,
+        rss_end_kib,
     };
-    a_handle.stop(true).await;
-    b_handle.stop(true).await;
+    pair.stop().await;
     result
+}
+
+/// The local write rate of a region that replicates to nobody: sequential creates through
+/// its API for `secs` (B7's denominator), writes/s.
+async fn standalone_rate(secs: u64) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut settings = Settings {
+        region_id: REGION.into(),
+        ..Settings::default()
+    };
+    settings.database.url = db.url.clone();
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.broker.signing_key = Some(ship::config::Secret::new(
+        ship::testing::test_signing_key_pem(),
+    ));
+    let (base, handle) = start_with_scheduler(&settings).await;
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_secs(secs) {
+        let res = client
+            .post(format!("{base}/api/v1/customers"))
+            .json(&json!({"tenant_id": "t1", "name": format!("w {n}"), "email": "x@example.com"}))
+            .send()
+            .await
+            .expect("standalone write");
+        assert_eq!(res.status().as_u16(), 201);
+        n += 1;
+    }
+    let local = rate(n, t.elapsed().as_secs_f64());
+    handle.stop(true).await;
+    local
+}
+
+/// B7: offer the maximum write rate for `secs` at a region that pushes to a peer, stop, time
+/// the catch-up C; the replicated rate N/(T+C), the offered rate N/T (writes/s) and C.
+async fn sustainable_b7(secs: u64) -> (f64, f64, f64) {
+    let pair = Pair::start().await;
+    let (_, probe) = pair.max_rate(1, 0).await;
+    pair.arrived(probe, Duration::from_secs(60))
+        .await
+        .expect("B7: the probe arrived");
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_secs(secs) {
+        pair.create(probe + n).await.expect("B7 write");
+        n += 1;
+    }
+    let offered = t.elapsed();
+    let catch_up = pair
+        .arrived(probe + n, Duration::from_secs(600))
+        .await
+        .expect("B7: every write arrived");
+    pair.stop().await;
+    let total = (offered + catch_up).as_secs_f64();
+    (
+        rate(n, total),
+        rate(n, offered.as_secs_f64()),
+        catch_up.as_secs_f64(),
+    )
+}
+
+/// B9: us-east is down while eu-west takes `backlog` writes (recorded as the API would, in
+/// batches of 500); then us-east comes back: the drain rate, changes/s.
+async fn drain_b9(backlog: usize) -> f64 {
+    let mut pair = Pair::start().await;
+    if let Some(b) = pair.b.take() {
+        b.stop(true).await;
+    }
+    let recorder = Arc::new(SyncChangeRecorder::new(
+        REGION,
+        Arc::new(HybridClock::new(DRIFT)),
+        vec![ORIGIN.to_string()],
+        [(customers::RESOURCE.to_string(), 1)],
+    ));
+    let template = Customer {
+        id: String::new(),
+        tenant_id: "t1".into(),
+        name: "backlog".into(),
+        email: "x@example.com".into(),
+        status: "active".into(),
+        created_at: chrono::Utc::now().naive_utc(),
+        updated_at: chrono::Utc::now().naive_utc(),
+        sync_version: 0,
+        sync_origin: String::new(),
+        deleted_at: None,
+    };
+    for start in (0..backlog).step_by(500) {
+        let (recorder, template) = (Arc::clone(&recorder), template.clone());
+        let end = (start + 500).min(backlog);
+        pair.db_a
+            .pool
+            .transaction(move |conn| -> Result<(), DbError> {
+                for i in start..end {
+                    let version = recorder.stamp(None);
+                    let row = Customer {
+                        id: format!("01939d2e-0000-7000-8000-{i:012}"),
+                        sync_version: version.hlc.as_i64(),
+                        sync_origin: version.origin.clone(),
+                        ..template.clone()
+                    };
+                    exec_row(conn, INSERT, &row)?;
+                    recorder.record_local(
+                        conn,
+                        &Change {
+                            resource: customers::RESOURCE.into(),
+                            entity_id: row.id.clone(),
+                            kind: OpKind::Upsert,
+                            version,
+                            payload: CustomerPayload::from(&row).to_value(),
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("backlog");
+    }
+    let t = Instant::now();
+    let (_, b) = start_with_scheduler(&pair.b_settings).await;
+    pair.b = Some(b);
+    let took = pair
+        .arrived(backlog, Duration::from_secs(900))
+        .await
+        .expect("B9: the backlog drained");
+    pair.stop().await;
+    rate(backlog, took.max(t.elapsed()).as_secs_f64())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -1367,21 +1590,75 @@ async fn main() {
         }
     }
     let lag = if cfg.wants("B6") {
-        Some(lag_b6(env_usize("BENCH_LAG_WRITES", 500)).await)
+        Some(lag_b6(env_usize("BENCH_LAG_SECS", 60) as u64).await)
     } else {
         None
     };
+    if cfg.wants("B7") {
+        let secs = env_usize("BENCH_B7_SECS", 30) as u64;
+        let mut samples = Vec::new();
+        for _ in 0..cfg.pairs.clamp(1, 3) {
+            let local = standalone_rate(secs.div_ceil(3).max(3)).await;
+            let (replicated, offered, catch_up) = sustainable_b7(secs).await;
+            println!(
+                "  B7    offered {offered:.0} writes/s for {secs} s, caught up {catch_up:.2} s later: replicated {replicated:.0}/s; a region without peers writes {local:.0}/s"
+            );
+            samples.push((replicated, local));
+        }
+        outcomes.push(Outcome {
+            id: "B7",
+            what: format!(
+                "SQLite: replicated rate R·T/(T+C) at max offered load ÷ write rate without peers (T = {secs} s)"
+            ),
+            unit: "writes/s",
+            target: Some(0.7),
+            samples,
+            note: None,
+        });
+    }
+    if cfg.wants("B9") {
+        let backlog = env_usize("BENCH_BACKLOG", 100_000);
+        let mut samples = Vec::new();
+        for _ in 0..cfg.pairs.clamp(1, 3) {
+            let drain = drain_b9(backlog).await;
+            // The steady rate of B1: HTTP apply of batches of `cfg.batch` (same machine, now).
+            let steady = arm_http_apply(Backend::Sqlite, c, d).await;
+            println!("  B9    drained {backlog} at {drain:.0}/s; B1 steady {steady:.0} ops/s");
+            samples.push((drain, steady));
+        }
+        outcomes.push(Outcome {
+            id: "B9",
+            what: format!(
+                "SQLite: drain after a partition ({backlog} backlog, push) ÷ B1 steady apply rate"
+            ),
+            unit: "changes/s",
+            target: Some(0.6),
+            samples,
+            note: None,
+        });
+    }
     print_table(&outcomes, &skipped);
     if let Some(l) = &lag {
         println!(
-            "B6: end-to-end lag eu-west → us-east (SQLite, push, serve --with-scheduler), {} writes at {:.0}/s (half the max {:.0}/s): p50 {:.1} ms, p99 {:.1} ms (target ≤ 50 ms: {}), max {:.1} ms",
+            "B6: end-to-end lag eu-west → us-east (SQLite, push, serve --with-scheduler), {} writes over {:.0} s at {:.0}/s (half the max {:.0}/s): p50 {:.1} ms, p99 {:.1} ms (target ≤ 50 ms: {}), max {:.1} ms",
             l.writes,
+            l.secs,
             l.rate,
             l.max_rate,
             l.p50_ms,
             l.p99_ms,
             if l.p99_ms <= 50.0 { "met" } else { "NOT met" },
             l.max_ms
+        );
+        let growth = l.rss_end_kib as f64 / l.rss_early_kib.max(1) as f64;
+        println!(
+            "sustained load (the B6 run): errors {} (target 0: {}), memory {} KiB after the first tenth, {} KiB at the end ({:+.1} %: {})",
+            l.errors,
+            if l.errors == 0 { "met" } else { "NOT met" },
+            l.rss_early_kib,
+            l.rss_end_kib,
+            (growth - 1.0) * 100.0,
+            if growth <= 1.10 { "flat" } else { "GROWING" }
         );
     }
     println!(
