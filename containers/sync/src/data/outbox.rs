@@ -41,10 +41,11 @@ pub struct Claimed {
 /// instead of waiting); on SQLite the transaction holds the write lock. Once committed, the
 /// lease keeps other workers off the entries while this one sends them.
 ///
-/// On MariaDB the claim runs at READ COMMITTED and walks `sync_outbox_due (status,
-/// next_attempt_at, id)` in order, stopping at `limit`. At the default REPEATABLE READ, and
-/// ordered by `id` (a filesort), the locking read locked every pending row until commit: one
-/// claimer held the whole backlog and concurrent claimers found nothing (B5).
+/// The claim walks `sync_outbox_due (status, next_attempt_at, id)` in order and stops at
+/// `limit`. Ordered by `id` it needed a filesort: the locking read read (and locked, until
+/// commit) every pending row before sorting, so one claimer held the whole backlog and
+/// concurrent claimers found nothing (B5). Sessions run at READ COMMITTED (`ship::db`), so rows
+/// read and filtered out are not kept locked.
 pub fn claim(
     conn: &mut AnyConnection,
     owner: &str,
@@ -53,10 +54,6 @@ pub fn claim(
     limit: i64,
     only_peer: Option<&str>,
 ) -> QueryResult<Vec<Claimed>> {
-    if let AnyConnection::Mysql(c) = conn {
-        // Applies to the next transaction of this connection only.
-        diesel::sql_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(c)?;
-    }
     ship::db::transact(conn, |conn| {
         claim_in_transaction(conn, owner, now, lease_until, limit, only_peer)
     })
@@ -390,8 +387,8 @@ mod tests {
         insert_all(conn, &entries).unwrap();
     }
 
-    /// Regression (B5): on MariaDB a claim in flight locked every pending row (REPEATABLE READ
-    /// and a filesort on `id`), so a second dispatcher claiming at the same moment got nothing.
+    /// Regression (B5): on MariaDB a claim in flight locked every pending row (a filesort on
+    /// `id`), so a second dispatcher claiming at the same moment got nothing.
     /// Now it gets the next entries at once. (On SQLite a claim holds the write lock: there
     /// claims are serial by design.)
     mod a_claim_in_flight_leaves_the_rest_of_the_backlog_to_others {
