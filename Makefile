@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/release/regionsync
 
-.PHONY: help run test bench lint fmt migrate arch setup
+.PHONY: help run demo chaos test bench lint fmt migrate arch setup
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,6 +16,16 @@ run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctr
 	$(CARGO) build --release -p app
 	@echo "regionsync: serving region '$${REGIONSYNC_REGION_ID:-local}' at http://$${REGIONSYNC_HTTP__BIND:-127.0.0.1:8080} (try /health/ready)"
 	$(BIN) serve --with-scheduler
+
+demo: setup ## 3 regions on loopback race writes to the same customers; a live table until they converge
+	$(CARGO) build --release --bin regionsync -p app
+	$(CARGO) build --release -p harness --bin demo
+	$(TARGET_DIR)/release/demo
+
+SEEDS ?= 500
+chaos: setup ## R1 on SEEDS seeds (default 500): 3 regions as processes under faults, kills and skew
+	$(CARGO) build --bin regionsync -p app
+	CHAOS_SEEDS=$(SEEDS) $(CARGO) test -p harness --test r1_convergence r1_three -- --nocapture
 
 test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB when TEST_MYSQL_URL is set)
 	$(CARGO) fmt --all -- --check

@@ -119,10 +119,10 @@ pub struct Cluster {
     started: Instant,
 }
 
-/// The `regionsync` binary: `REGIONSYNC_BIN`, else next to the running executable (or one
+/// The `regionsync` binary: `HARNESS_BIN`, else next to the running executable (or one
 /// directory up, for test executables in `target/<profile>/deps`).
 pub fn regionsync_bin() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("REGIONSYNC_BIN") {
+    if let Some(bin) = std::env::var_os("HARNESS_BIN") {
         return Ok(PathBuf::from(bin));
     }
     let exe = std::env::current_exe()?;
@@ -133,9 +133,22 @@ pub fn regionsync_bin() -> Result<PathBuf> {
         }
     }
     bail!(
-        "no regionsync binary next to {}: run `cargo build --bin regionsync` (or set REGIONSYNC_BIN)",
+        "no regionsync binary next to {}: run `cargo build --bin regionsync` (or set HARNESS_BIN)",
         exe.display()
     )
+}
+
+/// A `regionsync` command that reads only the configuration the harness wrote: every
+/// `REGIONSYNC_*` variable of the harness's own environment is removed (the binary reads them
+/// as configuration).
+fn regionsync(bin: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bin);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGIONSYNC_") {
+            command.env_remove(key);
+        }
+    }
+    command
 }
 
 fn free_port() -> Result<u16> {
@@ -279,7 +292,7 @@ impl Cluster {
     async fn configure(&mut self, tuning: &Tuning) -> Result<()> {
         std::fs::write(&self.regions[0].config, self.config_text(0, tuning, None))?;
         for i in 1..self.regions.len() {
-            let out = tokio::process::Command::new(&self.bin)
+            let out = regionsync(&self.bin)
                 .arg("--config")
                 .arg(&self.regions[0].config)
                 .args([
@@ -317,7 +330,7 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&region.log)?;
-        let child = tokio::process::Command::new(&self.bin)
+        let child = regionsync(&self.bin)
             .arg("--config")
             .arg(&region.config)
             .args(["serve", "--with-scheduler"])
@@ -454,15 +467,22 @@ impl Cluster {
 
     /// Stop every region (gracefully, bounded) and drop the MariaDB databases.
     pub async fn shutdown(mut self) -> Result<()> {
+        // Everything is stopped and dropped even when one step fails; the first error is
+        // returned.
+        let mut first_error = None;
         for i in 0..self.regions.len() {
-            self.stop(i, Duration::from_secs(10)).await?;
+            if let Err(e) = self.stop(i, Duration::from_secs(10)).await {
+                first_error.get_or_insert(e);
+            }
         }
         for proxy in self.links.values() {
             proxy.stop();
         }
         for (server, name) in std::mem::take(&mut self.mysql_databases) {
-            crate::state::drop_mysql_database(&server, &name)?;
+            if let Err(e) = crate::state::drop_mysql_database(&server, &name) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }

@@ -8,6 +8,6 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod crash;
 pub mod proxy;
 pub mod state;
-pub mod crash;

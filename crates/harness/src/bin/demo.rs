@@ -1,1 +1,377 @@
-fn main() {}
+//! `make demo`: what regionsync does, in a few seconds. Three regions run as real processes on
+//! loopback, each with its own SQLite database, and replicate customers to each other. The
+//! demo creates customers at every region at once, then races writes to the same customers at
+//! two or three regions (and deletes against a rename), shows every region's state live until
+//! they all hold the same rows, and says which write won each race: last-writer-wins on the
+//! version `(hlc, origin)`, decided the same way at every region.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::{IsTerminal, Write as _};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use futures_util::future::try_join_all;
+use harness::chaos::quiescence_problem;
+use harness::cluster::{Cluster, RegionSpec, Tuning};
+use harness::state::RegionState;
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+const PER_REGION: usize = 30;
+/// Customers renamed at two or three regions at once, then customers deleted at one region
+/// while another renames them.
+const UPDATE_RACES: usize = 6;
+const DELETE_RACES: usize = 2;
+/// The names the races set, in order (17 are used).
+const PEOPLE: &str = "Ada Lovelace, Grace Hopper, Alan Turing, Edsger Dijkstra, Barbara Liskov, \
+    Donald Knuth, Leslie Lamport, Margaret Hamilton, Ken Thompson, Frances Allen, John Backus, \
+    Radia Perlman, Tony Hoare, Niklaus Wirth, Jim Gray, Butler Lampson, Shafi Goldwasser, \
+    Dennis Ritchie";
+const PHASES: [&str; 4] = [
+    "creating 30 customers at each region (and renaming 5 of them)",
+    "waiting until the contested customers have reached every region",
+    "racing writes to the same customers at different regions",
+    "writes done; waiting for the regions to converge",
+];
+/// Between two creates at a region: slow enough to watch the table fill.
+const PACE: Duration = Duration::from_millis(40);
+const TICK: Duration = Duration::from_millis(300);
+const CONVERGE_WITHIN: Duration = Duration::from_secs(60);
+
+/// What the writes have done so far, for the table.
+#[derive(Default)]
+struct Progress {
+    phase: AtomicUsize,
+    creates: AtomicUsize,
+    updates: AtomicUsize,
+    deletes: AtomicUsize,
+}
+
+/// One contested customer and the writes sent to different regions at the same moment:
+/// `(region, Some(new name) or None for a delete, the version its ETag acknowledged)`.
+struct Race {
+    id: String,
+    label: String,
+    writes: Vec<(&'static str, Option<&'static str>, (i64, String))>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    println!(
+        "starting 3 regions on loopback ({}), one SQLite database each…",
+        REGIONS.join(", ")
+    );
+    let specs = REGIONS.iter().map(|id| RegionSpec::sqlite(id)).collect();
+    let cluster = tokio::select! {
+        started = Cluster::start(specs, Tuning::default(), fastrand::u64(..)) => started,
+        // Dropping a half-started cluster kills what it spawned (`kill_on_drop`).
+        _ = tokio::signal::ctrl_c() => return interrupted(),
+    };
+    let cluster = match cluster {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("demo: the regions did not start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run(&cluster) => Some(outcome),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(Err(e)) = &outcome {
+        eprintln!(
+            "\ndemo failed: {e:#}\n\nthe regions' last log lines:\n{}",
+            cluster.logs(10)
+        );
+    }
+    // Whatever happened: stop every region (SIGTERM, then SIGKILL after a grace period).
+    let stopped = cluster.shutdown().await;
+    if let Err(e) = &stopped {
+        eprintln!("demo: stopping the regions: {e:#}");
+    }
+    match outcome {
+        None => interrupted(),
+        Some(Ok(())) if stopped.is_ok() => ExitCode::SUCCESS,
+        Some(_) => ExitCode::FAILURE,
+    }
+}
+
+fn interrupted() -> ExitCode {
+    eprintln!("\ndemo: interrupted; the regions are stopped");
+    ExitCode::from(130)
+}
+
+async fn run(cluster: &Cluster) -> Result<()> {
+    let client = Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let urls: Vec<String> = cluster.regions.iter().map(|r| r.base_url()).collect();
+    let progress = Progress::default();
+    let mut screen = Screen::new();
+
+    // The writes go on while the table is redrawn (both in this task: no locks needed).
+    let writes = workload(&client, &urls, &progress);
+    tokio::pin!(writes);
+    let mut tick = tokio::time::interval(TICK);
+    let (races, last_write) = loop {
+        tokio::select! {
+            done = &mut writes => break done?,
+            _ = tick.tick() => screen.show(&progress, &cluster.states()?),
+        }
+    };
+    progress.phase.store(3, Relaxed);
+
+    // Converged: every outbox drained and identical rows at every region, seen twice in a
+    // row one tick apart (what the harness's `settle` waits for).
+    let mut clean_since: Option<Instant> = None;
+    let states = loop {
+        tick.tick().await;
+        let states = cluster.states()?;
+        screen.show(&progress, &states);
+        match (quiescence_problem(&states), clean_since) {
+            (None, Some(_)) => break states,
+            (None, None) => clean_since = Some(Instant::now()),
+            (Some(_), _) => clean_since = None,
+        }
+        if last_write.elapsed() > CONVERGE_WITHIN {
+            let why = quiescence_problem(&states).unwrap_or_default();
+            bail!("gave up: not converged {CONVERGE_WITHIN:?} after the last write: {why}");
+        }
+    };
+    let after = clean_since.unwrap_or_else(Instant::now) - last_write;
+    summary(&progress, &races, &states, after)
+}
+
+/// Every write the demo makes, through the regions' public API: the races, and when the last
+/// write was acknowledged.
+async fn workload(client: &Client, urls: &[String], p: &Progress) -> Result<(Vec<Race>, Instant)> {
+    // 1. Every region creates its customers, the three regions at the same time.
+    let created = try_join_all((0..REGIONS.len()).map(|r| populate(client, urls, r, p))).await?;
+
+    // 2. A region can only change a customer it has: wait until the contested ones (created at
+    //    all three regions) have replicated everywhere.
+    p.phase.store(1, Relaxed);
+    let mut contested = Vec::new();
+    for k in 0..UPDATE_RACES + DELETE_RACES {
+        let (r, n) = (k % 3, k / 3);
+        contested.push((created[r][n].clone(), format!("{} #{n:02}", REGIONS[r])));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (id, _) in &contested {
+        for base in urls {
+            while !exists(client, &format!("{base}/api/v1/customers/{id}")).await {
+                if Instant::now() > deadline {
+                    bail!("customer {id} did not reach {base} within 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    // 3. The races, all at the same moment: two or three regions rename the same customer (or
+    //    one deletes it while another renames it), none having seen the others' write.
+    p.phase.store(2, Relaxed);
+    let mut people = PEOPLE.split(", ").cycle();
+    let races = contested.into_iter().enumerate().map(|(k, (id, label))| {
+        let racers: Vec<(usize, Option<&str>)> = match k {
+            k if k >= UPDATE_RACES => vec![(k % 3, None), ((k + 1) % 3, people.next())],
+            k if k % 2 == 0 => (0..3).map(|r| (r, people.next())).collect(),
+            k => vec![(k % 3, people.next()), ((k + 2) % 3, people.next())],
+        };
+        race(client, urls, p, id, label, racers)
+    });
+    let races = try_join_all(races.collect::<Vec<_>>()).await?;
+    Ok((races, Instant::now()))
+}
+
+/// Send every racer's write to customer `id` at once: `(region, Some(name))` renames it there,
+/// `(region, None)` deletes it.
+async fn race(
+    client: &Client,
+    urls: &[String],
+    p: &Progress,
+    id: String,
+    label: String,
+    racers: Vec<(usize, Option<&'static str>)>,
+) -> Result<Race> {
+    let path = &format!("api/v1/customers/{id}");
+    let writes = racers.into_iter().map(|(r, name)| async move {
+        let url = format!("{}/{path}", urls[r]);
+        let (request, counter) = match name {
+            Some(name) => (client.patch(url).json(&json!({"name": name})), &p.updates),
+            None => (client.delete(url), &p.deletes),
+        };
+        let version = etag(&send(request).await?)?;
+        counter.fetch_add(1, Relaxed);
+        anyhow::Ok((REGIONS[r], name, version))
+    });
+    let writes = try_join_all(writes).await?;
+    Ok(Race { id, label, writes })
+}
+
+/// Region `r` creates its customers, then renames five of them (ordinary updates: nobody
+/// else writes those); their ids.
+async fn populate(client: &Client, urls: &[String], r: usize, p: &Progress) -> Result<Vec<String>> {
+    let (region, base) = (REGIONS[r], &urls[r]);
+    let mut ids = Vec::new();
+    for n in 0..PER_REGION {
+        let name = format!("{region} #{n:02}");
+        let email = format!("{region}.{n:02}@example.com");
+        let body = json!({"tenant_id": "acme", "name": name, "email": email});
+        let res = send(client.post(format!("{base}/api/v1/customers")).json(&body)).await?;
+        let customer: Value = res.json().await?;
+        let id = customer["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no id: {customer}"))?;
+        ids.push(id.to_string());
+        p.creates.fetch_add(1, Relaxed);
+        tokio::time::sleep(PACE).await;
+    }
+    for (n, id) in ids.iter().enumerate().skip(PER_REGION - 5) {
+        let name = json!({"name": format!("{region} #{n:02} (renamed)")});
+        let url = format!("{base}/api/v1/customers/{id}");
+        send(client.patch(url).json(&name)).await?;
+        p.updates.fetch_add(1, Relaxed);
+    }
+    Ok(ids)
+}
+
+async fn exists(client: &Client, url: &str) -> bool {
+    let res = client.get(url).send().await;
+    res.is_ok_and(|r| r.status().is_success())
+}
+
+/// Send, and fail on anything but a 2xx.
+async fn send(request: RequestBuilder) -> Result<Response> {
+    Ok(request.send().await?.error_for_status()?)
+}
+
+/// `ETag: "<hlc>.<origin>"`: the version the write got.
+fn etag(res: &Response) -> Result<(i64, String)> {
+    let tag = res.headers().get("etag").map(|v| v.to_str()).transpose()?;
+    let tag = tag.unwrap_or_default().trim_matches('"');
+    let (hlc, origin) = tag
+        .split_once('.')
+        .ok_or_else(|| anyhow!("no ETag <hlc>.<origin>"))?;
+    Ok((hlc.parse()?, origin.to_string()))
+}
+
+/// The live table: redrawn in place on a terminal; elsewhere (a pipe, a CI log) printed again
+/// only when something in it changed.
+struct Screen {
+    tty: bool,
+    started: Instant,
+    drawn: usize,
+    last: String,
+}
+
+impl Screen {
+    fn new() -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let (started, drawn, last) = (Instant::now(), 0, String::new());
+        Self {
+            tty,
+            started,
+            drawn,
+            last,
+        }
+    }
+
+    fn show(&mut self, p: &Progress, states: &[RegionState]) {
+        let (creates, updates) = (p.creates.load(Relaxed), p.updates.load(Relaxed));
+        let (phase, deletes) = (p.phase.load(Relaxed), p.deletes.load(Relaxed));
+        let mut body = format!(
+            "{}\nwrites acknowledged: {creates} creates, {updates} updates, {deletes} deletes\n\n\
+             region      live  tombstones  outbox pending  conflicts  digest\n",
+            PHASES[phase.min(PHASES.len() - 1)],
+        );
+        for s in states {
+            let (live, dead) = (s.live(), s.rows.len() - s.live());
+            let (pending, conflicts) = (s.pending(), s.conflicts);
+            let digest = s.digest().chars().take(8).collect::<String>();
+            let region = &s.region;
+            body += &format!(
+                "{region:<10} {live:>5} {dead:>11} {pending:>15} {conflicts:>10}  {digest}\n"
+            );
+        }
+        body += &match quiescence_problem(states) {
+            None => "converged: yes (outboxes drained, the same rows everywhere)\n".to_string(),
+            Some(why) => format!(
+                "converged: no ({})\n",
+                why.chars().take(64).collect::<String>()
+            ),
+        };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let header = format!("── regionsync demo: 3 regions, t+{elapsed:.1}s ──");
+        let mut out = std::io::stdout().lock();
+        if self.tty {
+            // Back to the top of the last block, clear to the end of the screen, redraw.
+            if self.drawn > 0 {
+                let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn);
+            }
+            let _ = write!(out, "{header}\n{body}");
+            self.drawn = 1 + body.lines().count();
+        } else if body != self.last {
+            let _ = write!(out, "\n{header}\n{body}");
+            self.last = body;
+        }
+        let _ = out.flush();
+    }
+}
+
+fn summary(p: &Progress, races: &[Race], states: &[RegionState], after: Duration) -> Result<()> {
+    let end = states.first().ok_or_else(|| anyhow!("no regions"))?;
+    let (creates, updates) = (p.creates.load(Relaxed), p.updates.load(Relaxed));
+    let deletes = p.deletes.load(Relaxed);
+    let racing: usize = races.iter().map(|r| r.writes.len()).sum();
+    let contested = races.len();
+    let conflicts: i64 = states.iter().map(|s| s.conflicts).sum();
+    let (digest, live, after) = (end.digest(), end.live(), after.as_secs_f64());
+    let tombstones = end.rows.len() - live;
+    println!(
+        "
+== summary ==
+writes made:        {creates} creates, {updates} updates, {deletes} deletes
+racing writes:      {racing}, to {contested} customers, sent to their regions at the same moment
+                    ({UPDATE_RACES} rename races, {DELETE_RACES} of a delete against a rename)
+conflicts resolved: {conflicts}: rows of sync_conflicts, summed over the regions. Each is a write
+                    from another region that arrived after a newer version of the same customer
+                    and lost (both versions are kept); a losing write is recorded at every region
+                    it reached late, never at its own.
+time to converge:   {after:.2} s after the last write was acknowledged
+final digest:       {digest}, the same at every region ({live} live, tombstones: {tombstones})
+
+who won each race (last-writer-wins: the highest (hlc, origin), at every region):"
+    );
+    for race in races {
+        let row = end
+            .rows
+            .get(&race.id)
+            .ok_or_else(|| anyhow!("{} is gone", race.id))?;
+        let tried: Vec<String> = race
+            .writes
+            .iter()
+            .map(|(region, name, _)| match name {
+                Some(name) => format!("{region} \"{name}\""),
+                None => format!("{region} DELETE"),
+            })
+            .collect();
+        let won = match row.deleted() {
+            true => "deleted".to_string(),
+            false => format!("\"{}\"", row.name),
+        };
+        let highest = race.writes.iter().map(|(_, _, version)| version).max();
+        let odd = match highest == Some(&row.version()) {
+            true => "",
+            false => "  (!) not the highest acknowledged version",
+        };
+        let (label, origin) = (&race.label, &row.sync_origin);
+        println!(
+            "  {label}: {}\n           won: {won}, written at {origin}{odd}",
+            tried.join(", ")
+        );
+    }
+    Ok(())
+}
