@@ -36,6 +36,9 @@ pub struct SyncConfig {
     pub dispatch_interval_secs: u64,
     /// Outbox entries claimed per dispatch pass.
     pub dispatch_claim_limit: u32,
+    /// Dispatch passes a scheduler runs at once (1–16): while one waits for a peer's answer,
+    /// another claims and sends the next entries.
+    pub dispatch_workers: u32,
     /// Ops per pushed batch (a peer answering 413 gets halves).
     pub push_batch_ops: u32,
     /// Bytes of ops per pushed batch.
@@ -73,6 +76,7 @@ impl Default for SyncConfig {
             pull_page_limit: 500,
             dispatch_interval_secs: 1,
             dispatch_claim_limit: 1_000,
+            dispatch_workers: 2,
             push_batch_ops: 500,
             push_batch_bytes: 1024 * 1024,
             max_attempts: 30,
@@ -147,6 +151,12 @@ impl Validate for SyncConfig {
             if value == 0 {
                 problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));
             }
+        }
+        if !(1..=16).contains(&self.dispatch_workers) {
+            problems.push(ConfigProblem::new(
+                key(prefix, "dispatch_workers"),
+                "must be between 1 and 16",
+            ));
         }
         if self.push_batch_bytes < 1024 {
             problems.push(ConfigProblem::new(

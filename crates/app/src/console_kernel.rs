@@ -45,14 +45,17 @@ pub fn kernel(
     // leased to it, so dispatchers share the work without sending an entry twice at once.
     kernel
         .schedule(
-            Arc::new(DispatchOutboxJob::new(
-                wiring.dispatch_action(pool, settings)?,
-                kernel.owner().to_string(),
-                settings.sync.dispatch_claim_limit,
-                wiring.recorder.wake(),
-                Duration::from_secs(settings.sync.dispatch_interval_secs),
-                kernel.stopping(),
-            )),
+            Arc::new(
+                DispatchOutboxJob::new(
+                    wiring.dispatch_action(pool, settings)?,
+                    kernel.owner().to_string(),
+                    settings.sync.dispatch_claim_limit,
+                    wiring.recorder.wake(),
+                    Duration::from_secs(settings.sync.dispatch_interval_secs),
+                    kernel.stopping(),
+                )
+                .with_workers(settings.sync.dispatch_workers),
+            ),
             Schedule::every_seconds(settings.sync.dispatch_interval_secs)
                 .map_err(wire)?
                 .without_overlapping()

@@ -151,8 +151,25 @@ fn regionsync(bin: &Path) -> tokio::process::Command {
     command
 }
 
+/// Ports handed to regions by this process, never handed out twice.
+static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port for a region: free now, below the kernel's ephemeral range (32768+ on Linux) so no
+/// `bind(0)` elsewhere (proxies, clients, other clusters) can take it while the region is
+/// down between a SIGKILL and its restart, and never given to two regions of this process.
+/// Regression: seed 3 of a 200-seed run restarted a region into "address in use" — a
+/// concurrent cluster's proxy had been given its port — and the proxies then fed another
+/// cluster's region.
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port in 20000..32000")
 }
 
 impl Cluster {
@@ -359,7 +376,12 @@ impl Cluster {
         let url = format!("{}/health/live", self.regions[i].base_url());
         loop {
             if let Ok(res) = client.get(&url).send().await {
-                if res.status().is_success() {
+                let alive = match self.regions[i].child.as_mut() {
+                    Some(child) => child.try_wait()?.is_none(),
+                    None => false,
+                };
+                // Answered, and by our process (not one that took the port meanwhile).
+                if res.status().is_success() && alive {
                     return Ok(());
                 }
             }

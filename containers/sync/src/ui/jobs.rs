@@ -83,16 +83,19 @@ impl Job for PullChangesJob {
     }
 }
 
-/// DispatchOutboxJob (push, SYNC-PROTOCOL §4): dispatch passes through
-/// `DispatchOutboxAction` for up to `stay` (a minute): a pass that filled its whole claim is
-/// followed at once by the next; otherwise the job waits for a local write to commit in this
-/// process (`wake`), for `poll`, or for the kernel to stop, whichever comes first. So a write is
-/// pushed within milliseconds when the web server and the scheduler share a process, and within
-/// `poll` otherwise; a stopping kernel ends the run after the pass in flight.
+/// DispatchOutboxJob (push, SYNC-PROTOCOL §4): `workers` dispatchers, each running passes
+/// through `DispatchOutboxAction` for up to `stay` (a minute): a pass that filled its whole
+/// claim is followed at once by the next; otherwise the worker waits for a local write to
+/// commit in this process (`wake`), for `poll`, or for the kernel to stop, whichever comes
+/// first. So a write is pushed within milliseconds when the web server and the scheduler share
+/// a process, and within `poll` otherwise; a stopping kernel ends the run after the passes in
+/// flight. Workers claim different entries (leases), so while one waits for a peer's answer
+/// another sends the next batch.
 pub struct DispatchOutboxJob {
     action: crate::actions::DispatchOutboxAction,
     owner: String,
     claim_limit: usize,
+    workers: usize,
     wake: Arc<tokio::sync::Notify>,
     poll: std::time::Duration,
     stay: std::time::Duration,
@@ -115,6 +118,7 @@ impl DispatchOutboxJob {
             action,
             owner: owner.into(),
             claim_limit: claim_limit as usize,
+            workers: 1,
             wake,
             poll,
             stay: std::time::Duration::from_secs(60),
@@ -122,10 +126,35 @@ impl DispatchOutboxJob {
         }
     }
 
+    /// Run `workers` (at least one) dispatchers at once.
+    pub fn with_workers(mut self, workers: u32) -> Self {
+        self.workers = workers.max(1) as usize;
+        self
+    }
+
     async fn dispatch(&self) -> Result<(), JobError> {
+        let results =
+            futures_util::future::join_all((0..self.workers).map(|w| self.worker(w))).await;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; ").into())
+        }
+    }
+
+    async fn worker(&self, index: usize) -> Result<(), JobError> {
+        let owner = if self.workers > 1 {
+            format!("{}/{index}", self.owner)
+        } else {
+            self.owner.clone()
+        };
         let started = std::time::Instant::now();
         loop {
-            let summary = self.action.run(self.owner.clone()).await?;
+            let summary = self.action.run(owner.clone()).await?;
             let mut stopping = self.stopping.clone();
             if *stopping.borrow() || started.elapsed() >= self.stay {
                 return Ok(());
