@@ -419,3 +419,55 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// `sync.dispatch_workers`: the job's two workers claim different entries, so the second
+    /// batch is on its way while the slow peer still holds the first; no entry goes twice.
+    async fn dispatch_workers_overlap_without_sending_an_entry_twice(db: TestDb) {
+        use ship::parents::Job;
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_millis(300));
+        let (a, action) = region_with_outbox(&db, "stub", &peer.base, 20, |s| {
+            s.sync.dispatch_claim_limit = 5;
+            s.sync.push_batch_ops = 5;
+        })
+        .await;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let job = Arc::new(
+            sync::ui::jobs::DispatchOutboxJob::new(
+                action,
+                "scheduler",
+                5,
+                Arc::new(tokio::sync::Notify::new()),
+                Duration::from_millis(50),
+                stopping,
+            )
+            .with_workers(2),
+        );
+        let running = tokio::spawn({
+            let job = Arc::clone(&job);
+            async move { job.handle().await }
+        });
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while peer.op_ids().len() < 20 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every entry sent");
+        stop.send(true).unwrap();
+        running.await.unwrap().unwrap();
+        let events = peer.events.lock().unwrap().clone();
+        let second_received = events.iter().filter(|(w, _)| *w == "received").nth(1).unwrap().1;
+        assert!(
+            second_received < peer.first("answered"),
+            "two batches in flight at once: {events:?}"
+        );
+        let mut ids = peer.op_ids();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 20, "every entry sent exactly once");
+        assert_eq!(outbox(&db, "delivered"), 20);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}
