@@ -1207,6 +1207,18 @@ async fn standalone_rate(secs: u64) -> f64 {
     local
 }
 
+/// The write rate through the API of a region whose one peer is down: the changelog and the
+/// outbox are written, nothing is sent (how B7's gap splits between recording and sending).
+async fn peer_down_rate(secs: u64) -> f64 {
+    let mut pair = Pair::start().await;
+    if let Some(b) = pair.b.take() {
+        b.stop(true).await;
+    }
+    let (rate, _) = pair.max_rate(secs, 0).await;
+    pair.stop().await;
+    rate
+}
+
 /// B7: offer the maximum write rate for `secs` at a region that pushes to a peer, stop, time
 /// the catch-up C; the replicated rate N/(T+C), the offered rate N/T (writes/s) and C.
 async fn sustainable_b7(secs: u64) -> (f64, f64, f64) {
@@ -1599,9 +1611,10 @@ async fn main() {
         let mut samples = Vec::new();
         for _ in 0..cfg.pairs.clamp(1, 3) {
             let local = standalone_rate(secs.div_ceil(3).max(3)).await;
+            let down = peer_down_rate(secs.div_ceil(3).max(3)).await;
             let (replicated, offered, catch_up) = sustainable_b7(secs).await;
             println!(
-                "  B7    offered {offered:.0} writes/s for {secs} s, caught up {catch_up:.2} s later: replicated {replicated:.0}/s; a region without peers writes {local:.0}/s"
+                "  B7    offered {offered:.0} writes/s for {secs} s, caught up {catch_up:.2} s later: replicated {replicated:.0}/s; without peers {local:.0}/s, with its peer down {down:.0}/s"
             );
             samples.push((replicated, local));
         }

@@ -54,7 +54,8 @@ pub fn kernel(
                     Duration::from_secs(settings.sync.dispatch_interval_secs),
                     kernel.stopping(),
                 )
-                .with_workers(settings.sync.dispatch_workers),
+                .with_workers(settings.sync.dispatch_workers)
+                .with_linger(Duration::from_millis(settings.sync.dispatch_linger_ms)),
             ),
             Schedule::every_seconds(settings.sync.dispatch_interval_secs)
                 .map_err(wire)?

@@ -471,3 +471,58 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// `sync.dispatch_linger_ms`: a write after a quiet spell is sent at once, alone; the
+    /// writes that keep waking the dispatcher after it wait for the linger and leave together.
+    async fn a_stream_of_writes_lingers_into_one_batch_and_a_lone_write_does_not(db: TestDb) {
+        use ship::parents::Job;
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        let (a, action) = region_with_outbox(&db, "stub", &peer.base, 0, |_| {}).await;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let job = Arc::new(
+            sync::ui::jobs::DispatchOutboxJob::new(
+                action,
+                "scheduler",
+                1_000,
+                Arc::clone(&wake),
+                Duration::from_secs(60),
+                stopping,
+            )
+            .with_linger(Duration::from_secs(2)),
+        );
+        let running = tokio::spawn({
+            let job = Arc::clone(&job);
+            async move { job.handle().await }
+        });
+        // A quiet spell longer than the linger, then eight writes 100 ms apart.
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        for i in 0..8 {
+            let (status, _) = a
+                .post(
+                    "/api/v1/customers",
+                    &json!({"tenant_id": "t1", "name": format!("w{i}"), "email": "x@example.com"}),
+                )
+                .await;
+            assert_eq!(status, 201);
+            wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while peer.op_ids().len() < 8 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every write sent");
+        stop.send(true).unwrap();
+        running.await.unwrap().unwrap();
+        let sizes = peer.batch_sizes();
+        assert_eq!(sizes[0], 1, "the first write went at once, alone: {sizes:?}");
+        assert!(sizes.len() <= 3, "the stream lingered into few batches: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 8, "{sizes:?}");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}

@@ -263,7 +263,7 @@ async fn drive(
     cluster.heal();
     cluster.ensure_running().await?;
     let healed = Instant::now();
-    let states = settle(cluster, plan.settle_within).await?;
+    let states = settle_and_pull(cluster, plan.settle_within).await?;
     report.settle = healed.elapsed();
     report.rows = states[0].rows.len();
     report.conflicts = states.iter().map(|s| s.conflicts).sum();
@@ -312,6 +312,57 @@ pub async fn settle(cluster: &Cluster, within: Duration) -> Result<Vec<RegionSta
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `settle`, then wait until every region has finished a pull of every peer that started
+/// after quiescence (its stored pull time changed), and check nothing changed: every pull
+/// cursor is at its peer's head and the regions are still identical.
+pub async fn settle_and_pull(cluster: &Cluster, within: Duration) -> Result<Vec<RegionState>> {
+    let quiet = settle(cluster, within).await?;
+    let deadline = Instant::now() + within;
+    let peers = cluster.regions.len() - 1;
+    loop {
+        let states = cluster.states()?;
+        let behind: Vec<String> = states
+            .iter()
+            .zip(&quiet)
+            .flat_map(|(now, before)| {
+                let mut out = Vec::new();
+                if now.cursors.len() < peers {
+                    out.push(format!(
+                        "{} has pulled {} of {peers} peers",
+                        now.region,
+                        now.cursors.len()
+                    ));
+                }
+                for (peer, (_, pulled_at)) in &now.cursors {
+                    if before.cursors.get(peer).map(|(_, at)| at) == Some(pulled_at) {
+                        out.push(format!(
+                            "{} has not pulled {peer} since quiescence",
+                            now.region
+                        ));
+                    }
+                }
+                out
+            })
+            .collect();
+        if behind.is_empty() {
+            if let Some(problem) = quiescence_problem(&states) {
+                bail!("a pull after quiescence changed the regions: {problem}");
+            }
+            if states.iter().zip(&quiet).any(|(a, b)| a.rows != b.rows) {
+                bail!("a pull after quiescence changed rows");
+            }
+            return Ok(states);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "cursors not at head within {within:?}: {}",
+                behind.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -462,6 +513,7 @@ mod tests {
             conflicts: 0,
             changelog: BTreeSet::new(),
             refusals: BTreeMap::new(),
+            cursors: BTreeMap::new(),
         }
     }
 

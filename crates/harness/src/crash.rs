@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 
-use crate::chaos::{atomic, check, settle, Kind, Write};
+use crate::chaos::{atomic, check, settle_and_pull, Kind, Write};
 use crate::cluster::{Cluster, RegionSpec, Tuning};
 use crate::proxy::Fault;
 
@@ -214,7 +214,7 @@ async fn scenario(
     };
     cluster.ensure_running().await?;
     let healed = Instant::now();
-    let states = settle(cluster, Duration::from_secs(90)).await?;
+    let states = settle_and_pull(cluster, Duration::from_secs(90)).await?;
     atomic(&states)?;
     check(&states, &writes)?;
     Ok(CrashReport {

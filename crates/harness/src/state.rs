@@ -71,6 +71,8 @@ pub struct RegionState {
     pub changelog: BTreeSet<(String, i64, String)>,
     /// Requests this region refused, by `(kind, source region)` (`sync_refusals`).
     pub refusals: BTreeMap<(String, String), i64>,
+    /// Its pull cursors of `customers`, by peer: (cursor, last pull time as stored).
+    pub cursors: BTreeMap<String, (String, String)>,
 }
 
 const ROWS: &str = "SELECT id, tenant_id, name, email, status, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM customers ORDER BY id";
@@ -102,6 +104,17 @@ struct Refusal {
     refused: i64,
 }
 
+#[derive(QueryableByName)]
+struct Cursor {
+    #[diesel(sql_type = Text)]
+    peer: String,
+    #[diesel(sql_type = Text)]
+    peer_cursor: String,
+    #[diesel(sql_type = Text)]
+    last_pull_at: String,
+}
+
+const CURSORS: &str = "SELECT peer, peer_cursor, CAST(last_pull_at AS CHAR) AS last_pull_at FROM sync_peer_cursors WHERE resource = 'customers'";
 const REFUSALS: &str = "SELECT kind, source, refused FROM sync_refusals";
 const CONFLICTS: &str = "SELECT COUNT(*) AS n FROM sync_conflicts";
 const OUTBOX: &str = "SELECT status, COUNT(*) AS n FROM sync_outbox GROUP BY status";
@@ -114,8 +127,9 @@ impl RegionState {
             Vec<Count>,
             Vec<Change>,
             Vec<Refusal>,
+            Vec<Cursor>,
         );
-        let (rows, outbox, conflicts, changes, refusals): Read = match backend {
+        let (rows, outbox, conflicts, changes, refusals, cursors): Read = match backend {
             Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
                 let mut conn =
@@ -127,6 +141,7 @@ impl RegionState {
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
                     diesel::sql_query(REFUSALS).load(&mut conn)?,
+                    diesel::sql_query(CURSORS).load(&mut conn)?,
                 )
             }
             Backend::Mysql => {
@@ -138,6 +153,7 @@ impl RegionState {
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
                     diesel::sql_query(REFUSALS).load(&mut conn)?,
+                    diesel::sql_query(CURSORS).load(&mut conn)?,
                 )
             }
         };
@@ -153,6 +169,10 @@ impl RegionState {
             refusals: refusals
                 .into_iter()
                 .map(|r| ((r.kind, r.source), r.refused))
+                .collect(),
+            cursors: cursors
+                .into_iter()
+                .map(|c| (c.peer, (c.peer_cursor, c.last_pull_at)))
                 .collect(),
         })
     }

@@ -96,6 +96,10 @@ pub struct DispatchOutboxJob {
     owner: String,
     claim_limit: usize,
     workers: usize,
+    /// Under a stream of local writes, a worker's passes start at least this far apart, so
+    /// the writes of that time leave in one batch (Kafka's `linger.ms`); a write after a quiet
+    /// spell goes at once.
+    linger: std::time::Duration,
     wake: Arc<tokio::sync::Notify>,
     poll: std::time::Duration,
     stay: std::time::Duration,
@@ -119,11 +123,19 @@ impl DispatchOutboxJob {
             owner: owner.into(),
             claim_limit: claim_limit as usize,
             workers: 1,
+            linger: std::time::Duration::ZERO,
             wake,
             poll,
             stay: std::time::Duration::from_secs(60),
             stopping,
         }
+    }
+
+    /// Space a worker's passes `linger` apart while local writes keep waking it (see the
+    /// field).
+    pub fn with_linger(mut self, linger: std::time::Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Run `workers` (at least one) dispatchers at once.
@@ -155,6 +167,7 @@ impl DispatchOutboxJob {
         let started = std::time::Instant::now();
         loop {
             let summary = self.action.run(owner.clone()).await?;
+            let pass_ended = tokio::time::Instant::now();
             let mut stopping = self.stopping.clone();
             if *stopping.borrow() || started.elapsed() >= self.stay {
                 return Ok(());
@@ -164,7 +177,11 @@ impl DispatchOutboxJob {
                 continue;
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    // Woken by a write soon after the last pass: more are likely on their
+                    // way; gather them (a no-op after a quiet spell).
+                    tokio::time::sleep_until(pass_ended + self.linger).await;
+                }
                 _ = tokio::time::sleep(self.poll) => {}
                 _ = stopping.changed() => {}
             }
