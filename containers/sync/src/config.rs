@@ -81,7 +81,7 @@ impl Default for SyncConfig {
             dispatch_interval_secs: 1,
             dispatch_claim_limit: 1_000,
             dispatch_workers: 2,
-            dispatch_linger_ms: 20,
+            dispatch_linger_ms: 25,
             push_batch_ops: 500,
             push_batch_bytes: 1024 * 1024,
             max_attempts: 30,
