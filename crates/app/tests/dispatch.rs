@@ -374,10 +374,25 @@ ship::backend_tests! {
             Arc::new(|_, _| (422, json!({"error": "invalid_ops", "details": {"errors": [{"index": 0, "code": "clock_drift"}]}}))),
             Duration::ZERO,
         );
-        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |_| {}).await;
-        let summary = dispatch.run("w".into()).await.unwrap();
-        assert_eq!((summary.retried, summary.dead), (2, 0), "{summary:?}");
-        assert_eq!(outbox(&db, "dead"), 0);
+        // Regression: a clock_drift refusal counted an attempt, so after max_attempts the
+        // entries died although nothing was wrong with them. One attempt allowed here.
+        let (a, dispatch) =
+            region_with_outbox(&db, "stub", &peer.base, 2, |s| s.sync.max_attempts = 1).await;
+        for _ in 0..3 {
+            let summary = dispatch.run("w".into()).await.unwrap();
+            assert_eq!((summary.retried, summary.dead), (2, 0), "{summary:?}");
+            assert_eq!(outbox(&db, "dead"), 0);
+            assert_eq!(outbox(&db, "pending"), 2);
+            let mut conn = db.pool.get().unwrap();
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts > 0"), 0);
+            // Postponed (not due now); make them due again for the next round.
+            assert_eq!(dispatch.run("w".into()).await.unwrap().claimed, 0);
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("UPDATE sync_outbox SET next_attempt_at = created_at"),
+                &mut conn,
+            )
+            .unwrap();
+        }
         peer.handle.stop(true).await;
         a.stop().await;
     }

@@ -106,10 +106,6 @@ impl Action for DispatchOutboxAction {
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let limit = i64::from(self.config.dispatch_claim_limit);
-        // Until a third of the lease has passed, nobody else can hold these entries: batches
-        // sent before then need no lease check.
-        let fresh_until = std::time::Instant::now()
-            + Duration::from_secs(self.config.dispatch_lease_secs.min(86_400)) / 3;
         let (lease_owner, only_peer) = (owner.clone(), self.only_peer.clone());
         let claimed = self
             .pool
@@ -146,7 +142,7 @@ impl Action for DispatchOutboxAction {
         let results = futures_util::future::join_all(
             per_peer
                 .into_iter()
-                .map(|(peer, groups)| self.deliver_peer(&owner, fresh_until, peer, groups)),
+                .map(|(peer, groups)| self.deliver_peer(&owner, peer, groups)),
         )
         .await;
         for result in results {
@@ -175,7 +171,6 @@ impl DispatchOutboxAction {
     async fn deliver_peer(
         &self,
         owner: &str,
-        fresh_until: std::time::Instant,
         peer: String,
         groups: Vec<(String, Vec<Claimed>)>,
     ) -> Result<DispatchSummary, SyncError> {
@@ -183,7 +178,7 @@ impl DispatchOutboxAction {
         for (resource, entries) in groups {
             let items = self.load(owner, &resource, entries, &mut summary).await?;
             for batch in self.batches(items) {
-                self.deliver(owner, fresh_until, &peer, &resource, batch, &mut summary)
+                self.deliver(owner, &peer, &resource, batch, &mut summary)
                     .await?;
             }
         }
@@ -252,7 +247,6 @@ impl DispatchOutboxAction {
     async fn deliver(
         &self,
         owner: &str,
-        fresh_until: std::time::Instant,
         peer: &str,
         resource: &str,
         batch: Vec<Item>,
@@ -263,11 +257,7 @@ impl DispatchOutboxAction {
         while let Some(batch) = pending.pop() {
             // The lease may have run out during a slow pass and another dispatcher may own
             // these rows now: extend it, and send only the rows still ours.
-            let batch = if std::time::Instant::now() < fresh_until {
-                batch
-            } else {
-                self.still_ours(owner, batch).await?
-            };
+            let batch = self.still_ours(owner, batch).await?;
             if batch.is_empty() {
                 continue;
             }
@@ -374,6 +364,11 @@ impl DispatchOutboxAction {
                     let rest: Vec<Item> = pending.into_iter().flatten().collect();
                     return self.fail(owner, rest, &reason, summary).await;
                 }
+                SendOutcome::ClockDrift(reason) => {
+                    pending.push(batch);
+                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
+                    return self.postpone(owner, rest, &reason, summary).await;
+                }
             }
         }
         Ok(())
@@ -437,6 +432,39 @@ impl DispatchOutboxAction {
         let (owner, why) = (owner.to_string(), why.to_string());
         self.pool
             .run(move |conn| outbox::mark_dead(conn, &owner, &ids, &why).map_err(SyncError::from))
+            .await
+    }
+
+    /// `items` could not go for a reason that is not theirs (the peer's clock is behind):
+    /// tried again in a minute (or `retry_max_secs`, if shorter), with jitter, no attempt
+    /// counted — they never become dead letters this way.
+    async fn postpone(
+        &self,
+        owner: &str,
+        items: Vec<Item>,
+        why: &str,
+        summary: &mut DispatchSummary,
+    ) -> Result<(), SyncError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        summary.retried += items.len();
+        let wait = self.config.retry_max_secs.clamp(1, 60) as f64;
+        let delay = Duration::from_secs_f64(wait * (0.5 + fastrand::f64() / 2.0));
+        tracing::warn!(
+            entries = items.len(),
+            reason = why,
+            retry_in_ms = delay.as_millis() as u64,
+            "delivery postponed"
+        );
+        let next = ship::db::utc_now()
+            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let ids: Vec<i64> = items.iter().map(|i| i.claimed.id).collect();
+        let (owner, why) = (owner.to_string(), why.to_string());
+        self.pool
+            .run(move |conn| {
+                outbox::postpone(conn, &owner, &ids, &why, next).map_err(SyncError::from)
+            })
             .await
     }
 

@@ -59,9 +59,8 @@ pub fn claim(
     })
 }
 
-/// `claim`'s work, inside the caller's transaction (public for the locking tests).
-#[doc(hidden)]
-pub fn claim_in_transaction(
+/// `claim`'s work, inside the caller's transaction.
+fn claim_in_transaction(
     conn: &mut AnyConnection,
     owner: &str,
     now: NaiveDateTime,
@@ -174,6 +173,34 @@ pub fn mark_dead(
         .set((
             sync_outbox::status.eq(outbox_status::DEAD),
             sync_outbox::attempts.eq(sync_outbox::attempts + 1),
+            sync_outbox::last_error.eq(Some(error)),
+            sync_outbox::lease_owner.eq(None::<String>),
+            sync_outbox::lease_until.eq(None::<NaiveDateTime>),
+            sync_outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Not sent for a reason that is not the entries' own (the peer's clock is behind): due again
+/// at `next_attempt_at`, the lease given up, no attempt counted.
+pub fn postpone(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[i64],
+    error: &str,
+    next_attempt_at: NaiveDateTime,
+) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    for chunk in ids.chunks(500) {
+        diesel::update(
+            sync_outbox::table
+                .filter(sync_outbox::id.eq_any(chunk))
+                .filter(sync_outbox::lease_owner.eq(owner)),
+        )
+        .set((
+            sync_outbox::next_attempt_at.eq(next_attempt_at),
             sync_outbox::last_error.eq(Some(error)),
             sync_outbox::lease_owner.eq(None::<String>),
             sync_outbox::lease_until.eq(None::<NaiveDateTime>),

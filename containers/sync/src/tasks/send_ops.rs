@@ -24,6 +24,9 @@ pub(crate) enum SendOutcome {
     Unreachable(String),
     /// Anything else (5xx, other refusals): retry later with backoff.
     Failed(String),
+    /// 422 `clock_drift`: the peer's clock is behind ours beyond its bound. Not the entries'
+    /// fault: retried later without counting an attempt (never a dead letter).
+    ClockDrift(String),
 }
 
 #[derive(Serialize)]
@@ -119,7 +122,7 @@ impl SendOpsTask {
                     .is_some_and(|errors| errors.iter().any(|e| e["code"] == "clock_drift")) =>
             {
                 // Our clock runs ahead of the peer's: retry later, never a dead letter.
-                SendOutcome::Failed(format!(
+                SendOutcome::ClockDrift(format!(
                     "{status} clock_drift: the peer's clock is behind ours"
                 ))
             }
