@@ -10,7 +10,9 @@
 //!   has not finished.
 //! - `on_one_server`: a run first takes the job's lease row (owner, expiry) in the database; a
 //!   lease held by another live process means skip. The lease is renewed while the job runs and
-//!   released when it ends; a crashed owner's lease expires.
+//!   released when it ends; a crashed owner's lease expires, or is taken over at once by a
+//!   scheduler of the same machine and pid namespace that sees the owner's pid gone
+//!   ([`owner_is_gone`]).
 //! - Every run has a timeout, its own task (a panic or an error fails that run only, never the
 //!   kernel or the other jobs), a tracing span, and a row in `ship_scheduler_runs`.
 
@@ -251,10 +253,19 @@ impl Kernel {
         self.stopping.subscribe()
     }
 
-    /// A name for this process: host, pid and a random suffix (`host:pid:suffix`).
+    /// A name for this process: `host:pid:place+random`, where `host` is the host name cut to
+    /// 24 characters (for people), `place` 8 hex digits of a hash of the whole host name, the
+    /// boot id and the pid namespace (for [`owner_is_gone`]), and `random` 8 hex digits. At
+    /// most 24 + 1 + 10 + 1 + 16 = 52 characters (lease columns are VARCHAR(64)).
     pub fn process_owner() -> String {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        format!("{}:{}:{}", host_name(), std::process::id(), &suffix[..8])
+        format!(
+            "{}:{}:{}{}",
+            host_name().chars().take(24).collect::<String>(),
+            std::process::id(),
+            place(),
+            &suffix[..8]
+        )
     }
 
     pub fn schedule(
@@ -648,8 +659,7 @@ mod tests {
     }
 }
 
-/// This machine's name, at most 24 characters (owners are stored in VARCHAR(64) columns):
-/// `HOSTNAME`, else the kernel's host name, else `host`.
+/// This machine's name: `HOSTNAME`, else the kernel's host name, else `host`.
 fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -657,43 +667,65 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into())
-        .chars()
-        .take(24)
-        .collect()
 }
 
-/// `host:pid:suffix` (what `Kernel::process_owner` makes), split.
-fn parse_owner(owner: &str) -> Option<(&str, u32, &str)> {
+/// Where this process's pids mean something: 8 hex digits of a hash of the whole host name,
+/// the kernel's boot id and this process's pid namespace. Two processes with the same place
+/// see the same pids; `00000000` when any of it is unknown (then nothing is judged).
+fn place() -> String {
+    use sha2::Digest;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").ok();
+    match (boot, pid_ns) {
+        (Some(boot), Some(ns)) => {
+            let digest = sha2::Sha256::digest(format!(
+                "{}\n{}\n{}",
+                host_name(),
+                boot.trim(),
+                ns.display()
+            ));
+            digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+        }
+        _ => UNKNOWN_PLACE.into(),
+    }
+}
+
+const UNKNOWN_PLACE: &str = "00000000";
+
+/// `host:pid:place+random` (what `Kernel::process_owner` makes) → (pid, place).
+fn parse_owner(owner: &str) -> Option<(u32, &str)> {
     let mut parts = owner.rsplitn(3, ':');
     let suffix = parts.next()?;
     let pid = parts.next()?.parse().ok()?;
-    let host = parts.next()?;
-    (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some((host, pid, suffix))
+    parts.next()?;
+    (suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (pid, &suffix[..8]))
 }
 
-/// Whether `holder`, a lease owner that is not `me`, is a process of this machine that is
-/// gone: a scheduler killed without releasing its leases (SIGKILL, OOM, power) would
-/// otherwise keep a restarted one off its on-one-server jobs until the leases expire. Only
-/// owners made by `Kernel::process_owner` on this very host qualify: the same pid as this
-/// process (a restarted container's pid 1) or a pid no process has (Linux `/proc`). A lease of
-/// another machine is never judged (it may be alive); it expires as before.
+/// Whether `holder`, a lease owner that is not `me`, is a process that is gone: a scheduler
+/// killed without releasing its leases (SIGKILL, OOM, power) would otherwise keep its
+/// restarted successor off the on-one-server jobs until the leases expire. Judged only when
+/// both names come from `Kernel::process_owner` in the same place (same host name, boot and
+/// pid namespace: the pids mean the same thing) and `/proc` shows every process (pid 1 is
+/// visible, so no `hidepid`): then the holder is gone when its pid has no `/proc` entry. Any
+/// other lease is never judged (it may be alive); it expires as before.
 pub(crate) fn owner_is_gone(holder: &str, me: &str) -> bool {
-    let (Some((holder_host, holder_pid, _)), Some((my_host, my_pid, _))) =
+    let (Some((holder_pid, holder_place)), Some((my_pid, my_place))) =
         (parse_owner(holder), parse_owner(me))
     else {
         return false;
     };
-    if holder == me || holder_host != my_host || holder_host == "host" {
-        return false;
-    }
-    holder_pid == my_pid || pid_is_gone(holder_pid)
+    holder != me
+        && holder_place == my_place
+        && my_place != UNKNOWN_PLACE
+        && holder_pid != my_pid
+        && pid_is_gone(holder_pid)
 }
 
 #[cfg(target_os = "linux")]
 fn pid_is_gone(pid: u32) -> bool {
-    std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let proc = std::path::Path::new("/proc");
+    proc.join("self").exists() && proc.join("1").exists() && !proc.join(pid.to_string()).exists()
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -707,35 +739,43 @@ mod owner_tests {
     use super::*;
 
     #[test]
-    fn a_dead_or_same_pid_holder_on_this_host_is_gone_and_nothing_else_is() {
-        let me = format!("box:{}:0a1b2c3d", std::process::id());
-        // This very process under another suffix: a predecessor in a restarted container.
-        assert!(owner_is_gone(
-            &format!("box:{}:ffffffff", std::process::id()),
-            &me
-        ));
-        // A pid nobody has (above the kernel's pid_max).
-        assert!(owner_is_gone("box:99999999:ffffffff", &me));
-        // A live process of this host (pid 1 always exists).
-        assert!(!owner_is_gone("box:1:ffffffff", &me));
-        // Another host, the unknown host, myself, names not made by process_owner.
-        assert!(!owner_is_gone("other:99999999:ffffffff", &me));
+    fn only_a_gone_pid_of_the_same_place_is_gone() {
+        let me = Kernel::process_owner();
+        let (_, here) = parse_owner(&me).unwrap();
+        assert_ne!(here, UNKNOWN_PLACE, "this test runs on Linux: {me}");
+        // A pid nobody has (above the kernel's pid_max), same place: gone.
+        assert!(owner_is_gone(&format!("box:99999999:{here}ffffffff"), &me));
+        // A live process of the same place (pid 1 always exists).
+        assert!(!owner_is_gone(&format!("box:1:{here}ffffffff"), &me));
+        // Our own pid under another suffix: not judged (a container restarted in place waits
+        // for the lease to expire; pid 1 of every pod is not proof of anything).
+        let mine = std::process::id();
+        assert!(!owner_is_gone(&format!("box:{mine}:{here}ffffffff"), &me));
+        // Another place (another machine, boot or pid namespace), or an unknown one.
+        assert!(!owner_is_gone("box:99999999:12345678ffffffff", &me));
         assert!(!owner_is_gone(
-            "host:99999999:ffffffff",
-            &format!("host:{}:0a1b2c3d", std::process::id())
+            "box:99999999:00000000ffffffff",
+            "box:1:00000000aaaaaaaa"
         ));
+        // Myself, and names not made by process_owner.
         assert!(!owner_is_gone(&me, &me));
         assert!(!owner_is_gone("w", &me));
-        assert!(!owner_is_gone("box:99999999:nothex!!", &me));
-        assert!(!owner_is_gone("box:99999999:ffffffff", "same-process"));
+        assert!(!owner_is_gone("box:99999999:ffffffff", &me));
+        assert!(!owner_is_gone(
+            &format!("box:99999999:{here}ffffffff"),
+            "same-process"
+        ));
     }
 
     #[test]
     fn process_owners_parse_and_fit_their_column() {
         let owner = Kernel::process_owner();
-        let (host, pid, suffix) = parse_owner(&owner).unwrap();
+        let (pid, place) = parse_owner(&owner).unwrap();
         assert_eq!(pid, std::process::id());
-        assert_eq!(suffix.len(), 8);
-        assert!(!host.is_empty() && owner.len() <= 64, "{owner}");
+        assert_eq!(place.len(), 8);
+        assert_eq!(place, self::place());
+        assert!(owner.len() <= 64, "{owner}");
+        // A long host name is cut for display, never for the place.
+        assert_ne!(Kernel::process_owner(), owner, "a random part per process");
     }
 }
