@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use ship::auth::PublicJwk;
-use ship::config::{key, ConfigProblem, Secret, Validate};
+use ship::config::{check_region_id, key, ConfigProblem, Secret, Validate};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,6 +133,12 @@ impl Validate for BrokerConfig {
             }
         }
         for (peer, url) in &self.peer_urls {
+            if let Err(problem) = check_region_id(peer) {
+                problems.push(ConfigProblem::new(
+                    key(prefix, &format!("peer_urls.{peer}")),
+                    problem,
+                ));
+            }
             let problem = if is_http_url(url) {
                 self.insecure(url)
             } else {
@@ -174,6 +180,33 @@ impl Validate for BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_urls_need_region_ids_and_http_urls() {
+        let mut config = BrokerConfig::default();
+        config
+            .peer_urls
+            .insert("us-east".into(), "http://127.0.0.1:7001".into());
+        config
+            .peer_urls
+            .insert("US East".into(), "http://127.0.0.1:7002".into());
+        config.peer_urls.insert("ap-south".into(), "ftp://x".into());
+        config
+            .peer_urls
+            .insert("eu-north".into(), "http://10.0.0.9:8080".into());
+        let mut problems = Vec::new();
+        config.validate("broker", &mut problems);
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "broker.peer_urls.US East",
+                "broker.peer_urls.ap-south",
+                "broker.peer_urls.eu-north"
+            ],
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn a_region_without_the_broker_role_needs_url_and_credential() {

@@ -46,10 +46,13 @@ pub const CLOCK_SKEW_ENV: &str = "CHAOS_CLOCK_SKEW_MS";
 /// The region's hybrid clock: the system clock, skewed by `CLOCK_SKEW_ENV` when set.
 fn region_clock(max_drift_ms: u64) -> HybridClock {
     let drift = Duration::from_millis(max_drift_ms);
-    let skew = std::env::var(CLOCK_SKEW_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|skew| *skew != 0);
+    let skew = std::env::var(CLOCK_SKEW_ENV).ok().and_then(|v| {
+        let parsed = v.trim().parse::<i64>().ok();
+        if parsed.is_none() {
+            tracing::warn!(value = %v, "{CLOCK_SKEW_ENV} is not a number of milliseconds: ignored");
+        }
+        parsed.filter(|skew| *skew != 0)
+    });
     match skew {
         None => HybridClock::new(drift),
         Some(skew) => {

@@ -93,7 +93,7 @@ fn random_fault(rng: &mut fastrand::Rng) -> Fault {
 }
 
 /// `"<hlc>.<origin>"` → (hlc, origin).
-fn etag(res: &reqwest::Response) -> Option<(i64, String)> {
+pub fn etag(res: &reqwest::Response) -> Option<(i64, String)> {
     let tag = res.headers().get("etag")?.to_str().ok()?.trim_matches('"');
     let (hlc, origin) = tag.split_once('.')?;
     Some((hlc.parse().ok()?, origin.to_string()))
@@ -172,8 +172,11 @@ pub async fn run(plan: &ChaosPlan) -> Result<ChaosReport> {
             cluster.logs(15)
         ))),
     };
-    cluster.shutdown().await?;
-    result
+    // The run's own failure first: a failed shutdown must not hide it.
+    let stopped = cluster.shutdown().await;
+    let report = result?;
+    stopped?;
+    Ok(report)
 }
 
 async fn drive(
@@ -289,8 +292,14 @@ pub async fn settle(cluster: &Cluster, within: Duration) -> Result<Vec<RegionSta
     let deadline = Instant::now() + within;
     let mut stable = 0;
     loop {
-        let states = cluster.states()?;
-        let problem = quiescence_problem(&states);
+        // A read that fails (a database busy a moment) is one more reason to wait.
+        let (states, problem) = match cluster.states() {
+            Ok(states) => {
+                let problem = quiescence_problem(&states);
+                (states, problem)
+            }
+            Err(e) => (Vec::new(), Some(format!("reading the regions: {e:#}"))),
+        };
         if problem.is_none() {
             stable += 1;
             if stable >= 2 {
@@ -323,7 +332,13 @@ pub async fn settle_and_pull(cluster: &Cluster, within: Duration) -> Result<Vec<
     let deadline = Instant::now() + within;
     let peers = cluster.regions.len() - 1;
     loop {
-        let states = cluster.states()?;
+        let Ok(states) = cluster.states() else {
+            if Instant::now() > deadline {
+                bail!("the regions could not be read after quiescence");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let behind: Vec<String> = states
             .iter()
             .zip(&quiet)

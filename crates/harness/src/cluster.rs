@@ -96,8 +96,14 @@ impl Region {
     }
 
     /// Its data and sync state, read from its database.
+    ///
+    /// The read is blocking (diesel, a SQLite busy wait): it runs in `block_in_place`, so the
+    /// fault proxies on this runtime's other tasks keep forwarding meanwhile (a multi-thread
+    /// runtime is required, as every harness test and the demo use).
     pub fn state(&self) -> Result<RegionState> {
-        RegionState::read(&self.spec.id, self.backend(), &self.db_url)
+        tokio::task::block_in_place(|| {
+            RegionState::read(&self.spec.id, self.backend(), &self.db_url)
+        })
     }
 
     /// The last `lines` lines of the region's log (every start appends to it).

@@ -65,16 +65,7 @@ pub async fn create_many(base: &str, prefix: &str, count: usize, concurrency: us
                 .await;
             let (entity, version) = match res {
                 Ok(res) if res.status().is_success() => {
-                    let version = res
-                        .headers()
-                        .get("etag")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|t| {
-                            t.trim_matches('"')
-                                .split_once('.')
-                                .map(|(h, o)| (h.to_string(), o.to_string()))
-                        })
-                        .and_then(|(h, o)| Some((h.parse::<i64>().ok()?, o)));
+                    let version = crate::chaos::etag(&res);
                     let id = res
                         .json::<serde_json::Value>()
                         .await
@@ -146,8 +137,11 @@ pub async fn run(crash: Crash, seed: u64, backlog: usize) -> Result<CrashReport>
             cluster.logs(15)
         ))
     });
-    cluster.shutdown().await?;
-    result
+    // The run's own failure first: a failed shutdown must not hide it.
+    let stopped = cluster.shutdown().await;
+    let report = result?;
+    stopped?;
+    Ok(report)
 }
 
 async fn scenario(

@@ -77,6 +77,10 @@ fn problem(
             })
         })
         .or_else(|| {
+            (ap.pending() > 0)
+                .then(|| format!("ap-south's outbox not drained yet: {:?}", ap.outbox))
+        })
+        .or_else(|| {
             (refused(eu, "us-east") == 0
                 || refused(ap, "eu-west") == 0
                 || refused(ap, "us-east") == 0)

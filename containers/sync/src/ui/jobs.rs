@@ -166,6 +166,9 @@ impl DispatchOutboxJob {
         };
         let started = std::time::Instant::now();
         loop {
+            if *self.stopping.borrow() {
+                return Ok(());
+            }
             let summary = self.action.run(owner.clone()).await?;
             let pass_ended = tokio::time::Instant::now();
             let mut stopping = self.stopping.clone();
@@ -180,10 +183,14 @@ impl DispatchOutboxJob {
                 _ = self.wake.notified() => {
                     // Woken by a write soon after the last pass: more are likely on their
                     // way; gather them (a no-op after a quiet spell).
-                    tokio::time::sleep_until(pass_ended + self.linger).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(pass_ended + self.linger) => {}
+                        _ = stopping.changed() => return Ok(()),
+                    }
                 }
                 _ = tokio::time::sleep(self.poll) => {}
-                _ = stopping.changed() => {}
+                // A stopping kernel starts no new pass.
+                _ = stopping.changed() => return Ok(()),
             }
         }
     }

@@ -250,12 +250,7 @@ async fn send(request: RequestBuilder) -> Result<Response> {
 
 /// `ETag: "<hlc>.<origin>"`: the version the write got.
 fn etag(res: &Response) -> Result<(i64, String)> {
-    let tag = res.headers().get("etag").map(|v| v.to_str()).transpose()?;
-    let tag = tag.unwrap_or_default().trim_matches('"');
-    let (hlc, origin) = tag
-        .split_once('.')
-        .ok_or_else(|| anyhow!("no ETag <hlc>.<origin>"))?;
-    Ok((hlc.parse()?, origin.to_string()))
+    harness::chaos::etag(res).ok_or_else(|| anyhow!("no ETag <hlc>.<origin>"))
 }
 
 /// The live table: redrawn in place on a terminal; elsewhere (a pipe, a CI log) printed again
