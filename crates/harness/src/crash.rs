@@ -92,19 +92,25 @@ pub async fn create_many(base: &str, prefix: &str, count: usize, concurrency: us
     results.into_iter().flatten().collect()
 }
 
-/// Kill region `victim` `times` times at random moments (seeded), each time restarting it
-/// after a short pause; what `progress` read just after each kill (how far the work was).
+/// Kill region `victim` `times` times, each time restarting it after a short pause. Before a
+/// kill: a random (seeded) pause within `after_ms`, then a wait (at most 3 s) until `progress`
+/// says the work is in flight, so the kill lands in the middle of it. What `progress` read at
+/// each kill is returned, with whether the work was in flight then.
 async fn kill_repeatedly(
     cluster: &mut Cluster,
     victim: usize,
     times: usize,
     rng: &mut fastrand::Rng,
     after_ms: std::ops::Range<u64>,
-    progress: impl Fn(&Cluster) -> String,
-) -> Result<Vec<String>> {
+    progress: impl Fn(&Cluster) -> (String, bool),
+) -> Result<Vec<(String, bool)>> {
     let mut seen = Vec::new();
     for _ in 0..times {
         tokio::time::sleep(Duration::from_millis(rng.u64(after_ms.clone()))).await;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !progress(cluster).1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         cluster.kill(victim).await?;
         seen.push(progress(cluster));
         tokio::time::sleep(Duration::from_millis(rng.u64(100..400))).await;
@@ -154,10 +160,14 @@ async fn scenario(
     let (sender, receiver) = (0, 1);
     let prefix = format!("r3-{seed:x}");
     let kills = 3;
+    // In flight: the receiver holds some of the backlog, not all of it.
     let rows_at = move |c: &Cluster| {
         c.regions[receiver].state().map_or_else(
-            |e| format!("unreadable: {e}"),
-            |s| format!("{} rows", s.rows.len()),
+            |e| (format!("unreadable: {e}"), false),
+            |s| {
+                let rows = s.rows.len();
+                (format!("{rows} rows"), rows > 0 && rows < backlog)
+            },
         )
     };
     let (writes, at_kills) = match crash {
@@ -185,10 +195,17 @@ async fn scenario(
             cluster.set_fault(sender, receiver, slow.clone());
             cluster.set_fault(receiver, sender, slow);
             let at_kills = if crash == Crash::Dispatch {
+                // In flight: some of the backlog delivered, some still owed.
                 let outbox_at = move |c: &Cluster| {
                     c.regions[sender].state().map_or_else(
-                        |e| format!("unreadable: {e}"),
-                        |s| format!("outbox {:?}", s.outbox),
+                        |e| (format!("unreadable: {e}"), false),
+                        |s| {
+                            let delivered = s.outbox.get("delivered").copied().unwrap_or(0);
+                            (
+                                format!("outbox {:?}", s.outbox),
+                                delivered > 0 && s.pending() > 0,
+                            )
+                        },
                     )
                 };
                 kill_repeatedly(cluster, sender, kills, rng, 20..400, outbox_at).await?
@@ -206,6 +223,14 @@ async fn scenario(
             (writes, at_kills)
         }
     };
+    // A scenario whose kills all missed the work would prove nothing.
+    if !at_kills.iter().any(|(_, in_flight)| *in_flight) {
+        anyhow::bail!("no kill landed while the work was in flight: {at_kills:?}");
+    }
+    let at_kills: Vec<String> = at_kills
+        .into_iter()
+        .map(|(seen, in_flight)| format!("{seen}{}", if in_flight { " (in flight)" } else { "" }))
+        .collect();
     cluster.ensure_running().await?;
     let healed = Instant::now();
     let states = settle_and_pull(cluster, Duration::from_secs(90)).await?;
