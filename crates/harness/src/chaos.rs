@@ -324,9 +324,10 @@ pub async fn settle(cluster: &Cluster, within: Duration) -> Result<Vec<RegionSta
     }
 }
 
-/// `settle`, then wait until every region has finished a pull of every peer that started
-/// after quiescence (its stored pull time changed), and check nothing changed: every pull
-/// cursor is at its peer's head and the regions are still identical.
+/// `settle`, then wait until every region has stored a pull of every peer after quiescence
+/// (its stored pull time changed: a pull pass reads to the end of the peer's feed) and check
+/// that nothing changed: the regions are still identical and drained. So no pull cursor was
+/// left behind a change that the pushes alone had not brought.
 pub async fn settle_and_pull(cluster: &Cluster, within: Duration) -> Result<Vec<RegionState>> {
     let quiet = settle(cluster, within).await?;
     let deadline = Instant::now() + within;

@@ -160,7 +160,7 @@ fn regionsync(bin: &Path) -> tokio::process::Command {
 /// Ports handed to regions by this process, never handed out twice.
 static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
-/// A port for a region: free now, below the kernel's ephemeral range (32768+ on Linux) so no
+/// A port for a region: free now, below the kernel's ephemeral range so no
 /// `bind(0)` elsewhere (proxies, clients, other clusters) can take it while the region is
 /// down between a SIGKILL and its restart, and never given to two regions of this process.
 /// Regression: seed 3 of a 200-seed run restarted a region into "address in use" — a
@@ -168,14 +168,23 @@ static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 /// cluster's region.
 fn free_port() -> Result<u16> {
     let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Below the kernel's ephemeral range (32768 by default; some images lower it).
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let high = ephemeral_low.min(32_000);
+    if high <= 10_000 {
+        bail!("the ephemeral port range starts at {ephemeral_low}: no room for region ports");
+    }
     for _ in 0..1000 {
-        let port = fastrand::u16(20_000..32_000);
+        let port = fastrand::u16(10_000..high);
         if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             taken.push(port);
             return Ok(port);
         }
     }
-    bail!("no free port in 20000..32000")
+    bail!("no free port below {high}")
 }
 
 impl Cluster {
@@ -244,10 +253,6 @@ impl Cluster {
             cluster.wait_ready(i, Duration::from_secs(60)).await?;
         }
         Ok(cluster)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     fn config_text(&self, i: usize, tuning: &Tuning, credential: Option<&str>) -> String {
@@ -373,7 +378,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Wait until `GET /health/ready` answers 200 (the process is up and its database too).
+    /// Wait until `GET /health/live` answers 200 while our child process is alive (the port
+    /// could otherwise be answered by another process).
     pub async fn wait_ready(&mut self, i: usize, within: Duration) -> Result<()> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))

@@ -99,7 +99,8 @@ impl Action for DispatchOutboxAction {
         // A token per pass: results are written only for rows this very pass still leases.
         let owner = format!(
             "{}:{:06x}",
-            owner.chars().take(40).collect::<String>(),
+            // 56 + 1 + 6 characters: within the VARCHAR(64) lease column.
+            owner.chars().take(56).collect::<String>(),
             fastrand::u32(..0xff_ffff)
         );
         let now = ship::db::utc_now();
