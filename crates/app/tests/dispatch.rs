@@ -541,3 +541,32 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// `schedule run` (the kernel already stopping) still makes one dispatch pass per worker
+    /// and returns. Regression: a stop check before the first pass made it send nothing.
+    async fn a_stopping_kernel_still_makes_one_pass(db: TestDb) {
+        use ship::parents::Job;
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        let (a, action) = region_with_outbox(&db, "stub", &peer.base, 3, |_| {}).await;
+        let (_stop, stopping) = tokio::sync::watch::channel(true);
+        let job = sync::ui::jobs::DispatchOutboxJob::new(
+            action,
+            "scheduler",
+            1_000,
+            Arc::new(tokio::sync::Notify::new()),
+            Duration::from_secs(60),
+            stopping,
+        )
+        .with_workers(2)
+        .with_linger(Duration::from_secs(5));
+        tokio::time::timeout(Duration::from_secs(10), job.handle())
+            .await
+            .expect("returns after its pass")
+            .unwrap();
+        assert_eq!(peer.op_ids().len(), 3);
+        assert_eq!(outbox(&db, "delivered"), 3);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}

@@ -166,9 +166,8 @@ impl DispatchOutboxJob {
         };
         let started = std::time::Instant::now();
         loop {
-            if *self.stopping.borrow() {
-                return Ok(());
-            }
+            // At least one pass per run, even when the kernel is already stopping: that is how
+            // `schedule run` (once, for an external cron) dispatches.
             let summary = self.action.run(owner.clone()).await?;
             let pass_ended = tokio::time::Instant::now();
             let mut stopping = self.stopping.clone();
