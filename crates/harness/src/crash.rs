@@ -188,9 +188,19 @@ async fn scenario(
             cluster.set_fault(receiver, sender, Fault::Blackhole);
             let base = cluster.regions[sender].base_url();
             let writes = create_many(&base, &prefix, backlog, 8).await;
-            let slow = Fault::Delay {
-                base: Duration::from_millis(10),
-                jitter: Duration::from_millis(5),
+            // Slow enough that a pushed backlog takes a while: with two dispatch workers and
+            // 500-op batches, 2 000 entries otherwise drain before a kill can land (CI caught
+            // every kill of the dispatch scenario after the last delivery).
+            let slow = if crash == Crash::CursorAdvance {
+                Fault::Delay {
+                    base: Duration::from_millis(10),
+                    jitter: Duration::from_millis(5),
+                }
+            } else {
+                Fault::Delay {
+                    base: Duration::from_millis(100),
+                    jitter: Duration::from_millis(20),
+                }
             };
             cluster.set_fault(sender, receiver, slow.clone());
             cluster.set_fault(receiver, sender, slow);
