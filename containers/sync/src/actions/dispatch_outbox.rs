@@ -446,26 +446,7 @@ impl DispatchOutboxAction {
         why: &str,
         summary: &mut DispatchSummary,
     ) -> Result<(), SyncError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        summary.retried += items.len();
-        let wait = self.config.retry_max_secs.clamp(1, 60) as f64;
-        let delay = Duration::from_secs_f64(wait * (0.5 + fastrand::f64() / 2.0));
-        tracing::warn!(
-            entries = items.len(),
-            reason = why,
-            retry_in_ms = delay.as_millis() as u64,
-            "delivery postponed"
-        );
-        let next = ship::db::utc_now()
-            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let ids: Vec<i64> = items.iter().map(|i| i.claimed.id).collect();
-        let (owner, why) = (owner.to_string(), why.to_string());
-        self.pool
-            .run(move |conn| {
-                outbox::postpone(conn, &owner, &ids, &why, next).map_err(SyncError::from)
-            })
+        self.again(owner, items, why, Again::Postponed, summary)
             .await
     }
 
@@ -477,22 +458,44 @@ impl DispatchOutboxAction {
         why: &str,
         summary: &mut DispatchSummary,
     ) -> Result<(), SyncError> {
+        self.again(owner, items, why, Again::AfterFailure, summary)
+            .await
+    }
+
+    /// Give `items` back to the outbox, due again later (see `Again`).
+    async fn again(
+        &self,
+        owner: &str,
+        items: Vec<Item>,
+        why: &str,
+        how: Again,
+        summary: &mut DispatchSummary,
+    ) -> Result<(), SyncError> {
         if items.is_empty() {
             return Ok(());
         }
-        let attempts = items.iter().map(|i| i.claimed.attempts).max().unwrap_or(0);
         let max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
-        let dying = items
-            .iter()
-            .filter(|i| i.claimed.attempts + 1 >= max)
-            .count();
-        summary.dead += dying;
-        summary.retried += items.len() - dying;
-        let delay = self.backoff(attempts);
+        let delay = match how {
+            Again::AfterFailure => {
+                let dying = items
+                    .iter()
+                    .filter(|i| i.claimed.attempts + 1 >= max)
+                    .count();
+                summary.dead += dying;
+                summary.retried += items.len() - dying;
+                self.backoff(items.iter().map(|i| i.claimed.attempts).max().unwrap_or(0))
+            }
+            Again::Postponed => {
+                summary.retried += items.len();
+                let wait = self.config.retry_max_secs.clamp(1, 60) as f64;
+                Duration::from_secs_f64(wait * (0.5 + fastrand::f64() / 2.0))
+            }
+        };
         tracing::warn!(
             entries = items.len(),
             reason = why,
             retry_in_ms = delay.as_millis() as u64,
+            attempt_counted = how == Again::AfterFailure,
             "delivery failed"
         );
         let next = ship::db::utc_now()
@@ -502,8 +505,21 @@ impl DispatchOutboxAction {
         // Both of mark_failed's updates or neither.
         self.pool
             .transaction(move |conn| {
-                outbox::mark_failed(conn, &owner, &ids, &why, next, max).map_err(SyncError::from)
+                match how {
+                    Again::AfterFailure => outbox::mark_failed(conn, &owner, &ids, &why, next, max),
+                    Again::Postponed => outbox::postpone(conn, &owner, &ids, &why, next),
+                }
+                .map_err(SyncError::from)
             })
             .await
     }
+}
+
+/// How entries that did not go come back to the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// A failed attempt: counted, backoff, dead at `max_attempts`.
+    AfterFailure,
+    /// Not the entries' fault: not counted, tried again within a minute.
+    Postponed,
 }
