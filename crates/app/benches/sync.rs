@@ -1170,6 +1170,26 @@ async fn lag_b6(secs: u64) -> LagResult {
     // Memory at the end of the load, before the lag computation allocates its own maps.
     let rss_end_kib = rss_kib();
     let total = probe + paced.len();
+    let retried = count(
+        &mut pair.db_a.pool.get().unwrap(),
+        "SELECT COUNT(*) FROM sync_outbox WHERE attempts > 0 OR last_error IS NOT NULL",
+    );
+    if retried > 0 {
+        #[derive(QueryableByName)]
+        struct Why {
+            #[diesel(sql_type = Nullable<Text>)]
+            last_error: Option<String>,
+        }
+        let why: Vec<Why> = diesel::sql_query(
+            "SELECT DISTINCT last_error FROM sync_outbox WHERE last_error IS NOT NULL LIMIT 5",
+        )
+        .load(&mut pair.db_a.pool.get().unwrap())
+        .unwrap();
+        println!(
+            "  B6    {retried} entries were not delivered at the first attempt: {:?}",
+            why.into_iter().map(|w| w.last_error).collect::<Vec<_>>()
+        );
+    }
     if pair
         .arrived(total, Duration::from_secs(120))
         .await
