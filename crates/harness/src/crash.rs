@@ -39,9 +39,15 @@ pub struct CrashReport {
     pub settle: Duration,
 }
 
-/// Customers created at `base`, `concurrency` at a time, `count` in all; every attempt is
+/// Customers created at region `region` (its API at `base`), `concurrency` at a time, `count` in all; every attempt is
 /// returned (acknowledged ones carry their version).
-pub async fn create_many(base: &str, prefix: &str, count: usize, concurrency: usize) -> Vec<Write> {
+pub async fn create_many(
+    base: &str,
+    region: &str,
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+) -> Vec<Write> {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -81,7 +87,7 @@ pub async fn create_many(base: &str, prefix: &str, count: usize, concurrency: us
             };
             out.push(Write {
                 entity,
-                region: base.to_string(),
+                region: region.to_string(),
                 kind: Kind::Create,
                 name: Some(name),
                 version,
@@ -174,7 +180,8 @@ async fn scenario(
         Crash::LocalWrite => {
             // Writes stream into the receiver while it is killed and restarted.
             let base = cluster.regions[receiver].base_url();
-            let writing = create_many(&base, &prefix, backlog, 8);
+            let id = cluster.regions[receiver].spec.id.clone();
+            let writing = create_many(&base, &id, &prefix, backlog, 8);
             let (writes, killed) = tokio::join!(
                 writing,
                 kill_repeatedly(cluster, receiver, kills, rng, 20..400, rows_at)
@@ -187,7 +194,8 @@ async fn scenario(
             cluster.set_fault(sender, receiver, Fault::Blackhole);
             cluster.set_fault(receiver, sender, Fault::Blackhole);
             let base = cluster.regions[sender].base_url();
-            let writes = create_many(&base, &prefix, backlog, 8).await;
+            let id = cluster.regions[sender].spec.id.clone();
+            let writes = create_many(&base, &id, &prefix, backlog, 8).await;
             // Slow enough that a pushed backlog takes a while: with two dispatch workers and
             // 500-op batches, 2 000 entries otherwise drain before a kill can land (CI caught
             // every kill of the dispatch scenario after the last delivery).

@@ -102,9 +102,30 @@ async fn r5_a_region_ahead_is_refused_and_one_behind_converges() {
     let specs = vec![RegionSpec::sqlite("eu-west"), ahead, behind];
     let cluster = Cluster::start(specs, Tuning::default(), 5).await.unwrap();
     let run = async {
-        let on_time = ids(&create_many(&cluster.regions[0].base_url(), "eu", 10, 2).await);
-        let ahead = ids(&create_many(&cluster.regions[1].base_url(), "us", 10, 2).await);
-        let behind = ids(&create_many(&cluster.regions[2].base_url(), "ap", 10, 2).await);
+        let on_time = ids(&create_many(
+            &cluster.regions[0].base_url(),
+            &cluster.regions[0].spec.id,
+            "eu",
+            10,
+            2,
+        )
+        .await);
+        let ahead = ids(&create_many(
+            &cluster.regions[1].base_url(),
+            &cluster.regions[1].spec.id,
+            "us",
+            10,
+            2,
+        )
+        .await);
+        let behind = ids(&create_many(
+            &cluster.regions[2].base_url(),
+            &cluster.regions[2].spec.id,
+            "ap",
+            10,
+            2,
+        )
+        .await);
         assert_eq!((on_time.len(), ahead.len(), behind.len()), (10, 10, 10));
 
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -138,7 +159,14 @@ async fn r5_a_region_ahead_is_refused_and_one_behind_converges() {
         );
         // The refusing regions' clocks did not move: a write now is stamped with about now.
         for (i, region) in [(0, "eu-west"), (2, "ap-south")] {
-            let write = create_many(&cluster.regions[i].base_url(), "later", 1, 1).await;
+            let write = create_many(
+                &cluster.regions[i].base_url(),
+                &cluster.regions[i].spec.id,
+                "later",
+                1,
+                1,
+            )
+            .await;
             let (hlc, origin) = write[0].version.clone().expect("acknowledged");
             assert_eq!(origin, region);
             let physical = hlc >> COUNTER_BITS;

@@ -368,7 +368,9 @@ impl DispatchOutboxAction {
                 SendOutcome::ClockDrift(reason) => {
                     pending.push(batch);
                     let rest: Vec<Item> = pending.into_iter().flatten().collect();
-                    return self.postpone(owner, rest, &reason, summary).await;
+                    return self
+                        .again(owner, rest, &reason, Again::Postponed, summary)
+                        .await;
                 }
             }
         }
@@ -436,20 +438,6 @@ impl DispatchOutboxAction {
             .await
     }
 
-    /// `items` could not go for a reason that is not theirs (the peer's clock is behind):
-    /// tried again in a minute (or `retry_max_secs`, if shorter), with jitter, no attempt
-    /// counted — they never become dead letters this way.
-    async fn postpone(
-        &self,
-        owner: &str,
-        items: Vec<Item>,
-        why: &str,
-        summary: &mut DispatchSummary,
-    ) -> Result<(), SyncError> {
-        self.again(owner, items, why, Again::Postponed, summary)
-            .await
-    }
-
     /// A failed attempt for `items`: rescheduled with backoff (or dead at max attempts).
     async fn fail(
         &self,
@@ -507,7 +495,7 @@ impl DispatchOutboxAction {
             .transaction(move |conn| {
                 match how {
                     Again::AfterFailure => outbox::mark_failed(conn, &owner, &ids, &why, next, max),
-                    Again::Postponed => outbox::postpone(conn, &owner, &ids, &why, next),
+                    Again::Postponed => outbox::reschedule(conn, &owner, &ids, &why, next, false),
                 }
                 .map_err(SyncError::from)
             })
@@ -520,6 +508,7 @@ impl DispatchOutboxAction {
 enum Again {
     /// A failed attempt: counted, backoff, dead at `max_attempts`.
     AfterFailure,
-    /// Not the entries' fault: not counted, tried again within a minute.
+    /// Not the entries' fault (the peer's clock is behind): not counted, so never a dead
+    /// letter; tried again within a minute (or `retry_max_secs`, if shorter), with jitter.
     Postponed,
 }

@@ -183,14 +183,16 @@ pub fn mark_dead(
     Ok(())
 }
 
-/// Not sent for a reason that is not the entries' own (the peer's clock is behind): due again
-/// at `next_attempt_at`, the lease given up, no attempt counted.
-pub fn postpone(
+/// Due again at `next_attempt_at` with `error` noted and the lease given up; one more attempt
+/// counted when `count_attempt` (a failed send), none when the reason is not the entries' own
+/// (the peer's clock is behind).
+pub fn reschedule(
     conn: &mut AnyConnection,
     owner: &str,
     ids: &[i64],
     error: &str,
     next_attempt_at: NaiveDateTime,
+    count_attempt: bool,
 ) -> QueryResult<()> {
     let now = ship::db::utc_now();
     for chunk in ids.chunks(500) {
@@ -200,6 +202,7 @@ pub fn postpone(
                 .filter(sync_outbox::lease_owner.eq(owner)),
         )
         .set((
+            sync_outbox::attempts.eq(sync_outbox::attempts + i32::from(count_attempt)),
             sync_outbox::next_attempt_at.eq(next_attempt_at),
             sync_outbox::last_error.eq(Some(error)),
             sync_outbox::lease_owner.eq(None::<String>),
@@ -234,24 +237,7 @@ pub fn mark_failed(
         );
     }
     mark_dead(conn, owner, &dying, error)?;
-    let now = ship::db::utc_now();
-    for chunk in ids.chunks(500) {
-        diesel::update(
-            sync_outbox::table
-                .filter(sync_outbox::id.eq_any(chunk))
-                .filter(sync_outbox::lease_owner.eq(owner)),
-        )
-        .set((
-            sync_outbox::attempts.eq(sync_outbox::attempts + 1),
-            sync_outbox::next_attempt_at.eq(next_attempt_at),
-            sync_outbox::last_error.eq(Some(error)),
-            sync_outbox::lease_owner.eq(None::<String>),
-            sync_outbox::lease_until.eq(None::<NaiveDateTime>),
-            sync_outbox::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
+    reschedule(conn, owner, ids, error, next_attempt_at, true)
 }
 
 /// Per (peer, resource, status): entries, the oldest creation, the newest delivery.
