@@ -7,7 +7,10 @@
 //!   a job that never ran, within the last minute); an interval job when the interval has passed
 //!   since its last start (or it never ran).
 //! - `without_overlapping`: a run is skipped while the previous run of the job in this process
-//!   has not finished.
+//!   has not finished. Under [`Kernel::work`] a due time that falls inside a run is owed, not
+//!   dropped: the next run starts as soon as the running one ends (once, however many due times
+//!   it covered), so a long-running job (the dispatcher's 60 s stay) hands over without a gap
+//!   of up to one interval.
 //! - `on_one_server`: a run first takes the job's lease row (owner, expiry) in the database; a
 //!   lease held by another live process means skip. The lease is renewed while the job runs and
 //!   released when it ends; a crashed owner's lease expires, or is taken over at once by a
@@ -233,6 +236,8 @@ pub struct Kernel {
     last_start: Mutex<HashMap<&'static str, DateTime<Utc>>>,
     /// True once the kernel stops starting runs (see [`Kernel::stopping`]).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Notified when a run ends (`work` starts an owed run at once).
+    finished: Arc<tokio::sync::Notify>,
 }
 
 impl Kernel {
@@ -244,6 +249,7 @@ impl Kernel {
             entries: Vec::new(),
             last_start: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
+            finished: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -333,15 +339,31 @@ impl Kernel {
         self.seed_last_starts().await?;
         tracing::info!(jobs = self.entries.len(), owner = %self.owner, "scheduler started");
         let mut running = Vec::new();
+        // Due while a run of the same `without_overlapping` job was in flight: start when it ends.
+        let mut owed = vec![false; self.entries.len()];
         let mut ticks = tokio::time::interval(Duration::from_millis(250));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = self.finished.notified() => {
+                    for (index, entry) in self.entries.iter().enumerate() {
+                        if owed[index] && !entry.running.load(Ordering::Acquire) {
+                            owed[index] = false;
+                            let at = self.mark_started(index);
+                            running.push(self.spawn_run(index, at));
+                        }
+                    }
+                }
                 _ = ticks.tick() => {
                     running.retain(|h: &tokio::task::JoinHandle<Outcome>| !h.is_finished());
                     for (index, at) in self.due_now() {
+                        let entry = &self.entries[index];
+                        if entry.schedule.without_overlapping && entry.running.load(Ordering::Acquire) {
+                            owed[index] = true;
+                            continue;
+                        }
                         running.push(self.spawn_run(index, at));
                     }
                 }
@@ -377,6 +399,17 @@ impl Kernel {
             }
         }
         due
+    }
+
+    /// Record entry `index` as started now (in memory); the start time.
+    fn mark_started(&self, index: usize) -> DateTime<Utc> {
+        let now = Utc::now();
+        let mut last = match self.last_start.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        last.insert(self.entries[index].job.name(), now);
+        now
     }
 
     async fn seed_last_starts(&self) -> Result<(), SchedulerError> {
@@ -418,6 +451,7 @@ impl Kernel {
             running: Arc::clone(&entry.running),
             pool: self.pool.clone(),
             owner: self.owner.clone(),
+            finished: Arc::clone(&self.finished),
         };
         let span = tracing::info_span!("job", name = entry.job.name());
         tokio::spawn(run.execute().instrument(span))
@@ -436,6 +470,7 @@ struct Run {
     running: Arc<AtomicBool>,
     pool: DbPool,
     owner: String,
+    finished: Arc<tokio::sync::Notify>,
 }
 
 impl Run {
@@ -449,6 +484,7 @@ impl Run {
         if self.schedule.without_overlapping {
             self.running.store(false, Ordering::Release);
         }
+        self.finished.notify_one();
         match outcome {
             Outcome::Ok => tracing::debug!(job = name, "run finished"),
             Outcome::Skipped => {}
