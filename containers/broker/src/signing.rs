@@ -79,3 +79,41 @@ impl BrokerKeys {
         keys
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn config(lifetime_secs: u64) -> BrokerConfig {
+        BrokerConfig {
+            signing_key: Some(ship::config::Secret::new(
+                ship::testing::test_signing_key_pem(),
+            )),
+            token_lifetime_secs: lifetime_secs,
+            ..BrokerConfig::default()
+        }
+    }
+
+    fn lifetime_of_issued(keys: &BrokerKeys) -> i64 {
+        let token = keys.issuer().issue("eu-west", "us-east", &[]).unwrap();
+        let payload = token.token.split('.').nth(1).unwrap();
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(token.expires_at, claims["exp"].as_i64().unwrap());
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()
+    }
+
+    /// Issue 4: "lifetime capped by `max_token_lifetime`" — a broker configured for longer
+    /// tokens than the verifiers accept issues them at the cap (every one would be refused).
+    #[test]
+    fn issued_tokens_never_outlive_the_cap() {
+        let capped = BrokerKeys::load(&config(3_600), "broker", 300).unwrap();
+        assert_eq!(lifetime_of_issued(&capped), 300);
+        let under = BrokerKeys::load(&config(120), "broker", 300).unwrap();
+        assert_eq!(lifetime_of_issued(&under), 120);
+    }
+}

@@ -591,3 +591,66 @@ async fn an_invalidated_grant_is_asked_for_again() {
     assert_eq!(broker.resolves(), 2, "asked again after invalidate");
     broker.handle.stop(true).await;
 }
+
+/// Settings of `region` on `db`, reaching the broker at `broker` with `credential`, serving on
+/// a free port that its public URL names.
+fn remote_region(db: &TestDb, region: &str, broker: &str, credential: &str) -> app::Settings {
+    let mut settings = remote_settings_with(db, broker, credential);
+    settings.region_id = region.into();
+    let port = free_port();
+    settings.http.bind = format!("127.0.0.1:{port}");
+    settings.broker.public_url = Some(format!("http://127.0.0.1:{port}"));
+    settings
+}
+
+ship::backend_tests! {
+    /// Issue 4: "keep working from the cache while the broker is unreachable, and report
+    /// that" — with the whole stack: two regions that reach a third as their broker keep
+    /// pushing and pulling with their cached tokens after the broker stops, and say so.
+    async fn regions_keep_syncing_from_their_cache_while_the_broker_is_down(db: TestDb) {
+        let (db_a, db_b) = (TestDb::new(db.backend()), TestDb::new(db.backend()));
+        let hub = Region::start(&settings_for(&db, "hub")).await;
+        let cred_a = register_region(&db, "eu-west", "http://127.0.0.1:9").await;
+        let cred_b = register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        let mut a_settings = remote_region(&db_a, "eu-west", &hub.base, &cred_a);
+        a_settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        let b_settings = remote_region(&db_b, "us-east", &hub.base, &cred_b);
+        let a = Region::start(&a_settings).await;
+        let b = Region::start(&b_settings).await;
+        let (pool_a, wiring_a) = prepare(&a_settings, StartOptions::default()).await.unwrap();
+        let (pool_b, wiring_b) = prepare(&b_settings, StartOptions::default()).await.unwrap();
+        let push = wiring_a.dispatch_action(&pool_a, &a_settings).unwrap();
+        let pull = wiring_b.pull_action(&pool_b, &b_settings).unwrap();
+
+        // With the broker up: a push eu-west → us-east and a pull us-east ← eu-west.
+        assert_eq!(a.post("/api/v1/customers", &customer("Ada")).await.0, 201);
+        assert_eq!(push.run("w".into()).await.unwrap().delivered, 1);
+        assert_eq!(pull.run(pull_input("eu-west")).await.unwrap().caught_up, true);
+        assert_eq!(customers_digest(&db_a), customers_digest(&db_b));
+
+        hub.stop().await;
+        // The broker is gone: both directions keep working on the cached tokens.
+        assert_eq!(a.post("/api/v1/customers", &customer("Grace")).await.0, 201);
+        assert_eq!(push.run("w".into()).await.unwrap().delivered, 1, "pushed on the cached token");
+        assert_eq!(b.post("/api/v1/customers", &customer("Barbara")).await.0, 201);
+        // eu-west pulls us-east's feed with the token it holds for us-east (the push's).
+        let pulled = wiring_a.pull_action(&pool_a, &a_settings).unwrap().run(pull_input("us-east")).await.unwrap();
+        assert_eq!(pulled.applied, 1, "Barbara, pulled on the cached token: {pulled:?}");
+        let pulled = pull.run(pull_input("eu-west")).await.unwrap();
+        assert!(pulled.caught_up, "{pulled:?}");
+        assert_eq!(common::count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 3);
+        assert_eq!(customers_digest(&db_a), customers_digest(&db_b));
+
+        // Asked to refresh, us-east finds the broker gone and reports it, and still syncs.
+        let err = wiring_b.broker.directory.grant("eu-west", Refresh::Force).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::BrokerUnreachable(_)), "{err}");
+        let health = wiring_b.broker.directory.health();
+        assert!(!health.broker_reachable && health.last_error.is_some(), "{health:?}");
+        assert_eq!(a.post("/api/v1/customers", &customer("Edsger")).await.0, 201);
+        assert_eq!(push.run("w".into()).await.unwrap().delivered, 1);
+        assert_eq!(pull.run(pull_input("eu-west")).await.unwrap().caught_up, true);
+        assert_eq!(common::count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 4);
+        a.stop().await;
+        b.stop().await;
+    }
+}
