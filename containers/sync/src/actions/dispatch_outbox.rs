@@ -143,7 +143,7 @@ impl Action for DispatchOutboxAction {
         let results = futures_util::future::join_all(
             per_peer
                 .into_iter()
-                .map(|(peer, groups)| self.deliver_peer(&owner, peer, groups)),
+                .map(|(peer, groups)| self.deliver_peer(&owner, lease_until, peer, groups)),
         )
         .await;
         for result in results {
@@ -172,6 +172,7 @@ impl DispatchOutboxAction {
     async fn deliver_peer(
         &self,
         owner: &str,
+        claimed_until: chrono::NaiveDateTime,
         peer: String,
         groups: Vec<(String, Vec<Claimed>)>,
     ) -> Result<DispatchSummary, SyncError> {
@@ -179,7 +180,7 @@ impl DispatchOutboxAction {
         for (resource, entries) in groups {
             let items = self.load(owner, &resource, entries, &mut summary).await?;
             for batch in self.batches(items) {
-                self.deliver(owner, &peer, &resource, batch, &mut summary)
+                self.deliver(owner, claimed_until, &peer, &resource, batch, &mut summary)
                     .await?;
             }
         }
@@ -248,6 +249,7 @@ impl DispatchOutboxAction {
     async fn deliver(
         &self,
         owner: &str,
+        claimed_until: chrono::NaiveDateTime,
         peer: &str,
         resource: &str,
         batch: Vec<Item>,
@@ -258,7 +260,7 @@ impl DispatchOutboxAction {
         while let Some(batch) = pending.pop() {
             // The lease may have run out during a slow pass and another dispatcher may own
             // these rows now: extend it, and send only the rows still ours.
-            let batch = self.still_ours(owner, batch).await?;
+            let batch = self.still_ours(owner, claimed_until, batch).await?;
             if batch.is_empty() {
                 continue;
             }
@@ -408,8 +410,20 @@ impl DispatchOutboxAction {
         }
     }
 
-    /// The items of `batch` whose lease this pass could extend.
-    async fn still_ours(&self, owner: &str, batch: Vec<Item>) -> Result<Vec<Item>, SyncError> {
+    /// The items of `batch` whose lease this pass could extend. While less than a third of
+    /// the lease has gone by since the claim (`claimed_until` is the claim's expiry) no other
+    /// dispatcher can hold them, and no round trip is needed: the usual pass sends its first
+    /// batches without one (two statements per batch fewer, B5).
+    async fn still_ours(
+        &self,
+        owner: &str,
+        claimed_until: chrono::NaiveDateTime,
+        batch: Vec<Item>,
+    ) -> Result<Vec<Item>, SyncError> {
+        let lease = chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
+        if ship::db::utc_now() < claimed_until - lease * 2 / 3 {
+            return Ok(batch);
+        }
         let until = ship::db::utc_now()
             + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();

@@ -108,6 +108,11 @@ fn claim_in_transaction(
             .set((
                 sync_outbox::lease_owner.eq(Some(owner)),
                 sync_outbox::lease_until.eq(Some(lease_until)),
+                // Out of the due range while leased: other claimers' walks of the due index
+                // never meet these rows (they used to read and skip every leased row ahead
+                // of the free ones: 3 000 for a fourth worker behind three claims of 1 000,
+                // B5). A lease that runs out makes the entry due again by itself.
+                sync_outbox::next_attempt_at.eq(lease_until),
                 sync_outbox::updated_at.eq(now),
             ))
             .execute(conn)?;
@@ -343,14 +348,23 @@ pub fn renew(
     let now = ship::db::utc_now();
     let mut kept = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        diesel::update(
+        let extended = diesel::update(
             sync_outbox::table
                 .filter(sync_outbox::id.eq_any(chunk))
                 .filter(sync_outbox::lease_owner.eq(owner))
                 .filter(sync_outbox::lease_until.ge(now)),
         )
-        .set(sync_outbox::lease_until.eq(Some(until)))
+        .set((
+            sync_outbox::lease_until.eq(Some(until)),
+            sync_outbox::next_attempt_at.eq(until),
+        ))
         .execute(conn)?;
+        // Every row extended (the ids are distinct): all still ours, nothing to read back.
+        // Fewer (lost leases, or rows a backend counts as unchanged): read which are ours.
+        if extended == chunk.len() {
+            kept.extend_from_slice(chunk);
+            continue;
+        }
         kept.extend(
             sync_outbox::table
                 .filter(sync_outbox::id.eq_any(chunk))
@@ -434,6 +448,40 @@ mod tests {
             let third = claim(&mut db.pool.get().unwrap(), "third", now, until, 100, None).unwrap();
             assert_eq!(third.len(), 30);
             assert_eq!(third[0].seq, 21);
+        }
+    }
+
+    ship::backend_tests! {
+        /// Regression (B5): leased rows stayed in the due range, so every claim read (and on
+        /// MariaDB tried to lock) all the rows other dispatchers had leased before reaching a
+        /// free one. A lease now moves the row's due time to the lease's end: later claims
+        /// start at the free rows, and a lease that runs out makes its rows due again.
+        async fn leased_entries_leave_the_due_range_until_their_lease_ends(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            backlog(&mut conn, 30);
+            let now = ship::db::utc_now();
+            let until = now + chrono::Duration::seconds(60);
+            let first = claim(&mut conn, "first", now, until, 20, None).unwrap();
+            assert_eq!(first.len(), 20);
+            let due: i64 = sync_outbox::table
+                .filter(sync_outbox::status.eq(outbox_status::PENDING))
+                .filter(sync_outbox::next_attempt_at.le(now))
+                .count()
+                .get_result(&mut *conn)
+                .unwrap();
+            assert_eq!(due, 10, "only the unleased entries are due");
+            let second = claim(&mut conn, "second", now, until, 100, None).unwrap();
+            assert_eq!(second.iter().map(|c| c.seq).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>());
+            // A renewal keeps them out; once the lease has run out they are due again.
+            let later = until + chrono::Duration::seconds(30);
+            let ids: Vec<i64> = first.iter().map(|c| c.id).collect();
+            assert_eq!(renew(&mut conn, "first", &ids, later).unwrap(), ids, "still ours");
+            let expired = claim(&mut conn, "third", until + chrono::Duration::seconds(1), later, 100, None).unwrap();
+            assert_eq!(expired.iter().map(|c| c.seq).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>(), "second's lease ran out, first's was renewed");
+            let after = later + chrono::Duration::seconds(1);
+            let third = claim(&mut conn, "third", after, after + chrono::Duration::seconds(60), 100, None).unwrap();
+            assert_eq!(third.len(), 30, "every lease ran out");
+            assert_eq!(renew(&mut conn, "first", &ids, after).unwrap(), Vec::<i64>::new(), "no longer first's");
         }
     }
 }
