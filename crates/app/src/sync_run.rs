@@ -24,6 +24,12 @@ pub async fn run(
     pull: bool,
 ) -> anyhow::Result<()> {
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    if let Some(r) = &resource {
+        if !wiring.registry.names().any(|n| n == r) {
+            let known: Vec<&str> = wiring.registry.names().collect();
+            anyhow::bail!("unknown resource `{r}` (synced here: {})", known.join(", "));
+        }
+    }
     let started = Instant::now();
     let mut failures = Vec::new();
 
@@ -33,6 +39,7 @@ pub async fn run(
             .await?
             .iter()
             .filter(|s| peer.as_deref().is_none_or(|p| p == s.peer))
+            .filter(|s| resource.as_deref().is_none_or(|r| r == s.resource))
             .map(|s| s.pending)
             .sum();
         let bar = ProgressBar::new(owed.max(0) as u64).with_style(style(
@@ -41,6 +48,9 @@ pub async fn run(
         let mut action = wiring.dispatch_action(&pool, settings)?;
         if let Some(p) = &peer {
             action = action.only_peer(p.clone());
+        }
+        if let Some(r) = &resource {
+            action = action.only_resource(r.clone());
         }
         let owner = format!("cli:{}", std::process::id());
         let (mut delivered, mut dead, mut retried, mut batches) = (0, 0, 0, 0);

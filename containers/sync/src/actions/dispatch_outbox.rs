@@ -45,7 +45,7 @@ pub struct DispatchOutboxAction {
     directory: Arc<dyn PeerDirectory>,
     region_id: String,
     config: SyncConfig,
-    only_peer: Option<String>,
+    only: outbox::ClaimFilter,
 }
 
 impl DispatchOutboxAction {
@@ -62,13 +62,19 @@ impl DispatchOutboxAction {
             directory,
             region_id: region_id.into(),
             config,
-            only_peer: None,
+            only: outbox::ClaimFilter::default(),
         }
     }
 
     /// Deliver only what is owed to `peer` (`regionsync sync run --peer`).
     pub fn only_peer(mut self, peer: impl Into<String>) -> Self {
-        self.only_peer = Some(peer.into());
+        self.only.peer = Some(peer.into());
+        self
+    }
+
+    /// Deliver only the entries of `resource` (`regionsync sync run --resource`).
+    pub fn only_resource(mut self, resource: impl Into<String>) -> Self {
+        self.only.resource = Some(resource.into());
         self
     }
 
@@ -107,19 +113,12 @@ impl Action for DispatchOutboxAction {
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let limit = i64::from(self.config.dispatch_claim_limit);
-        let (lease_owner, only_peer) = (owner.clone(), self.only_peer.clone());
+        let (lease_owner, only) = (owner.clone(), self.only.clone());
         let claimed = self
             .pool
             .run(move |conn| {
-                outbox::claim(
-                    conn,
-                    &lease_owner,
-                    now,
-                    lease_until,
-                    limit,
-                    only_peer.as_deref(),
-                )
-                .map_err(SyncError::from)
+                outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)
+                    .map_err(SyncError::from)
             })
             .await?;
         let mut summary = DispatchSummary {

@@ -52,11 +52,19 @@ pub fn claim(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
-    only_peer: Option<&str>,
+    only: &ClaimFilter,
 ) -> QueryResult<Vec<Claimed>> {
     ship::db::transact(conn, |conn| {
-        claim_in_transaction(conn, owner, now, lease_until, limit, only_peer)
+        claim_in_transaction(conn, owner, now, lease_until, limit, only)
     })
+}
+
+/// Which entries a claim may take: every one, or only those owed to one peer and/or of one
+/// resource (`regionsync sync run --peer P --resource R`).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub peer: Option<String>,
+    pub resource: Option<String>,
 }
 
 /// `claim`'s work, inside the caller's transaction.
@@ -66,21 +74,25 @@ fn claim_in_transaction(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
-    only_peer: Option<&str>,
+    only: &ClaimFilter,
 ) -> QueryResult<Vec<Claimed>> {
-    // One query shape for both cases (a boxed query cannot take FOR UPDATE): "every peer" is
-    // a constant-true alternative.
-    let every_peer = diesel::dsl::sql::<diesel::sql_types::Bool>(if only_peer.is_none() {
-        "1 = 1"
-    } else {
-        "1 = 0"
-    });
+    // One query shape for every case (a boxed query cannot take FOR UPDATE): "every peer"
+    // and "every resource" are constant-true alternatives.
+    let every = |filtered: bool| {
+        diesel::dsl::sql::<diesel::sql_types::Bool>(if filtered { "1 = 0" } else { "1 = 1" })
+    };
+    let (every_peer, every_resource) = (every(only.peer.is_some()), every(only.resource.is_some()));
     let query = sync_outbox::table
         .filter(sync_outbox::status.eq(outbox_status::PENDING))
         .filter(
             sync_outbox::peer
-                .eq(only_peer.unwrap_or_default().to_string())
+                .eq(only.peer.clone().unwrap_or_default())
                 .or(every_peer),
+        )
+        .filter(
+            sync_outbox::resource
+                .eq(only.resource.clone().unwrap_or_default())
+                .or(every_resource),
         )
         .filter(sync_outbox::next_attempt_at.le(now))
         .filter(
@@ -430,9 +442,17 @@ mod tests {
             let mut first = db.pool.get().unwrap();
             let mut second = db.pool.get().unwrap();
             let (mine, theirs) = ship::db::transact(&mut first, |conn| {
-                let mine = claim_in_transaction(conn, "first", now, until, 10, None)?;
+                let mine =
+                    claim_in_transaction(conn, "first", now, until, 10, &ClaimFilter::default())?;
                 // The first claim has not committed: its rows are locked, the others not.
-                let theirs = claim(&mut second, "second", now, until, 10, None)?;
+                let theirs = claim(
+                    &mut second,
+                    "second",
+                    now,
+                    until,
+                    10,
+                    &ClaimFilter::default(),
+                )?;
                 Ok::<_, diesel::result::Error>((mine, theirs))
             })
             .unwrap();
@@ -445,7 +465,15 @@ mod tests {
                 "the next ten, not nothing"
             );
             // Once both committed, a third claim skips both leases.
-            let third = claim(&mut db.pool.get().unwrap(), "third", now, until, 100, None).unwrap();
+            let third = claim(
+                &mut db.pool.get().unwrap(),
+                "third",
+                now,
+                until,
+                100,
+                &ClaimFilter::default(),
+            )
+            .unwrap();
             assert_eq!(third.len(), 30);
             assert_eq!(third[0].seq, 21);
         }
@@ -456,12 +484,37 @@ mod tests {
         /// MariaDB tried to lock) all the rows other dispatchers had leased before reaching a
         /// free one. A lease now moves the row's due time to the lease's end: later claims
         /// start at the free rows, and a lease that runs out makes its rows due again.
+        /// `sync run --peer P --resource R` claims only what is owed to P for R (regression:
+        /// the push ignored `--resource`).
+        async fn a_filtered_claim_takes_only_its_peer_and_resource(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let now = ship::db::utc_now() - chrono::Duration::seconds(1);
+            let mut entries = Vec::new();
+            for (peer, resource) in [("us", "customers"), ("us", "invoices"), ("ap", "customers"), ("ap", "invoices")] {
+                for seq in 1..=3 {
+                    entries.push(NewOutboxEntry { peer, resource, seq, status: outbox_status::PENDING, attempts: 0, next_attempt_at: now, created_at: now, updated_at: now });
+                }
+            }
+            insert_all(&mut conn, &entries).unwrap();
+            let until = now + chrono::Duration::seconds(60);
+            let take = |conn: &mut AnyConnection, peer: Option<&str>, resource: Option<&str>| {
+                let only = ClaimFilter { peer: peer.map(Into::into), resource: resource.map(Into::into) };
+                let mut got: Vec<(String, String)> = claim(conn, "w", ship::db::utc_now(), until, 100, &only).unwrap().into_iter().map(|c| (c.peer, c.resource)).collect();
+                got.dedup();
+                got
+            };
+            assert_eq!(take(&mut conn, Some("us"), Some("invoices")), [("us".to_string(), "invoices".to_string())]);
+            assert_eq!(take(&mut conn, None, Some("invoices")), [("ap".to_string(), "invoices".to_string())]);
+            assert_eq!(take(&mut conn, Some("ap"), None), [("ap".to_string(), "customers".to_string())]);
+            assert_eq!(take(&mut conn, None, None), [("us".to_string(), "customers".to_string())]);
+        }
+
         async fn leased_entries_leave_the_due_range_until_their_lease_ends(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             backlog(&mut conn, 30);
             let now = ship::db::utc_now();
             let until = now + chrono::Duration::seconds(60);
-            let first = claim(&mut conn, "first", now, until, 20, None).unwrap();
+            let first = claim(&mut conn, "first", now, until, 20, &ClaimFilter::default()).unwrap();
             assert_eq!(first.len(), 20);
             let due: i64 = sync_outbox::table
                 .filter(sync_outbox::status.eq(outbox_status::PENDING))
@@ -470,16 +523,16 @@ mod tests {
                 .get_result(&mut *conn)
                 .unwrap();
             assert_eq!(due, 10, "only the unleased entries are due");
-            let second = claim(&mut conn, "second", now, until, 100, None).unwrap();
+            let second = claim(&mut conn, "second", now, until, 100, &ClaimFilter::default()).unwrap();
             assert_eq!(second.iter().map(|c| c.seq).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>());
             // A renewal keeps them out; once the lease has run out they are due again.
             let later = until + chrono::Duration::seconds(30);
             let ids: Vec<i64> = first.iter().map(|c| c.id).collect();
             assert_eq!(renew(&mut conn, "first", &ids, later).unwrap(), ids, "still ours");
-            let expired = claim(&mut conn, "third", until + chrono::Duration::seconds(1), later, 100, None).unwrap();
+            let expired = claim(&mut conn, "third", until + chrono::Duration::seconds(1), later, 100, &ClaimFilter::default()).unwrap();
             assert_eq!(expired.iter().map(|c| c.seq).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>(), "second's lease ran out, first's was renewed");
             let after = later + chrono::Duration::seconds(1);
-            let third = claim(&mut conn, "third", after, after + chrono::Duration::seconds(60), 100, None).unwrap();
+            let third = claim(&mut conn, "third", after, after + chrono::Duration::seconds(60), 100, &ClaimFilter::default()).unwrap();
             assert_eq!(third.len(), 30, "every lease ran out");
             assert_eq!(renew(&mut conn, "first", &ids, after).unwrap(), Vec::<i64>::new(), "no longer first's");
         }
