@@ -13,7 +13,7 @@ use common::{register_region, settings_for, Region};
 use serde_json::{json, Value};
 use ship::parents::Action;
 use ship::testing::TestDb;
-use sync::actions::{ListAlertsAction, RetryDeadAction};
+use sync::actions::{AlertsInput, ListAlertsAction, RetryDeadAction};
 use sync::PeerConfig;
 
 fn exec(db: &TestDb, sql: &str) {
@@ -56,11 +56,11 @@ ship::backend_tests! {
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
 
-        let quiet = alerts.run(()).await.unwrap();
+        let quiet = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((quiet.fired, got.lock().unwrap().len()), (0, 0), "a young pending entry is fine");
 
         exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
-        let fired = alerts.run(()).await.unwrap();
+        let fired = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((fired.fired, fired.notified), (1, 1));
         {
             let got = got.lock().unwrap();
@@ -68,27 +68,31 @@ ship::backend_tests! {
             assert_eq!((got[0]["kind"].as_str(), got[0]["subject"].as_str(), got[0]["state"].as_str()), (Some("dead_letters"), Some("us-east"), Some("firing")));
             assert_eq!(got[0]["region"], "eu-west");
         }
-        let again = alerts.run(()).await.unwrap();
+        let again = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((again.fired, again.notified, got.lock().unwrap().len()), (0, 0, 1), "deduplicated while it holds");
 
         // Repaired: resolved, and the webhook hears it.
         RetryDeadAction::new(db.pool.clone()).run(None).await.unwrap();
-        let resolved = alerts.run(()).await.unwrap();
+        let resolved = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((resolved.resolved, resolved.notified), (1, 1));
         assert_eq!(got.lock().unwrap()[1]["state"], "resolved");
 
         // Dead again right away: within the cool-down it does not fire again.
         exec(&db, "UPDATE sync_outbox SET status = 'dead'");
-        assert_eq!(alerts.run(()).await.unwrap().fired, 0, "flapping is not re-alerted");
-        // Another condition still fires: the entry is old and owed.
+        assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "flapping is not re-alerted");
+        // Other conditions still fire: the entry is old and owed (backlog_age), and nothing was
+        // ever delivered to us-east since (push_lag).
         exec(&db, "UPDATE sync_outbox SET status = 'pending', created_at = '2020-01-01 00:00:00'");
-        let backlog = alerts.run(()).await.unwrap();
-        assert_eq!(backlog.fired, 1);
-        assert_eq!(got.lock().unwrap().last().unwrap()["kind"], "backlog_age");
+        let backlog = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!(backlog.fired, 2);
+        let mut last_two: Vec<String> = got.lock().unwrap()[2..].iter().map(|v| v["kind"].as_str().unwrap().to_string()).collect();
+        last_two.sort();
+        assert_eq!(last_two, vec!["backlog_age", "push_lag"]);
 
         let history = ListAlertsAction::new(db.pool.clone()).run(10).await.unwrap();
-        let states: Vec<(&str, &str)> = history.iter().map(|a| (a.kind.as_str(), a.state.as_str())).collect();
-        assert_eq!(states, vec![("backlog_age", "firing"), ("dead_letters", "resolved")]);
+        let mut states: Vec<(&str, &str)> = history.iter().map(|a| (a.kind.as_str(), a.state.as_str())).collect();
+        states.sort();
+        assert_eq!(states, vec![("backlog_age", "firing"), ("dead_letters", "resolved"), ("push_lag", "firing")]);
         handle.stop(true).await;
         region.stop().await;
     }
@@ -116,7 +120,7 @@ ship::backend_tests! {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(()).await.unwrap();
+        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
         assert_eq!(summary.fired, 2, "{summary:?}");
         let history = ListAlertsAction::new(db.pool.clone()).run(10).await.unwrap();
         let mut raised: Vec<(String, String)> = history.iter().map(|a| (a.kind.clone(), a.subject.clone())).collect();
