@@ -15,6 +15,10 @@
 //! refusals happened within the last two evaluation intervals, and for the region
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
 //! than `cool_down_secs` ago does not fire again.
+//!
+//! Notifications are sent one after the other; once the webhook failed every attempt for one
+//! of them, the others wait for the next evaluation, so an unreachable webhook holds an
+//! evaluation for at most one notification's attempts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -348,6 +352,11 @@ impl Action for EvaluateAlertsAction {
                 self.pool
                     .run(move |conn| alerts::notified(conn, id, &state).map_err(SyncError::from))
                     .await?;
+            } else {
+                // The webhook did not take it after every attempt: the rest wait for the next
+                // evaluation instead of each waiting out the same timeouts.
+                tracing::warn!("the alert webhook failed; the remaining notifications wait for the next evaluation");
+                break;
             }
         }
         Ok(summary)
