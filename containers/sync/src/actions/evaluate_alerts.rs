@@ -188,8 +188,9 @@ impl EvaluateAlertsAction {
                 None => {
                     let seen = first_seen.get(peer).copied().unwrap_or(now);
                     let mut lag = (now - seen).num_seconds();
-                    // Still never pulled and already alerting (before a restart of this
-                    // process, say): it has lagged at least since the alert fired.
+                    // Still never pulled and already alerting (from before a restart of this
+                    // process, say): it lagged more than the threshold when the alert fired
+                    // and was not pulled since.
                     if let Some(alert) = open
                         .iter()
                         .find(|a| a.kind == "pull_lag" && &a.subject == peer)
@@ -198,7 +199,7 @@ impl EvaluateAlertsAction {
                     }
                     (
                         lag,
-                        format!("{peer} was never pulled successfully (tried for {lag} s)"),
+                        format!("{peer} was never pulled successfully (for at least {lag} s)"),
                     )
                 }
             };
