@@ -15,8 +15,12 @@ pub struct AlertsConfig {
     pub backlog_max_age_secs: u64,
     /// Backlog: more entries than this are owed to a peer.
     pub backlog_max_entries: i64,
-    /// Pull lag: a configured peer has not been pulled for this long (seconds).
+    /// Pull lag: a peer the pull job reads has not been pulled successfully for this long
+    /// (seconds); a peer never pulled counts from when this scheduler process first listed it.
     pub pull_lag_max_secs: u64,
+    /// Push lag: changes are owed to a peer and nothing reached it for this long (seconds):
+    /// since the later of its last delivery and its oldest pending change.
+    pub push_lag_max_secs: u64,
     /// A firing alert is sent again after this long; a condition that resolved less than this
     /// long ago does not fire again (flapping), in seconds.
     pub cool_down_secs: u64,
@@ -33,6 +37,7 @@ impl Default for AlertsConfig {
             backlog_max_age_secs: 300,
             backlog_max_entries: 10_000,
             pull_lag_max_secs: 600,
+            push_lag_max_secs: 600,
             cool_down_secs: 3600,
             webhook_timeout_secs: 5,
             webhook_attempts: 3,
@@ -54,6 +59,7 @@ impl Validate for AlertsConfig {
             ("interval_secs", self.interval_secs),
             ("backlog_max_age_secs", self.backlog_max_age_secs),
             ("pull_lag_max_secs", self.pull_lag_max_secs),
+            ("push_lag_max_secs", self.push_lag_max_secs),
             ("webhook_timeout_secs", self.webhook_timeout_secs),
             ("webhook_attempts", u64::from(self.webhook_attempts)),
         ] {
@@ -67,5 +73,35 @@ impl Validate for AlertsConfig {
                 "must be at least 1",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_threshold_must_be_positive() {
+        let config = AlertsConfig {
+            pull_lag_max_secs: 0,
+            push_lag_max_secs: 0,
+            ..AlertsConfig::default()
+        };
+        let mut problems = Vec::new();
+        config.validate("alerts", &mut problems);
+        let keys: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{keys:?}");
+        assert!(
+            keys.iter().any(|k| k.contains("alerts.push_lag_max_secs")),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter().any(|k| k.contains("alerts.pull_lag_max_secs")),
+            "{keys:?}"
+        );
+        let mut none = Vec::new();
+        AlertsConfig::default().validate("alerts", &mut none);
+        assert!(none.is_empty(), "the defaults are valid");
+        assert_eq!(AlertsConfig::default().push_lag_max_secs, 600);
     }
 }

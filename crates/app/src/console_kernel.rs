@@ -9,7 +9,7 @@ use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
 use sync::actions::{PruneAction, PruneInput};
-use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, SendAnomalyAlertJob};
+use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -106,12 +106,10 @@ pub fn kernel(
                 .timeout(Duration::from_secs(1800)),
         )
         .map_err(wire)?;
-    // Anomaly alerts: backlog, dead letters, pull lag, broker reachability → the webhook.
+    // Anomaly alerts: backlog, dead letters, push and pull lag, broker reachability → the webhook.
     kernel
         .schedule(
-            Arc::new(SendAnomalyAlertJob::new(
-                wiring.alerts_action(pool, settings)?,
-            )),
+            Arc::new(wiring.alerts_job(pool, settings)?),
             Schedule::every_seconds(settings.alerts.interval_secs)
                 .map_err(wire)?
                 .without_overlapping()

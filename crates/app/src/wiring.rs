@@ -18,6 +18,7 @@ use ship::http::Configure;
 use ship::{AnyConnection, DbPool, ShipError};
 use sync::actions::{DispatchOutboxAction, EvaluateAlertsAction, PullChangesAction};
 use sync::ui::http::SyncState;
+use sync::ui::jobs::SendAnomalyAlertJob;
 use sync::SyncChangeRecorder;
 
 use crate::settings::Settings;
@@ -166,8 +167,21 @@ impl Wiring {
             // Each webhook attempt has its own timeout (`alerts.webhook_timeout_secs`).
             http_client(None)?,
             settings.region_id.clone(),
-            settings.sync.peer_ids(),
             settings.alerts.clone(),
+        ))
+    }
+
+    /// The scheduled anomaly alerts: the use case, with the peers the pull reads (the
+    /// configured ones, else the broker's list) for `pull_lag`.
+    pub fn alerts_job(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<SendAnomalyAlertJob, ShipError> {
+        Ok(SendAnomalyAlertJob::new(
+            self.alerts_action(pool, settings)?,
+            self.directory(),
+            settings.sync.peer_ids(),
         ))
     }
 

@@ -1,19 +1,29 @@
 //! Anomaly alerts on each backend, against a local webhook receiver: an alert fires once,
 //! is deduplicated while it holds, resolves with a "resolved" notification, and a condition
-//! that comes back within the cool-down does not fire again.
+//! that comes back within the cool-down does not fire again; each kind fires and resolves on
+//! its own condition (backlog size, push lag, pull lag, broker reachability); a firing alert is
+//! re-sent after the cool-down; the webhook is retried, and a silent one holds an evaluation
+//! for one notification's attempts at most.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use app::startup::{prepare, StartOptions};
 use common::{register_region, settings_for, Region};
 use serde_json::{json, Value};
-use ship::parents::Action;
+use ship::contracts::{
+    BoxFuture, DirectoryError, DirectoryHealth, PeerDirectory, PeerGrant, Refresh,
+};
+use ship::parents::{Action, Job};
 use ship::testing::TestDb;
-use sync::actions::{ListAlertsAction, RetryDeadAction};
+use sync::actions::{AlertsInput, EvaluateAlertsAction, ListAlertsAction, RetryDeadAction};
+use sync::ui::jobs::SendAnomalyAlertJob;
+use sync::AlertsConfig;
 use sync::PeerConfig;
 
 fn exec(db: &TestDb, sql: &str) {
@@ -21,15 +31,36 @@ fn exec(db: &TestDb, sql: &str) {
 }
 
 fn receiver() -> (String, Arc<Mutex<Vec<Value>>>, actix_web::dev::ServerHandle) {
+    let (url, got, _, handle) = receiver_failing(0);
+    (url, got, handle)
+}
+
+/// A webhook receiver that answers 500 to its first `fail_first` requests, then 204 and keeps
+/// the alerts it took; also the number of requests it got.
+fn receiver_failing(
+    fail_first: usize,
+) -> (
+    String,
+    Arc<Mutex<Vec<Value>>>,
+    Arc<AtomicUsize>,
+    actix_web::dev::ServerHandle,
+) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let g = Arc::clone(&got);
+    let requests: Arc<AtomicUsize> = Arc::default();
+    let (g, r) = (Arc::clone(&got), Arc::clone(&requests));
     let server = HttpServer::new(move || {
-        let got = Arc::clone(&g);
+        let (got, requests) = (Arc::clone(&g), Arc::clone(&r));
         App::new().route(
             "/hook",
             web::post().to(move |body: web::Json<Value>| {
-                got.lock().unwrap().push(body.0);
-                async { HttpResponse::NoContent().finish() }
+                let n = requests.fetch_add(1, Ordering::SeqCst);
+                let response = if n < fail_first {
+                    HttpResponse::InternalServerError().finish()
+                } else {
+                    got.lock().unwrap().push(body.0);
+                    HttpResponse::NoContent().finish()
+                };
+                async { response }
             }),
         )
     })
@@ -41,7 +72,116 @@ fn receiver() -> (String, Arc<Mutex<Vec<Value>>>, actix_web::dev::ServerHandle) 
     let server = server.run();
     let handle = server.handle();
     tokio::spawn(server);
-    (url, got, handle)
+    (url, got, requests, handle)
+}
+
+/// A webhook that accepts connections and never answers; the connections it accepted.
+async fn silent_receiver() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let accepted: Arc<AtomicUsize> = Arc::default();
+    let a = Arc::clone(&accepted);
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (url, accepted, task)
+}
+
+/// A peer directory whose broker is reachable or not, as the test says; it lists `peers`.
+struct FlakyBroker {
+    reachable: AtomicBool,
+    peers: Vec<String>,
+}
+
+impl FlakyBroker {
+    fn new(peers: &[&str]) -> Arc<Self> {
+        Arc::new(Self {
+            reachable: AtomicBool::new(true),
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    fn grant(&self, id: &str) -> PeerGrant {
+        PeerGrant {
+            id: id.into(),
+            base_url: "http://127.0.0.1:9".into(),
+            status: "online".into(),
+            token: "t".into(),
+            expires_at: i64::MAX,
+        }
+    }
+}
+
+impl PeerDirectory for FlakyBroker {
+    fn peers(&self) -> BoxFuture<'_, Result<Vec<PeerGrant>, DirectoryError>> {
+        Box::pin(async move {
+            if self.reachable.load(Ordering::SeqCst) {
+                Ok(self.peers.iter().map(|p| self.grant(p)).collect())
+            } else {
+                Err(DirectoryError::BrokerUnreachable(
+                    "connection refused".into(),
+                ))
+            }
+        })
+    }
+
+    fn grant<'a>(
+        &'a self,
+        peer: &'a str,
+        _refresh: Refresh,
+    ) -> BoxFuture<'a, Result<PeerGrant, DirectoryError>> {
+        Box::pin(async move { Ok(self.grant(peer)) })
+    }
+
+    fn health(&self) -> DirectoryHealth {
+        let reachable = self.reachable.load(Ordering::SeqCst);
+        DirectoryHealth {
+            broker_reachable: reachable,
+            last_error: (!reachable).then(|| "connection refused".to_string()),
+            last_success_at: None,
+            served_from_cache: 0,
+        }
+    }
+
+    fn invalidate(&self, _peer: &str) {}
+}
+
+/// The (kind, subject, state) of every alert recorded, oldest first.
+async fn history(db: &TestDb) -> Vec<(String, String, String)> {
+    let mut all = ListAlertsAction::new(db.pool.clone())
+        .run(100)
+        .await
+        .unwrap();
+    all.reverse();
+    all.into_iter()
+        .map(|a| (a.kind, a.subject, a.state))
+        .collect()
+}
+
+/// The (kind, subject, state) of every notification the webhook took, in order.
+fn heard(got: &Mutex<Vec<Value>>) -> Vec<(String, String, String)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (s("kind"), s("subject"), s("state"))
+        })
+        .collect()
+}
+
+fn alert(kind: &str, subject: &str, state: &str) -> (String, String, String) {
+    (kind.into(), subject.into(), state.into())
+}
+
+/// Write one customer in `region` (one pending outbox entry per configured peer).
+async fn write(region: &Region, n: usize) {
+    let body = json!({"tenant_id": "t1", "name": format!("Ada {n}"), "email": format!("ada{n}@example.com")});
+    assert_eq!(region.post("/api/v1/customers", &body).await.0, 201);
 }
 
 ship::backend_tests! {
@@ -56,11 +196,11 @@ ship::backend_tests! {
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
 
-        let quiet = alerts.run(()).await.unwrap();
+        let quiet = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((quiet.fired, got.lock().unwrap().len()), (0, 0), "a young pending entry is fine");
 
         exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
-        let fired = alerts.run(()).await.unwrap();
+        let fired = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((fired.fired, fired.notified), (1, 1));
         {
             let got = got.lock().unwrap();
@@ -68,27 +208,31 @@ ship::backend_tests! {
             assert_eq!((got[0]["kind"].as_str(), got[0]["subject"].as_str(), got[0]["state"].as_str()), (Some("dead_letters"), Some("us-east"), Some("firing")));
             assert_eq!(got[0]["region"], "eu-west");
         }
-        let again = alerts.run(()).await.unwrap();
+        let again = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((again.fired, again.notified, got.lock().unwrap().len()), (0, 0, 1), "deduplicated while it holds");
 
         // Repaired: resolved, and the webhook hears it.
         RetryDeadAction::new(db.pool.clone()).run(None).await.unwrap();
-        let resolved = alerts.run(()).await.unwrap();
+        let resolved = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((resolved.resolved, resolved.notified), (1, 1));
         assert_eq!(got.lock().unwrap()[1]["state"], "resolved");
 
         // Dead again right away: within the cool-down it does not fire again.
         exec(&db, "UPDATE sync_outbox SET status = 'dead'");
-        assert_eq!(alerts.run(()).await.unwrap().fired, 0, "flapping is not re-alerted");
-        // Another condition still fires: the entry is old and owed.
+        assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "flapping is not re-alerted");
+        // Other conditions still fire: the entry is old and owed (backlog_age), and nothing was
+        // ever delivered to us-east since (push_lag).
         exec(&db, "UPDATE sync_outbox SET status = 'pending', created_at = '2020-01-01 00:00:00'");
-        let backlog = alerts.run(()).await.unwrap();
-        assert_eq!(backlog.fired, 1);
-        assert_eq!(got.lock().unwrap().last().unwrap()["kind"], "backlog_age");
+        let backlog = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!(backlog.fired, 2);
+        let mut last_two: Vec<String> = got.lock().unwrap()[2..].iter().map(|v| v["kind"].as_str().unwrap().to_string()).collect();
+        last_two.sort();
+        assert_eq!(last_two, vec!["backlog_age", "push_lag"]);
 
         let history = ListAlertsAction::new(db.pool.clone()).run(10).await.unwrap();
-        let states: Vec<(&str, &str)> = history.iter().map(|a| (a.kind.as_str(), a.state.as_str())).collect();
-        assert_eq!(states, vec![("backlog_age", "firing"), ("dead_letters", "resolved")]);
+        let mut states: Vec<(&str, &str)> = history.iter().map(|a| (a.kind.as_str(), a.state.as_str())).collect();
+        states.sort();
+        assert_eq!(states, vec![("backlog_age", "firing"), ("dead_letters", "resolved"), ("push_lag", "firing")]);
         handle.stop(true).await;
         region.stop().await;
     }
@@ -116,12 +260,291 @@ ship::backend_tests! {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(()).await.unwrap();
+        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
         assert_eq!(summary.fired, 2, "{summary:?}");
         let history = ListAlertsAction::new(db.pool.clone()).run(10).await.unwrap();
         let mut raised: Vec<(String, String)> = history.iter().map(|a| (a.kind.clone(), a.subject.clone())).collect();
         raised.sort();
         assert_eq!(raised, vec![("auth_refusals".into(), "token_missing".into()), ("clock_drift_refusals".into(), "us-east".into())]);
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// `backlog_size` counts what is owed to a peer: over `backlog_max_entries` it fires, at or
+    /// under it resolves; young entries raise nothing else.
+    async fn backlog_size_fires_over_the_count_and_resolves_under_it(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.backlog_max_entries = 2;
+        let region = Region::start(&settings).await;
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+
+        write(&region, 1).await;
+        write(&region, 2).await;
+        assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "2 owed is not over 2");
+        write(&region, 3).await;
+        let fired = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((fired.fired, fired.notified), (1, 1), "{fired:?}");
+        assert_eq!(heard(&got), vec![alert("backlog_size", "us-east", "firing")]);
+        assert_eq!(got.lock().unwrap()[0]["value"], 3);
+
+        // One is delivered: 2 owed, resolved, and the webhook hears it.
+        let first = common::count(&mut db.pool.get().unwrap(), "SELECT MIN(id) FROM sync_outbox");
+        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE id = {first}"));
+        let resolved = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((resolved.fired, resolved.resolved, resolved.notified), (0, 1, 1), "{resolved:?}");
+        assert_eq!(heard(&got), vec![alert("backlog_size", "us-east", "firing"), alert("backlog_size", "us-east", "resolved")]);
+        assert_eq!(history(&db).await, vec![alert("backlog_size", "us-east", "resolved")]);
+        handle.stop(true).await;
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// `broker_unreachable` follows the directory's health (the `PeerDirectory` contract): it
+    /// fires while the broker cannot be reached — the evaluation still runs although the
+    /// broker's peer list cannot be had — and resolves once it answers again.
+    async fn broker_unreachable_fires_and_resolves_with_the_directory_health(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let config = AlertsConfig { webhook_url: Some(hook), ..AlertsConfig::default() };
+        let broker = FlakyBroker::new(&["us-east"]);
+        let directory: Arc<dyn PeerDirectory> = broker.clone();
+        let action = EvaluateAlertsAction::new(db.pool.clone(), Arc::clone(&directory), reqwest::Client::new(), "eu-west", config);
+        let job = SendAnomalyAlertJob::new(action, directory, Vec::new());
+
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![], "a reachable broker raises nothing");
+        broker.reachable.store(false, Ordering::SeqCst);
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("broker_unreachable", "", "firing")]);
+        assert_eq!(heard(&got), vec![alert("broker_unreachable", "", "firing")]);
+        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("connection refused"));
+        job.handle().await.unwrap();
+        assert_eq!(got.lock().unwrap().len(), 1, "deduplicated while it holds");
+
+        broker.reachable.store(true, Ordering::SeqCst);
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("broker_unreachable", "", "resolved")]);
+        assert_eq!(heard(&got), vec![alert("broker_unreachable", "", "firing"), alert("broker_unreachable", "", "resolved")]);
+        handle.stop(true).await;
+    }
+}
+
+ship::backend_tests! {
+    /// `push_lag`: changes owed to a peer and nothing reached it for `push_lag_max_secs`,
+    /// counted from the later of its last delivery and its oldest pending change. us-east: old
+    /// entries, never delivered → fires; ap-south: an old entry pending but a delivery just now
+    /// → the push moves, no lag; sa-east: last delivery long ago but only a fresh entry owed
+    /// (a write after a quiet spell) → no lag. Delivering us-east's entries resolves it.
+    async fn push_lag_fires_for_a_peer_not_delivered_to_and_resolves_after_delivery(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = ["us-east", "ap-south", "sa-east"].iter().map(|p| PeerConfig { id: (*p).into() }).collect();
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.push_lag_max_secs = 60;
+        settings.alerts.backlog_max_age_secs = 10_000_000_000; // only push_lag here
+        let region = Region::start(&settings).await;
+        for peer in ["us-east", "ap-south", "sa-east"] {
+            register_region(&db, peer, "http://127.0.0.1:9").await;
+        }
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+
+        write(&region, 1).await;
+        write(&region, 2).await;
+        assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "young entries are not late");
+
+        let (first, second) = {
+            let mut conn = db.pool.get().unwrap();
+            (common::count(&mut conn, "SELECT MIN(seq) FROM sync_outbox"), common::count(&mut conn, "SELECT MAX(seq) FROM sync_outbox"))
+        };
+        exec(&db, "UPDATE sync_outbox SET created_at = '2020-01-01 00:00:00' WHERE peer IN ('us-east', 'ap-south')");
+        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE peer = 'ap-south' AND seq = {second}"));
+        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = '2020-01-01 00:00:00' WHERE peer = 'sa-east' AND seq = {first}"));
+        let fired = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((fired.fired, fired.notified), (1, 1), "{fired:?}");
+        assert_eq!(heard(&got), vec![alert("push_lag", "us-east", "firing")]);
+        assert!(got.lock().unwrap()[0]["value"].as_i64().unwrap() > 60);
+        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("none was ever delivered"), "{:?}", got.lock().unwrap()[0]);
+
+        // us-east catches up: nothing owed, no push lag.
+        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE peer = 'us-east'");
+        let resolved = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((resolved.fired, resolved.resolved), (0, 1), "{resolved:?}");
+        assert_eq!(heard(&got), vec![alert("push_lag", "us-east", "firing"), alert("push_lag", "us-east", "resolved")]);
+        assert_eq!(history(&db).await, vec![alert("push_lag", "us-east", "resolved")]);
+        handle.stop(true).await;
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// `pull_lag` covers the peers the pull reads — here the broker's list, as in the README
+    /// setup of the broker region (no `[[sync.peers]]`). us-east was never pulled: it lags from
+    /// when the evaluation first listed it, fires once that exceeds `pull_lag_max_secs`, and
+    /// keeps firing after a restart of the evaluator; ap-south was pulled just now (no alert),
+    /// then its last pull is old (fires), then a pull succeeds (resolves).
+    async fn pull_lag_fires_for_a_never_pulled_peer_from_the_broker_list(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let mut settings = settings_for(&db, "eu-west");
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.pull_lag_max_secs = 1;
+        assert!(settings.sync.peers.is_empty());
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        register_region(&db, "ap-south", "http://127.0.0.1:9").await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let job = wiring.alerts_job(&pool, &settings).unwrap();
+
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![], "just listed: no lag yet");
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        exec(&db, "INSERT INTO sync_peer_cursors (peer, resource, peer_cursor, last_pull_at, updated_at) VALUES ('ap-south', 'customers', 'c', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)");
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("pull_lag", "us-east", "firing")]);
+        assert_eq!(heard(&got), vec![alert("pull_lag", "us-east", "firing")]);
+        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("never pulled"));
+
+        // A new scheduler process (a restart): us-east still was never pulled, still firing.
+        let restarted = wiring.alerts_job(&pool, &settings).unwrap();
+        restarted.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("pull_lag", "us-east", "firing")], "a restart does not resolve it");
+
+        exec(&db, "UPDATE sync_peer_cursors SET last_pull_at = '2020-01-01 00:00:00' WHERE peer = 'ap-south'");
+        restarted.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("pull_lag", "us-east", "firing"), alert("pull_lag", "ap-south", "firing")]);
+        assert!(got.lock().unwrap()[1]["message"].as_str().unwrap().contains("last pulled"));
+        exec(&db, "UPDATE sync_peer_cursors SET last_pull_at = CURRENT_TIMESTAMP WHERE peer = 'ap-south'");
+        restarted.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("pull_lag", "us-east", "firing"), alert("pull_lag", "ap-south", "resolved")]);
+        assert_eq!(heard(&got).last(), Some(&alert("pull_lag", "ap-south", "resolved")));
+        handle.stop(true).await;
+    }
+}
+
+ship::backend_tests! {
+    /// A firing alert is re-sent once `cool_down_secs` passed since the webhook last heard it,
+    /// not before, and then not again until the next cool-down.
+    async fn a_firing_alert_is_re_sent_after_the_cool_down_and_not_before(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.cool_down_secs = 2;
+        let region = Region::start(&settings).await;
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        write(&region, 1).await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+
+        let fired = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((fired.fired, fired.notified), (1, 1));
+        let again = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((again.fired, again.notified, got.lock().unwrap().len()), (0, 0, 1), "not within the cool-down");
+
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let reminded = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((reminded.fired, reminded.notified), (0, 1), "{reminded:?}");
+        assert_eq!(heard(&got), vec![alert("dead_letters", "us-east", "firing"), alert("dead_letters", "us-east", "firing")]);
+        {
+            let got = got.lock().unwrap();
+            assert_eq!(got[0]["fired_at"], got[1]["fired_at"], "the same alert, re-sent");
+        }
+        let after = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((after.notified, got.lock().unwrap().len()), (0, 2), "once per cool-down");
+        assert_eq!(history(&db).await, vec![alert("dead_letters", "us-east", "firing")]);
+        handle.stop(true).await;
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// The webhook is retried within one notification (`webhook_attempts`): a receiver that
+    /// answers 500 twice then 204 gets the alert on the third request. With fewer attempts
+    /// than failures the notification is not counted as heard, and the next evaluation sends
+    /// it again.
+    async fn the_webhook_is_retried_until_it_takes_the_alert(db: TestDb) {
+        let (hook, got, requests, handle) = receiver_failing(2);
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.webhook_attempts = 3;
+        let region = Region::start(&settings).await;
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        write(&region, 1).await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        let summary = wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
+        assert_eq!((summary.fired, summary.notified), (1, 1), "{summary:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "two refusals, then taken");
+        assert_eq!(heard(&got), vec![alert("dead_letters", "us-east", "firing")]);
+        handle.stop(true).await;
+
+        // Three refusals, two attempts per notification: not heard this time, heard the next.
+        let (hook, got, requests, handle) = receiver_failing(3);
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.webhook_attempts = 2;
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+        exec(&db, "UPDATE sync_outbox SET status = 'pending'");
+        let resolved = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((resolved.resolved, resolved.notified), (1, 0), "{resolved:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE notified_state = 'resolved'"), 0);
+        let next = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!(next.notified, 1, "{next:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 4);
+        assert_eq!(heard(&got), vec![alert("dead_letters", "us-east", "resolved")]);
+        assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE notified_state = 'resolved'"), 1);
+        handle.stop(true).await;
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// A webhook that accepts the connection and never answers: each attempt ends at
+    /// `webhook_timeout_secs`, and after one notification's attempts failed the other waits
+    /// for the next evaluation — so two firing alerts cost one notification's attempts, the
+    /// evaluation returns, and both alerts are recorded (not yet heard).
+    async fn a_silent_webhook_holds_the_evaluation_for_one_notifications_attempts(db: TestDb) {
+        let (hook, accepted, receiver) = silent_receiver().await;
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.webhook_timeout_secs = 1;
+        settings.alerts.webhook_attempts = 2;
+        settings.alerts.backlog_max_entries = 1;
+        let region = Region::start(&settings).await;
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        write(&region, 1).await;
+        write(&region, 2).await;
+        write(&region, 3).await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        // 2 pending (backlog_size over 1) and 1 dead (dead_letters): two alerts to send.
+        let first = common::count(&mut db.pool.get().unwrap(), "SELECT MIN(id) FROM sync_outbox");
+        exec(&db, &format!("UPDATE sync_outbox SET status = 'dead' WHERE id = {first}"));
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+
+        let started = Instant::now();
+        let summary = tokio::time::timeout(Duration::from_secs(30), alerts.run(AlertsInput::default()))
+            .await
+            .expect("the evaluation returns")
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!((summary.fired, summary.notified), (2, 0), "{summary:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "one notification's two attempts, not four");
+        // 2 attempts × 1 s + 0.5 s backoff; generous either way.
+        assert!(took >= Duration::from_millis(1_900), "each attempt waits out its timeout: {took:?}");
+        assert!(took < Duration::from_secs(8), "bounded by one notification's attempts: {took:?}");
+        let mut recorded = history(&db).await;
+        recorded.sort();
+        assert_eq!(recorded, vec![alert("backlog_size", "us-east", "firing"), alert("dead_letters", "us-east", "firing")]);
+        assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE notified_at IS NULL"), 2);
+        receiver.abort();
         region.stop().await;
     }
 }

@@ -10,7 +10,7 @@ use common::{count, customers_digest, register_region, settings_for, Region};
 use serde_json::json;
 use ship::parents::Action;
 use ship::testing::TestDb;
-use sync::actions::{PullChangesAction, PullChangesInput};
+use sync::actions::{AlertsInput, PullChangesAction, PullChangesInput};
 use sync::{PeerConfig, SyncError};
 
 /// Region us-east on `db`, running the broker role (with the test key, which eu-west also
@@ -124,7 +124,7 @@ ship::backend_tests! {
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_peer_flags WHERE peer = 'eu-west'"), 1);
         let settings = settings_for(&db_b, "us-east");
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-        let alerts = wiring.alerts_action(&pool, &settings).unwrap().run(()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
         assert_eq!(alerts.fired, 1);
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE kind = 'bootstrap_needed' AND subject = 'eu-west/customers'"), 1);
         a.stop().await;

@@ -4,16 +4,27 @@
 //!
 //! Conditions, per peer unless said: `backlog_age` (the oldest entry owed is older than
 //! `backlog_max_age_secs`), `backlog_size` (more than `backlog_max_entries` owed),
-//! `dead_letters` (dead entries exist), `pull_lag` (a configured peer not pulled for
-//! `pull_lag_max_secs`), `bootstrap_needed` (per peer/resource: its feed answered 410 and
-//! the pull stopped), `clock_drift_refusals` (per source region) and `auth_refusals` (per
-//! token code) when such refusals happened within the last two evaluation intervals, and for
-//! the region `broker_unreachable` (as this process's directory sees it). A condition that resolved less than `cool_down_secs` ago does not fire again.
+//! `dead_letters` (dead entries exist), `push_lag` (entries are owed and nothing reached the
+//! peer for `push_lag_max_secs`: counted from the later of its last delivery and its oldest
+//! pending entry, so a write after a quiet spell is not late at once), `pull_lag` (a peer the
+//! pull job reads — the input's peers — not pulled successfully for `pull_lag_max_secs`; a peer
+//! never pulled counts from when this action first saw it in its input, and an alert already
+//! firing for a peer that still was never pulled keeps firing across restarts),
+//! `bootstrap_needed` (per peer/resource: its feed answered 410 and the pull stopped),
+//! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
+//! refusals happened within the last two evaluation intervals, and for the region
+//! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
+//! than `cool_down_secs` ago does not fire again.
+//!
+//! Notifications are sent one after the other; once the webhook failed every attempt for one
+//! of them, the others wait for the next evaluation, so an unreachable webhook holds an
+//! evaluation for at most one notification's attempts.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use ship::contracts::PeerDirectory;
 use ship::parents::Action;
@@ -33,13 +44,34 @@ pub struct AlertsSummary {
     pub notified: usize,
 }
 
+/// One evaluation's input.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AlertsInput {
+    /// The peers the pull job reads (the configured peers, else the broker's list): the
+    /// subjects of `pull_lag`.
+    pub peers: Vec<String>,
+}
+
+/// (kind, subject) → (message, value).
+type Conditions = BTreeMap<(String, String), (String, i64)>;
+
+/// Per peer: pending, dead, oldest pending creation, last delivery.
+#[derive(Default)]
+struct Owed {
+    pending: i64,
+    dead: i64,
+    oldest_pending: Option<DateTime<Utc>>,
+    last_delivery: Option<DateTime<Utc>>,
+}
+
 pub struct EvaluateAlertsAction {
     pool: DbPool,
     directory: Arc<dyn PeerDirectory>,
     client: reqwest::Client,
     region: String,
-    peers: Vec<String>,
     config: AlertsConfig,
+    /// When this action first saw each peer in its input: a peer never pulled lags from then.
+    first_seen: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl EvaluateAlertsAction {
@@ -48,7 +80,6 @@ impl EvaluateAlertsAction {
         directory: Arc<dyn PeerDirectory>,
         client: reqwest::Client,
         region: impl Into<String>,
-        peers: Vec<String>,
         config: AlertsConfig,
     ) -> Self {
         Self {
@@ -56,34 +87,50 @@ impl EvaluateAlertsAction {
             directory,
             client,
             region: region.into(),
-            peers,
             config,
+            first_seen: Mutex::default(),
         }
     }
 
-    /// The conditions that hold now: (kind, subject) → (message, value).
-    async fn conditions(&self) -> Result<BTreeMap<(String, String), (String, i64)>, SyncError> {
+    /// When each of `peers` was first seen by this action (now for a new one).
+    fn first_seen(&self, peers: &[String], now: DateTime<Utc>) -> HashMap<String, DateTime<Utc>> {
+        let mut seen = self
+            .first_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers
+            .iter()
+            .map(|p| (p.clone(), *seen.entry(p.clone()).or_insert(now)))
+            .collect()
+    }
+
+    /// The conditions that hold now.
+    async fn conditions(&self, input: &AlertsInput) -> Result<Conditions, SyncError> {
         let mut out = BTreeMap::new();
-        let now = chrono::Utc::now();
-        let status = self
+        let now = Utc::now();
+        let first_seen = self.first_seen(&input.peers, now);
+        let (status, open) = self
             .pool
-            .run(|conn| PeerStatusTask::run(conn).map_err(SyncError::from))
+            .run(|conn| Ok::<_, SyncError>((PeerStatusTask::run(conn)?, alerts::open(conn)?)))
             .await?;
-        let mut pulled: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
-        let mut owed: BTreeMap<String, (i64, i64, Option<chrono::DateTime<chrono::Utc>>)> =
-            BTreeMap::new();
+        let mut pulled: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        let mut owed: BTreeMap<String, Owed> = BTreeMap::new();
         for s in &status {
             let entry = owed.entry(s.peer.clone()).or_default();
-            entry.0 += s.pending;
-            entry.1 += s.dead;
-            entry.2 = [entry.2, s.oldest_pending_at].into_iter().flatten().min();
+            entry.pending += s.pending;
+            entry.dead += s.dead;
+            entry.oldest_pending = [entry.oldest_pending, s.oldest_pending_at]
+                .into_iter()
+                .flatten()
+                .min();
+            entry.last_delivery = entry.last_delivery.max(s.last_push_at);
             if let Some(at) = s.last_pull_at {
                 let latest = pulled.entry(s.peer.clone()).or_insert(at);
                 *latest = (*latest).max(at);
             }
         }
-        for (peer, (pending, dead, oldest)) in owed {
-            if let Some(oldest) = oldest {
+        for (peer, owed) in owed {
+            if let Some(oldest) = owed.oldest_pending {
                 let age = (now - oldest).num_seconds();
                 if age > self.config.backlog_max_age_secs as i64 {
                     out.insert(
@@ -94,13 +141,33 @@ impl EvaluateAlertsAction {
                         ),
                     );
                 }
+                // Nothing owed before `oldest` was written: the push is late from the later of
+                // the last delivery and that write.
+                let since = owed.last_delivery.map_or(oldest, |at| at.max(oldest));
+                let lag = (now - since).num_seconds();
+                if lag > self.config.push_lag_max_secs as i64 {
+                    let message = match owed.last_delivery {
+                        Some(at) => format!(
+                            "{} change(s) are owed to {peer} and nothing reached it for {lag} s (last delivery {})",
+                            owed.pending,
+                            at.to_rfc3339()
+                        ),
+                        None => format!(
+                            "{} change(s) are owed to {peer}, none was ever delivered, the oldest is {lag} s old",
+                            owed.pending
+                        ),
+                    };
+                    out.insert(("push_lag".into(), peer.clone()), (message, lag));
+                }
             }
+            let pending = owed.pending;
             if pending > self.config.backlog_max_entries {
                 out.insert(
                     ("backlog_size".into(), peer.clone()),
                     (format!("{pending} changes are owed to {peer}"), pending),
                 );
             }
+            let dead = owed.dead;
             if dead > 0 {
                 out.insert(
                     ("dead_letters".into(), peer.clone()),
@@ -111,14 +178,33 @@ impl EvaluateAlertsAction {
                 );
             }
         }
-        for peer in &self.peers {
-            let lag = pulled.get(peer).map(|at| (now - *at).num_seconds());
-            if lag.is_some_and(|lag| lag > self.config.pull_lag_max_secs as i64) {
-                let lag = lag.unwrap_or_default();
-                out.insert(
-                    ("pull_lag".into(), peer.clone()),
-                    (format!("{peer} was last pulled {lag} s ago"), lag),
-                );
+        for peer in &input.peers {
+            let max = self.config.pull_lag_max_secs as i64;
+            let (lag, message) = match pulled.get(peer) {
+                Some(at) => {
+                    let lag = (now - *at).num_seconds();
+                    (lag, format!("{peer} was last pulled {lag} s ago"))
+                }
+                None => {
+                    let seen = first_seen.get(peer).copied().unwrap_or(now);
+                    let mut lag = (now - seen).num_seconds();
+                    // Still never pulled and already alerting (from before a restart of this
+                    // process, say): it lagged more than the threshold when the alert fired
+                    // and was not pulled since.
+                    if let Some(alert) = open
+                        .iter()
+                        .find(|a| a.kind == "pull_lag" && &a.subject == peer)
+                    {
+                        lag = lag.max((now - alert.fired_at.and_utc()).num_seconds() + max + 1);
+                    }
+                    (
+                        lag,
+                        format!("{peer} was never pulled successfully (for at least {lag} s)"),
+                    )
+                }
+            };
+            if lag > max {
+                out.insert(("pull_lag".into(), peer.clone()), (message, lag));
             }
         }
         let flagged = self
@@ -184,13 +270,13 @@ impl EvaluateAlertsAction {
 
 impl Action for EvaluateAlertsAction {
     const NAME: &'static str = "sync.evaluate_alerts";
-    type Input = ();
+    type Input = AlertsInput;
     type Output = AlertsSummary;
     type Error = SyncError;
 
     #[tracing::instrument(name = "sync.evaluate_alerts", skip_all)]
-    async fn run(&self, _input: ()) -> Result<AlertsSummary, SyncError> {
-        let holding = self.conditions().await?;
+    async fn run(&self, input: AlertsInput) -> Result<AlertsSummary, SyncError> {
+        let holding = self.conditions(&input).await?;
         let cool_down = chrono::Duration::seconds(self.config.cool_down_secs as i64);
         let mut summary = AlertsSummary::default();
         let (fired, resolved) = self
@@ -267,6 +353,11 @@ impl Action for EvaluateAlertsAction {
                 self.pool
                     .run(move |conn| alerts::notified(conn, id, &state).map_err(SyncError::from))
                     .await?;
+            } else {
+                // The webhook did not take it after every attempt: the rest wait for the next
+                // evaluation instead of each waiting out the same timeouts.
+                tracing::warn!("the alert webhook failed; the remaining notifications wait for the next evaluation");
+                break;
             }
         }
         Ok(summary)

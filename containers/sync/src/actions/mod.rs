@@ -23,4 +23,6 @@ pub mod prune;
 pub use prune::{PruneAction, PruneInput, PruneSummary};
 pub mod evaluate_alerts;
 
-pub use evaluate_alerts::{AlertRow, AlertsSummary, EvaluateAlertsAction, ListAlertsAction};
+pub use evaluate_alerts::{
+    AlertRow, AlertsInput, AlertsSummary, EvaluateAlertsAction, ListAlertsAction,
+};

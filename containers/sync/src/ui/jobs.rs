@@ -5,7 +5,20 @@ use std::sync::Arc;
 use ship::contracts::PeerDirectory;
 use ship::parents::{Action, Job, JobError, JobFuture};
 
-use crate::actions::{PullChangesAction, PullChangesInput};
+use crate::actions::{AlertsInput, PullChangesAction, PullChangesInput};
+
+/// The peers the pull reads: the configured ones, else every region the broker lists. The
+/// alerts evaluate `pull_lag` over the same set.
+async fn peers_to_pull(
+    directory: &dyn PeerDirectory,
+    configured: &[String],
+) -> Result<Vec<String>, ship::contracts::DirectoryError> {
+    if configured.is_empty() {
+        Ok(directory.peers().await?.into_iter().map(|g| g.id).collect())
+    } else {
+        Ok(configured.to_vec())
+    }
+}
 
 /// PullChangesJob (anti-entropy, SYNC-PROTOCOL §10): for every peer and resource, pull the
 /// feed from the stored cursor through `PullChangesAction`. One failing peer never stops the
@@ -39,16 +52,7 @@ impl PullChangesJob {
     }
 
     async fn pull_all(&self) -> Result<(), JobError> {
-        let peers = if self.peers.is_empty() {
-            self.directory
-                .peers()
-                .await?
-                .into_iter()
-                .map(|g| g.id)
-                .collect()
-        } else {
-            self.peers.clone()
-        };
+        let peers = peers_to_pull(self.directory.as_ref(), &self.peers).await?;
         let mut failed = Vec::new();
         for peer in &peers {
             for resource in &self.resources {
@@ -233,16 +237,53 @@ impl Job for PruneJob {
 }
 
 /// SendAnomalyAlertJob: evaluate the anomaly conditions and notify the webhook
-/// (`EvaluateAlertsAction`).
+/// (`EvaluateAlertsAction`), with the peers the pull reads (`pull_lag`). When the broker's
+/// list cannot be had, the last one this job got stands in (the evaluation still runs:
+/// `broker_unreachable` is one of its conditions).
 pub struct SendAnomalyAlertJob {
     action: crate::actions::EvaluateAlertsAction,
+    directory: Arc<dyn PeerDirectory>,
+    /// The configured peers; empty: every region the broker lists.
+    peers: Vec<String>,
+    last_listed: std::sync::Mutex<Vec<String>>,
 }
 
 impl SendAnomalyAlertJob {
     pub const NAME: &'static str = "sync.anomaly_alerts";
 
-    pub fn new(action: crate::actions::EvaluateAlertsAction) -> Self {
-        Self { action }
+    pub fn new(
+        action: crate::actions::EvaluateAlertsAction,
+        directory: Arc<dyn PeerDirectory>,
+        peers: Vec<String>,
+    ) -> Self {
+        Self {
+            action,
+            directory,
+            peers,
+            last_listed: std::sync::Mutex::default(),
+        }
+    }
+
+    async fn evaluate(&self) -> Result<(), JobError> {
+        let listed = peers_to_pull(self.directory.as_ref(), &self.peers).await;
+        let peers = {
+            let mut last = self
+                .last_listed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match listed {
+                Ok(peers) => {
+                    *last = peers.clone();
+                    peers
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no peer list from the broker; pull lag uses the last one");
+                    last.clone()
+                }
+            }
+        };
+        self.action.run(AlertsInput { peers }).await?;
+        Ok(())
     }
 }
 
@@ -252,9 +293,6 @@ impl Job for SendAnomalyAlertJob {
     }
 
     fn handle(&self) -> JobFuture<'_> {
-        Box::pin(async move {
-            self.action.run(()).await?;
-            Ok(())
-        })
+        Box::pin(self.evaluate())
     }
 }
