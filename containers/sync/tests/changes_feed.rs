@@ -298,7 +298,7 @@ ship::backend_tests! {
         let mut writers_done = false;
         loop {
             let page = action
-                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None })
+                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None, reader: None })
                 .await
                 .map_err(|e: SyncError| e.to_string())
                 .unwrap();

@@ -535,6 +535,7 @@ async fn side_state(db: &TestDb) -> SideState {
             since: None,
             limit: 1,
             exclude_origin: None,
+            reader: None,
         })
         .await
         .expect("the feed");

@@ -214,7 +214,9 @@ pub enum OutboxCommand {
     /// Entries per peer, resource and status.
     Stats,
     /// Give up on undelivered entries: one by id, or every one owed to --peer (a region that
-    /// is gone for good; its entries would otherwise hold back changelog pruning).
+    /// is gone for good; its entries would otherwise hold back changelog pruning). With
+    /// --peer, also forget the peer's feed acknowledgments (what it read of our feed), which
+    /// hold back pruning the same way.
     Discard {
         #[arg(required_unless_present = "peer", conflicts_with = "peer")]
         id: Option<i64>,

@@ -28,18 +28,21 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
         return Ok(());
     }
     output(&format!(
-        "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} PUSH LAG",
-        "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL"
+        "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {:>8} {:<20} PUSH LAG",
+        "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL", "READ TO", "LAST READ"
     ));
     for r in rows {
         output(&format!(
-            "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {}",
+            "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {:>8} {:<20} {}",
             r.peer,
             r.resource,
             r.pending,
             r.dead,
             when(r.last_push_at),
             when(r.last_pull_at),
+            r.feed_acked_seq
+                .map_or_else(|| "-".into(), |seq| seq.to_string()),
+            when(r.last_feed_read_at),
             age(r.oldest_pending_at)
         ));
     }
@@ -112,11 +115,20 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
             ));
         }
         OutboxCommand::Discard { id, peer } => {
-            let n = DiscardOutboxAction::new(pool).run((id, peer)).await?;
+            let forgetting = id.is_none().then(|| peer.clone()).flatten();
+            let gone = DiscardOutboxAction::new(pool).run((id, peer)).await?;
+            let n = gone.entries;
             output(&format!(
                 "{n} undelivered entr{} discarded",
                 if n == 1 { "y" } else { "ies" }
             ));
+            if let Some(peer) = forgetting {
+                let n = gone.feed_acks;
+                output(&format!(
+                    "{n} feed acknowledgment{} of {peer} forgotten (it holds back pruning no more; a read of the feed by {peer} records a new one)",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
         }
         OutboxCommand::Stats => {
             let rows = SyncStatusAction::new(pool).run(()).await?;

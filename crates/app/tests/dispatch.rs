@@ -209,7 +209,7 @@ ship::backend_tests! {
         assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT MAX(attempts) FROM sync_outbox"), 0);
         // A peer gone for good: its undelivered entries are given up.
         let gone = sync::actions::DiscardOutboxAction::new(pool.clone()).run((None, Some("stub".into()))).await.unwrap();
-        assert_eq!((gone, outbox(&db, "pending")), (3, 0));
+        assert_eq!((gone.entries, gone.feed_acks, outbox(&db, "pending")), (3, 0, 0));
         peer.handle.stop(true).await;
         a.stop().await;
     }

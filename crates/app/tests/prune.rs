@@ -1,6 +1,6 @@
 //! Retention on each backend: delivered outbox entries go after their retention; changelog
-//! entries go only when old *and* owed to no peer, and the feed then answers 410 to cursors
-//! below what was pruned.
+//! entries go only when old, owed to no push peer *and* acknowledged by every peer that reads
+//! the feed, and the feed then answers 410 to cursors below what was pruned.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,6 +12,7 @@ use common::{count, settings_for, Region};
 use serde_json::json;
 use ship::parents::Action;
 use ship::testing::TestDb;
+use sync::actions::DiscardOutboxAction;
 use sync::actions::{PruneAction, PruneInput};
 use sync::PeerConfig;
 
@@ -21,6 +22,69 @@ fn exec(db: &TestDb, sql: &str) {
 
 fn cursor(seq: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
+}
+
+fn input() -> PruneInput {
+    PruneInput {
+        outbox_retention: Duration::from_secs(24 * 3600),
+        changelog_retention: Duration::from_secs(7 * 24 * 3600),
+        tombstone_retention: Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+}
+
+/// The changelog seqs still there, in order.
+fn seqs(db: &TestDb) -> Vec<i64> {
+    let rows: Vec<Seq> = diesel::RunQueryDsl::load(
+        diesel::sql_query("SELECT seq FROM sync_changelog ORDER BY seq"),
+        &mut db.pool.get().unwrap(),
+    )
+    .unwrap();
+    rows.into_iter().map(|r| r.seq).collect()
+}
+
+/// `peer` reads the customers feed after `since` (None: from the start); the status.
+async fn read_as(region: &Region, peer: &str, since: Option<i64>) -> u16 {
+    let path = match since {
+        Some(seq) => format!(
+            "/sync/customers/changes?since={}&exclude_origin={peer}",
+            cursor(seq)
+        ),
+        None => format!("/sync/customers/changes?exclude_origin={peer}"),
+    };
+    let (status, body) = region.get_with(&path, Some(&region.token_from(peer))).await;
+    assert!(status == 200 || status == 410, "{status} {body}");
+    status
+}
+
+fn acked(db: &TestDb, peer: &str) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        &format!(
+            "SELECT acked_seq FROM sync_feed_acks WHERE peer = '{peer}' AND resource = 'customers'"
+        ),
+    )
+}
+
+/// `n` new customers on `region`; their ids.
+async fn create(region: &Region, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, body) = region
+            .post(
+                "/api/v1/customers",
+                &json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    ids
 }
 
 ship::backend_tests! {
@@ -53,6 +117,10 @@ ship::backend_tests! {
         let (status, body) = region.get(&format!("/sync/customers/changes?since={}", cursor(2))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["changes"][0]["seq"], 3);
+        // That read acknowledged seq 2 for its reader; it catches up to the watermark, so
+        // only the outbox rule is left to hold anything back.
+        let (status, body) = region.get(&format!("/sync/customers/changes?since={}", cursor(6))).await;
+        assert_eq!(status, 200, "{body}");
 
         // Seq 3 delivered just now: the changelog may go up to the young entry; the fresh
         // delivery record stays for its retention.
@@ -100,6 +168,125 @@ ship::backend_tests! {
         assert_eq!(summary.tombstones_purged, 1, "only the old, acknowledged tombstone");
         let left = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{id}'"));
         assert_eq!((left(&ids[0]), left(&ids[1]), left(&ids[2]), left(&ids[3])), (0, 1, 1, 1));
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// The broker region of the README: no `[[sync.peers]]`, so no outbox; us-east only pulls.
+    async fn a_pull_only_peer_keeps_what_it_has_not_read(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        create(&region, 6).await;
+        exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox"), 0, "no push peer");
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+
+        // us-east has applied up to 3 (its cursor): 4..6 are not read yet.
+        assert_eq!(read_as(&region, "us-east", Some(3)).await, 200);
+        let summary = prune.run(input()).await.unwrap();
+        assert_eq!(summary.changelog_deleted, 3);
+        assert_eq!(seqs(&db), vec![4, 5, 6]);
+        assert_eq!(read_as(&region, "us-east", Some(3)).await, 200, "its next read still works");
+
+        assert_eq!(read_as(&region, "us-east", Some(5)).await, 200);
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 2);
+        assert_eq!(seqs(&db), vec![6]);
+
+        // us-east is gone for good: the operator forgets it, and it holds back nothing more.
+        let gone = DiscardOutboxAction::new(db.pool.clone()).run((None, Some("us-east".into()))).await.unwrap();
+        assert_eq!((gone.entries, gone.feed_acks), (0, 1));
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 1);
+        assert_eq!(seqs(&db), Vec::<i64>::new());
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    async fn a_stale_cursor_never_lowers_the_acknowledgment(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        create(&region, 6).await;
+        exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
+        assert_eq!(read_as(&region, "us-east", Some(5)).await, 200);
+        assert_eq!(acked(&db, "us-east"), 5);
+        exec(&db, "UPDATE sync_feed_acks SET last_seen_at = '2020-01-01 00:00:00'");
+        // A replayed older cursor, and a read from the start: the acknowledgment stays.
+        assert_eq!(read_as(&region, "us-east", Some(2)).await, 200);
+        assert_eq!(read_as(&region, "us-east", None).await, 200);
+        assert_eq!(acked(&db, "us-east"), 5);
+        let seen = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_feed_acks WHERE last_seen_at > '2021-01-01 00:00:00'");
+        assert_eq!(seen, 1, "a stale read still counts as seen");
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 5);
+        assert_eq!(seqs(&db), vec![6]);
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    async fn push_and_pull_peers_each_keep_what_they_still_need(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        let region = Region::start(&settings).await;
+        create(&region, 6).await;
+        exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
+        // The push peer us-east has 1..4; ap-south pulls and has read up to 2.
+        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE seq <= 4");
+        assert_eq!(read_as(&region, "ap-south", Some(2)).await, 200);
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 2);
+        assert_eq!(seqs(&db), vec![3, 4, 5, 6], "ap-south has not read 3");
+
+        // ap-south catches up: now us-east's undelivered 5 and 6 hold.
+        assert_eq!(read_as(&region, "ap-south", Some(6)).await, 200);
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 2);
+        assert_eq!(seqs(&db), vec![5, 6], "us-east is owed 5 and 6");
+
+        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE seq = 5");
+        assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 1);
+        assert_eq!(seqs(&db), vec![6]);
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    async fn a_pull_only_peer_keeps_the_tombstones_it_has_not_acknowledged(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let ids = create(&region, 4).await;
+        for id in &ids[..3] {
+            let res = region.client.delete(region.url(&format!("/api/v1/customers/{id}"))).send().await.unwrap();
+            assert_eq!(res.status(), 204);
+        }
+        // Tombstones 0 and 1 are old, 2 is recent; no push peer.
+        exec(&db, &format!("UPDATE customers SET deleted_at = '2020-01-01 00:00:00' WHERE id IN ('{}', '{}')", ids[0], ids[1]));
+        let delete_seq = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT seq FROM sync_changelog WHERE entity_id = '{id}' AND op = 'delete'"));
+        let (d0, d1) = (delete_seq(&ids[0]), delete_seq(&ids[1]));
+        assert!(d0 < d1);
+        let left = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{id}'"));
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+
+        // us-east has the delete of customer 0, not the one of customer 1.
+        assert_eq!(read_as(&region, "us-east", Some(d0)).await, 200);
+        assert_eq!(prune.run(input()).await.unwrap().tombstones_purged, 1);
+        assert_eq!((left(&ids[0]), left(&ids[1]), left(&ids[2]), left(&ids[3])), (0, 1, 1, 1));
+
+        assert_eq!(read_as(&region, "us-east", Some(d1)).await, 200);
+        assert_eq!(prune.run(input()).await.unwrap().tombstones_purged, 1);
+        assert_eq!((left(&ids[0]), left(&ids[1]), left(&ids[2]), left(&ids[3])), (0, 0, 1, 1));
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    async fn a_feed_read_is_answered_when_its_acknowledgment_cannot_be_written(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        create(&region, 3).await;
+        exec(&db, "DROP TABLE sync_feed_acks");
+        let (status, body) = region
+            .get_with(&format!("/sync/customers/changes?since={}", cursor(1)), Some(&region.token_from("us-east")))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let got: Vec<i64> = body["changes"].as_array().unwrap().iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+        assert_eq!(got, vec![2, 3]);
         region.stop().await;
     }
 }

@@ -4,13 +4,22 @@
 //! by it. Appends bump `last_seq` under the row lock in their own transaction, so when a
 //! watermark `H` is visible every entry `seq <= H` is committed and visible too: a page never
 //! skips an entry that commits later with a lower seq.
+//!
+//! Acknowledgment: a reader's `since` says it has applied everything up to that cursor (a
+//! puller stores a cursor only in the transaction that applied the page it ends), so a read
+//! that is answered records it for the calling region (`data::feed_acks`), and prune keeps
+//! what the reader has not acknowledged. The write is a separate statement after the page was
+//! read, never part of the answer: if it fails (or times out waiting for SQLite's write lock)
+//! the read still answers and the acknowledgment stays where it was — lower, so prune keeps
+//! more, never less. Recording it inside a transaction with the read would buy nothing (the
+//! acknowledgment is a lower bound either way) and would make every feed read a writer.
 
 use ship::contracts::ResourceRegistry;
 use ship::parents::Action;
 use ship::DbPool;
 
 use crate::cursor::Cursor;
-use crate::data::changelog;
+use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
 
@@ -21,6 +30,9 @@ pub struct GetChangesInput {
     pub limit: u32,
     /// Leave out entries from this origin (the caller's own region).
     pub exclude_origin: Option<String>,
+    /// The calling region (the token's `sub`): an answered read records `since` as its
+    /// acknowledgment of the resource. `None` records nothing.
+    pub reader: Option<String>,
 }
 
 #[derive(Debug)]
@@ -41,6 +53,20 @@ pub struct GetChangesAction {
 impl GetChangesAction {
     pub fn new(pool: DbPool, registry: ResourceRegistry) -> Self {
         Self { pool, registry }
+    }
+}
+
+/// Best effort: a failed acknowledgment is logged and the read goes on.
+fn record_ack(conn: &mut ship::AnyConnection, reader: &str, resource: &str, seq: i64) {
+    if ship::config::check_region_id(reader).is_err() {
+        tracing::warn!(
+            reader,
+            "a feed reader whose id is not a region id: its acknowledgment is not recorded"
+        );
+        return;
+    }
+    if let Err(e) = feed_acks::record(conn, reader, resource, seq, ship::db::utc_now()) {
+        tracing::warn!(error = %e, reader, seq, "could not record the reader's acknowledgment; the read is answered anyway");
     }
 }
 
@@ -88,6 +114,9 @@ impl Action for GetChangesAction {
                     return Err(SyncError::CursorExpired {
                         pruned_through: pruned_now,
                     });
+                }
+                if let Some(reader) = input.reader.as_deref() {
+                    record_ack(conn, reader, name, since.0);
                 }
                 let full = changes.len() as i64 == limit;
                 // A short page has seen everything up to the watermark, even what it left out.

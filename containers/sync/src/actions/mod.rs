@@ -15,8 +15,8 @@ pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};
 pub mod outbox_admin;
 
 pub use outbox_admin::{
-    DiscardOutboxAction, ListOutboxAction, PeerStatus, RecordRefusalsAction, RetryDeadAction,
-    SyncStatusAction,
+    DiscardOutboxAction, Discarded, ListOutboxAction, PeerStatus, RecordRefusalsAction,
+    RetryDeadAction, SyncStatusAction,
 };
 pub mod prune;
 

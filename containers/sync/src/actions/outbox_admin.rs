@@ -3,8 +3,8 @@
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::outbox;
 pub use crate::data::outbox::EntryRow;
+use crate::data::{feed_acks, outbox};
 use crate::errors::SyncError;
 use crate::tasks::peer_status::PeerStatusTask;
 
@@ -83,7 +83,9 @@ impl Action for RetryDeadAction {
 
 /// Give up on undelivered entries: one (by id) or every one owed to a peer that is gone for
 /// good. They are deleted (the peer can still catch up by pulling, while the changelog has
-/// the changes).
+/// the changes). For a peer, its feed acknowledgments are forgotten too, in the same
+/// transaction: both are what a peer holds back pruning with. A peer that still reads the
+/// feed records a new acknowledgment at its next read.
 pub struct DiscardOutboxAction {
     pool: DbPool,
 }
@@ -98,16 +100,30 @@ impl Action for DiscardOutboxAction {
     const NAME: &'static str = "sync.discard_outbox";
     /// (an entry id, or a peer)
     type Input = (Option<i64>, Option<String>);
-    type Output = usize;
+    type Output = Discarded;
     type Error = SyncError;
 
-    async fn run(&self, (id, peer): (Option<i64>, Option<String>)) -> Result<usize, SyncError> {
+    async fn run(&self, (id, peer): (Option<i64>, Option<String>)) -> Result<Discarded, SyncError> {
         self.pool
             .transaction(move |conn| {
-                outbox::discard(conn, id, peer.as_deref()).map_err(SyncError::from)
+                let entries = outbox::discard(conn, id, peer.as_deref())?;
+                let feed_acks = match (id, peer.as_deref()) {
+                    (None, Some(peer)) => feed_acks::forget(conn, peer)?,
+                    _ => 0,
+                };
+                Ok(Discarded { entries, feed_acks })
             })
             .await
     }
+}
+
+/// What `DiscardOutboxAction` gave up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discarded {
+    /// Undelivered outbox entries deleted.
+    pub entries: usize,
+    /// Feed acknowledgments forgotten (one per resource the peer read).
+    pub feed_acks: usize,
 }
 
 /// Add refusals counted elsewhere (the web process's token verifier) to `sync_refusals`.

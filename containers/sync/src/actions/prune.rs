@@ -1,8 +1,9 @@
 //! Prune (retention, SYNC-PROTOCOL §10): delivered outbox entries after `outbox_retention`;
-//! changelog entries only when older than `changelog_retention` and owed to no peer (see
-//! `data::prune`); tombstones after `tombstone_retention` when no peer is still owed a change
-//! of the entity. A purged tombstone lets a write older than the delete that arrives later
-//! resurrect the row, so the tombstone retention must outlast the longest partition (the
+//! changelog entries only when older than `changelog_retention`, owed to no push peer and
+//! acknowledged by every peer that reads the feed (see `data::prune`, `data::feed_acks`);
+//! tombstones after `tombstone_retention` when no peer is still owed (or has not acknowledged)
+//! a change of the entity. A purged tombstone lets a write older than the delete that arrives
+//! later resurrect the row, so the tombstone retention must outlast the longest partition (the
 //! default is 30 days).
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use ship::AnyConnection;
 
+use super::feed_acks;
 use super::schema::{sync_changelog, sync_outbox, sync_sequences};
 use crate::models::outbox_status;
 
@@ -18,8 +19,9 @@ pub fn delivered_outbox(conn: &mut AnyConnection, before: NaiveDateTime) -> Quer
 }
 
 /// Delete `resource`'s changelog entries that are older than `before` *and* below every entry
-/// that must stay: one created at or after `before`, or one still owed to a peer (a pending
-/// or dead outbox entry). The feed's `pruned_through` moves to the last deleted seq, so a
+/// that must stay: one created at or after `before`, one still owed to a push peer (a pending
+/// or dead outbox entry), or one above the lowest acknowledgment of a peer that reads the
+/// feed (`sync_feed_acks`: a pull-only peer has no outbox entries). The feed's `pruned_through` moves to the last deleted seq, so a
 /// cursor below it is answered 410 `cursor_expired`. Locks the resource's sequence row first
 /// (appends wait). Returns how many entries were deleted.
 pub fn changelog(
@@ -44,7 +46,8 @@ pub fn changelog(
         .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
         .select(diesel::dsl::min(sync_outbox::seq))
         .first(conn)?;
-    let keep_from = [young, owed].into_iter().flatten().min();
+    let unacknowledged = feed_acks::lowest(conn, resource)?.map(|acked| acked + 1);
+    let keep_from = [young, owed, unacknowledged].into_iter().flatten().min();
     let upto = keep_from.map_or(last_seq, |seq| seq - 1);
     if upto <= pruned_through {
         return Ok(0);
@@ -61,7 +64,12 @@ pub fn changelog(
     Ok(deleted as i64)
 }
 
-/// The entities of `resource` with a change still owed to some peer (pending or dead).
+/// The entities of `resource` with a change still owed to some peer: a pending or dead outbox
+/// entry (push peers), or a delete above the lowest feed acknowledgment (pull peers). For the
+/// latter only deletes matter: a tombstone's latest change is its delete, so a peer that
+/// acknowledged that delete has every change of the entity, and one that did not sees the
+/// delete above its acknowledgment (kept by `changelog`). Restricting to deletes keeps the
+/// set to tombstones instead of every entity changed since the slowest reader.
 pub fn owed_entities(
     conn: &mut AnyConnection,
     resource: &str,
@@ -79,6 +87,17 @@ pub fn owed_entities(
                 .filter(sync_changelog::resource.eq(resource))
                 .filter(sync_changelog::seq.eq_any(chunk))
                 .select(sync_changelog::entity_id)
+                .load::<String>(conn)?,
+        );
+    }
+    if let Some(acked) = feed_acks::lowest(conn, resource)? {
+        out.extend(
+            sync_changelog::table
+                .filter(sync_changelog::resource.eq(resource))
+                .filter(sync_changelog::seq.gt(acked))
+                .filter(sync_changelog::op.eq(ship::contracts::OpKind::Delete.as_str()))
+                .select(sync_changelog::entity_id)
+                .distinct()
                 .load::<String>(conn)?,
         );
     }

@@ -98,3 +98,12 @@ diesel::table! {
         last_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_feed_acks (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        acked_seq -> BigInt,
+        last_seen_at -> Timestamp,
+    }
+}

@@ -1,5 +1,5 @@
 //! PeerStatus: per peer and resource, what is owed, what died, when it last moved — from the
-//! outbox and the pull cursors.
+//! outbox, the pull cursors and the peers' feed acknowledgments.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -22,6 +22,11 @@ pub struct PeerStatus {
     pub oldest_pending_at: Option<DateTime<Utc>>,
     pub last_push_at: Option<DateTime<Utc>>,
     pub last_pull_at: Option<DateTime<Utc>>,
+    /// How far the peer has acknowledged our feed (the `since` of its last read); prune keeps
+    /// everything above it.
+    pub feed_acked_seq: Option<i64>,
+    /// When the peer last read our feed.
+    pub last_feed_read_at: Option<DateTime<Utc>>,
 }
 
 pub(crate) struct PeerStatusTask;
@@ -69,6 +74,17 @@ impl PeerStatusTask {
                     ..PeerStatus::default()
                 })
                 .last_pull_at = Some(at.and_utc());
+        }
+        for (peer, resource, acked, at) in crate::data::feed_acks::all(conn)? {
+            let row = rows
+                .entry((peer.clone(), resource.clone()))
+                .or_insert_with(|| PeerStatus {
+                    peer,
+                    resource,
+                    ..PeerStatus::default()
+                });
+            row.feed_acked_seq = Some(acked);
+            row.last_feed_read_at = Some(at.and_utc());
         }
         Ok(rows.into_values().collect())
     }

@@ -1,6 +1,7 @@
 //! `GET /sync/{resource}/changes`
 
 use actix_web::{web, HttpResponse};
+use ship::auth::TokenClaims;
 use ship::errors::{HttpError, StatusCode};
 use ship::parents::Action;
 
@@ -12,10 +13,13 @@ pub async fn get_changes(
     state: web::Data<SyncState>,
     resource: web::Path<String>,
     query: web::Query<GetChangesRequest>,
+    claims: web::ReqData<TokenClaims>,
 ) -> Result<HttpResponse, HttpError> {
+    // The token's subject is the reader: its `since` is its acknowledgment (see the action).
+    let reader = claims.into_inner().sub;
     let input = query
         .into_inner()
-        .into_input(resource.into_inner(), &state.config)?;
+        .into_input(resource.into_inner(), reader, &state.config)?;
     let page = state.get_changes.run(input).await?;
     let body = changes_transformer::render(&page).map_err(|e| {
         tracing::error!(error = %e, "the changes page could not be written");

@@ -20,6 +20,7 @@ impl GetChangesRequest {
     pub fn into_input(
         self,
         resource: String,
+        reader: String,
         config: &SyncConfig,
     ) -> Result<GetChangesInput, SyncError> {
         let since = self
@@ -41,6 +42,7 @@ impl GetChangesRequest {
             since,
             limit,
             exclude_origin: self.exclude_origin,
+            reader: Some(reader),
         })
     }
 }
