@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::chaos::{atomic, check, settle_and_pull, Kind, Write};
-use crate::cluster::{Cluster, RegionSpec, Tuning};
+use crate::cluster::{Cluster, RegionSpec, Store, Tuning};
 use crate::proxy::Fault;
 
 /// Which process dies, and while doing what.
@@ -125,13 +125,22 @@ async fn kill_repeatedly(
     Ok(seen)
 }
 
-/// Run one crash scenario with two regions: `eu-west` (broker) and `us-east`.
+/// Run one crash scenario with two regions on SQLite: `eu-west` (broker) and `us-east`.
 pub async fn run(crash: Crash, seed: u64, backlog: usize) -> Result<CrashReport> {
+    run_on(crash, seed, backlog, Store::Sqlite).await
+}
+
+/// Run one crash scenario with both regions on `store` (MariaDB: a fresh database each, so
+/// the claim's `SKIP LOCKED` and MariaDB's transactions are what the kills interrupt).
+pub async fn run_on(crash: Crash, seed: u64, backlog: usize, store: Store) -> Result<CrashReport> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5233);
     let mut sender = RegionSpec::sqlite("eu-west");
+    sender.store = store.clone();
     // Pull-only: the sender lists no peers, so the receiver gets its changes only by pulling.
     sender.push = crash != Crash::CursorAdvance;
-    let specs = vec![sender, RegionSpec::sqlite("us-east")];
+    let mut receiver = RegionSpec::sqlite("us-east");
+    receiver.store = store;
+    let specs = vec![sender, receiver];
     let tuning = Tuning {
         // Many small pages: a pass advances the cursor many times.
         pull_page_limit: if crash == Crash::CursorAdvance {

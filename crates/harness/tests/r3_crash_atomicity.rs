@@ -43,3 +43,30 @@ async fn r3_sigkill_during_claim_and_dispatch() {
 async fn r3_sigkill_during_cursor_advance() {
     scenario(Crash::CursorAdvance).await;
 }
+
+/// Both regions on MariaDB: SIGKILL during a paged pull (each page applied with its cursor in
+/// one MariaDB transaction) and during claim/dispatch (`FOR UPDATE SKIP LOCKED`, leases).
+mod r3_on_mariadb {
+    use harness::cluster::Store;
+    use harness::crash::{run_on, Crash};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        let server = std::env::var("TEST_MYSQL_URL").expect("TEST_MYSQL_URL is set");
+        // The server without its database: each region gets a fresh one.
+        let server = match server.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap()),
+            None => server,
+        };
+        let seed = super::seed();
+        for crash in [Crash::CursorAdvance, Crash::Dispatch] {
+            let store = Store::Mysql {
+                server: server.clone(),
+            };
+            match run_on(crash, seed, super::BACKLOG, store).await {
+                Ok(report) => eprintln!("R3/MariaDB {report:?}"),
+                Err(e) => panic!("R3/MariaDB {crash:?} failed (replay: CHAOS_SEED={seed}):\n{e:?}"),
+            }
+        }
+    }
+}
