@@ -78,13 +78,24 @@ impl DispatchOutboxAction {
         self
     }
 
-    /// The delay before attempt `attempts + 1`: base · 2^attempts, capped, times a random
-    /// factor in [0.5, 1) so that failed senders do not retry in step.
+    /// The delay before attempt `attempts + 1` (see [`backoff`]).
     fn backoff(&self, attempts: i32) -> Duration {
-        let base = self.config.retry_base_ms as f64 * 2f64.powi(attempts.clamp(0, 30));
-        let capped = base.min(self.config.retry_max_secs as f64 * 1000.0);
-        Duration::from_millis((capped * (0.5 + fastrand::f64() / 2.0)) as u64)
+        backoff(
+            self.config.retry_base_ms,
+            self.config.retry_max_secs,
+            attempts,
+            fastrand::f64(),
+        )
     }
+}
+
+/// The delay before attempt `attempts + 1`: `base_ms` · 2^attempts, capped at `max_secs`, times
+/// a factor in [0.5, 1) made of `unit` (uniform in [0, 1)), so that failed senders do not
+/// retry in step.
+fn backoff(base_ms: u64, max_secs: u64, attempts: i32, unit: f64) -> Duration {
+    let base = base_ms as f64 * 2f64.powi(attempts.clamp(0, 30));
+    let capped = base.min(max_secs as f64 * 1000.0);
+    Duration::from_millis((capped * (0.5 + unit.clamp(0.0, 1.0) / 2.0)) as u64)
 }
 
 /// One entry and its change, ready to send.
@@ -524,4 +535,32 @@ enum Again {
     /// Not the entries' fault (the peer's clock is behind): not counted, so never a dead
     /// letter; tried again within a minute (or `retry_max_secs`, if shorter), with jitter.
     Postponed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 5: "exponential backoff with jitter" — doubles per attempt from the base, never
+    /// above the cap, and the jitter keeps it within [half, whole) of that.
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered_within_half_to_whole() {
+        let ms = |attempts, unit| backoff(1_000, 60, attempts, unit).as_millis();
+        assert_eq!(
+            [ms(0, 0.0), ms(1, 0.0), ms(2, 0.0), ms(3, 0.0)],
+            [500, 1_000, 2_000, 4_000]
+        );
+        assert_eq!(ms(3, 0.999_999), 7_999);
+        assert_eq!(ms(6, 0.0), 30_000, "64 s is capped at 60 s");
+        assert_eq!(ms(30, 0.5), 45_000);
+        assert_eq!(ms(i32::MAX, 0.0), 30_000, "no overflow");
+        assert_eq!(ms(-5, 0.0), 500, "a negative count is the first attempt");
+        // Spread: a thousand senders after the same failure do not come back together.
+        let mut rng = fastrand::Rng::with_seed(7);
+        let delays: std::collections::BTreeSet<u128> = (0..1_000)
+            .map(|_| backoff(1_000, 60, 4, rng.f64()).as_millis())
+            .collect();
+        assert!(delays.len() > 900, "{} distinct delays", delays.len());
+        assert!(delays.iter().all(|d| (8_000..16_000).contains(d)));
+    }
 }
