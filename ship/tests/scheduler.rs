@@ -396,6 +396,6 @@ async fn a_due_time_inside_a_run_starts_the_next_run_when_it_ends() {
     assert_eq!(
         runs(&db, "timed").len(),
         2,
-        "both runs recorded, none skipped"
+        "both runs ran and were recorded"
     );
 }

@@ -176,7 +176,7 @@ pub enum SyncCommand {
         /// Only this peer.
         #[arg(long)]
         peer: Option<String>,
-        /// Only this resource (pull).
+        /// Only this resource (push and pull).
         #[arg(long)]
         resource: Option<String>,
         #[arg(long, conflicts_with = "pull")]

@@ -125,8 +125,10 @@ impl Wiring {
             self.broker.directory.clone(),
             self.broker.verifier.clone(),
         ]));
+        let region = web::Data::new(ship::http::RegionName(settings.region_id.clone()));
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(status.clone());
+            cfg.app_data(region.clone());
             sync::ui::http::configure(cfg, sync_state.clone());
             customers::ui::http::configure(cfg, Arc::clone(&recorder));
             if let Some(state) = &broker_state {

@@ -75,6 +75,46 @@ fn receiver_failing(
     (url, got, requests, handle)
 }
 
+/// A webhook receiver that answers 400 to alerts of `kind` and takes the others (204); also
+/// the number of requests it got.
+fn receiver_refusing(
+    kind: &'static str,
+) -> (
+    String,
+    Arc<Mutex<Vec<Value>>>,
+    Arc<AtomicUsize>,
+    actix_web::dev::ServerHandle,
+) {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let requests: Arc<AtomicUsize> = Arc::default();
+    let (g, r) = (Arc::clone(&got), Arc::clone(&requests));
+    let server = HttpServer::new(move || {
+        let (got, requests) = (Arc::clone(&g), Arc::clone(&r));
+        App::new().route(
+            "/hook",
+            web::post().to(move |body: web::Json<Value>| {
+                requests.fetch_add(1, Ordering::SeqCst);
+                let response = if body.0["kind"] == kind {
+                    HttpResponse::BadRequest().finish()
+                } else {
+                    got.lock().unwrap().push(body.0);
+                    HttpResponse::NoContent().finish()
+                };
+                async { response }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://{}/hook", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, got, requests, handle)
+}
+
 /// A webhook that accepts connections and never answers; the connections it accepted.
 async fn silent_receiver() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -370,7 +410,7 @@ ship::backend_tests! {
         assert_eq!((fired.fired, fired.notified), (1, 1), "{fired:?}");
         assert_eq!(heard(&got), vec![alert("push_lag", "us-east", "firing")]);
         assert!(got.lock().unwrap()[0]["value"].as_i64().unwrap() > 60);
-        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("none was ever delivered"), "{:?}", got.lock().unwrap()[0]);
+        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("no delivery on record"), "{:?}", got.lock().unwrap()[0]);
 
         // us-east catches up: nothing owed, no push lag.
         exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE peer = 'us-east'");
@@ -546,5 +586,61 @@ ship::backend_tests! {
         assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE notified_at IS NULL"), 2);
         receiver.abort();
         region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Regression (review): after one notification failed, the evaluation stopped, and alerts
+    /// are sent oldest first — so a webhook refusing one alert's payload (a 4xx, e.g. 400 or
+    /// 413) silenced every alert behind it for good. A 4xx is a verdict on that alert: it is
+    /// not retried within the evaluation and the next alerts still go out.
+    async fn a_webhook_refusing_one_alert_does_not_silence_the_others(db: TestDb) {
+        let (hook, got, requests, handle) = receiver_refusing("dead_letters");
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.alerts.webhook_url = Some(hook);
+        settings.alerts.webhook_attempts = 3;
+        settings.alerts.backlog_max_entries = 1;
+        let region = Region::start(&settings).await;
+        register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        write(&region, 1).await;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+        // The older alert: a dead letter, which this webhook refuses.
+        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        let first = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!((first.fired, first.notified), (1, 0), "{first:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "a 4xx is not retried");
+        // A newer alert behind it: two entries owed (over 1).
+        write(&region, 2).await;
+        write(&region, 3).await;
+        let second = alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!(second.notified, 1, "{second:?}");
+        assert_eq!(heard(&got), vec![alert("backlog_size", "us-east", "firing")]);
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "the refused one asked once more, then the next one");
+        handle.stop(true).await;
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Regression (review): a fresh scheduler process whose broker is down has no peer list;
+    /// its first evaluation resolved every firing `pull_lag` alert (no peer, no lag), and the
+    /// cool-down then kept them from firing again for an hour. With the list unknown they are
+    /// left as they are; with a list that no longer names the peer they resolve.
+    async fn pull_lag_alerts_stand_while_the_peer_list_is_unknown(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.alerts.pull_lag_max_secs = 1;
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+        exec(&db, "INSERT INTO sync_peer_cursors (peer, resource, peer_cursor, last_pull_at, updated_at) VALUES ('us-east', 'customers', 'c', '2020-01-01 00:00:00', CURRENT_TIMESTAMP)");
+        let known = |peers: &[&str]| AlertsInput { peers: peers.iter().map(|p| p.to_string()).collect(), peers_unknown: false };
+        assert_eq!(alerts.run(known(&["us-east"])).await.unwrap().fired, 1);
+        let unknown = AlertsInput { peers: Vec::new(), peers_unknown: true };
+        let summary = alerts.run(unknown).await.unwrap();
+        assert_eq!((summary.fired, summary.resolved), (0, 0), "{summary:?}");
+        assert_eq!(history(&db).await, vec![alert("pull_lag", "us-east", "firing")]);
+        let summary = alerts.run(known(&[])).await.unwrap();
+        assert_eq!(summary.resolved, 1, "a known list without the peer resolves it: {summary:?}");
     }
 }

@@ -328,6 +328,10 @@ async fn a_region_starts_while_its_broker_is_down_and_reports_it() {
     let (status, ready) = region.get("/health/ready").await;
     assert_eq!(status, 200);
     assert_eq!(
+        ready["region"], "us-east",
+        "readiness names the region: {ready}"
+    );
+    assert_eq!(
         ready["details"]["broker"]["broker_reachable"], false,
         "{ready}"
     );

@@ -87,7 +87,6 @@ ship::backend_tests! {
             assert!(tokio::time::Instant::now() < deadline, "never marked delivered");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox"), 1, "one entry, delivered once");
         a.stop().await;
         b.stop().await;
     }

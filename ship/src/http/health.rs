@@ -1,6 +1,7 @@
 //! `GET /health/live` (the process answers) and `GET /health/ready` (the database answers and
-//! every migration is applied). The ready answer also carries what the registered
-//! [`StatusSources`] report (informational: they never make the process unready).
+//! every migration is applied). The ready answer names the region ([`RegionName`], when the
+//! app registers it) and carries what the registered [`StatusSources`] report (informational:
+//! they never make the process unready).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -18,8 +19,14 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
 
+/// The region this process serves, for `/health/ready` (registered by the app as
+/// `web::Data<RegionName>`): behind a load balancer, which region answered.
+#[derive(Debug, Clone)]
+pub struct RegionName(pub String);
+
 async fn ready(
     pool: web::Data<DbPool>,
+    region: Option<web::Data<RegionName>>,
     sources: Option<web::Data<StatusSources>>,
 ) -> Result<HttpResponse, HttpError> {
     let backend = pool.backend();
@@ -42,6 +49,9 @@ async fn ready(
         "backend": backend.name(),
         "migrations": "current",
     });
+    if let Some(region) = region {
+        body["region"] = json!(region.0);
+    }
     if let Some(sources) = sources {
         let details: serde_json::Map<String, serde_json::Value> = sources
             .0

@@ -24,6 +24,7 @@ use crate::db::DbPool;
 use crate::errors::{HttpError, StatusCode};
 
 pub use health::configure as health_routes;
+pub use health::RegionName;
 
 /// A container's (or the app's) route registration.
 pub type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;

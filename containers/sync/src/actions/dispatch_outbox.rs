@@ -268,12 +268,6 @@ impl DispatchOutboxAction {
         let mut pending = vec![batch];
         let mut refreshed = false;
         while let Some(batch) = pending.pop() {
-            // The lease may have run out during a slow pass and another dispatcher may own
-            // these rows now: extend it, and send only the rows still ours.
-            let batch = self.still_ours(owner, claimed_until, batch).await?;
-            if batch.is_empty() {
-                continue;
-            }
             let grant = match self.directory.grant(peer, Refresh::IfNeeded).await {
                 Ok(grant) => grant,
                 Err(e) => {
@@ -282,6 +276,13 @@ impl DispatchOutboxAction {
                     return self.fail(owner, rest, &e.to_string(), summary).await;
                 }
             };
+            // The lease may have run out during a slow pass (or a slow call to the broker just
+            // now) and another dispatcher may own these rows: extend it, and send only the
+            // rows still ours. Checked after the grant, right before sending.
+            let batch = self.still_ours(owner, claimed_until, batch).await?;
+            if batch.is_empty() {
+                continue;
+            }
             let changes: Vec<&ChangeLogEntry> = batch.iter().map(|i| &i.change).collect();
             let body = match send_ops::body(&self.region_id, &changes) {
                 Ok(body) => body,

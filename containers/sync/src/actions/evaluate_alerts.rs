@@ -34,7 +34,7 @@ use crate::alerts_config::AlertsConfig;
 use crate::data::alerts::{self, Alert};
 use crate::errors::SyncError;
 use crate::tasks::peer_status::PeerStatusTask;
-use crate::tasks::send_alert::SendAlertTask;
+use crate::tasks::send_alert::{AlertSent, SendAlertTask};
 
 /// What an evaluation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct AlertsInput {
     /// The peers the pull job reads (the configured peers, else the broker's list): the
     /// subjects of `pull_lag`.
     pub peers: Vec<String>,
+    /// The peer list could not be had (the broker is unreachable and this process never got
+    /// one): firing `pull_lag` alerts are kept as they are, neither resolved nor re-judged.
+    pub peers_unknown: bool,
 }
 
 /// (kind, subject) → (message, value).
@@ -153,7 +156,7 @@ impl EvaluateAlertsAction {
                             at.to_rfc3339()
                         ),
                         None => format!(
-                            "{} change(s) are owed to {peer}, none was ever delivered, the oldest is {lag} s old",
+                            "{} change(s) are owed to {peer}, no delivery on record, the oldest is {lag} s old",
                             owed.pending
                         ),
                     };
@@ -277,6 +280,7 @@ impl Action for EvaluateAlertsAction {
     #[tracing::instrument(name = "sync.evaluate_alerts", skip_all)]
     async fn run(&self, input: AlertsInput) -> Result<AlertsSummary, SyncError> {
         let holding = self.conditions(&input).await?;
+        let keep_pull_lag = input.peers_unknown;
         let cool_down = chrono::Duration::seconds(self.config.cool_down_secs as i64);
         let mut summary = AlertsSummary::default();
         let (fired, resolved) = self
@@ -288,6 +292,10 @@ impl Action for EvaluateAlertsAction {
                 for alert in &open {
                     match holding.get(&(alert.kind.clone(), alert.subject.clone())) {
                         Some((message, value)) => alerts::update(conn, alert.id, message, *value)?,
+                        // Regression (review): with no peer list (a fresh process while the
+                        // broker is down) every pull_lag alert looked resolved, and the
+                        // cool-down then kept it from firing again for an hour.
+                        None if keep_pull_lag && alert.kind == "pull_lag" => {}
                         None => {
                             alerts::resolve(conn, alert.id)?;
                             resolved += 1;
@@ -324,8 +332,8 @@ impl Action for EvaluateAlertsAction {
             if alert.notified_state.as_deref() != Some(alert.state.as_str()) {
                 tracing::warn!(kind = %alert.kind, subject = %alert.subject, state = %alert.state, "{}", alert.message);
             }
-            let delivered = match &self.config.webhook_url {
-                None => true,
+            let sent = match &self.config.webhook_url {
+                None => AlertSent::Taken,
                 Some(url) => {
                     let body = json!({
                         "region": self.region,
@@ -347,17 +355,25 @@ impl Action for EvaluateAlertsAction {
                     .await
                 }
             };
-            if delivered {
-                summary.notified += 1;
-                let (id, state) = (alert.id, alert.state.clone());
-                self.pool
-                    .run(move |conn| alerts::notified(conn, id, &state).map_err(SyncError::from))
-                    .await?;
-            } else {
-                // The webhook did not take it after every attempt: the rest wait for the next
-                // evaluation instead of each waiting out the same timeouts.
-                tracing::warn!("the alert webhook failed; the remaining notifications wait for the next evaluation");
-                break;
+            match sent {
+                AlertSent::Taken => {
+                    summary.notified += 1;
+                    let (id, state) = (alert.id, alert.state.clone());
+                    self.pool
+                        .run(move |conn| {
+                            alerts::notified(conn, id, &state).map_err(SyncError::from)
+                        })
+                        .await?;
+                }
+                // A verdict on this alert (its payload): it is tried again at the next
+                // evaluation, and it never holds up the alerts behind it.
+                AlertSent::Refused => {}
+                AlertSent::Unavailable => {
+                    // No answer after every attempt: the rest wait for the next evaluation
+                    // instead of each waiting out the same timeouts.
+                    tracing::warn!("the alert webhook failed; the remaining notifications wait for the next evaluation");
+                    break;
+                }
             }
         }
         Ok(summary)

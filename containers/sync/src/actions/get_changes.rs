@@ -11,8 +11,9 @@
 //! what the reader has not acknowledged. The write is a separate statement after the page was
 //! read, never part of the answer: if it fails (or times out waiting for SQLite's write lock)
 //! the read still answers and the acknowledgment stays where it was — lower, so prune keeps
-//! more, never less. Recording it inside a transaction with the read would buy nothing (the
-//! acknowledgment is a lower bound either way) and would make every feed read a writer.
+//! more (a reader's first acknowledgment excepted: until one write succeeded the reader holds
+//! nothing back). Recording it inside a transaction with the read would buy nothing (the
+//! acknowledgment is a lower bound either way) and would make the read fail with the write.
 
 use ship::contracts::ResourceRegistry;
 use ship::parents::Action;

@@ -480,10 +480,6 @@ mod tests {
     }
 
     ship::backend_tests! {
-        /// Regression (B5): leased rows stayed in the due range, so every claim read (and on
-        /// MariaDB tried to lock) all the rows other dispatchers had leased before reaching a
-        /// free one. A lease now moves the row's due time to the lease's end: later claims
-        /// start at the free rows, and a lease that runs out makes its rows due again.
         /// `sync run --peer P --resource R` claims only what is owed to P for R (regression:
         /// the push ignored `--resource`).
         async fn a_filtered_claim_takes_only_its_peer_and_resource(db: TestDb) {
@@ -509,6 +505,10 @@ mod tests {
             assert_eq!(take(&mut conn, None, None), [("us".to_string(), "customers".to_string())]);
         }
 
+        /// Regression (B5): leased rows stayed in the due range, so every claim read (and on
+        /// MariaDB tried to lock) all the rows other dispatchers had leased before reaching a
+        /// free one. A lease now moves the row's due time to the lease's end: later claims
+        /// start at the free rows, and a lease that runs out makes its rows due again.
         async fn leased_entries_leave_the_due_range_until_their_lease_ends(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             backlog(&mut conn, 30);

@@ -245,7 +245,8 @@ pub struct SendAnomalyAlertJob {
     directory: Arc<dyn PeerDirectory>,
     /// The configured peers; empty: every region the broker lists.
     peers: Vec<String>,
-    last_listed: std::sync::Mutex<Vec<String>>,
+    /// The last peer list this job got (none yet: unknown).
+    last_listed: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl SendAnomalyAlertJob {
@@ -266,23 +267,32 @@ impl SendAnomalyAlertJob {
 
     async fn evaluate(&self) -> Result<(), JobError> {
         let listed = peers_to_pull(self.directory.as_ref(), &self.peers).await;
-        let peers = {
+        let (peers, peers_unknown) = {
             let mut last = self
                 .last_listed
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match listed {
-                Ok(peers) => {
-                    *last = peers.clone();
-                    peers
+            match (listed, last.as_ref()) {
+                (Ok(peers), _) => {
+                    *last = Some(peers.clone());
+                    (peers, false)
                 }
-                Err(e) => {
+                (Err(e), Some(known)) => {
                     tracing::warn!(error = %e, "no peer list from the broker; pull lag uses the last one");
-                    last.clone()
+                    (known.clone(), false)
+                }
+                (Err(e), None) => {
+                    tracing::warn!(error = %e, "no peer list from the broker yet; pull lag alerts are left as they are");
+                    (Vec::new(), true)
                 }
             }
         };
-        self.action.run(AlertsInput { peers }).await?;
+        self.action
+            .run(AlertsInput {
+                peers,
+                peers_unknown,
+            })
+            .await?;
         Ok(())
     }
 }
