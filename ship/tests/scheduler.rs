@@ -399,3 +399,25 @@ async fn a_due_time_inside_a_run_starts_the_next_run_when_it_ends() {
         "both runs ran and were recorded"
     );
 }
+
+ship::backend_tests! {
+    /// Issue 5: the `on_one_server` lease is "renewed while running". With a 0.9 s lease and
+    /// a 2.5 s run, a second scheduler asking 1.5 s in finds the lease still held (renewed
+    /// every 150 ms) and skips; without the renewal it would take the expired lease and run
+    /// the job a second time at once.
+    async fn a_long_run_keeps_its_lease_by_renewing_it(db: TestDb) {
+        let job = Probe::new("long", 2_500, ok);
+        let kernel = |owner: &str| {
+            let mut k = Kernel::new(db.pool.clone(), owner).with_lease_ttl(Duration::from_millis(900));
+            k.schedule(job.clone(), Schedule::every_seconds(1).unwrap().on_one_server()).unwrap();
+            k
+        };
+        let (a, b) = (kernel("a"), kernel("b"));
+        let first = tokio::spawn(async move { a.run_due().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(job.starts.load(Ordering::SeqCst), 1);
+        assert_eq!(b.run_due().await.unwrap(), vec![("long", Outcome::Skipped)], "the lease was renewed");
+        assert_eq!(first.await.unwrap(), vec![("long", Outcome::Ok)]);
+        assert_eq!((job.starts.load(Ordering::SeqCst), job.peak.load(Ordering::SeqCst)), (1, 1));
+    }
+}

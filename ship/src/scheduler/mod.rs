@@ -238,6 +238,8 @@ pub struct Kernel {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Notified when a run ends (`work` starts an owed run at once).
     finished: Arc<tokio::sync::Notify>,
+    /// How long an `on_one_server` lease lasts without renewal.
+    lease_ttl: Duration,
 }
 
 impl Kernel {
@@ -250,7 +252,15 @@ impl Kernel {
             last_start: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
             finished: Arc::new(tokio::sync::Notify::new()),
+            lease_ttl: LEASE_TTL,
         }
+    }
+
+    /// `on_one_server` leases last `ttl` without renewal (default 60 s) and are renewed every
+    /// sixth of it while the job runs: a crashed holder blocks the job for at most `ttl`.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(600));
+        self
     }
 
     /// Turns true when the kernel stops (`work` got its shutdown) or runs once (`run_due`):
@@ -452,14 +462,15 @@ impl Kernel {
             pool: self.pool.clone(),
             owner: self.owner.clone(),
             finished: Arc::clone(&self.finished),
+            lease_ttl: self.lease_ttl,
         };
         let span = tracing::info_span!("job", name = entry.job.name());
         tokio::spawn(run.execute().instrument(span))
     }
 }
 
-/// How long an `on_one_server` lease lasts without renewal (renewed every 10 s while the job
-/// runs): a crashed holder blocks the job for at most this long.
+/// How long an `on_one_server` lease lasts without renewal by default (renewed every sixth of
+/// it while the job runs): a crashed holder blocks the job for at most this long.
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// One run of one job, with everything it needs on its own task.
@@ -471,6 +482,7 @@ struct Run {
     pool: DbPool,
     owner: String,
     finished: Arc<tokio::sync::Notify>,
+    lease_ttl: Duration,
 }
 
 impl Run {
@@ -496,7 +508,7 @@ impl Run {
     /// Take the lease if the job runs on one server, run, release.
     async fn leased(&self) -> Outcome {
         let name = self.job.name();
-        let ttl = LEASE_TTL;
+        let ttl = self.lease_ttl;
         if self.schedule.on_one_server {
             let (owner, ttl_c) = (self.owner.clone(), ttl);
             let taken = self
@@ -565,7 +577,7 @@ impl Run {
         let mut task = tokio::spawn(async move { job.handle().await.map_err(|e| e.to_string()) });
         let deadline = tokio::time::sleep(self.schedule.timeout);
         tokio::pin!(deadline);
-        let mut renew = tokio::time::interval(Duration::from_secs(10));
+        let mut renew = tokio::time::interval(self.lease_ttl / 6);
         renew.tick().await;
         let (outcome, error) = loop {
             tokio::select! {
@@ -579,7 +591,7 @@ impl Run {
                     break (Outcome::TimedOut, Some(format!("no result within {:?}", self.schedule.timeout)));
                 }
                 _ = renew.tick(), if self.schedule.on_one_server => {
-                    let (owner, ttl) = (self.owner.clone(), LEASE_TTL);
+                    let (owner, ttl) = (self.owner.clone(), self.lease_ttl);
                     let _ = self.pool.run(move |conn| data::renew_lease(conn, name, &owner, ttl)).await;
                 }
             }
