@@ -45,40 +45,25 @@ fn receiver_failing(
     Arc<AtomicUsize>,
     actix_web::dev::ServerHandle,
 ) {
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let requests: Arc<AtomicUsize> = Arc::default();
-    let (g, r) = (Arc::clone(&got), Arc::clone(&requests));
-    let server = HttpServer::new(move || {
-        let (got, requests) = (Arc::clone(&g), Arc::clone(&r));
-        App::new().route(
-            "/hook",
-            web::post().to(move |body: web::Json<Value>| {
-                let n = requests.fetch_add(1, Ordering::SeqCst);
-                let response = if n < fail_first {
-                    HttpResponse::InternalServerError().finish()
-                } else {
-                    got.lock().unwrap().push(body.0);
-                    HttpResponse::NoContent().finish()
-                };
-                async { response }
-            }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}/hook", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (url, got, requests, handle)
+    receiver_answering(move |n, _| if n < fail_first { 500 } else { 204 })
 }
 
-/// A webhook receiver that answers 400 to alerts of `kind` and takes the others (204); also
-/// the number of requests it got.
+/// A webhook receiver that answers 400 to alerts of `kind` and takes the others (204).
 fn receiver_refusing(
     kind: &'static str,
+) -> (
+    String,
+    Arc<Mutex<Vec<Value>>>,
+    Arc<AtomicUsize>,
+    actix_web::dev::ServerHandle,
+) {
+    receiver_answering(move |_, alert| if alert["kind"] == kind { 400 } else { 204 })
+}
+
+/// A webhook receiver whose answer to its `n`th request (from 0) carrying `alert` is
+/// `status(n, alert)`; it keeps the alerts it answered 204 to, and counts the requests.
+fn receiver_answering(
+    status: impl Fn(usize, &Value) -> u16 + Clone + Send + 'static,
 ) -> (
     String,
     Arc<Mutex<Vec<Value>>>,
@@ -89,17 +74,18 @@ fn receiver_refusing(
     let requests: Arc<AtomicUsize> = Arc::default();
     let (g, r) = (Arc::clone(&got), Arc::clone(&requests));
     let server = HttpServer::new(move || {
-        let (got, requests) = (Arc::clone(&g), Arc::clone(&r));
+        let (got, requests, status) = (Arc::clone(&g), Arc::clone(&r), status.clone());
         App::new().route(
             "/hook",
             web::post().to(move |body: web::Json<Value>| {
-                requests.fetch_add(1, Ordering::SeqCst);
-                let response = if body.0["kind"] == kind {
-                    HttpResponse::BadRequest().finish()
-                } else {
+                let n = requests.fetch_add(1, Ordering::SeqCst);
+                let code = status(n, &body.0);
+                if code == 204 {
                     got.lock().unwrap().push(body.0);
-                    HttpResponse::NoContent().finish()
-                };
+                }
+                let response =
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                        .finish();
                 async { response }
             }),
         )

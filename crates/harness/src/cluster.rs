@@ -13,6 +13,18 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::proxy::{Fault, FaultProxy};
 use crate::state::{Backend, RegionState};
 
+/// The MariaDB server of `TEST_MYSQL_URL` without its database (`mysql://user@host:port`), for
+/// [`Store::Mysql`]: each region gets a fresh database there. Panics when it is not set (the
+/// MariaDB suites require it).
+pub fn mysql_server_from_env() -> String {
+    let url = std::env::var("TEST_MYSQL_URL")
+        .unwrap_or_else(|_| panic!("TEST_MYSQL_URL is not set: the MariaDB suites need a server"));
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => url,
+    }
+}
+
 /// Where a region keeps its data.
 #[derive(Debug, Clone)]
 pub enum Store {

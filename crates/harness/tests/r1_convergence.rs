@@ -64,12 +64,7 @@ mod r1_with_a_region_on_mariadb {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
-        let server = std::env::var("TEST_MYSQL_URL").expect("TEST_MYSQL_URL is set");
-        // The server without its database: each region gets a fresh one.
-        let server = match server.split_once("://") {
-            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap()),
-            None => server,
-        };
+        let server = harness::cluster::mysql_server_from_env();
         let mut failures = Vec::new();
         for seed in seeds().into_iter().take(3) {
             let mut plan = ChaosPlan::new(seed);

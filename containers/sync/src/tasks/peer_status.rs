@@ -39,14 +39,21 @@ impl PeerStatusTask {
     pub(crate) fn run(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<PeerStatus>> {
         use diesel::prelude::*;
         let mut rows: std::collections::BTreeMap<(String, String), PeerStatus> = Default::default();
-        for (peer, resource, status, n, oldest, delivered) in outbox::stats(conn)? {
-            let row = rows
-                .entry((peer.clone(), resource.clone()))
+        // The (peer, resource) line, made on first sight.
+        fn line(
+            rows: &mut std::collections::BTreeMap<(String, String), PeerStatus>,
+            peer: String,
+            resource: String,
+        ) -> &mut PeerStatus {
+            rows.entry((peer.clone(), resource.clone()))
                 .or_insert_with(|| PeerStatus {
                     peer,
                     resource,
                     ..PeerStatus::default()
-                });
+                })
+        }
+        for (peer, resource, status, n, oldest, delivered) in outbox::stats(conn)? {
+            let row = line(&mut rows, peer, resource);
             match status.as_str() {
                 outbox_status::PENDING => {
                     row.pending = n;
@@ -67,22 +74,10 @@ impl PeerStatusTask {
             ))
             .load(conn)?;
         for (peer, resource, at) in pulls {
-            rows.entry((peer.clone(), resource.clone()))
-                .or_insert_with(|| PeerStatus {
-                    peer,
-                    resource,
-                    ..PeerStatus::default()
-                })
-                .last_pull_at = Some(at.and_utc());
+            line(&mut rows, peer, resource).last_pull_at = Some(at.and_utc());
         }
         for (peer, resource, acked, at) in crate::data::feed_acks::all(conn)? {
-            let row = rows
-                .entry((peer.clone(), resource.clone()))
-                .or_insert_with(|| PeerStatus {
-                    peer,
-                    resource,
-                    ..PeerStatus::default()
-                });
+            let row = line(&mut rows, peer, resource);
             row.feed_acked_seq = Some(acked);
             row.last_feed_read_at = Some(at.and_utc());
         }
