@@ -210,17 +210,15 @@ impl Wiring {
         settings: &Settings,
         only: Option<String>,
     ) -> Result<Vec<String>, ship::contracts::DirectoryError> {
-        match (only, settings.sync.peer_ids()) {
-            (Some(one), _) => Ok(vec![one]),
-            (None, configured) if !configured.is_empty() => Ok(configured),
-            (None, _) => Ok(self
-                .broker
-                .directory
-                .peers()
-                .await?
-                .into_iter()
-                .map(|g| g.id)
-                .collect()),
+        match only {
+            Some(one) => Ok(vec![one]),
+            None => {
+                sync::ui::jobs::peers_to_pull(
+                    self.broker.directory.as_ref(),
+                    &settings.sync.peer_ids(),
+                )
+                .await
+            }
         }
     }
 }

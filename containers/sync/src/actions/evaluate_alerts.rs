@@ -16,9 +16,12 @@
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
 //! than `cool_down_secs` ago does not fire again.
 //!
-//! Notifications are sent one after the other; once the webhook failed every attempt for one
-//! of them, the others wait for the next evaluation, so an unreachable webhook holds an
-//! evaluation for at most one notification's attempts.
+//! Notifications are sent one after the other. A webhook that refuses one (a 4xx other than
+//! 408/429) refuses that one only: it is tried again at the next evaluation and the others go
+//! on. Once the webhook failed every attempt for one (no answer, 5xx), the others wait for the
+//! next evaluation, so an unreachable webhook holds an evaluation for at most one
+//! notification's attempts. While the peer list is unknown (`AlertsInput::peers_unknown`)
+//! firing `pull_lag` alerts are left as they are.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

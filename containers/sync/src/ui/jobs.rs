@@ -8,8 +8,8 @@ use ship::parents::{Action, Job, JobError, JobFuture};
 use crate::actions::{AlertsInput, PullChangesAction, PullChangesInput};
 
 /// The peers the pull reads: the configured ones, else every region the broker lists. The
-/// alerts evaluate `pull_lag` over the same set.
-async fn peers_to_pull(
+/// alerts evaluate `pull_lag` over the same set, and `regionsync sync pull|run` pull it.
+pub async fn peers_to_pull(
     directory: &dyn PeerDirectory,
     configured: &[String],
 ) -> Result<Vec<String>, ship::contracts::DirectoryError> {
