@@ -7,8 +7,8 @@ use ship::contracts::{Change, ChangeRecorder, Hlc, HybridClock, Version};
 use ship::db::utc_now;
 use ship::{AnyConnection, DbError};
 
-use crate::data::{changelog, outbox};
-use crate::models::{outbox_status, ChangeLogEntry, NewOutboxEntry};
+use crate::data::{changelog, delivery};
+use crate::models::ChangeLogEntry;
 
 /// Resume `clock` from the largest HLC in the changelog, so a restarted region never issues a
 /// timestamp at or below one it already wrote or applied. Call once at start.
@@ -33,7 +33,19 @@ pub fn prepare_resources<'a>(
     Ok(changelog::ensure_sequences(conn, resources)?)
 }
 
-/// Writes a local change to the changelog and one outbox entry per peer.
+/// Prepare a delivery stream per push peer and resource (ADR 0009), starting at the resource's
+/// head for a peer seen for the first time. Call once at start, after `prepare_resources`,
+/// outside any transaction, in every process that writes or dispatches.
+pub fn prepare_streams<'a>(
+    conn: &mut AnyConnection,
+    peers: &[String],
+    resources: impl IntoIterator<Item = &'a str>,
+) -> Result<(), DbError> {
+    Ok(delivery::ensure_streams(conn, peers, resources)?)
+}
+
+/// Writes a local change to the changelog. What each push peer is owed follows from it: the
+/// peer's delivery stream (`prepare_streams`) covers every entry of this region's origin.
 pub struct SyncChangeRecorder {
     region_id: String,
     clock: Arc<HybridClock>,
@@ -114,21 +126,6 @@ impl ChangeRecorder for SyncChangeRecorder {
                 created_at: now,
             },
         )?;
-        let entries: Vec<NewOutboxEntry<'_>> = self
-            .peers
-            .iter()
-            .map(|peer| NewOutboxEntry {
-                peer,
-                resource: &change.resource,
-                seq,
-                status: outbox_status::PENDING,
-                attempts: 0,
-                next_attempt_at: now,
-                created_at: now,
-                updated_at: now,
-            })
-            .collect();
-        outbox::insert_all(conn, &entries)?;
         Ok(())
     }
 }

@@ -67,14 +67,15 @@ async fn create_widgets_table(pool: &DbPool) {
         c.batch_execute(
             "CREATE TABLE t_widgets (id VARCHAR(36) NOT NULL PRIMARY KEY, hlc BIGINT NOT NULL)",
         )?;
-        // As the app does at start for every registered resource.
-        sync::recorder::prepare_resources(c, ["widgets"])
+        // As the app does at start for every registered resource and push peer.
+        sync::recorder::prepare_resources(c, ["widgets"])?;
+        sync::recorder::prepare_streams(c, &["us-east".into(), "ap-south".into()], ["widgets"])
     })
     .await
     .unwrap();
 }
 
-/// A domain write as a domain action does it: row + changelog + outbox in one transaction.
+/// A domain write as a domain action does it: row + changelog entry in one transaction.
 /// `hold` keeps the transaction open after recording (to interleave concurrent writers);
 /// `fail` makes the action fail after recording.
 async fn write_widget(
@@ -157,7 +158,7 @@ async fn get(app: &TestApp, query: &str) -> (u16, Value) {
 }
 
 ship::backend_tests! {
-    async fn a_local_write_commits_with_its_changelog_and_outbox_entries_or_not_at_all(db: TestDb) {
+    async fn a_local_write_commits_with_its_changelog_entry_or_not_at_all(db: TestDb) {
         create_widgets_table(&db.pool).await;
         let rec = recorder("eu-west", &["us-east", "ap-south"]);
         write_widget(&db.pool, rec.clone(), "a".into(), Duration::ZERO, false).await.unwrap();
@@ -167,8 +168,12 @@ ship::backend_tests! {
         let mut c = db.pool.get().unwrap();
         assert_eq!(count(&mut c, "SELECT COUNT(*) FROM t_widgets"), 1);
         assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog"), 1);
-        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox WHERE status = 'pending'"), 2);
-        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox WHERE seq = 1"), 2);
+        // Each push peer's stream owes exactly the committed entry (ADR 0009: no outbox rows).
+        assert_eq!(
+            count(&mut c, "SELECT COUNT(*) FROM sync_changelog c JOIN sync_delivery d ON c.resource = d.resource WHERE c.seq > d.delivered_through AND c.origin_region = 'eu-west'"),
+            2
+        );
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox"), 0);
         // The failed write did not consume a sequence number.
         assert_eq!(count(&mut c, "SELECT last_seq FROM sync_sequences WHERE resource = 'widgets'"), 1);
         // The row's version is the changelog entry's version.

@@ -22,7 +22,9 @@ fn age(t: Option<DateTime<Utc>>) -> String {
 
 pub async fn status(settings: &Settings) -> anyhow::Result<()> {
     let pool = startup::connect(settings).await?;
-    let rows = SyncStatusAction::new(pool).run(()).await?;
+    let rows = SyncStatusAction::new(pool, settings.region_id.clone())
+        .run(())
+        .await?;
     if rows.is_empty() {
         output("no peer has entries or cursors yet");
         return Ok(());
@@ -81,7 +83,9 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
     let pool = startup::connect(settings).await?;
     match command {
         OutboxCommand::List { dead, limit } => {
-            let rows = ListOutboxAction::new(pool).run((dead, limit)).await?;
+            let rows = ListOutboxAction::new(pool, settings.region_id.clone())
+                .run((dead, limit))
+                .await?;
             output(&format!(
                 "{:>8} {:<16} {:<14} {:>8} {:<9} {:>8} {:<20} LAST ERROR",
                 "ID", "PEER", "RESOURCE", "SEQ", "STATUS", "ATTEMPTS", "NEXT ATTEMPT"
@@ -89,7 +93,7 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
             for r in rows {
                 output(&format!(
                     "{:>8} {:<16} {:<14} {:>8} {:<9} {:>8} {:<20} {}",
-                    r.id,
+                    r.id.map_or_else(|| "-".to_string(), |id| id.to_string()),
                     r.peer,
                     r.resource,
                     r.seq,
@@ -116,7 +120,9 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
         }
         OutboxCommand::Discard { id, peer } => {
             let forgetting = id.is_none().then(|| peer.clone()).flatten();
-            let gone = DiscardOutboxAction::new(pool).run((id, peer)).await?;
+            let gone = DiscardOutboxAction::new(pool, settings.region_id.clone())
+                .run((id, peer))
+                .await?;
             let n = gone.entries;
             output(&format!(
                 "{n} undelivered entr{} discarded",
@@ -131,7 +137,9 @@ pub async fn run(settings: &Settings, command: OutboxCommand) -> anyhow::Result<
             }
         }
         OutboxCommand::Stats => {
-            let rows = SyncStatusAction::new(pool).run(()).await?;
+            let rows = SyncStatusAction::new(pool, settings.region_id.clone())
+                .run(())
+                .await?;
             output(&format!(
                 "{:<16} {:<14} {:>8} {:>6} {:>10} OLDEST PENDING",
                 "PEER", "RESOURCE", "PENDING", "DEAD", "DELIVERED"

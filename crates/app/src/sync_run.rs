@@ -34,7 +34,7 @@ pub async fn run(
     let mut failures = Vec::new();
 
     if push {
-        let owed: i64 = SyncStatusAction::new(pool.clone())
+        let owed: i64 = SyncStatusAction::new(pool.clone(), settings.region_id.clone())
             .run(())
             .await?
             .iter()

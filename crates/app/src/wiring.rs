@@ -81,6 +81,7 @@ impl Wiring {
         let clock = Arc::new(region_clock(settings.sync.max_clock_drift_ms));
         sync::recorder::resume_clock(conn, &clock)?;
         sync::recorder::prepare_resources(conn, registry.names())?;
+        sync::recorder::prepare_streams(conn, &settings.sync.peer_ids(), registry.names())?;
         let schema_versions: Vec<(String, i32)> = registry
             .names()
             .filter_map(|name| registry.get(name))

@@ -204,7 +204,7 @@ fn alert(kind: &str, subject: &str, state: &str) -> (String, String, String) {
     (kind.into(), subject.into(), state.into())
 }
 
-/// Write one customer in `region` (one pending outbox entry per configured peer).
+/// Write one customer in `region` (one more change owed to each configured push peer).
 async fn write(region: &Region, n: usize) {
     let body = json!({"tenant_id": "t1", "name": format!("Ada {n}"), "email": format!("ada{n}@example.com")});
     assert_eq!(region.post("/api/v1/customers", &body).await.0, 201);
@@ -225,7 +225,8 @@ ship::backend_tests! {
         let quiet = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((quiet.fired, got.lock().unwrap().len()), (0, 0), "a young pending entry is fine");
 
-        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        common::dead_letter_all(&db, "eu-west", "us-east");
+        assert_eq!((common::owed(&db, "eu-west", "us-east"), common::dead_letters(&db, "us-east")), (0, 1));
         let fired = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((fired.fired, fired.notified), (1, 1));
         {
@@ -246,9 +247,12 @@ ship::backend_tests! {
         // Dead again right away: within the cool-down it does not fire again.
         exec(&db, "UPDATE sync_outbox SET status = 'dead'");
         assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "flapping is not re-alerted");
-        // Other conditions still fire: the entry is old and owed (backlog_age), and nothing was
-        // ever delivered to us-east since (push_lag).
+        // Other conditions still fire: the entry is retried again, old and owed (backlog_age),
+        // and nothing was ever delivered to us-east (push_lag). Old: the change was written, and
+        // died, long ago.
+        exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
         exec(&db, "UPDATE sync_outbox SET status = 'pending', created_at = '2020-01-01 00:00:00'");
+        assert_eq!((common::owed(&db, "eu-west", "us-east"), common::dead_letters(&db, "us-east")), (1, 0));
         let backlog = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!(backlog.fired, 2);
         let mut last_two: Vec<String> = got.lock().unwrap()[2..].iter().map(|v| v["kind"].as_str().unwrap().to_string()).collect();
@@ -320,8 +324,10 @@ ship::backend_tests! {
         assert_eq!(got.lock().unwrap()[0]["value"], 3);
 
         // One is delivered: 2 owed, resolved, and the webhook hears it.
-        let first = common::count(&mut db.pool.get().unwrap(), "SELECT MIN(id) FROM sync_outbox");
-        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE id = {first}"));
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 3);
+        let first = common::count(&mut db.pool.get().unwrap(), "SELECT MIN(seq) FROM sync_changelog");
+        common::mark_delivered_through(&db, "us-east", first, "CURRENT_TIMESTAMP");
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 2);
         let resolved = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((resolved.fired, resolved.resolved, resolved.notified), (0, 1, 1), "{resolved:?}");
         assert_eq!(heard(&got), vec![alert("backlog_size", "us-east", "firing"), alert("backlog_size", "us-east", "resolved")]);
@@ -363,10 +369,11 @@ ship::backend_tests! {
 
 ship::backend_tests! {
     /// `push_lag`: changes owed to a peer and nothing reached it for `push_lag_max_secs`,
-    /// counted from the later of its last delivery and its oldest pending change. us-east: old
-    /// entries, never delivered → fires; ap-south: an old entry pending but a delivery just now
-    /// → the push moves, no lag; sa-east: last delivery long ago but only a fresh entry owed
-    /// (a write after a quiet spell) → no lag. Delivering us-east's entries resolves it.
+    /// counted from the later of its last delivery and its oldest pending change. Three changes,
+    /// the first two old. us-east: old entries, never delivered → fires; ap-south: the first
+    /// delivered just now, the old second one pending → the push moves, no lag; sa-east: the
+    /// first two delivered long ago, only the fresh third owed (a write after a quiet spell) →
+    /// no lag. Delivering us-east's entries resolves it.
     async fn push_lag_fires_for_a_peer_not_delivered_to_and_resolves_after_delivery(db: TestDb) {
         let (hook, got, handle) = receiver();
         let mut settings = settings_for(&db, "eu-west");
@@ -383,15 +390,20 @@ ship::backend_tests! {
 
         write(&region, 1).await;
         write(&region, 2).await;
+        write(&region, 3).await;
         assert_eq!(alerts.run(AlertsInput::default()).await.unwrap().fired, 0, "young entries are not late");
 
-        let (first, second) = {
+        let (first, third) = {
             let mut conn = db.pool.get().unwrap();
-            (common::count(&mut conn, "SELECT MIN(seq) FROM sync_outbox"), common::count(&mut conn, "SELECT MAX(seq) FROM sync_outbox"))
+            (common::count(&mut conn, "SELECT MIN(seq) FROM sync_changelog"), common::count(&mut conn, "SELECT MAX(seq) FROM sync_changelog"))
         };
-        exec(&db, "UPDATE sync_outbox SET created_at = '2020-01-01 00:00:00' WHERE peer IN ('us-east', 'ap-south')");
-        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE peer = 'ap-south' AND seq = {second}"));
-        exec(&db, &format!("UPDATE sync_outbox SET status = 'delivered', delivered_at = '2020-01-01 00:00:00' WHERE peer = 'sa-east' AND seq = {first}"));
+        let second = first + 1;
+        assert_eq!(third, first + 2);
+        exec(&db, &format!("UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00' WHERE seq <= {second}"));
+        common::mark_delivered_through(&db, "ap-south", first, "CURRENT_TIMESTAMP");
+        common::mark_delivered_through(&db, "sa-east", second, "'2020-01-01 00:00:00'");
+        let owed = |peer: &str| common::owed(&db, "eu-west", peer);
+        assert_eq!((owed("us-east"), owed("ap-south"), owed("sa-east")), (3, 2, 1));
         let fired = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((fired.fired, fired.notified), (1, 1), "{fired:?}");
         assert_eq!(heard(&got), vec![alert("push_lag", "us-east", "firing")]);
@@ -399,7 +411,7 @@ ship::backend_tests! {
         assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("no delivery on record"), "{:?}", got.lock().unwrap()[0]);
 
         // us-east catches up: nothing owed, no push lag.
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE peer = 'us-east'");
+        common::mark_delivered_through(&db, "us-east", third, "CURRENT_TIMESTAMP");
         let resolved = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((resolved.fired, resolved.resolved), (0, 1), "{resolved:?}");
         assert_eq!(heard(&got), vec![alert("push_lag", "us-east", "firing"), alert("push_lag", "us-east", "resolved")]);
@@ -466,7 +478,7 @@ ship::backend_tests! {
         write(&region, 1).await;
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
-        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        common::dead_letter_all(&db, "eu-west", "us-east");
 
         let fired = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((fired.fired, fired.notified), (1, 1));
@@ -504,7 +516,7 @@ ship::backend_tests! {
         register_region(&db, "us-east", "http://127.0.0.1:9").await;
         write(&region, 1).await;
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        common::dead_letter_all(&db, "eu-west", "us-east");
         let summary = wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
         assert_eq!((summary.fired, summary.notified), (1, 1), "{summary:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 3, "two refusals, then taken");
@@ -516,7 +528,7 @@ ship::backend_tests! {
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.webhook_attempts = 2;
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
-        exec(&db, "UPDATE sync_outbox SET status = 'pending'");
+        exec(&db, "UPDATE sync_outbox SET status = 'pending'"); // the dead letter retried
         let resolved = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((resolved.resolved, resolved.notified), (1, 0), "{resolved:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 2);
@@ -546,13 +558,13 @@ ship::backend_tests! {
         settings.alerts.backlog_max_entries = 1;
         let region = Region::start(&settings).await;
         register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        // 1 dead (dead_letters), then 2 owed (backlog_size over 1): two alerts to send.
         write(&region, 1).await;
+        common::dead_letter_all(&db, "eu-west", "us-east");
         write(&region, 2).await;
         write(&region, 3).await;
+        assert_eq!((common::owed(&db, "eu-west", "us-east"), common::dead_letters(&db, "us-east")), (2, 1));
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-        // 2 pending (backlog_size over 1) and 1 dead (dead_letters): two alerts to send.
-        let first = common::count(&mut db.pool.get().unwrap(), "SELECT MIN(id) FROM sync_outbox");
-        exec(&db, &format!("UPDATE sync_outbox SET status = 'dead' WHERE id = {first}"));
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
 
         let started = Instant::now();
@@ -593,7 +605,7 @@ ship::backend_tests! {
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
         // The older alert: a dead letter, which this webhook refuses.
-        exec(&db, "UPDATE sync_outbox SET status = 'dead', last_error = '422'");
+        common::dead_letter_all(&db, "eu-west", "us-east");
         let first = alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!((first.fired, first.notified), (1, 0), "{first:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 1, "a 4xx is not retried");

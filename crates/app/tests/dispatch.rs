@@ -156,11 +156,28 @@ async fn region_with_outbox(
     (region, wiring.dispatch_action(&pool, &settings).unwrap())
 }
 
+/// Changes of eu-west's by delivery state, over every push peer: "pending" (owed: stream
+/// entries above `delivered_through` and pending single entries), "delivered" (stream entries
+/// at or below it, and delivered single entries), or "dead" (dead letters).
 fn outbox(db: &TestDb, status: &str) -> i64 {
-    count(
+    let single = count(
         &mut db.pool.get().unwrap(),
         &format!("SELECT COUNT(*) FROM sync_outbox WHERE status = '{status}'"),
-    )
+    );
+    let side = match status {
+        "pending" => ">",
+        "delivered" => "<=",
+        _ => return single,
+    };
+    single
+        + count(
+            &mut db.pool.get().unwrap(),
+            &format!(
+                "SELECT COUNT(*) FROM sync_changelog c JOIN sync_delivery d ON c.resource = d.resource \
+                 WHERE c.origin_region = 'eu-west' AND c.seq {side} d.delivered_through \
+                 AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.peer = d.peer AND o.resource = d.resource AND o.seq = c.seq)"
+            ),
+        )
 }
 
 ship::backend_tests! {
@@ -184,11 +201,11 @@ ship::backend_tests! {
         let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 3, |s| s.sync.max_attempts = 2).await;
         let first = dispatch.run("w".into()).await.unwrap();
         assert_eq!((first.claimed, first.retried, first.dead), (3, 3, 0), "{first:?}");
-        let attempts = count(&mut db.pool.get().unwrap(), "SELECT MIN(attempts) FROM sync_outbox");
+        let attempts = count(&mut db.pool.get().unwrap(), "SELECT MIN(attempts) FROM sync_delivery_ranges");
         assert_eq!(attempts, 1);
         // Backing off: nothing is due right now.
         assert_eq!(dispatch.run("w".into()).await.unwrap().claimed, 0);
-        diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE sync_outbox SET next_attempt_at = '2020-01-01 00:00:00'"), &mut db.pool.get().unwrap()).unwrap();
+        diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE sync_delivery SET next_attempt_at = '2020-01-01 00:00:00'"), &mut db.pool.get().unwrap()).unwrap();
         let second = dispatch.run("w".into()).await.unwrap();
         assert_eq!((second.claimed, second.dead), (3, 3), "{second:?}");
         assert_eq!(outbox(&db, "dead"), 3);
@@ -197,18 +214,18 @@ ship::backend_tests! {
 
         // The operator sees them, and sends them again.
         let pool = db.pool.clone();
-        let dead = sync::actions::ListOutboxAction::new(pool.clone()).run((true, 10)).await.unwrap();
+        let dead = sync::actions::ListOutboxAction::new(pool.clone(), "eu-west").run((true, 10)).await.unwrap();
         assert_eq!(dead.len(), 3);
         assert!(dead.iter().all(|e| e.peer == "stub" && e.attempts == 2), "{dead:?}");
-        let status = sync::actions::SyncStatusAction::new(pool.clone()).run(()).await.unwrap();
+        let status = sync::actions::SyncStatusAction::new(pool.clone(), "eu-west").run(()).await.unwrap();
         assert_eq!((status.len(), status[0].dead, status[0].pending), (1, 3, 0), "{status:?}");
-        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(Some(dead[0].id)).await.unwrap(), 1);
-        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(Some(dead[0].id)).await.unwrap(), 0, "no longer dead");
+        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(dead[0].id).await.unwrap(), 1);
+        assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(dead[0].id).await.unwrap(), 0, "no longer dead");
         assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(None).await.unwrap(), 2);
         assert_eq!((outbox(&db, "pending"), outbox(&db, "dead")), (3, 0));
         assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT MAX(attempts) FROM sync_outbox"), 0);
         // A peer gone for good: its undelivered entries are given up.
-        let gone = sync::actions::DiscardOutboxAction::new(pool.clone()).run((None, Some("stub".into()))).await.unwrap();
+        let gone = sync::actions::DiscardOutboxAction::new(pool.clone(), "eu-west").run((None, Some("stub".into()))).await.unwrap();
         assert_eq!((gone.entries, gone.feed_acks, outbox(&db, "pending")), (3, 0, 0));
         peer.handle.stop(true).await;
         a.stop().await;
@@ -384,11 +401,12 @@ ship::backend_tests! {
             assert_eq!(outbox(&db, "dead"), 0);
             assert_eq!(outbox(&db, "pending"), 2);
             let mut conn = db.pool.get().unwrap();
-            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts > 0"), 0);
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE attempts > 0"), 0);
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE last_error LIKE '%clock_drift%'"), 1);
             // Postponed (not due now); make them due again for the next round.
             assert_eq!(dispatch.run("w".into()).await.unwrap().claimed, 0);
             diesel::RunQueryDsl::execute(
-                diesel::sql_query("UPDATE sync_outbox SET next_attempt_at = created_at"),
+                diesel::sql_query("UPDATE sync_delivery SET next_attempt_at = created_at"),
                 &mut conn,
             )
             .unwrap();
@@ -428,8 +446,8 @@ ship::backend_tests! {
         let summary = dispatch.run("w".into()).await.unwrap();
         assert_eq!((summary.delivered, summary.retried), (0, 2), "{summary:?}");
         assert_eq!(outbox(&db, "pending"), 2);
-        let failed = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 1 AND last_error IS NOT NULL");
-        assert_eq!(failed, 2, "one attempt counted, with its reason");
+        let failed = count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_delivery_ranges WHERE attempts = 1 AND first_seq = 1 AND last_seq = 2 AND last_error IS NOT NULL");
+        assert_eq!(failed, 1, "one attempt counted for both entries, with its reason");
         peer.handle.stop(true).await;
         a.stop().await;
     }

@@ -20,6 +20,18 @@ fn exec(db: &TestDb, sql: &str) {
     diesel::RunQueryDsl::execute(diesel::sql_query(sql), &mut db.pool.get().unwrap()).unwrap();
 }
 
+/// Change `seq` of customers was a dead letter for `peer` that an operator retried, and it was
+/// delivered at `at` (an SQL expression): a single outbox entry, delivered.
+fn retried_and_delivered(db: &TestDb, peer: &str, seq: i64, at: &str) {
+    exec(
+        db,
+        &format!(
+            "INSERT INTO sync_outbox (peer, resource, seq, status, attempts, next_attempt_at, created_at, updated_at, delivered_at) \
+             VALUES ('{peer}', 'customers', {seq}, 'delivered', 0, {at}, {at}, {at}, {at})"
+        ),
+    );
+}
+
 fn cursor(seq: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
 }
@@ -96,9 +108,14 @@ ship::backend_tests! {
             let (status, _) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"})).await;
             assert_eq!(status, 201);
         }
-        // seq 1..5 are ten days old, 6 is new; every entry but seq 3 was delivered two days ago.
+        // seq 1..5 are ten days old, 6 is new; us-east's stream was delivered through 2 two days
+        // ago (1 and 2 as retried dead letters: their delivery records are past the retention).
         exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00' WHERE seq <= 5");
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = '2020-01-01 00:00:00' WHERE seq <> 3");
+        common::mark_delivered_through(&db, "us-east", 2, "'2020-01-01 00:00:00'");
+        for seq in [1, 2] {
+            retried_and_delivered(&db, "us-east", seq, "'2020-01-01 00:00:00'");
+        }
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 4);
         let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
         let input = PruneInput {
             outbox_retention: Duration::from_secs(24 * 3600),
@@ -106,7 +123,7 @@ ship::backend_tests! {
             tombstone_retention: Duration::from_secs(30 * 24 * 3600),
         };
         let first = prune.run(input).await.unwrap();
-        assert_eq!((first.outbox_deleted, first.changelog_deleted), (5, 2), "seq 3 is owed: only 1 and 2 go");
+        assert_eq!((first.outbox_deleted, first.changelog_deleted), (2, 2), "seq 3 is owed: only 1 and 2 go");
         let remaining = |db: &TestDb| count(&mut db.pool.get().unwrap(), "SELECT MIN(seq) FROM sync_changelog");
         assert_eq!(remaining(&db), 3);
         assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT pruned_through FROM sync_sequences WHERE resource = 'customers'"), 2);
@@ -118,13 +135,14 @@ ship::backend_tests! {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["changes"][0]["seq"], 3);
         // That read acknowledged seq 2 for its reader; it catches up to the watermark, so
-        // only the outbox rule is left to hold anything back.
+        // only the push stream is left to hold anything back.
         let (status, body) = region.get(&format!("/sync/customers/changes?since={}", cursor(6))).await;
         assert_eq!(status, 200, "{body}");
 
-        // Seq 3 delivered just now: the changelog may go up to the young entry; the fresh
-        // delivery record stays for its retention.
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE seq = 3");
+        // 3..5 delivered just now (5 as a retried dead letter): the changelog may go up to the
+        // young entry; the fresh delivery record stays for its retention.
+        common::mark_delivered_through(&db, "us-east", 5, "CURRENT_TIMESTAMP");
+        retried_and_delivered(&db, "us-east", 5, "CURRENT_TIMESTAMP");
         let second = prune.run(input).await.unwrap();
         assert_eq!((second.outbox_deleted, second.changelog_deleted), (0, 3));
         assert_eq!(remaining(&db), 6, "the young entry stays");
@@ -150,14 +168,13 @@ ship::backend_tests! {
             let res = region.client.delete(region.url(&format!("/api/v1/customers/{id}"))).send().await.unwrap();
             assert_eq!(res.status(), 204);
         }
-        // Tombstones 0 and 1 are old, 2 is recent; everything was delivered except the delete
-        // of customer 1.
+        // Tombstones 0 and 1 are old, 2 is recent; us-east's stream was delivered up to the
+        // delete of customer 0, not the delete of customer 1.
         exec(&db, &format!("UPDATE customers SET deleted_at = '2020-01-01 00:00:00' WHERE id IN ('{}', '{}')", ids[0], ids[1]));
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP");
-        exec(&db, &format!(
-            "UPDATE sync_outbox SET status = 'pending' WHERE seq = (SELECT MAX(seq) FROM sync_changelog WHERE entity_id = '{}')",
-            ids[1]
-        ));
+        let delete_seq = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT seq FROM sync_changelog WHERE entity_id = '{id}' AND op = 'delete'"));
+        let (d0, d1) = (delete_seq(&ids[0]), delete_seq(&ids[1]));
+        assert!(d0 < d1);
+        common::mark_delivered_through(&db, "us-east", d0, "CURRENT_TIMESTAMP");
         let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
         let input = PruneInput {
             outbox_retention: Duration::from_secs(24 * 3600),
@@ -178,7 +195,7 @@ ship::backend_tests! {
         let region = Region::start(&settings_for(&db, "eu-west")).await;
         create(&region, 6).await;
         exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
-        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox"), 0, "no push peer");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_delivery"), 0, "no push peer");
         let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
 
         // us-east has applied up to 3 (its cursor): 4..6 are not read yet.
@@ -193,7 +210,7 @@ ship::backend_tests! {
         assert_eq!(seqs(&db), vec![6]);
 
         // us-east is gone for good: the operator forgets it, and it holds back nothing more.
-        let gone = DiscardOutboxAction::new(db.pool.clone()).run((None, Some("us-east".into()))).await.unwrap();
+        let gone = DiscardOutboxAction::new(db.pool.clone(), "eu-west").run((None, Some("us-east".into()))).await.unwrap();
         assert_eq!((gone.entries, gone.feed_acks), (0, 1));
         assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 1);
         assert_eq!(seqs(&db), Vec::<i64>::new());
@@ -230,7 +247,7 @@ ship::backend_tests! {
         create(&region, 6).await;
         exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
         // The push peer us-east has 1..4; ap-south pulls and has read up to 2.
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE seq <= 4");
+        common::mark_delivered_through(&db, "us-east", 4, "CURRENT_TIMESTAMP");
         assert_eq!(read_as(&region, "ap-south", Some(2)).await, 200);
         let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
         assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 2);
@@ -241,7 +258,7 @@ ship::backend_tests! {
         assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 2);
         assert_eq!(seqs(&db), vec![5, 6], "us-east is owed 5 and 6");
 
-        exec(&db, "UPDATE sync_outbox SET status = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE seq = 5");
+        common::mark_delivered_through(&db, "us-east", 5, "CURRENT_TIMESTAMP");
         assert_eq!(prune.run(input()).await.unwrap().changelog_deleted, 1);
         assert_eq!(seqs(&db), vec![6]);
         region.stop().await;

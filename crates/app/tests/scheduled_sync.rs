@@ -83,7 +83,7 @@ ship::backend_tests! {
         }
         // The peer answers before the sender marks the entry delivered (regression: this
         // test read the outbox in between, once).
-        while common::count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_outbox WHERE status = 'delivered'") != 1 {
+        while common::delivered_through(&db, "us-east") != 1 {
             assert!(tokio::time::Instant::now() < deadline, "never marked delivered");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

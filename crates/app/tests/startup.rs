@@ -94,11 +94,7 @@ ship::backend_tests! {
         assert_eq!(changes[0]["origin"], "eu-west");
         assert_eq!(changes[0]["payload"]["name"], "Ada Lovelace");
 
-        let pending = common::count(
-            &mut db.pool.get().unwrap(),
-            "SELECT COUNT(*) FROM sync_outbox WHERE peer = 'us-east' AND status = 'pending'",
-        );
-        assert_eq!(pending, 1);
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 1);
         region.stop().await;
     }
 }

@@ -117,7 +117,25 @@ struct Cursor {
 const CURSORS: &str = "SELECT peer, peer_cursor, CAST(last_pull_at AS CHAR) AS last_pull_at FROM sync_peer_cursors WHERE resource = 'customers'";
 const REFUSALS: &str = "SELECT kind, source, refused FROM sync_refusals";
 const CONFLICTS: &str = "SELECT COUNT(*) AS n FROM sync_conflicts";
-const OUTBOX: &str = "SELECT status, COUNT(*) AS n FROM sync_outbox GROUP BY status";
+/// Entries owed to push peers, by status: the single outbox entries (dead letters, retried
+/// ones), and the region's own changes per delivery stream — "pending" above the stream's
+/// `delivered_through`, "delivered" at or below it (ADR 0009); and "leased": ranges a
+/// dispatcher holds (sending, or it died sending).
+fn outbox_query(region: &str) -> String {
+    format!(
+        "SELECT status, COUNT(*) AS n FROM (\
+           SELECT status FROM sync_outbox \
+           UNION ALL \
+           SELECT CASE WHEN c.seq > d.delivered_through THEN 'pending' ELSE 'delivered' END AS status \
+           FROM sync_changelog c JOIN sync_delivery d ON c.resource = d.resource \
+           WHERE c.origin_region = '{}' AND NOT EXISTS (SELECT 1 FROM sync_outbox o \
+             WHERE o.peer = d.peer AND o.resource = d.resource AND o.seq = c.seq) \
+           UNION ALL \
+           SELECT 'leased' AS status FROM sync_delivery_ranges WHERE lease_owner IS NOT NULL\
+         ) t GROUP BY status",
+        region.replace('\'', "")
+    )
+}
 
 impl RegionState {
     pub fn read(region: &str, backend: Backend, url: &str) -> Result<RegionState> {
@@ -137,7 +155,7 @@ impl RegionState {
                 conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
                 (
                     diesel::sql_query(ROWS).load(&mut conn)?,
-                    diesel::sql_query(OUTBOX).load(&mut conn)?,
+                    diesel::sql_query(outbox_query(region)).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
                     diesel::sql_query(REFUSALS).load(&mut conn)?,
@@ -149,7 +167,7 @@ impl RegionState {
                     .with_context(|| format!("connecting to {url}"))?;
                 (
                     diesel::sql_query(ROWS).load(&mut conn)?,
-                    diesel::sql_query(OUTBOX).load(&mut conn)?,
+                    diesel::sql_query(outbox_query(region)).load(&mut conn)?,
                     diesel::sql_query(CONFLICTS).load(&mut conn)?,
                     diesel::sql_query(CHANGES).load(&mut conn)?,
                     diesel::sql_query(REFUSALS).load(&mut conn)?,

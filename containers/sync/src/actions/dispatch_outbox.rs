@@ -1,7 +1,8 @@
-//! DispatchOutbox (push, SYNC-PROTOCOL §4): claim pending outbox entries whose time has come
-//! (a lease, committed before anything is sent), group them per peer and resource into
-//! batches within the count and byte limits, and POST each batch with a token from the peer
-//! directory. Then, per batch:
+//! DispatchOutbox (push, SYNC-PROTOCOL §4, ADR 0009): claim what is owed to the push peers —
+//! ranges of each peer's delivery stream whose time has come, and single outbox entries (dead
+//! letters an operator retries) — with a lease committed before anything is sent; group it per
+//! peer and resource into batches within the count and byte limits, and POST each batch with
+//! a token from the peer directory. Then, per batch:
 //!
 //! - 200 → delivered;
 //! - 413 → halves, down to single ops (a single op still too large is dead);
@@ -10,9 +11,11 @@
 //! - unreachable, 5xx, anything else → one more attempt counted, the next one after an
 //!   exponential backoff with jitter; after `max_attempts` the entries are dead.
 //!
-//! Entries claimed by one dispatcher are leased to it, so several dispatchers (threads or
-//! processes) never send the same entry at the same time; a dispatcher that dies leaves
-//! entries that become claimable again when the lease runs out.
+//! A range is sent in seq order and stops at the first failure: what went before it is
+//! delivered, the rest is given back to the stream (which backs off) and claimed again later.
+//! Ranges and entries claimed by one dispatcher are leased to it, so several dispatchers
+//! (threads or processes) never send the same entry at the same time; a dispatcher that dies
+//! leaves leases that become claimable again when they run out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 use crate::config::SyncConfig;
+use crate::data::delivery::{self, ClaimedRange};
 use crate::data::outbox::{self, Claimed};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
@@ -98,11 +102,33 @@ fn backoff(base_ms: u64, max_secs: u64, attempts: i32, unit: f64) -> Duration {
     Duration::from_millis((capped * (0.5 + unit.clamp(0.0, 1.0) / 2.0)) as u64)
 }
 
-/// One entry and its change, ready to send.
-struct Item {
-    claimed: Claimed,
-    change: ChangeLogEntry,
+/// What holds the entries of a batch: their own outbox rows, or a range of a delivery stream.
+#[derive(Debug, Clone)]
+enum Hold {
+    Entries,
+    Range(ClaimedRange),
 }
+
+/// One change ready to send, and what holds it.
+struct Item {
+    change: ChangeLogEntry,
+    /// The outbox row (`Hold::Entries`).
+    entry: Option<i64>,
+    /// Failed attempts so far.
+    attempts: i32,
+}
+
+/// How a run of batches ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Every item went or is a dead letter.
+    Done,
+    /// A failure: the rest was given back (or another dispatcher holds it now).
+    Stopped,
+}
+
+/// Work claimed for one peer: (resource, what holds it, claimed outbox rows if any).
+type Work = (String, Hold, Vec<Claimed>);
 
 impl Action for DispatchOutboxAction {
     const NAME: &'static str = "sync.dispatch_outbox";
@@ -113,10 +139,10 @@ impl Action for DispatchOutboxAction {
 
     #[tracing::instrument(name = "sync.dispatch_outbox", skip_all)]
     async fn run(&self, owner: String) -> Result<DispatchSummary, SyncError> {
-        // A token per pass: results are written only for rows this very pass still leases.
+        // A token per pass: results are written only for what this very pass still leases.
         let owner = format!(
             "{}:{:06x}",
-            // 56 + 1 + 6 characters: within the VARCHAR(64) lease column.
+            // 56 + 1 + 6 characters: within the VARCHAR(64) lease columns.
             owner.chars().take(56).collect::<String>(),
             fastrand::u32(..0xff_ffff)
         );
@@ -124,40 +150,67 @@ impl Action for DispatchOutboxAction {
         let lease_until =
             now + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         let limit = i64::from(self.config.dispatch_claim_limit);
-        let (lease_owner, only) = (owner.clone(), self.only.clone());
-        let claimed = self
+        let (lease_owner, only, origin) =
+            (owner.clone(), self.only.clone(), self.region_id.clone());
+        let (entries, ranges) = self
             .pool
             .run(move |conn| {
-                outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)
-                    .map_err(SyncError::from)
+                // Single entries first (few: retried dead letters), then each due stream.
+                let entries = outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)?;
+                let mut ranges = Vec::new();
+                for (peer, resource) in delivery::due_streams(conn, now, &only)? {
+                    ranges.extend(delivery::claim(
+                        conn,
+                        &peer,
+                        &resource,
+                        &origin,
+                        &lease_owner,
+                        now,
+                        lease_until,
+                        limit,
+                    )?);
+                }
+                Ok::<_, SyncError>((entries, ranges))
             })
             .await?;
+        // Ranges add their entries once loaded (a range's seqs include other regions').
         let mut summary = DispatchSummary {
-            claimed: claimed.len(),
+            claimed: entries.len(),
             ..DispatchSummary::default()
         };
+        let mut per_peer: BTreeMap<String, Vec<Work>> = BTreeMap::new();
         let mut groups: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
-        for c in claimed {
+        for c in entries {
             groups
                 .entry((c.peer.clone(), c.resource.clone()))
                 .or_default()
                 .push(c);
         }
-        // Peers are served concurrently: a slow or hanging peer does not hold the others up.
-        let mut per_peer: BTreeMap<String, Vec<(String, Vec<Claimed>)>> = BTreeMap::new();
         for ((peer, resource), mut entries) in groups {
             // Claimed oldest due first; sent in changelog order.
             entries.sort_by_key(|c| c.seq);
-            per_peer.entry(peer).or_default().push((resource, entries));
+            per_peer
+                .entry(peer)
+                .or_default()
+                .push((resource, Hold::Entries, entries));
         }
+        for range in ranges {
+            per_peer.entry(range.peer.clone()).or_default().push((
+                range.resource.clone(),
+                Hold::Range(range),
+                Vec::new(),
+            ));
+        }
+        // Peers are served concurrently: a slow or hanging peer does not hold the others up.
         let results = futures_util::future::join_all(
             per_peer
                 .into_iter()
-                .map(|(peer, groups)| self.deliver_peer(&owner, lease_until, peer, groups)),
+                .map(|(peer, work)| self.deliver_peer(&owner, lease_until, peer, work)),
         )
         .await;
         for result in results {
             let part = result?;
+            summary.claimed += part.claimed;
             summary.delivered += part.delivered;
             summary.retried += part.retried;
             summary.dead += part.dead;
@@ -178,20 +231,43 @@ impl Action for DispatchOutboxAction {
 }
 
 impl DispatchOutboxAction {
-    /// Everything claimed for one peer, resource by resource.
+    /// Everything claimed for one peer, in turn.
     async fn deliver_peer(
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
         peer: String,
-        groups: Vec<(String, Vec<Claimed>)>,
+        work: Vec<Work>,
     ) -> Result<DispatchSummary, SyncError> {
         let mut summary = DispatchSummary::default();
-        for (resource, entries) in groups {
-            let items = self.load(owner, &resource, entries, &mut summary).await?;
+        for (resource, hold, entries) in work {
+            let items = match &hold {
+                Hold::Entries => self.load(owner, &resource, entries, &mut summary).await?,
+                Hold::Range(range) => {
+                    let items = self.load_range(range).await?;
+                    summary.claimed += items.len();
+                    items
+                }
+            };
+            let mut flow = Flow::Done;
             for batch in self.batches(items) {
-                self.deliver(owner, claimed_until, &peer, &resource, batch, &mut summary)
+                flow = self
+                    .deliver(
+                        owner,
+                        claimed_until,
+                        &peer,
+                        &resource,
+                        &hold,
+                        batch,
+                        &mut summary,
+                    )
                     .await?;
+                if flow == Flow::Stopped {
+                    break;
+                }
+            }
+            if let (Hold::Range(range), Flow::Done) = (&hold, flow) {
+                self.complete(owner, range).await?;
             }
         }
         Ok(summary)
@@ -217,16 +293,51 @@ impl DispatchOutboxAction {
         let mut orphans = Vec::new();
         for claimed in entries {
             match by_seq.remove(&claimed.seq) {
-                Some(change) => items.push(Item { claimed, change }),
+                Some(change) => items.push(Item {
+                    change,
+                    entry: Some(claimed.id),
+                    attempts: claimed.attempts,
+                }),
                 None => orphans.push(claimed.id),
             }
         }
         if !orphans.is_empty() {
             summary.dead += orphans.len();
-            self.mark_dead(owner, orphans, "the change is no longer in the changelog")
+            tracing::warn!(
+                entries = orphans.len(),
+                "dead-lettered: the change is no longer in the changelog"
+            );
+            let owner = owner.to_string();
+            self.pool
+                .run(move |conn| {
+                    outbox::mark_dead(
+                        conn,
+                        &owner,
+                        &orphans,
+                        "the change is no longer in the changelog",
+                    )
+                    .map_err(SyncError::from)
+                })
                 .await?;
         }
         Ok(items)
+    }
+
+    /// The changes of a range (ours, without its dead letters).
+    async fn load_range(&self, range: &ClaimedRange) -> Result<Vec<Item>, SyncError> {
+        let (r, origin) = (range.clone(), self.region_id.clone());
+        let changes = self
+            .pool
+            .run(move |conn| delivery::entries(conn, &r, &origin).map_err(SyncError::from))
+            .await?;
+        Ok(changes
+            .into_iter()
+            .map(|change| Item {
+                change,
+                entry: None,
+                attempts: range.attempts,
+            })
+            .collect())
     }
 
     /// Consecutive items within the op count and byte limits (one schema version each).
@@ -256,15 +367,21 @@ impl DispatchOutboxAction {
         out
     }
 
+    /// Send `batch` (halving it on 413, dropping poison ops on 422, refreshing an expired
+    /// token once). Items are sent in order and the first failure stops: the failed batch and
+    /// what follows it are given back.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
         peer: &str,
         resource: &str,
+        hold: &Hold,
         batch: Vec<Item>,
         summary: &mut DispatchSummary,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Flow, SyncError> {
+        // A stack: the next batch to send on top, later seqs below.
         let mut pending = vec![batch];
         let mut refreshed = false;
         while let Some(batch) = pending.pop() {
@@ -272,15 +389,27 @@ impl DispatchOutboxAction {
                 Ok(grant) => grant,
                 Err(e) => {
                     pending.push(batch);
-                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
-                    return self.fail(owner, rest, &e.to_string(), summary).await;
+                    return self
+                        .again(
+                            owner,
+                            hold,
+                            pending,
+                            &e.to_string(),
+                            Again::AfterFailure,
+                            summary,
+                        )
+                        .await;
                 }
             };
             // The lease may have run out during a slow pass (or a slow call to the broker just
-            // now) and another dispatcher may own these rows: extend it, and send only the
-            // rows still ours. Checked after the grant, right before sending.
-            let batch = self.still_ours(owner, claimed_until, batch).await?;
+            // now) and another dispatcher may own these entries: extend it, and send only what
+            // is still ours. Checked after the grant, right before sending.
+            let batch = self.still_ours(owner, claimed_until, hold, batch).await?;
             if batch.is_empty() {
+                if matches!(hold, Hold::Range(_)) {
+                    // The range is another dispatcher's now: it sends the rest.
+                    return Ok(Flow::Stopped);
+                }
                 continue;
             }
             let changes: Vec<&ChangeLogEntry> = batch.iter().map(|i| &i.change).collect();
@@ -289,25 +418,24 @@ impl DispatchOutboxAction {
                 Err(e) => {
                     // A stored payload that is not JSON can never be sent.
                     summary.dead += batch.len();
-                    let ids = batch.iter().map(|i| i.claimed.id).collect();
-                    self.mark_dead(owner, ids, &format!("a stored payload is not JSON: {e}"))
-                        .await?;
+                    self.dead(
+                        owner,
+                        peer,
+                        resource,
+                        hold,
+                        &batch,
+                        &format!("a stored payload is not JSON: {e}"),
+                    )
+                    .await?;
                     continue;
                 }
             };
             summary.batches += 1;
-            let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
             let send = SendOpsTask::run(&self.client, &grant, resource, body);
-            match self.keeping_lease(owner, &ids, send).await {
+            match self.keeping_lease(owner, hold, &batch, send).await {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();
-                    let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
-                    let owner = owner.to_string();
-                    self.pool
-                        .run(move |conn| {
-                            outbox::mark_delivered(conn, &owner, &ids).map_err(SyncError::from)
-                        })
-                        .await?;
+                    self.delivered(owner, hold, &batch).await?;
                 }
                 SendOutcome::TooLarge if batch.len() > 1 => {
                     let mut first = batch;
@@ -317,16 +445,22 @@ impl DispatchOutboxAction {
                 }
                 SendOutcome::TooLarge => {
                     summary.dead += 1;
-                    let ids = batch.iter().map(|i| i.claimed.id).collect();
-                    self.mark_dead(owner, ids, "413: a single op is over the peer's limit")
-                        .await?;
+                    self.dead(
+                        owner,
+                        peer,
+                        resource,
+                        hold,
+                        &batch,
+                        "413: a single op is over the peer's limit",
+                    )
+                    .await?;
                 }
                 SendOutcome::InvalidOps(bad) => {
                     let mut poison = Vec::new();
                     let mut rest = Vec::new();
                     for (i, item) in batch.into_iter().enumerate() {
                         if bad.contains(&i) {
-                            poison.push(item.claimed.id);
+                            poison.push(item);
                         } else {
                             rest.push(item);
                         }
@@ -334,19 +468,27 @@ impl DispatchOutboxAction {
                     if poison.is_empty() {
                         // The peer named no op of this batch: an attempt failed, never a loop.
                         pending.push(rest);
-                        let rest: Vec<Item> = pending.into_iter().flatten().collect();
                         return self
-                            .fail(
+                            .again(
                                 owner,
-                                rest,
+                                hold,
+                                pending,
                                 "422 invalid_ops naming no op of the batch",
+                                Again::AfterFailure,
                                 summary,
                             )
                             .await;
                     }
                     summary.dead += poison.len();
-                    self.mark_dead(owner, poison, "422: the peer refused the op as invalid")
-                        .await?;
+                    self.dead(
+                        owner,
+                        peer,
+                        resource,
+                        hold,
+                        &poison,
+                        "422: the peer refused the op as invalid",
+                    )
+                    .await?;
                     if !rest.is_empty() {
                         pending.push(rest);
                     }
@@ -355,47 +497,63 @@ impl DispatchOutboxAction {
                     refreshed = true;
                     if let Err(e) = self.directory.grant(peer, Refresh::Force).await {
                         pending.push(batch);
-                        let rest: Vec<Item> = pending.into_iter().flatten().collect();
-                        return self.fail(owner, rest, &e.to_string(), summary).await;
+                        return self
+                            .again(
+                                owner,
+                                hold,
+                                pending,
+                                &e.to_string(),
+                                Again::AfterFailure,
+                                summary,
+                            )
+                            .await;
                     }
                     pending.push(batch);
                 }
                 SendOutcome::TokenExpired => {
                     pending.push(batch);
-                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
                     return self
-                        .fail(owner, rest, "401 token_expired after a refresh", summary)
+                        .again(
+                            owner,
+                            hold,
+                            pending,
+                            "401 token_expired after a refresh",
+                            Again::AfterFailure,
+                            summary,
+                        )
                         .await;
                 }
                 SendOutcome::Unreachable(reason) => {
                     self.directory.invalidate(peer);
                     pending.push(batch);
-                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
-                    return self.fail(owner, rest, &reason, summary).await;
+                    return self
+                        .again(owner, hold, pending, &reason, Again::AfterFailure, summary)
+                        .await;
                 }
                 SendOutcome::Failed(reason) => {
                     pending.push(batch);
-                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
-                    return self.fail(owner, rest, &reason, summary).await;
+                    return self
+                        .again(owner, hold, pending, &reason, Again::AfterFailure, summary)
+                        .await;
                 }
                 SendOutcome::ClockDrift(reason) => {
                     pending.push(batch);
-                    let rest: Vec<Item> = pending.into_iter().flatten().collect();
                     return self
-                        .again(owner, rest, &reason, Again::Postponed, summary)
+                        .again(owner, hold, pending, &reason, Again::Postponed, summary)
                         .await;
                 }
             }
         }
-        Ok(())
+        Ok(Flow::Done)
     }
 
-    /// Run `send` while extending the lease on `ids` every third of the lease, so a request
-    /// that outlasts the lease is never overlapped by another dispatcher's claim.
+    /// Run `send` while extending the lease on what holds `batch` every third of the lease, so
+    /// a request that outlasts the lease is never overlapped by another dispatcher's claim.
     async fn keeping_lease<T>(
         &self,
         owner: &str,
-        ids: &[i64],
+        hold: &Hold,
+        batch: &[Item],
         send: impl std::future::Future<Output = T>,
     ) -> T {
         let lease = Duration::from_secs(self.config.dispatch_lease_secs.clamp(1, 86_400));
@@ -408,15 +566,46 @@ impl DispatchOutboxAction {
                 _ = renew.tick() => {
                     let until = ship::db::utc_now()
                         + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
-                    let (owner, ids) = (owner.to_string(), ids.to_vec());
-                    let renewed = self
-                        .pool
-                        .run(move |conn| outbox::renew(conn, &owner, &ids, until).map_err(SyncError::from))
-                        .await;
-                    if let Err(e) = renewed {
+                    if let Err(e) = self.renew(owner, hold, batch, until).await {
                         tracing::warn!(error = %e, "could not extend the lease of a batch in flight");
                     }
                 }
+            }
+        }
+    }
+
+    /// Extend the lease on what holds `batch` to `until`: the items still ours.
+    async fn renew(
+        &self,
+        owner: &str,
+        hold: &Hold,
+        batch: &[Item],
+        until: chrono::NaiveDateTime,
+    ) -> Result<Vec<bool>, SyncError> {
+        let owner = owner.to_string();
+        match hold {
+            Hold::Entries => {
+                let ids: Vec<i64> = batch.iter().filter_map(|i| i.entry).collect();
+                let kept = self
+                    .pool
+                    .run(move |conn| {
+                        outbox::renew(conn, &owner, &ids, until).map_err(SyncError::from)
+                    })
+                    .await?;
+                Ok(batch
+                    .iter()
+                    .map(|i| i.entry.is_some_and(|id| kept.contains(&id)))
+                    .collect())
+            }
+            Hold::Range(range) => {
+                let id = range.id;
+                let kept = self
+                    .pool
+                    .run(move |conn| {
+                        delivery::renew(conn, &owner, &[id], until).map_err(SyncError::from)
+                    })
+                    .await?;
+                Ok(vec![!kept.is_empty(); batch.len()])
             }
         }
     }
@@ -429,74 +618,113 @@ impl DispatchOutboxAction {
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
+        hold: &Hold,
         batch: Vec<Item>,
     ) -> Result<Vec<Item>, SyncError> {
         let lease = chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         if ship::db::utc_now() < claimed_until - lease * 2 / 3 {
             return Ok(batch);
         }
-        let until = ship::db::utc_now()
-            + chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
-        let ids: Vec<i64> = batch.iter().map(|i| i.claimed.id).collect();
-        let owner_c = owner.to_string();
-        let kept = self
-            .pool
-            .run(move |conn| outbox::renew(conn, &owner_c, &ids, until).map_err(SyncError::from))
-            .await?;
-        if kept.len() < batch.len() {
+        let until = ship::db::utc_now() + lease;
+        let kept = self.renew(owner, hold, &batch, until).await?;
+        let lost = kept.iter().filter(|k| !**k).count();
+        if lost > 0 {
             tracing::warn!(
-                lost = batch.len() - kept.len(),
+                lost,
                 "leases ran out during the pass: those entries are another dispatcher's now"
             );
         }
         Ok(batch
             .into_iter()
-            .filter(|i| kept.contains(&i.claimed.id))
+            .zip(kept)
+            .filter_map(|(item, ours)| ours.then_some(item))
             .collect())
     }
 
-    async fn mark_dead(&self, owner: &str, ids: Vec<i64>, why: &str) -> Result<(), SyncError> {
-        tracing::warn!(entries = ids.len(), reason = why, "dead-lettered");
-        let (owner, why) = (owner.to_string(), why.to_string());
-        self.pool
-            .run(move |conn| outbox::mark_dead(conn, &owner, &ids, &why).map_err(SyncError::from))
-            .await
+    /// The peer applied `batch`. A range's items are recorded when the whole range is done.
+    async fn delivered(&self, owner: &str, hold: &Hold, batch: &[Item]) -> Result<(), SyncError> {
+        if let Hold::Entries = hold {
+            let ids: Vec<i64> = batch.iter().filter_map(|i| i.entry).collect();
+            let owner = owner.to_string();
+            self.pool
+                .run(move |conn| {
+                    outbox::mark_delivered(conn, &owner, &ids).map_err(SyncError::from)
+                })
+                .await?;
+        }
+        Ok(())
     }
 
-    /// A failed attempt for `items`: rescheduled with backoff (or dead at max attempts).
-    async fn fail(
+    /// `items` can never be delivered (the peer refused the op itself): dead letters.
+    async fn dead(
         &self,
         owner: &str,
-        items: Vec<Item>,
+        peer: &str,
+        resource: &str,
+        hold: &Hold,
+        items: &[Item],
         why: &str,
-        summary: &mut DispatchSummary,
     ) -> Result<(), SyncError> {
-        self.again(owner, items, why, Again::AfterFailure, summary)
-            .await
+        tracing::warn!(entries = items.len(), reason = why, "dead-lettered");
+        let (owner, why) = (owner.to_string(), why.to_string());
+        match hold {
+            Hold::Entries => {
+                let ids: Vec<i64> = items.iter().filter_map(|i| i.entry).collect();
+                self.pool
+                    .run(move |conn| {
+                        outbox::mark_dead(conn, &owner, &ids, &why).map_err(SyncError::from)
+                    })
+                    .await
+            }
+            Hold::Range(_) => {
+                let changes = written(items);
+                let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0) + 1;
+                let (peer, resource) = (peer.to_string(), resource.to_string());
+                self.pool
+                    .run(move |conn| {
+                        delivery::dead_letter(conn, &peer, &resource, &changes, attempts, &why)
+                            .map_err(SyncError::from)
+                    })
+                    .await
+            }
+        }
     }
 
-    /// Give `items` back to the outbox, due again later (see `Again`).
+    /// Everything of `range` went (or is a dead letter): the stream moves on.
+    async fn complete(&self, owner: &str, range: &ClaimedRange) -> Result<(), SyncError> {
+        let (range, owner) = (range.clone(), owner.to_string());
+        let done = self
+            .pool
+            .run(move |conn| delivery::complete(conn, &range, &owner).map_err(SyncError::from))
+            .await?;
+        if !done {
+            tracing::warn!(
+                "a range's lease ran out before it was delivered: another dispatcher resends it"
+            );
+        }
+        Ok(())
+    }
+
+    /// Give what did not go (`rest`: batches, the next one on top) back, due again later (see
+    /// `Again`). Always `Flow::Stopped`.
     async fn again(
         &self,
         owner: &str,
-        items: Vec<Item>,
+        hold: &Hold,
+        rest: Vec<Vec<Item>>,
         why: &str,
         how: Again,
         summary: &mut DispatchSummary,
-    ) -> Result<(), SyncError> {
-        if items.is_empty() {
-            return Ok(());
-        }
+    ) -> Result<Flow, SyncError> {
+        let items: Vec<Item> = rest.into_iter().flatten().collect();
         let max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+        let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0);
         let delay = match how {
             Again::AfterFailure => {
-                let dying = items
-                    .iter()
-                    .filter(|i| i.claimed.attempts + 1 >= max)
-                    .count();
+                let dying = items.iter().filter(|i| i.attempts + 1 >= max).count();
                 summary.dead += dying;
                 summary.retried += items.len() - dying;
-                self.backoff(items.iter().map(|i| i.claimed.attempts).max().unwrap_or(0))
+                self.backoff(attempts)
             }
             Again::Postponed => {
                 summary.retried += items.len();
@@ -513,19 +741,87 @@ impl DispatchOutboxAction {
         );
         let next = ship::db::utc_now()
             + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let ids: Vec<i64> = items.iter().map(|i| i.claimed.id).collect();
         let (owner, why) = (owner.to_string(), why.to_string());
-        // Both of mark_failed's updates or neither.
-        self.pool
-            .transaction(move |conn| {
-                match how {
-                    Again::AfterFailure => outbox::mark_failed(conn, &owner, &ids, &why, next, max),
-                    Again::Postponed => outbox::reschedule(conn, &owner, &ids, &why, next, false),
+        match hold {
+            Hold::Entries => {
+                if items.is_empty() {
+                    return Ok(Flow::Stopped);
                 }
-                .map_err(SyncError::from)
-            })
-            .await
+                let ids: Vec<i64> = items.iter().filter_map(|i| i.entry).collect();
+                // Both of mark_failed's updates or neither.
+                self.pool
+                    .transaction(move |conn| {
+                        match how {
+                            Again::AfterFailure => {
+                                outbox::mark_failed(conn, &owner, &ids, &why, next, max)
+                            }
+                            Again::Postponed => {
+                                outbox::reschedule(conn, &owner, &ids, &why, next, false)
+                            }
+                        }
+                        .map_err(SyncError::from)
+                    })
+                    .await?;
+            }
+            Hold::Range(range) => {
+                let range = range.clone();
+                let Some(rest_from) = items.iter().map(|i| i.change.seq).min() else {
+                    // Nothing left to send (everything else went or died).
+                    self.complete(&owner, &range).await?;
+                    return Ok(Flow::Stopped);
+                };
+                if how == Again::AfterFailure && range.attempts + 1 >= max {
+                    // The last attempt: the rest is dead, and the stream moves on.
+                    let changes = written(&items);
+                    let r = range.clone();
+                    let o = owner.clone();
+                    self.pool
+                        .transaction(move |conn| {
+                            delivery::dead_letter(conn, &r.peer, &r.resource, &changes, max, &why)
+                                .map_err(SyncError::from)
+                        })
+                        .await?;
+                    let done = self
+                        .pool
+                        .run(move |conn| {
+                            delivery::complete(conn, &range, &o).map_err(SyncError::from)
+                        })
+                        .await?;
+                    if !done {
+                        tracing::warn!("a range's lease ran out before its last attempt ended");
+                    }
+                    return Ok(Flow::Stopped);
+                }
+                let released = self
+                    .pool
+                    .run(move |conn| {
+                        delivery::release(
+                            conn,
+                            &range,
+                            &owner,
+                            rest_from,
+                            &why,
+                            next,
+                            how == Again::AfterFailure,
+                        )
+                        .map_err(SyncError::from)
+                    })
+                    .await?;
+                if !released {
+                    tracing::warn!("a range's lease ran out before it was given back: another dispatcher has it");
+                }
+            }
+        }
+        Ok(Flow::Stopped)
     }
+}
+
+/// (seq, when written) of each item.
+fn written(items: &[Item]) -> Vec<(i64, chrono::NaiveDateTime)> {
+    items
+        .iter()
+        .map(|i| (i.change.seq, i.change.created_at))
+        .collect()
 }
 
 /// How entries that did not go come back to the outbox.

@@ -117,7 +117,12 @@ impl EvaluateAlertsAction {
         let first_seen = self.first_seen(&input.peers, now);
         let (status, open) = self
             .pool
-            .run(|conn| Ok::<_, SyncError>((PeerStatusTask::run(conn)?, alerts::open(conn)?)))
+            .run({
+                let region = self.region.clone();
+                move |conn| {
+                    Ok::<_, SyncError>((PeerStatusTask::run(conn, &region)?, alerts::open(conn)?))
+                }
+            })
             .await?;
         let mut pulled: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         let mut owed: BTreeMap<String, Owed> = BTreeMap::new();

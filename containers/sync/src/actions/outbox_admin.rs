@@ -4,7 +4,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 pub use crate::data::outbox::EntryRow;
-use crate::data::{feed_acks, outbox};
+use crate::data::{delivery, feed_acks, outbox};
 use crate::errors::SyncError;
 use crate::tasks::peer_status::PeerStatusTask;
 
@@ -12,11 +12,16 @@ pub use crate::tasks::peer_status::PeerStatus;
 
 pub struct SyncStatusAction {
     pool: DbPool,
+    region_id: String,
 }
 
 impl SyncStatusAction {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// `region_id`: this region (the origin of the changes its streams deliver).
+    pub fn new(pool: DbPool, region_id: impl Into<String>) -> Self {
+        Self {
+            pool,
+            region_id: region_id.into(),
+        }
     }
 }
 
@@ -28,18 +33,28 @@ impl Action for SyncStatusAction {
 
     async fn run(&self, _input: ()) -> Result<Vec<PeerStatus>, SyncError> {
         self.pool
-            .run(|conn| PeerStatusTask::run(conn).map_err(SyncError::from))
+            .run({
+                let region = self.region_id.clone();
+                move |conn| PeerStatusTask::run(conn, &region).map_err(SyncError::from)
+            })
             .await
     }
 }
 
+/// What is owed (the entries of the delivery streams and the single pending entries), or
+/// the dead letters; oldest first.
 pub struct ListOutboxAction {
     pool: DbPool,
+    region_id: String,
 }
 
 impl ListOutboxAction {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// `region_id`: this region (the origin of the changes its streams deliver).
+    pub fn new(pool: DbPool, region_id: impl Into<String>) -> Self {
+        Self {
+            pool,
+            region_id: region_id.into(),
+        }
     }
 }
 
@@ -51,8 +66,17 @@ impl Action for ListOutboxAction {
     type Error = SyncError;
 
     async fn run(&self, (dead, limit): (bool, i64)) -> Result<Vec<EntryRow>, SyncError> {
+        let region = self.region_id.clone();
         self.pool
-            .run(move |conn| outbox::list(conn, dead, limit).map_err(SyncError::from))
+            .run(move |conn| {
+                let mut rows = outbox::list(conn, dead, limit)?;
+                if !dead {
+                    rows.extend(delivery::owed_entries(conn, &region, limit)?);
+                    rows.sort_by_key(|r| (r.created_at, r.seq));
+                    rows.truncate(usize::try_from(limit).unwrap_or(0));
+                }
+                Ok(rows)
+            })
             .await
     }
 }
@@ -81,18 +105,24 @@ impl Action for RetryDeadAction {
     }
 }
 
-/// Give up on undelivered entries: one (by id) or every one owed to a peer that is gone for
-/// good. They are deleted (the peer can still catch up by pulling, while the changelog has
-/// the changes). For a peer, its feed acknowledgments are forgotten too, in the same
-/// transaction: both are what a peer holds back pruning with. A peer that still reads the
-/// feed records a new acknowledgment at its next read.
+/// Give up on undelivered entries: one outbox entry (by id), or everything owed to a peer
+/// that is gone for good — its outbox entries are deleted and its delivery streams jump to the
+/// head (the peer can still catch up by pulling, while the changelog has the changes). For a
+/// peer, its feed acknowledgments are forgotten too, in the same transaction: all three are
+/// what a peer holds back pruning with. A peer that still reads the feed records a new
+/// acknowledgment at its next read.
 pub struct DiscardOutboxAction {
     pool: DbPool,
+    region_id: String,
 }
 
 impl DiscardOutboxAction {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// `region_id`: this region (the origin of the changes its streams deliver).
+    pub fn new(pool: DbPool, region_id: impl Into<String>) -> Self {
+        Self {
+            pool,
+            region_id: region_id.into(),
+        }
     }
 }
 
@@ -104,11 +134,15 @@ impl Action for DiscardOutboxAction {
     type Error = SyncError;
 
     async fn run(&self, (id, peer): (Option<i64>, Option<String>)) -> Result<Discarded, SyncError> {
+        let region = self.region_id.clone();
         self.pool
             .transaction(move |conn| {
-                let entries = outbox::discard(conn, id, peer.as_deref())?;
+                let mut entries = outbox::discard(conn, id, peer.as_deref())?;
                 let feed_acks = match (id, peer.as_deref()) {
-                    (None, Some(peer)) => feed_acks::forget(conn, peer)?,
+                    (None, Some(peer)) => {
+                        entries += delivery::discard(conn, peer, &region)?;
+                        feed_acks::forget(conn, peer)?
+                    }
                     _ => 0,
                 };
                 Ok(Discarded { entries, feed_acks })
@@ -120,7 +154,7 @@ impl Action for DiscardOutboxAction {
 /// What `DiscardOutboxAction` gave up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Discarded {
-    /// Undelivered outbox entries deleted.
+    /// Undelivered entries given up on (outbox entries deleted, stream entries skipped).
     pub entries: usize,
     /// Feed acknowledgments forgotten (one per resource the peer read).
     pub feed_acks: usize,

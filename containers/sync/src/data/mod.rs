@@ -3,6 +3,7 @@ pub mod alerts;
 pub mod changelog;
 pub mod conflicts;
 pub mod cursors;
+pub mod delivery;
 pub mod feed_acks;
 pub mod outbox;
 pub mod prune;

@@ -291,10 +291,12 @@ pub fn stats(conn: &mut AnyConnection) -> QueryResult<Vec<StatusRow>> {
         .load(conn)
 }
 
-/// An outbox entry as operators see it.
+/// An entry owed to a peer (or dead) as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, serde::Serialize)]
 pub struct EntryRow {
-    pub id: i64,
+    /// The outbox row's id (what `outbox retry` takes); none for an entry of a delivery
+    /// stream, which has no row of its own.
+    pub id: Option<i64>,
     pub peer: String,
     pub resource: String,
     pub seq: i64,
@@ -317,7 +319,7 @@ pub fn list(conn: &mut AnyConnection, dead: bool, limit: i64) -> QueryResult<Vec
         .order(sync_outbox::id.asc())
         .limit(limit)
         .select((
-            sync_outbox::id,
+            sync_outbox::id.nullable(),
             sync_outbox::peer,
             sync_outbox::resource,
             sync_outbox::seq,
@@ -419,6 +421,7 @@ mod tests {
                 status: outbox_status::PENDING,
                 attempts: 0,
                 next_attempt_at: now,
+                last_error: None,
                 created_at: now,
                 updated_at: now,
             })
@@ -488,7 +491,7 @@ mod tests {
             let mut entries = Vec::new();
             for (peer, resource) in [("us", "customers"), ("us", "invoices"), ("ap", "customers"), ("ap", "invoices")] {
                 for seq in 1..=3 {
-                    entries.push(NewOutboxEntry { peer, resource, seq, status: outbox_status::PENDING, attempts: 0, next_attempt_at: now, created_at: now, updated_at: now });
+                    entries.push(NewOutboxEntry { peer, resource, seq, status: outbox_status::PENDING, attempts: 0, next_attempt_at: now, last_error: None, created_at: now, updated_at: now });
                 }
             }
             insert_all(&mut conn, &entries).unwrap();

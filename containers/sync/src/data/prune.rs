@@ -19,8 +19,8 @@ pub fn delivered_outbox(conn: &mut AnyConnection, before: NaiveDateTime) -> Quer
 }
 
 /// Delete `resource`'s changelog entries that are older than `before` *and* below every entry
-/// that must stay: one created at or after `before`, one still owed to a push peer (a pending
-/// or dead outbox entry), or one above the lowest acknowledgment of a peer that reads the
+/// that must stay: one created at or after `before`, one still owed to a push peer (above its
+/// delivery stream's `delivered_through`, or a pending or dead outbox entry), or one above the lowest acknowledgment of a peer that reads the
 /// feed (`sync_feed_acks`: a pull-only peer has no outbox entries). The feed's `pruned_through` moves to the last deleted seq, so a
 /// cursor below it is answered 410 `cursor_expired`. Locks the resource's sequence row first
 /// (appends wait). Returns how many entries were deleted.
@@ -46,8 +46,12 @@ pub fn changelog(
         .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
         .select(diesel::dsl::min(sync_outbox::seq))
         .first(conn)?;
+    let streaming = super::delivery::lowest_owed(conn, resource)?;
     let unacknowledged = feed_acks::lowest(conn, resource)?.map(|acked| acked + 1);
-    let keep_from = [young, owed, unacknowledged].into_iter().flatten().min();
+    let keep_from = [young, owed, streaming, unacknowledged]
+        .into_iter()
+        .flatten()
+        .min();
     let upto = keep_from.map_or(last_seq, |seq| seq - 1);
     if upto <= pruned_through {
         return Ok(0);
@@ -65,7 +69,8 @@ pub fn changelog(
 }
 
 /// The entities of `resource` with a change still owed to some peer: a pending or dead outbox
-/// entry (push peers), or a delete above the lowest feed acknowledgment (pull peers). For the
+/// entry, or a delete above the lowest `delivered_through` of a push stream or the lowest
+/// feed acknowledgment (pull peers). For the
 /// latter only deletes matter: a tombstone's latest change is its delete, so a peer that
 /// acknowledged that delete has every change of the entity, and one that did not sees the
 /// delete above its acknowledgment (kept by `changelog`). Restricting to deletes keeps the
@@ -90,7 +95,17 @@ pub fn owed_entities(
                 .load::<String>(conn)?,
         );
     }
-    if let Some(acked) = feed_acks::lowest(conn, resource)? {
+    // Push streams: the same reasoning as for the feed's readers below, from the lowest
+    // `delivered_through` (every entry up to it is delivered to every push peer).
+    let lowest = [
+        super::delivery::lowest_owed(conn, resource)?,
+        feed_acks::lowest(conn, resource)?.map(|acked| acked + 1),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    if let Some(from) = lowest {
+        let acked = from - 1;
         out.extend(
             sync_changelog::table
                 .filter(sync_changelog::resource.eq(resource))

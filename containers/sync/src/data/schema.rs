@@ -107,3 +107,34 @@ diesel::table! {
         last_seen_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_delivery (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        delivered_through -> BigInt,
+        claimed_through -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        last_delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_delivery_ranges (id) {
+        id -> BigInt,
+        peer -> Text,
+        resource -> Text,
+        first_seq -> BigInt,
+        last_seq -> BigInt,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

@@ -28,7 +28,8 @@ pub mod outbox_status {
     pub const DEAD: &str = "dead";
 }
 
-/// A new outbox entry: deliver change `(resource, seq)` to `peer`.
+/// A new outbox entry: change `(resource, seq)` singled out for `peer` (a dead letter; rows
+/// written before delivery streams were pending ones, ADR 0009).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_outbox)]
 pub struct NewOutboxEntry<'a> {
@@ -38,6 +39,7 @@ pub struct NewOutboxEntry<'a> {
     pub status: &'a str,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }

@@ -1,13 +1,14 @@
 //! PeerStatus: per peer and resource, what is owed, what died, when it last moved — from the
-//! outbox, the pull cursors and the peers' feed acknowledgments.
+//! delivery streams, the outbox (dead letters), the pull cursors and the peers' feed
+//! acknowledgments.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ship::parents::Task;
 use ship::AnyConnection;
 
-use crate::data::outbox;
 use crate::data::schema::sync_peer_cursors;
+use crate::data::{delivery, outbox};
 use crate::models::outbox_status;
 
 /// Per peer and resource: what waits, what died, when it last moved.
@@ -17,7 +18,15 @@ pub struct PeerStatus {
     pub resource: String,
     pub pending: i64,
     pub dead: i64,
+    /// Delivered entries not yet pruned: the stream's (written since it exists) and retried
+    /// dead letters'.
     pub delivered: i64,
+    /// The push stream: every change of ours up to this seq is delivered (or dead).
+    pub delivered_through: Option<i64>,
+    /// Why the last push attempt failed (cleared by a delivery).
+    pub last_error: Option<String>,
+    /// The push stream's next attempt (later than now while it backs off).
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// The oldest pending entry's creation: how far behind the push is.
     pub oldest_pending_at: Option<DateTime<Utc>>,
     pub last_push_at: Option<DateTime<Utc>>,
@@ -36,7 +45,11 @@ impl Task for PeerStatusTask {
 }
 
 impl PeerStatusTask {
-    pub(crate) fn run(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<PeerStatus>> {
+    /// `origin`: this region (its own changes are what the streams deliver).
+    pub(crate) fn run(
+        conn: &mut AnyConnection,
+        origin: &str,
+    ) -> diesel::QueryResult<Vec<PeerStatus>> {
         use diesel::prelude::*;
         let mut rows: std::collections::BTreeMap<(String, String), PeerStatus> = Default::default();
         // The (peer, resource) line, made on first sight.
@@ -56,15 +69,33 @@ impl PeerStatusTask {
             let row = line(&mut rows, peer, resource);
             match status.as_str() {
                 outbox_status::PENDING => {
-                    row.pending = n;
+                    row.pending += n;
                     row.oldest_pending_at = oldest.map(|t| t.and_utc());
                 }
                 outbox_status::DEAD => row.dead = n,
                 _ => {
-                    row.delivered = n;
+                    row.delivered += n;
                     row.last_push_at = delivered.map(|t| t.and_utc());
                 }
             }
+        }
+        for stream in delivery::streams(conn, origin)? {
+            let row = line(&mut rows, stream.peer, stream.resource);
+            row.pending += stream.pending;
+            row.delivered += stream.delivered;
+            row.oldest_pending_at = [
+                row.oldest_pending_at,
+                stream.oldest_pending_at.map(|t| t.and_utc()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            row.last_push_at = row
+                .last_push_at
+                .max(stream.last_delivered_at.map(|t| t.and_utc()));
+            row.delivered_through = Some(stream.delivered_through);
+            row.last_error = stream.last_error;
+            row.next_attempt_at = Some(stream.next_attempt_at.and_utc());
         }
         let pulls: Vec<(String, String, chrono::NaiveDateTime)> = sync_peer_cursors::table
             .select((

@@ -195,3 +195,78 @@ pub fn customers_digest(db: &TestDb) -> String {
         .digest(&mut db.pool.get().unwrap())
         .unwrap()
 }
+
+// Delivery streams (ADR 0009): what a push peer is owed is the region's own changelog entries
+// above its stream's `delivered_through`, less the dead letters (outbox rows).
+
+fn exec_sql(db: &TestDb, sql: &str) {
+    diesel::RunQueryDsl::execute(diesel::sql_query(sql), &mut db.pool.get().unwrap()).unwrap();
+}
+
+/// Changes of `origin` owed to `peer` (stream entries not delivered, not dead; plus single
+/// outbox entries pending).
+pub fn owed(db: &TestDb, origin: &str, peer: &str) -> i64 {
+    let mut conn = db.pool.get().unwrap();
+    count(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) FROM sync_changelog c JOIN sync_delivery d ON c.resource = d.resource \
+             WHERE d.peer = '{peer}' AND c.origin_region = '{origin}' AND c.seq > d.delivered_through \
+             AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.peer = d.peer AND o.resource = d.resource AND o.seq = c.seq)"
+        ),
+    ) + count(
+        &mut conn,
+        &format!("SELECT COUNT(*) FROM sync_outbox WHERE peer = '{peer}' AND status = 'pending'"),
+    )
+}
+
+/// Dead letters (single outbox entries) for `peer`.
+pub fn dead_letters(db: &TestDb, peer: &str) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        &format!("SELECT COUNT(*) FROM sync_outbox WHERE peer = '{peer}' AND status = 'dead'"),
+    )
+}
+
+/// `peer`'s stream of customers: how far it is delivered.
+pub fn delivered_through(db: &TestDb, peer: &str) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        &format!("SELECT delivered_through FROM sync_delivery WHERE peer = '{peer}' AND resource = 'customers'"),
+    )
+}
+
+/// Pretend `peer` was delivered every customers change up to `seq` at `at` (an SQL expression:
+/// `CURRENT_TIMESTAMP` or a quoted literal).
+pub fn mark_delivered_through(db: &TestDb, peer: &str, seq: i64, at: &str) {
+    exec_sql(
+        db,
+        &format!(
+            "UPDATE sync_delivery SET delivered_through = {seq}, claimed_through = CASE WHEN claimed_through > {seq} THEN claimed_through ELSE {seq} END, \
+             last_delivered_at = {at} WHERE peer = '{peer}' AND resource = 'customers'"
+        ),
+    );
+    exec_sql(
+        db,
+        &format!("DELETE FROM sync_delivery_ranges WHERE peer = '{peer}' AND resource = 'customers' AND last_seq <= {seq}"),
+    );
+}
+
+/// Pretend every customers change owed to `peer` died (422): dead letters, the stream past them.
+pub fn dead_letter_all(db: &TestDb, origin: &str, peer: &str) {
+    exec_sql(
+        db,
+        &format!(
+            "INSERT INTO sync_outbox (peer, resource, seq, status, attempts, next_attempt_at, last_error, created_at, updated_at) \
+             SELECT d.peer, d.resource, c.seq, 'dead', 1, CURRENT_TIMESTAMP, '422', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP \
+             FROM sync_changelog c JOIN sync_delivery d ON c.resource = d.resource \
+             WHERE d.peer = '{peer}' AND c.origin_region = '{origin}' AND c.seq > d.delivered_through \
+             AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.peer = d.peer AND o.resource = d.resource AND o.seq = c.seq)"
+        ),
+    );
+    let head = count(
+        &mut db.pool.get().unwrap(),
+        "SELECT COALESCE(MAX(seq), 0) FROM sync_changelog WHERE resource = 'customers'",
+    );
+    mark_delivered_through(db, peer, head, "last_delivered_at");
+}

@@ -1,0 +1,812 @@
+//! Delivery streams (ADR 0009): per (push peer, resource), how far this region's own changes
+//! have been delivered, and the ranges of the changelog being sent.
+//!
+//! `sync_delivery` holds one row per stream: every entry of this region's origin with
+//! `seq <= delivered_through` is delivered (or is a dead letter in `sync_outbox`), and
+//! `(delivered_through, claimed_through]` is covered by `sync_delivery_ranges` rows and by
+//! ranges already delivered. A range is leased to one dispatcher at a time; several
+//! dispatchers send disjoint ranges of one stream at once. A delivered range is deleted and
+//! `delivered_through` moves to just below the lowest range left.
+//!
+//! Claims, completions and releases lock the stream row first (`FOR UPDATE` on MariaDB, the
+//! write lock of an immediate transaction on SQLite): one row write per range, none per entry.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use ship::AnyConnection;
+
+use super::outbox::ClaimFilter;
+use super::schema::{
+    sync_changelog, sync_delivery, sync_delivery_ranges, sync_outbox, sync_sequences,
+};
+use crate::models::{outbox_status, ChangeLogEntry, NewOutboxEntry};
+
+/// A range leased to a dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct ClaimedRange {
+    pub id: i64,
+    pub peer: String,
+    pub resource: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Failed attempts of these entries so far.
+    pub attempts: i32,
+}
+
+/// Create the stream of each (peer, resource) that has none, starting at the resource's head:
+/// a peer receives the changes written from its first configuration on (what came before, it
+/// gets by pulling or bootstrapping). Idempotent; run at start, after the sequences exist,
+/// outside any transaction.
+pub fn ensure_streams<'a>(
+    conn: &mut AnyConnection,
+    peers: &[String],
+    resources: impl IntoIterator<Item = &'a str>,
+) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    for resource in resources {
+        for peer in peers {
+            let exists = sync_delivery::table
+                .find((peer, resource))
+                .count()
+                .get_result::<i64>(conn)?
+                > 0;
+            if exists {
+                continue;
+            }
+            let head: i64 = sync_sequences::table
+                .find(resource)
+                .select(sync_sequences::last_seq)
+                .first(conn)
+                .optional()?
+                .unwrap_or(0);
+            let inserted = diesel::insert_into(sync_delivery::table)
+                .values((
+                    sync_delivery::peer.eq(peer),
+                    sync_delivery::resource.eq(resource),
+                    sync_delivery::delivered_through.eq(head),
+                    sync_delivery::claimed_through.eq(head),
+                    sync_delivery::attempts.eq(0),
+                    sync_delivery::next_attempt_at.eq(now),
+                    sync_delivery::created_at.eq(now),
+                    sync_delivery::updated_at.eq(now),
+                ))
+                .execute(conn);
+            match inserted {
+                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The streams whose time has come (not backing off), within `only`.
+pub fn due_streams(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    only: &ClaimFilter,
+) -> QueryResult<Vec<(String, String)>> {
+    // Few rows (peers × resources): filtered here rather than in a boxed (per-backend) query.
+    let due: Vec<(String, String)> = sync_delivery::table
+        .filter(sync_delivery::next_attempt_at.le(now))
+        .select((sync_delivery::peer, sync_delivery::resource))
+        .order((sync_delivery::peer, sync_delivery::resource))
+        .load(conn)?;
+    Ok(due
+        .into_iter()
+        .filter(|(peer, resource)| {
+            only.peer.as_ref().is_none_or(|p| p == peer)
+                && only.resource.as_ref().is_none_or(|r| r == resource)
+        })
+        .collect())
+}
+
+/// The stream row, write-locked until the transaction ends: (claimed_through, next_attempt_at).
+fn lock_stream(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+) -> QueryResult<Option<(i64, NaiveDateTime)>> {
+    let query = sync_delivery::table.find((peer, resource)).select((
+        sync_delivery::claimed_through,
+        sync_delivery::next_attempt_at,
+    ));
+    match conn {
+        AnyConnection::Mysql(c) => query.for_update().first(c).optional(),
+        // The immediate transaction already holds the database's write lock.
+        AnyConnection::Sqlite(c) => query.first(c).optional(),
+    }
+}
+
+/// Claim up to about `limit` entries of the stream `(peer, resource)` for `owner` until
+/// `lease_until`: first the ranges given back after a failure (or whose lease ran out), oldest
+/// first, adjacent ones merged; then the entries of `origin` after `claimed_through`, which
+/// extend the last of those ranges when it ends there, or make a new range. Nothing while the
+/// stream is backing off. Runs its own transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn claim(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    origin: &str,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<ClaimedRange>> {
+    ship::db::transact(conn, |conn| {
+        let Some((claimed_through, next_attempt_at)) = lock_stream(conn, peer, resource)? else {
+            return Ok(Vec::new());
+        };
+        if next_attempt_at > now {
+            return Ok(Vec::new());
+        }
+        let free: Vec<ClaimedRange> = sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::peer.eq(peer))
+            .filter(sync_delivery_ranges::resource.eq(resource))
+            .filter(
+                sync_delivery_ranges::lease_until
+                    .is_null()
+                    .or(sync_delivery_ranges::lease_until.lt(now)),
+            )
+            .order(sync_delivery_ranges::first_seq.asc())
+            .limit(64)
+            .select((
+                sync_delivery_ranges::id,
+                sync_delivery_ranges::peer,
+                sync_delivery_ranges::resource,
+                sync_delivery_ranges::first_seq,
+                sync_delivery_ranges::last_seq,
+                sync_delivery_ranges::attempts,
+            ))
+            .load(conn)?;
+        // Take ranges while the seqs they span stay within the limit (at least one); merge
+        // each into the one before when they touch (fewer, fuller batches after an outage).
+        let mut taken: Vec<ClaimedRange> = Vec::new();
+        let mut merged_away: Vec<i64> = Vec::new();
+        let mut span = 0;
+        for range in free {
+            let len = range.last_seq - range.first_seq + 1;
+            if !taken.is_empty() && span + len > limit {
+                break;
+            }
+            span += len;
+            match taken.last_mut() {
+                Some(last) if last.last_seq + 1 == range.first_seq => {
+                    last.last_seq = range.last_seq;
+                    // The youngest entries' count: merging never kills an entry early.
+                    last.attempts = last.attempts.min(range.attempts);
+                    merged_away.push(range.id);
+                }
+                _ => taken.push(range),
+            }
+        }
+        // New entries: after claimed_through, ours only, in seq order.
+        let room = (limit - span).max(0);
+        let fresh: Option<i64> = if room > 0 {
+            sync_changelog::table
+                .filter(sync_changelog::resource.eq(resource))
+                .filter(sync_changelog::seq.gt(claimed_through))
+                .filter(sync_changelog::origin_region.eq(origin))
+                .order(sync_changelog::seq.asc())
+                .limit(room)
+                .select(sync_changelog::seq)
+                .load::<i64>(conn)?
+                .last()
+                .copied()
+        } else {
+            None
+        };
+        let mut created = None;
+        if let Some(through) = fresh {
+            match taken.last_mut() {
+                Some(last) if last.last_seq == claimed_through => last.last_seq = through,
+                _ => created = Some(claimed_through + 1),
+            }
+            diesel::update(sync_delivery::table.find((peer, resource)))
+                .set((
+                    sync_delivery::claimed_through.eq(through),
+                    sync_delivery::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        if !merged_away.is_empty() {
+            diesel::delete(
+                sync_delivery_ranges::table.filter(sync_delivery_ranges::id.eq_any(&merged_away)),
+            )
+            .execute(conn)?;
+        }
+        for range in &taken {
+            diesel::update(sync_delivery_ranges::table.find(range.id))
+                .set((
+                    sync_delivery_ranges::last_seq.eq(range.last_seq),
+                    sync_delivery_ranges::attempts.eq(range.attempts),
+                    sync_delivery_ranges::lease_owner.eq(Some(owner)),
+                    sync_delivery_ranges::lease_until.eq(Some(lease_until)),
+                    sync_delivery_ranges::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        if let (Some(first_seq), Some(last_seq)) = (created, fresh) {
+            diesel::insert_into(sync_delivery_ranges::table)
+                .values((
+                    sync_delivery_ranges::peer.eq(peer),
+                    sync_delivery_ranges::resource.eq(resource),
+                    sync_delivery_ranges::first_seq.eq(first_seq),
+                    sync_delivery_ranges::last_seq.eq(last_seq),
+                    sync_delivery_ranges::attempts.eq(0),
+                    sync_delivery_ranges::lease_owner.eq(Some(owner)),
+                    sync_delivery_ranges::lease_until.eq(Some(lease_until)),
+                    sync_delivery_ranges::created_at.eq(now),
+                    sync_delivery_ranges::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            // Ranges of a stream are disjoint: (stream, first_seq) names the new one.
+            let id = sync_delivery_ranges::table
+                .filter(sync_delivery_ranges::peer.eq(peer))
+                .filter(sync_delivery_ranges::resource.eq(resource))
+                .filter(sync_delivery_ranges::first_seq.eq(first_seq))
+                .select(sync_delivery_ranges::id)
+                .first::<i64>(conn)?;
+            taken.push(ClaimedRange {
+                id,
+                peer: peer.to_string(),
+                resource: resource.to_string(),
+                first_seq,
+                last_seq,
+                attempts: 0,
+            });
+        }
+        Ok(taken)
+    })
+}
+
+/// The entries of `range` to send: `origin`'s, in seq order, without the seqs that have an
+/// outbox row for this peer (dead letters are sent only when an operator retries them).
+pub fn entries(
+    conn: &mut AnyConnection,
+    range: &ClaimedRange,
+    origin: &str,
+) -> QueryResult<Vec<ChangeLogEntry>> {
+    let mut entries: Vec<ChangeLogEntry> = sync_changelog::table
+        .filter(sync_changelog::resource.eq(&range.resource))
+        .filter(sync_changelog::seq.between(range.first_seq, range.last_seq))
+        .filter(sync_changelog::origin_region.eq(origin))
+        .order(sync_changelog::seq.asc())
+        .select(ChangeLogEntry::as_select())
+        .load(conn)?;
+    let singled_out: std::collections::HashSet<i64> = sync_outbox::table
+        .filter(sync_outbox::peer.eq(&range.peer))
+        .filter(sync_outbox::resource.eq(&range.resource))
+        .filter(sync_outbox::seq.between(range.first_seq, range.last_seq))
+        .select(sync_outbox::seq)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    if !singled_out.is_empty() {
+        entries.retain(|e| !singled_out.contains(&e.seq));
+    }
+    Ok(entries)
+}
+
+/// Record changes of the stream as dead letters (outbox rows with status `dead`), after
+/// `attempts` attempts, for `error`. `changes`: (seq, when the change was written) — a dead
+/// letter retried later is as old as its change (the backlog alerts measure from there).
+pub fn dead_letter(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    changes: &[(i64, NaiveDateTime)],
+    attempts: i32,
+    error: &str,
+) -> QueryResult<()> {
+    let now = ship::db::utc_now();
+    let rows: Vec<NewOutboxEntry<'_>> = changes
+        .iter()
+        .map(|&(seq, written)| NewOutboxEntry {
+            peer,
+            resource,
+            seq,
+            status: outbox_status::DEAD,
+            attempts,
+            next_attempt_at: now,
+            last_error: Some(error),
+            created_at: written,
+            updated_at: now,
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        super::outbox::insert_all(conn, chunk)?;
+    }
+    Ok(())
+}
+
+/// `owner` is done with `range` (delivered, or dead letters recorded): the range is deleted and
+/// `delivered_through` moves up to just below the lowest range left; the stream's failure count
+/// is reset. `false` when the lease was no longer `owner`'s (another dispatcher has the range).
+pub fn complete(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> QueryResult<bool> {
+    let now = ship::db::utc_now();
+    ship::db::transact(conn, |conn| {
+        let Some((claimed_through, _)) = lock_stream(conn, &range.peer, &range.resource)? else {
+            return Ok(false);
+        };
+        let deleted = diesel::delete(
+            sync_delivery_ranges::table
+                .filter(sync_delivery_ranges::id.eq(range.id))
+                .filter(sync_delivery_ranges::lease_owner.eq(owner)),
+        )
+        .execute(conn)?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        let lowest: Option<i64> = sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::peer.eq(&range.peer))
+            .filter(sync_delivery_ranges::resource.eq(&range.resource))
+            .select(diesel::dsl::min(sync_delivery_ranges::first_seq))
+            .first(conn)?;
+        let through = lowest.map_or(claimed_through, |first| first - 1);
+        diesel::update(sync_delivery::table.find((&range.peer, &range.resource)))
+            .set((
+                sync_delivery::delivered_through.eq(through),
+                sync_delivery::attempts.eq(0),
+                sync_delivery::next_attempt_at.eq(now),
+                sync_delivery::last_error.eq(None::<String>),
+                sync_delivery::last_delivered_at.eq(Some(now)),
+                sync_delivery::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// `owner` gives `range` back from `rest_from` on (what came before it went): its lease is
+/// dropped, one more attempt counted when `count_attempt`, and the stream waits until
+/// `next_attempt_at` at least. `false` when the lease was no longer `owner`'s.
+pub fn release(
+    conn: &mut AnyConnection,
+    range: &ClaimedRange,
+    owner: &str,
+    rest_from: i64,
+    error: &str,
+    next_attempt_at: NaiveDateTime,
+    count_attempt: bool,
+) -> QueryResult<bool> {
+    let now = ship::db::utc_now();
+    ship::db::transact(conn, |conn| {
+        let Some((_, waits_until)) = lock_stream(conn, &range.peer, &range.resource)? else {
+            return Ok(false);
+        };
+        let released = diesel::update(
+            sync_delivery_ranges::table
+                .filter(sync_delivery_ranges::id.eq(range.id))
+                .filter(sync_delivery_ranges::lease_owner.eq(owner)),
+        )
+        .set((
+            sync_delivery_ranges::first_seq.eq(rest_from.max(range.first_seq)),
+            sync_delivery_ranges::attempts
+                .eq(sync_delivery_ranges::attempts + i32::from(count_attempt)),
+            sync_delivery_ranges::lease_owner.eq(None::<String>),
+            sync_delivery_ranges::lease_until.eq(None::<NaiveDateTime>),
+            sync_delivery_ranges::last_error.eq(Some(error)),
+            sync_delivery_ranges::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if released == 0 {
+            return Ok(false);
+        }
+        diesel::update(sync_delivery::table.find((&range.peer, &range.resource)))
+            .set((
+                sync_delivery::attempts.eq(sync_delivery::attempts + i32::from(count_attempt)),
+                // The longest wait of the ranges that failed in this round.
+                sync_delivery::next_attempt_at.eq(waits_until.max(next_attempt_at)),
+                sync_delivery::last_error.eq(Some(error)),
+                sync_delivery::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Extend `owner`'s lease on the ranges `ids` to `until`, only where it still holds it and it
+/// has not run out; the ids whose lease was extended.
+pub fn renew(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[i64],
+    until: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    let now = ship::db::utc_now();
+    let extended = diesel::update(
+        sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::id.eq_any(ids))
+            .filter(sync_delivery_ranges::lease_owner.eq(owner))
+            .filter(sync_delivery_ranges::lease_until.ge(now)),
+    )
+    .set(sync_delivery_ranges::lease_until.eq(Some(until)))
+    .execute(conn)?;
+    if extended == ids.len() {
+        return Ok(ids.to_vec());
+    }
+    sync_delivery_ranges::table
+        .filter(sync_delivery_ranges::id.eq_any(ids))
+        .filter(sync_delivery_ranges::lease_owner.eq(owner))
+        .filter(sync_delivery_ranges::lease_until.eq(Some(until)))
+        .select(sync_delivery_ranges::id)
+        .load(conn)
+}
+
+/// One stream as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRow {
+    pub peer: String,
+    pub resource: String,
+    pub delivered_through: i64,
+    /// Entries of ours above `delivered_through` that are not dead letters.
+    pub pending: i64,
+    /// Entries of ours at or below `delivered_through`, written since the stream exists and
+    /// still in the changelog (not yet pruned), dead letters left out.
+    pub delivered: i64,
+    /// The creation of the oldest of them.
+    pub oldest_pending_at: Option<NaiveDateTime>,
+    pub last_delivered_at: Option<NaiveDateTime>,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+}
+
+/// Every stream, with what it owes (`origin`: this region).
+pub fn streams(conn: &mut AnyConnection, origin: &str) -> QueryResult<Vec<StreamRow>> {
+    type Row = (
+        String,
+        String,
+        i64,
+        i32,
+        NaiveDateTime,
+        Option<String>,
+        Option<NaiveDateTime>,
+        NaiveDateTime,
+    );
+    let rows: Vec<Row> = sync_delivery::table
+        .order((sync_delivery::peer, sync_delivery::resource))
+        .select((
+            sync_delivery::peer,
+            sync_delivery::resource,
+            sync_delivery::delivered_through,
+            sync_delivery::attempts,
+            sync_delivery::next_attempt_at,
+            sync_delivery::last_error,
+            sync_delivery::last_delivered_at,
+            sync_delivery::created_at,
+        ))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (peer, resource, delivered_through, attempts, next_attempt_at, last_error, last, since) in
+        rows
+    {
+        let above = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&resource))
+            .filter(sync_changelog::seq.gt(delivered_through))
+            .filter(sync_changelog::origin_region.eq(origin));
+        let ours: i64 = above.count().get_result(conn)?;
+        let singled_out: i64 = if ours > 0 {
+            sync_outbox::table
+                .filter(sync_outbox::peer.eq(&peer))
+                .filter(sync_outbox::resource.eq(&resource))
+                .filter(sync_outbox::seq.gt(delivered_through))
+                .count()
+                .get_result(conn)?
+        } else {
+            0
+        };
+        let pending = (ours - singled_out).max(0);
+        let oldest_pending_at = if pending > 0 {
+            above
+                .order(sync_changelog::seq.asc())
+                .select(sync_changelog::created_at)
+                .first(conn)
+                .optional()?
+        } else {
+            None
+        };
+        let delivered_entries: i64 = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&resource))
+            .filter(sync_changelog::seq.le(delivered_through))
+            .filter(sync_changelog::origin_region.eq(origin))
+            .filter(sync_changelog::created_at.ge(since))
+            .count()
+            .get_result(conn)?;
+        let dead_below: i64 = sync_outbox::table
+            .filter(sync_outbox::peer.eq(&peer))
+            .filter(sync_outbox::resource.eq(&resource))
+            .filter(sync_outbox::seq.le(delivered_through))
+            .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
+            .count()
+            .get_result(conn)?;
+        out.push(StreamRow {
+            peer,
+            resource,
+            delivered_through,
+            pending,
+            delivered: (delivered_entries - dead_below).max(0),
+            oldest_pending_at,
+            last_delivered_at: last,
+            attempts,
+            next_attempt_at,
+            last_error,
+        });
+    }
+    Ok(out)
+}
+
+/// The lowest seq of `resource` some push peer still waits for (prune keeps it and above).
+pub fn lowest_owed(conn: &mut AnyConnection, resource: &str) -> QueryResult<Option<i64>> {
+    let lowest: Option<i64> = sync_delivery::table
+        .filter(sync_delivery::resource.eq(resource))
+        .select(diesel::dsl::min(sync_delivery::delivered_through))
+        .first(conn)?;
+    Ok(lowest.map(|through| through + 1))
+}
+
+/// Give up on everything owed to `peer` (`outbox discard --peer`): its streams jump to the
+/// head and their ranges are deleted. How many entries of `origin` were owed.
+pub fn discard(conn: &mut AnyConnection, peer: &str, origin: &str) -> QueryResult<usize> {
+    let owed: i64 = streams(conn, origin)?
+        .iter()
+        .filter(|s| s.peer == peer)
+        .map(|s| s.pending)
+        .sum();
+    diesel::delete(sync_delivery_ranges::table.filter(sync_delivery_ranges::peer.eq(peer)))
+        .execute(conn)?;
+    let now = ship::db::utc_now();
+    let resources: Vec<String> = sync_delivery::table
+        .filter(sync_delivery::peer.eq(peer))
+        .select(sync_delivery::resource)
+        .load(conn)?;
+    for resource in resources {
+        let head: i64 = sync_sequences::table
+            .find(&resource)
+            .select(sync_sequences::last_seq)
+            .first(conn)
+            .optional()?
+            .unwrap_or(0);
+        diesel::update(sync_delivery::table.find((peer, &resource)))
+            .set((
+                sync_delivery::delivered_through.eq(head),
+                sync_delivery::claimed_through.eq(head),
+                sync_delivery::attempts.eq(0),
+                sync_delivery::next_attempt_at.eq(now),
+                sync_delivery::last_error.eq(None::<String>),
+                sync_delivery::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(usize::try_from(owed).unwrap_or(usize::MAX))
+}
+
+/// Up to `limit` entries of `origin` owed by the streams, oldest first per stream (what
+/// `outbox list` shows next to the single entries): with the stream's attempts, next attempt
+/// and last error.
+pub fn owed_entries(
+    conn: &mut AnyConnection,
+    origin: &str,
+    limit: i64,
+) -> QueryResult<Vec<super::outbox::EntryRow>> {
+    let mut out = Vec::new();
+    for stream in streams(conn, origin)?.into_iter().filter(|s| s.pending > 0) {
+        let singled_out: std::collections::HashSet<i64> = sync_outbox::table
+            .filter(sync_outbox::peer.eq(&stream.peer))
+            .filter(sync_outbox::resource.eq(&stream.resource))
+            .filter(sync_outbox::seq.gt(stream.delivered_through))
+            .select(sync_outbox::seq)
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
+        let owed: Vec<(i64, NaiveDateTime)> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&stream.resource))
+            .filter(sync_changelog::seq.gt(stream.delivered_through))
+            .filter(sync_changelog::origin_region.eq(origin))
+            .order(sync_changelog::seq.asc())
+            .limit(limit + singled_out.len() as i64)
+            .select((sync_changelog::seq, sync_changelog::created_at))
+            .load(conn)?;
+        out.extend(
+            owed.into_iter()
+                .filter(|(seq, _)| !singled_out.contains(seq))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|(seq, created_at)| super::outbox::EntryRow {
+                    id: None,
+                    peer: stream.peer.clone(),
+                    resource: stream.resource.clone(),
+                    seq,
+                    status: outbox_status::PENDING.to_string(),
+                    attempts: stream.attempts,
+                    next_attempt_at: stream.next_attempt_at,
+                    last_error: stream.last_error.clone(),
+                    created_at,
+                }),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    const HERE: &str = "eu";
+
+    /// Changelog entries `seqs` of `origin` for `widgets`, and the sequence moved past them.
+    fn append(conn: &mut AnyConnection, seqs: std::ops::RangeInclusive<i64>, origin: &str) {
+        super::super::changelog::ensure_sequences(conn, ["widgets"]).unwrap();
+        let now = ship::db::utc_now();
+        let last = *seqs.end();
+        let entries: Vec<ChangeLogEntry> = seqs
+            .map(|seq| ChangeLogEntry {
+                resource: "widgets".into(),
+                seq,
+                entity_id: format!("w{seq}"),
+                op: "upsert".into(),
+                payload: "{}".into(),
+                hlc: seq,
+                origin_region: origin.into(),
+                schema_version: 1,
+                created_at: now,
+            })
+            .collect();
+        super::super::changelog::insert_all(conn, &entries).unwrap();
+        diesel::update(sync_sequences::table.find("widgets"))
+            .set(sync_sequences::last_seq.eq(last))
+            .execute(conn)
+            .unwrap();
+    }
+
+    fn stream(conn: &mut AnyConnection) -> (i64, i64) {
+        sync_delivery::table
+            .find(("p", "widgets"))
+            .select((
+                sync_delivery::delivered_through,
+                sync_delivery::claimed_through,
+            ))
+            .first(conn)
+            .unwrap()
+    }
+
+    fn take(
+        conn: &mut AnyConnection,
+        owner: &str,
+        at: NaiveDateTime,
+        limit: i64,
+    ) -> Vec<(i64, i64)> {
+        claim(
+            conn,
+            "p",
+            "widgets",
+            HERE,
+            owner,
+            at,
+            at + Duration::seconds(60),
+            limit,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.first_seq, r.last_seq))
+        .collect()
+    }
+
+    fn ranges(
+        conn: &mut AnyConnection,
+        owner: &str,
+        at: NaiveDateTime,
+        limit: i64,
+    ) -> Vec<ClaimedRange> {
+        claim(
+            conn,
+            "p",
+            "widgets",
+            HERE,
+            owner,
+            at,
+            at + Duration::seconds(60),
+            limit,
+        )
+        .unwrap()
+    }
+
+    ship::backend_tests! {
+        /// ADR 0009: a peer configured later starts at the head; several dispatchers take
+        /// disjoint ranges of one stream (only this region's entries), and the stream moves
+        /// only over the delivered prefix, whatever order the ranges complete in.
+        async fn dispatchers_share_a_stream_in_disjoint_ranges_and_it_advances_over_the_delivered_prefix(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            append(&mut conn, 1..=2, HERE);
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            assert_eq!(stream(&mut conn), (2, 2), "starts at the head");
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            assert_eq!(stream(&mut conn), (2, 2), "idempotent");
+            append(&mut conn, 3..=6, HERE);
+            append(&mut conn, 7..=8, "us");
+            append(&mut conn, 9..=12, HERE);
+            let now = ship::db::utc_now();
+            let a = ranges(&mut conn, "a", now, 4);
+            let b = ranges(&mut conn, "b", now, 4);
+            let c = ranges(&mut conn, "c", now, 4);
+            let spans = |r: &[ClaimedRange]| r.iter().map(|r| (r.first_seq, r.last_seq)).collect::<Vec<_>>();
+            assert_eq!((spans(&a), spans(&b), spans(&c)), (vec![(3, 6)], vec![(7, 12)], vec![]), "the other region's 7 and 8 are skipped, not counted");
+            assert_eq!(stream(&mut conn), (2, 12));
+            let sent: Vec<i64> = entries(&mut conn, &b[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
+            assert_eq!(sent, vec![9, 10, 11, 12], "only this region's entries are sent");
+            assert!(complete(&mut conn, &b[0], "b").unwrap());
+            assert_eq!(stream(&mut conn), (2, 12), "3..6 are still in flight");
+            assert!(!complete(&mut conn, &a[0], "b").unwrap(), "not b's range");
+            assert!(complete(&mut conn, &a[0], "a").unwrap());
+            assert_eq!(stream(&mut conn), (12, 12));
+            assert_eq!(lowest_owed(&mut conn, "widgets").unwrap(), Some(13));
+        }
+
+        /// A failed range is given back from its first unsent entry; the stream backs off
+        /// (nothing is claimed before its time), then the given-back ranges come back merged
+        /// with what was written since, the youngest attempt count kept.
+        async fn a_given_back_range_waits_for_the_stream_and_comes_back_merged(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=6, HERE);
+            let now = ship::db::utc_now();
+            let first = ranges(&mut conn, "a", now, 3);
+            let second = ranges(&mut conn, "b", now, 3);
+            let retry_at = now + Duration::seconds(30);
+            assert!(release(&mut conn, &first[0], "a", 2, "503", retry_at, true).unwrap());
+            assert!(release(&mut conn, &second[0], "b", 4, "503", now + Duration::seconds(10), true).unwrap());
+            assert!(release(&mut conn, &second[0], "b", 4, "503", now, true).is_ok_and(|released| !released), "no longer leased to b");
+            assert_eq!(take(&mut conn, "c", now + Duration::seconds(20), 100), vec![], "the stream waits for the longest backoff");
+            append(&mut conn, 7..=8, HERE);
+            let later = now + Duration::seconds(31);
+            let merged = ranges(&mut conn, "c", later, 100);
+            assert_eq!(merged.iter().map(|r| (r.first_seq, r.last_seq, r.attempts)).collect::<Vec<_>>(), vec![(2, 8, 1)], "seq 1 went; 2..6 merged and extended to 8");
+            assert_eq!(stream(&mut conn), (0, 8));
+            assert!(complete(&mut conn, &merged[0], "c").unwrap());
+            assert_eq!(stream(&mut conn), (8, 8));
+        }
+
+        /// A dispatcher that dies leaves its range leased; once the lease has run out another
+        /// takes it, and the first one can no longer complete or give it back.
+        async fn a_range_whose_lease_ran_out_is_claimed_again(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=3, HERE);
+            let now = ship::db::utc_now();
+            let dead = ranges(&mut conn, "dead", now, 10);
+            assert_eq!(take(&mut conn, "b", now + Duration::seconds(59), 10), vec![], "still leased");
+            let b = ranges(&mut conn, "b", now + Duration::seconds(61), 10);
+            assert_eq!((b[0].id, b[0].first_seq, b[0].last_seq), (dead[0].id, 1, 3));
+            assert_eq!(renew(&mut conn, "dead", &[dead[0].id], now + Duration::seconds(120)).unwrap(), Vec::<i64>::new());
+            assert!(!release(&mut conn, &dead[0], "dead", 1, "x", now, true).unwrap());
+            assert!(!complete(&mut conn, &dead[0], "dead").unwrap());
+            assert!(complete(&mut conn, &b[0], "b").unwrap());
+            assert_eq!(stream(&mut conn), (3, 3));
+        }
+
+        /// Dead letters have an outbox row: a range leaves them out, status counts them once,
+        /// and `discard` moves the stream to the head.
+        async fn dead_letters_are_left_out_of_ranges_and_status(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=4, HERE);
+            append(&mut conn, 5..=5, "us");
+            dead_letter(&mut conn, "p", "widgets", &[(2, ship::db::utc_now())], 1, "422").unwrap();
+            let status = streams(&mut conn, HERE).unwrap();
+            assert_eq!((status.len(), status[0].pending), (1, 3), "{status:?}");
+            let r = ranges(&mut conn, "a", ship::db::utc_now(), 10);
+            let sent: Vec<i64> = entries(&mut conn, &r[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
+            assert_eq!(sent, vec![1, 3, 4]);
+            let listed: Vec<i64> = owed_entries(&mut conn, HERE, 10).unwrap().into_iter().map(|e| e.seq).collect();
+            assert_eq!(listed, vec![1, 3, 4]);
+            assert_eq!(discard(&mut conn, "p", HERE).unwrap(), 3);
+            assert_eq!(stream(&mut conn), (5, 5));
+            assert_eq!(streams(&mut conn, HERE).unwrap()[0].pending, 0);
+            assert!(!complete(&mut conn, &r[0], "a").unwrap(), "the range was discarded");
+        }
+    }
+}

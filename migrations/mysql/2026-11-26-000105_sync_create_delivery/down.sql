@@ -1,0 +1,3 @@
+ALTER TABLE sync_outbox DROP KEY sync_outbox_entry;
+DROP TABLE sync_delivery_ranges;
+DROP TABLE sync_delivery;
