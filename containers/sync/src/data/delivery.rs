@@ -328,7 +328,8 @@ pub fn dead_letter(
 pub fn complete(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> QueryResult<bool> {
     let now = ship::db::utc_now();
     ship::db::transact(conn, |conn| {
-        let Some((claimed_through, _)) = lock_stream(conn, &range.peer, &range.resource)? else {
+        let Some((claimed_through, waits_until)) = lock_stream(conn, &range.peer, &range.resource)?
+        else {
             return Ok(false);
         };
         let deleted = diesel::delete(
@@ -350,7 +351,10 @@ pub fn complete(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> 
             .set((
                 sync_delivery::delivered_through.eq(through),
                 sync_delivery::attempts.eq(0),
-                sync_delivery::next_attempt_at.eq(now),
+                // A delivery ends a backoff, but never moves the due time later: a pass that
+                // started before this moment must still find the stream due (regression: it
+                // found none and a dispatcher stopped early with the backlog half sent, B5).
+                sync_delivery::next_attempt_at.eq(waits_until.min(now)),
                 sync_delivery::last_error.eq(None::<String>),
                 sync_delivery::last_delivered_at.eq(Some(now)),
                 sync_delivery::updated_at.eq(now),
@@ -744,6 +748,22 @@ mod tests {
             assert!(complete(&mut conn, &a[0], "a").unwrap());
             assert_eq!(stream(&mut conn), (12, 12));
             assert_eq!(lowest_owed(&mut conn, "widgets").unwrap(), Some(13));
+        }
+
+        /// Regression (B5): a delivery set the stream's due time to its own moment, so a
+        /// dispatcher whose pass had started just before found no stream due, claimed nothing
+        /// and stopped with the backlog half sent.
+        async fn a_delivery_never_moves_the_streams_due_time_later(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=4, HERE);
+            let pass_start = ship::db::utc_now();
+            let first = ranges(&mut conn, "a", pass_start, 2);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            assert!(complete(&mut conn, &first[0], "a").unwrap());
+            let only = ClaimFilter::default();
+            assert_eq!(due_streams(&mut conn, pass_start, &only).unwrap(), vec![("p".to_string(), "widgets".to_string())]);
+            assert_eq!(take(&mut conn, "b", pass_start, 2), vec![(3, 4)]);
         }
 
         /// A failed range is given back from its first unsent entry; the stream backs off
