@@ -231,6 +231,24 @@ ship::backend_tests! {
         a.stop().await;
     }
 
+    /// Regression: a range's last attempt dead-lettered only the batch that failed and
+    /// completed the range, so the batches after it were dropped unsent — neither delivered
+    /// nor dead. Now the failed batch and every later one of the range go back together.
+    async fn a_last_attempt_dead_letters_every_unsent_batch_of_the_range(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| (503, json!({"error": "database_busy"}))), Duration::ZERO);
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |s| {
+            s.sync.max_attempts = 1;
+            s.sync.push_batch_ops = 2;
+        })
+        .await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.claimed, summary.dead, summary.batches), (5, 5, 1), "{summary:?}");
+        assert_eq!((outbox(&db, "dead"), outbox(&db, "pending"), outbox(&db, "delivered")), (5, 0, 0));
+        assert_eq!(peer.batch_sizes(), vec![2], "the first batch failed; nothing more was sent");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
     async fn a_413_halves_the_batch_until_it_fits(db: TestDb) {
         let peer = StubPeer::start(
             Arc::new(|_, body| if body["ops"].as_array().unwrap().len() > 2 { (413, json!({"error": "batch_too_large"})) } else { ok() }),

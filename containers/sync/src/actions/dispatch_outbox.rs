@@ -249,23 +249,17 @@ impl DispatchOutboxAction {
                     items
                 }
             };
-            let mut flow = Flow::Done;
-            for batch in self.batches(items) {
-                flow = self
-                    .deliver(
-                        owner,
-                        claimed_until,
-                        &peer,
-                        &resource,
-                        &hold,
-                        batch,
-                        &mut summary,
-                    )
-                    .await?;
-                if flow == Flow::Stopped {
-                    break;
-                }
-            }
+            let flow = self
+                .deliver(
+                    owner,
+                    claimed_until,
+                    &peer,
+                    &resource,
+                    &hold,
+                    self.batches(items),
+                    &mut summary,
+                )
+                .await?;
             if let (Hold::Range(range), Flow::Done) = (&hold, flow) {
                 self.complete(owner, range).await?;
             }
@@ -367,9 +361,10 @@ impl DispatchOutboxAction {
         out
     }
 
-    /// Send `batch` (halving it on 413, dropping poison ops on 422, refreshing an expired
-    /// token once). Items are sent in order and the first failure stops: the failed batch and
-    /// what follows it are given back.
+    /// Send `batches` in order (halving one on 413, dropping poison ops on 422, refreshing an
+    /// expired token once). The first failure stops: the failed batch and every batch after it
+    /// are given back together (regression: a range's last attempt dead-lettered only the
+    /// failed batch and completed the range, dropping the batches after it unsent).
     #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
@@ -378,27 +373,23 @@ impl DispatchOutboxAction {
         peer: &str,
         resource: &str,
         hold: &Hold,
-        batch: Vec<Item>,
+        batches: Vec<Vec<Item>>,
         summary: &mut DispatchSummary,
     ) -> Result<Flow, SyncError> {
         // A stack: the next batch to send on top, later seqs below.
-        let mut pending = vec![batch];
+        let mut pending: Vec<Vec<Item>> = batches.into_iter().rev().collect();
         let mut refreshed = false;
-        while let Some(batch) = pending.pop() {
+        // Sends until everything went (`Flow::Done`) or a failure says why and how the rest
+        // (the failed batch back on top) goes back.
+        let (why, how) = loop {
+            let Some(batch) = pending.pop() else {
+                return Ok(Flow::Done);
+            };
             let grant = match self.directory.grant(peer, Refresh::IfNeeded).await {
                 Ok(grant) => grant,
                 Err(e) => {
                     pending.push(batch);
-                    return self
-                        .again(
-                            owner,
-                            hold,
-                            pending,
-                            &e.to_string(),
-                            Again::AfterFailure,
-                            summary,
-                        )
-                        .await;
+                    break (e.to_string(), Again::AfterFailure);
                 }
             };
             // The lease may have run out during a slow pass (or a slow call to the broker just
@@ -468,16 +459,10 @@ impl DispatchOutboxAction {
                     if poison.is_empty() {
                         // The peer named no op of this batch: an attempt failed, never a loop.
                         pending.push(rest);
-                        return self
-                            .again(
-                                owner,
-                                hold,
-                                pending,
-                                "422 invalid_ops naming no op of the batch",
-                                Again::AfterFailure,
-                                summary,
-                            )
-                            .await;
+                        break (
+                            "422 invalid_ops naming no op of the batch".to_string(),
+                            Again::AfterFailure,
+                        );
                     }
                     summary.dead += poison.len();
                     self.dead(
@@ -497,54 +482,33 @@ impl DispatchOutboxAction {
                     refreshed = true;
                     if let Err(e) = self.directory.grant(peer, Refresh::Force).await {
                         pending.push(batch);
-                        return self
-                            .again(
-                                owner,
-                                hold,
-                                pending,
-                                &e.to_string(),
-                                Again::AfterFailure,
-                                summary,
-                            )
-                            .await;
+                        break (e.to_string(), Again::AfterFailure);
                     }
                     pending.push(batch);
                 }
                 SendOutcome::TokenExpired => {
                     pending.push(batch);
-                    return self
-                        .again(
-                            owner,
-                            hold,
-                            pending,
-                            "401 token_expired after a refresh",
-                            Again::AfterFailure,
-                            summary,
-                        )
-                        .await;
+                    break (
+                        "401 token_expired after a refresh".to_string(),
+                        Again::AfterFailure,
+                    );
                 }
                 SendOutcome::Unreachable(reason) => {
                     self.directory.invalidate(peer);
                     pending.push(batch);
-                    return self
-                        .again(owner, hold, pending, &reason, Again::AfterFailure, summary)
-                        .await;
+                    break (reason, Again::AfterFailure);
                 }
                 SendOutcome::Failed(reason) => {
                     pending.push(batch);
-                    return self
-                        .again(owner, hold, pending, &reason, Again::AfterFailure, summary)
-                        .await;
+                    break (reason, Again::AfterFailure);
                 }
                 SendOutcome::ClockDrift(reason) => {
                     pending.push(batch);
-                    return self
-                        .again(owner, hold, pending, &reason, Again::Postponed, summary)
-                        .await;
+                    break (reason, Again::Postponed);
                 }
             }
-        }
-        Ok(Flow::Done)
+        };
+        self.again(owner, hold, pending, &why, how, summary).await
     }
 
     /// Run `send` while extending the lease on what holds `batch` every third of the lease, so
