@@ -26,7 +26,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 use crate::config::SyncConfig;
-use crate::data::delivery::{self, ClaimedRange};
+use crate::data::delivery::{self, ClaimedRange, DeadLetters, RangeEnd};
 use crate::data::outbox::{self, Claimed};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
@@ -411,8 +411,6 @@ impl DispatchOutboxAction {
                     summary.dead += batch.len();
                     self.dead(
                         owner,
-                        peer,
-                        resource,
                         hold,
                         &batch,
                         &format!("a stored payload is not JSON: {e}"),
@@ -438,8 +436,6 @@ impl DispatchOutboxAction {
                     summary.dead += 1;
                     self.dead(
                         owner,
-                        peer,
-                        resource,
                         hold,
                         &batch,
                         "413: a single op is over the peer's limit",
@@ -467,8 +463,6 @@ impl DispatchOutboxAction {
                     summary.dead += poison.len();
                     self.dead(
                         owner,
-                        peer,
-                        resource,
                         hold,
                         &poison,
                         "422: the peer refused the op as invalid",
@@ -623,8 +617,6 @@ impl DispatchOutboxAction {
     async fn dead(
         &self,
         owner: &str,
-        peer: &str,
-        resource: &str,
         hold: &Hold,
         items: &[Item],
         why: &str,
@@ -640,16 +632,25 @@ impl DispatchOutboxAction {
                     })
                     .await
             }
-            Hold::Range(_) => {
+            Hold::Range(range) => {
                 let changes = written(items);
                 let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0) + 1;
-                let (peer, resource) = (peer.to_string(), resource.to_string());
-                self.pool
+                let range = range.clone();
+                let recorded = self
+                    .pool
                     .run(move |conn| {
-                        delivery::dead_letter(conn, &peer, &resource, &changes, attempts, &why)
-                            .map_err(SyncError::from)
+                        let dead = DeadLetters {
+                            changes: &changes,
+                            attempts,
+                            error: &why,
+                        };
+                        delivery::dead_letter(conn, &range, &owner, dead).map_err(SyncError::from)
                     })
-                    .await
+                    .await?;
+                if !recorded {
+                    tracing::warn!("a range's lease ran out: its dead letters are left to the dispatcher that has it now");
+                }
+                Ok(())
             }
         }
     }
@@ -659,7 +660,10 @@ impl DispatchOutboxAction {
         let (range, owner) = (range.clone(), owner.to_string());
         let done = self
             .pool
-            .run(move |conn| delivery::complete(conn, &range, &owner).map_err(SyncError::from))
+            .run(move |conn| {
+                delivery::complete(conn, &range, &owner, RangeEnd::Delivered)
+                    .map_err(SyncError::from)
+            })
             .await?;
         if !done {
             tracing::warn!(
@@ -737,18 +741,16 @@ impl DispatchOutboxAction {
                 if how == Again::AfterFailure && range.attempts + 1 >= max {
                     // The last attempt: the rest is dead, and the stream moves on.
                     let changes = written(&items);
-                    let r = range.clone();
-                    let o = owner.clone();
-                    self.pool
-                        .transaction(move |conn| {
-                            delivery::dead_letter(conn, &r.peer, &r.resource, &changes, max, &why)
-                                .map_err(SyncError::from)
-                        })
-                        .await?;
                     let done = self
                         .pool
                         .run(move |conn| {
-                            delivery::complete(conn, &range, &o).map_err(SyncError::from)
+                            let dead = DeadLetters {
+                                changes: &changes,
+                                attempts: max,
+                                error: &why,
+                            };
+                            delivery::complete(conn, &range, &owner, RangeEnd::Dead(dead))
+                                .map_err(SyncError::from)
                         })
                         .await?;
                     if !done {

@@ -120,7 +120,10 @@ impl EvaluateAlertsAction {
             .run({
                 let region = self.region.clone();
                 move |conn| {
-                    Ok::<_, SyncError>((PeerStatusTask::run(conn, &region)?, alerts::open(conn)?))
+                    Ok::<_, SyncError>((
+                        PeerStatusTask::run(conn, &region, false)?,
+                        alerts::open(conn)?,
+                    ))
                 }
             })
             .await?;

@@ -35,7 +35,7 @@ impl Action for SyncStatusAction {
         self.pool
             .run({
                 let region = self.region_id.clone();
-                move |conn| PeerStatusTask::run(conn, &region).map_err(SyncError::from)
+                move |conn| PeerStatusTask::run(conn, &region, true).map_err(SyncError::from)
             })
             .await
     }

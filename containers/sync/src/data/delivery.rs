@@ -102,28 +102,56 @@ pub fn due_streams(
         .collect())
 }
 
-/// The stream row, write-locked until the transaction ends: (claimed_through, next_attempt_at).
+/// A stream row, write-locked until the transaction ends.
+struct Locked {
+    delivered_through: i64,
+    claimed_through: i64,
+    next_attempt_at: NaiveDateTime,
+}
+
+/// Lock the stream row (`FOR UPDATE` on MariaDB; on SQLite the immediate transaction already
+/// holds the database's write lock). `None`: there is no such stream (discarded).
 fn lock_stream(
     conn: &mut AnyConnection,
     peer: &str,
     resource: &str,
-) -> QueryResult<Option<(i64, NaiveDateTime)>> {
+) -> QueryResult<Option<Locked>> {
     let query = sync_delivery::table.find((peer, resource)).select((
+        sync_delivery::delivered_through,
         sync_delivery::claimed_through,
         sync_delivery::next_attempt_at,
     ));
-    match conn {
-        AnyConnection::Mysql(c) => query.for_update().first(c).optional(),
-        // The immediate transaction already holds the database's write lock.
-        AnyConnection::Sqlite(c) => query.first(c).optional(),
-    }
+    let row: Option<(i64, i64, NaiveDateTime)> = match conn {
+        AnyConnection::Mysql(c) => query.for_update().first(c).optional()?,
+        AnyConnection::Sqlite(c) => query.first(c).optional()?,
+    };
+    Ok(row.map(
+        |(delivered_through, claimed_through, next_attempt_at)| Locked {
+            delivered_through,
+            claimed_through,
+            next_attempt_at,
+        },
+    ))
+}
+
+/// The committed head of `resource`'s changelog: every entry at or below it has committed
+/// (appends take the sequence row's lock until they commit), so a range never skips an entry
+/// that commits late.
+fn committed_head(conn: &mut AnyConnection, resource: &str) -> QueryResult<i64> {
+    Ok(sync_sequences::table
+        .find(resource)
+        .select(sync_sequences::last_seq)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// Claim up to about `limit` entries of the stream `(peer, resource)` for `owner` until
 /// `lease_until`: first the ranges given back after a failure (or whose lease ran out), oldest
-/// first, adjacent ones merged; then the entries of `origin` after `claimed_through`, which
-/// extend the last of those ranges when it ends there, or make a new range. Nothing while the
-/// stream is backing off. Runs its own transaction.
+/// first, adjacent ones with the same attempt count merged; then the entries of `origin` after
+/// `claimed_through` up to the committed head, which extend the last of those ranges when it
+/// ends there and was never attempted, or make a new range. A stretch of other regions' entries
+/// only moves the stream on. Nothing while the stream is backing off. Runs its own transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn claim(
     conn: &mut AnyConnection,
@@ -136,12 +164,13 @@ pub fn claim(
     limit: i64,
 ) -> QueryResult<Vec<ClaimedRange>> {
     ship::db::transact(conn, |conn| {
-        let Some((claimed_through, next_attempt_at)) = lock_stream(conn, peer, resource)? else {
+        let Some(stream) = lock_stream(conn, peer, resource)? else {
             return Ok(Vec::new());
         };
-        if next_attempt_at > now {
+        if stream.next_attempt_at > now {
             return Ok(Vec::new());
         }
+        let claimed_through = stream.claimed_through;
         let free: Vec<ClaimedRange> = sync_delivery_ranges::table
             .filter(sync_delivery_ranges::peer.eq(peer))
             .filter(sync_delivery_ranges::resource.eq(resource))
@@ -162,7 +191,8 @@ pub fn claim(
             ))
             .load(conn)?;
         // Take ranges while the seqs they span stay within the limit (at least one); merge
-        // each into the one before when they touch (fewer, fuller batches after an outage).
+        // each into the one before when they touch and have failed as often (fewer, fuller
+        // batches after an outage, and every entry still dies after exactly `max_attempts`).
         let mut taken: Vec<ClaimedRange> = Vec::new();
         let mut merged_away: Vec<i64> = Vec::new();
         let mut span = 0;
@@ -173,40 +203,68 @@ pub fn claim(
             }
             span += len;
             match taken.last_mut() {
-                Some(last) if last.last_seq + 1 == range.first_seq => {
+                Some(last)
+                    if last.last_seq + 1 == range.first_seq && last.attempts == range.attempts =>
+                {
                     last.last_seq = range.last_seq;
-                    // The youngest entries' count: merging never kills an entry early.
-                    last.attempts = last.attempts.min(range.attempts);
                     merged_away.push(range.id);
                 }
                 _ => taken.push(range),
             }
         }
-        // New entries: after claimed_through, ours only, in seq order.
+        // New entries: ours, after claimed_through, up to the committed head, in seq order.
         let room = (limit - span).max(0);
-        let fresh: Option<i64> = if room > 0 {
+        let head = committed_head(conn, resource)?;
+        let fresh: Vec<i64> = if room > 0 && head > claimed_through {
             sync_changelog::table
                 .filter(sync_changelog::resource.eq(resource))
                 .filter(sync_changelog::seq.gt(claimed_through))
+                .filter(sync_changelog::seq.le(head))
                 .filter(sync_changelog::origin_region.eq(origin))
                 .order(sync_changelog::seq.asc())
                 .limit(room)
                 .select(sync_changelog::seq)
                 .load::<i64>(conn)?
-                .last()
-                .copied()
         } else {
-            None
+            Vec::new()
+        };
+        // How far the stream is cut now: to the last entry taken, or (when the head was
+        // reached) to the head, past the other regions' entries after ours.
+        let through = match fresh.last() {
+            Some(&last) if (fresh.len() as i64) < room => Some(head.max(last)),
+            Some(&last) => Some(last),
+            None if room > 0 && head > claimed_through => Some(head),
+            None => None,
         };
         let mut created = None;
-        if let Some(through) = fresh {
-            match taken.last_mut() {
-                Some(last) if last.last_seq == claimed_through => last.last_seq = through,
-                _ => created = Some(claimed_through + 1),
+        if let Some(through) = through {
+            if !fresh.is_empty() {
+                match taken.last_mut() {
+                    // Never attempted (its lease ran out): it takes the new entries along.
+                    Some(last) if last.last_seq == claimed_through && last.attempts == 0 => {
+                        last.last_seq = through
+                    }
+                    _ => created = Some((claimed_through + 1, through)),
+                }
             }
+            // Nothing of ours in it, nothing out: the stream is delivered up to the head.
+            let idle = fresh.is_empty()
+                && taken.is_empty()
+                && sync_delivery_ranges::table
+                    .filter(sync_delivery_ranges::peer.eq(peer))
+                    .filter(sync_delivery_ranges::resource.eq(resource))
+                    .count()
+                    .get_result::<i64>(conn)?
+                    == 0;
+            let delivered_through = if idle {
+                through
+            } else {
+                stream.delivered_through
+            };
             diesel::update(sync_delivery::table.find((peer, resource)))
                 .set((
                     sync_delivery::claimed_through.eq(through),
+                    sync_delivery::delivered_through.eq(delivered_through),
                     sync_delivery::updated_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -221,14 +279,13 @@ pub fn claim(
             diesel::update(sync_delivery_ranges::table.find(range.id))
                 .set((
                     sync_delivery_ranges::last_seq.eq(range.last_seq),
-                    sync_delivery_ranges::attempts.eq(range.attempts),
                     sync_delivery_ranges::lease_owner.eq(Some(owner)),
                     sync_delivery_ranges::lease_until.eq(Some(lease_until)),
                     sync_delivery_ranges::updated_at.eq(now),
                 ))
                 .execute(conn)?;
         }
-        if let (Some(first_seq), Some(last_seq)) = (created, fresh) {
+        if let Some((first_seq, last_seq)) = created {
             diesel::insert_into(sync_delivery_ranges::table)
                 .values((
                     sync_delivery_ranges::peer.eq(peer),
@@ -290,28 +347,34 @@ pub fn entries(
     Ok(entries)
 }
 
-/// Record changes of the stream as dead letters (outbox rows with status `dead`), after
-/// `attempts` attempts, for `error`. `changes`: (seq, when the change was written) — a dead
-/// letter retried later is as old as its change (the backlog alerts measure from there).
-pub fn dead_letter(
+/// Dead letters to record: (seq, when the change was written) — a dead letter retried later is
+/// as old as its change (the backlog alerts measure from there) —, after how many attempts, why.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetters<'a> {
+    pub changes: &'a [(i64, NaiveDateTime)],
+    pub attempts: i32,
+    pub error: &'a str,
+}
+
+/// Write `dead` as outbox rows with status `dead` for the stream `(peer, resource)`.
+fn insert_dead(
     conn: &mut AnyConnection,
     peer: &str,
     resource: &str,
-    changes: &[(i64, NaiveDateTime)],
-    attempts: i32,
-    error: &str,
+    dead: DeadLetters<'_>,
 ) -> QueryResult<()> {
     let now = ship::db::utc_now();
-    let rows: Vec<NewOutboxEntry<'_>> = changes
+    let rows: Vec<NewOutboxEntry<'_>> = dead
+        .changes
         .iter()
         .map(|&(seq, written)| NewOutboxEntry {
             peer,
             resource,
             seq,
             status: outbox_status::DEAD,
-            attempts,
+            attempts: dead.attempts,
             next_attempt_at: now,
-            last_error: Some(error),
+            last_error: Some(dead.error),
             created_at: written,
             updated_at: now,
         })
@@ -322,14 +385,57 @@ pub fn dead_letter(
     Ok(())
 }
 
-/// `owner` is done with `range` (delivered, or dead letters recorded): the range is deleted and
-/// `delivered_through` moves up to just below the lowest range left; the stream's failure count
-/// is reset. `false` when the lease was no longer `owner`'s (another dispatcher has the range).
-pub fn complete(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> QueryResult<bool> {
+/// Whether `owner` still leases `range` (inside a transaction that locked the stream).
+fn holds(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> QueryResult<bool> {
+    Ok(sync_delivery_ranges::table
+        .filter(sync_delivery_ranges::id.eq(range.id))
+        .filter(sync_delivery_ranges::lease_owner.eq(owner))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// Record dead letters of `range` while `owner` still leases it (the rest of the range goes
+/// on). `false`, and nothing written, when the range is no longer `owner`'s.
+pub fn dead_letter(
+    conn: &mut AnyConnection,
+    range: &ClaimedRange,
+    owner: &str,
+    dead: DeadLetters<'_>,
+) -> QueryResult<bool> {
+    ship::db::transact(conn, |conn| {
+        if lock_stream(conn, &range.peer, &range.resource)?.is_none() || !holds(conn, range, owner)?
+        {
+            return Ok(false);
+        }
+        insert_dead(conn, &range.peer, &range.resource, dead)?;
+        Ok(true)
+    })
+}
+
+/// How a range ended.
+#[derive(Debug, Clone, Copy)]
+pub enum RangeEnd<'a> {
+    /// Every entry went (or is already a dead letter): the peer was delivered to.
+    Delivered,
+    /// The last attempt failed: the rest are dead letters; the peer got nothing.
+    Dead(DeadLetters<'a>),
+}
+
+/// `owner` is done with `range`: the range is deleted and `delivered_through` moves up to just
+/// below the lowest range left (never down). `RangeEnd::Delivered` also records the delivery
+/// (last delivery now, failure count and error cleared, any backoff over);
+/// `RangeEnd::Dead` writes the dead letters in the same transaction and keeps the stream's
+/// failure state. `false`, and nothing written, when the lease was no longer `owner`'s.
+pub fn complete(
+    conn: &mut AnyConnection,
+    range: &ClaimedRange,
+    owner: &str,
+    end: RangeEnd<'_>,
+) -> QueryResult<bool> {
     let now = ship::db::utc_now();
     ship::db::transact(conn, |conn| {
-        let Some((claimed_through, waits_until)) = lock_stream(conn, &range.peer, &range.resource)?
-        else {
+        let Some(stream) = lock_stream(conn, &range.peer, &range.resource)? else {
             return Ok(false);
         };
         let deleted = diesel::delete(
@@ -346,20 +452,36 @@ pub fn complete(conn: &mut AnyConnection, range: &ClaimedRange, owner: &str) -> 
             .filter(sync_delivery_ranges::resource.eq(&range.resource))
             .select(diesel::dsl::min(sync_delivery_ranges::first_seq))
             .first(conn)?;
-        let through = lowest.map_or(claimed_through, |first| first - 1);
-        diesel::update(sync_delivery::table.find((&range.peer, &range.resource)))
-            .set((
-                sync_delivery::delivered_through.eq(through),
-                sync_delivery::attempts.eq(0),
-                // A delivery ends a backoff, but never moves the due time later: a pass that
-                // started before this moment must still find the stream due (regression: it
-                // found none and a dispatcher stopped early with the backlog half sent, B5).
-                sync_delivery::next_attempt_at.eq(waits_until.min(now)),
-                sync_delivery::last_error.eq(None::<String>),
-                sync_delivery::last_delivered_at.eq(Some(now)),
-                sync_delivery::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        let through = lowest
+            .map_or(stream.claimed_through, |first| first - 1)
+            .max(stream.delivered_through);
+        let stream_row = sync_delivery::table.find((&range.peer, &range.resource));
+        match end {
+            RangeEnd::Delivered => diesel::update(stream_row)
+                .set((
+                    sync_delivery::delivered_through.eq(through),
+                    sync_delivery::attempts.eq(0),
+                    // A delivery ends a backoff, but never moves the due time later: a pass
+                    // that started before this moment must still find the stream due
+                    // (regression: it found none and a dispatcher stopped early with the
+                    // backlog half sent, B5).
+                    sync_delivery::next_attempt_at.eq(stream.next_attempt_at.min(now)),
+                    sync_delivery::last_error.eq(None::<String>),
+                    sync_delivery::last_delivered_at.eq(Some(now)),
+                    sync_delivery::updated_at.eq(now),
+                ))
+                .execute(conn)?,
+            RangeEnd::Dead(dead) => {
+                insert_dead(conn, &range.peer, &range.resource, dead)?;
+                diesel::update(stream_row)
+                    .set((
+                        sync_delivery::delivered_through.eq(through),
+                        sync_delivery::last_error.eq(Some(dead.error)),
+                        sync_delivery::updated_at.eq(now),
+                    ))
+                    .execute(conn)?
+            }
+        };
         Ok(true)
     })
 }
@@ -378,7 +500,7 @@ pub fn release(
 ) -> QueryResult<bool> {
     let now = ship::db::utc_now();
     ship::db::transact(conn, |conn| {
-        let Some((_, waits_until)) = lock_stream(conn, &range.peer, &range.resource)? else {
+        let Some(stream) = lock_stream(conn, &range.peer, &range.resource)? else {
             return Ok(false);
         };
         let released = diesel::update(
@@ -403,7 +525,7 @@ pub fn release(
             .set((
                 sync_delivery::attempts.eq(sync_delivery::attempts + i32::from(count_attempt)),
                 // The longest wait of the ranges that failed in this round.
-                sync_delivery::next_attempt_at.eq(waits_until.max(next_attempt_at)),
+                sync_delivery::next_attempt_at.eq(stream.next_attempt_at.max(next_attempt_at)),
                 sync_delivery::last_error.eq(Some(error)),
                 sync_delivery::updated_at.eq(now),
             ))
@@ -449,7 +571,7 @@ pub struct StreamRow {
     /// Entries of ours above `delivered_through` that are not dead letters.
     pub pending: i64,
     /// Entries of ours at or below `delivered_through`, written since the stream exists and
-    /// still in the changelog (not yet pruned), dead letters left out.
+    /// still in the changelog (not yet pruned), dead letters left out (0 unless asked for).
     pub delivered: i64,
     /// The creation of the oldest of them.
     pub oldest_pending_at: Option<NaiveDateTime>,
@@ -459,8 +581,13 @@ pub struct StreamRow {
     pub last_error: Option<String>,
 }
 
-/// Every stream, with what it owes (`origin`: this region).
-pub fn streams(conn: &mut AnyConnection, origin: &str) -> QueryResult<Vec<StreamRow>> {
+/// Every stream, with what it owes (`origin`: this region). `with_delivered`: also count what
+/// each delivered (a scan of the retained changelog: for operators, not for the alerts job).
+pub fn streams(
+    conn: &mut AnyConnection,
+    origin: &str,
+    with_delivered: bool,
+) -> QueryResult<Vec<StreamRow>> {
     type Row = (
         String,
         String,
@@ -513,26 +640,32 @@ pub fn streams(conn: &mut AnyConnection, origin: &str) -> QueryResult<Vec<Stream
         } else {
             None
         };
-        let delivered_entries: i64 = sync_changelog::table
-            .filter(sync_changelog::resource.eq(&resource))
-            .filter(sync_changelog::seq.le(delivered_through))
-            .filter(sync_changelog::origin_region.eq(origin))
-            .filter(sync_changelog::created_at.ge(since))
-            .count()
-            .get_result(conn)?;
-        let dead_below: i64 = sync_outbox::table
-            .filter(sync_outbox::peer.eq(&peer))
-            .filter(sync_outbox::resource.eq(&resource))
-            .filter(sync_outbox::seq.le(delivered_through))
-            .filter(sync_outbox::status.ne(outbox_status::DELIVERED))
-            .count()
-            .get_result(conn)?;
+        let delivered = if with_delivered {
+            let entries: i64 = sync_changelog::table
+                .filter(sync_changelog::resource.eq(&resource))
+                .filter(sync_changelog::seq.le(delivered_through))
+                .filter(sync_changelog::origin_region.eq(origin))
+                .filter(sync_changelog::created_at.ge(since))
+                .count()
+                .get_result(conn)?;
+            // Dead letters (and retried ones, counted by the outbox) of the same stretch.
+            let singled_out: i64 = sync_outbox::table
+                .filter(sync_outbox::peer.eq(&peer))
+                .filter(sync_outbox::resource.eq(&resource))
+                .filter(sync_outbox::seq.le(delivered_through))
+                .filter(sync_outbox::created_at.ge(since))
+                .count()
+                .get_result(conn)?;
+            (entries - singled_out).max(0)
+        } else {
+            0
+        };
         out.push(StreamRow {
             peer,
             resource,
             delivered_through,
             pending,
-            delivered: (delivered_entries - dead_below).max(0),
+            delivered,
             oldest_pending_at,
             last_delivered_at: last,
             attempts,
@@ -552,39 +685,26 @@ pub fn lowest_owed(conn: &mut AnyConnection, resource: &str) -> QueryResult<Opti
     Ok(lowest.map(|through| through + 1))
 }
 
-/// Give up on everything owed to `peer` (`outbox discard --peer`): its streams jump to the
-/// head and their ranges are deleted. How many entries of `origin` were owed.
+/// Give up on everything owed to `peer` (`outbox discard --peer`): its streams and their
+/// ranges are deleted (a process that starts with the peer still configured makes a new
+/// stream at the head). How many entries of `origin` were owed. The streams are locked first,
+/// as a claim locks them, so no range is cut while they go.
 pub fn discard(conn: &mut AnyConnection, peer: &str, origin: &str) -> QueryResult<usize> {
-    let owed: i64 = streams(conn, origin)?
+    let resources: Vec<String> = sync_delivery::table
+        .filter(sync_delivery::peer.eq(peer))
+        .select(sync_delivery::resource)
+        .load(conn)?;
+    for resource in &resources {
+        lock_stream(conn, peer, resource)?;
+    }
+    let owed: i64 = streams(conn, origin, false)?
         .iter()
         .filter(|s| s.peer == peer)
         .map(|s| s.pending)
         .sum();
     diesel::delete(sync_delivery_ranges::table.filter(sync_delivery_ranges::peer.eq(peer)))
         .execute(conn)?;
-    let now = ship::db::utc_now();
-    let resources: Vec<String> = sync_delivery::table
-        .filter(sync_delivery::peer.eq(peer))
-        .select(sync_delivery::resource)
-        .load(conn)?;
-    for resource in resources {
-        let head: i64 = sync_sequences::table
-            .find(&resource)
-            .select(sync_sequences::last_seq)
-            .first(conn)
-            .optional()?
-            .unwrap_or(0);
-        diesel::update(sync_delivery::table.find((peer, &resource)))
-            .set((
-                sync_delivery::delivered_through.eq(head),
-                sync_delivery::claimed_through.eq(head),
-                sync_delivery::attempts.eq(0),
-                sync_delivery::next_attempt_at.eq(now),
-                sync_delivery::last_error.eq(None::<String>),
-                sync_delivery::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+    diesel::delete(sync_delivery::table.filter(sync_delivery::peer.eq(peer))).execute(conn)?;
     Ok(usize::try_from(owed).unwrap_or(usize::MAX))
 }
 
@@ -597,7 +717,10 @@ pub fn owed_entries(
     limit: i64,
 ) -> QueryResult<Vec<super::outbox::EntryRow>> {
     let mut out = Vec::new();
-    for stream in streams(conn, origin)?.into_iter().filter(|s| s.pending > 0) {
+    for stream in streams(conn, origin, false)?
+        .into_iter()
+        .filter(|s| s.pending > 0)
+    {
         let singled_out: std::collections::HashSet<i64> = sync_outbox::table
             .filter(sync_outbox::peer.eq(&stream.peer))
             .filter(sync_outbox::resource.eq(&stream.resource))
@@ -742,10 +865,10 @@ mod tests {
             assert_eq!(stream(&mut conn), (2, 12));
             let sent: Vec<i64> = entries(&mut conn, &b[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
             assert_eq!(sent, vec![9, 10, 11, 12], "only this region's entries are sent");
-            assert!(complete(&mut conn, &b[0], "b").unwrap());
+            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered).unwrap());
             assert_eq!(stream(&mut conn), (2, 12), "3..6 are still in flight");
-            assert!(!complete(&mut conn, &a[0], "b").unwrap(), "not b's range");
-            assert!(complete(&mut conn, &a[0], "a").unwrap());
+            assert!(!complete(&mut conn, &a[0], "b", RangeEnd::Delivered).unwrap(), "not b's range");
+            assert!(complete(&mut conn, &a[0], "a", RangeEnd::Delivered).unwrap());
             assert_eq!(stream(&mut conn), (12, 12));
             assert_eq!(lowest_owed(&mut conn, "widgets").unwrap(), Some(13));
         }
@@ -760,7 +883,7 @@ mod tests {
             let pass_start = ship::db::utc_now();
             let first = ranges(&mut conn, "a", pass_start, 2);
             std::thread::sleep(std::time::Duration::from_millis(5));
-            assert!(complete(&mut conn, &first[0], "a").unwrap());
+            assert!(complete(&mut conn, &first[0], "a", RangeEnd::Delivered).unwrap());
             let only = ClaimFilter::default();
             assert_eq!(due_streams(&mut conn, pass_start, &only).unwrap(), vec![("p".to_string(), "widgets".to_string())]);
             assert_eq!(take(&mut conn, "b", pass_start, 2), vec![(3, 4)]);
@@ -784,9 +907,15 @@ mod tests {
             append(&mut conn, 7..=8, HERE);
             let later = now + Duration::seconds(31);
             let merged = ranges(&mut conn, "c", later, 100);
-            assert_eq!(merged.iter().map(|r| (r.first_seq, r.last_seq, r.attempts)).collect::<Vec<_>>(), vec![(2, 8, 1)], "seq 1 went; 2..6 merged and extended to 8");
+            assert_eq!(
+                merged.iter().map(|r| (r.first_seq, r.last_seq, r.attempts)).collect::<Vec<_>>(),
+                vec![(2, 6, 1), (7, 8, 0)],
+                "seq 1 went; 2..6 merged (both failed once); the new 7..8 start at no attempt (regression: they joined the failed range and inherited its count, so a long outage killed fresh writes after one try)"
+            );
             assert_eq!(stream(&mut conn), (0, 8));
-            assert!(complete(&mut conn, &merged[0], "c").unwrap());
+            assert!(complete(&mut conn, &merged[1], "c", RangeEnd::Delivered).unwrap());
+            assert_eq!(stream(&mut conn), (1, 8), "seq 1 went; 2..6 are still out");
+            assert!(complete(&mut conn, &merged[0], "c", RangeEnd::Delivered).unwrap());
             assert_eq!(stream(&mut conn), (8, 8));
         }
 
@@ -803,9 +932,52 @@ mod tests {
             assert_eq!((b[0].id, b[0].first_seq, b[0].last_seq), (dead[0].id, 1, 3));
             assert_eq!(renew(&mut conn, "dead", &[dead[0].id], now + Duration::seconds(120)).unwrap(), Vec::<i64>::new());
             assert!(!release(&mut conn, &dead[0], "dead", 1, "x", now, true).unwrap());
-            assert!(!complete(&mut conn, &dead[0], "dead").unwrap());
-            assert!(complete(&mut conn, &b[0], "b").unwrap());
+            assert!(!complete(&mut conn, &dead[0], "dead", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered).unwrap());
             assert_eq!(stream(&mut conn), (3, 3));
+        }
+
+        /// Regression: a stream moved only when it found an entry of ours, so in a region that
+        /// only applied other regions' writes it stayed behind for good — prune kept the whole
+        /// changelog above it and no tombstone was ever purged.
+        async fn a_stream_moves_past_other_regions_entries(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=2, HERE);
+            append(&mut conn, 3..=5, "us");
+            let now = ship::db::utc_now();
+            assert_eq!(take(&mut conn, "a", now, 100), vec![(1, 5)], "the range reaches the head");
+            append(&mut conn, 6..=9, "us");
+            assert_eq!(take(&mut conn, "b", now, 100), vec![], "nothing of ours to send");
+            assert_eq!(stream(&mut conn), (0, 9), "cut to the head; 1..5 still out");
+            let first = sync_delivery_ranges::table.select(sync_delivery_ranges::id).first::<i64>(&mut *conn).unwrap();
+            let range = ClaimedRange { id: first, peer: "p".into(), resource: "widgets".into(), first_seq: 1, last_seq: 5, attempts: 0 };
+            assert!(complete(&mut conn, &range, "a", RangeEnd::Delivered).unwrap());
+            assert_eq!(stream(&mut conn), (9, 9));
+            append(&mut conn, 10..=12, "us");
+            assert_eq!(take(&mut conn, "c", now, 100), vec![]);
+            assert_eq!(stream(&mut conn), (12, 12), "idle: delivered up to the head");
+            assert_eq!(lowest_owed(&mut conn, "widgets").unwrap(), Some(13));
+        }
+
+        /// A range whose last attempt failed completes with its rest as dead letters, in one
+        /// transaction, and is not a delivery: the stream keeps its error and its last
+        /// delivery (regression: it recorded a delivery, resolving the push-lag alert while
+        /// the peer was still down).
+        async fn a_range_dead_at_its_last_attempt_is_no_delivery(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=3, HERE);
+            let r = ranges(&mut conn, "a", ship::db::utc_now(), 10);
+            let at = ship::db::utc_now() - Duration::hours(1);
+            let dead = DeadLetters { changes: &[(2, at), (3, at)], attempts: 30, error: "503 busy" };
+            assert!(!complete(&mut conn, &r[0], "b", RangeEnd::Dead(dead)).unwrap(), "not b's range");
+            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Dead(dead)).unwrap());
+            let status = streams(&mut conn, HERE, true).unwrap();
+            assert_eq!((status[0].delivered_through, status[0].pending, status[0].last_delivered_at, status[0].last_error.as_deref()), (3, 0, None, Some("503 busy")));
+            let dead_rows: Vec<(i64, NaiveDateTime)> = sync_outbox::table.filter(sync_outbox::status.eq(outbox_status::DEAD)).order(sync_outbox::seq).select((sync_outbox::seq, sync_outbox::created_at)).load(&mut *conn).unwrap();
+            assert_eq!(dead_rows.iter().map(|d| d.0).collect::<Vec<_>>(), vec![2, 3]);
+            assert!(dead_rows.iter().all(|d| (d.1 - at).num_milliseconds().abs() < 5), "as old as their changes: {dead_rows:?}");
         }
 
         /// Dead letters have an outbox row: a range leaves them out, status counts them once,
@@ -815,18 +987,22 @@ mod tests {
             ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
             append(&mut conn, 1..=4, HERE);
             append(&mut conn, 5..=5, "us");
-            dead_letter(&mut conn, "p", "widgets", &[(2, ship::db::utc_now())], 1, "422").unwrap();
-            let status = streams(&mut conn, HERE).unwrap();
-            assert_eq!((status.len(), status[0].pending), (1, 3), "{status:?}");
             let r = ranges(&mut conn, "a", ship::db::utc_now(), 10);
+            let dead = DeadLetters { changes: &[(2, ship::db::utc_now())], attempts: 1, error: "422" };
+            assert!(!dead_letter(&mut conn, &r[0], "b", dead).unwrap(), "not b's range: nothing written");
+            assert!(dead_letter(&mut conn, &r[0], "a", dead).unwrap());
+            let status = streams(&mut conn, HERE, true).unwrap();
+            assert_eq!((status.len(), status[0].pending, status[0].delivered), (1, 3, 0), "{status:?}");
             let sent: Vec<i64> = entries(&mut conn, &r[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
             assert_eq!(sent, vec![1, 3, 4]);
             let listed: Vec<i64> = owed_entries(&mut conn, HERE, 10).unwrap().into_iter().map(|e| e.seq).collect();
             assert_eq!(listed, vec![1, 3, 4]);
             assert_eq!(discard(&mut conn, "p", HERE).unwrap(), 3);
-            assert_eq!(stream(&mut conn), (5, 5));
-            assert_eq!(streams(&mut conn, HERE).unwrap()[0].pending, 0);
-            assert!(!complete(&mut conn, &r[0], "a").unwrap(), "the range was discarded");
+            assert!(streams(&mut conn, HERE, true).unwrap().is_empty(), "the peer's streams are gone (regression: they stayed, at the head, and owed the peer every later write)");
+            assert!(!complete(&mut conn, &r[0], "a", RangeEnd::Delivered).unwrap(), "the range was discarded");
+            assert_eq!(due_streams(&mut conn, ship::db::utc_now(), &ClaimFilter::default()).unwrap(), vec![]);
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            assert_eq!(stream(&mut conn), (5, 5), "configured again: a new stream at the head");
         }
     }
 }

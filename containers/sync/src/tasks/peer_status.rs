@@ -45,10 +45,13 @@ impl Task for PeerStatusTask {
 }
 
 impl PeerStatusTask {
-    /// `origin`: this region (its own changes are what the streams deliver).
+    /// `origin`: this region (its own changes are what the streams deliver). `delivered`:
+    /// count the streams' delivered entries too (a scan of the retained changelog: the
+    /// operator's commands ask for it, the alerts job does not).
     pub(crate) fn run(
         conn: &mut AnyConnection,
         origin: &str,
+        delivered: bool,
     ) -> diesel::QueryResult<Vec<PeerStatus>> {
         use diesel::prelude::*;
         let mut rows: std::collections::BTreeMap<(String, String), PeerStatus> = Default::default();
@@ -79,7 +82,7 @@ impl PeerStatusTask {
                 }
             }
         }
-        for stream in delivery::streams(conn, origin)? {
+        for stream in delivery::streams(conn, origin, delivered)? {
             let row = line(&mut rows, stream.peer, stream.resource);
             row.pending += stream.pending;
             row.delivered += stream.delivered;
