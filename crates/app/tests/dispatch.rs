@@ -249,6 +249,24 @@ ship::backend_tests! {
         a.stop().await;
     }
 
+    /// Single outbox entries (retried dead letters) in several batches: a failure stops the
+    /// pass and counts an attempt for the batch that was sent, not for the ones never tried
+    /// (regression: those counted one too, and died early).
+    async fn a_failed_batch_of_single_entries_counts_an_attempt_for_it_alone(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| (503, json!({"error": "database_busy"}))), Duration::ZERO);
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |s| s.sync.push_batch_ops = 2).await;
+        common::dead_letter_all(&db, "eu-west", "stub");
+        assert_eq!(sync::actions::RetryDeadAction::new(db.pool.clone()).run(None).await.unwrap(), 5);
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.claimed, summary.retried, summary.dead, summary.batches), (5, 5, 0, 1), "{summary:?}");
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 1 AND seq <= 2"), 2);
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 0 AND seq > 2"), 3);
+        assert_eq!(outbox(&db, "pending"), 5);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
     async fn a_413_halves_the_batch_until_it_fits(db: TestDb) {
         let peer = StubPeer::start(
             Arc::new(|_, body| if body["ops"].as_array().unwrap().len() > 2 { (413, json!({"error": "batch_too_large"})) } else { ok() }),

@@ -158,8 +158,12 @@ impl Action for DispatchOutboxAction {
                 // Single entries first (few: retried dead letters), then each due stream.
                 let entries = outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)?;
                 let mut ranges = Vec::new();
+                let mut failed = None;
                 for (peer, resource) in delivery::due_streams(conn, now, &only)? {
-                    ranges.extend(delivery::claim(
+                    // Each stream in its own transaction: one that fails (a lock wait timed
+                    // out) neither strands the ranges already claimed nor holds up the other
+                    // streams; the next pass tries it again.
+                    match delivery::claim(
                         conn,
                         &peer,
                         &resource,
@@ -168,7 +172,18 @@ impl Action for DispatchOutboxAction {
                         now,
                         lease_until,
                         limit,
-                    )?);
+                    ) {
+                        Ok(claimed) => ranges.extend(claimed),
+                        Err(e) => {
+                            tracing::warn!(%peer, %resource, error = %e, "could not claim a range");
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    if ranges.is_empty() && entries.is_empty() {
+                        return Err(e.into());
+                    }
                 }
                 Ok::<_, SyncError>((entries, ranges))
             })
@@ -684,12 +699,19 @@ impl DispatchOutboxAction {
         how: Again,
         summary: &mut DispatchSummary,
     ) -> Result<Flow, SyncError> {
+        // The failed batch is on top (last); the batches below it were not tried. A range
+        // counts one attempt for all it holds; single entries only for those tried.
+        let tried = match hold {
+            Hold::Entries => rest.last().map_or(0, Vec::len),
+            Hold::Range(_) => rest.iter().map(Vec::len).sum(),
+        };
         let items: Vec<Item> = rest.into_iter().flatten().collect();
+        let (untried, tried) = items.split_at(items.len() - tried);
         let max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
         let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0);
         let delay = match how {
             Again::AfterFailure => {
-                let dying = items.iter().filter(|i| i.attempts + 1 >= max).count();
+                let dying = tried.iter().filter(|i| i.attempts + 1 >= max).count();
                 summary.dead += dying;
                 summary.retried += items.len() - dying;
                 self.backoff(attempts)
@@ -715,16 +737,20 @@ impl DispatchOutboxAction {
                 if items.is_empty() {
                     return Ok(Flow::Stopped);
                 }
-                let ids: Vec<i64> = items.iter().filter_map(|i| i.entry).collect();
-                // Both of mark_failed's updates or neither.
+                let ids = |items: &[Item]| items.iter().filter_map(|i| i.entry).collect::<Vec<_>>();
+                let (tried, untried) = (ids(tried), ids(untried));
+                // All of these updates or none.
                 self.pool
                     .transaction(move |conn| {
                         match how {
                             Again::AfterFailure => {
-                                outbox::mark_failed(conn, &owner, &ids, &why, next, max)
+                                outbox::mark_failed(conn, &owner, &tried, &why, next, max)?;
+                                // Not sent: due with the others, no attempt counted.
+                                outbox::reschedule(conn, &owner, &untried, &why, next, false)
                             }
                             Again::Postponed => {
-                                outbox::reschedule(conn, &owner, &ids, &why, next, false)
+                                outbox::reschedule(conn, &owner, &tried, &why, next, false)?;
+                                outbox::reschedule(conn, &owner, &untried, &why, next, false)
                             }
                         }
                         .map_err(SyncError::from)
