@@ -421,3 +421,33 @@ ship::backend_tests! {
         assert_eq!((job.starts.load(Ordering::SeqCst), job.peak.load(Ordering::SeqCst)), (1, 1));
     }
 }
+
+ship::backend_tests! {
+    /// `GET /metrics` for the scheduler: the runs on record by outcome, and each job's latest
+    /// run — when it started, how long it took, whether it succeeded.
+    async fn the_run_records_are_metrics(db: TestDb) {
+        use ship::contracts::MetricsSource;
+        let (good, bad) = (Probe::new("good", 20, ok), Probe::new("bad", 0, fail));
+        let mut kernel = Kernel::new(db.pool.clone(), "test-owner");
+        kernel.schedule(good.clone(), Schedule::every_minute()).unwrap();
+        kernel.schedule(bad.clone(), Schedule::every_minute()).unwrap();
+        kernel.run_due().await.unwrap();
+        let gauges = ship::scheduler::SchedulerMetrics.collect(&mut db.pool.get().unwrap()).unwrap();
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            gauges
+                .iter()
+                .find(|g| g.name == name && g.labels.iter().map(|(k, v)| (*k, v.as_str())).eq(labels.iter().copied()))
+                .map(|g| g.value)
+        };
+        assert_eq!(value("regionsync_scheduler_runs", &[("job", "good"), ("outcome", "ok")]), Some(1.0));
+        assert_eq!(value("regionsync_scheduler_runs", &[("job", "bad"), ("outcome", "failed")]), Some(1.0));
+        assert_eq!(value("regionsync_scheduler_last_run_ok", &[("job", "good")]), Some(1.0));
+        assert_eq!(value("regionsync_scheduler_last_run_ok", &[("job", "bad")]), Some(0.0));
+        let took = value("regionsync_scheduler_last_run_duration_seconds", &[("job", "good")]).unwrap();
+        assert!((0.015..30.0).contains(&took), "the good job sleeps 20 ms: {took}");
+        let started = value("regionsync_scheduler_last_run_started_seconds", &[("job", "good")]).unwrap();
+        assert!((chrono::Utc::now().timestamp() as f64 - started).abs() < 60.0, "{started}");
+        let text = ship::http::metrics::render(&gauges).unwrap();
+        assert!(text.contains("regionsync_scheduler_runs{job=\"bad\",outcome=\"failed\"} 1.0"), "{text}");
+    }
+}

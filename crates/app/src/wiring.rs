@@ -13,7 +13,9 @@ use broker::ui::http::BrokerState;
 use broker::ui::jobs::{BrokerHeartbeatJob, HeartbeatTarget};
 use ship::auth::middleware::AuthGate;
 use ship::auth::TokenVerifier;
-use ship::contracts::{HybridClock, KeySource, PeerDirectory, ResourceRegistry, StatusSources};
+use ship::contracts::{
+    HybridClock, KeySource, MetricsSources, PeerDirectory, ResourceRegistry, StatusSources,
+};
 use ship::http::Configure;
 use ship::{AnyConnection, DbPool, ShipError};
 use sync::actions::{DispatchOutboxAction, EvaluateAlertsAction, PullChangesAction};
@@ -127,9 +129,16 @@ impl Wiring {
             self.broker.verifier.clone(),
         ]));
         let region = web::Data::new(ship::http::RegionName(settings.region_id.clone()));
+        let metrics = web::Data::new(MetricsSources(vec![
+            Arc::new(ship::scheduler::SchedulerMetrics),
+            Arc::new(sync::ui::metrics::SyncMetrics::new(
+                settings.region_id.clone(),
+            )),
+        ]));
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(status.clone());
             cfg.app_data(region.clone());
+            cfg.app_data(metrics.clone());
             sync::ui::http::configure(cfg, sync_state.clone());
             customers::ui::http::configure(cfg, Arc::clone(&recorder));
             if let Some(state) = &broker_state {

@@ -76,7 +76,7 @@ fn every_resource_is_registered_once() {
 
 ship::backend_tests! {
     /// End to end inside one region: a customer written through the REST API appears in the
-    /// changes feed, with one outbox entry per configured peer.
+    /// changes feed, owed to each configured peer.
     async fn a_customer_write_appears_in_the_changes_feed(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
         settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
@@ -95,6 +95,32 @@ ship::backend_tests! {
         assert_eq!(changes[0]["payload"]["name"], "Ada Lovelace");
 
         assert_eq!(common::owed(&db, "eu-west", "us-east"), 1);
+        region.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// `GET /metrics` (OpenMetrics text, for Prometheus): what `sync status` says per peer and
+    /// resource, read from the database by the web process.
+    async fn metrics_report_what_each_peer_is_owed(db: TestDb) {
+        let mut settings = common::settings_for(&db, "eu-west");
+        settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        let region = common::Region::start(&settings).await;
+        for i in 0..2 {
+            let (status, _) = region
+                .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"}))
+                .await;
+            assert_eq!(status, 201);
+        }
+        let res = reqwest::get(format!("{}/metrics", region.base)).await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+        let text = res.text().await.unwrap();
+        assert!(text.contains("regionsync_sync_pending{peer=\"us-east\",resource=\"customers\"} 2.0"), "{text}");
+        assert!(text.contains("regionsync_sync_dead_letters{peer=\"us-east\",resource=\"customers\"} 0.0"), "{text}");
+        assert!(text.contains("regionsync_sync_delivered_through{peer=\"us-east\",resource=\"customers\"} 0.0"), "{text}");
+        assert!(text.contains("# TYPE regionsync_sync_oldest_pending_age_seconds gauge"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         region.stop().await;
     }
 }

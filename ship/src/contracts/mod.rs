@@ -30,6 +30,26 @@ pub trait StatusSource: Send + Sync {
 #[derive(Clone, Default)]
 pub struct StatusSources(pub Vec<Arc<dyn StatusSource>>);
 
+/// One gauge sample for `GET /metrics` (`ship::http::metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    /// `regionsync_…`, the same for every sample of one family.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// What a container contributes to `GET /metrics`: read from the database at scrape time, on
+/// the blocking pool, so every process of a region (web or scheduler) reports the same state.
+pub trait MetricsSource: Send + Sync {
+    fn collect(&self, conn: &mut AnyConnection) -> Result<Vec<Gauge>, DbError>;
+}
+
+/// The metrics sources `app` registers (as `web::Data<MetricsSources>`).
+#[derive(Clone, Default)]
+pub struct MetricsSources(pub Vec<Arc<dyn MetricsSource>>);
+
 pub use peers::{
     BoxFuture, DirectoryError, DirectoryHealth, KeySource, PeerDirectory, PeerGrant, Refresh,
 };

@@ -1,11 +1,13 @@
 //! HTTP plumbing shared by every process that serves: the server builder (body limits, JSON
-//! error envelope for every failure, request spans with a request id), and the health routes.
+//! error envelope for every failure, request spans with a request id), and the health and
+//! metrics routes.
 //!
 //! Architecture invariant: every error response leaving the server is the JSON envelope of
 //! [`crate::errors`] — extractor failures through the `*Config` error handlers below, anything
 //! else (unknown route, wrong method, actix's own errors) through [`envelope_errors`].
 
 mod health;
+pub mod metrics;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -175,6 +177,7 @@ pub fn server(
             .app_data(path_config())
             .app_data(pool.clone())
             .configure(health_routes)
+            .configure(metrics::configure)
             .configure(move |cfg| configure(cfg))
             .default_service(web::to(not_found))
     })

@@ -21,6 +21,8 @@
 
 mod data;
 
+pub use data::SchedulerMetrics;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr as _;
