@@ -70,24 +70,13 @@ fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let base = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no `listening on` line; saw:\n{}", seen.join("\n")));
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-        seen.push(line);
-    };
+    let (rx, seen, line) = wait_for_line(&mut child, "listening on http://");
+    let at = line.find("listening on http://").unwrap();
+    let base = line[at + "listening on ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
 
     let ready = http_get::blocking_get(&format!("{base}/health/ready"));
     assert_eq!(ready.0, 200, "{}", ready.1);
@@ -97,6 +86,52 @@ fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
         "default SQLite file under ./data"
     );
 
+    terminate(&mut child);
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("scheduler stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.ends_with("stopped") || l.contains("app::cli: stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        seen.iter()
+            .chain(&rest)
+            .any(|l| l.contains("scheduler started")),
+        "{seen:?} {rest:?}"
+    );
+}
+
+/// Follow `child`'s stderr until a line contains `needle` (30 s at most): the rest of its
+/// lines, the lines before, and that line.
+fn wait_for_line(
+    child: &mut std::process::Child,
+    needle: &str,
+) -> (std::sync::mpsc::Receiver<String>, Vec<String>, String) {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no `{needle}` line; saw:\n{}", seen.join("\n")));
+        if line.contains(needle) {
+            return (rx, seen, line);
+        }
+        seen.push(line);
+    }
+}
+
+/// SIGTERM `child` and wait (15 s at most) for it to exit 0.
+fn terminate(child: &mut std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -114,21 +149,52 @@ fn serve_with_no_configuration_answers_ready_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+}
+
+/// `regionsync schedule work` as its own process (production's second process): SIGTERM lets
+/// the running jobs finish their run (the dispatch job loops until the kernel stops), records
+/// them, releases every lease and exits 0 — nothing is left `running` or leased for another
+/// scheduler to wait out.
+#[test]
+fn schedule_work_stops_on_sigterm_finishing_its_runs_and_releasing_its_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(regionsync(dir.path()).args(["migrate", "run"]));
+    assert!(out.status.success(), "{stderr}");
+    let mut child = regionsync(dir.path())
+        .args(["schedule", "work"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (rx, _, _) = wait_for_line(&mut child, "scheduler started");
+    // The dispatch job starts at once and loops (woken by writes, every second otherwise).
+    std::thread::sleep(Duration::from_millis(1_500));
+    terminate(&mut child);
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("scheduler stopped")),
         "{rest:?}"
     );
-    assert!(
-        rest.iter()
-            .any(|l| l.ends_with("stopped") || l.contains("app::cli: stopped")),
-        "{rest:?}"
+    use diesel::prelude::*;
+    let path = dir.path().join("data/regionsync.db");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let n = |conn: &mut diesel::SqliteConnection, sql: &str| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "({sql})"
+        )))
+        .get_result(conn)
+        .unwrap()
+    };
+    assert_eq!(
+        n(&mut conn, "SELECT COUNT(*) FROM ship_scheduler_leases"),
+        0,
+        "every lease released"
     );
+    assert_eq!(n(&mut conn, "SELECT COUNT(*) FROM ship_scheduler_runs WHERE outcome = 'running' OR finished_at IS NULL"), 0, "every run finished");
     assert!(
-        seen.iter()
-            .chain(&rest)
-            .any(|l| l.contains("scheduler started")),
-        "{seen:?} {rest:?}"
+        n(&mut conn, "SELECT COUNT(*) FROM ship_scheduler_runs WHERE job = 'sync.dispatch_outbox' AND outcome = 'ok'") >= 1,
+        "the looping dispatch run was in flight at SIGTERM and ended ok"
     );
 }
 
