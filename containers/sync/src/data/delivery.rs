@@ -801,45 +801,28 @@ mod tests {
             .unwrap()
     }
 
-    fn take(
-        conn: &mut AnyConnection,
-        owner: &str,
-        at: NaiveDateTime,
-        limit: i64,
-    ) -> Vec<(i64, i64)> {
-        claim(
-            conn,
-            "p",
-            "widgets",
-            HERE,
-            owner,
-            at,
-            at + Duration::seconds(60),
-            limit,
-        )
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.first_seq, r.last_seq))
-        .collect()
-    }
-
+    /// `owner` claims from the stream ("p", "widgets") at `at`: the ranges.
     fn ranges(
         conn: &mut AnyConnection,
         owner: &str,
         at: NaiveDateTime,
         limit: i64,
     ) -> Vec<ClaimedRange> {
-        claim(
-            conn,
-            "p",
-            "widgets",
-            HERE,
-            owner,
-            at,
-            at + Duration::seconds(60),
-            limit,
-        )
-        .unwrap()
+        let until = at + Duration::seconds(60);
+        claim(conn, "p", "widgets", HERE, owner, at, until, limit).unwrap()
+    }
+
+    /// As `ranges`, as (first, last) spans.
+    fn take(
+        conn: &mut AnyConnection,
+        owner: &str,
+        at: NaiveDateTime,
+        limit: i64,
+    ) -> Vec<(i64, i64)> {
+        ranges(conn, owner, at, limit)
+            .into_iter()
+            .map(|r| (r.first_seq, r.last_seq))
+            .collect()
     }
 
     ship::backend_tests! {
