@@ -432,7 +432,7 @@ ship::backend_tests! {
         kernel.schedule(good.clone(), Schedule::every_minute()).unwrap();
         kernel.schedule(bad.clone(), Schedule::every_minute()).unwrap();
         kernel.run_due().await.unwrap();
-        let gauges = ship::scheduler::SchedulerMetrics.collect(&mut db.pool.get().unwrap()).unwrap();
+        let gauges = ship::scheduler::SchedulerMetrics::new(db.pool.clone()).collect().await.unwrap();
         let value = |name: &str, labels: &[(&str, &str)]| {
             gauges
                 .iter()

@@ -130,9 +130,9 @@ impl Wiring {
         ]));
         let region = web::Data::new(ship::http::RegionName(settings.region_id.clone()));
         let metrics = web::Data::new(MetricsSources(vec![
-            Arc::new(ship::scheduler::SchedulerMetrics),
+            Arc::new(ship::scheduler::SchedulerMetrics::new(pool.clone())),
             Arc::new(sync::ui::metrics::SyncMetrics::new(
-                settings.region_id.clone(),
+                sync::actions::SyncMetricsAction::new(pool.clone(), settings.region_id.clone()),
             )),
         ]));
         Arc::new(move |cfg: &mut web::ServiceConfig| {

@@ -121,6 +121,12 @@ ship::backend_tests! {
         assert!(text.contains("regionsync_sync_delivered_through{peer=\"us-east\",resource=\"customers\"} 0.0"), "{text}");
         assert!(text.contains("# TYPE regionsync_sync_oldest_pending_age_seconds gauge"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // A source that cannot read fails the scrape with the JSON envelope, not a partial page.
+        diesel::RunQueryDsl::execute(diesel::sql_query("DROP TABLE sync_alerts"), &mut db.pool.get().unwrap()).unwrap();
+        let res = reqwest::get(format!("{}/metrics", region.base)).await.unwrap();
+        assert_eq!(res.status().as_u16(), 503);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "metrics_unavailable", "{body}");
         region.stop().await;
     }
 }

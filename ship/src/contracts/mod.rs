@@ -40,10 +40,11 @@ pub struct Gauge {
     pub value: f64,
 }
 
-/// What a container contributes to `GET /metrics`: read from the database at scrape time, on
-/// the blocking pool, so every process of a region (web or scheduler) reports the same state.
+/// What a container contributes to `GET /metrics`: read from the database at scrape time, so
+/// every process of a region (web or scheduler) reports the same state. The error says why
+/// (the scrape is answered 503).
 pub trait MetricsSource: Send + Sync {
-    fn collect(&self, conn: &mut AnyConnection) -> Result<Vec<Gauge>, DbError>;
+    fn collect(&self) -> BoxFuture<'_, Result<Vec<Gauge>, String>>;
 }
 
 /// The metrics sources `app` registers (as `web::Data<MetricsSources>`).

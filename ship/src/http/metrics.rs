@@ -1,5 +1,6 @@
-//! `GET /metrics`: the registered [`MetricsSources`] read from the database and encoded in the
-//! OpenMetrics text format (Prometheus scrapes it), by `prometheus-client`.
+//! `GET /metrics`: what the registered [`MetricsSources`] read, encoded in the OpenMetrics text
+//! format (Prometheus scrapes it) by `prometheus-client`. A source that cannot read answers the
+//! scrape 503 `metrics_unavailable`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -11,7 +12,6 @@ use prometheus_client::metrics::gauge::Gauge as PromGauge;
 use prometheus_client::registry::Registry;
 
 use crate::contracts::{Gauge, MetricsSources};
-use crate::db::{DbError, DbPool};
 use crate::errors::{HttpError, StatusCode};
 
 /// The content type of the OpenMetrics text format.
@@ -21,20 +21,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
-async fn metrics(
-    pool: web::Data<DbPool>,
-    sources: Option<web::Data<MetricsSources>>,
-) -> Result<HttpResponse, HttpError> {
-    let sources = sources.map(|s| s.get_ref().clone()).unwrap_or_default();
-    let gauges = pool
-        .run(move |conn| -> Result<Vec<Gauge>, DbError> {
-            let mut all = Vec::new();
-            for source in &sources.0 {
-                all.extend(source.collect(conn)?);
-            }
-            Ok(all)
-        })
-        .await?;
+async fn metrics(sources: Option<web::Data<MetricsSources>>) -> Result<HttpResponse, HttpError> {
+    let mut gauges = Vec::new();
+    for source in sources.iter().flat_map(|s| s.0.iter()) {
+        gauges.extend(source.collect().await.map_err(|e| {
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics_unavailable",
+                format!("the metrics could not be read: {e}"),
+            )
+        })?);
+    }
     let body = render(&gauges).map_err(|e| {
         HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

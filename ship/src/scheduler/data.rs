@@ -221,74 +221,72 @@ pub(super) fn prune_runs(conn: &mut AnyConnection, keep: chrono::Duration) -> Re
     .map_err(DbError::Query)
 }
 
-/// `GET /metrics` for the scheduler: per job, the runs on record by outcome and the latest
-/// run (when it started, how long it took, whether it succeeded).
-pub struct SchedulerMetrics;
-
-impl crate::contracts::MetricsSource for SchedulerMetrics {
-    fn collect(&self, conn: &mut AnyConnection) -> Result<Vec<crate::contracts::Gauge>, DbError> {
-        use crate::contracts::Gauge;
-        let counts: Vec<(String, String, i64)> = ship_scheduler_runs::table
-            .group_by((ship_scheduler_runs::job, ship_scheduler_runs::outcome))
-            .select((
-                ship_scheduler_runs::job,
-                ship_scheduler_runs::outcome,
-                diesel::dsl::count_star(),
-            ))
-            .load(conn)
-            .map_err(DbError::Query)?;
-        let mut out: Vec<Gauge> = counts
-            .iter()
-            .map(|(job, outcome, n)| Gauge {
-                name: "regionsync_scheduler_runs",
-                help: "Job runs on record (a week, and each job's latest), by outcome",
-                labels: vec![("job", job.clone()), ("outcome", outcome.clone())],
-                value: *n as f64,
-            })
-            .collect();
-        let jobs: std::collections::BTreeSet<String> =
-            counts.into_iter().map(|(job, _, _)| job).collect();
-        for job in jobs {
-            let last: Option<(NaiveDateTime, Option<NaiveDateTime>, String)> =
-                ship_scheduler_runs::table
-                    .filter(ship_scheduler_runs::job.eq(&job))
-                    .order((
-                        ship_scheduler_runs::started_at.desc(),
-                        ship_scheduler_runs::id.desc(),
-                    ))
-                    .select((
-                        ship_scheduler_runs::started_at,
-                        ship_scheduler_runs::finished_at,
-                        ship_scheduler_runs::outcome,
-                    ))
-                    .first(conn)
-                    .optional()
-                    .map_err(DbError::Query)?;
-            let Some((started, finished, outcome)) = last else {
-                continue;
-            };
-            let label = || vec![("job", job.clone())];
+/// The scheduler's gauges for `GET /metrics` (see `SchedulerMetrics`): per job, the runs on
+/// record by outcome and the latest run (when it started, how long it took, whether it
+/// succeeded).
+pub(super) fn metrics(conn: &mut AnyConnection) -> Result<Vec<crate::contracts::Gauge>, DbError> {
+    use crate::contracts::Gauge;
+    let counts: Vec<(String, String, i64)> = ship_scheduler_runs::table
+        .group_by((ship_scheduler_runs::job, ship_scheduler_runs::outcome))
+        .select((
+            ship_scheduler_runs::job,
+            ship_scheduler_runs::outcome,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+        .map_err(DbError::Query)?;
+    let mut out: Vec<Gauge> = counts
+        .iter()
+        .map(|(job, outcome, n)| Gauge {
+            name: "regionsync_scheduler_runs",
+            help: "Job runs on record (a week, and each job's latest), by outcome",
+            labels: vec![("job", job.clone()), ("outcome", outcome.clone())],
+            value: *n as f64,
+        })
+        .collect();
+    let jobs: std::collections::BTreeSet<String> =
+        counts.into_iter().map(|(job, _, _)| job).collect();
+    for job in jobs {
+        let last: Option<(NaiveDateTime, Option<NaiveDateTime>, String)> =
+            ship_scheduler_runs::table
+                .filter(ship_scheduler_runs::job.eq(&job))
+                .order((
+                    ship_scheduler_runs::started_at.desc(),
+                    ship_scheduler_runs::id.desc(),
+                ))
+                .select((
+                    ship_scheduler_runs::started_at,
+                    ship_scheduler_runs::finished_at,
+                    ship_scheduler_runs::outcome,
+                ))
+                .first(conn)
+                .optional()
+                .map_err(DbError::Query)?;
+        let Some((started, finished, outcome)) = last else {
+            continue;
+        };
+        let label = || vec![("job", job.clone())];
+        out.push(Gauge {
+            name: "regionsync_scheduler_last_run_started_seconds",
+            help: "When the job's latest run started (Unix time)",
+            labels: label(),
+            value: started.and_utc().timestamp_millis() as f64 / 1000.0,
+        });
+        if let Some(finished) = finished {
             out.push(Gauge {
-                name: "regionsync_scheduler_last_run_started_seconds",
-                help: "When the job's latest run started (Unix time)",
+                name: "regionsync_scheduler_last_run_duration_seconds",
+                help: "How long the job's latest finished run took",
                 labels: label(),
-                value: started.and_utc().timestamp_millis() as f64 / 1000.0,
+                value: (finished - started).num_milliseconds().max(0) as f64 / 1000.0,
             });
-            if let Some(finished) = finished {
-                out.push(Gauge {
-                    name: "regionsync_scheduler_last_run_duration_seconds",
-                    help: "How long the job's latest finished run took",
-                    labels: label(),
-                    value: (finished - started).num_milliseconds().max(0) as f64 / 1000.0,
-                });
-                out.push(Gauge {
-                    name: "regionsync_scheduler_last_run_ok",
-                    help: "1 when the job's latest finished run succeeded, 0 when it failed or timed out",
-                    labels: label(),
-                    value: f64::from(u8::from(outcome == "ok")),
-                });
-            }
+            out.push(Gauge {
+                name: "regionsync_scheduler_last_run_ok",
+                help:
+                    "1 when the job's latest finished run succeeded, 0 when it failed or timed out",
+                labels: label(),
+                value: f64::from(u8::from(outcome == "ok")),
+            });
         }
-        Ok(out)
     }
+    Ok(out)
 }

@@ -21,8 +21,6 @@
 
 mod data;
 
-pub use data::SchedulerMetrics;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr as _;
@@ -611,6 +609,32 @@ impl Run {
             }
         }
         outcome
+    }
+}
+
+/// The scheduler's part of `GET /metrics` (`crate::contracts::MetricsSource`): per job, the
+/// runs on record (a week, and each job's latest) by outcome, and the latest run's start,
+/// duration and success — from the run records, so any process of the region reports them.
+pub struct SchedulerMetrics {
+    pool: DbPool,
+}
+
+impl SchedulerMetrics {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl crate::contracts::MetricsSource for SchedulerMetrics {
+    fn collect(
+        &self,
+    ) -> crate::contracts::BoxFuture<'_, Result<Vec<crate::contracts::Gauge>, String>> {
+        Box::pin(async move {
+            self.pool
+                .run(data::metrics)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

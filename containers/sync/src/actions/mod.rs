@@ -16,7 +16,7 @@ pub mod outbox_admin;
 
 pub use outbox_admin::{
     DiscardOutboxAction, Discarded, ListOutboxAction, PeerStatus, RecordRefusalsAction,
-    RetryDeadAction, SyncStatusAction,
+    RetryDeadAction, SyncMetricsAction, SyncMetricsData, SyncStatusAction,
 };
 pub mod prune;
 

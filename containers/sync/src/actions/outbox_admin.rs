@@ -41,6 +41,47 @@ impl Action for SyncStatusAction {
     }
 }
 
+/// What `GET /metrics` reports of sync: each peer's status (without the delivered count, a
+/// scan of the changelog) and the alerts firing now, as (kind, subject).
+pub struct SyncMetricsAction {
+    pool: DbPool,
+    region_id: String,
+}
+
+impl SyncMetricsAction {
+    /// `region_id`: this region (the origin of the changes its streams deliver).
+    pub fn new(pool: DbPool, region_id: impl Into<String>) -> Self {
+        Self {
+            pool,
+            region_id: region_id.into(),
+        }
+    }
+}
+
+/// The peers' status and the firing alerts (kind, subject).
+pub type SyncMetricsData = (Vec<PeerStatus>, Vec<(String, String)>);
+
+impl Action for SyncMetricsAction {
+    const NAME: &'static str = "sync.metrics";
+    type Input = ();
+    type Output = SyncMetricsData;
+    type Error = SyncError;
+
+    async fn run(&self, _input: ()) -> Result<SyncMetricsData, SyncError> {
+        let region = self.region_id.clone();
+        self.pool
+            .run(move |conn| {
+                let status = PeerStatusTask::run(conn, &region, false)?;
+                let firing = crate::data::alerts::open(conn)?
+                    .into_iter()
+                    .map(|a| (a.kind, a.subject))
+                    .collect();
+                Ok::<_, SyncError>((status, firing))
+            })
+            .await
+    }
+}
+
 /// What is owed (the entries of the delivery streams and the single pending entries), or
 /// the dead letters; oldest first.
 pub struct ListOutboxAction {

@@ -1,25 +1,21 @@
 //! The sync container's part of `GET /metrics` (`ship::contracts::MetricsSource`): per push or
 //! pull peer and resource, what is owed, what died, how late the push is and when each
 //! direction last moved — the numbers of `regionsync sync status`, for Prometheus. Also the
-//! alerts that are firing. Read at scrape time from the database (the task that `sync status`
-//! uses), so the web and the scheduler process report the same state.
+//! alerts that are firing. Read at scrape time from the database (`SyncMetricsAction`, the
+//! numbers `sync status` shows), so the web and the scheduler process report the same state.
 
-use ship::contracts::{Gauge, MetricsSource};
-use ship::{AnyConnection, DbError};
+use ship::contracts::{BoxFuture, Gauge, MetricsSource};
+use ship::parents::Action;
 
-use crate::data::alerts;
-use crate::tasks::peer_status::PeerStatusTask;
+use crate::actions::{PeerStatus, SyncMetricsAction};
 
 pub struct SyncMetrics {
-    region_id: String,
+    action: SyncMetricsAction,
 }
 
 impl SyncMetrics {
-    /// `region_id`: this region (the origin of the changes its streams deliver).
-    pub fn new(region_id: impl Into<String>) -> Self {
-        Self {
-            region_id: region_id.into(),
-        }
+    pub fn new(action: SyncMetricsAction) -> Self {
+        Self { action }
     }
 }
 
@@ -28,75 +24,80 @@ fn seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
 }
 
 impl MetricsSource for SyncMetrics {
-    fn collect(&self, conn: &mut AnyConnection) -> Result<Vec<Gauge>, DbError> {
-        let now = chrono::Utc::now();
-        let mut out = Vec::new();
-        for s in PeerStatusTask::run(conn, &self.region_id, false)? {
-            let labels = || vec![("peer", s.peer.clone()), ("resource", s.resource.clone())];
-            let mut gauge = |name, help, value| {
-                out.push(Gauge {
-                    name,
-                    help,
-                    labels: labels(),
-                    value,
-                })
-            };
-            gauge(
-                "regionsync_sync_pending",
-                "Changes of this region owed to the peer (not delivered, not dead)",
-                s.pending as f64,
-            );
-            gauge(
-                "regionsync_sync_dead_letters",
-                "Changes the peer refused or that ran out of attempts (`outbox list --dead`)",
-                s.dead as f64,
-            );
-            gauge(
-                "regionsync_sync_oldest_pending_age_seconds",
-                "Age of the oldest change owed to the peer (0 when nothing is owed)",
-                s.oldest_pending_at
-                    .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
-            );
-            if let Some(seq) = s.delivered_through {
-                gauge(
-                    "regionsync_sync_delivered_through",
-                    "Every change of this region up to this changelog seq is delivered to the peer",
-                    seq as f64,
-                );
-            }
-            if let Some(t) = s.last_push_at {
-                gauge(
-                    "regionsync_sync_last_push_seconds",
-                    "When a push to the peer last succeeded (Unix time)",
-                    seconds(t),
-                );
-            }
-            if let Some(t) = s.last_pull_at {
-                gauge(
-                    "regionsync_sync_last_pull_seconds",
-                    "When a pull of the peer's feed last succeeded (Unix time)",
-                    seconds(t),
-                );
-            }
-            if let Some(seq) = s.feed_acked_seq {
-                gauge(
-                    "regionsync_sync_feed_acked_seq",
-                    "How far the peer has read this region's feed (its acknowledged seq)",
-                    seq as f64,
-                );
-            }
-        }
-        for alert in alerts::open(conn)? {
-            out.push(Gauge {
-                name: "regionsync_alerts_firing",
-                help: "Anomaly alerts firing now (1 each), by kind and subject",
-                labels: vec![
-                    ("kind", alert.kind.clone()),
-                    ("subject", alert.subject.clone()),
-                ],
-                value: 1.0,
-            });
-        }
-        Ok(out)
+    fn collect(&self) -> BoxFuture<'_, Result<Vec<Gauge>, String>> {
+        Box::pin(async move {
+            let (status, firing) = self.action.run(()).await.map_err(|e| e.to_string())?;
+            Ok(gauges(status, firing))
+        })
     }
+}
+
+/// The gauges of the peers' `status` and the `firing` alerts (kind, subject).
+fn gauges(status: Vec<PeerStatus>, firing: Vec<(String, String)>) -> Vec<Gauge> {
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    for s in status {
+        let labels = || vec![("peer", s.peer.clone()), ("resource", s.resource.clone())];
+        let mut gauge = |name, help, value| {
+            out.push(Gauge {
+                name,
+                help,
+                labels: labels(),
+                value,
+            })
+        };
+        gauge(
+            "regionsync_sync_pending",
+            "Changes of this region owed to the peer (not delivered, not dead)",
+            s.pending as f64,
+        );
+        gauge(
+            "regionsync_sync_dead_letters",
+            "Changes the peer refused or that ran out of attempts (`outbox list --dead`)",
+            s.dead as f64,
+        );
+        gauge(
+            "regionsync_sync_oldest_pending_age_seconds",
+            "Age of the oldest change owed to the peer (0 when nothing is owed)",
+            s.oldest_pending_at
+                .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+        );
+        if let Some(seq) = s.delivered_through {
+            gauge(
+                "regionsync_sync_delivered_through",
+                "Every change of this region up to this changelog seq is delivered to the peer",
+                seq as f64,
+            );
+        }
+        if let Some(t) = s.last_push_at {
+            gauge(
+                "regionsync_sync_last_push_seconds",
+                "When a push to the peer last succeeded (Unix time)",
+                seconds(t),
+            );
+        }
+        if let Some(t) = s.last_pull_at {
+            gauge(
+                "regionsync_sync_last_pull_seconds",
+                "When a pull of the peer's feed last succeeded (Unix time)",
+                seconds(t),
+            );
+        }
+        if let Some(seq) = s.feed_acked_seq {
+            gauge(
+                "regionsync_sync_feed_acked_seq",
+                "How far the peer has read this region's feed (its acknowledged seq)",
+                seq as f64,
+            );
+        }
+    }
+    for (kind, subject) in firing {
+        out.push(Gauge {
+            name: "regionsync_alerts_firing",
+            help: "Anomaly alerts firing now (1 each), by kind and subject",
+            labels: vec![("kind", kind), ("subject", subject)],
+            value: 1.0,
+        });
+    }
+    out
 }
