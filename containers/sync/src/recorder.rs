@@ -106,26 +106,49 @@ impl ChangeRecorder for SyncChangeRecorder {
     }
 
     fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError> {
-        let seq = changelog::allocate_seqs(conn, &change.resource, 1)?;
+        self.record_local_all(conn, std::slice::from_ref(change))
+    }
+
+    /// Per resource, in the order given: one sequence update for all its changes (the
+    /// sequence row stays locked until the caller commits, as for one) and one multi-row
+    /// insert of their entries (B4).
+    fn record_local_all(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[Change],
+    ) -> Result<(), DbError> {
         let now = utc_now();
-        changelog::insert(
-            conn,
-            &ChangeLogEntry {
-                resource: change.resource.clone(),
-                seq,
-                entity_id: change.entity_id.clone(),
-                op: change.kind.as_str().to_string(),
-                payload: change.payload.to_string(),
-                hlc: change.version.hlc.as_i64(),
-                origin_region: change.version.origin.clone(),
-                schema_version: self
-                    .schema_versions
-                    .get(&change.resource)
-                    .copied()
-                    .unwrap_or(1),
-                created_at: now,
-            },
-        )?;
+        let mut start = 0;
+        while start < changes.len() {
+            let resource = &changes[start].resource;
+            let run = changes[start..]
+                .iter()
+                .take_while(|c| &c.resource == resource)
+                .count();
+            let first = changelog::allocate_seqs(conn, resource, run as i64)?;
+            let schema_version = self.schema_versions.get(resource).copied().unwrap_or(1);
+            let entries: Vec<ChangeLogEntry> = changes[start..start + run]
+                .iter()
+                .zip(first..)
+                .map(|(change, seq)| ChangeLogEntry {
+                    resource: change.resource.clone(),
+                    seq,
+                    entity_id: change.entity_id.clone(),
+                    op: change.kind.as_str().to_string(),
+                    payload: change.payload.to_string(),
+                    hlc: change.version.hlc.as_i64(),
+                    origin_region: change.version.origin.clone(),
+                    schema_version,
+                    created_at: now,
+                })
+                .collect();
+            match entries.as_slice() {
+                // The common single write: the prepared (cached) one-row statement.
+                [entry] => changelog::insert(conn, entry)?,
+                _ => changelog::insert_all(conn, &entries)?,
+            }
+            start += run;
+        }
         Ok(())
     }
 }

@@ -158,6 +158,61 @@ async fn get(app: &TestApp, query: &str) -> (u16, Value) {
 }
 
 ship::backend_tests! {
+    /// A bulk write records its changes at once (`record_local_all`, B4): per run of one
+    /// resource, consecutive seqs after what single writes took, the entries exactly as one by
+    /// one, and nothing when the transaction fails.
+    async fn many_changes_are_recorded_at_once_as_one_by_one(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        db.pool.run(|c| sync::recorder::prepare_resources(c, ["gadgets"])).await.unwrap();
+        let rec = recorder("eu-west", &["us-east"]);
+        write_widget(&db.pool, rec.clone(), "a".into(), Duration::ZERO, false).await.unwrap();
+        let change = |resource: &str, id: &str| Change {
+            resource: resource.into(),
+            entity_id: id.into(),
+            kind: OpKind::Upsert,
+            version: rec.stamp(None),
+            payload: widget_payload(id),
+        };
+        let batch = vec![change("widgets", "b"), change("widgets", "c"), change("gadgets", "x"), change("widgets", "d")];
+        let (r, b) = (rec.clone(), batch.clone());
+        db.pool.transaction(move |c| r.record_local_all(c, &b)).await.unwrap();
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Entry {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            resource: String,
+            #[diesel(sql_type = BigInt)]
+            seq: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            entity_id: String,
+            #[diesel(sql_type = BigInt)]
+            hlc: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            payload: String,
+        }
+        let entries: Vec<Entry> = diesel::sql_query("SELECT resource, seq, entity_id, hlc, payload FROM sync_changelog ORDER BY resource, seq")
+            .load(&mut db.pool.get().unwrap())
+            .unwrap();
+        let got: Vec<(&str, i64, &str)> = entries.iter().map(|e| (e.resource.as_str(), e.seq, e.entity_id.as_str())).collect();
+        assert_eq!(got, vec![("gadgets", 1, "x"), ("widgets", 1, "a"), ("widgets", 2, "b"), ("widgets", 3, "c"), ("widgets", 4, "d")]);
+        let d = entries.iter().find(|e| e.entity_id == "d").unwrap();
+        assert_eq!((d.hlc, serde_json::from_str::<Value>(&d.payload).unwrap()), (batch[3].version.hlc.as_i64(), widget_payload("d")));
+        let mut c = db.pool.get().unwrap();
+        assert_eq!(count(&mut c, "SELECT last_seq FROM sync_sequences WHERE resource = 'widgets'"), 4);
+        drop(c);
+        // A failing transaction records nothing and takes no seq.
+        let (r, b) = (rec.clone(), vec![change("widgets", "e"), change("widgets", "f")]);
+        let failed = db.pool.transaction(move |c| {
+            r.record_local_all(c, &b)?;
+            Err::<(), _>(DbError::Migration("the bulk action failed".into()))
+        }).await;
+        assert!(failed.is_err());
+        let mut c = db.pool.get().unwrap();
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog"), 5);
+        assert_eq!(count(&mut c, "SELECT last_seq FROM sync_sequences WHERE resource = 'widgets'"), 4);
+    }
+}
+
+ship::backend_tests! {
     async fn a_local_write_commits_with_its_changelog_entry_or_not_at_all(db: TestDb) {
         create_widgets_table(&db.pool).await;
         let rec = recorder("eu-west", &["us-east", "ap-south"]);

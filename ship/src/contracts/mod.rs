@@ -107,10 +107,24 @@ pub trait ChangeRecorder: Send + Sync {
     /// two local writers of one row get versions in their commit order.
     fn stamp(&self, stored: Option<Hlc>) -> Version;
 
-    /// Append `change` to the changelog and one outbox entry per peer, on `conn`, inside the
-    /// caller's transaction: the row, its changelog entry and its outbox entries commit
-    /// together or not at all.
+    /// Append `change` to the changelog, on `conn`, inside the caller's transaction: the row
+    /// and its changelog entry commit together or not at all (what each push peer is owed
+    /// follows from the changelog).
     fn record_local(&self, conn: &mut AnyConnection, change: &Change) -> Result<(), DbError>;
+
+    /// Append `changes`, in order, as [`record_local`](Self::record_local) would one by one —
+    /// for a domain action that writes many rows in one transaction (a bulk import): an
+    /// implementation may take the sequence numbers and insert the entries in one statement
+    /// each. The default records them one by one.
+    fn record_local_all(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[Change],
+    ) -> Result<(), DbError> {
+        changes
+            .iter()
+            .try_for_each(|change| self.record_local(conn, change))
+    }
 
     /// Call once the transaction that recorded changes has committed: a dispatcher in this
     /// process delivers them at once instead of at its next poll.
