@@ -45,7 +45,8 @@ pub async fn run(
         let bar = ProgressBar::new(owed.max(0) as u64).with_style(style(
             "push  {bar:30} {pos}/{len} entries  {msg}  {per_sec}",
         ));
-        let mut action = wiring.dispatch_action(&pool, settings)?;
+        // By hand means now: what waits out a backoff goes too.
+        let mut action = wiring.dispatch_action(&pool, settings)?.ignoring_backoff();
         if let Some(p) = &peer {
             action = action.only_peer(p.clone());
         }

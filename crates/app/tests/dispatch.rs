@@ -267,6 +267,27 @@ ship::backend_tests! {
         a.stop().await;
     }
 
+    /// An operator's `sync run` sends now what waits out a backoff (the scheduled push keeps
+    /// waiting): after fixing a peer nobody wants to wait the backoff's minutes.
+    async fn a_push_by_hand_does_not_wait_for_the_backoff(db: TestDb) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        let peer = StubPeer::start(
+            Arc::new(move |_, _| {
+                if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { (503, json!({"error": "database_busy"})) } else { ok() }
+            }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 3, |_| {}).await;
+        assert_eq!(dispatch.run("w".into()).await.unwrap().retried, 3);
+        assert_eq!(dispatch.run("w".into()).await.unwrap().claimed, 0, "the scheduled push waits (a minute's backoff here)");
+        let by_hand = dispatch.ignoring_backoff().run("cli".into()).await.unwrap();
+        assert_eq!((by_hand.claimed, by_hand.delivered), (3, 3), "{by_hand:?}");
+        assert_eq!(outbox(&db, "pending"), 0);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
     async fn a_413_halves_the_batch_until_it_fits(db: TestDb) {
         let peer = StubPeer::start(
             Arc::new(|_, body| if body["ops"].as_array().unwrap().len() > 2 { (413, json!({"error": "batch_too_large"})) } else { ok() }),

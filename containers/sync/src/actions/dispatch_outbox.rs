@@ -82,6 +82,13 @@ impl DispatchOutboxAction {
         self
     }
 
+    /// Send now what is waiting out a backoff too (`regionsync sync run`: an operator who
+    /// fixed a peer wants it synced now, not after the backoff's few minutes).
+    pub fn ignoring_backoff(mut self) -> Self {
+        self.only.ignore_backoff = true;
+        self
+    }
+
     /// The delay before attempt `attempts + 1` (see [`backoff`]).
     fn backoff(&self, attempts: i32) -> Duration {
         backoff(
@@ -172,6 +179,7 @@ impl Action for DispatchOutboxAction {
                         now,
                         lease_until,
                         limit,
+                        only.ignore_backoff,
                     ) {
                         Ok(claimed) => ranges.extend(claimed),
                         Err(e) => {

@@ -88,8 +88,9 @@ pub fn due_streams(
     only: &ClaimFilter,
 ) -> QueryResult<Vec<(String, String)>> {
     // Few rows (peers × resources): filtered here rather than in a boxed (per-backend) query.
+    let due_by = only.due_by(now);
     let due: Vec<(String, String)> = sync_delivery::table
-        .filter(sync_delivery::next_attempt_at.le(now))
+        .filter(sync_delivery::next_attempt_at.le(due_by))
         .select((sync_delivery::peer, sync_delivery::resource))
         .order((sync_delivery::peer, sync_delivery::resource))
         .load(conn)?;
@@ -151,7 +152,8 @@ fn committed_head(conn: &mut AnyConnection, resource: &str) -> QueryResult<i64> 
 /// first, adjacent ones with the same attempt count merged; then the entries of `origin` after
 /// `claimed_through` up to the committed head, which extend the last of those ranges when it
 /// ends there and was never attempted, or make a new range. A stretch of other regions' entries
-/// only moves the stream on. Nothing while the stream is backing off. Runs its own transaction.
+/// only moves the stream on. Nothing while the stream is backing off, unless `ignore_backoff`
+/// (an operator's `sync run`). Runs its own transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn claim(
     conn: &mut AnyConnection,
@@ -162,12 +164,13 @@ pub fn claim(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
+    ignore_backoff: bool,
 ) -> QueryResult<Vec<ClaimedRange>> {
     ship::db::transact(conn, |conn| {
         let Some(stream) = lock_stream(conn, peer, resource)? else {
             return Ok(Vec::new());
         };
-        if stream.next_attempt_at > now {
+        if stream.next_attempt_at > now && !ignore_backoff {
             return Ok(Vec::new());
         }
         let claimed_through = stream.claimed_through;
@@ -809,7 +812,7 @@ mod tests {
         limit: i64,
     ) -> Vec<ClaimedRange> {
         let until = at + Duration::seconds(60);
-        claim(conn, "p", "widgets", HERE, owner, at, until, limit).unwrap()
+        claim(conn, "p", "widgets", HERE, owner, at, until, limit, false).unwrap()
     }
 
     /// As `ranges`, as (first, last) spans.

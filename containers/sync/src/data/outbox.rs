@@ -60,11 +60,27 @@ pub fn claim(
 }
 
 /// Which entries a claim may take: every one, or only those owed to one peer and/or of one
-/// resource (`regionsync sync run --peer P --resource R`).
+/// resource (`regionsync sync run --peer P --resource R`); and whether a backoff still running
+/// holds them back (it does, except for an operator's `sync run`: they asked for it now).
 #[derive(Debug, Clone, Default)]
 pub struct ClaimFilter {
     pub peer: Option<String>,
     pub resource: Option<String>,
+    pub ignore_backoff: bool,
+}
+
+impl ClaimFilter {
+    /// The latest due time a claim at `now` takes: `now`, or — backoff ignored — the end of
+    /// the DATETIME range both backends store (`NaiveDateTime::MAX` is past it).
+    pub(crate) fn due_by(&self, now: NaiveDateTime) -> NaiveDateTime {
+        if self.ignore_backoff {
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|d| d.and_hms_opt(23, 59, 59))
+                .unwrap_or(now)
+        } else {
+            now
+        }
+    }
 }
 
 /// `claim`'s work, inside the caller's transaction.
@@ -94,7 +110,9 @@ fn claim_in_transaction(
                 .eq(only.resource.clone().unwrap_or_default())
                 .or(every_resource),
         )
-        .filter(sync_outbox::next_attempt_at.le(now))
+        // Leased rows have their lease's end as due time; the lease check below keeps them
+        // out when the backoff is ignored.
+        .filter(sync_outbox::next_attempt_at.le(only.due_by(now)))
         .filter(
             sync_outbox::lease_until
                 .is_null()
@@ -497,7 +515,7 @@ mod tests {
             insert_all(&mut conn, &entries).unwrap();
             let until = now + chrono::Duration::seconds(60);
             let take = |conn: &mut AnyConnection, peer: Option<&str>, resource: Option<&str>| {
-                let only = ClaimFilter { peer: peer.map(Into::into), resource: resource.map(Into::into) };
+                let only = ClaimFilter { peer: peer.map(Into::into), resource: resource.map(Into::into), ..ClaimFilter::default() };
                 let mut got: Vec<(String, String)> = claim(conn, "w", ship::db::utc_now(), until, 100, &only).unwrap().into_iter().map(|c| (c.peer, c.resource)).collect();
                 got.dedup();
                 got
