@@ -174,6 +174,26 @@ pub(super) fn finish_run(
         .map_err(DbError::Query)
 }
 
+/// The latest run of `job`: (started at, finished at, outcome).
+fn latest_run(
+    conn: &mut AnyConnection,
+    job: &str,
+) -> QueryResult<Option<(NaiveDateTime, Option<NaiveDateTime>, String)>> {
+    ship_scheduler_runs::table
+        .filter(ship_scheduler_runs::job.eq(job))
+        .order((
+            ship_scheduler_runs::started_at.desc(),
+            ship_scheduler_runs::id.desc(),
+        ))
+        .select((
+            ship_scheduler_runs::started_at,
+            ship_scheduler_runs::finished_at,
+            ship_scheduler_runs::outcome,
+        ))
+        .first(conn)
+        .optional()
+}
+
 /// The latest run of each of `jobs`: (started at, outcome).
 pub(super) fn last_runs(
     conn: &mut AnyConnection,
@@ -181,19 +201,7 @@ pub(super) fn last_runs(
 ) -> QueryResult<HashMap<String, (DateTime<Utc>, String)>> {
     let mut out = HashMap::new();
     for job in jobs {
-        let last: Option<(NaiveDateTime, String)> = ship_scheduler_runs::table
-            .filter(ship_scheduler_runs::job.eq(job))
-            .order((
-                ship_scheduler_runs::started_at.desc(),
-                ship_scheduler_runs::id.desc(),
-            ))
-            .select((
-                ship_scheduler_runs::started_at,
-                ship_scheduler_runs::outcome,
-            ))
-            .first(conn)
-            .optional()?;
-        if let Some((started, outcome)) = last {
+        if let Some((started, _, outcome)) = latest_run(conn, job)? {
             out.insert(job.clone(), (started.and_utc(), outcome));
         }
     }
@@ -247,22 +255,8 @@ pub(super) fn metrics(conn: &mut AnyConnection) -> Result<Vec<crate::contracts::
     let jobs: std::collections::BTreeSet<String> =
         counts.into_iter().map(|(job, _, _)| job).collect();
     for job in jobs {
-        let last: Option<(NaiveDateTime, Option<NaiveDateTime>, String)> =
-            ship_scheduler_runs::table
-                .filter(ship_scheduler_runs::job.eq(&job))
-                .order((
-                    ship_scheduler_runs::started_at.desc(),
-                    ship_scheduler_runs::id.desc(),
-                ))
-                .select((
-                    ship_scheduler_runs::started_at,
-                    ship_scheduler_runs::finished_at,
-                    ship_scheduler_runs::outcome,
-                ))
-                .first(conn)
-                .optional()
-                .map_err(DbError::Query)?;
-        let Some((started, finished, outcome)) = last else {
+        let Some((started, finished, outcome)) = latest_run(conn, &job).map_err(DbError::Query)?
+        else {
             continue;
         };
         let label = || vec![("job", job.clone())];

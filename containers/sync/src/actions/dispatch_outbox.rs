@@ -746,22 +746,18 @@ impl DispatchOutboxAction {
                     return Ok(Flow::Stopped);
                 }
                 let ids = |items: &[Item]| items.iter().filter_map(|i| i.entry).collect::<Vec<_>>();
-                let (tried, untried) = (ids(tried), ids(untried));
+                // A postponement counts no attempt for any of them.
+                let (counted, uncounted) = match how {
+                    Again::AfterFailure => (ids(tried), ids(untried)),
+                    Again::Postponed => (Vec::new(), ids(&items)),
+                };
                 // All of these updates or none.
                 self.pool
                     .transaction(move |conn| {
-                        match how {
-                            Again::AfterFailure => {
-                                outbox::mark_failed(conn, &owner, &tried, &why, next, max)?;
-                                // Not sent: due with the others, no attempt counted.
-                                outbox::reschedule(conn, &owner, &untried, &why, next, false)
-                            }
-                            Again::Postponed => {
-                                outbox::reschedule(conn, &owner, &tried, &why, next, false)?;
-                                outbox::reschedule(conn, &owner, &untried, &why, next, false)
-                            }
-                        }
-                        .map_err(SyncError::from)
+                        outbox::mark_failed(conn, &owner, &counted, &why, next, max)?;
+                        // Not sent (or not their fault): due with the others, no attempt counted.
+                        outbox::reschedule(conn, &owner, &uncounted, &why, next, false)
+                            .map_err(SyncError::from)
                     })
                     .await?;
             }

@@ -54,12 +54,7 @@ pub fn ensure_streams<'a>(
             if exists {
                 continue;
             }
-            let head: i64 = sync_sequences::table
-                .find(resource)
-                .select(sync_sequences::last_seq)
-                .first(conn)
-                .optional()?
-                .unwrap_or(0);
+            let head = committed_head(conn, resource)?;
             let inserted = diesel::insert_into(sync_delivery::table)
                 .values((
                     sync_delivery::peer.eq(peer),
@@ -322,6 +317,26 @@ pub fn claim(
     })
 }
 
+/// The seqs in `(after, upto]` of the stream `(peer, resource)` that have an outbox row (dead
+/// letters, retried ones): the stream leaves them to the outbox.
+fn singled_out(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    after: i64,
+    upto: i64,
+) -> QueryResult<std::collections::HashSet<i64>> {
+    Ok(sync_outbox::table
+        .filter(sync_outbox::peer.eq(peer))
+        .filter(sync_outbox::resource.eq(resource))
+        .filter(sync_outbox::seq.gt(after))
+        .filter(sync_outbox::seq.le(upto))
+        .select(sync_outbox::seq)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// The entries of `range` to send: `origin`'s, in seq order, without the seqs that have an
 /// outbox row for this peer (dead letters are sent only when an operator retries them).
 pub fn entries(
@@ -336,14 +351,13 @@ pub fn entries(
         .order(sync_changelog::seq.asc())
         .select(ChangeLogEntry::as_select())
         .load(conn)?;
-    let singled_out: std::collections::HashSet<i64> = sync_outbox::table
-        .filter(sync_outbox::peer.eq(&range.peer))
-        .filter(sync_outbox::resource.eq(&range.resource))
-        .filter(sync_outbox::seq.between(range.first_seq, range.last_seq))
-        .select(sync_outbox::seq)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
+    let singled_out = singled_out(
+        conn,
+        &range.peer,
+        &range.resource,
+        range.first_seq - 1,
+        range.last_seq,
+    )?;
     if !singled_out.is_empty() {
         entries.retain(|e| !singled_out.contains(&e.seq));
     }
@@ -623,13 +637,8 @@ pub fn streams(
             .filter(sync_changelog::seq.gt(delivered_through))
             .filter(sync_changelog::origin_region.eq(origin));
         let ours: i64 = above.count().get_result(conn)?;
-        let singled_out: i64 = if ours > 0 {
-            sync_outbox::table
-                .filter(sync_outbox::peer.eq(&peer))
-                .filter(sync_outbox::resource.eq(&resource))
-                .filter(sync_outbox::seq.gt(delivered_through))
-                .count()
-                .get_result(conn)?
+        let singled_out = if ours > 0 {
+            singled_out(conn, &peer, &resource, delivered_through, i64::MAX)?.len() as i64
         } else {
             0
         };
@@ -724,14 +733,13 @@ pub fn owed_entries(
         .into_iter()
         .filter(|s| s.pending > 0)
     {
-        let singled_out: std::collections::HashSet<i64> = sync_outbox::table
-            .filter(sync_outbox::peer.eq(&stream.peer))
-            .filter(sync_outbox::resource.eq(&stream.resource))
-            .filter(sync_outbox::seq.gt(stream.delivered_through))
-            .select(sync_outbox::seq)
-            .load::<i64>(conn)?
-            .into_iter()
-            .collect();
+        let singled_out = singled_out(
+            conn,
+            &stream.peer,
+            &stream.resource,
+            stream.delivered_through,
+            i64::MAX,
+        )?;
         let owed: Vec<(i64, NaiveDateTime)> = sync_changelog::table
             .filter(sync_changelog::resource.eq(&stream.resource))
             .filter(sync_changelog::seq.gt(stream.delivered_through))
