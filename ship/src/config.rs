@@ -110,7 +110,8 @@ pub fn check_region_id(id: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{id}` is not a region id: use 1 to 32 characters from a-z, 0-9 and '-'"
+            "`{}` is not a region id: use 1 to 32 characters from a-z, 0-9 and '-'",
+            crate::errors::clip(id)
         ))
     }
 }
@@ -127,6 +128,12 @@ pub struct HttpSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// Seconds a request body may pause between two pieces before it is answered
+    /// `408 request_timeout` and the connection closed.
+    pub body_idle_timeout_secs: u64,
+    /// Seconds a whole request body may take to arrive (a body dripped slowly enough never
+    /// pauses long; this bounds it too).
+    pub body_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -136,6 +143,8 @@ impl Default for HttpSettings {
             max_body_bytes: 8 * 1024 * 1024,
             shutdown_timeout_secs: 10,
             workers: None,
+            body_idle_timeout_secs: 5,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -153,6 +162,14 @@ impl Validate for HttpSettings {
                 key(prefix, "max_body_bytes"),
                 "must be at least 1024",
             ));
+        }
+        for (name, secs) in [
+            ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+        ] {
+            if secs == 0 {
+                problems.push(ConfigProblem::new(key(prefix, name), "must be at least 1"));
+            }
         }
         if self.workers == Some(0) {
             problems.push(ConfigProblem::new(

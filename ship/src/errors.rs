@@ -18,6 +18,77 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigError;
 use crate::db::{DbError, RegionBindingError};
 
+/// How much of any client-supplied string an error message or a log line echoes.
+pub const CLIENT_ECHO_BYTES: usize = 128;
+/// The most an error message carries, whatever it embeds.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The most any one string inside `details` carries.
+pub const MAX_DETAIL_STRING_BYTES: usize = 256;
+
+/// `text` cut to [`CLIENT_ECHO_BYTES`] (on a character boundary) and marked as cut, so a
+/// message can name what a client sent without echoing a megabyte of it.
+pub fn clip(text: &str) -> Cow<'_, str> {
+    clip_to(text, CLIENT_ECHO_BYTES)
+}
+
+/// `text` cut to at most `max` bytes plus the marker `…(cut, N bytes)`.
+pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…(cut, {} bytes)", &text[..end], text.len()))
+}
+
+/// Every `` `quoted` `` run of `message` (how serde and our messages quote what a client sent)
+/// clipped to [`CLIENT_ECHO_BYTES`].
+pub fn clip_quoted(message: &str) -> Cow<'_, str> {
+    let parts: Vec<&str> = message.split('`').collect();
+    if parts
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .all(|q| q.len() <= CLIENT_ECHO_BYTES)
+    {
+        return Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(MAX_MESSAGE_BYTES);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&clip(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Every string in `value` (keys too) clipped to [`MAX_DETAIL_STRING_BYTES`].
+fn bound_details(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(clip_to(s, MAX_DETAIL_STRING_BYTES).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(bound_details).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        clip_to(k, MAX_DETAIL_STRING_BYTES).into_owned(),
+                        bound_details(v),
+                    )
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// What an error must say to be answered over HTTP.
 pub trait ApiError: std::error::Error {
     fn status(&self) -> StatusCode;
@@ -60,11 +131,15 @@ impl HttpError {
         self
     }
 
+    /// The JSON body: bounded whatever the error embeds — the message to
+    /// [`MAX_MESSAGE_BYTES`] with quoted client text clipped, each detail string to
+    /// [`MAX_DETAIL_STRING_BYTES`].
     pub fn envelope(&self) -> ErrorEnvelope {
+        let message = clip_quoted(&self.message);
         ErrorEnvelope {
             error: self.code.to_string(),
-            message: self.message.clone(),
-            details: self.details.clone(),
+            message: clip_to(&message, MAX_MESSAGE_BYTES).into_owned(),
+            details: self.details.as_ref().map(bound_details),
         }
     }
 
@@ -104,7 +179,7 @@ impl fmt::Display for HttpError {
             "{} {}: {}",
             self.status.as_u16(),
             self.code,
-            self.message
+            clip_to(&clip_quoted(&self.message), MAX_MESSAGE_BYTES)
         )
     }
 }
@@ -272,6 +347,30 @@ mod tests {
         }
         let other = HttpError::from(DbError::Query(Error::NotFound));
         assert_eq!(other.code, "internal_error");
+    }
+
+    /// Issue 12: a megabyte of client text in a message or in details answers a bounded body.
+    #[test]
+    fn envelopes_are_bounded_whatever_the_error_embeds() {
+        let huge = "é".repeat(600_000);
+        let e = HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("unknown field `{huge}`, expected `name`"),
+        )
+        .with_details(serde_json::json!({"fields": [{"field": huge.clone(), "message": huge}]}));
+        let body = serde_json::to_string(&e.envelope()).unwrap();
+        assert!(body.len() < 2048, "{} bytes", body.len());
+        let envelope = e.envelope();
+        assert!(envelope.message.starts_with("unknown field `éé"));
+        assert!(envelope
+            .message
+            .contains("(cut, 1200000 bytes)`, expected `name`"));
+        assert!(e.to_string().len() < 1200);
+        let plain = HttpError::new(StatusCode::BAD_REQUEST, "x", "short `and` plain");
+        assert_eq!(plain.envelope().message, "short `and` plain");
+        assert_eq!(clip("abc"), "abc");
+        assert_eq!(clip_to("abcdef", 3), "abc…(cut, 6 bytes)");
     }
 
     #[test]

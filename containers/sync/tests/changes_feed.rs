@@ -311,8 +311,11 @@ ship::backend_tests! {
             ("?since=djI6Nw".into(), 400, "invalid_cursor"),
             ("?limit=0".into(), 400, "invalid_limit"),
             ("?limit=101".into(), 400, "invalid_limit"),
-            ("?limit=-1".into(), 400, "invalid_query"),
+            // Issue 12: a number outside the range is invalid_limit, whatever its size or sign.
+            ("?limit=-1".into(), 400, "invalid_limit"),
+            ("?limit=1000000000000".into(), 400, "invalid_limit"),
             ("?limit=ten".into(), 400, "invalid_query"),
+            ("?limit=1.5".into(), 400, "invalid_query"),
             ("?exclude_origin=Not%20A%20Region".into(), 400, "invalid_query"),
             ("?sinse=abc".into(), 400, "invalid_query"),
         ];

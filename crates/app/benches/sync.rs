@@ -282,6 +282,7 @@ async fn fresh_db(backend: Backend) -> TestDb {
 
 fn apply_action(db: &TestDb, batch: usize) -> ApplyOpsAction {
     ApplyOpsAction::new(
+        "bench-receiver",
         db.pool.clone(),
         registry(),
         Arc::new(HybridClock::new(DRIFT)),

@@ -13,8 +13,14 @@ fn op(op_id: &str, id: &str, kind: &str, hlc: i64, origin: &str, payload: Value)
     json!({"op_id": op_id, "entity_id": id, "kind": kind, "hlc": hlc, "origin": origin, "payload": payload})
 }
 
+/// A push from the region its first op names as origin (a push speaks only for its sender).
 fn batch(ops: Vec<Value>) -> Value {
-    json!({"source_region": "us-east", "batch_id": "b-1", "schema_version": 1, "ops": ops})
+    let source = ops
+        .first()
+        .and_then(|o| o["origin"].as_str())
+        .unwrap_or("us-east")
+        .to_string();
+    json!({"source_region": source, "batch_id": "b-1", "schema_version": 1, "ops": ops})
 }
 
 /// (what, body, status, code, the one bad op: (index, its error code))
@@ -76,22 +82,19 @@ ship::backend_tests! {
         assert_eq!(fetched["name"], "v1");
 
         // Equal hlc: the greater origin wins, whatever the arrival order.
-        let tie = batch(vec![
-            op("t1", Y, "upsert", h1, "zz-top", customer(Y, "zz wins", false)),
-            op("t2", Y, "upsert", h1, "aa-bottom", customer(Y, "aa loses", false)),
-        ]);
-        let (_, body) = region.post(OPS, &tie).await;
-        assert_eq!(body["results"], json!([{"op_id": "t1", "status": "applied"}, {"op_id": "t2", "status": "stale"}]));
+        // (A push speaks only for its sender: each region's op comes in its own batch.)
+        let (_, body) = region.post(OPS, &batch(vec![op("t1", Y, "upsert", h1, "zz-top", customer(Y, "zz wins", false))])).await;
+        assert_eq!(body["results"], json!([{"op_id": "t1", "status": "applied"}]));
+        let (_, body) = region.post(OPS, &batch(vec![op("t2", Y, "upsert", h1, "aa-bottom", customer(Y, "aa loses", false))])).await;
+        assert_eq!(body["results"], json!([{"op_id": "t2", "status": "stale"}]));
         let (_, fetched) = region.get(&format!("/api/v1/customers/{Y}")).await;
         assert_eq!(fetched["name"], "zz wins");
 
         // A newer delete wins like any write; an older update after it loses to the tombstone.
-        let delete = batch(vec![
-            op("d1", X, "delete", h2, "us-east", customer(X, "v1", true)),
-            op("u1", X, "upsert", h1 + 1, "ap-south", customer(X, "too late", false)),
-        ]);
-        let (_, body) = region.post(OPS, &delete).await;
-        assert_eq!(body["results"], json!([{"op_id": "d1", "status": "applied"}, {"op_id": "u1", "status": "stale"}]));
+        let (_, body) = region.post(OPS, &batch(vec![op("d1", X, "delete", h2, "us-east", customer(X, "v1", true))])).await;
+        assert_eq!(body["results"], json!([{"op_id": "d1", "status": "applied"}]));
+        let (_, body) = region.post(OPS, &batch(vec![op("u1", X, "upsert", h1 + 1, "ap-south", customer(X, "too late", false))])).await;
+        assert_eq!(body["results"], json!([{"op_id": "u1", "status": "stale"}]));
         let (status, _) = region.get(&format!("/api/v1/customers/{X}")).await;
         assert_eq!(status, 404, "tombstoned");
         let (_, feed) = region.get("/sync/customers/changes").await;
@@ -138,7 +141,15 @@ ship::backend_tests! {
             ("bad payload field", with_valid(op("p", Y, "upsert", hlc(0), "us-east", bad_email)), 422, "invalid_ops", Some((1, "invalid_email"))),
             ("payload of another entity", with_valid(op("e", Y, "upsert", hlc(0), "us-east", customer(X, "x", false))), 422, "invalid_ops", Some((1, "entity_mismatch"))),
             ("clock 10 minutes ahead", with_valid(op("c", Y, "upsert", hlc(600_000), "us-east", customer(Y, "x", false))), 422, "invalid_ops", Some((1, "clock_drift"))),
-            ("deeply nested payload", with_valid(op("d", Y, "upsert", hlc(0), "us-east", deep)), 400, "invalid_json", None),
+            ("deeply nested payload", with_valid(op("d", Y, "upsert", hlc(0), "us-east", deep.clone())), 400, "invalid_json", None),
+            // Issue 12: a push speaks only for its sender, never for another region or the receiver.
+            ("op of another origin", with_valid(op("o", Y, "upsert", hlc(0), "ap-south", customer(Y, "x", false))), 422, "invalid_ops", Some((1, "origin_not_sender"))),
+            ("op of the receiver's origin", with_valid(op("r", Y, "upsert", hlc(0), "eu-west", customer(Y, "x", false))), 422, "invalid_ops", Some((1, "origin_not_sender"))),
+            ("a push from the receiver itself", batch(vec![op("s", Y, "upsert", hlc(0), "eu-west", customer(Y, "x", false))]), 422, "invalid_batch", None),
+            // Issue 12: a body must be JSON (depth ≤ 128) before its shape is judged, and an object.
+            ("top-level array", json!([valid.clone()]), 422, "invalid_body", None),
+            ("top-level array of the envelope's fields", json!(["us-east", "b", 1, [valid.clone()]]), 422, "invalid_body", None),
+            ("top-level array nested 200 deep", deep.clone(), 400, "invalid_json", None),
         ];
         for (name, body, status, code, op_error) in cases {
             let (got, answer) = region.post(OPS, &body).await;
@@ -205,7 +216,8 @@ ship::backend_tests! {
                 })).collect();
                 if !ops.is_empty() {
                     shipped += ops.len();
-                    let body = json!({"source_region": "peer", "batch_id": format!("p{shipped}"), "schema_version": 1, "ops": ops});
+                    // Each page holds the region's own writes only, so it may be pushed as such.
+                    let body = json!({"source_region": ops[0]["origin"], "batch_id": format!("p{shipped}"), "schema_version": 1, "ops": ops});
                     let (status, answer) = to.post("/sync/customers/ops", &body).await;
                     assert_eq!(status, 200, "{answer}");
                 }

@@ -120,6 +120,7 @@ fn to_op(op: &GenOp, base: u64, k: usize) -> Value {
 fn action(db: &TestDb) -> ApplyOpsAction {
     sync::recorder::prepare_resources(&mut db.pool.get().unwrap(), ["customers"]).unwrap();
     ApplyOpsAction::new(
+        "here",
         db.pool.clone(),
         app::wiring::resources().unwrap(),
         Arc::new(HybridClock::new(Duration::from_secs(5))),
@@ -127,18 +128,29 @@ fn action(db: &TestDb) -> ApplyOpsAction {
     )
 }
 
+/// Apply `ops` in order as pushes: a push speaks only for its sender, so each run of ops of
+/// one origin is one batch from that region.
 async fn apply(action: &ApplyOpsAction, ops: Vec<Value>) {
-    action
-        .run(ApplyOpsInput {
-            resource: "customers".into(),
-            source_region: "us-east".into(),
-            batch_id: "b".into(),
-            schema_version: 1,
-            ops,
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .unwrap();
+    let mut runs: Vec<Vec<Value>> = Vec::new();
+    for op in ops {
+        match runs.last_mut() {
+            Some(run) if run[0]["origin"] == op["origin"] => run.push(op),
+            _ => runs.push(vec![op]),
+        }
+    }
+    for ops in runs {
+        action
+            .run(ApplyOpsInput {
+                resource: "customers".into(),
+                source_region: ops[0]["origin"].as_str().unwrap().to_string(),
+                batch_id: "b".into(),
+                schema_version: 1,
+                ops,
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .unwrap();
+    }
 }
 
 /// The stored (id, version, origin) per entity.

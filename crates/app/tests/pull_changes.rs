@@ -160,3 +160,49 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Issue 12: a feed relays every region's changes but never the puller's own — a peer that
+    /// serves one (it ignored `exclude_origin`, or forged it) is refused whole, cursor unmoved;
+    /// applied, the entry would be pushed on as this region's own write.
+    async fn a_pulled_page_with_our_own_origin_is_refused(db: TestDb) {
+        use actix_web::{web, App, HttpResponse, HttpServer};
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let entry = |seq: i64, origin: &str| {
+            let id = format!("01939d2e-0000-7000-8000-00000000000{seq}");
+            json!({"seq": seq, "entity_id": id, "kind": "upsert", "hlc": now << 16, "origin": origin, "schema_version": 1,
+                   "payload": {"id": id, "tenant_id": "t", "name": "forged", "email": "f@example.com", "status": "active",
+                               "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z", "deleted_at": null}})
+        };
+        let page = json!({"resource": "customers", "changes": [entry(1, "ap-south"), entry(2, "us-east")],
+                          "next_cursor": "djE6Mg", "has_more": false, "high_watermark": "djE6Mg", "schema_version": 1});
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let page = page.clone();
+            App::new().route("/sync/customers/changes", web::get().to(move || {
+                let page = page.clone();
+                async move { HttpResponse::Ok().json(page) }
+            }))
+        })
+        .listen(listener)
+        .unwrap()
+        .workers(1)
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+
+        let pull = puller(&db, &base).await;
+        let err = pull.run(input("eu-west")).await.unwrap_err();
+        match &err {
+            SyncError::PeerSentInvalid { errors, .. } => {
+                assert_eq!(errors.len(), 1, "{err}");
+                assert_eq!((errors[0].index, errors[0].code.as_str()), (1, "own_origin"));
+            }
+            other => panic!("expected peer_sent_invalid_ops, got {other}"),
+        }
+        assert_eq!(stored_cursor(&db), 0, "the cursor did not move");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0, "nothing applied");
+        handle.stop(true).await;
+    }
+}

@@ -32,6 +32,7 @@ async fn metrics(sources: Option<web::Data<MetricsSources>>) -> Result<HttpRespo
             )
         })?);
     }
+    gauges.extend(process_gauges());
     let body = render(&gauges).map_err(|e| {
         HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -40,6 +41,29 @@ async fn metrics(sources: Option<web::Data<MetricsSources>>) -> Result<HttpRespo
         )
     })?;
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(body))
+}
+
+/// What this process counted of the requests it refused (since it started; the database gauges
+/// above are the same from every process of a region, these are per process).
+fn process_gauges() -> Vec<Gauge> {
+    let mut out: Vec<Gauge> = super::spans::refusal_counts()
+        .into_iter()
+        .map(|((status, code), n)| Gauge {
+            name: "regionsync_http_refusals",
+            help: "Requests this process answered with a 4xx since it started, by status and code \
+                   (they are not logged one by one).",
+            labels: vec![("status", status.to_string()), ("code", code)],
+            value: n as f64,
+        })
+        .collect();
+    out.push(Gauge {
+        name: "regionsync_http_malformed_requests",
+        help: "Requests this process's HTTP parser refused before routing since it started \
+               (malformed head, conflicting lengths, oversized URI or headers).",
+        labels: vec![],
+        value: super::spans::malformed_count() as f64,
+    });
+    out
 }
 
 type Labels = Vec<(String, String)>;

@@ -6,8 +6,10 @@
 //! [`crate::errors`] — extractor failures through the `*Config` error handlers below, anything
 //! else (unknown route, wrong method, actix's own errors) through [`envelope_errors`].
 
+pub mod body;
 mod health;
 pub mod metrics;
+pub mod spans;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::config::HttpSettings;
 use crate::db::DbPool;
 use crate::errors::{HttpError, StatusCode};
 
+pub use body::{BodyTimeouts, Json};
 pub use health::configure as health_routes;
 pub use health::RegionName;
 
@@ -44,9 +47,11 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 }
 
 /// The envelope for a JSON body that could not be taken (exposed so a route with its own
-/// `JsonConfig` keeps the same codes for everything it does not handle itself).
+/// `JsonConfig` keeps the same codes for everything it does not handle itself). What the
+/// client sent is echoed clipped (serde quotes it in backticks).
 pub fn json_error(err: &JsonPayloadError) -> HttpError {
     match err {
+        JsonPayloadError::Payload(p) if body::is_body_timeout(p) => body::body_timeout_error(),
         JsonPayloadError::OverflowKnownLength { length, limit } => HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -65,12 +70,18 @@ pub fn json_error(err: &JsonPayloadError) -> HttpError {
         JsonPayloadError::Deserialize(e) if e.is_data() => HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            format!("the JSON body does not have the expected shape: {e}"),
+            format!(
+                "the JSON body does not have the expected shape: {}",
+                crate::errors::clip_quoted(&e.to_string())
+            ),
         ),
         JsonPayloadError::Deserialize(e) => HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the body is not valid JSON: {e}"),
+            format!(
+                "the body is not valid JSON: {}",
+                crate::errors::clip_quoted(&e.to_string())
+            ),
         ),
         other => HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -86,7 +97,10 @@ pub fn query_config() -> web::QueryConfig {
         HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            format!("the query string is invalid: {err}"),
+            format!(
+                "the query string is invalid: {}",
+                crate::errors::clip_quoted(&err.to_string())
+            ),
         )
         .into()
     })
@@ -98,7 +112,10 @@ pub fn path_config() -> web::PathConfig {
         HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_path",
-            format!("the path is invalid: {err}"),
+            format!(
+                "the path is invalid: {}",
+                crate::errors::clip_quoted(&err.to_string())
+            ),
         )
         .into()
     })
@@ -136,7 +153,11 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     actix_web::ResponseError::error_response(&HttpError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no route for {} {}", req.method(), req.path()),
+        format!(
+            "no route for {} {}",
+            req.method(),
+            crate::errors::clip(req.path())
+        ),
     ))
 }
 
@@ -151,15 +172,26 @@ pub fn server(
     configure: Configure,
 ) -> std::io::Result<Server> {
     let limit = settings.max_body_bytes;
+    let timeouts = BodyTimeouts {
+        idle: Duration::from_secs(settings.body_idle_timeout_secs),
+        total: Duration::from_secs(settings.body_timeout_secs),
+    };
     let pool = web::Data::new(pool);
     let mut server = HttpServer::new(move || {
         let configure = Arc::clone(&configure);
         App::new()
             .wrap(ErrorHandlers::new().default_handler(envelope_errors))
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |mut req, srv| {
+                body::limit_body_time(&mut req, timeouts);
                 let fut = srv.call(req);
                 async move {
                     let mut res: ServiceResponse<EitherBody<BoxBody>> = fut.await?;
+                    if res.status() == StatusCode::REQUEST_TIMEOUT {
+                        // The rest of a stalled body is not waited for.
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
                     let id = res.request().extensions().get::<RequestId>().copied();
                     if let Some(value) =
                         id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
@@ -170,7 +202,7 @@ pub fn server(
                     Ok(res)
                 }
             })
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<spans::RequestSpan>::new())
             .app_data(json_config(limit))
             .app_data(web::PayloadConfig::new(limit))
             .app_data(query_config())

@@ -24,7 +24,7 @@ use crate::data::refusals;
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::ApplyChangesTask;
 pub use crate::tasks::apply_changes::OpStatus;
-use crate::tasks::validate_ops::ValidateOpsTask;
+use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 pub struct ApplyOpsInput {
     pub resource: String,
@@ -54,6 +54,8 @@ pub struct BatchLimits {
 }
 
 pub struct ApplyOpsAction {
+    /// This region: a batch may not speak for it (its own writes are only made here).
+    region_id: String,
     pool: DbPool,
     registry: ResourceRegistry,
     clock: Arc<HybridClock>,
@@ -62,12 +64,14 @@ pub struct ApplyOpsAction {
 
 impl ApplyOpsAction {
     pub fn new(
+        region_id: impl Into<String>,
         pool: DbPool,
         registry: ResourceRegistry,
         clock: Arc<HybridClock>,
         limits: BatchLimits,
     ) -> Self {
         Self {
+            region_id: region_id.into(),
             pool,
             registry,
             clock,
@@ -85,7 +89,12 @@ impl Action for ApplyOpsAction {
     #[tracing::instrument(
         name = "sync.apply_ops",
         skip_all,
-        fields(resource = %input.resource, source = %input.source_region, batch = %input.batch_id, ops = input.ops.len())
+        fields(
+            resource = %ship::errors::clip(&input.resource),
+            source = %ship::errors::clip(&input.source_region),
+            batch = %ship::errors::clip(&input.batch_id),
+            ops = input.ops.len()
+        )
     )]
     async fn run(&self, input: ApplyOpsInput) -> Result<ApplyOpsOutput, SyncError> {
         let resource = Arc::clone(
@@ -93,8 +102,12 @@ impl Action for ApplyOpsAction {
                 .get(&input.resource)
                 .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
         );
-        check_batch(&input, resource.as_ref(), self.limits)?;
-        let ops = match ValidateOpsTask::run(resource.as_ref(), &self.clock, &input.ops) {
+        check_batch(&input, resource.as_ref(), self.limits, &self.region_id)?;
+        // A push carries only its sender's own changes: a relay of another region's would
+        // reach this region but never that region (its pull leaves its own origin out), and
+        // an op claiming this region's origin would be pushed on as our own write.
+        let origins = Origins::SenderOnly(&input.source_region);
+        let ops = match ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &input.ops) {
             Ok(ops) => ops,
             Err(errors) => {
                 let drift = errors.iter().filter(|e| e.code == "clock_drift").count() as i64;
@@ -152,6 +165,7 @@ fn check_batch(
     input: &ApplyOpsInput,
     resource: &dyn SyncResource,
     limits: BatchLimits,
+    receiver: &str,
 ) -> Result<(), SyncError> {
     if input.ops.len() > limits.max_ops {
         return Err(SyncError::BatchTooLarge(format!(
@@ -164,6 +178,10 @@ fn check_batch(
         Some("a batch needs at least one op".to_string())
     } else if let Err(m) = ship::config::check_region_id(&input.source_region) {
         Some(format!("source_region: {m}"))
+    } else if input.source_region == receiver {
+        Some(format!(
+            "source_region `{receiver}` is this region: a region does not push to itself"
+        ))
     } else if input.batch_id.is_empty() || input.batch_id.len() > 64 {
         Some("batch_id must be 1 to 64 bytes".to_string())
     } else if input.schema_version != resource.schema_version() {

@@ -23,7 +23,7 @@ use crate::data::cursors;
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::FetchChangesTask;
-use crate::tasks::validate_ops::ValidateOpsTask;
+use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 pub struct PullChangesInput {
     pub peer: String,
@@ -163,13 +163,16 @@ impl Action for PullChangesAction {
                 });
             }
             let ops: Vec<Value> = page.changes.iter().map(change_to_op).collect();
-            let valid =
-                ValidateOpsTask::run(resource.as_ref(), &self.clock, &ops).map_err(|errors| {
-                    SyncError::PeerSentInvalid {
-                        peer: input.peer.clone(),
-                        errors,
-                    }
-                })?;
+            let valid = ValidateOpsTask::run(
+                resource.as_ref(),
+                &self.clock,
+                Origins::NotOurs(&self.region_id),
+                &ops,
+            )
+            .map_err(|errors| SyncError::PeerSentInvalid {
+                peer: input.peer.clone(),
+                errors,
+            })?;
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let (peer, cursor, res) = (
                 input.peer.clone(),

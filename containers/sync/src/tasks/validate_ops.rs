@@ -20,6 +20,42 @@ pub struct OpError {
     pub message: String,
 }
 
+/// Which origins a batch may carry. A push speaks only for its sender; a pull relays every
+/// region's changes but never this region's own (the feed was asked to leave them out, and a
+/// region's own writes are only ever made here).
+#[derive(Debug, Clone, Copy)]
+pub enum Origins<'a> {
+    /// `POST /sync/{resource}/ops`: every op's origin is the batch's `source_region`.
+    SenderOnly(&'a str),
+    /// A pulled page: no op's origin is this region.
+    NotOurs(&'a str),
+}
+
+impl Origins<'_> {
+    /// The refusal for `origin`, if it is not one this batch may carry.
+    fn check(self, origin: &str) -> Option<(&'static str, String)> {
+        match self {
+            Origins::SenderOnly(sender) if origin != sender => Some((
+                "origin_not_sender",
+                format!(
+                    "a push carries only its sender's own changes: origin `{}` is not the \
+                     batch's source_region `{}` (other regions' changes travel by pull)",
+                    ship::errors::clip(origin),
+                    ship::errors::clip(sender)
+                ),
+            )),
+            Origins::NotOurs(ours) if origin == ours => Some((
+                "own_origin",
+                format!(
+                    "a change of this region's own origin `{ours}`: a peer never relays a \
+                     region's own writes back to it"
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// An op that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidOp {
@@ -43,12 +79,13 @@ impl ValidateOpsTask {
     pub(crate) fn run(
         resource: &dyn SyncResource,
         clock: &HybridClock,
+        origins: Origins<'_>,
         ops: &[Value],
     ) -> Result<Vec<ValidOp>, Vec<OpError>> {
         let mut valid = Vec::with_capacity(ops.len());
         let mut errors = Vec::new();
         for (index, raw) in ops.iter().enumerate() {
-            match validate_op(resource, clock, index, raw) {
+            match validate_op(resource, clock, origins, index, raw) {
                 Ok(op) => valid.push(op),
                 Err(mut op_errors) => errors.append(&mut op_errors),
             }
@@ -64,6 +101,7 @@ impl ValidateOpsTask {
 fn validate_op(
     resource: &dyn SyncResource,
     clock: &HybridClock,
+    origins: Origins<'_>,
     index: usize,
     raw: &Value,
 ) -> Result<ValidOp, Vec<OpError>> {
@@ -88,8 +126,9 @@ fn validate_op(
         ));
     };
     for key in op.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        let key = ship::errors::clip(key);
         fail(
-            Some(key),
+            Some(&key),
             "unknown_field",
             format!("`{key}` is not a field of an op"),
         );
@@ -150,7 +189,13 @@ fn validate_op(
             None
         }
         Some(o) => match check_region_id(o) {
-            Ok(()) => Some(o.to_string()),
+            Ok(()) => match origins.check(o) {
+                None => Some(o.to_string()),
+                Some((code, message)) => {
+                    fail(Some("origin"), code, message);
+                    None
+                }
+            },
             Err(m) => {
                 fail(Some("origin"), "invalid_value", m);
                 None
@@ -253,6 +298,8 @@ mod tests {
         }
     }
 
+    const PUSH: Origins<'static> = Origins::SenderOnly("eu-west");
+
     fn clock() -> HybridClock {
         HybridClock::new(Duration::from_secs(5))
     }
@@ -292,7 +339,7 @@ mod tests {
         /// never a panic, never an error without a code.
         #[test]
         fn any_json_op_is_validated_or_refused_by_index(ops in prop::collection::vec(any_json(), 1..5)) {
-            match ValidateOpsTask::run(&Anything, &clock(), &ops) {
+            match ValidateOpsTask::run(&Anything, &clock(), Origins::NotOurs("here"), &ops) {
                 Ok(valid) => prop_assert_eq!(valid.len(), ops.len()),
                 Err(errors) => {
                     prop_assert!(!errors.is_empty());
@@ -309,12 +356,13 @@ mod tests {
     fn a_valid_op_becomes_a_change_and_every_error_is_named() {
         let now = ship::contracts::hlc::system_time_ms() as i64;
         let good = json!({"op_id": "1", "entity_id": "e", "kind": "delete", "hlc": now << 16, "origin": "eu-west", "payload": {}});
-        let valid = ValidateOpsTask::run(&Anything, &clock(), std::slice::from_ref(&good)).unwrap();
+        let valid =
+            ValidateOpsTask::run(&Anything, &clock(), PUSH, std::slice::from_ref(&good)).unwrap();
         assert_eq!(valid[0].change.kind, OpKind::Delete);
         assert_eq!(valid[0].change.version.origin, "eu-west");
 
         let bad = json!({"op_id": "", "kind": "merge", "hlc": (now + 60_000) << 16, "origin": "EU", "payload": 5, "x": 1});
-        let errors = ValidateOpsTask::run(&Anything, &clock(), &[good, bad]).unwrap_err();
+        let errors = ValidateOpsTask::run(&Anything, &clock(), PUSH, &[good, bad]).unwrap_err();
         let got: Vec<(Option<&str>, &str)> = errors
             .iter()
             .map(|e| (e.field.as_deref(), e.code.as_str()))
@@ -331,5 +379,53 @@ mod tests {
             ]
         );
         assert!(errors.iter().all(|e| e.index == 1));
+    }
+
+    /// Issue 12: a push that speaks for another region (or for the receiver) is refused by op;
+    /// a pulled page relays any region's changes but never the puller's own.
+    #[test]
+    fn a_push_carries_only_its_senders_origin_and_a_pull_never_our_own() {
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let op = |origin: &str| json!({"op_id": "1", "entity_id": "e", "kind": "delete", "hlc": now << 16, "origin": origin, "payload": {}});
+        let push = Origins::SenderOnly("x");
+        let codes = |ops: &[Value], origins| match ValidateOpsTask::run(
+            &Anything,
+            &clock(),
+            origins,
+            ops,
+        ) {
+            Ok(_) => vec![],
+            Err(errors) => errors
+                .into_iter()
+                .map(|e| (e.index, e.field.unwrap_or_default(), e.code))
+                .collect::<Vec<_>>(),
+        };
+        assert_eq!(codes(&[op("x")], push), vec![]);
+        assert_eq!(
+            codes(&[op("x"), op("us-east"), op("eu-west")], push),
+            vec![
+                (1, "origin".to_string(), "origin_not_sender".to_string()),
+                (2, "origin".to_string(), "origin_not_sender".to_string()),
+            ]
+        );
+        let pull = Origins::NotOurs("eu-west");
+        assert_eq!(codes(&[op("x"), op("us-east")], pull), vec![]);
+        assert_eq!(
+            codes(&[op("x"), op("eu-west")], pull),
+            vec![(1, "origin".to_string(), "own_origin".to_string())]
+        );
+    }
+
+    /// Issue 12: an unknown field named by a 1 MiB key is echoed as a short prefix only.
+    #[test]
+    fn a_huge_unknown_field_is_echoed_as_a_prefix() {
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let key = "k".repeat(1 << 20);
+        let mut op = json!({"op_id": "1", "entity_id": "e", "kind": "delete", "hlc": now << 16, "origin": "eu-west", "payload": {}});
+        op[&key] = json!(1);
+        let errors = ValidateOpsTask::run(&Anything, &clock(), PUSH, &[op]).unwrap_err();
+        let size = serde_json::to_string(&errors).unwrap().len();
+        assert!(size < 1024, "{size} bytes of errors");
+        assert_eq!(errors[0].code, "unknown_field");
     }
 }

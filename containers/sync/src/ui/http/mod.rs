@@ -39,7 +39,7 @@ impl SyncState {
         };
         Self {
             get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
-            apply_ops: ApplyOpsAction::new(pool, registry, clock, limits),
+            apply_ops: ApplyOpsAction::new(auth.verifier.region(), pool, registry, clock, limits),
             config,
             auth: web::Data::new(auth),
         }

@@ -12,7 +12,7 @@ use crate::ui::http::SyncState;
 pub async fn apply_ops(
     state: web::Data<SyncState>,
     resource: web::Path<String>,
-    body: web::Json<ApplyOpsRequest>,
+    body: ship::http::Json<ApplyOpsRequest>,
     claims: web::ReqData<TokenClaims>,
 ) -> Result<HttpResponse, HttpError> {
     // The token says who calls; the batch must speak for that region only.
