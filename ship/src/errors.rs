@@ -43,16 +43,15 @@ pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…(cut, {} bytes)", &text[..end], text.len()))
 }
 
+/// Room for the marker [`clip`] appends: a quoted run that long was clipped already.
+const MARKER_ROOM: usize = 40;
+
 /// Every `` `quoted` `` run of `message` (how serde and our messages quote what a client sent)
-/// clipped to [`CLIENT_ECHO_BYTES`].
+/// clipped to [`CLIENT_ECHO_BYTES`] (a run [`clip`] already cut is left as it is).
 pub fn clip_quoted(message: &str) -> Cow<'_, str> {
+    let too_long = |q: &str| q.len() > CLIENT_ECHO_BYTES + MARKER_ROOM;
     let parts: Vec<&str> = message.split('`').collect();
-    if parts
-        .iter()
-        .skip(1)
-        .step_by(2)
-        .all(|q| q.len() <= CLIENT_ECHO_BYTES)
-    {
+    if !parts.iter().skip(1).step_by(2).any(|q| too_long(q)) {
         return Cow::Borrowed(message);
     }
     let mut out = String::with_capacity(MAX_MESSAGE_BYTES);
@@ -60,7 +59,7 @@ pub fn clip_quoted(message: &str) -> Cow<'_, str> {
         if i > 0 {
             out.push('`');
         }
-        if i % 2 == 1 {
+        if i % 2 == 1 && too_long(part) {
             out.push_str(&clip(part));
         } else {
             out.push_str(part);

@@ -49,6 +49,11 @@ fn probe_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/probe/json").route(web::post().to(
         |body: web::Json<Probe>| async move { HttpResponse::Ok().json(json!({"name": body.name})) },
     )))
+    .service(web::resource("/probe/typed").route(web::post().to(
+        |body: ship::http::Json<Probe>| async move {
+            HttpResponse::Ok().json(json!({"name": body.name}))
+        },
+    )))
     .route(
         "/probe/query",
         web::get().to(|q: web::Query<Page>| async move {
@@ -267,4 +272,179 @@ ship::backend_tests! {
         assert_eq!(body["migrations"], "current");
         app.stop().await;
     }
+}
+
+/// A probe app with the given body deadlines and a 4 MiB body limit.
+async fn app_with(db: &TestDb, idle: u64, total: u64) -> TestApp {
+    let settings = HttpSettings {
+        max_body_bytes: 4 << 20,
+        body_idle_timeout_secs: idle,
+        body_timeout_secs: total,
+        ..HttpSettings::default()
+    };
+    spawn_app_with(db.pool.clone(), settings, Arc::new(probe_routes)).await
+}
+
+/// Send `head`, then each of `pieces` after `pause`; read until the server closes (bounded by
+/// a 20 s read timeout, so a server that never answers fails the test instead of hanging it).
+async fn raw_exchange(
+    app: &TestApp,
+    head: &'static str,
+    pieces: Vec<&'static str>,
+    pause: std::time::Duration,
+) -> String {
+    let addr = app.address.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        for piece in pieces {
+            std::thread::sleep(pause);
+            if stream.write_all(piece.as_bytes()).is_err() {
+                break;
+            }
+        }
+        let mut response = Vec::new();
+        let read = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        assert!(
+            read.is_ok(),
+            "the server neither answered nor closed: {read:?} {text}"
+        );
+        text
+    })
+    .await
+    .unwrap()
+}
+
+ship::backend_tests! {
+/// Issue 12: a body announced and never sent, a chunked body that never ends, and a body
+/// dripped a byte at a time are answered 408 in the envelope and the connection is closed —
+/// before, all three held the connection open past 90 s.
+async fn a_stalled_or_dripped_body_is_answered_408_and_the_connection_closed(db: TestDb) {
+    let app = app_with(&db, 1, 3).await;
+    let never_sent = "POST /probe/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                      Content-Length: 100\r\n\r\n{\"na";
+    let never_ends = "POST /probe/typed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
+    let dripped = "POST /probe/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                   Content-Length: 40\r\n\r\n";
+    let no_pause = std::time::Duration::ZERO;
+    let drip = vec!["{"; 40];
+    for (what, raw) in [
+        (
+            "announced, never sent",
+            raw_exchange(&app, never_sent, vec![], no_pause).await,
+        ),
+        (
+            "chunked, never ends",
+            raw_exchange(&app, never_ends, vec![], no_pause).await,
+        ),
+        (
+            "a byte every 400 ms (never idle for 1 s, over 3 s in all)",
+            raw_exchange(&app, dripped, drip, std::time::Duration::from_millis(400)).await,
+        ),
+    ] {
+        assert!(raw.starts_with("HTTP/1.1 408"), "{what}: {raw}");
+        assert!(
+            raw.contains("\"error\":\"request_timeout\""),
+            "{what}: {raw}"
+        );
+        assert!(
+            raw.to_ascii_lowercase().contains("connection: close"),
+            "{what}: {raw}"
+        );
+    }
+    // A body that arrives in time is served as before.
+    let res = app
+        .client
+        .post(app.url("/probe/typed"))
+        .json(&json!({"name": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+/// Issue 12: a megabyte of client text is echoed as a short prefix: the answer to a 1 MiB
+/// unknown key was 1–3 MB; every 4xx is counted in /metrics instead of logged at WARN.
+async fn answers_echo_a_bounded_prefix_and_refusals_are_counted(db: TestDb) {
+    let app = app_with(&db, 5, 30).await;
+    let key = "k".repeat(1 << 20);
+    for path in ["/probe/json", "/probe/typed"] {
+        let mut body = serde_json::Map::new();
+        body.insert("name".into(), json!("a"));
+        body.insert(key.clone(), json!(1));
+        let res = app
+            .client
+            .post(app.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let text = res.text().await.unwrap();
+        assert!(text.len() < 2048, "{path}: {} bytes", text.len());
+        let envelope: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(envelope["error"], "invalid_body", "{path}");
+        assert!(
+            envelope["message"]
+                .as_str()
+                .unwrap()
+                .contains("(cut, 1048576 bytes)"),
+            "{path}: {envelope}"
+        );
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("regionsync_http_refusals{")
+                && l.contains("code=\"invalid_body\"")
+                && l.contains("status=\"422\"")
+        })
+        .unwrap_or_else(|| panic!("no refusal count: {metrics}"));
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2.0, "{line}");
+    app.stop().await;
+}
+
+/// Issue 12: the documented rule — JSON first (nesting deeper than 128 is `invalid_json`),
+/// then shape (`invalid_body`) — whatever the top level is. `web::Json<T>` answered a deep
+/// top-level array `invalid_body`, and took an array of the right length as the struct.
+async fn typed_bodies_are_json_first_then_an_object_of_the_right_shape(db: TestDb) {
+    let app = app_with(&db, 5, 30).await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let deep_in_object = format!("{{\"name\": {}{}}}", "[".repeat(200), "]".repeat(200));
+    for (body, status, code) in [
+        (deep.as_str(), 400, "invalid_json"),
+        (deep_in_object.as_str(), 400, "invalid_json"),
+        ("[\"positional\"]", 422, "invalid_body"),
+        ("[]", 422, "invalid_body"),
+        ("\"a string\"", 422, "invalid_body"),
+        ("{\"name\": 1}", 422, "invalid_body"),
+        ("{\"name\": ", 400, "invalid_json"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/probe/typed"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        expect_envelope(res, status, code).await;
+    }
+    app.stop().await;
+}
 }

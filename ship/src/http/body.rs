@@ -3,24 +3,29 @@
 //!
 //! - [`limit_body_time`] wraps each request's payload so that a body stalled for
 //!   `http.body_idle_timeout_secs`, or still arriving after `http.body_timeout_secs`, ends with
-//!   an I/O `TimedOut` error; [`super::json_error`] answers it `408 request_timeout` and the
-//!   connection is closed. actix's own `client_request_timeout` covers only the request head.
+//!   an I/O `TimedOut` error; [`super::json_error`] answers it `408 request_timeout`, and
+//!   [`hold_unread_body`] makes actix close the connection after any answer given while the body
+//!   was not read to its end. actix's own `client_request_timeout` covers only the request head.
 //! - [`Json`] takes a body as JSON in two steps, so the codes follow the documented rule
 //!   whatever the body's shape: first it must be JSON at all (syntax, nesting of at most 128,
 //!   else `400 invalid_json`), then an object of the expected shape (else `422 invalid_body`).
 //!   `web::Json<T>` decides directly into `T`, so a top-level array nested 200 deep was a shape
 //!   error (`invalid_body`) and an array of the right length was taken as the struct's fields.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::web::Bytes;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -36,33 +41,113 @@ pub struct BodyTimeouts {
 /// The message of a body that timed out (also how [`is_body_timeout`] knows it).
 const TIMED_OUT: &str = "the request body was not received in time";
 
-/// Put the read deadline on `req`'s body (a request without a body is left as it is).
-pub fn limit_body_time(req: &mut ServiceRequest, timeouts: BodyTimeouts) {
+/// A request's body while it is being read: `None` once it has been read to its end.
+pub type BodySlot = Rc<RefCell<Option<Payload>>>;
+
+/// Put the read deadline on `req`'s body. The body itself stays in the returned slot until it
+/// has been read to its end: whoever answers the request first hands what is left of it to
+/// [`hold_unread_body`], so that actix closes the connection instead of waiting for (or
+/// draining) a body nobody reads.
+pub fn limit_body_time(req: &mut ServiceRequest, timeouts: BodyTimeouts) -> BodySlot {
     let payload = req.take_payload();
     if matches!(payload, Payload::None) {
         req.set_payload(payload);
-        return;
+        return Rc::new(RefCell::new(None));
     }
-    let deadline = Instant::now() + timeouts.total;
-    let stream = futures_util::stream::unfold(Some(payload), move |state| async move {
-        let mut payload = state?;
-        let wait = timeouts
-            .idle
-            .min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, payload.next()).await {
-            Ok(Some(chunk)) => Some((chunk, Some(payload))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(PayloadError::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    TIMED_OUT,
-                ))),
-                None,
-            )),
-        }
-    });
-    let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(stream);
+    let slot = Rc::new(RefCell::new(Some(payload)));
+    let now = Instant::now();
+    let body = TimedBody {
+        slot: Rc::clone(&slot),
+        deadline: now + timeouts.total,
+        idle: timeouts.idle,
+        timer: Box::pin(tokio::time::sleep_until(
+            (now + timeouts.idle).min(now + timeouts.total),
+        )),
+        timed_out: false,
+    };
+    let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(body);
     req.set_payload(Payload::from(boxed));
+    slot
+}
+
+/// What is left of an unread (or timed-out) request body rides along with the response body
+/// until that is sent: actix then sees a request body neither finished nor dropped when it
+/// decides about the connection, and closes it after the answer. (A dropped chunked body
+/// would be drained for as long as the client keeps sending it.)
+pub fn hold_unread_body(slot: &BodySlot, body: BoxBody) -> BoxBody {
+    match slot.borrow_mut().take() {
+        Some(unread) => BoxBody::new(HoldingBody {
+            body,
+            _unread: unread,
+        }),
+        None => body,
+    }
+}
+
+/// A response body that keeps the unread request body alive until it has been sent.
+struct HoldingBody {
+    body: BoxBody,
+    _unread: Payload,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
+}
+
+/// The body as the handlers read it: the payload in the slot, with the deadlines.
+struct TimedBody {
+    slot: BodySlot,
+    deadline: Instant,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timed_out: bool,
+}
+
+impl Stream for TimedBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.timed_out {
+            return Poll::Ready(None);
+        }
+        let mut slot = this.slot.borrow_mut();
+        let Some(payload) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(payload).poll_next(cx) {
+            Poll::Ready(Some(chunk)) => {
+                let next = (Instant::now() + this.idle).min(this.deadline);
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(chunk))
+            }
+            Poll::Ready(None) => {
+                *slot = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.timed_out = true;
+                    Poll::Ready(Some(Err(PayloadError::Io(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        TIMED_OUT,
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }
 
 /// Whether a payload error is the body deadline of [`limit_body_time`].

@@ -182,16 +182,13 @@ pub fn server(
         App::new()
             .wrap(ErrorHandlers::new().default_handler(envelope_errors))
             .wrap_fn(move |mut req, srv| {
-                body::limit_body_time(&mut req, timeouts);
+                let unread = body::limit_body_time(&mut req, timeouts);
                 let fut = srv.call(req);
                 async move {
-                    let mut res: ServiceResponse<EitherBody<BoxBody>> = fut.await?;
-                    if res.status() == StatusCode::REQUEST_TIMEOUT {
-                        // The rest of a stalled body is not waited for.
-                        res.response_mut()
-                            .head_mut()
-                            .set_connection_type(actix_web::http::ConnectionType::Close);
-                    }
+                    let res: ServiceResponse<EitherBody<BoxBody>> = fut.await?;
+                    // The rest of a stalled or unread body is not waited for.
+                    let mut res =
+                        res.map_body(|_, b| body::hold_unread_body(&unread, BoxBody::new(b)));
                     let id = res.request().extensions().get::<RequestId>().copied();
                     if let Some(value) =
                         id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
