@@ -4,6 +4,8 @@
 //! | variant | status | code |
 //! |---|---|---|
 //! | `Validation` | 422 | `validation_failed` (details: `{"fields": [{"field","code","message"}]}`) |
+//! | `InvalidQuery` | 400 | `invalid_query` (a query parameter that does not parse, or an unknown one; details: `{"parameter"}`) |
+//! | `InvalidLimit` | 400 | `invalid_limit` (a `limit` that is a number outside `1..=500`; details: `{"parameter": "limit", "min", "max"}`) |
 //! | `NotFound` | 404 | `customer_not_found` (also for a deleted customer) |
 //! | `Db` | 503 / 500 | `database_unavailable` / `internal_error` |
 //!
@@ -19,6 +21,15 @@ use ship::DbError;
 pub enum CustomersError {
     #[error("the request is invalid: {}", summary(.0))]
     Validation(Vec<FieldError>),
+    /// A query parameter that does not parse (`parameter` names it).
+    #[error("{message}")]
+    InvalidQuery {
+        parameter: &'static str,
+        message: String,
+    },
+    /// A `limit` that is a number, but outside `1..=max`.
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit { max: u32 },
     #[error("customer `{0}` not found")]
     NotFound(String),
     #[error(transparent)]
@@ -43,6 +54,9 @@ impl ApiError for CustomersError {
     fn status(&self) -> StatusCode {
         match self {
             CustomersError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            CustomersError::InvalidQuery { .. } | CustomersError::InvalidLimit { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             CustomersError::NotFound(_) => StatusCode::NOT_FOUND,
             CustomersError::Db(e) => e.status(),
         }
@@ -51,6 +65,8 @@ impl ApiError for CustomersError {
     fn code(&self) -> &'static str {
         match self {
             CustomersError::Validation(_) => "validation_failed",
+            CustomersError::InvalidQuery { .. } => "invalid_query",
+            CustomersError::InvalidLimit { .. } => "invalid_limit",
             CustomersError::NotFound(_) => "customer_not_found",
             CustomersError::Db(e) => e.code(),
         }
@@ -59,6 +75,12 @@ impl ApiError for CustomersError {
     fn details(&self) -> Option<serde_json::Value> {
         match self {
             CustomersError::Validation(fields) => Some(serde_json::json!({ "fields": fields })),
+            CustomersError::InvalidQuery { parameter, .. } => {
+                Some(serde_json::json!({ "parameter": parameter }))
+            }
+            CustomersError::InvalidLimit { max } => {
+                Some(serde_json::json!({ "parameter": "limit", "min": 1, "max": max }))
+            }
             _ => None,
         }
     }

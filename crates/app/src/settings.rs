@@ -10,6 +10,7 @@ use ship::config::{
     self, check_region_id, ConfigError, ConfigProblem, DatabaseSettings, HttpSettings, LogSettings,
     Validate,
 };
+use ship::db::DatabaseUrl;
 use sync::{AlertsConfig, SyncConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,9 +55,43 @@ impl Settings {
         config::load(file.or(from_env.as_deref()))
     }
 
-    /// The settings as TOML with secrets redacted (`regionsync config show`).
+    /// The settings as TOML with secrets redacted (`regionsync config show`): secrets
+    /// (`broker.credential`, `broker.signing_key`) and the database URL's password print `***`
+    /// by their own `Serialize`; the other URLs lose any password here, and the alert webhook
+    /// its path and query (a webhook URL's path is commonly its secret token).
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        let mut shown = self.clone();
+        let broker = &mut shown.broker;
+        for url in [&mut broker.url, &mut broker.public_url]
+            .into_iter()
+            .flatten()
+        {
+            *url = DatabaseUrl::redact_text(url);
+        }
+        for url in broker.peer_urls.values_mut() {
+            *url = DatabaseUrl::redact_text(url);
+        }
+        if let Some(url) = shown.alerts.webhook_url.as_mut() {
+            *url = redact_webhook(url);
+        }
+        toml::to_string_pretty(&shown)
+    }
+}
+
+/// `https://hooks.example.com/services/T0/B0/XXXX?token=…` → `https://hooks.example.com/***`.
+fn redact_webhook(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(parsed) if parsed.has_host() => {
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let hidden = parsed.path() != "/" || parsed.query().is_some();
+            format!(
+                "{}://{}{port}/{}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or_default(),
+                if hidden { "***" } else { "" }
+            )
+        }
+        _ => "***".to_string(),
     }
 }
 
@@ -106,13 +141,28 @@ mod tests {
         settings.broker.signing_key = Some(ship::config::Secret::new(
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----",
         ));
+        settings.broker.url = Some("https://relay:hunter4@broker.example".into());
+        settings
+            .broker
+            .peer_urls
+            .insert("us-east".into(), "https://u:hunter5@us.example".into());
+        settings.alerts.webhook_url =
+            Some("https://hooks.example.com/services/T0/B0/hunter6?k=hunter7".into());
         let debug = format!("{settings:?}");
         let shown = settings.to_redacted_toml().unwrap_or_default();
-        for text in [debug, shown] {
+        for text in [debug, shown.clone()] {
             assert!(
                 !text.contains("hunter2") && !text.contains("MC4CAQ"),
                 "{text}"
             );
         }
+        for secret in ["hunter4", "hunter5", "hunter6", "hunter7"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        assert!(
+            shown.contains("https://relay:***@broker.example"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://hooks.example.com/***"), "{shown}");
     }
 }

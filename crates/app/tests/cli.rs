@@ -275,6 +275,90 @@ fn config_show_layers_defaults_file_and_environment_and_redacts_secrets() {
     assert!(stdout.contains("region_id = \"eu-west\""), "{stdout}");
 }
 
+/// A mistyped database URL (`mysql//…`, no `:`) used to start the region on a new SQLite file
+/// `./mysql/u:secret@…/db` and print the URL, password and all, in the "listening" line. Now
+/// `serve` exits non-zero at once naming `database.url` and the right form, creates nothing,
+/// and neither its message nor `config show` shows a secret.
+#[test]
+fn a_mistyped_database_url_is_refused_and_no_secret_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, url) in [
+        "mysql//app:hunter2@127.0.0.1:3306/rs",
+        "mysql:app:hunter2@127.0.0.1:3306/rs",
+        "mariadb//app:hunter2@127.0.0.1:3306/rs",
+        "app:hunter2@127.0.0.1:3306/rs",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = format!("typo{i}.toml");
+        std::fs::write(
+            dir.path().join(&file),
+            format!("[database]\nurl = \"{url}\"\n[http]\nbind = \"127.0.0.1:0\"\n"),
+        )
+        .unwrap();
+        for args in [
+            vec!["--config", file.as_str(), "serve"],
+            vec!["--config", file.as_str(), "config", "show"],
+        ] {
+            let started = Instant::now();
+            let (out, stdout, stderr) = run(regionsync(dir.path()).args(&args));
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+            assert!(started.elapsed() < Duration::from_secs(10));
+            assert!(stderr.contains("database.url"), "{args:?}: {stderr}");
+            assert!(
+                !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+                "{args:?}: {stdout}{stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            if url.contains("//") {
+                let scheme = url.split("//").next().unwrap();
+                assert!(
+                    stderr.contains(&format!(
+                        "did you mean {scheme}://app:***@127.0.0.1:3306/rs?"
+                    )),
+                    "{args:?}: {stderr}"
+                );
+            }
+        }
+    }
+    let created: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| !name.ends_with(".toml"))
+        .collect();
+    assert!(
+        created.is_empty(),
+        "no SQLite file or directory: {created:?}"
+    );
+
+    // `config show` of a valid configuration: every password and credential is `***`.
+    std::fs::write(
+        dir.path().join("region.toml"),
+        "[database]\nurl = \"mysql://app:hunter2@db.internal:3306/rs\"\n\
+         [broker]\nurl = \"https://relay:hunter4@broker.example\"\ncredential = \"rsc_hunter3\"\n\
+         [broker.peer_urls]\nus-east = \"https://u:hunter5@us.example\"\n\
+         [alerts]\nwebhook_url = \"https://hooks.example.com/services/T0/hunter6\"\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) =
+        run(regionsync(dir.path()).args(["--config", "region.toml", "config", "show"]));
+    assert!(out.status.success(), "{stderr}");
+    for secret in ["hunter2", "hunter3", "hunter4", "hunter5", "hunter6"] {
+        assert!(!stdout.contains(secret), "{secret}: {stdout}");
+    }
+    let shown: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        shown["database"]["url"].as_str(),
+        Some("mysql://app:***@db.internal:3306/rs")
+    );
+    assert_eq!(shown["broker"]["credential"].as_str(), Some("***"));
+    assert_eq!(
+        shown["broker"]["url"].as_str(),
+        Some("https://relay:***@broker.example/")
+    );
+}
+
 #[test]
 fn bad_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();

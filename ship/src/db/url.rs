@@ -55,15 +55,21 @@ impl DatabaseUrl {
             Some("sqlite") | Some("file") => Backend::Sqlite,
             Some("postgres") | Some("postgresql") => {
                 return Err(invalid(
-                    "PostgreSQL is planned but not built in yet; use sqlite:// or mysql://",
+                    "PostgreSQL is planned but not built in yet; set database.url to sqlite:// or mysql://",
                 ))
             }
             Some(other) => {
+                let shown = if is_scheme_word(other) { other } else { "…" };
                 return Err(invalid(&format!(
-                    "unknown scheme `{other}`; expected sqlite://, mysql:// or mariadb://"
-                )))
+                    "database.url has an unknown scheme `{shown}`; expected sqlite://, mysql:// or mariadb://"
+                )));
             }
-            None => Backend::Sqlite,
+            None => {
+                if let Some(reason) = mistyped_scheme(raw) {
+                    return Err(invalid(&reason));
+                }
+                Backend::Sqlite
+            }
         };
         let url = Self {
             raw: raw.to_string(),
@@ -74,6 +80,12 @@ impl DatabaseUrl {
                 let path = url.sqlite_path();
                 if path.as_os_str().is_empty() {
                     return Err(invalid("the SQLite URL names no file"));
+                }
+                if path.to_string_lossy().contains('@') {
+                    return Err(invalid(
+                        "database.url is a SQLite file path containing `@`, which looks like \
+                         user:password@host; a server URL is mysql://user:password@host:3306/db",
+                    ));
                 }
                 if path.to_string_lossy().contains(":memory:") {
                     return Err(invalid(
@@ -118,6 +130,13 @@ impl DatabaseUrl {
     /// The URL with the password replaced by `***`.
     pub fn redacted(&self) -> String {
         redact(&self.raw)
+    }
+
+    /// Any URL-like text (a setting, a mistyped URL) with its password hidden: the password of
+    /// `scheme://user:password@host/…` becomes `***`, and in text that is no such URL but has
+    /// an `@`, everything before the last `@` but a leading scheme and the user name.
+    pub fn redact_text(raw: &str) -> String {
+        redact(raw)
     }
 
     /// The SQLite file this URL points at (only meaningful for [`Backend::Sqlite`]).
@@ -166,7 +185,9 @@ impl DatabaseUrl {
     }
 }
 
-/// Replace the password of a `scheme://user:password@host/...` URL by `***`.
+/// Replace the password of a `scheme://user:password@host/...` URL by `***`; in anything else
+/// that has an `@` (a mistyped `mysql//user:password@host/db`, a `mysql:u:p@h` without `//`)
+/// everything before the last `@` but a leading scheme and a user name.
 pub(crate) fn redact(raw: &str) -> String {
     match ::url::Url::parse(raw) {
         Ok(mut parsed) if parsed.password().is_some() => {
@@ -174,15 +195,110 @@ pub(crate) fn redact(raw: &str) -> String {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
-        Ok(_) => raw.to_string(),
+        // An authority with a user but no password, or no `@` at all: nothing to hide.
+        Ok(parsed) if !parsed.username().is_empty() || !raw.contains('@') => raw.to_string(),
         // Not a URL we understand: hide everything between "://" and the last '@'.
-        Err(_) => match (raw.find("://"), raw.rfind('@')) {
+        _ => match (raw.find("://"), raw.rfind('@')) {
             (Some(start), Some(at)) if at > start => {
                 format!("{}://***{}", &raw[..start], &raw[at..])
+            }
+            (_, Some(at)) => {
+                let (prefix, rest) = split_scheme_prefix(&raw[..at]);
+                format!("{prefix}{}{}", mask_userinfo(rest), &raw[at..])
             }
             _ => raw.to_string(),
         },
     }
+}
+
+/// `user:password` → `user:***`; anything else (no `:`, a user with a `/`) → `***`.
+fn mask_userinfo(userinfo: &str) -> String {
+    match userinfo.split_once(':') {
+        Some((user, _)) if !user.is_empty() && !user.contains(['/', '\\']) => format!("{user}:***"),
+        _ => "***".to_string(),
+    }
+}
+
+/// A scheme name: a letter, then letters, digits, `+`, `-`, `.`.
+fn is_scheme_word(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Split `mysql//rest` / `mysql:rest` / `sqlite:/rest` into the scheme-like word with its
+/// separators (`:`, `/`, `\`) and the rest; ("", whole) when the text does not start so.
+fn split_scheme_prefix(raw: &str) -> (&str, &str) {
+    let word = raw
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .unwrap_or(raw.len());
+    let rest = &raw[word..];
+    let separators = rest.len() - rest.trim_start_matches([':', '/', '\\']).len();
+    if word == 0 || separators == 0 || !is_scheme_word(&raw[..word]) {
+        return ("", raw);
+    }
+    raw.split_at(word + separators)
+}
+
+/// Why a URL without `://` is a mistyped one rather than a SQLite file path (`None` if it can
+/// be a path): `mysql`, `mysql:…`, `mysql/…`, `mariadb…`, `postgres…`, `sqlite:…`, `sqlite//…`,
+/// `file:…`, any other `word:…` but a Windows drive (`C:\…`, `C:/…`). The reason suggests the
+/// right form, redacted.
+fn mistyped_scheme(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    let separator = |c: char| matches!(c, ':' | '/' | '\\');
+    for (scheme, needs_separator) in [("mysql", true), ("mariadb", false), ("postgres", false)] {
+        let Some(after) = lower.strip_prefix(scheme) else {
+            continue;
+        };
+        if needs_separator && !(after.is_empty() || after.starts_with(separator)) {
+            continue;
+        }
+        let rest = raw[scheme.len()..]
+            .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+            .trim_start_matches(separator);
+        return Some(suggestion(scheme, rest));
+    }
+    let (prefix, rest) = split_scheme_prefix(raw);
+    let word_len = prefix.trim_end_matches(separator).len();
+    let word = &lower[..word_len];
+    let separators = &prefix[word_len..];
+    match word {
+        "" => None,
+        "sqlite" | "file" if separators.starts_with(':') || separators.starts_with("//") => {
+            // `sqlite:/abs.db` meant `sqlite:///abs.db`.
+            let rest = if separators == ":/" {
+                &raw[word_len + 1..]
+            } else {
+                rest
+            };
+            Some(suggestion("sqlite", rest))
+        }
+        // A Windows drive: `C:\data\region.db`, `C:/data/region.db`.
+        _ if word_len == 1 => None,
+        _ if separators.starts_with(':') => Some(format!(
+            "database.url starts with a scheme `{}:` but has no `://`, and regionsync knows no \
+             such scheme; set database.url to sqlite://PATH (or a plain file path), \
+             mysql://user:password@host:3306/db or mariadb://…",
+            &raw[..word_len],
+        )),
+        _ => None,
+    }
+}
+
+/// The reason for a mistyped URL of a known scheme, with the suggested form (redacted; the
+/// error shows the URL itself, redacted too).
+fn suggestion(scheme: &str, rest: &str) -> String {
+    if scheme == "postgres" {
+        return "database.url looks like a mistyped PostgreSQL URL, and PostgreSQL is not built \
+                in yet; set database.url to sqlite://PATH or mysql://user:password@host:3306/db"
+            .to_string();
+    }
+    let suggested = redact(&format!("{scheme}://{rest}"));
+    format!(
+        "database.url is not a URL (no `://` after the scheme) and not a plain SQLite file path; \
+         did you mean {suggested}?"
+    )
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -274,5 +390,100 @@ mod tests {
         assert_eq!(url.database_name().as_deref(), Some("rs"));
         let other = url.with_database("other").unwrap();
         assert_eq!(other.database_name().as_deref(), Some("other"));
+    }
+
+    /// Mistyped URLs used to run on a new SQLite file (`./mysql/u:p@…/db`) with the password in
+    /// the log: each is refused, the message names `database.url`, suggests the right form when
+    /// the scheme is known, and never shows the password.
+    #[test]
+    fn mistyped_schemes_are_refused_without_the_password() {
+        let cases: [(&str, Option<&str>); 17] = [
+            (
+                "mysql//u:s3cret@127.0.0.1:3306/db",
+                Some("mysql://u:***@127.0.0.1:3306/db"),
+            ),
+            (
+                "mysql:u:s3cret@127.0.0.1:3306/db",
+                Some("mysql://u:***@127.0.0.1:3306/db"),
+            ),
+            (
+                "mysql:/u:s3cret@127.0.0.1:3306/db",
+                Some("mysql://u:***@127.0.0.1:3306/db"),
+            ),
+            (
+                "mysql/u:s3cret@127.0.0.1:3306/db",
+                Some("mysql://u:***@127.0.0.1:3306/db"),
+            ),
+            ("mysql:\\\\u:s3cret@h/db", Some("mysql://u:***@h/db")),
+            ("MySQL//u:s3cret@h/db", Some("mysql://u:***@h/db")),
+            (
+                "mariadb//u:s3cret@h:3306/db",
+                Some("mariadb://u:***@h:3306/db"),
+            ),
+            (
+                "mariadb:u:s3cret@h:3306/db",
+                Some("mariadb://u:***@h:3306/db"),
+            ),
+            ("postgres//u:s3cret@h/db", None),
+            ("postgresql:u:s3cret@h/db", None),
+            ("sqlite:data/region.db", Some("sqlite://data/region.db")),
+            (
+                "sqlite:/var/lib/region.db",
+                Some("sqlite:///var/lib/region.db"),
+            ),
+            ("sqlite//data/region.db", Some("sqlite://data/region.db")),
+            ("file:data/region.db", Some("sqlite://data/region.db")),
+            ("msql:u:s3cret@h/db", None),
+            ("./mysql/u:s3cret@127.0.0.1:3306/db", None),
+            ("sqlite://u:s3cret@h/db", None),
+        ];
+        for (raw, suggested) in cases {
+            let err = DatabaseUrl::parse(raw).map(|_| ()).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(err, DbError::InvalidUrl { .. }),
+                "{raw}: {message}"
+            );
+            assert!(message.contains("database.url"), "{raw}: {message}");
+            assert!(!message.contains("s3cret"), "{raw}: {message}");
+            if let Some(suggested) = suggested {
+                assert!(
+                    message.contains(&format!("did you mean {suggested}?")),
+                    "{raw}: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn paths_that_merely_look_unusual_are_still_sqlite_files() {
+        for raw in [
+            "data/region.db",
+            "./mysql-data/region.db",
+            "mysql.db",
+            "sqlite/region.db",
+            "C:\\data\\region.db",
+            "C:/data/region.db",
+            "/var/lib/postgres-backup/region.db",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(url.backend(), Backend::Sqlite, "{raw}");
+        }
+    }
+
+    #[test]
+    fn redact_hides_userinfo_in_scheme_less_strings() {
+        for (raw, shown) in [
+            ("mysql//u:s3cret@h:3306/db", "mysql//u:***@h:3306/db"),
+            ("mysql:u:s3cret@h:3306/db", "mysql:u:***@h:3306/db"),
+            ("u:s3cret@h:3306/db", "u:***@h:3306/db"),
+            ("./mysql/u:s3cret@h/db", "***@h/db"),
+            ("mysql//u:p@ss:w0rd@h/db", "mysql//u:***@h/db"),
+            ("s3cret@h/db", "***@h/db"),
+            ("data/region.db", "data/region.db"),
+            ("mysql://root@h/db", "mysql://root@h/db"),
+        ] {
+            assert_eq!(redact(raw), shown, "{raw}");
+        }
     }
 }

@@ -45,18 +45,10 @@ impl Action for ListCustomersAction {
 
     #[tracing::instrument(name = "customers.list_customers", skip_all, fields(tenant_id = %input.tenant_id))]
     async fn run(&self, input: ListCustomersInput) -> Result<CustomerPage, CustomersError> {
-        super::check(vec![
-            validation::tenant_id(&input.tenant_id),
-            if (1..=MAX_LIMIT).contains(&input.limit) {
-                Ok(())
-            } else {
-                Err(ship::contracts::FieldError::new(
-                    "limit",
-                    "out_of_range",
-                    format!("limit must be between 1 and {MAX_LIMIT}"),
-                ))
-            },
-        ])?;
+        super::check(vec![validation::tenant_id(&input.tenant_id)])?;
+        if !(1..=MAX_LIMIT).contains(&input.limit) {
+            return Err(CustomersError::InvalidLimit { max: MAX_LIMIT });
+        }
         let limit = i64::from(input.limit);
         self.pool
             .run(move |conn| {

@@ -3,12 +3,13 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | `POST` | `/api/v1/customers` | 201, the customer, `Location` header |
-//! | `GET` | `/api/v1/customers?tenant_id=&limit=&after=` | 200 `{"items": [...], "next_after": id\|null}` |
+//! | `GET` | `/api/v1/customers?tenant_id=&limit=&after=` | 200 `{"items": [...], "next_after": id\|null}`, each item with its `version` |
 //! | `GET` | `/api/v1/customers/{id}` | 200, the customer |
 //! | `PATCH` | `/api/v1/customers/{id}` | 200, the customer (partial: `name`, `email`, `status`) |
 //! | `DELETE` | `/api/v1/customers/{id}` | 204 (the row stays as a tombstone) |
 //!
-//! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`.
+//! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`; the list's
+//! query 400 `invalid_query` / `invalid_limit`. docs/API.md describes the API.
 //! Routes are `web::resource(..).route(..)`, so a wrong method is a 405.
 
 pub mod controllers;

@@ -1,66 +1,171 @@
 use serde::Deserialize;
-use ship::contracts::FieldError;
 
 use crate::actions::list_customers::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::actions::ListCustomersInput;
 use crate::{validation, CustomersError};
 
 /// `GET /api/v1/customers?tenant_id=&limit=&after=`: `tenant_id` required, `limit` 1..=500
-/// (default 50), `after` the previous page's `next_after`. Taken as strings so a bad number is
-/// a field error (422 `validation_failed`), not a bare query error.
+/// (default 50), `after` the previous page's `next_after` (a customer id, a UUID).
+///
+/// The rules, as in PROTOCOL.md's error table: an unknown parameter (refused by serde, through
+/// ship's query config), a `limit` that is not a whole number and an `after` that is not a UUID
+/// are 400 `invalid_query`; a `limit` that is a number outside the range is 400
+/// `invalid_limit`; a missing or blank `tenant_id` is 422 `validation_failed`. The 400s come
+/// first. Empty `limit=` and `after=` are as if absent.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListCustomersRequest {
     pub tenant_id: Option<String>,
     pub limit: Option<String>,
     pub after: Option<String>,
 }
 
+/// At most this many bytes of a client's value go into a message.
+const ECHO_MAX: usize = 64;
+
+fn prefix(value: &str) -> &str {
+    if value.len() <= ECHO_MAX {
+        return value;
+    }
+    let mut end = ECHO_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// `limit`: absent or empty → the default; an integer (optional sign, digits) in range → it;
+/// an integer out of range, however large → `invalid_limit`; anything else → `invalid_query`.
+fn parse_limit(raw: Option<&str>) -> Result<u32, CustomersError> {
+    let raw = match raw {
+        None | Some("") => return Ok(DEFAULT_LIMIT),
+        Some(raw) => raw,
+    };
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CustomersError::InvalidQuery {
+            parameter: "limit",
+            message: format!(
+                "limit `{}` is not a whole number (1 to {MAX_LIMIT})",
+                prefix(raw)
+            ),
+        });
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(CustomersError::InvalidLimit { max: MAX_LIMIT }),
+    }
+}
+
+/// `after`: absent or empty → from the start; otherwise a UUID (customer ids are), taken in
+/// its canonical lowercase form since ids compare as strings.
+fn parse_after(raw: Option<String>) -> Result<Option<String>, CustomersError> {
+    match raw.filter(|a| !a.is_empty()) {
+        None => Ok(None),
+        Some(raw) => match uuid::Uuid::parse_str(&raw) {
+            Ok(id) => Ok(Some(id.hyphenated().to_string())),
+            Err(_) => Err(CustomersError::InvalidQuery {
+                parameter: "after",
+                message: format!(
+                    "after `{}` is not a customer id (a UUID): pass the previous page's next_after",
+                    prefix(&raw)
+                ),
+            }),
+        },
+    }
+}
+
 impl ListCustomersRequest {
     pub fn parse(self) -> Result<ListCustomersInput, CustomersError> {
-        let mut errors = Vec::new();
+        let limit = parse_limit(self.limit.as_deref())?;
+        let after = parse_after(self.after)?;
         let tenant_id = match self.tenant_id {
             None => {
-                errors.push(validation::required("tenant_id"));
-                None
+                return Err(CustomersError::Validation(vec![validation::required(
+                    "tenant_id",
+                )]))
             }
-            Some(t) => match validation::tenant_id(&t) {
-                Ok(()) => Some(t),
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
-            },
+            Some(t) => t,
         };
-        let limit = match self.limit.as_deref() {
-            None | Some("") => Some(DEFAULT_LIMIT),
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
-                Ok(_) => {
-                    errors.push(FieldError::new(
-                        "limit",
-                        "out_of_range",
-                        format!("limit must be between 1 and {MAX_LIMIT}"),
-                    ));
-                    None
-                }
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        "limit",
-                        "invalid_number",
-                        "limit must be a whole number",
-                    ));
-                    None
-                }
-            },
-        };
-        let after = self.after.filter(|a| !a.is_empty());
-        match (tenant_id, limit) {
-            (Some(tenant_id), Some(limit)) if errors.is_empty() => Ok(ListCustomersInput {
-                tenant_id,
-                limit,
-                after,
-            }),
-            _ => Err(CustomersError::Validation(errors)),
+        validation::tenant_id(&tenant_id).map_err(|e| CustomersError::Validation(vec![e]))?;
+        Ok(ListCustomersInput {
+            tenant_id,
+            limit,
+            after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(limit: Option<&str>, after: Option<&str>) -> ListCustomersRequest {
+        ListCustomersRequest {
+            tenant_id: Some("acme".into()),
+            limit: limit.map(str::to_string),
+            after: after.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn limits_follow_the_protocol_table() {
+        for (raw, expected) in [
+            (None, Ok(DEFAULT_LIMIT)),
+            (Some(""), Ok(DEFAULT_LIMIT)),
+            (Some("1"), Ok(1)),
+            (Some("500"), Ok(500)),
+            (Some("+7"), Ok(7)),
+            (Some("0"), Err("invalid_limit")),
+            (Some("-1"), Err("invalid_limit")),
+            (Some("501"), Err("invalid_limit")),
+            (Some("1000000000000"), Err("invalid_limit")),
+            (
+                Some("99999999999999999999999999999999999999999"),
+                Err("invalid_limit"),
+            ),
+            (Some("abc"), Err("invalid_query")),
+            (Some("1.5"), Err("invalid_query")),
+            (Some("1e3"), Err("invalid_query")),
+            (Some("-"), Err("invalid_query")),
+            (Some(" 5"), Err("invalid_query")),
+        ] {
+            let got = request(raw, None)
+                .parse()
+                .map(|i| i.limit)
+                .map_err(|e| ship::errors::ApiError::code(&e));
+            assert_eq!(got, expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn after_must_be_a_uuid_and_is_taken_canonically() {
+        let id = "0190f3a2-7c4e-7b1a-9d2e-3f4a5b6c7d8e";
+        let upper = id.to_uppercase();
+        for (raw, expected) in [
+            (Some(id), Ok(Some(id.to_string()))),
+            (Some(upper.as_str()), Ok(Some(id.to_string()))),
+            (Some(""), Ok(None)),
+            (None, Ok(None)),
+            (Some("not-a-uuid"), Err("invalid_query")),
+            (Some("0190f3a2"), Err("invalid_query")),
+        ] {
+            let got = request(None, raw)
+                .parse()
+                .map(|i| i.after)
+                .map_err(|e| ship::errors::ApiError::code(&e));
+            assert_eq!(got, expected, "{raw:?}");
+        }
+        let err = request(None, Some("not-a-uuid"))
+            .parse()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("after"), "{err}");
+        let long = "x".repeat(10_000);
+        let err = request(None, Some(&long)).parse().map(|_| ()).unwrap_err();
+        assert!(
+            err.to_string().len() < 300,
+            "the message echoes a prefix only"
+        );
     }
 }

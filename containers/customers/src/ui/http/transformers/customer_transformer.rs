@@ -35,22 +35,42 @@ impl From<&Customer> for CustomerResponse {
 /// a client can tell whether another region has caught up with its write: versions order by
 /// `(hlc, origin)`.
 pub fn etag(c: &Customer) -> (actix_web::http::header::HeaderName, String) {
-    (
-        actix_web::http::header::ETAG,
-        format!("\"{}.{}\"", c.sync_version, c.sync_origin),
-    )
+    (actix_web::http::header::ETAG, format!("\"{}\"", version(c)))
+}
+
+/// A customer's version, `<hlc>.<origin>`: the `ETag` without its quotes.
+pub fn version(c: &Customer) -> String {
+    format!("{}.{}", c.sync_version, c.sync_origin)
+}
+
+/// An item of a list answer: the customer and its version (a list has no per-item `ETag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerListItem {
+    #[serde(flatten)]
+    pub customer: CustomerResponse,
+    /// `<hlc>.<origin>`, the same string as the `ETag` of a `GET` of this customer, unquoted.
+    pub version: String,
+}
+
+impl From<&Customer> for CustomerListItem {
+    fn from(c: &Customer) -> Self {
+        CustomerListItem {
+            customer: CustomerResponse::from(c),
+            version: version(c),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerPageResponse {
-    pub items: Vec<CustomerResponse>,
+    pub items: Vec<CustomerListItem>,
     pub next_after: Option<String>,
 }
 
 impl From<&CustomerPage> for CustomerPageResponse {
     fn from(page: &CustomerPage) -> Self {
         CustomerPageResponse {
-            items: page.items.iter().map(CustomerResponse::from).collect(),
+            items: page.items.iter().map(CustomerListItem::from).collect(),
             next_after: page.next_after.clone(),
         }
     }
