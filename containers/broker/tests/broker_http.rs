@@ -488,4 +488,33 @@ ship::backend_tests! {
         assert!(matches!(at_us.verify(Some(&forged.token), "orders"), Err(AuthError::Invalid(_))));
         f.app.stop().await;
     }
+
+    /// Issue 12 #7: a wrong method on a broker route was a 404 (the routes were a scope's
+    /// `.route(..)`); it is the documented 405 `method_not_allowed` with an `Allow` header,
+    /// and changes nothing.
+    async fn a_wrong_method_on_each_broker_route_is_405_with_allow(db: TestDb) {
+        let f = fixture(&db).await;
+        let before = snapshot(&db.pool).await;
+        let auth = format!("Bearer {}", f.eu);
+        for (path, allowed, wrong) in [
+            (RESOLVE, "POST", [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE]),
+            (HEARTBEAT, "POST", [reqwest::Method::GET, reqwest::Method::PATCH, reqwest::Method::DELETE]),
+            (KEYS, "GET", [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE]),
+        ] {
+            for method in wrong {
+                let res = f.app.client.request(method.clone(), f.app.url(path))
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send().await.unwrap();
+                let status = res.status().as_u16();
+                let allow = res.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+                let body: Value = res.json().await.unwrap();
+                assert_envelope(&(status, body), 405, "method_not_allowed");
+                assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+            }
+        }
+        assert_eq!(snapshot(&db.pool).await, before, "a refused method wrote something");
+        f.app.stop().await;
+    }
 }
