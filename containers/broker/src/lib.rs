@@ -10,6 +10,7 @@
 //!   HTTP elsewhere, with a token cache that outlives a broker outage.
 
 pub mod actions;
+pub mod base_url;
 pub mod config;
 pub mod credentials;
 /// Public for the container's tests (table snapshots); other crates use the actions.

@@ -389,6 +389,52 @@ ship::backend_tests! {
         f.app.stop().await;
     }
 
+    /// Issue 12 #6, over HTTP: a heartbeat's `base_url` passes the same rule as
+    /// `regions add` without the operator's `--allow-private` (a region cannot point its peers
+    /// at the metadata service); refused whole (422, no heartbeat recorded) and the message
+    /// never repeats a password or a control character. A region the operator registered
+    /// with `--allow-private` keeps its URL but cannot move to another link-local one.
+    async fn a_heartbeat_cannot_report_a_metadata_userinfo_or_control_character_url(db: TestDb) {
+        let f = fixture(&db).await;
+        let before = snapshot(&db.pool).await;
+        for url in [
+            "http://169.254.169.254",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]",
+            "http://[fe80::1%25eth0]:8080",
+            "http://metadata.google.internal",
+            "http://0.0.0.0:8080",
+            "http://user:hunter2@us.example.com",
+            "https://us.example.com\nX-Forged: 1",
+            "https://us.example.com/\u{7}",
+        ] {
+            let answer = post(&f.app, HEARTBEAT, &f.us, &json!({"base_url": url})).await;
+            assert_envelope(&answer, 422, "invalid_request");
+            let message = answer.1["message"].as_str().unwrap();
+            assert!(!message.contains("hunter2") && !message.contains('\n') && !message.contains('\u{7}'), "{message}");
+        }
+        assert_eq!(snapshot(&db.pool).await, before, "a refused heartbeat wrote something");
+
+        let link = broker::actions::RegisterRegionAction::new(db.pool.clone(), OFFLINE_AFTER_SECS)
+            .allowing_private(true)
+            .run(broker::actions::RegisterRegionInput {
+                id: "link-local".into(),
+                base_url: "http://169.254.3.4:8080".into(),
+                scopes: None,
+            })
+            .await
+            .unwrap()
+            .credential;
+        let (status, answer) = post(&f.app, HEARTBEAT, &link, &json!({"base_url": "http://169.254.3.4:8080"})).await;
+        assert_eq!((status, answer["status"].as_str()), (200, Some("online")), "{answer}");
+        let kept = snapshot(&db.pool).await;
+        assert_eq!(kept.region("link-local").base_url, "http://169.254.3.4:8080");
+        let answer = post(&f.app, HEARTBEAT, &link, &json!({"base_url": "http://169.254.3.5:8080"})).await;
+        assert_envelope(&answer, 422, "invalid_request");
+        assert_eq!(snapshot(&db.pool).await, kept);
+        f.app.stop().await;
+    }
+
     async fn a_region_whose_last_heartbeat_is_too_old_is_reported_offline(db: TestDb) {
         let f = fixture(&db).await;
         let list = broker::actions::ListRegionsAction::new(db.pool.clone(), OFFLINE_AFTER_SECS);
@@ -486,6 +532,35 @@ ship::backend_tests! {
         let stranger = ship::auth::TokenIssuer::new(SigningKey::generate().unwrap(), issuer_name(), std::time::Duration::from_secs(60));
         let forged = stranger.issue("eu-west", "us-east", &["orders".to_string()]).unwrap();
         assert!(matches!(at_us.verify(Some(&forged.token), "orders"), Err(AuthError::Invalid(_))));
+        f.app.stop().await;
+    }
+
+    /// Issue 12 #7: a wrong method on a broker route was a 404 (the routes were a scope's
+    /// `.route(..)`); it is the documented 405 `method_not_allowed` with an `Allow` header,
+    /// and changes nothing.
+    async fn a_wrong_method_on_each_broker_route_is_405_with_allow(db: TestDb) {
+        let f = fixture(&db).await;
+        let before = snapshot(&db.pool).await;
+        let auth = format!("Bearer {}", f.eu);
+        for (path, allowed, wrong) in [
+            (RESOLVE, "POST", [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE]),
+            (HEARTBEAT, "POST", [reqwest::Method::GET, reqwest::Method::PATCH, reqwest::Method::DELETE]),
+            (KEYS, "GET", [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE]),
+        ] {
+            for method in wrong {
+                let res = f.app.client.request(method.clone(), f.app.url(path))
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send().await.unwrap();
+                let status = res.status().as_u16();
+                let allow = res.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+                let body: Value = res.json().await.unwrap();
+                assert_envelope(&(status, body), 405, "method_not_allowed");
+                assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+            }
+        }
+        assert_eq!(snapshot(&db.pool).await, before, "a refused method wrote something");
         f.app.stop().await;
     }
 }

@@ -7,7 +7,8 @@ mod common;
 
 use broker::actions::{
     Caller, HeartbeatAction, HeartbeatInput, ListRegionsAction, RegisterRegionAction,
-    RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
+    RegisterRegionInput, RegisterSelfAction, RegisterSelfInput, RemoveRegionAction, ResolveAction,
+    ResolveInput,
 };
 use broker::BrokerError;
 use common::{
@@ -150,6 +151,92 @@ ship::backend_tests! {
         let ok = register_action(&db.pool).run(input(&id, &url, Some(&["customers_2", "orders"]))).await.unwrap();
         assert_eq!((ok.region.id.len(), ok.region.base_url.len()), (32, 2048));
         assert_eq!(ok.region.scopes, "customers_2,orders");
+    }
+
+    /// Issue 12 #6: `regions add` accepted the cloud metadata address, `user:pw@` (which
+    /// `regions list` then printed) and a raw newline. Link-local and metadata addresses need
+    /// the operator's `--allow-private`; user information, control characters and unspecified
+    /// addresses are refused even with it; every refusal is a 422 that writes nothing.
+    async fn regions_add_refuses_metadata_userinfo_and_control_character_urls(db: TestDb) {
+        register(&db.pool, "eu-west", "http://eu.example.com", None).await;
+        let before = snapshot(&db.pool).await;
+        let metadata = [
+            "http://169.254.169.254",
+            "http://169.254.169.254/latest/meta-data/iam/",
+            "http://2852039166",
+            "http://[fe80::1]:8080",
+            "http://[fd00:ec2::254]",
+            "http://[::ffff:169.254.169.254]",
+            "http://metadata.google.internal",
+            "http://0.0.0.0:8080",
+        ];
+        let never = [
+            "http://user:pw@us.example.com",
+            "http://user:pw@169.254.169.254",
+            "http://@us.example.com",
+            "http://us.example.com\nX-Row: forged",
+            "http://us.example.com\n",
+            "http://us.example.com/\u{1b}[2J",
+            "http://0.0.0.0:8080",
+            "http://[::]:8080",
+        ];
+        for url in metadata {
+            let err = register_action(&db.pool).run(input("us-east", url, None)).await.unwrap_err();
+            assert_refused(&err, 422, "invalid_request");
+        }
+        for url in never {
+            for allow in [false, true] {
+                let err = register_action(&db.pool).allowing_private(allow)
+                    .run(input("us-east", url, None)).await.unwrap_err();
+                assert_refused(&err, 422, "invalid_request");
+                let m = err.to_string();
+                assert!(!m.contains("pw@") && !m.contains('\n') && !m.contains('\u{1b}'), "{url:?}: {m}");
+            }
+        }
+        assert_eq!(snapshot(&db.pool).await, before, "a refused registration wrote something");
+
+        // Loopback and private networks need no flag (the README registers 127.0.0.1).
+        for (id, url) in [("lo", "http://127.0.0.1:8082"), ("lan", "http://10.0.0.2:8080"), ("lan6", "http://[fd12::2]:8080")] {
+            register_action(&db.pool).run(input(id, url, None)).await.unwrap();
+        }
+        // With the operator's word, a link-local address is registered as given.
+        let ok = register_action(&db.pool).allowing_private(true)
+            .run(input("us-east", "http://169.254.10.20:8080", None)).await.unwrap();
+        assert_eq!(ok.region.base_url, "http://169.254.10.20:8080");
+        assert_eq!(snapshot(&db.pool).await.region("us-east").base_url, "http://169.254.10.20:8080");
+    }
+
+    /// Issue 12 #6, the broker region's own URL (`broker.public_url`): it arrives without
+    /// the operator's flag, so a new or changed one passes the default rule; the URL already
+    /// registered with `--allow-private` is kept.
+    async fn register_self_applies_the_default_url_rule_to_what_it_stores(db: TestDb) {
+        let action = RegisterSelfAction::new(db.pool.clone());
+        let register_self = |url: &str, explicit: bool| {
+            action.run(RegisterSelfInput {
+                id: "eu-west".into(),
+                base_url: url.into(),
+                explicit,
+            })
+        };
+        for url in ["http://169.254.169.254:8080", "http://a:b@eu.example.com", "http://0.0.0.0:8080"] {
+            let err = register_self(url, true).await.unwrap_err();
+            assert_refused(&err, 422, "invalid_request");
+        }
+        assert!(snapshot(&db.pool).await.regions.is_empty());
+
+        register_action(&db.pool).allowing_private(true)
+            .run(input("eu-west", "http://169.254.0.8:8080", None)).await.unwrap();
+        // The same URL again (every start and heartbeat): kept, heartbeat recorded.
+        assert!(!register_self("http://169.254.0.8:8080", true).await.unwrap());
+        assert!(snapshot(&db.pool).await.region("eu-west").last_heartbeat_at.is_some());
+        // Moving it to another link-local address needs the operator: refused, nothing written.
+        let before = snapshot(&db.pool).await;
+        let err = register_self("http://169.254.0.9:8080", true).await.unwrap_err();
+        assert_refused(&err, 422, "invalid_request");
+        assert_eq!(snapshot(&db.pool).await, before);
+        // An ordinary URL is taken.
+        register_self("https://eu.example.com", true).await.unwrap();
+        assert_eq!(snapshot(&db.pool).await.region("eu-west").base_url, "https://eu.example.com");
     }
 
     async fn removing_an_unknown_region_is_refused_with_unknown_region(db: TestDb) {

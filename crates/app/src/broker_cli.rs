@@ -9,6 +9,7 @@ use broker::actions::{
     RegisterRegionAction, RegisterRegionInput, RemoveRegionAction, ResolveAction, ResolveInput,
     RotateCredentialAction,
 };
+use broker::base_url;
 use ship::parents::Action;
 
 use crate::cli::{output, BrokerCommand, RegionsCommand, TenantsCommand};
@@ -47,9 +48,11 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                     id,
                     base_url,
                     scope,
+                    allow_private,
                 },
         } => {
             let added = RegisterRegionAction::new(pool, offline_after)
+                .allowing_private(allow_private)
                 .run(RegisterRegionInput {
                     id,
                     base_url,
@@ -58,7 +61,9 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                 .await?;
             output(&format!(
                 "registered region {} at {} (scope: {})",
-                added.region.id, added.region.base_url, added.region.scopes
+                added.region.id,
+                base_url::for_display(&added.region.base_url),
+                added.region.scopes
             ));
             output("its credential, shown this once (set it as broker.credential there):");
             output(&added.credential);
@@ -71,14 +76,16 @@ pub async fn run(settings: &Settings, command: BrokerCommand) -> anyhow::Result<
                 "{:<24} {:<8} {:<32} {:<20} BASE URL",
                 "REGION", "STATUS", "LAST HEARTBEAT", "SCOPE"
             ));
+            // Every field shown as one safe line, also for rows stored before the URL rule
+            // (a password in the URL is hidden, a newline escaped).
             for r in regions {
                 output(&format!(
                     "{:<24} {:<8} {:<32} {:<20} {}",
                     r.id,
                     r.status,
                     r.last_heartbeat_at.as_deref().unwrap_or("never"),
-                    r.scopes,
-                    r.base_url
+                    base_url::for_display(&r.scopes),
+                    base_url::for_display(&r.base_url)
                 ));
             }
         }

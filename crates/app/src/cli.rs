@@ -114,6 +114,12 @@ pub enum RegionsCommand {
         /// Resources it may sync (comma-separated); default: every resource.
         #[arg(long, value_delimiter = ',')]
         scope: Option<Vec<String>>,
+        /// Accept a link-local or cloud metadata address (169.254.0.0/16, fe80::/10,
+        /// metadata.google.internal, …), refused by default. Loopback and private networks
+        /// (10/8, 172.16/12, 192.168/16) need no flag; user:password@ and control characters
+        /// are refused always.
+        #[arg(long)]
+        allow_private: bool,
     },
     /// List the regions with their status (online/offline by heartbeat).
     List,

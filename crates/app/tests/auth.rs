@@ -1,7 +1,7 @@
 //! Inter-region tokens on `/sync/*` against a running region, on each backend (QUALITY-BARS
 //! R7): every bad token — missing, unreadable, expired, not yet valid, missing a claim, for
-//! another audience or issuer, of another algorithm, of an unknown or impostor key, over the
-//! lifetime cap, for another subject or resource — is refused with its exact status and code
+//! another audience or issuer, of another algorithm, of an unknown or impostor key, with a
+//! `crit` header, over the lifetime cap, for another subject or resource — is refused with its exact status and code
 //! and changes nothing; clock skew within the leeway is tolerated; refusals are counted by
 //! code; retired keys (`broker.accepted_keys`) and configured keys (`auth.trusted_keys`) are
 //! accepted exactly as long as they are configured.
@@ -398,6 +398,25 @@ fn bad_token_cases() -> Vec<Case> {
             (401, "token_not_yet_valid"),
         ),
     ];
+    // Issue 12 #9: a `crit` header (RFC 7515 §4.1.11) names extensions the verifier must
+    // understand, and it understands none; jsonwebtoken's Header dropped the member, so such
+    // tokens were accepted. Signed by hand like the seed, differing from it only by `crit`.
+    for (what, crit) in [
+        ("an extension it defines", json!(["x-replay-ok"])),
+        ("a registered claim", json!(["exp"])),
+        ("an empty list", json!([])),
+    ] {
+        let mut header = eddsa_header(Some(&test_kid()));
+        header["crit"] = crit;
+        header["x-replay-ok"] = json!(true);
+        let mut refused = both(
+            &format!("crit header naming {what}"),
+            bearer(&hand_signed(&header, &good_claims_json(), &test_pkcs8())),
+            INVALID,
+        );
+        refused.message = Some("`crit`".into());
+        cases.push(refused);
+    }
     for claim in ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope"] {
         let mut missing = both(
             &format!("claim {claim} missing"),

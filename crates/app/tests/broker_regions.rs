@@ -658,3 +658,83 @@ ship::backend_tests! {
         b.stop().await;
     }
 }
+
+/// `regionsync <args>` against `db`, in a scratch directory (the signing key is generated
+/// there); (exit code, stdout, stderr).
+fn regionsync_cli(db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regionsync"));
+    cmd.current_dir(dir.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGIONSYNC_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("REGIONSYNC_DATABASE__URL", db.url.expose())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+ship::backend_tests! {
+    /// Issue 12 #6 at the CLI: `broker regions add` refused nothing (the metadata address, a
+    /// password in the URL, a raw newline) and `regions list` printed what was stored. The
+    /// metadata address now needs `--allow-private`; user information and control characters
+    /// are refused with it too (exit 1, nothing registered); and `list` shows rows stored
+    /// before the rule without the password and one row per line.
+    async fn regions_add_refuses_unsafe_urls_and_list_never_prints_userinfo(db: TestDb) {
+        let add = |id: &str, url: &str, flag: bool| {
+            let mut args = vec!["broker", "regions", "add", id, url];
+            if flag {
+                args.push("--allow-private");
+            }
+            regionsync_cli(&db, &args)
+        };
+        let (code, _, stderr) = add("meta", "http://169.254.169.254", false);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("--allow-private"), "{stderr}");
+        for (url, flag) in [
+            ("http://user:hunter2@us.example.com", false),
+            ("http://user:hunter2@us.example.com", true),
+            ("http://us.example.com\nforged-row online", false),
+            ("http://us.example.com\nforged-row online", true),
+            ("http://0.0.0.0:8080", true),
+        ] {
+            let (code, stdout, stderr) = add("bad", url, flag);
+            assert_eq!(code, Some(1), "{url:?} --allow-private={flag}: {stdout}");
+            assert!(!stderr.contains("hunter2") && !stderr.contains("\nforged"), "{stderr}");
+        }
+        let registered = broker::actions::ListRegionsAction::new(db.pool.clone(), 90).run(()).await.unwrap();
+        assert!(registered.is_empty(), "{registered:?}");
+
+        let (code, stdout, stderr) = add("meta", "http://169.254.169.254", true);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("registered region meta at http://169.254.169.254"), "{stdout}");
+        let (code, _, stderr) = add("lo", "http://127.0.0.1:8082", false);
+        assert_eq!(code, Some(0), "loopback needs no flag: {stderr}");
+
+        // Rows stored before the rule.
+        db.pool
+            .run(|conn| -> Result<(), broker::BrokerError> {
+                let now = ship::db::utc_now();
+                broker::data::regions::insert(conn, "old-pw", "http://admin:hunter2@old.example.com/x", "h1", "*", now)?;
+                broker::data::regions::insert(conn, "old-nl", "http://old.example.com\nforged-row online", "h2", "*", now)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (code, stdout, stderr) = regionsync_cli(&db, &["broker", "regions", "list"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stdout.contains("hunter2"), "{stdout}");
+        assert!(stdout.contains("http://***@old.example.com/x"), "{stdout}");
+        assert!(stdout.contains("http://old.example.com\\nforged-row online"), "{stdout}");
+        assert_eq!(stdout.lines().count(), 1 + 4, "a header and one line per region: {stdout}");
+        assert!(!stdout.lines().any(|l| l.starts_with("forged-row")), "{stdout}");
+    }
+}

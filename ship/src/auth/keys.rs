@@ -5,7 +5,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -13,6 +13,12 @@ use sha2::{Digest, Sha256};
 use super::AuthSetupError;
 
 const PEM_TAG: &str = "PRIVATE KEY";
+
+/// RFC 8410 §7: `OneAsymmetricKey { version 0 (v1), AlgorithmIdentifier { id-Ed25519 },
+/// privateKey OCTET STRING { OCTET STRING (32 bytes) } }` up to the 32-byte seed.
+const PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 /// A public key as the broker serves it and as `[auth] trusted_keys` accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,11 +116,19 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A new random key.
+    /// A new random key, as PKCS#8 v1 (RFC 8410: what `openssl genpkey -algorithm ed25519`
+    /// writes, and what OpenSSL 3.0 and Python `cryptography` read; ring's own
+    /// `generate_pkcs8` writes v2, which they refuse).
     pub fn generate() -> Result<Self, AuthSetupError> {
-        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        let mut seed = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut seed)
             .map_err(|_| AuthSetupError::Key("the system random source failed".into()))?;
-        Self::from_pkcs8(doc.as_ref().to_vec())
+        let mut der = Vec::with_capacity(PKCS8_V1_PREFIX.len() + seed.len());
+        der.extend_from_slice(&PKCS8_V1_PREFIX);
+        der.extend_from_slice(&seed);
+        seed.fill(0);
+        Self::from_pkcs8(der)
     }
 
     /// From PKCS#8 DER (v1 as written by `openssl genpkey -algorithm ed25519`, or v2).
@@ -215,6 +229,116 @@ mod tests {
         assert_eq!(key.kid(), again.kid());
         assert_eq!(key.public_jwk().public_key().unwrap().len(), 32);
         assert_ne!(key.kid(), SigningKey::generate().unwrap().kid());
+    }
+
+    const OPENSSL: &str = "/usr/bin/openssl";
+
+    /// Run openssl; a missing binary fails the test (it must not pass by skipping).
+    fn openssl(args: &[&str]) -> std::process::Output {
+        std::process::Command::new(OPENSSL)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{OPENSSL} must be installed for this test: {e}"))
+    }
+
+    /// A token signed with `key` verifies with its public JWK.
+    #[track_caller]
+    fn signs_tokens_that_verify(key: SigningKey) {
+        let jwk = key.public_jwk().clone();
+        let issuer = crate::auth::TokenIssuer::new(
+            key,
+            "regionsync-broker",
+            std::time::Duration::from_secs(60),
+        );
+        let token = issuer
+            .issue("us-east", "eu-west", &["customers".to_string()])
+            .unwrap()
+            .token;
+        let verifier = crate::auth::TokenVerifier::new(
+            "eu-west",
+            crate::auth::AuthSettings::default(),
+            &[jwk],
+        )
+        .unwrap();
+        assert!(verifier.verify(Some(&token), "customers").is_ok());
+    }
+
+    /// Issue 12 #8: the generated key file was PKCS#8 v2 (ring's `generate_pkcs8`), which
+    /// `openssl pkey` (3.0) and Python `cryptography` refuse. It is v1 now: the RFC 8410
+    /// prefix and a 32-byte seed, read by openssl, whose public key is the key's JWK.
+    #[test]
+    fn a_generated_key_file_is_pkcs8_v1_that_openssl_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/broker-signing-key.pem");
+        let (key, generated) = SigningKey::load_or_generate(&path).unwrap();
+        assert!(generated);
+        let file = path.to_str().unwrap();
+        let out = openssl(&["pkey", "-in", file, "-noout"]);
+        assert!(
+            out.status.success(),
+            "openssl pkey refused the generated key: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = pem::parse(std::fs::read_to_string(&path).unwrap())
+            .unwrap()
+            .into_contents();
+        assert_eq!((der.len(), &der[..16]), (48, &PKCS8_V1_PREFIX[..]));
+        let out = openssl(&["pkey", "-in", file, "-pubout", "-outform", "DER"]);
+        assert!(out.status.success());
+        // SubjectPublicKeyInfo for Ed25519: a 12-byte header, then the 32-byte key.
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(&out.stdout[12..]),
+            key.public_jwk().x,
+            "openssl and regionsync derive the same public key"
+        );
+        signs_tokens_that_verify(key);
+    }
+
+    /// A key written by `openssl genpkey -algorithm ed25519` is loaded (from the file and
+    /// from PEM text) and signs tokens that verify.
+    #[test]
+    fn a_key_from_openssl_genpkey_is_loaded_and_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("openssl.pem");
+        let out = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (key, generated) = SigningKey::load_or_generate(&path).unwrap();
+        assert!(!generated, "an existing file is read, never replaced");
+        let again = SigningKey::from_pem(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        signs_tokens_that_verify(key);
+    }
+
+    /// Key files generated before the change (PKCS#8 v2, with the public key) still load and
+    /// sign, with the same kid as the v1 form of the same seed.
+    #[test]
+    fn a_pkcs8_v2_key_file_still_loads() {
+        let v2 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        assert_eq!(v2.as_ref()[4], 1, "ring writes version 1 (v2)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.pem");
+        std::fs::write(
+            &path,
+            pem::encode(&pem::Pem::new(PEM_TAG, v2.as_ref().to_vec())),
+        )
+        .unwrap();
+        let (key, generated) = SigningKey::load_or_generate(&path).unwrap();
+        assert!(!generated);
+        // The v2 document holds the seed at the same place as v1 does.
+        let mut v1 = PKCS8_V1_PREFIX.to_vec();
+        v1.extend_from_slice(&v2.as_ref()[16..48]);
+        assert_eq!(SigningKey::from_pkcs8(v1).unwrap().kid(), key.kid());
+        signs_tokens_that_verify(key);
     }
 
     #[test]

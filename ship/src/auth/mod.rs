@@ -376,6 +376,7 @@ impl TokenVerifier {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("unreadable header: {e}")))?;
+        refuse_critical_extensions(token)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Invalid(format!(
                 "algorithm {:?} is not accepted; only EdDSA",
@@ -442,6 +443,28 @@ impl TokenVerifier {
         }
         Ok(claims)
     }
+}
+
+/// RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` header names an extension
+/// it does not understand, and this verifier understands none. `jsonwebtoken::Header` drops
+/// unknown members, so the protected header is read again as JSON (which also decodes a key
+/// spelled with escapes, e.g. `"\u0063rit"`).
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine as _;
+    let unreadable = || AuthError::Invalid("unreadable header".into());
+    let first = token.split('.').next().ok_or_else(unreadable)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first)
+        .map_err(|_| unreadable())?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
+    if header.contains_key("crit") {
+        return Err(AuthError::Invalid(
+            "the header has `crit` (critical extensions), none of which this region understands"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 impl crate::contracts::StatusSource for TokenVerifier {
@@ -561,6 +584,49 @@ mod tests {
             1,
             "one fetch for all of them"
         );
+    }
+
+    /// Issue 12 #9: a `crit` header member is refused however it is spelled (a JSON escape in
+    /// the member name, an empty list), while the same token without it is accepted.
+    #[test]
+    fn a_crit_header_is_refused_as_token_invalid() {
+        use base64::Engine as _;
+        use ring::signature::Ed25519KeyPair;
+        let key = SigningKey::generate().unwrap();
+        let jwk = key.public_jwk().clone();
+        let pkcs8 = pem::parse(key.to_pem()).unwrap().into_contents();
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).unwrap();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "iss": "regionsync-broker", "sub": "us-east", "aud": "eu-west",
+            "scope": ["customers"], "iat": now, "nbf": now, "exp": now + 60, "jti": "j",
+        });
+        let sign = |header: &str| {
+            let input = format!(
+                "{}.{}",
+                b64(header.as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            format!("{input}.{}", b64(pair.sign(input.as_bytes()).as_ref()))
+        };
+        let verifier = TokenVerifier::new("eu-west", AuthSettings::default(), &[jwk]).unwrap();
+        let kid = key.kid();
+        let plain = sign(&format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#));
+        assert!(verifier.verify(Some(&plain), "customers").is_ok());
+        for header in [
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["exp"]}}"#),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["x-replay-ok"],"x-replay-ok":1}}"#),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":[]}}"#),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","\u0063rit":["b64"],"b64":false}}"#),
+        ] {
+            let refused = verifier.verify(Some(&sign(&header)), "customers");
+            assert!(
+                matches!(&refused, Err(AuthError::Invalid(m)) if m.contains("crit")),
+                "{header}: {refused:?}"
+            );
+        }
+        assert_eq!(verifier.refusals()["token_invalid"], 4);
     }
 
     #[tokio::test]

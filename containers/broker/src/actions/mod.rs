@@ -20,21 +20,11 @@ pub use remove_region::RemoveRegionAction;
 pub use resolve::{Caller, ResolveAction, ResolveInput, ResolveOutput, ResolvedRegion};
 pub use rotate_credential::RotateCredentialAction;
 
-/// A base URL is an absolute http(s) URL with a host, at most 2048 bytes.
-pub(crate) fn check_base_url(url: &str) -> Result<(), crate::BrokerError> {
-    let ok = url.len() <= 2048
-        && (url.starts_with("http://") || url.starts_with("https://"))
-        && url::Url::parse(url).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty())
-                && u.query().is_none()
-                && u.fragment().is_none()
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(crate::BrokerError::Invalid(format!(
-            "base_url `{url}` is not an http(s) URL"
-        )))
-    }
+/// Every base URL that enters the registry (register, heartbeat, register_self) passes this
+/// rule: see [`crate::base_url`].
+pub(crate) fn check_base_url(
+    url: &str,
+    policy: crate::base_url::UrlPolicy,
+) -> Result<(), crate::BrokerError> {
+    crate::base_url::check(url, policy)
 }

@@ -7,6 +7,7 @@ use ship::parents::Action;
 use ship::DbPool;
 
 use super::check_base_url;
+use crate::base_url::UrlPolicy;
 use crate::credentials;
 use crate::data::{lock, regions};
 use crate::errors::BrokerError;
@@ -39,6 +40,7 @@ impl std::fmt::Debug for RegisteredRegion {
 pub struct RegisterRegionAction {
     pool: DbPool,
     offline_after_secs: u64,
+    policy: UrlPolicy,
 }
 
 impl RegisterRegionAction {
@@ -46,7 +48,19 @@ impl RegisterRegionAction {
         Self {
             pool,
             offline_after_secs,
+            policy: UrlPolicy::Default,
         }
+    }
+
+    /// The operator's `--allow-private`: a link-local or cloud metadata base URL is accepted
+    /// (user information, control characters and unspecified addresses never are).
+    pub fn allowing_private(mut self, allow: bool) -> Self {
+        self.policy = if allow {
+            UrlPolicy::AllowPrivate
+        } else {
+            UrlPolicy::Default
+        };
+        self
     }
 }
 
@@ -59,7 +73,7 @@ impl Action for RegisterRegionAction {
     #[tracing::instrument(name = "broker.register_region", skip_all, fields(region = %input.id))]
     async fn run(&self, input: RegisterRegionInput) -> Result<RegisteredRegion, BrokerError> {
         check_region_id(&input.id).map_err(BrokerError::Invalid)?;
-        check_base_url(&input.base_url)?;
+        check_base_url(&input.base_url, self.policy)?;
         let scopes = match &input.scopes {
             None => ALL_SCOPES.to_string(),
             Some(list) => {

@@ -3,11 +3,14 @@
 //! broker region calls its own broker in-process. A URL derived from the bind address only
 //! registers a new entry; an existing entry's URL changes only when `explicit` (the operator set
 //! `broker.public_url`), so a derived loopback URL never replaces what an operator registered.
+//! A URL that is stored passes the default URL rule (as a heartbeat's does); the URL already
+//! registered (perhaps with `broker regions add --allow-private`) is kept without a check.
 
 use ship::parents::Action;
 use ship::DbPool;
 
 use super::check_base_url;
+use crate::base_url::UrlPolicy;
 use crate::credentials;
 use crate::data::{lock, regions};
 use crate::errors::BrokerError;
@@ -40,7 +43,6 @@ impl Action for RegisterSelfAction {
 
     #[tracing::instrument(name = "broker.register_self", skip_all, fields(region = %input.id))]
     async fn run(&self, input: RegisterSelfInput) -> Result<bool, BrokerError> {
-        check_base_url(&input.base_url)?;
         let unusable = credentials::hash(&credentials::generate()?);
         self.pool
             .transaction(move |conn| {
@@ -48,6 +50,7 @@ impl Action for RegisterSelfAction {
                 let now = ship::db::utc_now();
                 let created = match regions::find(conn, &input.id)? {
                     None => {
+                        check_base_url(&input.base_url, UrlPolicy::Default)?;
                         regions::insert(
                             conn,
                             &input.id,
@@ -60,6 +63,7 @@ impl Action for RegisterSelfAction {
                     }
                     Some(r) => {
                         if input.explicit && r.base_url != input.base_url {
+                            check_base_url(&input.base_url, UrlPolicy::Default)?;
                             regions::set_base_url(conn, &input.id, &input.base_url, now)?;
                         }
                         false

@@ -16,14 +16,16 @@ pub struct BrokerState {
     pub keys: Arc<PublicKeysAction>,
 }
 
+/// Routes are `web::resource(..).route(..)`, so a wrong method is a 405 `method_not_allowed`
+/// with an `Allow` header (a scope's `.route(path, ..)` would answer 404).
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<BrokerState>) {
     cfg.app_data(state).service(
         web::scope("/api/v1/broker")
-            .route("/resolve", web::post().to(controllers::resolve::resolve))
-            .route(
-                "/heartbeat",
-                web::post().to(controllers::heartbeat::heartbeat),
+            .service(web::resource("/resolve").route(web::post().to(controllers::resolve::resolve)))
+            .service(
+                web::resource("/heartbeat")
+                    .route(web::post().to(controllers::heartbeat::heartbeat)),
             )
-            .route("/keys", web::get().to(controllers::keys::keys)),
+            .service(web::resource("/keys").route(web::get().to(controllers::keys::keys))),
     );
 }
