@@ -51,7 +51,7 @@ fn process_gauges() -> Vec<Gauge> {
         .map(|((status, code), n)| Gauge {
             name: "regionsync_http_refusals",
             help: "Requests this process answered with a 4xx since it started, by status and code \
-                   (they are not logged one by one).",
+                   (they are not logged one by one)",
             labels: vec![("status", status.to_string()), ("code", code)],
             value: n as f64,
         })
@@ -59,7 +59,7 @@ fn process_gauges() -> Vec<Gauge> {
     out.push(Gauge {
         name: "regionsync_http_malformed_requests",
         help: "Requests this process's HTTP parser refused before routing since it started \
-               (malformed head, conflicting lengths, oversized URI or headers).",
+               (malformed head, conflicting lengths, oversized URI or headers)",
         labels: vec![],
         value: super::spans::malformed_count() as f64,
     });

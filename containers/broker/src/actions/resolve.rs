@@ -109,7 +109,10 @@ impl Action for ResolveAction {
     type Output = ResolveOutput;
     type Error = BrokerError;
 
-    #[tracing::instrument(name = "broker.resolve", skip_all, fields(tenant = ?input.tenant_id, target = ?input.target_region))]
+    #[tracing::instrument(name = "broker.resolve", skip_all, fields(
+        tenant = ?input.tenant_id.as_deref().map(ship::errors::clip),
+        target = ?input.target_region.as_deref().map(ship::errors::clip)
+    ))]
     async fn run(&self, input: ResolveInput) -> Result<ResolveOutput, BrokerError> {
         if input.tenant_id.is_some() && input.target_region.is_some() {
             return Err(BrokerError::Invalid(

@@ -12,7 +12,7 @@ use crate::ui::http::BrokerState;
 pub async fn heartbeat(
     req: HttpRequest,
     state: web::Data<BrokerState>,
-    body: web::Json<HeartbeatRequest>,
+    body: ship::http::Json<HeartbeatRequest>,
 ) -> Result<HttpResponse, HttpError> {
     let region = state
         .heartbeat

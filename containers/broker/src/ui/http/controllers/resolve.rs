@@ -12,7 +12,7 @@ use crate::ui::http::BrokerState;
 pub async fn resolve(
     req: HttpRequest,
     state: web::Data<BrokerState>,
-    body: web::Json<ResolveRequest>,
+    body: ship::http::Json<ResolveRequest>,
 ) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
     let out = state
