@@ -145,3 +145,90 @@ impl ApiError for SyncError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ship::contracts::DirectoryError;
+
+    /// The outbound rows of docs/PROTOCOL.md's error table (what `sync pull` and other calls
+    /// to peers and the broker report): each variant's status and code, as documented.
+    #[test]
+    fn outbound_failures_answer_the_documented_status_and_code() {
+        let peer = || "us-east".to_string();
+        let cases: Vec<(SyncError, u16, &str)> = vec![
+            (
+                SyncError::PeerUnreachable {
+                    peer: peer(),
+                    reason: "refused".into(),
+                },
+                502,
+                "peer_unreachable",
+            ),
+            (
+                SyncError::PeerRefused {
+                    peer: peer(),
+                    status: 500,
+                    message: "x".into(),
+                },
+                502,
+                "peer_refused",
+            ),
+            (
+                SyncError::PeerAuthRefused {
+                    peer: peer(),
+                    code: "token_invalid".into(),
+                    message: "x".into(),
+                },
+                502,
+                "peer_auth_refused",
+            ),
+            (
+                SyncError::PeerCursorExpired { peer: peer() },
+                502,
+                "peer_cursor_expired",
+            ),
+            (
+                SyncError::PeerSentInvalid {
+                    peer: peer(),
+                    errors: vec![],
+                },
+                502,
+                "peer_sent_invalid_ops",
+            ),
+            (
+                SyncError::Directory(DirectoryError::BrokerUnreachable("down".into())),
+                502,
+                "broker_unreachable",
+            ),
+            (
+                SyncError::Directory(DirectoryError::Refused {
+                    code: "credential_invalid".into(),
+                    message: "x".into(),
+                }),
+                502,
+                "broker_refused",
+            ),
+            (
+                SyncError::Directory(DirectoryError::InsecurePeer {
+                    peer: peer(),
+                    url: "http://10.0.0.2".into(),
+                }),
+                502,
+                "peer_url_insecure",
+            ),
+            (
+                SyncError::Directory(DirectoryError::UnknownPeer(peer())),
+                404,
+                "unknown_peer",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(
+                (error.status().as_u16(), error.code()),
+                (status, code),
+                "{error}"
+            );
+        }
+    }
+}

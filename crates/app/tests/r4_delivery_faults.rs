@@ -62,7 +62,12 @@ fn op(op_id: &str, id: &str, kind: &str, hlc: i64, origin: &str, name: &str) -> 
 }
 
 fn batch(batch_id: &str, ops: Vec<Value>) -> Value {
-    json!({"source_region": SOURCE, "batch_id": batch_id, "schema_version": 1, "ops": ops})
+    batch_from(SOURCE, batch_id, ops)
+}
+
+/// A batch pushed by `source` (a push carries only its sender's own changes).
+fn batch_from(source: &str, batch_id: &str, ops: Vec<Value>) -> Value {
+    json!({"source_region": source, "batch_id": batch_id, "schema_version": 1, "ops": ops})
 }
 
 /// What a delivery may change: (digest, changelog entries, conflicts, customer rows).
@@ -107,13 +112,14 @@ fn statuses(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-/// POST `body` to the region's ops route with `client` (its own connection) and a fresh token.
+/// POST `body` to the region's ops route with `client` (its own connection) and a fresh token
+/// for the batch's `source_region`.
 async fn post_on(client: &reqwest::Client, region: &Region, body: &Value) -> (u16, Value) {
     let res = tokio::time::timeout(
         Duration::from_secs(20),
         client
             .post(region.url(OPS))
-            .bearer_auth(region.token_from(SOURCE))
+            .bearer_auth(region.token_from(body["source_region"].as_str().unwrap_or(SOURCE)))
             .json(body)
             .send(),
     )
@@ -205,13 +211,15 @@ ship::backend_tests! {
             let mut ops = vec![
                 op(&format!("n{round}"), &id(round), "upsert", at, SOURCE, &format!("n{round}")),
                 op(&format!("u{round}"), &u, "upsert", at, SOURCE, &format!("u{round}")),
-                // Older than every version of U: stale, one conflict (another origin).
-                op(&format!("late{round}"), &u, "upsert", base - 1 - round as i64, "ap-south", "late"),
             ];
             if round > 0 {
                 ops.push(op(&format!("d{round}"), &id(round - 1), "delete", at, SOURCE, "gone"));
             }
             let body = batch(&format!("b{round}"), ops);
+            // ap-south's own push, older than every version of U: stale, one conflict.
+            let late = batch_from("ap-south", &format!("late{round}"), vec![
+                op(&format!("late{round}"), &u, "upsert", base - 1 - round as i64, "ap-south", "late"),
+            ]);
             let before = state(&db);
 
             let ((s1, a1), (s2, a2)) = tokio::join!(post_on(&one, &region, &body), post_on(&two, &region, &body));
@@ -220,9 +228,11 @@ ship::backend_tests! {
             for (i, pair) in r1.iter().zip(&r2).enumerate() {
                 let mut pair = [pair.0.as_str(), pair.1.as_str()];
                 pair.sort_unstable();
-                let expected = if i == 2 { ["stale", "stale"] } else { ["applied", "duplicate"] };
-                assert_eq!(pair, expected, "round {round}, op {i}: {a1} / {a2}");
+                assert_eq!(pair, ["applied", "duplicate"], "round {round}, op {i}: {a1} / {a2}");
             }
+            let ((s1, a1), (s2, a2)) = tokio::join!(post_on(&one, &region, &late), post_on(&two, &region, &late));
+            assert_eq!((s1, s2), (200, 200), "round {round}: {a1} / {a2}");
+            assert_eq!((statuses(&a1), statuses(&a2)), (vec!["stale".to_string()], vec!["stale".to_string()]), "round {round}");
 
             let winners = if round > 0 { 3 } else { 2 };
             let after = state(&db);
@@ -230,8 +240,10 @@ ship::backend_tests! {
             assert_eq!(after.2, before.2 + 1, "round {round}: the overtaken write recorded once");
             assert_eq!(after.3, before.3 + 1, "round {round}: one new row, inserted once");
 
-            let (status, answer) = reference.post(OPS, &body).await;
-            assert_eq!(status, 200, "{answer}");
+            for body in [&body, &late] {
+                let (status, answer) = reference.post(OPS, body).await;
+                assert_eq!(status, 200, "{answer}");
+            }
             assert_eq!(state(&db), state(&db_ref), "round {round}: as if delivered once");
         }
 
@@ -255,10 +267,11 @@ ship::backend_tests! {
         let k = batch("k", vec![
             op("k-a", &a, "upsert", h1, SOURCE, "a1"),
             op("k-b", &b, "upsert", h1, SOURCE, "b1"),
-            op("k-c", &c, "upsert", h1, "ap-south", "c1 (ap-south)"),
             op("k-e", &e, "delete", h1, SOURCE, "e1"),
             op("k-d", &d, "upsert", h1, SOURCE, "d1 (only in k)"),
         ]);
+        // ap-south's write of C, pushed by ap-south alongside k.
+        let kc = batch_from("ap-south", "k-c", vec![op("k-c", &c, "upsert", h1, "ap-south", "c1 (ap-south)")]);
         let k1 = batch("k+1", vec![
             op("k1-a", &a, "upsert", h2, SOURCE, "a2"),
             op("k1-b", &b, "delete", h2, SOURCE, "b2"),
@@ -269,7 +282,9 @@ ship::backend_tests! {
 
         // In order: everything applies, nothing conflicts.
         let (status, answer) = in_order.post(OPS, &k).await;
-        assert_eq!((status, statuses(&answer)), (200, applied(5)), "{answer}");
+        assert_eq!((status, statuses(&answer)), (200, applied(4)), "{answer}");
+        let (status, answer) = in_order.post(OPS, &kc).await;
+        assert_eq!((status, statuses(&answer)), (200, applied(1)), "{answer}");
         let (status, answer) = in_order.post(OPS, &k1).await;
         assert_eq!((status, statuses(&answer)), (200, applied(4)), "{answer}");
 
@@ -278,7 +293,9 @@ ship::backend_tests! {
         assert_eq!((status, statuses(&answer)), (200, applied(4)), "{answer}");
         let (status, answer) = swapped.post(OPS, &k).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(statuses(&answer), ["stale", "stale", "stale", "stale", "applied"], "{answer}");
+        assert_eq!(statuses(&answer), ["stale", "stale", "stale", "applied"], "{answer}");
+        let (status, answer) = swapped.post(OPS, &kc).await;
+        assert_eq!((status, statuses(&answer)), (200, vec!["stale".to_string()]), "{answer}");
 
         let (in_digest, in_changelog, in_conflicts, in_rows) = state(&db_in_order);
         let (digest, changelog, conflicts, rows) = state(&db);
@@ -305,12 +322,12 @@ ship::backend_tests! {
         // its winner for the first time and records it (per arrival, PROTOCOL.md), once.
         let (before, before_in_order) = (state(&db), state(&db_in_order));
         for round in 0..2 {
-            for body in [&k, &k1] {
+            for body in [&k, &kc, &k1] {
                 let (status, answer) = swapped.post(OPS, body).await;
                 assert_eq!(status, 200);
                 assert!(statuses(&answer).iter().all(|s| s != "applied"), "{answer}");
             }
-            for body in [&k1, &k] {
+            for body in [&k1, &kc, &k] {
                 let (status, answer) = in_order.post(OPS, body).await;
                 assert_eq!(status, 200);
                 assert!(statuses(&answer).iter().all(|s| s != "applied"), "{answer}");
@@ -331,12 +348,12 @@ ship::backend_tests! {
         let region = Region::start(&settings_for(&db, "eu-west")).await;
         // Something to protect: X exists, conflicts and changelog are not empty.
         let (x, y) = (id(1), id(2));
-        let seed = batch("seed", vec![
-            op("s1", &x, "upsert", hlc(-2_000), SOURCE, "x0"),
-            op("s2", &x, "upsert", hlc(-3_000), "ap-south", "x older"),
-        ]);
+        let seed = batch("seed", vec![op("s1", &x, "upsert", hlc(-2_000), SOURCE, "x0")]);
         let (status, answer) = region.post(OPS, &seed).await;
-        assert_eq!((status, statuses(&answer)), (200, vec!["applied".to_string(), "stale".to_string()]));
+        assert_eq!((status, statuses(&answer)), (200, vec!["applied".to_string()]));
+        let older = batch_from("ap-south", "older", vec![op("s2", &x, "upsert", hlc(-3_000), "ap-south", "x older")]);
+        let (status, answer) = region.post(OPS, &older).await;
+        assert_eq!((status, statuses(&answer)), (200, vec!["stale".to_string()]));
         let before = state(&db);
         assert_eq!((before.1, before.2, before.3), (1, 1, 1));
 
@@ -422,12 +439,12 @@ ship::backend_tests! {
         let seeded = state(&db);
         assert_eq!((seeded.1, seeded.2, seeded.3), (2, 0, 2));
 
-        // An update, an insert, a delete and an overtaken write of another region.
+        // An update, an insert, a delete and an overtaken write (older than z's version).
         let body = batch("lost-answer", vec![
             op("o1", &x, "upsert", h1, SOURCE, "x1"),
             op("o2", &y, "upsert", h1, SOURCE, "y1"),
             op("o3", &x, "delete", h1 + 1, SOURCE, "x deleted"),
-            op("o4", &z, "upsert", h0, "ap-south", "z older"),
+            op("o4", &z, "upsert", h0, SOURCE, "z older"),
         ]);
         let raw = serde_json::to_vec(&body).unwrap();
         let mut stream = connect(&region).await;
@@ -438,7 +455,7 @@ ship::backend_tests! {
 
         wait_until("the batch whose answer was lost is applied", || state(&db).1 > seeded.1).await;
         let applied = state(&db);
-        assert_eq!((applied.1, applied.2, applied.3), (5, 1, 3), "applied once: three winners, one conflict, one new row");
+        assert_eq!((applied.1, applied.2, applied.3), (5, 0, 3), "applied once: three winners, one new row (a same-origin overtaken write is no conflict)");
         assert_eq!(version(&db, &x, SOURCE), (h1 + 1, true, true));
         assert_eq!(version(&db, &y, SOURCE), (h1, true, false));
         assert_eq!(version(&db, &z, SOURCE), (h1, true, false));
@@ -467,11 +484,18 @@ ship::backend_tests! {
             op("o1", &x, "upsert", h1, SOURCE, "x1"),
             op("o2", &y, "upsert", h1, SOURCE, "y1"),
             op("o3", &x, "upsert", h0, SOURCE, "x0 (older, same origin)"),
-            op("o4", &y, "upsert", h0, "ap-south", "y0 (older, other origin)"),
         ]);
         let (status, answer) = region.post(OPS, &first).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(statuses(&answer), ["applied", "duplicate", "applied", "stale", "stale"], "{answer}");
+        assert_eq!(statuses(&answer), ["applied", "duplicate", "applied", "stale"], "{answer}");
+        // ap-south's own push of an older write of y, twice in its batch.
+        let other = batch_from("ap-south", "other", vec![
+            op("o4", &y, "upsert", h0, "ap-south", "y0 (older, other origin)"),
+            op("o4", &y, "upsert", h0, "ap-south", "y0 (older, other origin)"),
+        ]);
+        let (status, answer) = region.post(OPS, &other).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(statuses(&answer), ["stale", "stale"], "{answer}");
         let after_first = state(&db);
         assert_eq!((after_first.1, after_first.2, after_first.3), (2, 1, 2), "each op counted once");
         assert_eq!(version(&db, &x, SOURCE), (h1, true, false));
@@ -491,7 +515,7 @@ ship::backend_tests! {
         assert_eq!(version(&db, &y, SOURCE), (h1, true, false));
 
         // Both again: nothing.
-        for body in [&first, &later] {
+        for body in [&first, &other, &later] {
             let (status, answer) = region.post(OPS, body).await;
             assert_eq!(status, 200);
             assert!(statuses(&answer).iter().all(|s| s != "applied"), "{answer}");
