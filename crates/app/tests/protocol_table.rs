@@ -13,7 +13,6 @@ use std::path::Path;
 
 use common::{register_region, settings_for, Region};
 use serde_json::{json, Value};
-use ship::testing::TestDb;
 
 /// Rows pinned by another test: (code, the file, the test function that asserts it).
 const ELSEWHERE: &[(&str, &str, &str)] = &[
