@@ -43,13 +43,14 @@ pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…(cut, {} bytes)", &text[..end], text.len()))
 }
 
-/// Room for the marker [`clip`] appends: a quoted run that long was clipped already.
+/// Room for the marker [`clip`] appends (a run that carries it and fits was cut already).
 const MARKER_ROOM: usize = 40;
 
 /// Every `` `quoted` `` run of `message` (how serde and our messages quote what a client sent)
 /// clipped to [`CLIENT_ECHO_BYTES`] (a run [`clip`] already cut is left as it is).
 pub fn clip_quoted(message: &str) -> Cow<'_, str> {
-    let too_long = |q: &str| q.len() > CLIENT_ECHO_BYTES + MARKER_ROOM;
+    let already_cut = |q: &str| q.len() <= CLIENT_ECHO_BYTES + MARKER_ROOM && q.contains("…(cut, ");
+    let too_long = |q: &str| q.len() > CLIENT_ECHO_BYTES && !already_cut(q);
     let parts: Vec<&str> = message.split('`').collect();
     if !parts.iter().skip(1).step_by(2).any(|q| too_long(q)) {
         return Cow::Borrowed(message);
@@ -68,14 +69,26 @@ pub fn clip_quoted(message: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Every string in `value` (keys too) clipped to [`MAX_DETAIL_STRING_BYTES`].
+/// The most entries of any one list or object in `details` (an ops batch holds at most 1 000
+/// ops by default, each named once or a few times; the sender dead-letters by these).
+pub const MAX_DETAIL_ENTRIES: usize = 2_000;
+
+/// Every string in `value` (keys too) clipped to [`MAX_DETAIL_STRING_BYTES`], every list and
+/// object to [`MAX_DETAIL_ENTRIES`] entries.
 fn bound_details(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::String(s) => Value::String(clip_to(s, MAX_DETAIL_STRING_BYTES).into_owned()),
-        Value::Array(items) => Value::Array(items.iter().map(bound_details).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .take(MAX_DETAIL_ENTRIES)
+                .map(bound_details)
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
+                .take(MAX_DETAIL_ENTRIES)
                 .map(|(k, v)| {
                     (
                         clip_to(k, MAX_DETAIL_STRING_BYTES).into_owned(),
@@ -366,6 +379,21 @@ mod tests {
             .message
             .contains("(cut, 1200000 bytes)`, expected `name`"));
         assert!(e.to_string().len() < 1200);
+        let many = HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "x")
+            .with_details(
+                serde_json::json!({"fields": vec![serde_json::json!({"f": 1}); 100_000]}),
+            );
+        let listed = many.envelope().details.unwrap()["fields"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(listed, MAX_DETAIL_ENTRIES);
+        let cut_once = format!("a `{}` b", clip(&"q".repeat(10_000)));
+        assert_eq!(
+            clip_quoted(&cut_once),
+            cut_once,
+            "a run cut already is left as it is"
+        );
         let plain = HttpError::new(StatusCode::BAD_REQUEST, "x", "short `and` plain");
         assert_eq!(plain.envelope().message, "short `and` plain");
         assert_eq!(clip("abc"), "abc");

@@ -49,6 +49,21 @@ fn probe_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/probe/json").route(web::post().to(
         |body: web::Json<Probe>| async move { HttpResponse::Ok().json(json!({"name": body.name})) },
     )))
+    .service(
+        web::resource("/probe/guarded")
+            .wrap(actix_web::middleware::from_fn(
+                |req: actix_web::dev::ServiceRequest,
+                 _next: actix_web::middleware::Next<actix_web::body::BoxBody>| async move {
+                    // Refuses as ship's token check does: an answer, before the body is read.
+                    Ok::<_, actix_web::Error>(req.error_response(HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "token_missing",
+                        "no token",
+                    )))
+                },
+            ))
+            .route(web::post().to(|| async { HttpResponse::Ok().finish() })),
+    )
     .service(web::resource("/probe/typed").route(web::post().to(
         |body: ship::http::Json<Probe>| async move {
             HttpResponse::Ok().json(json!({"name": body.name}))
@@ -333,6 +348,19 @@ async fn a_stalled_or_dripped_body_is_answered_408_and_the_connection_closed(db:
                    Content-Length: 40\r\n\r\n";
     let no_pause = std::time::Duration::ZERO;
     let drip = vec!["{"; 40];
+    // A middleware's refusal before the body is read (the token check on /sync/*): answered at
+    // once, with its request id, and the never-ending body is not drained.
+    let refused = raw_exchange(
+        &app,
+        "POST /probe/guarded HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
+        vec![],
+        no_pause,
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("\"error\":\"token_missing\""), "{refused}");
+    assert!(refused.contains("x-request-id: "), "{refused}");
     for (what, raw) in [
         (
             "announced, never sent",

@@ -303,6 +303,21 @@ ship::backend_tests! {
         a.stop().await;
     }
 
+    /// Issue 12: a receiver that could not take the body in its time (408 request_timeout)
+    /// gets halves too; counting an attempt would dead-letter a slow link's big batches.
+    async fn a_408_halves_the_batch_like_a_413(db: TestDb) {
+        let peer = StubPeer::start(
+            Arc::new(|_, body| if body["ops"].as_array().unwrap().len() > 2 { (408, json!({"error": "request_timeout"})) } else { ok() }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |_| {}).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.dead), (5, 0), "{summary:?}");
+        assert_eq!(peer.batch_sizes(), vec![5, 2, 3, 1, 2], "halves, first half first");
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
     async fn a_422_dead_letters_only_the_poison_op(db: TestDb) {
         let poison = Arc::new(Mutex::new(String::new()));
         let p = Arc::clone(&poison);

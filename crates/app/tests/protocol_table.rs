@@ -146,14 +146,19 @@ fn documented() -> BTreeMap<String, u16> {
             continue;
         };
         for code in cells[2].split('`').skip(1).step_by(2) {
-            out.insert(code.to_string(), status);
+            let before = out.insert(code.to_string(), status);
+            assert!(
+                before.is_none_or(|s| s == status),
+                "`{code}` is listed with two statuses"
+            );
         }
     }
     assert!(out.len() > 30, "the table parsed to {out:?}");
     out
 }
 
-/// One raw exchange (for what a client library will not send): the answer as text.
+/// One raw exchange (for what a client library will not send): the answer as text, read until
+/// the server closes the connection (within 20 s, or the test fails).
 fn raw(base: &str, request: &'static str) -> String {
     let addr = base.trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -162,8 +167,13 @@ fn raw(base: &str, request: &'static str) -> String {
         .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let closed = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        closed.is_ok(),
+        "the server answered but kept the connection open: {closed:?} {text}"
+    );
+    text
 }
 
 #[test]
@@ -285,6 +295,16 @@ ship::backend_tests! {
         assert!(answer.starts_with(&format!("HTTP/1.1 {}", documented["request_timeout"])), "{answer}");
         assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
         seen.insert("request_timeout");
+        // A token refusal before the body is read: answered at once with its request id, and a
+        // body that never ends is not drained (the connection closes).
+        let base = region.base.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            raw(&base, "POST /sync/customers/ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with(&format!("HTTP/1.1 {}", documented["token_missing"])), "{answer}");
+        assert!(answer.contains("\"error\":\"token_missing\"") && answer.contains("x-request-id: "), "{answer}");
         assert_eq!(seen, LIVE.iter().copied().collect::<BTreeSet<_>>(), "LIVE lists what this test provokes");
         region.stop().await;
     }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -92,29 +92,33 @@ pub fn bearer_token(req: &actix_web::HttpRequest) -> Option<&str> {
 }
 
 /// `from_fn` middleware: refuse the request unless its token is valid for the resource.
-pub async fn require_token(
+///
+/// A refusal is answered as a response (not returned as an error), so it passes through the
+/// server's own middleware like any answer: it carries the request id, and the request body
+/// it never read is held until the answer is sent, so the connection is closed instead of a
+/// never-ending body being drained (`ship::http::body`).
+pub async fn require_token<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let gate = req
-        .app_data::<web::Data<AuthGate>>()
-        .cloned()
-        .ok_or_else(|| {
-            tracing::error!("require_token without an AuthGate: refusing");
-            actix_web::Error::from(HttpError::new(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error",
-            ))
-        })?;
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let Some(gate) = req.app_data::<web::Data<AuthGate>>().cloned() else {
+        tracing::error!("require_token without an AuthGate: refusing");
+        let error = HttpError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        );
+        return Ok(req.error_response(error).map_into_right_body());
+    };
     let resource = routed_resource(&req);
     let token = bearer_token(req.request()).map(str::to_string);
-    let claims = gate
-        .verify(token.as_deref(), &resource)
-        .await
-        .map_err(|e| actix_web::Error::from(HttpError::from(e)))?;
-    req.extensions_mut().insert(claims);
-    next.call(req).await
+    match gate.verify(token.as_deref(), &resource).await {
+        Ok(claims) => {
+            req.extensions_mut().insert(claims);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(HttpError::from(e)).map_into_right_body()),
+    }
 }
 
 /// The `{resource}` the router matched, fully percent-decoded (as `web::Path` decodes it). A

@@ -15,7 +15,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
@@ -185,10 +185,12 @@ pub fn server(
                 let unread = body::limit_body_time(&mut req, timeouts);
                 let fut = srv.call(req);
                 async move {
-                    let res: ServiceResponse<EitherBody<BoxBody>> = fut.await?;
+                    // (A middleware must answer its refusals as responses, not errors: an error
+                    // skips this, so the unread body would be drained and the request id
+                    // missing — see `auth::middleware::require_token`.)
+                    let res = fut.await?.map_into_boxed_body();
                     // The rest of a stalled or unread body is not waited for.
-                    let mut res =
-                        res.map_body(|_, b| body::hold_unread_body(&unread, BoxBody::new(b)));
+                    let mut res = res.map_body(|_, b| body::hold_unread_body(&unread, b));
                     let id = res.request().extensions().get::<RequestId>().copied();
                     if let Some(value) =
                         id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())

@@ -1,9 +1,10 @@
 //! The request span and what a request's end writes to the log.
 //!
 //! A refusal (4xx) is the client's business: it is counted ([`refusal_counts`], served by
-//! `/metrics` as `regionsync_http_refusals_total`) and logged at DEBUG only, so a flood of bad
-//! requests cannot turn into gigabytes of log. A server error (5xx) is logged once at ERROR with
-//! its code (the cause was logged where the error was made). Every client-supplied field of the
+//! `/metrics` as `regionsync_http_refusals`) and logged at DEBUG only, so a flood of bad
+//! requests cannot turn into gigabytes of log. A server error (5xx) is logged once at ERROR:
+//! an [`HttpError`] was logged with its cause where it was made, anything else (an error of
+//! actix's own) is logged here. Every client-supplied field of the
 //! span is clipped ([`crate::errors::clip`]): the span's fields are repeated on every line the
 //! request logs.
 
@@ -82,13 +83,15 @@ impl RootSpanBuilder for RequestSpan {
         if !(status.is_client_error() || status.is_server_error()) {
             return;
         }
-        let code = error
-            .and_then(|e| e.as_error::<HttpError>())
+        let ours = error.and_then(|e| e.as_error::<HttpError>());
+        let code = ours
             .map(|e| e.code.to_string())
             .unwrap_or_else(|| HttpError::from_status(status, None).code.into_owned());
         span.record("error.code", code.as_str());
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), code = %code, "request failed");
+            if ours.is_none() {
+                tracing::error!(status = status.as_u16(), code = %code, "request failed");
+            }
         } else {
             count_refusal(status.as_u16(), &code);
             tracing::debug!(status = status.as_u16(), code = %code, "request refused");

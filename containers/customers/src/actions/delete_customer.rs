@@ -31,7 +31,7 @@ impl Action for DeleteCustomerAction {
     type Output = Customer;
     type Error = CustomersError;
 
-    #[tracing::instrument(name = "customers.delete_customer", skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(name = "customers.delete_customer", skip_all, fields(customer_id = %ship::errors::clip(&id)))]
     async fn run(&self, id: String) -> Result<Customer, CustomersError> {
         super::known_id(&id)?;
         let recorder = Arc::clone(&self.recorder);

@@ -22,7 +22,7 @@ impl Action for GetCustomerAction {
     type Output = Customer;
     type Error = CustomersError;
 
-    #[tracing::instrument(name = "customers.get_customer", skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(name = "customers.get_customer", skip_all, fields(customer_id = %ship::errors::clip(&id)))]
     async fn run(&self, id: String) -> Result<Customer, CustomersError> {
         super::known_id(&id)?;
         self.pool

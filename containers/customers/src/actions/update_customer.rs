@@ -38,7 +38,7 @@ impl Action for UpdateCustomerAction {
     type Output = Customer;
     type Error = CustomersError;
 
-    #[tracing::instrument(name = "customers.update_customer", skip_all, fields(customer_id = %input.id))]
+    #[tracing::instrument(name = "customers.update_customer", skip_all, fields(customer_id = %ship::errors::clip(&input.id)))]
     async fn run(&self, input: UpdateCustomerInput) -> Result<Customer, CustomersError> {
         super::known_id(&input.id)?;
         super::check(vec![

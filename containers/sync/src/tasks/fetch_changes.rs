@@ -73,14 +73,21 @@ impl FetchChangesTask {
         if code.starts_with("token_") {
             return Err(SyncError::PeerAuthRefused {
                 peer: peer.to_string(),
-                code: code.to_string(),
-                message: body["message"].as_str().unwrap_or_default().to_string(),
+                code: ship::errors::clip(code).into_owned(),
+                // A peer's words are bounded like a client's: they reach the log and the
+                // operator's status on every pull.
+                message: ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024)
+                    .into_owned(),
             });
         }
         Err(SyncError::PeerRefused {
             peer: peer.to_string(),
             status: status.as_u16(),
-            message: format!("{code}: {}", body["message"].as_str().unwrap_or_default()),
+            message: format!(
+                "{}: {}",
+                ship::errors::clip(code),
+                ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024)
+            ),
         })
     }
 }

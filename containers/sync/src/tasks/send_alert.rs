@@ -50,7 +50,11 @@ impl SendAlertTask {
                 Ok(res) => {
                     tracing::warn!(status = res.status().as_u16(), "the alert webhook failed")
                 }
-                Err(e) => tracing::warn!(error = %e, "the alert webhook cannot be reached"),
+                // Without the URL: a webhook's path is often its secret (config show hides it).
+                Err(e) => tracing::warn!(
+                    error = %e.without_url(),
+                    "the alert webhook cannot be reached"
+                ),
             }
         }
         AlertSent::Unavailable

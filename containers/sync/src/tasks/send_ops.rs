@@ -114,7 +114,9 @@ impl SendOpsTask {
         let answer: Value = res.json().await.unwrap_or(Value::Null);
         let code = answer["error"].as_str().unwrap_or_default();
         match (status, code) {
-            (413, _) => SendOutcome::TooLarge,
+            // A body the peer could not take in its time is sent as halves too (counting an
+            // attempt instead would dead-letter a slow link's big batches).
+            (413, _) | (408, _) => SendOutcome::TooLarge,
             (401, "token_expired") => SendOutcome::TokenExpired,
             (422, "invalid_ops")
                 if answer["details"]["errors"]
@@ -146,8 +148,9 @@ impl SendOpsTask {
                 }
             }
             _ => SendOutcome::Failed(format!(
-                "{status} {code}: {}",
-                answer["message"].as_str().unwrap_or_default()
+                "{status} {}: {}",
+                ship::errors::clip(code),
+                ship::errors::clip_to(answer["message"].as_str().unwrap_or_default(), 1024)
             )),
         }
     }

@@ -19,13 +19,36 @@ pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, CustomersError
     })
 }
 
-/// Unknown keys of `object`, as field errors.
+/// How many unknown keys are named one by one (a body of 600 000 keys is answered with these).
+const MAX_UNKNOWN_NAMED: usize = 10;
+
+/// Unknown keys of `object`, as field errors: the first [`MAX_UNKNOWN_NAMED`] by name.
 pub(crate) fn unknown_fields(object: &Map<String, Value>, known: &[&str]) -> Vec<FieldError> {
     object
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| validation::unknown(k))
+        .take(MAX_UNKNOWN_NAMED)
+        .map(|k| validation::unknown(&ship::errors::clip(k)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: 100 000 unknown keys (or one of 1 MiB) are answered with a few short errors.
+    #[test]
+    fn unknown_keys_are_named_by_the_first_few_and_clipped() {
+        let mut object = Map::new();
+        for i in 0..100_000 {
+            object.insert(format!("x{i}"), Value::Null);
+        }
+        assert_eq!(unknown_fields(&object, &["name"]).len(), MAX_UNKNOWN_NAMED);
+        let mut object = Map::new();
+        object.insert("k".repeat(1 << 20), Value::Null);
+        let errors = unknown_fields(&object, &["name"]);
+        assert!(errors[0].field.len() < 200, "{}", errors[0].field.len());
+    }
 }
 
 pub(crate) use crate::validation::take;
