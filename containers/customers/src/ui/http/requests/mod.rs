@@ -32,6 +32,8 @@ pub(crate) fn unknown_fields(object: &Map<String, Value>, known: &[&str]) -> Vec
         .collect()
 }
 
+pub(crate) use crate::validation::take;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +52,3 @@ mod tests {
         assert!(errors[0].field.len() < 200, "{}", errors[0].field.len());
     }
 }
-
-pub(crate) use crate::validation::take;
