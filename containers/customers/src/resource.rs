@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use ship::contracts::{ApplyOutcome, Change, FieldError, OpKind, SyncResource};
+use ship::contracts::{ApplyOutcome, Change, FieldError, Hlc, OpKind, SyncResource, Version};
 use ship::{AnyConnection, DbError};
 
 use crate::data::customers;
@@ -113,6 +113,31 @@ impl SyncResource for CustomersResource {
             .collect();
         purged += customers::delete_tombstones(conn, &ids)?;
         Ok(purged)
+    }
+
+    fn snapshot_page(
+        &self,
+        conn: &mut AnyConnection,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Change>, DbError> {
+        customers::all_page(conn, after, limit)?
+            .iter()
+            .map(|row| {
+                let hlc = Hlc::from_i64(row.sync_version).map_err(|e| invalid(&e.to_string()))?;
+                Ok(Change {
+                    resource: RESOURCE.to_string(),
+                    entity_id: row.id.clone(),
+                    kind: if row.deleted_at.is_some() {
+                        OpKind::Delete
+                    } else {
+                        OpKind::Upsert
+                    },
+                    version: Version::new(hlc, row.sync_origin.clone()),
+                    payload: CustomerPayload::from(row).to_value(),
+                })
+            })
+            .collect()
     }
 
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {

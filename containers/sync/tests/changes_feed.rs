@@ -36,6 +36,14 @@ impl SyncResource for Widgets {
     fn apply(&self, _conn: &mut AnyConnection, _change: &Change) -> Result<ApplyOutcome, DbError> {
         Ok(ApplyOutcome::Duplicate)
     }
+    fn snapshot_page(
+        &self,
+        _conn: &mut AnyConnection,
+        _after: Option<&str>,
+        _limit: i64,
+    ) -> Result<Vec<Change>, DbError> {
+        Ok(vec![])
+    }
     fn digest(&self, _conn: &mut AnyConnection) -> Result<String, DbError> {
         Ok(String::new())
     }

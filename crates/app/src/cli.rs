@@ -174,6 +174,20 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 500)]
         page_limit: u32,
     },
+    /// Load PEER's snapshot of each resource (its rows, tombstones included) through the same
+    /// last-writer-wins apply as ops, then pull its feed from the snapshot's watermark: a region
+    /// that joins with data that exists, or that got `410 cursor_expired`. Resumable: run it
+    /// again after an interruption and it continues from its last applied page.
+    Bootstrap {
+        #[arg(long)]
+        peer: String,
+        /// Only this resource (default: every synced resource).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Rows per page asked of the peer.
+        #[arg(long, default_value_t = 500)]
+        page_limit: u32,
+    },
     /// Per peer and resource: pending and dead entries, last push and pull, push lag.
     Status,
     /// Sync now, by hand: push the outbox and pull the peers' feeds, with progress bars and a
@@ -293,6 +307,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => {
             ship::telemetry::init(&settings.log);
             crate::outbox_cli::run(&settings, command).await
+        }
+        Command::Sync {
+            command:
+                SyncCommand::Bootstrap {
+                    peer,
+                    resource,
+                    page_limit,
+                },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::bootstrap(&settings, &peer, resource, page_limit).await
         }
         Command::Sync {
             command:

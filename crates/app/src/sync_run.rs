@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ship::parents::Action;
-use sync::actions::{PullChangesInput, SyncStatusAction};
+use sync::actions::{BootstrapInput, PullChangesInput, SyncStatusAction};
 
 use crate::cli::output;
 use crate::settings::Settings;
@@ -125,6 +125,62 @@ pub async fn run(
             eprintln!("regionsync: {f}");
         }
         anyhow::bail!("{} part(s) of the sync failed", failures.len());
+    }
+    Ok(())
+}
+
+/// `regionsync sync bootstrap --peer P [--resource R]`: one page at a time, so the bar moves
+/// with each applied page and an interrupted run resumes from the last one.
+pub async fn bootstrap(
+    settings: &Settings,
+    peer: &str,
+    resource: Option<String>,
+    page_limit: u32,
+) -> anyhow::Result<()> {
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let names: Vec<String> = wiring
+        .registry
+        .names()
+        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
+    }
+    let action = wiring.bootstrap_action(&pool, settings)?;
+    for name in names {
+        let started = Instant::now();
+        let bar = ProgressBar::new_spinner().with_style(style(
+            "bootstrap {prefix}  {spinner} {pos} rows  {per_sec}  {elapsed}  {msg}",
+        ));
+        bar.set_prefix(format!("{peer}/{name}"));
+        let (mut applied, mut stale, mut duplicate) = (0, 0, 0);
+        loop {
+            let step = action
+                .run(BootstrapInput {
+                    peer: peer.to_string(),
+                    resource: name.clone(),
+                    page_limit,
+                    max_pages: 1,
+                })
+                .await
+                .with_context(|| {
+                    format!("bootstrap of {name} from {peer} stopped (run it again to resume)")
+                })?;
+            bar.set_position(step.rows.max(0) as u64);
+            applied += step.applied;
+            stale += step.stale;
+            duplicate += step.duplicate;
+            if step.done {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        output(&format!(
+            "bootstrapped {peer}/{name}: {applied} applied, {stale} stale, {duplicate} duplicate in {:.1}s; \
+             pulling its feed from the snapshot's watermark from now on",
+            started.elapsed().as_secs_f64()
+        ));
     }
     Ok(())
 }

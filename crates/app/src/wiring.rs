@@ -213,6 +213,21 @@ impl Wiring {
         ))
     }
 
+    /// The snapshot bootstrap (`regionsync sync bootstrap`).
+    pub fn bootstrap_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<sync::actions::BootstrapAction, ShipError> {
+        Ok(sync::actions::BootstrapAction::new(
+            pool.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.clock),
+            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            self.directory(),
+        ))
+    }
+
     /// The peers a pull reads: `only`, else the `[[sync.peers]]` ids, else every region the
     /// broker lists.
     pub async fn peers_to_pull(

@@ -202,6 +202,18 @@ pub trait SyncResource: Send + Sync {
         changes.iter().map(|c| self.apply(conn, c)).collect()
     }
 
+    /// Up to `limit` rows with an id greater than `after` (every row when `None`), in id order,
+    /// tombstones included, each as the change that would recreate it: its full state and its
+    /// version (for a snapshot, `GET /sync/{resource}/snapshot`). A row whose origin is empty
+    /// (written before this database was bound to a region) has `origin` "" — the caller
+    /// names it.
+    fn snapshot_page(
+        &self,
+        conn: &mut AnyConnection,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Change>, DbError>;
+
     /// A digest of every row (tombstones included) with its version: equal digests mean equal
     /// state, across regions and backends.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;

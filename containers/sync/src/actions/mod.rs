@@ -3,6 +3,12 @@
 pub mod get_changes;
 
 pub use get_changes::{ChangesPage, GetChangesAction, GetChangesInput};
+pub mod get_snapshot;
+
+pub use get_snapshot::{GetSnapshotAction, GetSnapshotInput, SnapshotPage};
+pub mod bootstrap;
+
+pub use bootstrap::{BootstrapAction, BootstrapInput, BootstrapSummary};
 pub mod apply_ops;
 
 pub use apply_ops::{ApplyOpsAction, ApplyOpsInput, ApplyOpsOutput, BatchLimits, OpStatus};

@@ -1,5 +1,6 @@
 //! Schema and queries of the sync tables. No business rules here.
 pub mod alerts;
+pub mod bootstraps;
 pub mod changelog;
 pub mod conflicts;
 pub mod cursors;

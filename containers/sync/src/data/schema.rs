@@ -138,3 +138,14 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_bootstraps (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        next_cursor -> Text,
+        rows_applied -> BigInt,
+        started_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

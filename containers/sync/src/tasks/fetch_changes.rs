@@ -44,50 +44,59 @@ impl FetchChangesTask {
         if let Some(since) = since {
             query.push(("since", since.to_string()));
         }
-        let unreachable = |e: reqwest::Error| SyncError::PeerUnreachable {
-            peer: peer.to_string(),
-            reason: e.to_string(),
-        };
-        let res = client
-            .get(&url)
-            .bearer_auth(token)
-            .query(&query)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = res.status();
-        if status.is_success() {
-            return res.json().await.map_err(|e| SyncError::PeerRefused {
-                peer: peer.to_string(),
-                status: status.as_u16(),
-                message: format!("the feed answer is not a changes page: {e}"),
-            });
-        }
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        let code = body["error"].as_str().unwrap_or_default();
-        if status.as_u16() == 410 || code == "cursor_expired" {
-            return Err(SyncError::PeerCursorExpired {
-                peer: peer.to_string(),
-            });
-        }
-        if code.starts_with("token_") {
-            return Err(SyncError::PeerAuthRefused {
-                peer: peer.to_string(),
-                code: ship::errors::clip(code).into_owned(),
-                // A peer's words are bounded like a client's: they reach the log and the
-                // operator's status on every pull.
-                message: ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024)
-                    .into_owned(),
-            });
-        }
-        Err(SyncError::PeerRefused {
+        get_json(client, peer, token, &url, &query, "a changes page").await
+    }
+}
+
+/// GET `url` from `peer` with its token: the answer as `T`, or what the peer's refusal means
+/// (410 → `PeerCursorExpired`, `token_*` → `PeerAuthRefused`, else `PeerRefused`).
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    peer: &str,
+    token: &str,
+    url: &str,
+    query: &[(&str, String)],
+    what: &str,
+) -> Result<T, SyncError> {
+    let unreachable = |e: reqwest::Error| SyncError::PeerUnreachable {
+        peer: peer.to_string(),
+        reason: e.to_string(),
+    };
+    let res = client
+        .get(url)
+        .bearer_auth(token)
+        .query(query)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = res.status();
+    if status.is_success() {
+        return res.json().await.map_err(|e| SyncError::PeerRefused {
             peer: peer.to_string(),
             status: status.as_u16(),
-            message: format!(
-                "{}: {}",
-                ship::errors::clip(code),
-                ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024)
-            ),
-        })
+            message: format!("the answer is not {what}: {e}"),
+        });
     }
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let code = body["error"].as_str().unwrap_or_default();
+    if status.as_u16() == 410 || code == "cursor_expired" {
+        return Err(SyncError::PeerCursorExpired {
+            peer: peer.to_string(),
+        });
+    }
+    // A peer's words are bounded like a client's: they reach the log and the operator's
+    // status on every pull.
+    let message = ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024);
+    if code.starts_with("token_") {
+        return Err(SyncError::PeerAuthRefused {
+            peer: peer.to_string(),
+            code: ship::errors::clip(code).into_owned(),
+            message: message.into_owned(),
+        });
+    }
+    Err(SyncError::PeerRefused {
+        peer: peer.to_string(),
+        status: status.as_u16(),
+        message: format!("{}: {message}", ship::errors::clip(code)),
+    })
 }

@@ -1,6 +1,7 @@
 //! Steps of the sync actions, one responsibility each.
 pub mod apply_changes;
 pub mod fetch_changes;
+pub mod fetch_snapshot;
 pub mod peer_status;
 pub mod send_alert;
 pub mod send_ops;

@@ -29,6 +29,9 @@ pub enum Origins<'a> {
     SenderOnly(&'a str),
     /// A pulled page: no op's origin is this region.
     NotOurs(&'a str),
+    /// A peer's snapshot: its rows, whoever wrote them — this region's own included (a
+    /// restored region gets back its own writes its copy lacks; LWW keeps a newer local one).
+    Any,
 }
 
 impl Origins<'_> {
@@ -299,6 +302,14 @@ mod tests {
         }
         fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
             Ok(ApplyOutcome::Duplicate)
+        }
+        fn snapshot_page(
+            &self,
+            _: &mut AnyConnection,
+            _: Option<&str>,
+            _: i64,
+        ) -> Result<Vec<Change>, DbError> {
+            Ok(vec![])
         }
         fn digest(&self, _: &mut AnyConnection) -> Result<String, DbError> {
             Ok(String::new())

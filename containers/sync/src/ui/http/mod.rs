@@ -14,13 +14,14 @@ use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::errors::{HttpError, StatusCode};
 use ship::DbPool;
 
-use crate::actions::{ApplyOpsAction, BatchLimits, GetChangesAction};
+use crate::actions::{ApplyOpsAction, BatchLimits, GetChangesAction, GetSnapshotAction};
 use crate::config::SyncConfig;
 
 /// What the sync controllers need, registered once as `web::Data`: the actions, built once,
 /// and the token check every route sits behind.
 pub struct SyncState {
     pub get_changes: GetChangesAction,
+    pub get_snapshot: GetSnapshotAction,
     pub apply_ops: ApplyOpsAction,
     pub config: SyncConfig,
     pub auth: web::Data<AuthGate>,
@@ -39,6 +40,11 @@ impl SyncState {
         };
         Self {
             get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
+            get_snapshot: GetSnapshotAction::new(
+                pool.clone(),
+                registry.clone(),
+                auth.verifier.region(),
+            ),
             apply_ops: ApplyOpsAction::new(auth.verifier.region(), pool, registry, clock, limits),
             config,
             auth: web::Data::new(auth),
@@ -60,6 +66,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
                 web::resource("/{resource}/changes")
                     .wrap(from_fn(require_token))
                     .route(web::get().to(controllers::get_changes::get_changes)),
+            )
+            .service(
+                web::resource("/{resource}/snapshot")
+                    .wrap(from_fn(require_token))
+                    .route(web::get().to(controllers::get_snapshot::get_snapshot)),
             )
             .service(
                 web::resource("/{resource}/ops")

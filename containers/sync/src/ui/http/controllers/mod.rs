@@ -1,2 +1,3 @@
 pub mod apply_ops;
 pub mod get_changes;
+pub mod get_snapshot;

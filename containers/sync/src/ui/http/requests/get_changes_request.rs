@@ -50,7 +50,7 @@ impl GetChangesRequest {
 }
 
 /// `limit`: a whole number (optionally signed) in `1..=max`.
-fn parse_limit(text: &str, max: u32) -> Result<u32, SyncError> {
+pub(crate) fn parse_limit(text: &str, max: u32) -> Result<u32, SyncError> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(SyncError::InvalidQuery(format!(

@@ -1,2 +1,3 @@
 pub mod apply_ops_request;
 pub mod get_changes_request;
+pub mod get_snapshot_request;

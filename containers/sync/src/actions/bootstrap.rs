@@ -1,0 +1,222 @@
+//! Bootstrap: load a peer's snapshot of one resource (`GET /sync/{resource}/snapshot`), page by
+//! page, through the same validation and last-writer-wins apply as ops — so a live local or
+//! remote write is never overwritten by an older snapshot row — then continue pulling the
+//! peer's feed from the snapshot's watermark (ADR 0011).
+//!
+//! Each page is applied in one transaction with the position to resume from
+//! (`sync_bootstraps`), so a bootstrap killed mid-way resumes from its last applied page. The
+//! last page's transaction also stores the pull cursor (the watermark), clears the peer's
+//! `bootstrap_needed` flag and forgets the progress row. Live sync goes on meanwhile: local
+//! writes, pushes in and other peers' pulls take the same row locks as any apply.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::data::{bootstraps, cursors};
+use crate::errors::SyncError;
+use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
+use crate::tasks::fetch_snapshot::FetchSnapshotTask;
+use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
+
+pub struct BootstrapInput {
+    pub peer: String,
+    pub resource: String,
+    /// Rows per page asked of the peer.
+    pub page_limit: u32,
+    /// Stop after this many pages (a later run resumes where this one stopped).
+    pub max_pages: u32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BootstrapSummary {
+    pub pages: u32,
+    /// Rows applied over the whole bootstrap so far (also by earlier, interrupted runs).
+    pub rows: i64,
+    pub applied: usize,
+    pub stale: usize,
+    pub duplicate: usize,
+    /// True when the last page is applied and the pull continues from the watermark.
+    pub done: bool,
+}
+
+pub struct BootstrapAction {
+    pool: DbPool,
+    registry: ResourceRegistry,
+    clock: Arc<HybridClock>,
+    client: reqwest::Client,
+    directory: Arc<dyn PeerDirectory>,
+}
+
+impl BootstrapAction {
+    pub fn new(
+        pool: DbPool,
+        registry: ResourceRegistry,
+        clock: Arc<HybridClock>,
+        client: reqwest::Client,
+        directory: Arc<dyn PeerDirectory>,
+    ) -> Self {
+        Self {
+            pool,
+            registry,
+            clock,
+            client,
+            directory,
+        }
+    }
+}
+
+impl Action for BootstrapAction {
+    const NAME: &'static str = "sync.bootstrap";
+    type Input = BootstrapInput;
+    type Output = BootstrapSummary;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.bootstrap", skip_all, fields(peer = %input.peer, resource = %input.resource))]
+    async fn run(&self, input: BootstrapInput) -> Result<BootstrapSummary, SyncError> {
+        let resource = Arc::clone(
+            self.registry
+                .get(&input.resource)
+                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
+        );
+        let (peer, name) = (input.peer.clone(), resource.name());
+        let progress = self
+            .pool
+            .run(move |conn| bootstraps::get(conn, &peer, name).map_err(SyncError::from))
+            .await?;
+        let mut summary = BootstrapSummary {
+            rows: progress.as_ref().map_or(0, |(_, rows)| *rows),
+            ..BootstrapSummary::default()
+        };
+        let mut after = progress.map(|(cursor, _)| cursor);
+        let mut refreshed = false;
+        while summary.pages < input.max_pages {
+            let refresh = if refreshed {
+                Refresh::Force
+            } else {
+                Refresh::IfNeeded
+            };
+            let grant = self.directory.grant(&input.peer, refresh).await?;
+            let fetched = FetchSnapshotTask::run(
+                &self.client,
+                &grant,
+                name,
+                after.as_deref(),
+                input.page_limit,
+            )
+            .await;
+            let page = match fetched {
+                Err(SyncError::PeerAuthRefused { code, .. })
+                    if code == "token_expired" && !refreshed =>
+                {
+                    refreshed = true;
+                    continue;
+                }
+                Err(e @ SyncError::PeerCursorExpired { .. }) => {
+                    // The peer pruned past this snapshot's watermark: the next run starts a new
+                    // snapshot (never a loop within this one).
+                    let (peer, res) = (input.peer.clone(), name);
+                    self.pool
+                        .run(move |conn| {
+                            bootstraps::delete(conn, &peer, res).map_err(SyncError::from)
+                        })
+                        .await?;
+                    return Err(e);
+                }
+                other => other?,
+            };
+            refreshed = false;
+            summary.pages += 1;
+            let ours = resource.schema_version();
+            if page.schema_version != ours {
+                return Err(SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: format!(
+                        "the peer serves `{name}` at schema version {} and this region is at \
+                         {ours}; upgrade the older region first",
+                        page.schema_version
+                    ),
+                });
+            }
+            if page.has_more && (page.next_cursor.is_none() || page.next_cursor == after) {
+                return Err(SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: "the peer's snapshot cursor did not advance although it has more"
+                        .into(),
+                });
+            }
+            let ops: Vec<Value> = page.rows.iter().enumerate().map(row_to_op).collect();
+            let valid = ValidateOpsTask::run(resource.as_ref(), &self.clock, Origins::Any, &ops)
+                .map_err(|errors| SyncError::PeerSentInvalid {
+                    peer: input.peer.clone(),
+                    errors,
+                })?;
+            let newest = valid.iter().map(|op| op.change.version.hlc).max();
+            let rows = summary.rows + valid.len() as i64;
+            let (peer, res, next, watermark) = (
+                input.peer.clone(),
+                Arc::clone(&resource),
+                page.next_cursor.clone().filter(|_| page.has_more),
+                page.watermark.clone(),
+            );
+            let statuses = self
+                .pool
+                .transaction(move |conn| {
+                    let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                    match &next {
+                        Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
+                        None => {
+                            // The last page: pull the feed from the watermark from now on.
+                            cursors::save(conn, &peer, res.name(), &watermark)?;
+                            cursors::clear_bootstrap(conn, &peer, res.name())?;
+                            bootstraps::delete(conn, &peer, res.name())?;
+                        }
+                    }
+                    Ok::<_, SyncError>(statuses)
+                })
+                .await?;
+            if let Some(newest) = newest {
+                // Checked against the drift bound by the validation above; only after commit.
+                let _ = self.clock.observe(newest);
+            }
+            summary.rows = rows;
+            for status in statuses {
+                match status {
+                    OpStatus::Applied => summary.applied += 1,
+                    OpStatus::Stale => summary.stale += 1,
+                    OpStatus::Duplicate => summary.duplicate += 1,
+                }
+            }
+            if !page.has_more {
+                summary.done = true;
+                break;
+            }
+            after = page.next_cursor;
+        }
+        tracing::info!(
+            pages = summary.pages,
+            rows = summary.rows,
+            applied = summary.applied,
+            done = summary.done,
+            "bootstrap progressed"
+        );
+        Ok(summary)
+    }
+}
+
+/// A snapshot row as an op (`op_id` = `snapshot-<index>`, the other fields as they are).
+fn row_to_op((index, row): (usize, &Value)) -> Value {
+    json!({
+        "op_id": format!("snapshot-{index}"),
+        "entity_id": row["entity_id"],
+        "kind": row["kind"],
+        "hlc": row["hlc"],
+        "origin": row["origin"],
+        "payload": row["payload"],
+    })
+}

@@ -1,0 +1,49 @@
+//! `SnapshotPage` → the JSON of `GET /sync/{resource}/snapshot` (docs/PROTOCOL.md).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::actions::SnapshotPage;
+use crate::cursor::Cursor;
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotRow<'a> {
+    pub entity_id: &'a str,
+    pub kind: &'static str,
+    pub hlc: i64,
+    pub origin: &'a str,
+    pub payload: &'a Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotResponse<'a> {
+    pub resource: &'a str,
+    pub rows: Vec<SnapshotRow<'a>>,
+    /// `None` on the last page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+    /// A changes-feed cursor (`since`): pull from here once every page is applied.
+    pub watermark: String,
+    pub schema_version: u32,
+}
+
+pub fn transform(page: &SnapshotPage) -> SnapshotResponse<'_> {
+    SnapshotResponse {
+        resource: &page.resource,
+        rows: page
+            .rows
+            .iter()
+            .map(|c| SnapshotRow {
+                entity_id: &c.entity_id,
+                kind: c.kind.as_str(),
+                hlc: c.version.hlc.as_i64(),
+                origin: &c.version.origin,
+                payload: &c.payload,
+            })
+            .collect(),
+        next_cursor: page.next.as_ref().map(|c| c.encode()),
+        has_more: page.next.is_some(),
+        watermark: Cursor(page.watermark).encode(),
+        schema_version: page.schema_version,
+    }
+}

@@ -1,0 +1,193 @@
+//! Issue 13 (first part): a region joins with the data that exists. A peer's snapshot
+//! (`GET /sync/{resource}/snapshot`) is loaded page by page through the LWW apply while writes
+//! go on, an interrupted bootstrap resumes from its last page, and the pull then continues from
+//! the snapshot's watermark — on each backend, between two real regions over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use app::startup::{prepare, StartOptions};
+use common::{count, customers_digest, register_region, settings_for, Region};
+use diesel::connection::SimpleConnection;
+use serde_json::{json, Value};
+use ship::parents::Action;
+use ship::testing::TestDb;
+use sync::actions::{BootstrapAction, BootstrapInput, PullChangesAction, PullChangesInput};
+use sync::{PeerConfig, SyncError};
+
+/// Region us-east on `db` (broker role, test key), with eu-west registered at `peer_base`.
+async fn joiner(db: &TestDb, peer_base: &str) -> (BootstrapAction, PullChangesAction) {
+    let mut settings = settings_for(db, "us-east");
+    settings.sync.peers = vec![PeerConfig {
+        id: "eu-west".into(),
+    }];
+    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    register_region(db, "eu-west", peer_base).await;
+    (
+        wiring.bootstrap_action(&pool, &settings).unwrap(),
+        wiring.pull_action(&pool, &settings).unwrap(),
+    )
+}
+
+fn bootstrap_input(max_pages: u32) -> BootstrapInput {
+    BootstrapInput {
+        peer: "eu-west".into(),
+        resource: "customers".into(),
+        page_limit: 5,
+        max_pages,
+    }
+}
+
+fn pull_input() -> PullChangesInput {
+    PullChangesInput {
+        peer: "eu-west".into(),
+        resource: "customers".into(),
+        page_limit: 5,
+        max_pages: 100,
+    }
+}
+
+async fn create(region: &Region, name: &str) -> String {
+    let (status, body) = region
+        .post(
+            "/api/v1/customers",
+            &json!({"tenant_id": "t1", "name": name, "email": format!("{name}@example.com")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// Prune every changelog entry of eu-west, as the hourly prune does after the retention.
+fn prune_everything(db: &TestDb) {
+    db.pool
+        .get()
+        .unwrap()
+        .batch_execute(
+            "UPDATE sync_sequences SET pruned_through = last_seq WHERE resource = 'customers'; \
+             DELETE FROM sync_changelog",
+        )
+        .unwrap();
+}
+
+ship::backend_tests! {
+    async fn a_region_joins_with_the_data_that_exists_and_resumes_an_interrupted_bootstrap(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let mut ids = Vec::new();
+        for i in 0..23 {
+            ids.push(create(&a, &format!("c{i}")).await);
+        }
+        for id in &ids[..2] {
+            let res = a.client.delete(a.url(&format!("/api/v1/customers/{id}"))).send().await.unwrap();
+            assert_eq!(res.status(), 204);
+        }
+        prune_everything(&db);
+        let (bootstrap, pull) = joiner(&db_b, &a.base).await;
+
+        // Before: the feed no longer reaches back to the start — a pull can only say so.
+        let err = pull.run(pull_input()).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerCursorExpired { .. }), "{err}");
+
+        // Two pages, then the bootstrap is "killed": it resumes from there.
+        let first = bootstrap.run(bootstrap_input(2)).await.unwrap();
+        assert_eq!((first.pages, first.rows, first.applied, first.done), (2, 10, 10, false));
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 1);
+
+        // Writes go on at eu-west meanwhile: one row already loaded changes, one is new.
+        let res = a.client.patch(a.url(&format!("/api/v1/customers/{}", ids[3]))).json(&json!({"name": "renamed during the bootstrap"})).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        ids.push(create(&a, "late").await);
+
+        let rest = bootstrap.run(bootstrap_input(100)).await.unwrap();
+        assert!(rest.done, "{rest:?}");
+        assert_eq!(rest.rows, 24, "23 rows + the one created meanwhile, each once: {rest:?}");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 0);
+
+        // The feed continues from the watermark: what changed during the bootstrap comes in.
+        let pulled = pull.run(pull_input()).await.unwrap();
+        assert!(pulled.caught_up, "{pulled:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "identical rows, tombstones and versions");
+
+        // And afterwards as usual.
+        create(&a, "after").await;
+        pull.run(pull_input()).await.unwrap();
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+
+        // A bootstrap again changes nothing (every row is a duplicate).
+        let again = bootstrap.run(bootstrap_input(100)).await.unwrap();
+        assert_eq!((again.applied, again.done), (0, true), "{again:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+    }
+
+    async fn a_snapshot_never_overwrites_a_newer_local_write(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let id = create(&a, "old").await;
+        let (_, body) = a.get(&format!("/api/v1/customers/{id}")).await;
+        let (bootstrap, _) = joiner(&db_b, &a.base).await;
+        // us-east already holds a newer write of that customer (pushed or written there).
+        let b = Region::start(&settings_for(&db_b, "us-east")).await;
+        let mut newer = body.clone();
+        newer["name"] = json!("newer at us-east");
+        let hlc = (ship::contracts::hlc::system_time_ms() as i64) << 16;
+        let op = json!({"op_id": "n", "entity_id": id, "kind": "upsert", "hlc": hlc, "origin": "ap-south",
+                        "payload": {"id": id, "tenant_id": "t1", "name": "newer at ap-south", "email": "old@example.com",
+                                    "status": "active", "created_at": body["created_at"], "updated_at": body["updated_at"], "deleted_at": null}});
+        let (status, answer) = b.post("/sync/customers/ops", &json!({"source_region": "ap-south", "batch_id": "x", "schema_version": 1, "ops": [op]})).await;
+        assert_eq!(status, 200, "{answer}");
+        let done = bootstrap.run(bootstrap_input(100)).await.unwrap();
+        assert_eq!((done.applied, done.stale, done.done), (0, 1, true), "{done:?}");
+        let (_, kept) = b.get(&format!("/api/v1/customers/{id}")).await;
+        assert_eq!(kept["name"], "newer at ap-south");
+        b.stop().await;
+        a.stop().await;
+    }
+
+    async fn the_snapshot_route_pages_by_cursor_and_refuses_what_it_must(db: TestDb) {
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..7 {
+            create(&a, &format!("s{i}")).await;
+        }
+        let (status, body) = a.get_with("/sync/customers/snapshot", None).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("token_missing")));
+        let (status, body) = a.get("/sync/customers/snapshot?after=!!!").await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_cursor")));
+        let (status, body) = a.get("/sync/customers/snapshot?limit=0").await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_limit")));
+        let (status, body) = a.get("/sync/nope/snapshot").await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("unknown_resource")));
+
+        let mut ids: Vec<String> = Vec::new();
+        let mut after = String::new();
+        let mut watermarks = Vec::new();
+        loop {
+            let (status, page) = a.get(&format!("/sync/customers/snapshot?limit=3{after}")).await;
+            assert_eq!(status, 200, "{page}");
+            for row in page["rows"].as_array().unwrap() {
+                ids.push(row["entity_id"].as_str().unwrap().to_string());
+                assert_eq!(row["origin"], "eu-west");
+                assert_eq!(row["kind"], "upsert");
+            }
+            watermarks.push(page["watermark"].clone());
+            if page["has_more"] == Value::Bool(false) {
+                assert_eq!(page["next_cursor"], Value::Null);
+                break;
+            }
+            after = format!("&after={}", page["next_cursor"].as_str().unwrap());
+            // A write between pages does not move the snapshot's watermark.
+            create(&a, &format!("between{}", ids.len())).await;
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "in id order, each once");
+        assert!(ids.len() >= 7, "{ids:?}");
+        assert!(watermarks.windows(2).all(|w| w[0] == w[1]), "{watermarks:?}");
+        // The watermark is a feed cursor: the feed continues from it.
+        let (status, feed) = a.get(&format!("/sync/customers/changes?since={}", watermarks[0].as_str().unwrap())).await;
+        assert_eq!(status, 200, "{feed}");
+        a.stop().await;
+    }
+}
