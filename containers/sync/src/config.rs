@@ -65,6 +65,20 @@ pub struct SyncConfig {
     /// Deleted rows (tombstones) are purged after this many days, when no peer is still owed
     /// a change of them; it must outlast the longest partition between regions.
     pub tombstone_retention_days: u64,
+    /// A pull answered `410 cursor_expired` (or a first pull of a feed that no longer starts at
+    /// the beginning): `auto` bootstraps from that peer's snapshot by itself, once — a second
+    /// 410 right after is a loop, alerted and not retried until `regionsync sync bootstrap`;
+    /// `manual` only flags it (`bootstrap_needed`).
+    pub bootstrap: BootstrapMode,
+}
+
+/// `sync.bootstrap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootstrapMode {
+    #[default]
+    Auto,
+    Manual,
 }
 
 impl Default for SyncConfig {
@@ -92,6 +106,7 @@ impl Default for SyncConfig {
             outbox_retention_hours: 24,
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
+            bootstrap: BootstrapMode::Auto,
         }
     }
 }

@@ -59,6 +59,12 @@ pub enum SyncError {
         peer: String,
         errors: Vec<crate::tasks::validate_ops::OpError>,
     },
+    #[error(
+        "peer `{peer}` answered 410 again right after a bootstrap from it (for `{resource}`): \
+         not bootstrapping again by itself; find why its feed does not reach back to the \
+         snapshot's watermark, then run `regionsync sync bootstrap --peer {peer}`"
+    )]
+    BootstrapLoop { peer: String, resource: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -94,7 +100,8 @@ impl ApiError for SyncError {
             | SyncError::PeerRefused { .. }
             | SyncError::PeerCursorExpired { .. }
             | SyncError::PeerAuthRefused { .. }
-            | SyncError::PeerSentInvalid { .. } => StatusCode::BAD_GATEWAY,
+            | SyncError::PeerSentInvalid { .. }
+            | SyncError::BootstrapLoop { .. } => StatusCode::BAD_GATEWAY,
             SyncError::Directory(ship::contracts::DirectoryError::UnknownPeer(_)) => {
                 StatusCode::NOT_FOUND
             }
@@ -128,6 +135,7 @@ impl ApiError for SyncError {
                 "peer_url_insecure"
             }
             SyncError::PeerSentInvalid { .. } => "peer_sent_invalid_ops",
+            SyncError::BootstrapLoop { .. } => "bootstrap_loop",
             SyncError::Db(e) => e.code(),
         }
     }
@@ -221,6 +229,14 @@ mod tests {
                 SyncError::Directory(DirectoryError::UnknownPeer(peer())),
                 404,
                 "unknown_peer",
+            ),
+            (
+                SyncError::BootstrapLoop {
+                    peer: peer(),
+                    resource: "customers".into(),
+                },
+                502,
+                "bootstrap_loop",
             ),
         ];
         for (error, status, code) in cases {

@@ -20,7 +20,7 @@ pub(crate) mod tasks;
 pub mod ui;
 
 pub use alerts_config::AlertsConfig;
-pub use config::{PeerConfig, SyncConfig};
+pub use config::{BootstrapMode, PeerConfig, SyncConfig};
 pub use errors::SyncError;
 pub use recorder::SyncChangeRecorder;
 pub use tasks::validate_ops::OpError;

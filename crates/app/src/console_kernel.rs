@@ -67,15 +67,19 @@ pub fn kernel(
     // Anti-entropy: pull every peer's feed from the stored cursors.
     let directory: Arc<dyn PeerDirectory> = wiring.broker.directory.clone();
     let resources = wiring.registry.names().map(str::to_string).collect();
+    let mut pull = PullChangesJob::new(
+        wiring.pull_action(pool, settings)?,
+        directory,
+        settings.sync.peer_ids(),
+        resources,
+        settings.sync.pull_page_limit,
+    );
+    if settings.sync.bootstrap == sync::BootstrapMode::Auto {
+        pull = pull.with_bootstrap(wiring.bootstrap_action(pool, settings)?);
+    }
     kernel
         .schedule(
-            Arc::new(PullChangesJob::new(
-                wiring.pull_action(pool, settings)?,
-                directory,
-                settings.sync.peer_ids(),
-                resources,
-                settings.sync.pull_page_limit,
-            )),
+            Arc::new(pull),
             Schedule::every_seconds(settings.sync.pull_interval_secs)
                 .map_err(wire)?
                 .without_overlapping()

@@ -162,6 +162,7 @@ pub async fn bootstrap(
                     resource: name.clone(),
                     page_limit,
                     max_pages: 1,
+                    auto: false,
                 })
                 .await
                 .with_context(|| {

@@ -148,7 +148,7 @@ impl Wiring {
     }
 
     /// The peers' directory, as the contract the sync container uses.
-    fn directory(&self) -> Arc<dyn PeerDirectory> {
+    pub fn directory(&self) -> Arc<dyn PeerDirectory> {
         self.broker.directory.clone()
     }
 

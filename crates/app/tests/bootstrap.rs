@@ -11,8 +11,10 @@ use common::{count, customers_digest, register_region, settings_for, Region};
 use diesel::connection::SimpleConnection;
 use serde_json::{json, Value};
 use ship::parents::Action;
+use ship::parents::Job;
 use ship::testing::TestDb;
 use sync::actions::{BootstrapAction, BootstrapInput, PullChangesAction, PullChangesInput};
+use sync::ui::jobs::PullChangesJob;
 use sync::{PeerConfig, SyncError};
 
 /// Region us-east on `db` (broker role, test key), with eu-west registered at `peer_base`.
@@ -35,6 +37,7 @@ fn bootstrap_input(max_pages: u32) -> BootstrapInput {
         resource: "customers".into(),
         page_limit: 5,
         max_pages,
+        auto: false,
     }
 }
 
@@ -70,7 +73,69 @@ fn prune_everything(db: &TestDb) {
         .unwrap();
 }
 
+/// The scheduler's pull job of us-east with `sync.bootstrap = "auto"`.
+async fn auto_pull_job(db: &TestDb) -> PullChangesJob {
+    let mut settings = settings_for(db, "us-east");
+    settings.sync.peers = vec![PeerConfig {
+        id: "eu-west".into(),
+    }];
+    settings.sync.pull_page_limit = 5;
+    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+    PullChangesJob::new(
+        wiring.pull_action(&pool, &settings).unwrap(),
+        wiring.directory(),
+        settings.sync.peer_ids(),
+        vec!["customers".into()],
+        5,
+    )
+    .with_bootstrap(wiring.bootstrap_action(&pool, &settings).unwrap())
+}
+
 ship::backend_tests! {
+    /// `sync.bootstrap = "auto"`: a 410 bootstraps by itself, once; a 410 again right after a
+    /// finished bootstrap is a loop — refused (and alerted by the flag) until an operator runs
+    /// the bootstrap by hand.
+    async fn a_410_bootstraps_by_itself_once_and_never_loops(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..12 {
+            create(&a, &format!("a{i}")).await;
+        }
+        prune_everything(&db);
+        let (bootstrap, _) = joiner(&db_b, &a.base).await;
+        let job = auto_pull_job(&db_b).await;
+
+        job.handle().await.unwrap();
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "bootstrapped, then pulled");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 0);
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_peer_flags"), 0);
+        create(&a, "later").await;
+        job.handle().await.unwrap();
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "then pulls as usual");
+
+        // A bootstrap finishes, but eu-west prunes past its watermark before the first pull.
+        bootstrap.run(bootstrap_input(100)).await.unwrap();
+        create(&a, "pruned-at-once").await;
+        prune_everything(&db);
+        let err = job.handle().await.unwrap_err();
+        assert!(err.to_string().contains("bootstrap_loop") || err.to_string().contains("410 again"), "{err}");
+        let looping = "SELECT COUNT(*) FROM sync_bootstraps WHERE next_cursor = '!loop'";
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), looping), 1);
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_peer_flags"), 1, "bootstrap_needed stands");
+        // Not retried by itself.
+        assert!(job.handle().await.is_err());
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), looping), 1);
+        assert_ne!(customers_digest(&db), customers_digest(&db_b));
+
+        // The operator's bootstrap starts a new snapshot; the job then pulls as usual.
+        let fixed = bootstrap.run(bootstrap_input(100)).await.unwrap();
+        assert!(fixed.done, "{fixed:?}");
+        job.handle().await.unwrap();
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 0);
+        a.stop().await;
+    }
+
     async fn a_region_joins_with_the_data_that_exists_and_resumes_an_interrupted_bootstrap(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
@@ -102,11 +167,13 @@ ship::backend_tests! {
         let rest = bootstrap.run(bootstrap_input(100)).await.unwrap();
         assert!(rest.done, "{rest:?}");
         assert_eq!(rest.rows, 24, "23 rows + the one created meanwhile, each once: {rest:?}");
-        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 0);
+        let finished = "SELECT COUNT(*) FROM sync_bootstraps WHERE next_cursor = ''";
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), finished), 1, "finished, until a pull succeeds");
 
         // The feed continues from the watermark: what changed during the bootstrap comes in.
         let pulled = pull.run(pull_input()).await.unwrap();
         assert!(pulled.caught_up, "{pulled:?}");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 0, "over");
         assert_eq!(customers_digest(&db), customers_digest(&db_b), "identical rows, tombstones and versions");
 
         // And afterwards as usual.

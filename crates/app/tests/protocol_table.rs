@@ -116,6 +116,11 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
         "containers/sync/src/errors.rs",
         "outbound_failures_answer_the_documented_status_and_code",
     ),
+    (
+        "bootstrap_loop",
+        "containers/sync/src/errors.rs",
+        "outbound_failures_answer_the_documented_status_and_code",
+    ),
 ];
 
 fn workspace() -> &'static Path {

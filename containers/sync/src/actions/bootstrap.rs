@@ -29,6 +29,10 @@ pub struct BootstrapInput {
     pub page_limit: u32,
     /// Stop after this many pages (a later run resumes where this one stopped).
     pub max_pages: u32,
+    /// Started by the pull job after a 410 (`sync.bootstrap = "auto"`): refuses to start
+    /// again when the pull right after a finished bootstrap met 410 once more (a loop). An
+    /// operator's run (`false`) always starts (a new snapshot, after a finished or looping one).
+    pub auto: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -87,6 +91,25 @@ impl Action for BootstrapAction {
             .pool
             .run(move |conn| bootstraps::get(conn, &peer, name).map_err(SyncError::from))
             .await?;
+        let over = |state: &str| state == bootstraps::FINISHED || state == bootstraps::LOOPING;
+        let progress = match progress {
+            Some((state, _)) if input.auto && over(&state) => {
+                // The feed answered 410 again right after a bootstrap: never a loop.
+                let (peer, res) = (input.peer.clone(), name);
+                self.pool
+                    .run(move |conn| {
+                        bootstraps::save(conn, &peer, res, bootstraps::LOOPING, 0)
+                            .map_err(SyncError::from)
+                    })
+                    .await?;
+                return Err(SyncError::BootstrapLoop {
+                    peer: input.peer.clone(),
+                    resource: name.to_string(),
+                });
+            }
+            Some((state, _)) if over(&state) => None,
+            other => other,
+        };
         let mut summary = BootstrapSummary {
             rows: progress.as_ref().map_or(0, |(_, rows)| *rows),
             ..BootstrapSummary::default()
@@ -171,10 +194,11 @@ impl Action for BootstrapAction {
                     match &next {
                         Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
                         None => {
-                            // The last page: pull the feed from the watermark from now on.
+                            // The last page: pull the feed from the watermark from now on; the
+                            // bootstrap is over with the first pull that succeeds.
                             cursors::save(conn, &peer, res.name(), &watermark)?;
                             cursors::clear_bootstrap(conn, &peer, res.name())?;
-                            bootstraps::delete(conn, &peer, res.name())?;
+                            bootstraps::save(conn, &peer, res.name(), bootstraps::FINISHED, rows)?;
                         }
                     }
                     Ok::<_, SyncError>(statuses)

@@ -19,7 +19,7 @@ use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::cursors;
+use crate::data::{bootstraps, cursors};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::FetchChangesTask;
@@ -184,6 +184,8 @@ impl Action for PullChangesAction {
                 .transaction(move |conn| {
                     let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
                     cursors::save(conn, &peer, res.name(), &cursor)?;
+                    // The feed continues after a bootstrap: it is over (ADR 0011).
+                    bootstraps::forget_finished(conn, &peer, res.name())?;
                     Ok::<_, SyncError>(statuses)
                 })
                 .await?;

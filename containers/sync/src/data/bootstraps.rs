@@ -1,9 +1,16 @@
-//! Bootstraps under way: where each one resumes (ADR 0011).
+//! Bootstraps under way: where each one resumes (ADR 0011). `next_cursor` is a snapshot cursor
+//! while pages remain, [`FINISHED`] from the last page until the first pull that succeeds
+//! after it, and [`LOOPING`] when that pull answered 410 again (no automatic retry).
 
 use diesel::prelude::*;
 use ship::AnyConnection;
 
 use super::schema::sync_bootstraps;
+
+/// The bootstrap applied its last page; the pull from the watermark has not succeeded yet.
+pub const FINISHED: &str = "";
+/// A pull answered 410 right after a finished bootstrap: not retried by itself.
+pub const LOOPING: &str = "!loop";
 
 /// The bootstrap of `(peer, resource)` under way: (next snapshot cursor, rows applied so far).
 pub fn get(
@@ -49,7 +56,18 @@ pub fn save(
     Ok(())
 }
 
-/// The bootstrap is over (finished, or its snapshot can no longer continue).
+/// A pull succeeded: a finished bootstrap is over (one in progress or looping stays).
+pub fn forget_finished(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
+    diesel::delete(
+        sync_bootstraps::table
+            .find((peer, resource))
+            .filter(sync_bootstraps::next_cursor.eq(FINISHED)),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
+/// The bootstrap is forgotten (its snapshot can no longer continue).
 pub fn delete(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
     diesel::delete(sync_bootstraps::table.find((peer, resource)))
         .execute(conn)

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use ship::contracts::PeerDirectory;
 use ship::parents::{Action, Job, JobError, JobFuture};
 
-use crate::actions::{AlertsInput, PullChangesAction, PullChangesInput};
+use crate::actions::{
+    AlertsInput, BootstrapAction, BootstrapInput, PullChangesAction, PullChangesInput,
+};
+use crate::errors::SyncError;
 
 /// The peers the pull reads: the configured ones, else every region the broker lists. The
 /// alerts evaluate `pull_lag` over the same set, and `regionsync sync pull|run` pull it.
@@ -23,8 +26,13 @@ pub async fn peers_to_pull(
 /// PullChangesJob (anti-entropy, SYNC-PROTOCOL §10): for every peer and resource, pull the
 /// feed from the stored cursor through `PullChangesAction`. One failing peer never stops the
 /// others; the run fails (and is recorded so) when any pull failed.
+///
+/// With a bootstrap action (`sync.bootstrap = "auto"`), a pull answered `410` bootstraps from
+/// that peer's snapshot (resuming one under way), then pulls again; a 410 right after a
+/// finished bootstrap is a loop, which the bootstrap action refuses until an operator acts.
 pub struct PullChangesJob {
     action: PullChangesAction,
+    bootstrap: Option<BootstrapAction>,
     directory: Arc<dyn PeerDirectory>,
     /// The configured peers; empty: every region the broker lists.
     peers: Vec<String>,
@@ -44,10 +52,48 @@ impl PullChangesJob {
     ) -> Self {
         Self {
             action,
+            bootstrap: None,
             directory,
             peers,
             resources,
             page_limit,
+        }
+    }
+
+    /// Bootstrap by itself after a 410 (`sync.bootstrap = "auto"`).
+    pub fn with_bootstrap(mut self, bootstrap: BootstrapAction) -> Self {
+        self.bootstrap = Some(bootstrap);
+        self
+    }
+
+    /// One peer and resource: the pull, and after a 410 the bootstrap and the pull again.
+    async fn pull_one(&self, peer: &str, resource: &str) -> Result<(), SyncError> {
+        let input = || PullChangesInput {
+            peer: peer.to_string(),
+            resource: resource.to_string(),
+            page_limit: self.page_limit,
+            // Bounded per run; the next run goes on from the stored cursor.
+            max_pages: 100,
+        };
+        match (self.action.run(input()).await, &self.bootstrap) {
+            (Err(SyncError::PeerCursorExpired { .. }), Some(bootstrap)) => {
+                tracing::warn!(%peer, %resource, "the peer's feed no longer reaches our cursor: bootstrapping from its snapshot");
+                let done = bootstrap
+                    .run(BootstrapInput {
+                        peer: peer.to_string(),
+                        resource: resource.to_string(),
+                        page_limit: self.page_limit,
+                        // Bounded per run like the pull; the next run resumes the bootstrap.
+                        max_pages: 1_000,
+                        auto: true,
+                    })
+                    .await?;
+                if done.done {
+                    self.action.run(input()).await?;
+                }
+                Ok(())
+            }
+            (outcome, _) => outcome.map(drop),
         }
     }
 
@@ -56,14 +102,7 @@ impl PullChangesJob {
         let mut failed = Vec::new();
         for peer in &peers {
             for resource in &self.resources {
-                let input = PullChangesInput {
-                    peer: peer.clone(),
-                    resource: resource.clone(),
-                    page_limit: self.page_limit,
-                    // Bounded per run; the next run goes on from the stored cursor.
-                    max_pages: 100,
-                };
-                if let Err(e) = self.action.run(input).await {
+                if let Err(e) = self.pull_one(peer, resource).await {
                     tracing::warn!(%peer, %resource, error = %e, "pull failed");
                     failed.push(format!("{peer}/{resource}: {e}"));
                 }
