@@ -222,7 +222,7 @@ impl Action for BootstrapAction {
             }
             after = page.next_cursor;
         }
-        tracing::info!(
+        tracing::debug!(
             pages = summary.pages,
             rows = summary.rows,
             applied = summary.applied,
