@@ -206,3 +206,32 @@ ship::backend_tests! {
         handle.stop(true).await;
     }
 }
+
+ship::backend_tests! {
+    /// Issue 13.7: a peer that comes back (a pull finds it again after finding it unreachable)
+    /// is served at once — our streams to it stop waiting out their backoff. A peer that merely
+    /// answers pulls while our pushes back off keeps its backoff.
+    async fn a_peer_that_comes_back_ends_the_backoff_of_our_streams_to_it(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let pull = puller(&db_b, "http://127.0.0.1:1").await;
+        let later = "UPDATE sync_delivery SET next_attempt_at = '2099-01-01 00:00:00' WHERE peer = 'eu-west'";
+        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'eu-west' AND next_attempt_at > '2098-01-01 00:00:00'";
+        diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), later).unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 1, "a stream to eu-west, backing off");
+
+        let err = pull.run(input("eu-west")).await.unwrap_err();
+        assert!(matches!(err, SyncError::PeerUnreachable { .. }), "{err}");
+        // eu-west is back, at its address.
+        let moved = format!("UPDATE broker_regions SET base_url = '{}' WHERE id = 'eu-west'", a.base);
+        diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), &moved).unwrap();
+        pull.run(input("eu-west")).await.unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 0, "due now");
+
+        // Answering pulls is no comeback: a backoff set now stays.
+        diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), later).unwrap();
+        pull.run(input("eu-west")).await.unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 1);
+        a.stop().await;
+    }
+}

@@ -19,7 +19,7 @@ use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::{bootstraps, cursors};
+use crate::data::{bootstraps, cursors, delivery};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::FetchChangesTask;
@@ -51,6 +51,10 @@ pub struct PullChangesAction {
     region_id: String,
     client: reqwest::Client,
     directory: Arc<dyn PeerDirectory>,
+    /// Peers whose last pull found them unreachable: the first page from one again ends the
+    /// backoff of our streams to it (a peer that is back is served at once, issue 13.7). Only a
+    /// comeback does: a peer that answers pulls but refuses pushes keeps its backoff.
+    down: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl PullChangesAction {
@@ -69,6 +73,19 @@ impl PullChangesAction {
             region_id: region_id.into(),
             client,
             directory,
+            down: Default::default(),
+        }
+    }
+
+    fn was_down(&self, peer: &str, now_down: Option<bool>) -> bool {
+        let mut down = self
+            .down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match now_down {
+            Some(true) => !down.insert(peer.to_string()),
+            Some(false) => down.remove(peer),
+            None => down.contains(peer),
         }
     }
 }
@@ -133,6 +150,7 @@ impl Action for PullChangesAction {
                 Err(e @ SyncError::PeerUnreachable { .. }) => {
                     // Its address may have changed at the broker: ask again next time.
                     self.directory.invalidate(&input.peer);
+                    self.was_down(&input.peer, Some(true));
                     return Err(e);
                 }
                 other => other?,
@@ -179,6 +197,7 @@ impl Action for PullChangesAction {
                 page.next_cursor.clone(),
                 Arc::clone(&resource),
             );
+            let back = self.was_down(&input.peer, None);
             let statuses = self
                 .pool
                 .transaction(move |conn| {
@@ -186,9 +205,16 @@ impl Action for PullChangesAction {
                     cursors::save(conn, &peer, res.name(), &cursor)?;
                     // The feed continues after a bootstrap: it is over (ADR 0011).
                     bootstraps::forget_finished(conn, &peer, res.name())?;
+                    if back {
+                        // The peer answers again: what waits out a backoff for it goes now.
+                        delivery::peer_is_back(conn, &peer, ship::db::utc_now())?;
+                    }
                     Ok::<_, SyncError>(statuses)
                 })
                 .await?;
+            if back {
+                self.was_down(&input.peer, Some(false));
+            }
             if let Some(newest) = newest {
                 // Checked against the drift bound by the validation above; only after commit.
                 let _ = self.clock.observe(newest);

@@ -98,6 +98,26 @@ pub fn due_streams(
         .collect())
 }
 
+/// `peer` was seen answering (a pull from it succeeded): its streams waiting out a backoff are
+/// due now, so the backlog goes out at the next pass instead of after the longest backoff.
+/// Their attempt counts stay (a failure right after still backs off as far). How many.
+pub fn peer_is_back(
+    conn: &mut AnyConnection,
+    peer: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        sync_delivery::table
+            .filter(sync_delivery::peer.eq(peer))
+            .filter(sync_delivery::next_attempt_at.gt(now)),
+    )
+    .set((
+        sync_delivery::next_attempt_at.eq(now),
+        sync_delivery::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
 /// A stream row, write-locked until the transaction ends.
 struct Locked {
     delivered_through: i64,
@@ -911,6 +931,25 @@ mod tests {
             assert_eq!(stream(&mut conn), (1, 8), "seq 1 went; 2..6 are still out");
             assert!(complete(&mut conn, &merged[0], "c", RangeEnd::Delivered).unwrap());
             assert_eq!(stream(&mut conn), (8, 8));
+        }
+
+        /// Issue 13.7: a peer seen answering again is served at once — its backing-off streams
+        /// are due now (other peers' are left as they are).
+        async fn a_peer_seen_back_is_due_at_once(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into(), "q".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=3, HERE);
+            let now = ship::db::utc_now();
+            for peer in ["p", "q"] {
+                let range = claim(&mut conn, peer, "widgets", HERE, "a", now, now + Duration::seconds(60), 10, false).unwrap();
+                assert!(release(&mut conn, &range[0], "a", 1, "503", now + Duration::seconds(300), true).unwrap());
+            }
+            let only = ClaimFilter::default();
+            assert_eq!(due_streams(&mut conn, now, &only).unwrap(), vec![]);
+            assert_eq!(peer_is_back(&mut conn, "p", now).unwrap(), 1);
+            assert_eq!(due_streams(&mut conn, now, &only).unwrap(), vec![("p".to_string(), "widgets".to_string())]);
+            assert_eq!(take(&mut conn, "b", now, 10), vec![(1, 3)], "the given-back range goes now");
+            assert_eq!(peer_is_back(&mut conn, "p", now).unwrap(), 0, "nothing waits any more");
         }
 
         /// A dispatcher that dies leaves its range leased; once the lease has run out another
