@@ -188,6 +188,11 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 500)]
         page_limit: u32,
     },
+    /// Entries of peers' feeds that cannot apply here as they are, parked so the pulls go on.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Per peer and resource: pending and dead entries, last push and pull, push lag.
     Status,
     /// Sync now, by hand: push the outbox and pull the peers' feeds, with progress bars and a
@@ -204,6 +209,24 @@ pub enum SyncCommand {
         #[arg(long)]
         pull: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// The parked entries: id, peer, resource, seq, entity and why.
+    List,
+    /// Validate parked entries again (after the cause is fixed) and apply those that pass, by
+    /// last-writer-wins; the others stay with their new reason.
+    Retry {
+        /// One entry.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every parked entry.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Forget a parked entry for good (its change is not applied here).
+    Discard { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +330,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => {
             ship::telemetry::init(&settings.log);
             crate::outbox_cli::run(&settings, command).await
+        }
+        Command::Sync {
+            command: SyncCommand::Quarantine { command },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::quarantine(&settings, command).await
         }
         Command::Sync {
             command:

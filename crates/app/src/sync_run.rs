@@ -185,3 +185,65 @@ pub async fn bootstrap(
     }
     Ok(())
 }
+
+/// `regionsync sync quarantine list | retry ID|--all | discard ID`.
+pub async fn quarantine(
+    settings: &Settings,
+    command: crate::cli::QuarantineCommand,
+) -> anyhow::Result<()> {
+    use crate::cli::QuarantineCommand;
+    use sync::actions::{DiscardQuarantineAction, ListQuarantineAction, RetryQuarantineAction};
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    match command {
+        QuarantineCommand::List => {
+            let parked = ListQuarantineAction::new(pool).run(()).await?;
+            if parked.is_empty() {
+                output("no quarantined entries");
+            }
+            for q in parked {
+                output(&format!(
+                    "{:>6}  {}/{}  seq {}  {}  {}  {}",
+                    q.id,
+                    q.peer,
+                    q.resource,
+                    q.seq,
+                    q.entity_id,
+                    q.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    q.reason
+                ));
+            }
+        }
+        QuarantineCommand::Retry { id, all } => {
+            let action = RetryQuarantineAction::new(
+                pool,
+                wiring.registry.clone(),
+                std::sync::Arc::clone(&wiring.clock),
+                settings.region_id.clone(),
+            );
+            let done = action.run(if all { None } else { id }).await?;
+            output(&format!(
+                "{} applied, {} still refused (see `regionsync sync quarantine list`)",
+                done.applied, done.still_refused
+            ));
+            if done.still_refused > 0 {
+                anyhow::bail!(
+                    "{} quarantined entr{} still refused",
+                    done.still_refused,
+                    if done.still_refused == 1 {
+                        "y is"
+                    } else {
+                        "ies are"
+                    }
+                );
+            }
+        }
+        QuarantineCommand::Discard { id } => {
+            let gone = DiscardQuarantineAction::new(pool).run(id).await?;
+            if gone == 0 {
+                anyhow::bail!("no quarantined entry {id}");
+            }
+            output(&format!("discarded quarantined entry {id}"));
+        }
+    }
+    Ok(())
+}

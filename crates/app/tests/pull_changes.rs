@@ -90,17 +90,6 @@ ship::backend_tests! {
         let err = pull.run(input("dead")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerUnreachable { .. }), "{err}");
 
-        // A poison entry in the peer's feed: the page is refused whole, the cursor stays.
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut *db.pool.get().unwrap(),
-            "UPDATE sync_changelog SET payload = '{\"id\": 5}' WHERE seq = 1",
-        )
-        .unwrap();
-        let err = pull.run(input("eu-west")).await.unwrap_err();
-        assert!(matches!(err, SyncError::PeerSentInvalid { .. }), "{err}");
-        assert_eq!(stored_cursor(&db_b), 0, "no cursor stored past data not applied");
-        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
-
         // A peer serving another schema version of the resource is refused, cursor unmoved.
         diesel::connection::SimpleConnection::batch_execute(
             &mut *db.pool.get().unwrap(),
@@ -162,9 +151,9 @@ ship::backend_tests! {
 }
 
 ship::backend_tests! {
-    /// Issue 12: a feed relays every region's changes but never the puller's own — a peer that
-    /// serves one (it ignored `exclude_origin`, or forged it) is refused whole, cursor unmoved;
-    /// applied, the entry would be pushed on as this region's own write.
+    /// Issue 12: a feed relays every region's changes but never the puller's own — an entry of
+    /// a peer that serves one (it ignored `exclude_origin`, or forged it) is quarantined, never
+    /// applied; applied, it would be pushed on as this region's own write.
     async fn a_pulled_page_with_our_own_origin_is_refused(db: TestDb) {
         use actix_web::{web, App, HttpResponse, HttpServer};
         let now = ship::contracts::hlc::system_time_ms() as i64;
@@ -193,16 +182,12 @@ ship::backend_tests! {
         tokio::spawn(server);
 
         let pull = puller(&db, &base).await;
-        let err = pull.run(input("eu-west")).await.unwrap_err();
-        match &err {
-            SyncError::PeerSentInvalid { errors, .. } => {
-                assert_eq!(errors.len(), 1, "{err}");
-                assert_eq!((errors[0].index, errors[0].code.as_str()), (1, "own_origin"));
-            }
-            other => panic!("expected peer_sent_invalid_ops, got {other}"),
-        }
-        assert_eq!(stored_cursor(&db), 0, "the cursor did not move");
-        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0, "nothing applied");
+        let summary = pull.run(input("eu-west")).await.unwrap();
+        assert_eq!((summary.applied, summary.quarantined), (1, 1), "{summary:?}");
+        let parked = "SELECT COUNT(*) FROM sync_quarantine WHERE seq = 2 AND reason LIKE 'own_origin%'";
+        assert_eq!(count(&mut db.pool.get().unwrap(), parked), 1, "the forged entry is parked, never applied");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers WHERE sync_origin = 'us-east'"), 0);
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 1, "ap-south's entry applied");
         handle.stop(true).await;
     }
 }
@@ -232,6 +217,77 @@ ship::backend_tests! {
         diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), later).unwrap();
         pull.run(input("eu-west")).await.unwrap();
         assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 1);
+        a.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Issue 13.4: an entry of a peer's feed that can never apply as it is is parked; the entries
+    /// after it apply and the cursor moves on; an alert says so; retry applies it once its cause
+    /// is gone; discard forgets it.
+    async fn a_poison_entry_is_quarantined_and_the_feed_goes_on(db: TestDb) {
+        use sync::actions::{DiscardQuarantineAction, ListQuarantineAction, RetryQuarantineAction};
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for name in ["one", "two", "three"] {
+            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": name, "email": format!("{name}@example.com")})).await;
+            assert_eq!(status, 201);
+        }
+        let good_payload: String = {
+            let (_, feed) = a.get("/sync/customers/changes").await;
+            feed["changes"][1]["payload"].to_string()
+        };
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            "UPDATE sync_changelog SET payload = '{\"id\": 5}' WHERE seq = 2",
+        )
+        .unwrap();
+        let pull = puller(&db_b, &a.base).await;
+        let summary = pull.run(input("eu-west")).await.unwrap();
+        assert_eq!((summary.applied, summary.quarantined, summary.caught_up), (2, 1, true), "{summary:?}");
+        assert_eq!(stored_cursor(&db_b), 1, "the cursor moved past the parked entry");
+        let parked = ListQuarantineAction::new(db_b.pool.clone()).run(()).await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!((parked[0].peer.as_str(), parked[0].resource.as_str(), parked[0].seq), ("eu-west", "customers", 2));
+        assert!(parked[0].reason.contains("payload"), "{}", parked[0].reason);
+
+        // The alert fires while entries are parked.
+        let settings = settings_for(&db_b, "us-east");
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        wiring.alerts_action(&pool, &settings).unwrap().run(AlertsInput::default()).await.unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE kind = 'quarantined' AND subject = 'eu-west/customers'"), 1);
+
+        // Retried as it is: still refused, still parked.
+        let retry = RetryQuarantineAction::new(db_b.pool.clone(), app::wiring::resources().unwrap(), std::sync::Arc::clone(&wiring.clock), "us-east");
+        let again = retry.run(None).await.unwrap();
+        assert_eq!((again.applied, again.still_refused), (0, 1));
+        // The cause gone (here: the entry as it should have been), a retry applies it.
+        let entry = serde_json::from_str::<serde_json::Value>(&parked[0].entry).unwrap();
+        let mut fixed = entry.clone();
+        fixed["payload"] = serde_json::from_str(&good_payload).unwrap();
+        let sql = format!("UPDATE sync_quarantine SET entry = '{}' WHERE id = {}", fixed.to_string().replace('\'', "''"), parked[0].id);
+        diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), &sql).unwrap();
+        let done = retry.run(Some(parked[0].id)).await.unwrap();
+        assert_eq!((done.applied, done.still_refused), (1, 0));
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 3);
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_quarantine"), 0);
+
+        // Discard forgets an entry for good.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *db.pool.get().unwrap(),
+            "UPDATE sync_changelog SET payload = '{\"id\": 6}' WHERE seq = 3",
+        )
+        .unwrap();
+        diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), "DELETE FROM sync_peer_cursors").unwrap();
+        // (pulled again from the start: seq 2 is still poisoned at the peer, and now seq 3)
+        pull.run(input("eu-west")).await.unwrap();
+        let parked = ListQuarantineAction::new(db_b.pool.clone()).run(()).await.unwrap();
+        assert_eq!(parked.iter().map(|q| q.seq).collect::<Vec<_>>(), vec![2, 3]);
+        for q in &parked {
+            assert_eq!(DiscardQuarantineAction::new(db_b.pool.clone()).run(q.id).await.unwrap(), 1);
+        }
+        assert_eq!(DiscardQuarantineAction::new(db_b.pool.clone()).run(parked[0].id).await.unwrap(), 0, "gone");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_quarantine"), 0);
         a.stop().await;
     }
 }

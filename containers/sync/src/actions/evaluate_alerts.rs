@@ -11,6 +11,7 @@
 //! never pulled counts from when this action first saw it in its input, and an alert already
 //! firing for a peer that still was never pulled keeps firing across restarts),
 //! `bootstrap_needed` (per peer/resource: its feed answered 410 and the pull stopped),
+//! `quarantined` (per peer/resource: entries of its feed parked because they cannot apply),
 //! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
 //! refusals happened within the last two evaluation intervals, and for the region
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
@@ -234,6 +235,24 @@ impl EvaluateAlertsAction {
                         since.and_utc().to_rfc3339()
                     ),
                     1,
+                ),
+            );
+        }
+        // Feed entries parked in the quarantine (issue 13): firing while any are there.
+        let parked = self
+            .pool
+            .run(|conn| crate::data::quarantine::counts(conn).map_err(SyncError::from))
+            .await?;
+        for (peer, resource, n, oldest) in parked {
+            out.insert(
+                ("quarantined".into(), format!("{peer}/{resource}")),
+                (
+                    format!(
+                        "{n} entr{} of {peer}'s {resource} feed cannot apply here and are quarantined (oldest {}): `regionsync sync quarantine list`, then retry or discard",
+                        if n == 1 { "y" } else { "ies" },
+                        oldest.and_utc().to_rfc3339()
+                    ),
+                    n,
                 ),
             );
         }

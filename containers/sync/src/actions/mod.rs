@@ -32,3 +32,8 @@ pub mod evaluate_alerts;
 pub use evaluate_alerts::{
     AlertRow, AlertsInput, AlertsSummary, EvaluateAlertsAction, ListAlertsAction,
 };
+pub mod quarantine_admin;
+
+pub use quarantine_admin::{
+    DiscardQuarantineAction, ListQuarantineAction, RetryQuarantineAction, RetrySummary,
+};

@@ -4,8 +4,10 @@
 //! page — a cursor never moves past data that is not durably applied.
 //!
 //! A peer that answers `410 cursor_expired` needs a bootstrap: the pull stops with that error
-//! and never restarts from zero by itself. A page with an invalid op stops the pull without
-//! moving the cursor. A peer whose cursor does not move while it claims more is a peer bug:
+//! and never restarts from zero by itself. An entry that can never apply as it is (refused by
+//! validation, or of this region's own origin) is quarantined in the transaction that applies
+//! the rest of its page and moves the cursor; a page refused for clock drift stops the pull
+//! without moving the cursor. A peer whose cursor does not move while it claims more is a peer bug:
 //! the pull stops instead of looping.
 //!
 //! The peer's address and token come from the peer directory. A peer answering
@@ -19,10 +21,11 @@ use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::data::{bootstraps, cursors, delivery};
+use crate::data::{bootstraps, cursors, delivery, quarantine};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::FetchChangesTask;
+use crate::tasks::validate_ops::OpError;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 pub struct PullChangesInput {
@@ -40,6 +43,8 @@ pub struct PullSummary {
     pub applied: usize,
     pub stale: usize,
     pub duplicate: usize,
+    /// Entries parked in `sync_quarantine` (they can never apply as they are).
+    pub quarantined: usize,
     /// True when the peer had nothing more to give at the end.
     pub caught_up: bool,
 }
@@ -181,16 +186,36 @@ impl Action for PullChangesAction {
                 });
             }
             let ops: Vec<Value> = page.changes.iter().map(change_to_op).collect();
-            let valid = ValidateOpsTask::run(
+            let origins = Origins::NotOurs(&self.region_id);
+            let (valid, parked) = match ValidateOpsTask::run(
                 resource.as_ref(),
                 &self.clock,
-                Origins::NotOurs(&self.region_id),
+                origins,
                 &ops,
-            )
-            .map_err(|errors| SyncError::PeerSentInvalid {
-                peer: input.peer.clone(),
-                errors,
-            })?;
+            ) {
+                Ok(valid) => (valid, Vec::new()),
+                // Our clock, not the entry, is the problem: stop and retry later.
+                Err(errors) if errors.iter().any(|e| e.code == "clock_drift") => {
+                    return Err(SyncError::PeerSentInvalid {
+                        peer: input.peer.clone(),
+                        errors,
+                    })
+                }
+                // An entry that can never apply as it is: parked, the rest applies and the
+                // cursor moves on (one bad entry no longer freezes the peer's feed).
+                Err(errors) => {
+                    let (rest, parked) = quarantine(&page.changes, &ops, &errors);
+                    let valid =
+                        ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &rest)
+                            .map_err(|errors| SyncError::PeerSentInvalid {
+                                peer: input.peer.clone(),
+                                errors,
+                            })?;
+                    tracing::warn!(peer = %input.peer, resource = %name, parked = parked.len(), "entries of the peer's feed quarantined");
+                    (valid, parked)
+                }
+            };
+            summary.quarantined += parked.len();
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let (peer, cursor, res) = (
                 input.peer.clone(),
@@ -202,6 +227,7 @@ impl Action for PullChangesAction {
                 .pool
                 .transaction(move |conn| {
                     let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                    quarantine::add(conn, &peer, res.name(), &parked)?;
                     cursors::save(conn, &peer, res.name(), &cursor)?;
                     // The feed continues after a bootstrap: it is over (ADR 0011).
                     bootstraps::forget_finished(conn, &peer, res.name())?;
@@ -251,7 +277,54 @@ impl Action for PullChangesAction {
 }
 
 /// A feed entry as an op (the feed and ops formats share their fields; see docs/PROTOCOL.md).
-fn change_to_op(change: &Value) -> Value {
+/// Split a page whose validation failed: the ops that passed, and for each failing entry
+/// (seq, entity id, the entry as served, every reason).
+#[allow(clippy::type_complexity)]
+fn quarantine(
+    changes: &[Value],
+    ops: &[Value],
+    errors: &[OpError],
+) -> (Vec<Value>, Vec<(i64, String, String, String)>) {
+    let mut reasons: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for e in errors {
+        reasons.entry(e.index).or_default().push(format!(
+            "{}{}: {}",
+            e.code,
+            e.field
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default(),
+            e.message
+        ));
+    }
+    let rest = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !reasons.contains_key(i))
+        .map(|(_, op)| op.clone())
+        .collect();
+    let parked = reasons
+        .into_iter()
+        .filter_map(|(i, why)| {
+            let change = changes.get(i)?;
+            let entity: String = change["entity_id"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect();
+            Some((
+                change["seq"].as_i64().unwrap_or(-1),
+                entity,
+                change.to_string(),
+                why.join("; "),
+            ))
+        })
+        .collect();
+    (rest, parked)
+}
+
+pub(crate) fn change_to_op(change: &Value) -> Value {
     json!({
         "op_id": format!("{}-{}", change["origin"].as_str().unwrap_or("?"), change["seq"]),
         "entity_id": change["entity_id"],

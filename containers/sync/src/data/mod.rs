@@ -8,5 +8,6 @@ pub mod delivery;
 pub mod feed_acks;
 pub mod outbox;
 pub mod prune;
+pub mod quarantine;
 pub mod refusals;
 pub mod schema;

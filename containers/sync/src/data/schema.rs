@@ -149,3 +149,16 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_quarantine (id) {
+        id -> BigInt,
+        peer -> Text,
+        resource -> Text,
+        seq -> BigInt,
+        entity_id -> Text,
+        entry -> Text,
+        reason -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -43,3 +43,4 @@ pub struct NewOutboxEntry<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+pub use crate::data::quarantine::Quarantined;
