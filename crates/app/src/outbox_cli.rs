@@ -33,7 +33,23 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
         "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {:>8} {:<20} PUSH LAG",
         "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL", "READ TO", "LAST READ"
     ));
+    let mut notes = Vec::new();
     for r in rows {
+        if r.quarantined > 0 {
+            notes.push(format!(
+                "{}/{}: {} feed entr{} quarantined (`regionsync sync quarantine list`)",
+                r.peer,
+                r.resource,
+                r.quarantined,
+                if r.quarantined == 1 { "y" } else { "ies" }
+            ));
+        }
+        if let Some(rows) = r.bootstrap_rows {
+            notes.push(format!(
+                "{}/{}: bootstrap under way, {rows} rows applied (`regionsync sync bootstrap --peer {}` resumes it)",
+                r.peer, r.resource, r.peer
+            ));
+        }
         output(&format!(
             "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {:>8} {:<20} {}",
             r.peer,
@@ -47,6 +63,9 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
             when(r.last_feed_read_at),
             age(r.oldest_pending_at)
         ));
+    }
+    for note in notes {
+        output(&note);
     }
     Ok(())
 }

@@ -158,6 +158,9 @@ ship::backend_tests! {
         let first = bootstrap.run(bootstrap_input(2)).await.unwrap();
         assert_eq!((first.pages, first.rows, first.applied, first.done), (2, 10, 10, false));
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 1);
+        // `sync status` (and /metrics) show it under way.
+        let status = sync::actions::SyncStatusAction::new(db_b.pool.clone(), "us-east").run(()).await.unwrap();
+        assert_eq!(status.iter().find(|s| s.peer == "eu-west").and_then(|s| s.bootstrap_rows), Some(10));
 
         // Writes go on at eu-west meanwhile: one row already loaded changes, one is new.
         let res = a.client.patch(a.url(&format!("/api/v1/customers/{}", ids[3]))).json(&json!({"name": "renamed during the bootstrap"})).send().await.unwrap();

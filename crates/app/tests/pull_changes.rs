@@ -250,6 +250,13 @@ ship::backend_tests! {
         assert_eq!(parked.len(), 1);
         assert_eq!((parked[0].peer.as_str(), parked[0].resource.as_str(), parked[0].seq), ("eu-west", "customers", 2));
         assert!(parked[0].reason.contains("payload"), "{}", parked[0].reason);
+        // `sync status` and /metrics count it.
+        let status = sync::actions::SyncStatusAction::new(db_b.pool.clone(), "us-east").run(()).await.unwrap();
+        assert_eq!(status.iter().find(|s| s.peer == "eu-west").map(|s| s.quarantined), Some(1));
+        let metrics = sync::ui::metrics::SyncMetrics::new(sync::actions::SyncMetricsAction::new(db_b.pool.clone(), "us-east"));
+        let gauges = ship::contracts::MetricsSource::collect(&metrics).await.unwrap();
+        let parked_gauge = gauges.iter().find(|g| g.name == "regionsync_sync_quarantined" && g.labels.contains(&("peer", "eu-west".to_string())));
+        assert_eq!(parked_gauge.map(|g| g.value), Some(1.0));
 
         // The alert fires while entries are parked.
         let settings = settings_for(&db_b, "us-east");

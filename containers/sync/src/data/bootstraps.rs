@@ -56,6 +56,19 @@ pub fn save(
     Ok(())
 }
 
+/// Bootstraps with pages still to load: (peer, resource, rows applied so far).
+pub fn under_way(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    sync_bootstraps::table
+        .filter(sync_bootstraps::next_cursor.ne(FINISHED))
+        .filter(sync_bootstraps::next_cursor.ne(LOOPING))
+        .select((
+            sync_bootstraps::peer,
+            sync_bootstraps::resource,
+            sync_bootstraps::rows_applied,
+        ))
+        .load(conn)
+}
+
 /// A pull succeeded: a finished bootstrap is over (one in progress or looping stays).
 pub fn forget_finished(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
     diesel::delete(

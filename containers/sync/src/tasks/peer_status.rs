@@ -36,6 +36,10 @@ pub struct PeerStatus {
     pub feed_acked_seq: Option<i64>,
     /// When the peer last read our feed.
     pub last_feed_read_at: Option<DateTime<Utc>>,
+    /// Entries of the peer's feed parked in the quarantine.
+    pub quarantined: i64,
+    /// A bootstrap from the peer's snapshot under way: the rows applied so far.
+    pub bootstrap_rows: Option<i64>,
 }
 
 pub(crate) struct PeerStatusTask;
@@ -114,6 +118,12 @@ impl PeerStatusTask {
             let row = line(&mut rows, peer, resource);
             row.feed_acked_seq = Some(acked);
             row.last_feed_read_at = Some(at.and_utc());
+        }
+        for (peer, resource, n, _) in crate::data::quarantine::counts(conn)? {
+            line(&mut rows, peer, resource).quarantined = n;
+        }
+        for (peer, resource, rows_applied) in crate::data::bootstraps::under_way(conn)? {
+            line(&mut rows, peer, resource).bootstrap_rows = Some(rows_applied);
         }
         Ok(rows.into_values().collect())
     }

@@ -83,6 +83,18 @@ fn gauges(status: Vec<PeerStatus>, firing: Vec<(String, String)>) -> Vec<Gauge> 
                 seconds(t),
             );
         }
+        gauge(
+            "regionsync_sync_quarantined",
+            "Entries of the peer's feed parked because they cannot apply here (`sync quarantine list`)",
+            s.quarantined as f64,
+        );
+        if let Some(rows) = s.bootstrap_rows {
+            gauge(
+                "regionsync_sync_bootstrap_rows",
+                "A bootstrap from the peer's snapshot under way: rows applied so far",
+                rows as f64,
+            );
+        }
         if let Some(seq) = s.feed_acked_seq {
             gauge(
                 "regionsync_sync_feed_acked_seq",
