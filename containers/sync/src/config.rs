@@ -10,6 +10,27 @@ use ship::config::{check_region_id, key, ConfigProblem, Validate};
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub id: String,
+    /// Push this region's writes to the peer (a delivery stream per resource). Default true.
+    #[serde(default = "yes")]
+    pub push: bool,
+    /// Pull the peer's feed. Default true.
+    #[serde(default = "yes")]
+    pub pull: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PeerConfig {
+    /// A peer pushed to and pulled from.
+    pub fn both(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            push: true,
+            pull: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,8 +133,26 @@ impl Default for SyncConfig {
 }
 
 impl SyncConfig {
-    pub fn peer_ids(&self) -> Vec<String> {
-        self.peers.iter().map(|p| p.id.clone()).collect()
+    /// The peers this region pushes its writes to (`push = true`; none when `[[sync.peers]]`
+    /// is empty).
+    pub fn push_peer_ids(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|p| p.push)
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    /// The peers the pull reads: the `pull = true` entries, or `None` when `[[sync.peers]]` is
+    /// empty — then every region the broker lists.
+    pub fn pull_peer_ids(&self) -> Option<Vec<String>> {
+        (!self.peers.is_empty()).then(|| {
+            self.peers
+                .iter()
+                .filter(|p| p.pull)
+                .map(|p| p.id.clone())
+                .collect()
+        })
     }
 }
 
@@ -209,6 +248,34 @@ impl Validate for SyncConfig {
 mod tests {
     use super::*;
 
+    /// Issue 13: push and pull are explicit per peer; an empty list pushes to none and pulls
+    /// every region the broker lists.
+    #[test]
+    fn push_and_pull_are_chosen_per_peer() {
+        let config: SyncConfig = serde_json::from_value(serde_json::json!({"peers": [
+            {"id": "both"}, {"id": "pull-only", "push": false}, {"id": "push-only", "pull": false}
+        ]}))
+        .unwrap();
+        assert_eq!(config.push_peer_ids(), ["both", "push-only"]);
+        assert_eq!(
+            config.pull_peer_ids(),
+            Some(vec!["both".to_string(), "pull-only".to_string()])
+        );
+        let none = SyncConfig::default();
+        assert_eq!(
+            (none.push_peer_ids(), none.pull_peer_ids()),
+            (Vec::<String>::new(), None)
+        );
+        let push_only: SyncConfig =
+            serde_json::from_value(serde_json::json!({"peers": [{"id": "a", "pull": false}]}))
+                .unwrap();
+        assert_eq!(
+            push_only.pull_peer_ids(),
+            Some(vec![]),
+            "pulls nobody, not every region"
+        );
+    }
+
     #[test]
     fn defaults_are_valid_and_bad_values_are_named() {
         let mut problems = Vec::new();
@@ -216,9 +283,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
 
         SyncConfig {
-            peers: vec![PeerConfig {
-                id: "Bad Id".into(),
-            }],
+            peers: vec![PeerConfig::both("Bad Id")],
             changes_default_limit: 10_000,
             max_ops_per_batch: 0,
             ..SyncConfig::default()

@@ -857,7 +857,7 @@ async fn arm_dispatch(entries: usize, workers: usize) -> f64 {
     settings.broker.signing_key = Some(ship::config::Secret::new(
         ship::testing::test_signing_key_pem(),
     ));
-    settings.sync.peers = vec![sync::PeerConfig { id: "fast".into() }];
+    settings.sync.peers = vec![sync::PeerConfig::both("fast")];
     let (pool, wiring) = app::startup::prepare(&settings, StartOptions::default())
         .await
         .unwrap();
@@ -1054,7 +1054,7 @@ impl Pair {
         a.database.url = db_a.url.clone();
         a.http.bind = "127.0.0.1:0".into();
         a.broker.signing_key = Some(key.clone());
-        a.sync.peers = vec![sync::PeerConfig { id: ORIGIN.into() }];
+        a.sync.peers = vec![sync::PeerConfig::both(ORIGIN)];
         a.sync.pull_interval_secs = 3600;
         // After a partition the sender tries again within a second.
         a.sync.retry_max_secs = 1;

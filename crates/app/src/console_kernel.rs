@@ -70,7 +70,7 @@ pub fn kernel(
     let mut pull = PullChangesJob::new(
         wiring.pull_action(pool, settings)?,
         directory,
-        settings.sync.peer_ids(),
+        settings.sync.pull_peer_ids(),
         resources,
         settings.sync.pull_page_limit,
     );

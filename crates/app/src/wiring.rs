@@ -83,7 +83,7 @@ impl Wiring {
         let clock = Arc::new(region_clock(settings.sync.max_clock_drift_ms));
         sync::recorder::resume_clock(conn, &clock)?;
         sync::recorder::prepare_resources(conn, registry.names())?;
-        sync::recorder::prepare_streams(conn, &settings.sync.peer_ids(), registry.names())?;
+        sync::recorder::prepare_streams(conn, &settings.sync.push_peer_ids(), registry.names())?;
         let schema_versions: Vec<(String, i32)> = registry
             .names()
             .filter_map(|name| registry.get(name))
@@ -92,7 +92,7 @@ impl Wiring {
         let recorder = Arc::new(SyncChangeRecorder::new(
             settings.region_id.clone(),
             Arc::clone(&clock),
-            settings.sync.peer_ids(),
+            settings.sync.push_peer_ids(),
             schema_versions,
         ));
         let broker = BrokerWiring::build(settings, pool, &registry)?;
@@ -193,7 +193,7 @@ impl Wiring {
         Ok(SendAnomalyAlertJob::new(
             self.alerts_action(pool, settings)?,
             self.directory(),
-            settings.sync.peer_ids(),
+            settings.sync.pull_peer_ids(),
         ))
     }
 
@@ -240,7 +240,7 @@ impl Wiring {
             None => {
                 sync::ui::jobs::peers_to_pull(
                     self.broker.directory.as_ref(),
-                    &settings.sync.peer_ids(),
+                    settings.sync.pull_peer_ids().as_deref(),
                 )
                 .await
             }

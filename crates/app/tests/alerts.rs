@@ -214,7 +214,7 @@ ship::backend_tests! {
     async fn an_alert_fires_once_resolves_and_does_not_flap(db: TestDb) {
         let (hook, got, handle) = receiver();
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         let region = Region::start(&settings).await;
         register_region(&db, "us-east", "http://127.0.0.1:9").await;
@@ -306,7 +306,7 @@ ship::backend_tests! {
     async fn backlog_size_fires_over_the_count_and_resolves_under_it(db: TestDb) {
         let (hook, got, handle) = receiver();
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.backlog_max_entries = 2;
         let region = Region::start(&settings).await;
@@ -347,7 +347,7 @@ ship::backend_tests! {
         let broker = FlakyBroker::new(&["us-east"]);
         let directory: Arc<dyn PeerDirectory> = broker.clone();
         let action = EvaluateAlertsAction::new(db.pool.clone(), Arc::clone(&directory), reqwest::Client::new(), "eu-west", config);
-        let job = SendAnomalyAlertJob::new(action, directory, Vec::new());
+        let job = SendAnomalyAlertJob::new(action, directory, None);
 
         job.handle().await.unwrap();
         assert_eq!(history(&db).await, vec![], "a reachable broker raises nothing");
@@ -377,7 +377,7 @@ ship::backend_tests! {
     async fn push_lag_fires_for_a_peer_not_delivered_to_and_resolves_after_delivery(db: TestDb) {
         let (hook, got, handle) = receiver();
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = ["us-east", "ap-south", "sa-east"].iter().map(|p| PeerConfig { id: (*p).into() }).collect();
+        settings.sync.peers = ["us-east", "ap-south", "sa-east"].iter().map(|p| PeerConfig::both(*p)).collect();
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.push_lag_max_secs = 60;
         settings.alerts.backlog_max_age_secs = 10_000_000_000; // only push_lag here
@@ -470,7 +470,7 @@ ship::backend_tests! {
     async fn a_firing_alert_is_re_sent_after_the_cool_down_and_not_before(db: TestDb) {
         let (hook, got, handle) = receiver();
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.cool_down_secs = 2;
         let region = Region::start(&settings).await;
@@ -509,7 +509,7 @@ ship::backend_tests! {
     async fn the_webhook_is_retried_until_it_takes_the_alert(db: TestDb) {
         let (hook, got, requests, handle) = receiver_failing(2);
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.webhook_attempts = 3;
         let region = Region::start(&settings).await;
@@ -551,7 +551,7 @@ ship::backend_tests! {
     async fn a_silent_webhook_holds_the_evaluation_for_one_notifications_attempts(db: TestDb) {
         let (hook, accepted, receiver) = silent_receiver().await;
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.webhook_timeout_secs = 1;
         settings.alerts.webhook_attempts = 2;
@@ -595,7 +595,7 @@ ship::backend_tests! {
     async fn a_webhook_refusing_one_alert_does_not_silence_the_others(db: TestDb) {
         let (hook, got, requests, handle) = receiver_refusing("dead_letters");
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         settings.alerts.webhook_url = Some(hook);
         settings.alerts.webhook_attempts = 3;
         settings.alerts.backlog_max_entries = 1;

@@ -44,7 +44,7 @@ fn state(db: &TestDb) -> (String, i64, i64, i64) {
 ship::backend_tests! {
     async fn ops_apply_by_last_writer_wins_idempotently(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![sync::PeerConfig { id: "ap-south".into() }];
+        settings.sync.peers = vec![sync::PeerConfig::both("ap-south")];
         let region = Region::start(&settings).await;
         let (h0, h1, h2) = (hlc(-2_000), hlc(-1_000), hlc(0));
 

@@ -20,9 +20,7 @@ use sync::{PeerConfig, SyncError};
 /// Region us-east on `db` (broker role, test key), with eu-west registered at `peer_base`.
 async fn joiner(db: &TestDb, peer_base: &str) -> (BootstrapAction, PullChangesAction) {
     let mut settings = settings_for(db, "us-east");
-    settings.sync.peers = vec![PeerConfig {
-        id: "eu-west".into(),
-    }];
+    settings.sync.peers = vec![PeerConfig::both("eu-west")];
     let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
     register_region(db, "eu-west", peer_base).await;
     (
@@ -76,15 +74,13 @@ fn prune_everything(db: &TestDb) {
 /// The scheduler's pull job of us-east with `sync.bootstrap = "auto"`.
 async fn auto_pull_job(db: &TestDb) -> PullChangesJob {
     let mut settings = settings_for(db, "us-east");
-    settings.sync.peers = vec![PeerConfig {
-        id: "eu-west".into(),
-    }];
+    settings.sync.peers = vec![PeerConfig::both("eu-west")];
     settings.sync.pull_page_limit = 5;
     let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
     PullChangesJob::new(
         wiring.pull_action(&pool, &settings).unwrap(),
         wiring.directory(),
-        settings.sync.peer_ids(),
+        settings.sync.pull_peer_ids(),
         vec!["customers".into()],
         5,
     )

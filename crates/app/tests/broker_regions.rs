@@ -617,7 +617,7 @@ ship::backend_tests! {
         let cred_a = register_region(&db, "eu-west", "http://127.0.0.1:9").await;
         let cred_b = register_region(&db, "us-east", "http://127.0.0.1:9").await;
         let mut a_settings = remote_region(&db_a, "eu-west", &hub.base, &cred_a);
-        a_settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        a_settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         let b_settings = remote_region(&db_b, "us-east", &hub.base, &cred_b);
         let a = Region::start(&a_settings).await;
         let b = Region::start(&b_settings).await;

@@ -138,7 +138,7 @@ async fn region_with_outbox(
     tune: impl FnOnce(&mut app::Settings),
 ) -> (Region, DispatchOutboxAction) {
     let mut settings = settings_for(db, "eu-west");
-    settings.sync.peers = vec![PeerConfig { id: peer.into() }];
+    settings.sync.peers = vec![PeerConfig::both(peer)];
     settings.sync.retry_base_ms = 60_000;
     tune(&mut settings);
     let region = Region::start(&settings).await;
@@ -380,7 +380,7 @@ ship::backend_tests! {
         })
         .await;
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "stub".into() }];
+        settings.sync.peers = vec![PeerConfig::both("stub")];
         settings.sync.dispatch_claim_limit = 10;
         settings.sync.push_batch_ops = 5;
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
@@ -416,7 +416,7 @@ ship::backend_tests! {
         };
         let (a, first) = region_with_outbox(&db, "stub", &peer.base, 3, tune).await;
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "stub".into() }];
+        settings.sync.peers = vec![PeerConfig::both("stub")];
         tune(&mut settings);
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let second = wiring.dispatch_action(&pool, &settings).unwrap();
@@ -495,7 +495,7 @@ ship::backend_tests! {
         let slow = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_millis(1_500));
         let fast = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "a-slow".into() }, PeerConfig { id: "b-fast".into() }];
+        settings.sync.peers = vec![PeerConfig::both("a-slow"), PeerConfig::both("b-fast")];
         let region = Region::start(&settings).await;
         register_region(&db, "a-slow", &slow.base).await;
         register_region(&db, "b-fast", &fast.base).await;

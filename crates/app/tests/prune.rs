@@ -102,7 +102,7 @@ async fn create(region: &Region, n: usize) -> Vec<String> {
 ship::backend_tests! {
     async fn prune_never_deletes_what_a_peer_is_owed(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         let region = Region::start(&settings).await;
         for i in 0..6 {
             let (status, _) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"})).await;
@@ -156,7 +156,7 @@ ship::backend_tests! {
 ship::backend_tests! {
     async fn old_tombstones_go_unless_a_peer_is_owed_their_delete(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         let region = Region::start(&settings).await;
         let mut ids = Vec::new();
         for i in 0..4 {
@@ -242,7 +242,7 @@ ship::backend_tests! {
 ship::backend_tests! {
     async fn push_and_pull_peers_each_keep_what_they_still_need(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![PeerConfig::both("us-east")];
         let region = Region::start(&settings).await;
         create(&region, 6).await;
         exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");

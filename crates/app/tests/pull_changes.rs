@@ -17,9 +17,7 @@ use sync::{PeerConfig, SyncError};
 /// trusts), with eu-west registered at `peer_base`.
 async fn puller(db: &TestDb, peer_base: &str) -> PullChangesAction {
     let mut settings = settings_for(db, "us-east");
-    settings.sync.peers = vec![PeerConfig {
-        id: "eu-west".into(),
-    }];
+    settings.sync.peers = vec![PeerConfig::both("eu-west")];
     let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
     register_region(db, "eu-west", peer_base).await;
     wiring.pull_action(&pool, &settings).unwrap()
@@ -296,5 +294,24 @@ ship::backend_tests! {
         assert_eq!(DiscardQuarantineAction::new(db_b.pool.clone()).run(parked[0].id).await.unwrap(), 0, "gone");
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_quarantine"), 0);
         a.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Issue 13: a pull-only peer gets no delivery stream (nothing is pushed to it), a push-only
+    /// peer is not pulled — and a list of push-only peers pulls nobody, not every region.
+    async fn push_and_pull_are_explicit_per_peer(db: TestDb) {
+        let mut settings = settings_for(&db, "us-east");
+        let mut pull_only = PeerConfig::both("eu-west");
+        pull_only.push = false;
+        let mut push_only = PeerConfig::both("ap-south");
+        push_only.pull = false;
+        settings.sync.peers = vec![pull_only, push_only];
+        let (_, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        let streams = |peer: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM sync_delivery WHERE peer = '{peer}'"));
+        assert_eq!((streams("eu-west"), streams("ap-south")), (0, 1));
+        assert_eq!(wiring.peers_to_pull(&settings, None).await.unwrap(), vec!["eu-west".to_string()]);
+        settings.sync.peers.retain(|p| p.id == "ap-south");
+        assert_eq!(wiring.peers_to_pull(&settings, None).await.unwrap(), Vec::<String>::new());
     }
 }

@@ -61,7 +61,7 @@ ship::backend_tests! {
         let db_b = TestDb::new(db.backend());
         let b_port = free_port();
         let mut a_settings = settings_for(&db, "eu-west");
-        a_settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        a_settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         a_settings.sync.pull_interval_secs = 3600;
         a_settings.sync.dispatch_interval_secs = 60;
         let a = Region::start_with_scheduler(&a_settings).await;
@@ -129,7 +129,7 @@ ship::backend_tests! {
     async fn sync_run_pushes_and_pulls_by_hand(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let mut a_settings = settings_for(&db, "eu-west");
-        a_settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        a_settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         let a = Region::start(&a_settings).await;
         let b_port = free_port();
         let credential = register_region(&db, "us-east", &format!("http://127.0.0.1:{b_port}")).await;

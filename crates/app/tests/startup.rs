@@ -79,7 +79,7 @@ ship::backend_tests! {
     /// changes feed, owed to each configured peer.
     async fn a_customer_write_appears_in_the_changes_feed(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
-        settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         let region = Region::start(&settings).await;
         let (status, customer) = region
             .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": "Ada Lovelace", "email": "ada@example.com"}))
@@ -104,7 +104,7 @@ ship::backend_tests! {
     /// resource, read from the database by the web process.
     async fn metrics_report_what_each_peer_is_owed(db: TestDb) {
         let mut settings = common::settings_for(&db, "eu-west");
-        settings.sync.peers = vec![sync::PeerConfig { id: "us-east".into() }];
+        settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         let region = common::Region::start(&settings).await;
         for i in 0..2 {
             let (status, _) = region

@@ -10,16 +10,16 @@ use crate::actions::{
 };
 use crate::errors::SyncError;
 
-/// The peers the pull reads: the configured ones, else every region the broker lists. The
+/// The peers the pull reads: the configured ones (`SyncConfig::pull_peer_ids`; possibly none:
+/// push-only peers), else — no `[[sync.peers]]` at all — every region the broker lists. The
 /// alerts evaluate `pull_lag` over the same set, and `regionsync sync pull|run` pull it.
 pub async fn peers_to_pull(
     directory: &dyn PeerDirectory,
-    configured: &[String],
+    configured: Option<&[String]>,
 ) -> Result<Vec<String>, ship::contracts::DirectoryError> {
-    if configured.is_empty() {
-        Ok(directory.peers().await?.into_iter().map(|g| g.id).collect())
-    } else {
-        Ok(configured.to_vec())
+    match configured {
+        None => Ok(directory.peers().await?.into_iter().map(|g| g.id).collect()),
+        Some(peers) => Ok(peers.to_vec()),
     }
 }
 
@@ -34,8 +34,8 @@ pub struct PullChangesJob {
     action: PullChangesAction,
     bootstrap: Option<BootstrapAction>,
     directory: Arc<dyn PeerDirectory>,
-    /// The configured peers; empty: every region the broker lists.
-    peers: Vec<String>,
+    /// The configured pull peers; `None`: every region the broker lists.
+    peers: Option<Vec<String>>,
     resources: Vec<String>,
     page_limit: u32,
 }
@@ -46,7 +46,7 @@ impl PullChangesJob {
     pub fn new(
         action: PullChangesAction,
         directory: Arc<dyn PeerDirectory>,
-        peers: Vec<String>,
+        peers: Option<Vec<String>>,
         resources: Vec<String>,
         page_limit: u32,
     ) -> Self {
@@ -98,7 +98,7 @@ impl PullChangesJob {
     }
 
     async fn pull_all(&self) -> Result<(), JobError> {
-        let peers = peers_to_pull(self.directory.as_ref(), &self.peers).await?;
+        let peers = peers_to_pull(self.directory.as_ref(), self.peers.as_deref()).await?;
         let mut failed = Vec::new();
         for peer in &peers {
             for resource in &self.resources {
@@ -283,7 +283,7 @@ pub struct SendAnomalyAlertJob {
     action: crate::actions::EvaluateAlertsAction,
     directory: Arc<dyn PeerDirectory>,
     /// The configured peers; empty: every region the broker lists.
-    peers: Vec<String>,
+    peers: Option<Vec<String>>,
     /// The last peer list this job got (none yet: unknown).
     last_listed: std::sync::Mutex<Option<Vec<String>>>,
 }
@@ -294,7 +294,7 @@ impl SendAnomalyAlertJob {
     pub fn new(
         action: crate::actions::EvaluateAlertsAction,
         directory: Arc<dyn PeerDirectory>,
-        peers: Vec<String>,
+        peers: Option<Vec<String>>,
     ) -> Self {
         Self {
             action,
@@ -305,7 +305,7 @@ impl SendAnomalyAlertJob {
     }
 
     async fn evaluate(&self) -> Result<(), JobError> {
-        let listed = peers_to_pull(self.directory.as_ref(), &self.peers).await;
+        let listed = peers_to_pull(self.directory.as_ref(), self.peers.as_deref()).await;
         let (peers, peers_unknown) = {
             let mut last = self
                 .last_listed
