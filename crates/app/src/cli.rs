@@ -188,6 +188,16 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 500)]
         page_limit: u32,
     },
+    /// Compare this region's rows with PEER's (hashes over ranges of ids, descending only into
+    /// the ranges that differ) and list every row that differs, with both versions; exit 1 if
+    /// any does.
+    Verify {
+        #[arg(long)]
+        peer: String,
+        /// Only this resource (default: every synced resource).
+        #[arg(long)]
+        resource: Option<String>,
+    },
     /// Entries of peers' feeds that cannot apply here as they are, parked so the pulls go on.
     Quarantine {
         #[command(subcommand)]
@@ -330,6 +340,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => {
             ship::telemetry::init(&settings.log);
             crate::outbox_cli::run(&settings, command).await
+        }
+        Command::Sync {
+            command: SyncCommand::Verify { peer, resource },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::verify(&settings, &peer, resource).await
         }
         Command::Sync {
             command: SyncCommand::Quarantine { command },

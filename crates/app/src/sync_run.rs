@@ -247,3 +247,59 @@ pub async fn quarantine(
     }
     Ok(())
 }
+
+/// `regionsync sync verify --peer P [--resource R]`: exit 1 when any row differs.
+pub async fn verify(
+    settings: &Settings,
+    peer: &str,
+    resource: Option<String>,
+) -> anyhow::Result<()> {
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let names: Vec<String> = wiring
+        .registry
+        .names()
+        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
+    }
+    let action = wiring.verify_action(&pool, settings)?;
+    let version = |v: &Option<(i64, String)>| {
+        v.as_ref().map_or_else(
+            || "absent".to_string(),
+            |(hlc, origin)| format!("{hlc}.{origin}"),
+        )
+    };
+    let mut differing = 0;
+    for name in names {
+        let s = action
+            .run(sync::actions::VerifyInput {
+                peer: peer.to_string(),
+                resource: name.clone(),
+            })
+            .await
+            .with_context(|| format!("verify of {name} against {peer} failed"))?;
+        output(&format!(
+            "{name}: {} rows here, {} at {peer}; {} differ ({} request(s), {} bytes from {peer})",
+            s.rows_local,
+            s.rows_remote,
+            s.differing.len(),
+            s.requests,
+            s.bytes
+        ));
+        for d in &s.differing {
+            output(&format!(
+                "  {}  here {}  {peer} {}",
+                d.entity_id,
+                version(&d.local),
+                version(&d.remote)
+            ));
+        }
+        differing += s.differing.len();
+    }
+    if differing > 0 {
+        anyhow::bail!("{differing} row(s) differ from {peer}");
+    }
+    Ok(())
+}

@@ -213,6 +213,21 @@ impl Wiring {
         ))
     }
 
+    /// The comparison with a peer (`regionsync sync verify`).
+    pub fn verify_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<sync::actions::VerifyAction, ShipError> {
+        Ok(sync::actions::VerifyAction::new(
+            pool.clone(),
+            self.registry.clone(),
+            settings.region_id.clone(),
+            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            self.directory(),
+        ))
+    }
+
     /// The snapshot bootstrap (`regionsync sync bootstrap`).
     pub fn bootstrap_action(
         &self,

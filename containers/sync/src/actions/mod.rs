@@ -37,3 +37,9 @@ pub mod quarantine_admin;
 pub use quarantine_admin::{
     DiscardQuarantineAction, ListQuarantineAction, RetryQuarantineAction, RetrySummary,
 };
+pub mod get_digest;
+
+pub use get_digest::{Bucket, DigestAnswer, GetDigestAction, GetDigestInput, RowDigest};
+pub mod verify;
+
+pub use verify::{Divergence, VerifyAction, VerifyInput, VerifySummary};

@@ -1,6 +1,8 @@
 //! Steps of the sync actions, one responsibility each.
 pub mod apply_changes;
+pub mod digest_ranges;
 pub mod fetch_changes;
+pub mod fetch_digest;
 pub mod fetch_snapshot;
 pub mod peer_status;
 pub mod send_alert;

@@ -14,7 +14,9 @@ use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::errors::{HttpError, StatusCode};
 use ship::DbPool;
 
-use crate::actions::{ApplyOpsAction, BatchLimits, GetChangesAction, GetSnapshotAction};
+use crate::actions::{
+    ApplyOpsAction, BatchLimits, GetChangesAction, GetDigestAction, GetSnapshotAction,
+};
 use crate::config::SyncConfig;
 
 /// What the sync controllers need, registered once as `web::Data`: the actions, built once,
@@ -22,6 +24,7 @@ use crate::config::SyncConfig;
 pub struct SyncState {
     pub get_changes: GetChangesAction,
     pub get_snapshot: GetSnapshotAction,
+    pub get_digest: GetDigestAction,
     pub apply_ops: ApplyOpsAction,
     pub config: SyncConfig,
     pub auth: web::Data<AuthGate>,
@@ -40,6 +43,11 @@ impl SyncState {
         };
         Self {
             get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
+            get_digest: GetDigestAction::new(
+                pool.clone(),
+                registry.clone(),
+                auth.verifier.region(),
+            ),
             get_snapshot: GetSnapshotAction::new(
                 pool.clone(),
                 registry.clone(),
@@ -71,6 +79,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
                 web::resource("/{resource}/snapshot")
                     .wrap(from_fn(require_token))
                     .route(web::get().to(controllers::get_snapshot::get_snapshot)),
+            )
+            .service(
+                web::resource("/{resource}/digest")
+                    .wrap(from_fn(require_token))
+                    .route(web::get().to(controllers::get_digest::get_digest)),
             )
             .service(
                 web::resource("/{resource}/ops")

@@ -1,0 +1,56 @@
+//! Query of `GET /sync/{resource}/digest`, parsed into the action's input.
+
+use serde::Deserialize;
+
+use crate::actions::get_digest::{GetDigestInput, MAX_PREFIX};
+use crate::errors::SyncError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetDigestRequest {
+    /// Lower-case hex digits, 0 to 8 (default: the whole resource).
+    pub prefix: Option<String>,
+    /// 1 to 3: the ranges that many digits below `prefix` (default 2).
+    pub depth: Option<String>,
+    /// `true`: the rows of `prefix` instead of its ranges.
+    pub rows: Option<bool>,
+}
+
+impl GetDigestRequest {
+    pub fn into_input(self, resource: String) -> Result<GetDigestInput, SyncError> {
+        let prefix = self.prefix.unwrap_or_default();
+        if prefix.len() > MAX_PREFIX
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(SyncError::InvalidQuery(format!(
+                "prefix: `{}` is not 0 to {MAX_PREFIX} lower-case hex digits",
+                ship::errors::clip(&prefix)
+            )));
+        }
+        let depth = match (self.rows.unwrap_or(false), self.depth.as_deref()) {
+            (true, None) => None,
+            (true, Some(_)) => {
+                return Err(SyncError::InvalidQuery(
+                    "ask for `rows` or for a `depth`, not both".into(),
+                ))
+            }
+            (false, None) => Some(2),
+            (false, Some(d)) => match d.parse::<usize>() {
+                Ok(d @ 1..=3) => Some(d),
+                _ => {
+                    return Err(SyncError::InvalidQuery(format!(
+                        "depth: `{}` is not 1, 2 or 3",
+                        ship::errors::clip(d)
+                    )))
+                }
+            },
+        };
+        Ok(GetDigestInput {
+            resource,
+            prefix,
+            depth,
+        })
+    }
+}

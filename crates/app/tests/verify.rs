@@ -1,0 +1,80 @@
+//! Issue 13 (verify): two regions compare their rows by hashes over ranges of hashed ids and
+//! find exactly the rows made to differ behind the service's back — a direct SQL update, a
+//! deleted row, an extra row — while identical regions exchange one answer of 256 hashes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use app::startup::{prepare, StartOptions};
+use common::{count, customers_digest, register_region, settings_for, Region};
+use diesel::connection::SimpleConnection;
+use serde_json::json;
+use ship::parents::Action;
+use ship::testing::TestDb;
+use sync::actions::{BootstrapInput, VerifyInput};
+use sync::PeerConfig;
+
+ship::backend_tests! {
+    async fn verify_finds_exactly_the_rows_that_differ(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let mut ids = Vec::new();
+        for i in 0..300 {
+            let (status, body) = a.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": format!("n{i}"), "email": format!("u{i}@example.com")})).await;
+            assert_eq!(status, 201, "{body}");
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        let mut settings = settings_for(&db_b, "us-east");
+        settings.sync.peers = vec![PeerConfig::both("eu-west")];
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        register_region(&db_b, "eu-west", &a.base).await;
+        let loaded = wiring
+            .bootstrap_action(&pool, &settings)
+            .unwrap()
+            .run(BootstrapInput { peer: "eu-west".into(), resource: "customers".into(), page_limit: 500, max_pages: 100, auto: false })
+            .await
+            .unwrap();
+        assert!(loaded.done);
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        let verify = wiring.verify_action(&pool, &settings).unwrap();
+        let input = || VerifyInput { peer: "eu-west".into(), resource: "customers".into() };
+
+        let same = verify.run(input()).await.unwrap();
+        assert_eq!((same.rows_local, same.rows_remote, same.differing.len()), (300, 300, 0), "{same:?}");
+        assert_eq!(same.requests, 1, "identical: one answer of range hashes");
+        assert!(same.bytes < 256 * 100, "O(ranges) bytes, not O(rows): {}", same.bytes);
+
+        // Behind the service's back at us-east: a content edit (same version), a row gone, a
+        // row nobody wrote through the service.
+        let (edited, gone) = (&ids[10], &ids[200]);
+        let extra = "01939d2e-0000-7000-8000-0000000000ee";
+        db_b.pool.get().unwrap().batch_execute(&format!(
+            "UPDATE customers SET name = 'edited by hand' WHERE id = '{edited}'; \
+             DELETE FROM customers WHERE id = '{gone}'; \
+             INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, sync_version, sync_origin, deleted_at) \
+             VALUES ('{extra}', 't1', 'x', 'x@example.com', 'active', '2026-12-01 00:00:00', '2026-12-01 00:00:00', 5, 'us-east', NULL)"
+        )).unwrap();
+        let diff = verify.run(input()).await.unwrap();
+        let mut found: Vec<&str> = diff.differing.iter().map(|d| d.entity_id.as_str()).collect();
+        found.sort_unstable();
+        let mut expected = vec![edited.as_str(), gone.as_str(), extra];
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{diff:?}");
+        let by_id = |id: &str| diff.differing.iter().find(|d| d.entity_id == id).unwrap().clone();
+        assert_eq!(by_id(gone).local, None);
+        assert!(by_id(gone).remote.is_some());
+        assert_eq!(by_id(extra).remote, None);
+        assert_eq!(by_id(extra).local, Some((5, "us-east".to_string())));
+        assert_eq!(by_id(edited).local, by_id(edited).remote, "same version, other content");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 300);
+
+        // The route refuses what it must.
+        let (status, body) = a.get("/sync/customers/digest?prefix=XYZ").await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")));
+        let (status, body) = a.get("/sync/customers/digest?depth=9").await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")));
+        let (status, body) = a.get_with("/sync/customers/digest", None).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("token_missing")));
+        a.stop().await;
+    }
+}
