@@ -198,6 +198,19 @@ pub enum SyncCommand {
         #[arg(long)]
         resource: Option<String>,
     },
+    /// Verify against PEER, then take PEER's side of each differing row: its newer versions are
+    /// applied here by last-writer-wins; rows with the same version but other content are
+    /// re-asserted as a new write of the side `--prefer` names. Rows newer here are for PEER to
+    /// take: run the repair there too.
+    Repair {
+        #[arg(long)]
+        peer: String,
+        #[arg(long)]
+        resource: Option<String>,
+        /// Whose content wins where both hold the same version (an edit behind the service).
+        #[arg(long, value_enum, default_value_t = PreferArg::Peer)]
+        prefer: PreferArg,
+    },
     /// Entries of peers' feeds that cannot apply here as they are, parked so the pulls go on.
     Quarantine {
         #[command(subcommand)]
@@ -219,6 +232,12 @@ pub enum SyncCommand {
         #[arg(long)]
         pull: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PreferArg {
+    Peer,
+    Local,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,6 +359,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { command } => {
             ship::telemetry::init(&settings.log);
             crate::outbox_cli::run(&settings, command).await
+        }
+        Command::Sync {
+            command:
+                SyncCommand::Repair {
+                    peer,
+                    resource,
+                    prefer,
+                },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::repair(&settings, &peer, resource, prefer).await
         }
         Command::Sync {
             command: SyncCommand::Verify { peer, resource },

@@ -303,3 +303,49 @@ pub async fn verify(
     }
     Ok(())
 }
+
+/// `regionsync sync repair --peer P [--resource R] [--prefer peer|local]`.
+pub async fn repair(
+    settings: &Settings,
+    peer: &str,
+    resource: Option<String>,
+    prefer: crate::cli::PreferArg,
+) -> anyhow::Result<()> {
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    let names: Vec<String> = wiring
+        .registry
+        .names()
+        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
+    }
+    let verify = wiring.verify_action(&pool, settings)?;
+    let repair = wiring.repair_action(&pool, settings)?;
+    let prefer = match prefer {
+        crate::cli::PreferArg::Peer => sync::actions::Prefer::Peer,
+        crate::cli::PreferArg::Local => sync::actions::Prefer::Local,
+    };
+    for name in names {
+        let found = verify
+            .run(sync::actions::VerifyInput {
+                peer: peer.to_string(),
+                resource: name.clone(),
+            })
+            .await?;
+        let done = repair
+            .run(sync::actions::RepairInput {
+                peer: peer.to_string(),
+                resource: name.clone(),
+                differing: found.differing,
+                prefer,
+            })
+            .await?;
+        output(&format!(
+            "{name}: took {} newer row(s) from {peer}, re-asserted {} row(s) of equal version; {} row(s) are newer here (run `regionsync sync repair --peer {}` at {peer})",
+            done.taken, done.reasserted, done.theirs_to_take, settings.region_id
+        ));
+    }
+    Ok(())
+}

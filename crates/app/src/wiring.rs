@@ -228,6 +228,22 @@ impl Wiring {
         ))
     }
 
+    /// Taking a peer's side of what `sync verify` found (`regionsync sync repair`).
+    pub fn repair_action(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+    ) -> Result<sync::actions::RepairAction, ShipError> {
+        Ok(sync::actions::RepairAction::new(
+            pool.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.clock),
+            settings.region_id.clone(),
+            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            self.directory(),
+        ))
+    }
+
     /// The snapshot bootstrap (`regionsync sync bootstrap`).
     pub fn bootstrap_action(
         &self,

@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use serde_json::json;
 use ship::parents::Action;
 use ship::testing::TestDb;
-use sync::actions::{BootstrapInput, VerifyInput};
+use sync::actions::{BootstrapInput, Prefer, RepairInput, VerifyInput};
 use sync::PeerConfig;
 
 ship::backend_tests! {
@@ -76,5 +76,78 @@ ship::backend_tests! {
         let (status, body) = a.get_with("/sync/customers/digest", None).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("token_missing")));
         a.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Repair, run on each side, takes the peer's newer versions, re-asserts the preferred
+    /// content of a row edited behind the service's back (same version), and leaves the rows
+    /// newer here for the peer's own repair; afterwards verify is clean and the digests equal.
+    async fn repair_on_both_sides_makes_verify_clean(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let b = Region::start(&settings_for(&db_b, "us-east")).await;
+        register_region(&db, "us-east", &b.base).await;
+        register_region(&db_b, "eu-west", &a.base).await;
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let (status, body) = a.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": format!("n{i}"), "email": format!("u{i}@example.com")})).await;
+            assert_eq!(status, 201, "{body}");
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        let side = |db: &TestDb, me: &str, peer: &str| {
+            let mut settings = settings_for(db, me);
+            settings.sync.peers = vec![PeerConfig::both(peer)];
+            settings
+        };
+        let (settings_a, settings_b) = (side(&db, "eu-west", "us-east"), side(&db_b, "us-east", "eu-west"));
+        let (pool_a, wiring_a) = prepare(&settings_a, StartOptions::default()).await.unwrap();
+        let (pool_b, wiring_b) = prepare(&settings_b, StartOptions::default()).await.unwrap();
+        wiring_b
+            .bootstrap_action(&pool_b, &settings_b)
+            .unwrap()
+            .run(BootstrapInput { peer: "eu-west".into(), resource: "customers".into(), page_limit: 500, max_pages: 100, auto: false })
+            .await
+            .unwrap();
+        let (edited, gone) = (&ids[5], &ids[30]);
+        let extra = "01939d2e-0000-7000-8000-0000000000ee";
+        db_b.pool.get().unwrap().batch_execute(&format!(
+            "UPDATE customers SET name = 'edited by hand' WHERE id = '{edited}'; \
+             DELETE FROM customers WHERE id = '{gone}'; \
+             INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, sync_version, sync_origin, deleted_at) \
+             VALUES ('{extra}', 't1', 'x', 'x@example.com', 'active', '2026-12-01 00:00:00', '2026-12-01 00:00:00', 5, 'us-east', NULL)"
+        )).unwrap();
+
+        let verify_b = wiring_b.verify_action(&pool_b, &settings_b).unwrap();
+        let input = |peer: &str| VerifyInput { peer: peer.into(), resource: "customers".into() };
+        let found = verify_b.run(input("eu-west")).await.unwrap();
+        assert_eq!(found.differing.len(), 3);
+        let done = wiring_b
+            .repair_action(&pool_b, &settings_b)
+            .unwrap()
+            .run(RepairInput { peer: "eu-west".into(), resource: "customers".into(), differing: found.differing, prefer: Prefer::Peer })
+            .await
+            .unwrap();
+        assert_eq!((done.taken, done.reasserted, done.theirs_to_take), (1, 1, 1), "{done:?}");
+        let (_, row) = b.get(&format!("/api/v1/customers/{edited}")).await;
+        assert_eq!(row["name"], "n5", "eu-west's content, re-asserted at us-east");
+        let (status, _) = b.get(&format!("/api/v1/customers/{gone}")).await;
+        assert_eq!(status, 200, "taken back from eu-west");
+
+        // eu-west's side: it takes what is newer at us-east (the re-asserted row, the extra one).
+        let found = wiring_a.verify_action(&pool_a, &settings_a).unwrap().run(input("us-east")).await.unwrap();
+        assert_eq!(found.differing.len(), 2, "{found:?}");
+        let done = wiring_a
+            .repair_action(&pool_a, &settings_a)
+            .unwrap()
+            .run(RepairInput { peer: "us-east".into(), resource: "customers".into(), differing: found.differing, prefer: Prefer::Peer })
+            .await
+            .unwrap();
+        assert_eq!((done.taken, done.reasserted, done.theirs_to_take), (2, 0, 0), "{done:?}");
+        let clean = verify_b.run(input("eu-west")).await.unwrap();
+        assert!(clean.differing.is_empty(), "{clean:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+        b.stop().await;
     }
 }

@@ -20,6 +20,8 @@ pub struct GetDigestInput {
     pub prefix: String,
     /// `Some(depth)`: the hashes of the ranges `depth` (1–3) digits below; `None`: its rows.
     pub depth: Option<usize>,
+    /// With rows: each with its kind and payload (what `sync repair` takes).
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +71,13 @@ impl Action for GetDigestAction {
                 )
                 .map(DigestAnswer::Buckets),
                 None => {
-                    let rows =
-                        DigestRangesTask::rows(conn, resource.as_ref(), &region, &input.prefix)?;
+                    let rows = DigestRangesTask::rows(
+                        conn,
+                        resource.as_ref(),
+                        &region,
+                        &input.prefix,
+                        input.full,
+                    )?;
                     if rows.len() > MAX_ROWS {
                         return Err(SyncError::InvalidQuery(format!(
                             "the range `{}` holds {} rows (at most {MAX_ROWS} are listed): ask \

@@ -43,3 +43,6 @@ pub use get_digest::{Bucket, DigestAnswer, GetDigestAction, GetDigestInput, RowD
 pub mod verify;
 
 pub use verify::{Divergence, VerifyAction, VerifyInput, VerifySummary};
+pub mod repair;
+
+pub use repair::{Prefer, RepairAction, RepairInput, RepairSummary};

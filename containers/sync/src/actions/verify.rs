@@ -86,7 +86,7 @@ impl VerifyAction {
                     DigestRangesTask::buckets(conn, resource.as_ref(), &region, &prefix, depth)
                         .map(DigestAnswer::Buckets)
                 }
-                None => DigestRangesTask::rows(conn, resource.as_ref(), &region, &prefix)
+                None => DigestRangesTask::rows(conn, resource.as_ref(), &region, &prefix, false)
                     .map(DigestAnswer::Rows),
             })
             .await
@@ -119,7 +119,8 @@ impl Action for VerifyAction {
                 continue;
             };
             let (remote, bytes) =
-                FetchDigestTask::run(&self.client, &grant, name, &prefix, Some(STEP)).await?;
+                FetchDigestTask::run(&self.client, &grant, name, &prefix, Some(STEP), false)
+                    .await?;
             summary.requests += 1;
             summary.bytes += bytes;
             let DigestAnswer::Buckets(remote) = remote else {
@@ -149,7 +150,7 @@ impl Action for VerifyAction {
                 continue;
             };
             let (remote, bytes) =
-                FetchDigestTask::run(&self.client, &grant, name, &prefix, None).await?;
+                FetchDigestTask::run(&self.client, &grant, name, &prefix, None, false).await?;
             summary.requests += 1;
             summary.bytes += bytes;
             let DigestAnswer::Rows(remote) = remote else {

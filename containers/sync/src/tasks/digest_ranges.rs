@@ -34,6 +34,11 @@ pub struct RowDigest {
     pub hlc: i64,
     pub origin: String,
     pub hash: String,
+    /// With `full`: the row as a snapshot serves it (`upsert` or `delete`, and its payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
 }
 
 /// The longest prefix asked for (8 hex digits: 4 G ranges).
@@ -47,7 +52,8 @@ impl Task for DigestRangesTask {
     const NAME: &'static str = "sync.digest_ranges";
 }
 
-fn bucket_of(entity_id: &str) -> String {
+/// The bucket (hex SHA-256) of an entity id: its range is every prefix of it.
+pub fn bucket_of(entity_id: &str) -> String {
     hex::encode(Sha256::digest(entity_id.as_bytes()))
 }
 
@@ -68,6 +74,7 @@ impl DigestRangesTask {
         resource: &dyn SyncResource,
         region: &str,
         prefix: &str,
+        full: bool,
         mut visit: impl FnMut(&str, RowDigest),
     ) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
@@ -88,6 +95,8 @@ impl DigestRangesTask {
                     hlc: change.version.hlc.as_i64(),
                     origin: origin.to_string(),
                     hash: row_hash(change, origin)?,
+                    kind: full.then(|| change.kind.as_str().to_string()),
+                    payload: full.then(|| change.payload.clone()),
                 };
                 visit(&bucket, row);
             }
@@ -108,7 +117,7 @@ impl DigestRangesTask {
     ) -> Result<Vec<Bucket>, SyncError> {
         let width = (prefix.len() + depth).min(64);
         let mut hashers: BTreeMap<String, (u64, Sha256)> = BTreeMap::new();
-        Self::each_row(conn, resource, region, prefix, |bucket, row| {
+        Self::each_row(conn, resource, region, prefix, false, |bucket, row| {
             let (count, hasher) = hashers
                 .entry(bucket[..width].to_string())
                 .or_insert_with(|| (0, Sha256::new()));
@@ -128,15 +137,16 @@ impl DigestRangesTask {
             .collect())
     }
 
-    /// The rows of the range `prefix`, in id order.
+    /// The rows of the range `prefix`, in id order (`full`: with their kind and payload).
     pub(crate) fn rows(
         conn: &mut AnyConnection,
         resource: &dyn SyncResource,
         region: &str,
         prefix: &str,
+        full: bool,
     ) -> Result<Vec<RowDigest>, SyncError> {
         let mut out = Vec::new();
-        Self::each_row(conn, resource, region, prefix, |_, row| out.push(row))?;
+        Self::each_row(conn, resource, region, prefix, full, |_, row| out.push(row))?;
         Ok(out)
     }
 }

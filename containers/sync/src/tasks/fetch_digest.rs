@@ -23,6 +23,7 @@ impl FetchDigestTask {
         resource: &str,
         prefix: &str,
         depth: Option<usize>,
+        full: bool,
     ) -> Result<(DigestAnswer, usize), SyncError> {
         let url = format!(
             "{}/sync/{resource}/digest",
@@ -31,7 +32,12 @@ impl FetchDigestTask {
         let mut query = vec![("prefix", prefix.to_string())];
         match depth {
             Some(depth) => query.push(("depth", depth.to_string())),
-            None => query.push(("rows", "true".to_string())),
+            None => {
+                query.push(("rows", "true".to_string()));
+                if full {
+                    query.push(("full", "true".to_string()));
+                }
+            }
         }
         let body: Value = get_json(client, &peer.id, &peer.token, &url, &query, "a digest").await?;
         let size = body.to_string().len();

@@ -14,6 +14,8 @@ pub struct GetDigestRequest {
     pub depth: Option<String>,
     /// `true`: the rows of `prefix` instead of its ranges.
     pub rows: Option<bool>,
+    /// With `rows`: each row's kind and payload too.
+    pub full: Option<bool>,
 }
 
 impl GetDigestRequest {
@@ -47,10 +49,15 @@ impl GetDigestRequest {
                 }
             },
         };
+        let full = self.full.unwrap_or(false);
+        if full && depth.is_some() {
+            return Err(SyncError::InvalidQuery("`full` goes with `rows`".into()));
+        }
         Ok(GetDigestInput {
             resource,
             prefix,
             depth,
+            full,
         })
     }
 }
