@@ -91,6 +91,9 @@ pub struct SyncConfig {
     /// 410 right after is a loop, alerted and not retried until `regionsync sync bootstrap`;
     /// `manual` only flags it (`bootstrap_needed`).
     pub bootstrap: BootstrapMode,
+    /// How often the scheduler verifies each pull peer (`sync.verify`; 0: never): a
+    /// `divergence` alert fires while the last verify found rows that differ.
+    pub verify_interval_secs: u64,
 }
 
 /// `sync.bootstrap`.
@@ -128,6 +131,7 @@ impl Default for SyncConfig {
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
             bootstrap: BootstrapMode::Auto,
+            verify_interval_secs: 86_400,
         }
     }
 }

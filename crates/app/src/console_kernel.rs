@@ -9,7 +9,7 @@ use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
 use sync::actions::{PruneAction, PruneInput};
-use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob};
+use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, VerifyJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -87,6 +87,24 @@ pub fn kernel(
                 .timeout(Duration::from_secs(600)),
         )
         .map_err(wire)?;
+    // Proof that the regions agree: compare each pull peer's rows with ours.
+    if settings.sync.verify_interval_secs > 0 {
+        kernel
+            .schedule(
+                Arc::new(VerifyJob::new(
+                    wiring.verify_action(pool, settings)?,
+                    wiring.directory(),
+                    settings.sync.pull_peer_ids(),
+                    wiring.registry.names().map(str::to_string).collect(),
+                )),
+                Schedule::every_seconds(settings.sync.verify_interval_secs)
+                    .map_err(wire)?
+                    .without_overlapping()
+                    .on_one_server()
+                    .timeout(Duration::from_secs(3_600)),
+            )
+            .map_err(wire)?;
+    }
     // Retention: delivered outbox entries, and changelog entries no peer is owed.
     kernel
         .schedule(

@@ -67,6 +67,11 @@ ship::backend_tests! {
         assert_eq!(by_id(extra).local, Some((5, "us-east".to_string())));
         assert_eq!(by_id(edited).local, by_id(edited).remote, "same version, other content");
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 300);
+        // The result is kept: /metrics and `sync status` show it, the divergence alert fires.
+        let status = sync::actions::SyncStatusAction::new(pool.clone(), "us-east").run(()).await.unwrap();
+        assert_eq!(status.iter().find(|s| s.peer == "eu-west").and_then(|s| s.verify_differing), Some(3));
+        wiring.alerts_action(&pool, &settings).unwrap().run(sync::actions::AlertsInput::default()).await.unwrap();
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_alerts WHERE kind = 'divergence' AND subject = 'eu-west/customers'"), 1);
 
         // The route refuses what it must.
         let (status, body) = a.get("/sync/customers/digest?prefix=XYZ").await;

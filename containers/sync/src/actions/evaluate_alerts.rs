@@ -12,6 +12,7 @@
 //! firing for a peer that still was never pulled keeps firing across restarts),
 //! `bootstrap_needed` (per peer/resource: its feed answered 410 and the pull stopped),
 //! `quarantined` (per peer/resource: entries of its feed parked because they cannot apply),
+//! `divergence` (per peer/resource: the last verify found rows that differ),
 //! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
 //! refusals happened within the last two evaluation intervals, and for the region
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
@@ -235,6 +236,23 @@ impl EvaluateAlertsAction {
                         since.and_utc().to_rfc3339()
                     ),
                     1,
+                ),
+            );
+        }
+        // The last verify against a peer found rows that differ (issue 13).
+        let verified = self
+            .pool
+            .run(|conn| crate::data::verify_results::all(conn).map_err(SyncError::from))
+            .await?;
+        for (peer, resource, differing, at) in verified.into_iter().filter(|v| v.2 > 0) {
+            out.insert(
+                ("divergence".into(), format!("{peer}/{resource}")),
+                (
+                    format!(
+                        "{differing} row(s) of {resource} differ from {peer} (verified {}): `regionsync sync verify --peer {peer}`, then `sync repair`",
+                        at.and_utc().to_rfc3339()
+                    ),
+                    differing,
                 ),
             );
         }

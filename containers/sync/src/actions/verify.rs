@@ -172,6 +172,18 @@ impl Action for VerifyAction {
         summary
             .differing
             .sort_by(|a, b| a.entity_id.cmp(&b.entity_id));
+        // The last comparison is what the `divergence` alert and /metrics report.
+        let (peer, resource) = (input.peer.clone(), input.resource.clone());
+        let (differing, rows) = (
+            summary.differing.len() as i64,
+            (summary.rows_local as i64, summary.rows_remote as i64),
+        );
+        self.pool
+            .run(move |conn| {
+                crate::data::verify_results::record(conn, &peer, &resource, differing, rows)
+                    .map_err(SyncError::from)
+            })
+            .await?;
         Ok(summary)
     }
 }

@@ -11,3 +11,4 @@ pub mod prune;
 pub mod quarantine;
 pub mod refusals;
 pub mod schema;
+pub mod verify_results;

@@ -162,3 +162,14 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_verify_results (peer, resource) {
+        peer -> Text,
+        resource -> Text,
+        differing -> BigInt,
+        rows_local -> BigInt,
+        rows_remote -> BigInt,
+        checked_at -> Timestamp,
+    }
+}

@@ -40,6 +40,8 @@ pub struct PeerStatus {
     pub quarantined: i64,
     /// A bootstrap from the peer's snapshot under way: the rows applied so far.
     pub bootstrap_rows: Option<i64>,
+    /// The last verify against the peer: how many rows differed.
+    pub verify_differing: Option<i64>,
 }
 
 pub(crate) struct PeerStatusTask;
@@ -121,6 +123,9 @@ impl PeerStatusTask {
         }
         for (peer, resource, n, _) in crate::data::quarantine::counts(conn)? {
             line(&mut rows, peer, resource).quarantined = n;
+        }
+        for (peer, resource, differing, _) in crate::data::verify_results::all(conn)? {
+            line(&mut rows, peer, resource).verify_differing = Some(differing);
         }
         for (peer, resource, rows_applied) in crate::data::bootstraps::under_way(conn)? {
             line(&mut rows, peer, resource).bootstrap_rows = Some(rows_applied);

@@ -345,3 +345,68 @@ impl Job for SendAnomalyAlertJob {
         Box::pin(self.evaluate())
     }
 }
+
+/// VerifyJob (`sync.verify`, daily by default): compare every pull peer's rows with ours,
+/// resource by resource (`VerifyAction` records each result; the `divergence` alert reads it).
+pub struct VerifyJob {
+    action: crate::actions::VerifyAction,
+    directory: Arc<dyn PeerDirectory>,
+    peers: Option<Vec<String>>,
+    resources: Vec<String>,
+}
+
+impl VerifyJob {
+    pub const NAME: &'static str = "sync.verify";
+
+    pub fn new(
+        action: crate::actions::VerifyAction,
+        directory: Arc<dyn PeerDirectory>,
+        peers: Option<Vec<String>>,
+        resources: Vec<String>,
+    ) -> Self {
+        Self {
+            action,
+            directory,
+            peers,
+            resources,
+        }
+    }
+
+    async fn verify_all(&self) -> Result<(), JobError> {
+        let peers = peers_to_pull(self.directory.as_ref(), self.peers.as_deref()).await?;
+        let mut failed = Vec::new();
+        for peer in &peers {
+            for resource in &self.resources {
+                let input = crate::actions::VerifyInput {
+                    peer: peer.clone(),
+                    resource: resource.clone(),
+                };
+                match self.action.run(input).await {
+                    Ok(s) if !s.differing.is_empty() => tracing::warn!(
+                        %peer, %resource, differing = s.differing.len(),
+                        "rows differ from the peer (divergence alert)"
+                    ),
+                    Ok(s) => {
+                        tracing::info!(%peer, %resource, rows = s.rows_local, bytes = s.bytes, "verified: no row differs")
+                    }
+                    Err(e) => failed.push(format!("{peer}/{resource}: {e}")),
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; ").into())
+        }
+    }
+}
+
+impl Job for VerifyJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(self.verify_all())
+    }
+}

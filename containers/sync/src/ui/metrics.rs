@@ -88,6 +88,13 @@ fn gauges(status: Vec<PeerStatus>, firing: Vec<(String, String)>) -> Vec<Gauge> 
             "Entries of the peer's feed parked because they cannot apply here (`sync quarantine list`)",
             s.quarantined as f64,
         );
+        if let Some(n) = s.verify_differing {
+            gauge(
+                "regionsync_sync_verify_differing",
+                "Rows that differed from the peer at the last verify (`sync verify`)",
+                n as f64,
+            );
+        }
         if let Some(rows) = s.bootstrap_rows {
             gauge(
                 "regionsync_sync_bootstrap_rows",
