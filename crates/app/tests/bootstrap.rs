@@ -257,3 +257,67 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// SIGKILL during `regionsync sync bootstrap` (the binary, as an operator runs it); run
+    /// again, it resumes from its last applied page — not from zero — and ends identical.
+    async fn a_bootstrap_killed_mid_way_resumes_from_its_page(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..400 {
+            create(&a, &format!("k{i}")).await;
+        }
+        prune_everything(&db);
+        // us-east as the binary sees it: its database, the test key, eu-west as its peer.
+        let (_bootstrap, _) = joiner(&db_b, &a.base).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("region.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "region_id = \"us-east\"\n[database]\nurl = \"{}\"\n[broker]\nsigning_key = '''\n{}'''\n[[sync.peers]]\nid = \"eu-west\"\n",
+                db_b.url.expose(),
+                ship::testing::test_signing_key_pem()
+            ),
+        )
+        .unwrap();
+        let run = || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regionsync"));
+            for (key, _) in std::env::vars() {
+                if key.starts_with("REGIONSYNC_") || key == "RUST_LOG" {
+                    cmd.env_remove(key);
+                }
+            }
+            cmd.arg("--config").arg(&config).args(["sync", "bootstrap", "--peer", "eu-west", "--page-limit", "5"]);
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd
+        };
+        let progress = "SELECT COALESCE(MAX(rows_applied), 0) FROM sync_bootstraps WHERE next_cursor <> ''";
+        let mut child = run().spawn().unwrap();
+        for _ in 0..2_000 {
+            if count(&mut db_b.pool.get().unwrap(), progress) >= 50 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let at_kill = count(&mut db_b.pool.get().unwrap(), progress);
+        assert!(at_kill >= 50 && at_kill < 400, "killed mid-way, after {at_kill} rows");
+        let applied_before = count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers");
+        assert_eq!(applied_before, at_kill, "every applied page has its progress, and nothing more");
+
+        let out = run().output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let applied: i64 = stdout
+            .split("bootstrapped eu-west/customers: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(applied, 400 - at_kill, "resumed from its page, not from zero");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+    }
+}
