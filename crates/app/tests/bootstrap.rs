@@ -303,7 +303,7 @@ ship::backend_tests! {
         child.kill().unwrap();
         child.wait().unwrap();
         let at_kill = count(&mut db_b.pool.get().unwrap(), progress);
-        assert!(at_kill >= 50 && at_kill < 400, "killed mid-way, after {at_kill} rows");
+        assert!((50..400).contains(&at_kill), "killed mid-way, after {at_kill} rows");
         let applied_before = count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers");
         assert_eq!(applied_before, at_kill, "every applied page has its progress, and nothing more");
 
