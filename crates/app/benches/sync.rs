@@ -1382,6 +1382,149 @@ async fn drain_b9(backlog: usize) -> f64 {
     rate(backlog, took.max(t.elapsed()).as_secs_f64())
 }
 
+/// A region joining `source` (served at `base`): its wiring and pool, with `source` registered.
+async fn joiner(base: &str) -> (TestDb, ship::DbPool, app::wiring::Wiring, Settings) {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut settings = Settings {
+        region_id: "ap-south".into(),
+        ..Settings::default()
+    };
+    settings.database.url = db.url.clone();
+    settings.broker.signing_key = Some(ship::config::Secret::new(
+        ship::testing::test_signing_key_pem(),
+    ));
+    settings.sync.peers = vec![sync::PeerConfig::both(REGION)];
+    let (pool, wiring) = app::startup::prepare(&settings, StartOptions::default())
+        .await
+        .expect("the joining region prepares");
+    broker::actions::RegisterRegionAction::new(pool.clone(), 90)
+        .run(broker::actions::RegisterRegionInput {
+            id: REGION.into(),
+            base_url: base.into(),
+            scopes: None,
+        })
+        .await
+        .expect("the source region is registered");
+    (db, pool, wiring, settings)
+}
+
+/// B10 A: a fresh region bootstraps the filled region's snapshot over HTTP (pages of 1 000,
+/// applied by LWW like ops); rows per second.
+async fn arm_bootstrap(cfg: &Config, data: &Data) -> f64 {
+    let source = filled_db(cfg, data).await;
+    let region = Region::start(&source, cfg.batch).await;
+    let (_db, pool, wiring, settings) = joiner(&region.base).await;
+    let action = wiring
+        .bootstrap_action(&pool, &settings)
+        .expect("bootstrap action");
+    let t = Instant::now();
+    let done = action
+        .run(sync::actions::BootstrapInput {
+            peer: REGION.into(),
+            resource: customers::RESOURCE.into(),
+            page_limit: PAGE as u32,
+            max_pages: u32::MAX,
+            auto: false,
+        })
+        .await
+        .expect("the bootstrap runs");
+    let secs = t.elapsed().as_secs_f64();
+    region.stop().await;
+    assert!(done.done && done.applied as i64 == done.rows, "{done:?}");
+    rate(done.rows as usize, secs)
+}
+
+/// B11: verify of two identical regions (bytes of the digest answers ÷ bytes of the snapshot),
+/// then of the same with `differ` rows changed behind the service's back at the joiner (must
+/// find exactly those). (ratio, found, rows).
+async fn verify_b11(cfg: &Config, data: &Data, differ: usize) -> (f64, usize, i64) {
+    let source = filled_db(cfg, data).await;
+    let region = Region::start(&source, cfg.batch).await;
+    let (db, pool, wiring, settings) = joiner(&region.base).await;
+    let done = wiring
+        .bootstrap_action(&pool, &settings)
+        .expect("bootstrap action")
+        .run(sync::actions::BootstrapInput {
+            peer: REGION.into(),
+            resource: customers::RESOURCE.into(),
+            page_limit: PAGE as u32,
+            max_pages: u32::MAX,
+            auto: false,
+        })
+        .await
+        .expect("the bootstrap runs");
+    // The snapshot's size: every page, as served.
+    let mut snapshot_bytes = 0usize;
+    let mut after = String::new();
+    loop {
+        let url = format!(
+            "{}/sync/customers/snapshot?limit={PAGE}{after}",
+            region.base
+        );
+        let res = region
+            .client
+            .get(&url)
+            .bearer_auth(&region.token)
+            .send()
+            .await
+            .expect("GET snapshot");
+        let body = res.bytes().await.expect("a snapshot page");
+        snapshot_bytes += body.len();
+        let page: Value = serde_json::from_slice(&body).expect("JSON");
+        match page["next_cursor"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    let verify = wiring
+        .verify_action(&pool, &settings)
+        .expect("verify action");
+    let input = || sync::actions::VerifyInput {
+        peer: REGION.into(),
+        resource: customers::RESOURCE.into(),
+    };
+    let same = verify.run(input()).await.expect("verify runs");
+    assert!(same.differing.is_empty(), "identical regions: {same:?}");
+    let ratio = same.bytes as f64 / snapshot_bytes as f64;
+    let ids: Vec<String> = {
+        let mut conn = db.pool.get().expect("conn");
+        diesel::sql_query(format!(
+            "SELECT id FROM customers ORDER BY id LIMIT {differ}"
+        ))
+        .load::<IdRow>(&mut conn)
+        .expect("ids")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+    };
+    {
+        let mut conn = db.pool.get().expect("conn");
+        for id in &ids {
+            diesel::sql_query(format!(
+                "UPDATE customers SET name = 'changed by hand' WHERE id = '{id}'"
+            ))
+            .execute(&mut conn)
+            .expect("update");
+        }
+    }
+    let diff = verify.run(input()).await.expect("verify runs");
+    let mut found: Vec<String> = diff.differing.into_iter().map(|d| d.entity_id).collect();
+    found.sort();
+    let exact = found == ids;
+    region.stop().await;
+    (
+        ratio,
+        if exact { found.len() } else { usize::MAX },
+        done.rows,
+    )
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -1718,7 +1861,38 @@ async fn main() {
             note: None,
         });
     }
+    if cfg.wants("B10") {
+        let samples = interleave(
+            c,
+            "B10",
+            || arm_bootstrap(c, d),
+            || arm_http_apply(Backend::Sqlite, c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B10",
+            what: "SQLite: bootstrap of the snapshot over HTTP (rows/s) ÷ B1 HTTP apply (ops/s)"
+                .into(),
+            unit: "rows|ops/s",
+            target: Some(0.8),
+            samples,
+            note: None,
+        });
+    }
+    let b11 = if cfg.wants("B11") {
+        Some(verify_b11(c, d, 10).await)
+    } else {
+        None
+    };
     print_table(&outcomes, &skipped);
+    if let Some((ratio, found, rows)) = b11 {
+        println!(
+            "B11: verify of {rows} identical rows: digest bytes ÷ snapshot bytes = {ratio:.4} (target ≤ 0.01: {}); with 10 rows changed behind the service's back it found {} (exactly those: {})",
+            if ratio <= 0.01 { "met" } else { "NOT met" },
+            if found == usize::MAX { "others".to_string() } else { found.to_string() },
+            found == 10
+        );
+    }
     if let Some(l) = &lag {
         println!(
             "B6: end-to-end lag eu-west → us-east (SQLite, push, serve --with-scheduler), {} writes over {:.0} s at {:.0}/s (half the max {:.0}/s): p50 {:.1} ms, p99 {:.1} ms (target ≤ 50 ms: {}), max {:.1} ms",
