@@ -1,4 +1,4 @@
-//! `make bench`: the benchmarks of `QUALITY-BARS.md`. Ratios: B1, B1', B2, B3, B4, B8 (needs
+//! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 (needs
 //! `TEST_MYSQL_URL`), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
 //! offered load ÷ the write rate of a region without peers) and B9 (drain after a partition
 //! that built a backlog ÷ B1's steady apply rate). Below the table: B6, the end-to-end lag
