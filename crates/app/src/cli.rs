@@ -548,15 +548,7 @@ async fn pull(
     page_limit: u32,
 ) -> anyhow::Result<()> {
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
-    let names: Vec<String> = wiring
-        .registry
-        .names()
-        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
-    }
+    let names = resource_names(&wiring, resource)?;
     let peers = wiring
         .peers_to_pull(settings, peer)
         .await
@@ -597,6 +589,23 @@ async fn pull(
         anyhow::bail!("{failed} pull(s) failed");
     }
     Ok(())
+}
+
+/// The synced resources a command covers: `only` that one (refused when unknown), else all.
+pub(crate) fn resource_names(
+    wiring: &crate::wiring::Wiring,
+    only: Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = wiring
+        .registry
+        .names()
+        .filter(|n| only.as_deref().is_none_or(|o| o == *n))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!("unknown resource `{}`", only.unwrap_or_default());
+    }
+    Ok(names)
 }
 
 /// Command output goes to stdout; logs go to stderr.

@@ -138,15 +138,7 @@ pub async fn bootstrap(
     page_limit: u32,
 ) -> anyhow::Result<()> {
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
-    let names: Vec<String> = wiring
-        .registry
-        .names()
-        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
-    }
+    let names = crate::cli::resource_names(&wiring, resource)?;
     let action = wiring.bootstrap_action(&pool, settings)?;
     for name in names {
         let started = Instant::now();
@@ -255,15 +247,7 @@ pub async fn verify(
     resource: Option<String>,
 ) -> anyhow::Result<()> {
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
-    let names: Vec<String> = wiring
-        .registry
-        .names()
-        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
-    }
+    let names = crate::cli::resource_names(&wiring, resource)?;
     let action = wiring.verify_action(&pool, settings)?;
     let version = |v: &Option<(i64, String)>| {
         v.as_ref().map_or_else(
@@ -312,15 +296,7 @@ pub async fn repair(
     prefer: crate::cli::PreferArg,
 ) -> anyhow::Result<()> {
     let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
-    let names: Vec<String> = wiring
-        .registry
-        .names()
-        .filter(|n| resource.as_deref().is_none_or(|only| only == *n))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!("unknown resource `{}`", resource.unwrap_or_default());
-    }
+    let names = crate::cli::resource_names(&wiring, resource)?;
     let verify = wiring.verify_action(&pool, settings)?;
     let repair = wiring.repair_action(&pool, settings)?;
     let prefer = match prefer {

@@ -97,11 +97,7 @@ impl Action for ApplyOpsAction {
         )
     )]
     async fn run(&self, input: ApplyOpsInput) -> Result<ApplyOpsOutput, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         check_batch(&input, resource.as_ref(), self.limits, &self.region_id)?;
         // A push carries only its sender's own changes: a relay of another region's would
         // reach this region but never that region (its pull leaves its own origin out), and

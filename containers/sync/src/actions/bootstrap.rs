@@ -81,11 +81,7 @@ impl Action for BootstrapAction {
 
     #[tracing::instrument(name = "sync.bootstrap", skip_all, fields(peer = %input.peer, resource = %input.resource))]
     async fn run(&self, input: BootstrapInput) -> Result<BootstrapSummary, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         let (peer, name) = (input.peer.clone(), resource.name());
         let progress = self
             .pool

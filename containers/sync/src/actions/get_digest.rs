@@ -1,8 +1,6 @@
 //! GetDigest: `GET /sync/{resource}/digest` — the hashes of a resource's rows over ranges of
 //! their hashed ids, or the rows of one small range (see `tasks::digest_ranges`).
 
-use std::sync::Arc;
-
 use ship::contracts::ResourceRegistry;
 use ship::parents::Action;
 use ship::DbPool;
@@ -54,11 +52,7 @@ impl Action for GetDigestAction {
 
     #[tracing::instrument(name = "sync.get_digest", skip_all, fields(resource = %input.resource, prefix = %input.prefix))]
     async fn run(&self, input: GetDigestInput) -> Result<DigestAnswer, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         let region = self.region_id.clone();
         self.pool
             .run(move |conn| match input.depth {

@@ -66,11 +66,7 @@ impl Action for GetSnapshotAction {
 
     #[tracing::instrument(name = "sync.get_snapshot", skip_all, fields(resource = %input.resource))]
     async fn run(&self, input: GetSnapshotInput) -> Result<SnapshotPage, SyncError> {
-        let resource = std::sync::Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         let region_id = self.region_id.clone();
         self.pool
             .run(move |conn| {

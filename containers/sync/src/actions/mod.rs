@@ -1,5 +1,16 @@
 //! The sync container's use cases. Each owns its transaction; controllers, CLI commands and jobs
 //! call them.
+
+/// The synced resource `name`, or `unknown_resource`.
+pub(crate) fn synced(
+    registry: &ship::contracts::ResourceRegistry,
+    name: &str,
+) -> Result<std::sync::Arc<dyn ship::contracts::SyncResource>, crate::errors::SyncError> {
+    registry
+        .get(name)
+        .map(std::sync::Arc::clone)
+        .ok_or_else(|| crate::errors::SyncError::UnknownResource(name.to_string()))
+}
 pub mod get_changes;
 
 pub use get_changes::{ChangesPage, GetChangesAction, GetChangesInput};

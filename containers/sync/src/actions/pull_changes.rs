@@ -103,11 +103,7 @@ impl Action for PullChangesAction {
 
     #[tracing::instrument(name = "sync.pull_changes", skip_all, fields(peer = %input.peer, resource = %input.resource))]
     async fn run(&self, input: PullChangesInput) -> Result<PullSummary, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         let (peer, name) = (input.peer.clone(), resource.name());
         let mut since = self
             .pool

@@ -102,11 +102,7 @@ impl Action for RepairAction {
 
     #[tracing::instrument(name = "sync.repair", skip_all, fields(peer = %input.peer, resource = %input.resource))]
     async fn run(&self, input: RepairInput) -> Result<RepairSummary, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(&input.resource)
-                .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?,
-        );
+        let resource = super::synced(&self.registry, &input.resource)?;
         let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
         let mut summary = RepairSummary::default();
         for d in input.differing {

@@ -74,11 +74,7 @@ impl VerifyAction {
         prefix: &str,
         depth: Option<usize>,
     ) -> Result<DigestAnswer, SyncError> {
-        let resource = Arc::clone(
-            self.registry
-                .get(resource)
-                .ok_or_else(|| SyncError::UnknownResource(resource.to_string()))?,
-        );
+        let resource = super::synced(&self.registry, resource)?;
         let (region, prefix) = (self.region_id.clone(), prefix.to_string());
         self.pool
             .run(move |conn| match depth {
