@@ -156,3 +156,47 @@ ship::backend_tests! {
         b.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Review fix: a row that changes between verify and repair is left alone (the re-assert
+    /// with a fresh clock would have put old content over the newer write), and the next
+    /// verify/repair takes the newer write.
+    async fn repair_leaves_a_row_that_changed_since_the_verify(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let (status, body) = a.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "first", "email": "f@example.com"})).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let mut settings = settings_for(&db_b, "us-east");
+        settings.sync.peers = vec![PeerConfig::both("eu-west")];
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        register_region(&db_b, "eu-west", &a.base).await;
+        wiring
+            .bootstrap_action(&pool, &settings)
+            .unwrap()
+            .run(BootstrapInput { peer: "eu-west".into(), resource: "customers".into(), page_limit: 500, max_pages: 100, auto: false })
+            .await
+            .unwrap();
+        db_b.pool.get().unwrap().batch_execute(&format!("UPDATE customers SET name = 'by hand' WHERE id = '{id}'")).unwrap();
+        let input = || VerifyInput { peer: "eu-west".into(), resource: "customers".into() };
+        let found = wiring.verify_action(&pool, &settings).unwrap().run(input()).await.unwrap();
+        assert_eq!(found.differing.len(), 1);
+        // eu-west writes the row again before the repair runs.
+        let res = a.client.patch(a.url(&format!("/api/v1/customers/{id}"))).json(&json!({"name": "newer"})).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let repair = wiring.repair_action(&pool, &settings).unwrap();
+        let done = repair
+            .run(RepairInput { peer: "eu-west".into(), resource: "customers".into(), differing: found.differing, prefer: Prefer::Peer })
+            .await
+            .unwrap();
+        assert_eq!((done.changed, done.reasserted, done.taken), (1, 0, 0), "{done:?}");
+        let found = wiring.verify_action(&pool, &settings).unwrap().run(input()).await.unwrap();
+        let done = repair
+            .run(RepairInput { peer: "eu-west".into(), resource: "customers".into(), differing: found.differing, prefer: Prefer::Peer })
+            .await
+            .unwrap();
+        assert_eq!(done.taken, 1, "{done:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+    }
+}

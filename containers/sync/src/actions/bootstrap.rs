@@ -134,9 +134,11 @@ impl Action for BootstrapAction {
                     refreshed = true;
                     continue;
                 }
-                Err(e @ SyncError::PeerCursorExpired { .. }) => {
-                    // The peer pruned past this snapshot's watermark: the next run starts a new
-                    // snapshot (never a loop within this one).
+                // The peer pruned past this snapshot's watermark, or no longer knows it (a peer
+                // restored from an older copy answers `invalid_cursor`): the next run starts a
+                // new snapshot (never a loop within this one, never stuck on a dead cursor).
+                Err(e @ SyncError::PeerCursorExpired { .. })
+                | Err(e @ SyncError::PeerRefused { status: 400, .. }) => {
                     let (peer, res) = (input.peer.clone(), name);
                     self.pool
                         .run(move |conn| {
@@ -149,6 +151,26 @@ impl Action for BootstrapAction {
             };
             refreshed = false;
             summary.pages += 1;
+            // What the peer hands us to store must be ours to read back: a feed cursor as a
+            // watermark, a snapshot cursor that fits its column.
+            let watermark_seq = crate::cursor::Cursor::decode(&page.watermark).map_err(|e| {
+                SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: format!("the snapshot's watermark is not a feed cursor: {e}"),
+                }
+            })?;
+            if page
+                .next_cursor
+                .as_ref()
+                .is_some_and(|c| c.is_empty() || c.len() > 200 || c.starts_with('!'))
+            {
+                return Err(SyncError::PeerRefused {
+                    peer: input.peer.clone(),
+                    status: 200,
+                    message: "the snapshot's next_cursor is empty or longer than 200 bytes".into(),
+                });
+            }
             let ours = resource.schema_version();
             if page.schema_version != ours {
                 return Err(SyncError::PeerRefused {
@@ -192,7 +214,12 @@ impl Action for BootstrapAction {
                         None => {
                             // The last page: pull the feed from the watermark from now on; the
                             // bootstrap is over with the first pull that succeeds.
-                            cursors::save(conn, &peer, res.name(), &watermark)?;
+                            // Never behind where a pull running meanwhile already got.
+                            let stored = cursors::get(conn, &peer, res.name())?
+                                .and_then(|c| crate::cursor::Cursor::decode(&c).ok());
+                            if stored.is_none_or(|s| s < watermark_seq) {
+                                cursors::save(conn, &peer, res.name(), &watermark)?;
+                            }
                             cursors::clear_bootstrap(conn, &peer, res.name())?;
                             bootstraps::save(conn, &peer, res.name(), bootstraps::FINISHED, rows)?;
                         }

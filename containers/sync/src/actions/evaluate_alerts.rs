@@ -13,6 +13,7 @@
 //! `bootstrap_needed` (per peer/resource: its feed answered 410 and the pull stopped),
 //! `quarantined` (per peer/resource: entries of its feed parked because they cannot apply),
 //! `divergence` (per peer/resource: the last verify found rows that differ),
+//! `bootstrap_loop` (per peer/resource: a 410 right after a finished bootstrap from it),
 //! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
 //! refusals happened within the last two evaluation intervals, and for the region
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
@@ -233,6 +234,23 @@ impl EvaluateAlertsAction {
                 (
                     format!(
                         "{peer} no longer has the history of {resource} this region needs (410 since {}): bootstrap from a snapshot",
+                        since.and_utc().to_rfc3339()
+                    ),
+                    1,
+                ),
+            );
+        }
+        // A 410 right after a finished bootstrap: not retried by itself (issue 13).
+        let looping = self
+            .pool
+            .run(|conn| crate::data::bootstraps::looping(conn).map_err(SyncError::from))
+            .await?;
+        for (peer, resource, since) in looping {
+            out.insert(
+                ("bootstrap_loop".into(), format!("{peer}/{resource}")),
+                (
+                    format!(
+                        "{peer}'s feed of {resource} answered 410 again right after a bootstrap from it (since {}): not bootstrapping again by itself; find why it prunes past the watermark, then `regionsync sync bootstrap --peer {peer}`",
                         since.and_utc().to_rfc3339()
                     ),
                     1,

@@ -11,6 +11,8 @@ pub use crate::tasks::digest_ranges::{Bucket, RowDigest, MAX_PREFIX};
 
 /// The most rows one range's listing answers (ask a longer prefix for more).
 pub const MAX_ROWS: usize = 5_000;
+/// Rows are listed for ranges of at least this many hex digits (a 256th of the table at most).
+pub const MIN_ROWS_PREFIX: usize = 2;
 
 pub struct GetDigestInput {
     pub resource: String,
@@ -65,19 +67,24 @@ impl Action for GetDigestAction {
                 )
                 .map(DigestAnswer::Buckets),
                 None => {
+                    if input.prefix.len() < MIN_ROWS_PREFIX {
+                        return Err(SyncError::InvalidQuery(format!(
+                            "rows are listed for a prefix of at least {MIN_ROWS_PREFIX} hex digits"
+                        )));
+                    }
                     let rows = DigestRangesTask::rows(
                         conn,
                         resource.as_ref(),
                         &region,
                         &input.prefix,
                         input.full,
+                        MAX_ROWS,
                     )?;
                     if rows.len() > MAX_ROWS {
                         return Err(SyncError::InvalidQuery(format!(
-                            "the range `{}` holds {} rows (at most {MAX_ROWS} are listed): ask \
-                             with a longer prefix",
-                            input.prefix,
-                            rows.len()
+                            "the range `{}` holds more than {MAX_ROWS} rows: ask with a longer \
+                             prefix",
+                            input.prefix
                         )));
                     }
                     Ok(DigestAnswer::Rows(rows))

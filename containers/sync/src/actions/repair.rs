@@ -49,6 +49,8 @@ pub struct RepairSummary {
     pub reasserted: usize,
     /// Rows this region holds newer: the peer takes them by repairing on its side.
     pub theirs_to_take: usize,
+    /// Rows that changed (here or at the peer) since the verify: left alone, verify again.
+    pub changed: usize,
 }
 
 pub struct RepairAction {
@@ -125,7 +127,9 @@ impl Action for RepairAction {
                     prefix.clone(),
                 );
                 self.pool
-                    .run(move |conn| DigestRangesTask::rows(conn, res.as_ref(), &region, &p, true))
+                    .run(move |conn| {
+                        DigestRangesTask::rows(conn, res.as_ref(), &region, &p, true, usize::MAX)
+                    })
                     .await?
             } else {
                 match FetchDigestTask::run(
@@ -152,7 +156,19 @@ impl Action for RepairAction {
             } else {
                 None
             };
-            let Some(op) = row_op(&rows, &d.entity_id, stamp) else {
+            // The side whose content is taken must still hold the version verify saw: a re-assert
+            // (a fresh clock) would otherwise put old content over a newer write.
+            let seen = if same_version && input.prefer == Prefer::Local {
+                &d.local
+            } else {
+                &d.remote
+            };
+            let now_held = rows
+                .iter()
+                .find(|r| r.entity_id == d.entity_id)
+                .map(|r| (r.hlc, r.origin.clone()));
+            let Some(op) = row_op(&rows, &d.entity_id, stamp).filter(|_| &now_held == seen) else {
+                summary.changed += 1;
                 continue;
             };
             let valid = ValidateOpsTask::run(resource.as_ref(), &self.clock, Origins::Any, &[op])
@@ -160,14 +176,41 @@ impl Action for RepairAction {
                 peer: input.peer.clone(),
                 errors,
             })?;
-            let res = Arc::clone(&resource);
-            self.pool
-                .transaction(move |conn| ApplyChangesTask::run(conn, res.as_ref(), &valid))
+            let (res, region, id, before) = (
+                Arc::clone(&resource),
+                self.region_id.clone(),
+                d.entity_id.clone(),
+                d.local.clone(),
+            );
+            let applied = self
+                .pool
+                .transaction(move |conn| {
+                    if same_version {
+                        // The row here must still be at the version verify saw.
+                        let prefix = bucket_of(&id)[..8].to_string();
+                        let here = DigestRangesTask::rows(
+                            conn,
+                            res.as_ref(),
+                            &region,
+                            &prefix,
+                            false,
+                            usize::MAX,
+                        )?
+                        .into_iter()
+                        .find(|r| r.entity_id == id)
+                        .map(|r| (r.hlc, r.origin));
+                        if here != before {
+                            return Ok::<_, SyncError>(false);
+                        }
+                    }
+                    ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                    Ok(true)
+                })
                 .await?;
-            if same_version {
-                summary.reasserted += 1;
-            } else {
-                summary.taken += 1;
+            match (applied, same_version) {
+                (false, _) => summary.changed += 1,
+                (true, true) => summary.reasserted += 1,
+                (true, false) => summary.taken += 1,
             }
         }
         Ok(summary)

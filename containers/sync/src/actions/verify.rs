@@ -82,8 +82,15 @@ impl VerifyAction {
                     DigestRangesTask::buckets(conn, resource.as_ref(), &region, &prefix, depth)
                         .map(DigestAnswer::Buckets)
                 }
-                None => DigestRangesTask::rows(conn, resource.as_ref(), &region, &prefix, false)
-                    .map(DigestAnswer::Rows),
+                None => DigestRangesTask::rows(
+                    conn,
+                    resource.as_ref(),
+                    &region,
+                    &prefix,
+                    false,
+                    crate::actions::get_digest::MAX_ROWS,
+                )
+                .map(DigestAnswer::Rows),
             })
             .await
     }

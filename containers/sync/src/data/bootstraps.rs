@@ -69,6 +69,20 @@ pub fn under_way(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i
         .load(conn)
 }
 
+/// Bootstraps stopped as a loop (a 410 right after a finished one): (peer, resource, since).
+pub fn looping(
+    conn: &mut AnyConnection,
+) -> QueryResult<Vec<(String, String, chrono::NaiveDateTime)>> {
+    sync_bootstraps::table
+        .filter(sync_bootstraps::next_cursor.eq(LOOPING))
+        .select((
+            sync_bootstraps::peer,
+            sync_bootstraps::resource,
+            sync_bootstraps::updated_at,
+        ))
+        .load(conn)
+}
+
 /// A pull succeeded: a finished bootstrap is over (one in progress or looping stays).
 pub fn forget_finished(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
     diesel::delete(

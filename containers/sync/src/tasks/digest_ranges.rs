@@ -137,16 +137,22 @@ impl DigestRangesTask {
             .collect())
     }
 
-    /// The rows of the range `prefix`, in id order (`full`: with their kind and payload).
+    /// The rows of the range `prefix`, in id order (`full`: with their kind and payload); at
+    /// most `limit` + 1 are collected (the caller refuses more than `limit`).
     pub(crate) fn rows(
         conn: &mut AnyConnection,
         resource: &dyn SyncResource,
         region: &str,
         prefix: &str,
         full: bool,
+        limit: usize,
     ) -> Result<Vec<RowDigest>, SyncError> {
         let mut out = Vec::new();
-        Self::each_row(conn, resource, region, prefix, full, |_, row| out.push(row))?;
+        Self::each_row(conn, resource, region, prefix, full, |_, row| {
+            if out.len() <= limit {
+                out.push(row);
+            }
+        })?;
         Ok(out)
     }
 }
