@@ -160,7 +160,7 @@ impl Wiring {
     ) -> Result<DispatchOutboxAction, ShipError> {
         Ok(DispatchOutboxAction::new(
             pool.clone(),
-            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            peer_client(settings)?,
             self.directory(),
             settings.region_id.clone(),
             settings.sync.clone(),
@@ -208,7 +208,7 @@ impl Wiring {
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.region_id.clone(),
-            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            peer_client(settings)?,
             self.directory(),
         ))
     }
@@ -223,7 +223,7 @@ impl Wiring {
             pool.clone(),
             self.registry.clone(),
             settings.region_id.clone(),
-            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            peer_client(settings)?,
             self.directory(),
         ))
     }
@@ -239,7 +239,7 @@ impl Wiring {
             self.registry.clone(),
             Arc::clone(&self.clock),
             settings.region_id.clone(),
-            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            peer_client(settings)?,
             self.directory(),
         ))
     }
@@ -254,7 +254,7 @@ impl Wiring {
             pool.clone(),
             self.registry.clone(),
             Arc::clone(&self.clock),
-            http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))?,
+            peer_client(settings)?,
             self.directory(),
         ))
     }
@@ -277,6 +277,11 @@ impl Wiring {
             }
         }
     }
+}
+
+/// The HTTP client for calling peers (`sync.peer_timeout_secs` per request).
+fn peer_client(settings: &Settings) -> Result<reqwest::Client, ShipError> {
+    http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))
 }
 
 /// An HTTP client for calls to peers (5 s to connect, `timeout` per request).
