@@ -123,21 +123,15 @@ impl SyncResource for CustomersResource {
     ) -> Result<Vec<Change>, DbError> {
         customers::all_page(conn, after, limit)?
             .iter()
-            .map(|row| {
-                let hlc = Hlc::from_i64(row.sync_version).map_err(|e| invalid(&e.to_string()))?;
-                Ok(Change {
-                    resource: RESOURCE.to_string(),
-                    entity_id: row.id.clone(),
-                    kind: if row.deleted_at.is_some() {
-                        OpKind::Delete
-                    } else {
-                        OpKind::Upsert
-                    },
-                    version: Version::new(hlc, row.sync_origin.clone()),
-                    payload: CustomerPayload::from(row).to_value(),
-                })
-            })
+            .map(as_change)
             .collect()
+    }
+
+    fn entity(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<Change>, DbError> {
+        customers::find(conn, id)?
+            .as_ref()
+            .map(as_change)
+            .transpose()
     }
 
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {
@@ -163,6 +157,22 @@ impl SyncResource for CustomersResource {
         }
         Ok(hex::encode(hasher.finalize()))
     }
+}
+
+/// A row as the change that would recreate it (its full state and version).
+fn as_change(row: &crate::models::Customer) -> Result<Change, DbError> {
+    let hlc = Hlc::from_i64(row.sync_version).map_err(|e| invalid(&e.to_string()))?;
+    Ok(Change {
+        resource: RESOURCE.to_string(),
+        entity_id: row.id.clone(),
+        kind: if row.deleted_at.is_some() {
+            OpKind::Delete
+        } else {
+            OpKind::Upsert
+        },
+        version: Version::new(hlc, row.sync_origin.clone()),
+        payload: CustomerPayload::from(row).to_value(),
+    })
 }
 
 /// The change's payload, validated and decoded (the contract: a change that did not pass

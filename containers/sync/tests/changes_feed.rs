@@ -44,6 +44,9 @@ impl SyncResource for Widgets {
     ) -> Result<Vec<Change>, DbError> {
         Ok(vec![])
     }
+    fn entity(&self, _conn: &mut AnyConnection, _id: &str) -> Result<Option<Change>, DbError> {
+        Ok(None)
+    }
     fn digest(&self, _conn: &mut AnyConnection) -> Result<String, DbError> {
         Ok(String::new())
     }

@@ -214,6 +214,10 @@ pub trait SyncResource: Send + Sync {
         limit: i64,
     ) -> Result<Vec<Change>, DbError>;
 
+    /// One row (tombstone included) as [`SyncResource::snapshot_page`] gives it; `None`: no such
+    /// row. A point lookup, for `sync repair`.
+    fn entity(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<Change>, DbError>;
+
     /// A digest of every row (tombstones included) with its version: equal digests mean equal
     /// state, across regions and backends.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;

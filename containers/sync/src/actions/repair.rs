@@ -118,25 +118,26 @@ impl Action for RepairAction {
                 summary.theirs_to_take += 1;
                 continue;
             }
-            // The row's own small range: one or a few rows.
-            let prefix = bucket_of(&d.entity_id)[..8].to_string();
             let rows = if same_version && input.prefer == Prefer::Local {
-                let (res, region, p) = (
+                // This region's row, by id.
+                let (res, region, id) = (
                     Arc::clone(&resource),
                     self.region_id.clone(),
-                    prefix.clone(),
+                    d.entity_id.clone(),
                 );
                 self.pool
-                    .run(move |conn| {
-                        DigestRangesTask::rows(conn, res.as_ref(), &region, &p, true, usize::MAX)
-                    })
+                    .run(move |conn| DigestRangesTask::row(conn, res.as_ref(), &region, &id, true))
                     .await?
+                    .into_iter()
+                    .collect()
             } else {
+                // The peer's: the row's own small range (one or a few rows).
+                let prefix = &bucket_of(&d.entity_id)[..8];
                 match FetchDigestTask::run(
                     &self.client,
                     &grant,
                     &input.resource,
-                    &prefix,
+                    prefix,
                     None,
                     true,
                 )
@@ -187,18 +188,8 @@ impl Action for RepairAction {
                 .transaction(move |conn| {
                     if same_version {
                         // The row here must still be at the version verify saw.
-                        let prefix = bucket_of(&id)[..8].to_string();
-                        let here = DigestRangesTask::rows(
-                            conn,
-                            res.as_ref(),
-                            &region,
-                            &prefix,
-                            false,
-                            usize::MAX,
-                        )?
-                        .into_iter()
-                        .find(|r| r.entity_id == id)
-                        .map(|r| (r.hlc, r.origin));
+                        let here = DigestRangesTask::row(conn, res.as_ref(), &region, &id, false)?
+                            .map(|r| (r.hlc, r.origin));
                         if here != before {
                             return Ok::<_, SyncError>(false);
                         }

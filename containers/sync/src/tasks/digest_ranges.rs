@@ -67,7 +67,38 @@ fn row_hash(change: &Change, origin: &str) -> Result<String, SyncError> {
     Ok(hex::encode(&Sha256::digest(&canonical)[..16]))
 }
 
+/// A row's digest (`origin` "" named `region`; `full`: with its kind and payload).
+fn digest_row(change: &Change, region: &str, full: bool) -> Result<RowDigest, SyncError> {
+    let origin = if change.version.origin.is_empty() {
+        region
+    } else {
+        change.version.origin.as_str()
+    };
+    Ok(RowDigest {
+        entity_id: change.entity_id.clone(),
+        hlc: change.version.hlc.as_i64(),
+        origin: origin.to_string(),
+        hash: row_hash(change, origin)?,
+        kind: full.then(|| change.kind.as_str().to_string()),
+        payload: full.then(|| change.payload.clone()),
+    })
+}
+
 impl DigestRangesTask {
+    /// One row's digest, looked up by id (`None`: no such row here).
+    pub(crate) fn row(
+        conn: &mut AnyConnection,
+        resource: &dyn SyncResource,
+        region: &str,
+        id: &str,
+        full: bool,
+    ) -> Result<Option<RowDigest>, SyncError> {
+        resource
+            .entity(conn, id)?
+            .map(|change| digest_row(&change, region, full))
+            .transpose()
+    }
+
     /// Every row whose bucket starts with `prefix`, in id order (`origin` "" named `region`).
     fn each_row(
         conn: &mut AnyConnection,
@@ -85,20 +116,7 @@ impl DigestRangesTask {
                 if !bucket.starts_with(prefix) {
                     continue;
                 }
-                let origin = if change.version.origin.is_empty() {
-                    region
-                } else {
-                    change.version.origin.as_str()
-                };
-                let row = RowDigest {
-                    entity_id: change.entity_id.clone(),
-                    hlc: change.version.hlc.as_i64(),
-                    origin: origin.to_string(),
-                    hash: row_hash(change, origin)?,
-                    kind: full.then(|| change.kind.as_str().to_string()),
-                    payload: full.then(|| change.payload.clone()),
-                };
-                visit(&bucket, row);
+                visit(&bucket, digest_row(change, region, full)?);
             }
             match page.last() {
                 Some(last) if page.len() as i64 == PAGE => after = Some(last.entity_id.clone()),

@@ -311,6 +311,9 @@ mod tests {
         ) -> Result<Vec<Change>, DbError> {
             Ok(vec![])
         }
+        fn entity(&self, _: &mut AnyConnection, _: &str) -> Result<Option<Change>, DbError> {
+            Ok(None)
+        }
         fn digest(&self, _: &mut AnyConnection) -> Result<String, DbError> {
             Ok(String::new())
         }
