@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use ship::contracts::{HybridClock, PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
@@ -24,7 +24,7 @@ use ship::DbPool;
 use crate::data::{bootstraps, cursors, delivery, quarantine};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
-use crate::tasks::fetch_changes::FetchChangesTask;
+use crate::tasks::fetch_changes::{entry_to_op, FetchChangesTask};
 use crate::tasks::validate_ops::OpError;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
@@ -181,7 +181,7 @@ impl Action for PullChangesAction {
                     ),
                 });
             }
-            let ops: Vec<Value> = page.changes.iter().map(change_to_op).collect();
+            let ops: Vec<Value> = page.changes.iter().map(entry_to_op).collect();
             let origins = Origins::NotOurs(&self.region_id);
             let (valid, parked) = match ValidateOpsTask::run(
                 resource.as_ref(),
@@ -318,15 +318,4 @@ fn quarantine(
         })
         .collect();
     (rest, parked)
-}
-
-pub(crate) fn change_to_op(change: &Value) -> Value {
-    json!({
-        "op_id": format!("{}-{}", change["origin"].as_str().unwrap_or("?"), change["seq"]),
-        "entity_id": change["entity_id"],
-        "kind": change["kind"],
-        "hlc": change["hlc"],
-        "origin": change["origin"],
-        "payload": change["payload"],
-    })
 }

@@ -9,10 +9,10 @@ use ship::contracts::{HybridClock, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::actions::pull_changes::change_to_op;
 use crate::data::quarantine::{self, Quarantined};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::ApplyChangesTask;
+use crate::tasks::fetch_changes::entry_to_op;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 /// Every parked entry, oldest first.
@@ -95,7 +95,7 @@ impl Action for RetryQuarantineAction {
                 continue;
             };
             let change: Value = serde_json::from_str(&entry.entry).unwrap_or(Value::Null);
-            let op = change_to_op(&change);
+            let op = entry_to_op(&change);
             let origins = Origins::NotOurs(&self.region_id);
             match ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &[op]) {
                 Ok(valid) => {

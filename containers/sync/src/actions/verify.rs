@@ -182,7 +182,7 @@ impl Action for VerifyAction {
             (summary.rows_local as i64, summary.rows_remote as i64),
         );
         self.pool
-            .run(move |conn| {
+            .transaction(move |conn| {
                 crate::data::verify_results::record(conn, &peer, &resource, differing, rows)
                     .map_err(SyncError::from)
             })

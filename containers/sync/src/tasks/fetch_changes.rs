@@ -1,7 +1,7 @@
 //! FetchChanges: one page of a peer's changes feed over HTTP.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use ship::contracts::PeerGrant;
 use ship::parents::Task;
 
@@ -98,5 +98,18 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         peer: peer.to_string(),
         status: status.as_u16(),
         message: format!("{}: {message}", ship::errors::clip(code)),
+    })
+}
+
+/// A feed entry as an op (`op_id` = `<origin>-<seq>`, the other fields as they are): what a
+/// pull (and a retry of a quarantined entry) validates and applies.
+pub(crate) fn entry_to_op(change: &Value) -> Value {
+    json!({
+        "op_id": format!("{}-{}", change["origin"].as_str().unwrap_or("?"), change["seq"]),
+        "entity_id": change["entity_id"],
+        "kind": change["kind"],
+        "hlc": change["hlc"],
+        "origin": change["origin"],
+        "payload": change["payload"],
     })
 }
