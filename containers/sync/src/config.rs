@@ -91,9 +91,11 @@ pub struct SyncConfig {
     /// 410 right after is a loop, alerted and not retried until `regionsync sync bootstrap`;
     /// `manual` only flags it (`bootstrap_needed`).
     pub bootstrap: BootstrapMode,
-    /// How often the scheduler verifies each pull peer (`sync.verify`; 0: never): a
-    /// `divergence` alert fires while the last verify found rows that differ.
-    pub verify_interval_secs: u64,
+    /// When the scheduler verifies every pull peer, daily, as `HH:MM` UTC (`sync.verify`; ""
+    /// turns it off): a `divergence` alert fires while the last verify found rows that differ.
+    /// A time of day rather than an interval, so a (re)started scheduler does not verify at once
+    /// — a region just started is still catching up, and would raise a false alert.
+    pub verify_at: String,
 }
 
 /// `sync.bootstrap`.
@@ -131,7 +133,7 @@ impl Default for SyncConfig {
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
             bootstrap: BootstrapMode::Auto,
-            verify_interval_secs: 86_400,
+            verify_at: "03:30".into(),
         }
     }
 }
@@ -162,6 +164,14 @@ impl SyncConfig {
 
 impl Validate for SyncConfig {
     fn validate(&self, prefix: &str, problems: &mut Vec<ConfigProblem>) {
+        if !self.verify_at.is_empty()
+            && chrono::NaiveTime::parse_from_str(&self.verify_at, "%H:%M").is_err()
+        {
+            problems.push(ConfigProblem::new(
+                key(prefix, "verify_at"),
+                "must be a time of day as HH:MM (UTC), or \"\" for never",
+            ));
+        }
         for (i, peer) in self.peers.iter().enumerate() {
             let at = key(prefix, &format!("peers[{i}]"));
             if let Err(message) = check_region_id(&peer.id) {
@@ -251,6 +261,27 @@ impl Validate for SyncConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sync.verify_at` is a time of day (or "" for never); anything else is named.
+    #[test]
+    fn verify_at_is_a_time_of_day_or_nothing() {
+        for (at, ok) in [
+            ("03:30", true),
+            ("", true),
+            ("23:59", true),
+            ("25:00", false),
+            ("daily", false),
+        ] {
+            let mut problems = Vec::new();
+            SyncConfig {
+                verify_at: at.into(),
+                ..SyncConfig::default()
+            }
+            .validate("sync", &mut problems);
+            assert_eq!(problems.is_empty(), ok, "{at}: {problems:?}");
+            assert!(ok || problems[0].key == "sync.verify_at", "{problems:?}");
+        }
+    }
 
     /// Issue 13: push and pull are explicit per peer; an empty list pushes to none and pulls
     /// every region the broker lists.

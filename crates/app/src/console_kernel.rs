@@ -88,7 +88,7 @@ pub fn kernel(
         )
         .map_err(wire)?;
     // Proof that the regions agree: compare each pull peer's rows with ours.
-    if settings.sync.verify_interval_secs > 0 {
+    if !settings.sync.verify_at.is_empty() {
         kernel
             .schedule(
                 Arc::new(VerifyJob::new(
@@ -97,7 +97,7 @@ pub fn kernel(
                     settings.sync.pull_peer_ids(),
                     wiring.registry.names().map(str::to_string).collect(),
                 )),
-                Schedule::every_seconds(settings.sync.verify_interval_secs)
+                Schedule::daily_at(&settings.sync.verify_at)
                     .map_err(wire)?
                     .without_overlapping()
                     .on_one_server()
