@@ -91,19 +91,20 @@ impl SendOpsTask {
         peer: &PeerGrant,
         resource: &str,
         body: Vec<u8>,
+        ours: &str,
     ) -> SendOutcome {
         let url = format!(
             "{}/sync/{resource}/ops",
             peer.base_url.trim_end_matches('/')
         );
-        let res = match client
+        let mut request = client
             .post(&url)
             .bearer_auth(&peer.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-        {
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if !ours.is_empty() {
+            request = request.header(ship::http::INCARNATION_HEADER, ours);
+        }
+        let res = match request.body(body).send().await {
             Ok(res) => res,
             Err(e) => return SendOutcome::Unreachable(format!("{url}: {e}")),
         };
