@@ -318,9 +318,14 @@ pub async fn repair(
                 prefer,
             })
             .await?;
+        let again = if done.changed > 0 {
+            ": repair again"
+        } else {
+            ""
+        };
         output(&format!(
-            "{name}: took {} newer row(s) from {peer}, re-asserted {} row(s) of equal version; {} row(s) are newer here (run `regionsync sync repair --peer {}` at {peer})",
-            done.taken, done.reasserted, done.theirs_to_take, settings.region_id
+            "{name}: took {} newer row(s) from {peer}, sent {} newer row(s) to {peer}, re-asserted {} row(s) as new writes here (sent to {peer} too); {} row(s) written since the verify left alone{again}",
+            done.taken, done.sent, done.reasserted, done.changed
         ));
     }
     Ok(())
