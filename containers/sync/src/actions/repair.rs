@@ -242,6 +242,10 @@ impl RepairAction {
             ops = rest;
         }
         pending.reverse();
+        let ours = self
+            .pool
+            .run(|conn| ship::db::incarnation(conn).map(|i| i.id))
+            .await?;
         let mut refreshed = false;
         while let Some(batch) = pending.pop() {
             let wire: Vec<Value> = batch.iter().map(|(op, _)| op.clone()).collect();
@@ -251,7 +255,7 @@ impl RepairAction {
                 .map_err(|e| {
                     SyncError::InvalidBatch(format!("a repair batch could not be encoded: {e}"))
                 })?;
-            match SendOpsTask::run(&self.client, grant, resource, body).await {
+            match SendOpsTask::run(&self.client, grant, resource, body, &ours).await {
                 SendOutcome::Applied => {
                     refreshed = false;
                     sent += batch.iter().filter(|(_, counts)| *counts).count();
