@@ -160,6 +160,14 @@ pub async fn bootstrap(
                 .with_context(|| {
                     format!("bootstrap of {name} from {peer} stopped (run it again to resume)")
                 })?;
+            if let Some(total) = step.total_rows {
+                // The first page said how many rows there are: a bar with an ETA (rows written
+                // meanwhile may take it a little past the end).
+                bar.set_style(style(
+                    "bootstrap {prefix}  {wide_bar} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+                ));
+                bar.set_length(total.max(0) as u64);
+            }
             bar.set_position(step.rows.max(0) as u64);
             applied += step.applied;
             stale += step.stale;

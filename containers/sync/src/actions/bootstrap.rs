@@ -46,6 +46,8 @@ pub struct BootstrapSummary {
     pub duplicate: usize,
     /// True when the last page is applied and the pull continues from the watermark.
     pub done: bool,
+    /// How many rows the peer's snapshot holds, when its first page (read by this run) said.
+    pub total_rows: Option<i64>,
 }
 
 pub struct BootstrapAction {
@@ -163,6 +165,9 @@ impl Action for BootstrapAction {
             };
             refreshed = false;
             summary.pages += 1;
+            if page.total_rows.is_some() {
+                summary.total_rows = page.total_rows.filter(|n| *n >= 0);
+            }
             // What the peer hands us to store must be ours to read back: a feed cursor as a
             // watermark, a snapshot cursor that fits its column.
             let watermark_at = crate::cursor::FeedCursor::decode(&page.watermark).map_err(|e| {

@@ -46,6 +46,8 @@ pub struct SnapshotPage {
     pub schema_version: u32,
     /// The incarnation of the database that served the page.
     pub incarnation: String,
+    /// On the first page, how many rows the snapshot holds (when the resource can tell).
+    pub total_rows: Option<i64>,
 }
 
 pub struct GetSnapshotAction {
@@ -116,6 +118,10 @@ impl Action for GetSnapshotAction {
                         (cursor.watermark, Some(cursor.after))
                     }
                 };
+                let total_rows = match after {
+                    None => resource.row_count(conn)?,
+                    Some(_) => None,
+                };
                 let limit = i64::from(input.limit);
                 let mut rows = resource.snapshot_page(conn, after.as_deref(), limit)?;
                 let mut more = rows.len() as i64 == limit;
@@ -161,6 +167,7 @@ impl Action for GetSnapshotAction {
                     watermark: FeedCursor::anchored(watermark, hlc.unwrap_or(0), &ours.id),
                     schema_version: resource.schema_version(),
                     incarnation: ours.id,
+                    total_rows,
                 })
             })
             .await

@@ -19,6 +19,9 @@ pub struct FetchedSnapshot {
     /// The incarnation of the peer's database (ADR 0012); absent from older peers.
     #[serde(default)]
     pub incarnation: Option<String>,
+    /// First page: how many rows the snapshot holds (when the peer can tell).
+    #[serde(default)]
+    pub total_rows: Option<i64>,
 }
 
 pub(crate) struct FetchSnapshotTask;

@@ -26,6 +26,9 @@ pub struct SnapshotResponse<'a> {
     pub schema_version: u32,
     /// The incarnation of the database that served the page (ADR 0012).
     pub incarnation: &'a str,
+    /// First page only: how many rows the snapshot holds (an estimate: writes go on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rows: Option<i64>,
 }
 
 pub fn transform(page: &SnapshotPage) -> SnapshotResponse<'_> {
@@ -47,5 +50,6 @@ pub fn transform(page: &SnapshotPage) -> SnapshotResponse<'_> {
         watermark: page.watermark.encode(),
         schema_version: page.schema_version,
         incarnation: &page.incarnation,
+        total_rows: page.total_rows,
     }
 }
