@@ -53,6 +53,9 @@ pub struct SyncConfig {
     pub pull_interval_secs: u64,
     /// Entries per page the scheduled pull asks for.
     pub pull_page_limit: u32,
+    /// How long one scheduled pull of a peer's resource goes on while the peer has more, in
+    /// seconds (the rest waits for the next run, `pull_interval_secs` later).
+    pub pull_run_secs: u64,
     /// How often the scheduler pushes the outbox, in seconds.
     pub dispatch_interval_secs: u64,
     /// Outbox entries claimed per dispatch pass.
@@ -118,6 +121,7 @@ impl Default for SyncConfig {
             max_clock_drift_ms: 5_000,
             pull_interval_secs: 10,
             pull_page_limit: 500,
+            pull_run_secs: 60,
             dispatch_interval_secs: 1,
             dispatch_claim_limit: 1_000,
             dispatch_workers: 2,
@@ -241,6 +245,12 @@ impl Validate for SyncConfig {
             problems.push(ConfigProblem::new(
                 key(prefix, "push_batch_bytes"),
                 "must be at least 1024",
+            ));
+        }
+        if self.pull_run_secs == 0 || self.pull_run_secs > 3600 {
+            problems.push(ConfigProblem::new(
+                key(prefix, "pull_run_secs"),
+                "must be between 1 and 3600",
             ));
         }
         if self.pull_page_limit == 0 {

@@ -318,6 +318,51 @@ ship::backend_tests! {
         app.stop().await;
     }
 
+    /// A reader that fetches its next page while it applies the current one says so with
+    /// `ack`: only what it has applied is acknowledged (prune keeps the rest for it).
+    async fn a_reader_fetching_ahead_acknowledges_only_what_it_applied(db: TestDb) {
+        create_widgets_table(&db.pool).await;
+        for i in 0..6 {
+            write_widget(&db.pool, recorder("eu-west", &[]), format!("w{i}"), Duration::ZERO, false).await.unwrap();
+        }
+        let app = feed_app(&db).await;
+        let acked = || {
+            diesel::select(diesel::dsl::sql::<BigInt>(
+                "(SELECT acked_seq FROM sync_feed_acks WHERE peer = 'there' AND resource = 'widgets')",
+            ))
+            .get_result::<i64>(&mut db.pool.get().unwrap())
+            .unwrap()
+        };
+        let (_, first) = get(&app, "?limit=2").await;
+        let (_, second) = get(&app, &format!("?limit=2&since={}", first["next_cursor"].as_str().unwrap())).await;
+        assert_eq!(acked(), 2, "a read acknowledges its since");
+        // Page 3 fetched while page 2 is applied: it acknowledges page 1's end, not page 2's.
+        let (status, third) = get(
+            &app,
+            &format!(
+                "?limit=2&since={}&ack={}",
+                second["next_cursor"].as_str().unwrap(),
+                first["next_cursor"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{third}");
+        assert_eq!(pos(&third["next_cursor"]), 6);
+        assert_eq!(acked(), 2, "not 4: page 2 is not applied yet");
+        // An ack after since is not a thing a reader can know.
+        let (status, body) = get(
+            &app,
+            &format!(
+                "?since={}&ack={}",
+                first["next_cursor"].as_str().unwrap(),
+                third["next_cursor"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")), "{body}");
+        app.stop().await;
+    }
+
     async fn malformed_feed_requests_get_the_envelope(db: TestDb) {
         create_widgets_table(&db.pool).await;
         write_widget(&db.pool, recorder("eu-west", &[]), "x".into(), Duration::ZERO, false).await.unwrap();
@@ -380,7 +425,7 @@ ship::backend_tests! {
         let mut writers_done = false;
         loop {
             let page = action
-                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None, reader: None })
+                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None, reader: None, ack: None })
                 .await
                 .map_err(|e: SyncError| e.to_string())
                 .unwrap();

@@ -538,6 +538,7 @@ async fn side_state(db: &TestDb) -> SideState {
             limit: 1,
             exclude_origin: None,
             reader: None,
+            ack: None,
         })
         .await
         .expect("the feed");

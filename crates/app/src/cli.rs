@@ -569,6 +569,7 @@ async fn pull(
                 resource: name.clone(),
                 page_limit,
                 max_pages: u32::MAX,
+                run_for: None,
             };
             match action.run(input).await {
                 Ok(s) => output(&format!(

@@ -73,7 +73,8 @@ pub fn kernel(
         settings.sync.pull_peer_ids(),
         resources,
         settings.sync.pull_page_limit,
-    );
+    )
+    .running_for(Duration::from_secs(settings.sync.pull_run_secs));
     if settings.sync.bootstrap == sync::BootstrapMode::Auto {
         pull = pull.with_bootstrap(wiring.bootstrap_action(pool, settings)?);
     }

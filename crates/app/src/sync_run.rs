@@ -101,6 +101,7 @@ pub async fn run(
                     resource: name.clone(),
                     page_limit: settings.sync.pull_page_limit,
                     max_pages: u32::MAX,
+                    run_for: None,
                 };
                 match action.run(input).await {
                     Ok(s) => {

@@ -45,6 +45,7 @@ fn pull_input() -> PullChangesInput {
         resource: "customers".into(),
         page_limit: 5,
         max_pages: 100,
+        run_for: None,
     }
 }
 

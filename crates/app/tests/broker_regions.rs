@@ -33,6 +33,7 @@ fn pull_input(peer: &str) -> PullChangesInput {
         resource: "customers".into(),
         page_limit: 100,
         max_pages: 100,
+        run_for: None,
     }
 }
 

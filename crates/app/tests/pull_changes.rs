@@ -29,6 +29,7 @@ fn input(peer: &str) -> PullChangesInput {
         resource: "customers".into(),
         page_limit: 2,
         max_pages: 100,
+        run_for: None,
     }
 }
 
@@ -144,6 +145,41 @@ ship::backend_tests! {
         }
         assert_eq!((applied, runs), (5, 3), "pages of 2: 2 + 2 + 1");
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+    }
+}
+
+ship::backend_tests! {
+    /// Issue 14.3: a pull goes on while the feed has more, bounded by time (not by a page
+    /// count), fetching each next page while it applies the one before — and what it
+    /// acknowledges at the peer is only what it applied.
+    async fn a_pull_runs_while_the_feed_has_more_within_its_time(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..7 {
+            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
+            assert_eq!(status, 201);
+        }
+        let pull = puller(&db_b, &a.base).await;
+        let timed = |secs: u64| PullChangesInput {
+            max_pages: u32::MAX,
+            run_for: Some(std::time::Duration::from_secs(secs)),
+            ..input("eu-west")
+        };
+        // No time left: one page (a run always makes progress), then it stops.
+        let first = pull.run(timed(0)).await.unwrap();
+        assert_eq!((first.pages, first.applied, first.caught_up), (1, 2, false), "{first:?}");
+        // Time enough: every page that is left, in one run (pages of 2: 2 + 2 + 1).
+        let rest = pull.run(timed(60)).await.unwrap();
+        assert_eq!((rest.pages, rest.applied, rest.caught_up), (3, 5, true), "{rest:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        // The last page (seq 7) was fetched while the one before (5–6) was being applied: it
+        // acknowledged 4, what was applied then — never a page ahead of the data.
+        let acked = || count(&mut db.pool.get().unwrap(), "SELECT acked_seq FROM sync_feed_acks WHERE peer = 'us-east' AND resource = 'customers'");
+        assert_eq!(acked(), 4);
+        let idle = pull.run(timed(60)).await.unwrap();
+        assert_eq!((idle.pages, idle.applied, idle.caught_up), (1, 0, true), "{idle:?}");
+        assert_eq!(acked(), 7, "the next read acknowledges everything");
         a.stop().await;
     }
 }

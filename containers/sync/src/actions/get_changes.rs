@@ -41,6 +41,9 @@ pub struct GetChangesInput {
     /// The calling region (the token's `sub`): an answered read records `since` as its
     /// acknowledgment of the resource. `None` records nothing.
     pub reader: Option<String>,
+    /// What the reader acknowledges when it is behind `since` (a reader that fetches a page
+    /// ahead while it applies the one before); `None`: `since`.
+    pub ack: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -149,7 +152,12 @@ impl Action for GetChangesAction {
                     });
                 }
                 if let Some(reader) = input.reader.as_deref() {
-                    record_ack(conn, reader, name, since.0);
+                    record_ack(
+                        conn,
+                        reader,
+                        name,
+                        input.ack.unwrap_or(since.0).min(since.0),
+                    );
                 }
                 let full = changes.len() as i64 == limit;
                 // A short page has seen everything up to the watermark, even what it left out.

@@ -40,6 +40,8 @@ pub struct PullChangesInput {
     pub page_limit: u32,
     /// Stop after this many pages (the rest waits for the next pull).
     pub max_pages: u32,
+    /// Stop once this long has passed (after the page being applied); `None`: no time bound.
+    pub run_for: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -142,23 +144,32 @@ impl Action for PullChangesAction {
         // One refresh per page request: a long pull outlives several tokens.
         let mut refreshed = false;
         let mut forced = None;
-        while summary.pages < input.max_pages {
-            // The token just forced for the retry, else from the cache while fresh (renewed
-            // before it expires).
-            let grant = match forced.take() {
-                Some(grant) => grant,
-                None => self.directory.grant(&input.peer, Refresh::IfNeeded).await?,
+        let started = std::time::Instant::now();
+        let in_time = || input.run_for.is_none_or(|d| started.elapsed() < d);
+        // The next page, fetched while this one is applied (acknowledging only what is applied).
+        let mut ahead: Option<Ahead> = None;
+        while summary.pages < input.max_pages && (summary.pages == 0 || in_time()) {
+            let fetched = match ahead.take() {
+                Some(ahead) => ahead.page().await,
+                None => {
+                    // The token just forced for the retry, else from the cache while fresh
+                    // (renewed before it expires).
+                    let grant = match forced.take() {
+                        Some(grant) => grant,
+                        None => self.directory.grant(&input.peer, Refresh::IfNeeded).await?,
+                    };
+                    FetchChangesTask::run(
+                        &self.client,
+                        &grant,
+                        name,
+                        (since.as_deref(), since.as_deref()),
+                        input.page_limit,
+                        &self.region_id,
+                        &incarnation,
+                    )
+                    .await
+                }
             };
-            let fetched = FetchChangesTask::run(
-                &self.client,
-                &grant,
-                name,
-                since.as_deref(),
-                input.page_limit,
-                &self.region_id,
-                &incarnation,
-            )
-            .await;
             let page = match fetched {
                 Err(SyncError::PeerAuthRefused { code, .. })
                     if code == "token_expired" && !refreshed =>
@@ -255,6 +266,19 @@ impl Action for PullChangesAction {
                 }
             };
             summary.quarantined += parked.len();
+            if page.has_more && summary.pages < input.max_pages && in_time() {
+                // Fetch the next page while this one is applied: the peer's answer and our
+                // transaction overlap. It acknowledges `since` (applied), not this page.
+                let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
+                ahead = Some(Ahead::fetch(
+                    self.client.clone(),
+                    grant,
+                    name,
+                    (page.next_cursor.clone(), since.clone()),
+                    input.page_limit,
+                    (self.region_id.clone(), incarnation.clone()),
+                ));
+            }
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let (peer, cursor, res, incarnation, theirs) = (
                 input.peer.clone(),
@@ -364,4 +388,56 @@ fn quarantine(
         })
         .collect();
     (rest, parked)
+}
+
+/// A page fetched ahead in its own task; aborted if dropped before it is awaited (the pull
+/// stopped on an error, or its time is up).
+struct Ahead(
+    tokio::task::JoinHandle<Result<crate::tasks::fetch_changes::FetchedPage, SyncError>>,
+    String,
+);
+
+impl Ahead {
+    fn fetch(
+        client: reqwest::Client,
+        grant: ship::contracts::PeerGrant,
+        resource: &'static str,
+        (since, ack): (String, Option<String>),
+        limit: u32,
+        (region, incarnation): (String, String),
+    ) -> Ahead {
+        let peer = grant.id.clone();
+        Ahead(
+            tokio::spawn(async move {
+                FetchChangesTask::run(
+                    &client,
+                    &grant,
+                    resource,
+                    (Some(&since), ack.as_deref()),
+                    limit,
+                    &region,
+                    &incarnation,
+                )
+                .await
+            }),
+            peer,
+        )
+    }
+
+    async fn page(mut self) -> Result<crate::tasks::fetch_changes::FetchedPage, SyncError> {
+        let peer = std::mem::take(&mut self.1);
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) => Err(SyncError::PeerUnreachable {
+                peer,
+                reason: format!("the page fetched ahead did not finish: {e}"),
+            }),
+        }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -30,7 +30,7 @@ impl FetchChangesTask {
         client: &reqwest::Client,
         peer: &PeerGrant,
         resource: &str,
-        since: Option<&str>,
+        (since, ack): (Option<&str>, Option<&str>),
         limit: u32,
         exclude_origin: &str,
         ours: &str,
@@ -47,6 +47,11 @@ impl FetchChangesTask {
         ];
         if let Some(since) = since {
             query.push(("since", since.to_string()));
+        }
+        // Behind `since` when this page is fetched while the one before is being applied: what
+        // we acknowledge is only what is applied.
+        if let Some(ack) = ack.filter(|a| Some(*a) != since) {
+            query.push(("ack", ack.to_string()));
         }
         get_json(client, (peer, token, ours), &url, &query, "a changes page").await
     }

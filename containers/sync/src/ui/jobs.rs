@@ -1,6 +1,7 @@
 //! The sync container's scheduled jobs (UIs: they call actions).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ship::contracts::PeerDirectory;
 use ship::parents::{Action, Job, JobError, JobFuture};
@@ -39,6 +40,8 @@ pub struct PullChangesJob {
     peers: Option<Vec<String>>,
     resources: Vec<String>,
     page_limit: u32,
+    /// How long one pull of a peer's resource goes on while it has more.
+    run_for: Duration,
 }
 
 impl PullChangesJob {
@@ -58,7 +61,15 @@ impl PullChangesJob {
             peers,
             resources,
             page_limit,
+            run_for: Duration::from_secs(60),
         }
+    }
+
+    /// How long one pull of a peer's resource goes on while it has more (`sync.pull_run_secs`,
+    /// 60 s by default).
+    pub fn running_for(mut self, run_for: Duration) -> Self {
+        self.run_for = run_for;
+        self
     }
 
     /// Bootstrap by itself (`sync.bootstrap = "auto"`): from a peer there is no cursor into
@@ -76,8 +87,10 @@ impl PullChangesJob {
             peer: peer.to_string(),
             resource: resource.to_string(),
             page_limit: self.page_limit,
-            // Bounded per run; the next run goes on from the stored cursor.
-            max_pages: 100,
+            // Bounded by time per run (`sync.pull_run_secs`), not by pages: a backlog drains
+            // in one run; the next run goes on from the stored cursor.
+            max_pages: u32::MAX,
+            run_for: Some(self.run_for),
         };
         let outcome = self.action.run(input()).await;
         let Some(bootstrap) = &self.bootstrap else {

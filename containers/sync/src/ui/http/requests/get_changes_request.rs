@@ -17,6 +17,9 @@ pub struct GetChangesRequest {
     /// the integer type.
     pub limit: Option<String>,
     pub exclude_origin: Option<String>,
+    /// The cursor up to which the reader has applied the feed, when that is behind `since` (a
+    /// reader fetching its next page while it applies the current one); default: `since`.
+    pub ack: Option<String>,
 }
 
 impl GetChangesRequest {
@@ -30,6 +33,22 @@ impl GetChangesRequest {
             .since
             .map(|c| FeedCursor::decode(&c).map_err(|e| SyncError::InvalidCursor(e.to_string())))
             .transpose()?;
+        let ack = self
+            .ack
+            .map(|c| {
+                FeedCursor::decode(&c)
+                    .map(|c| c.seq)
+                    .map_err(|e| SyncError::InvalidCursor(format!("ack: {e}")))
+            })
+            .transpose()?;
+        if let Some(ack) = ack {
+            if ack > since.as_ref().map_or(0, |s| s.seq) {
+                return Err(SyncError::InvalidQuery(
+                    "ack: a reader cannot have applied more than it has read (ack is after since)"
+                        .into(),
+                ));
+            }
+        }
         // An empty `limit=` is no limit given (as on the customers list).
         let limit = match self.limit.as_deref().filter(|l| !l.is_empty()) {
             None => config.changes_default_limit,
@@ -45,6 +64,7 @@ impl GetChangesRequest {
             limit,
             exclude_origin: self.exclude_origin,
             reader: Some(reader),
+            ack,
         })
     }
 }
