@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Push drain and pull drain of one backlog, as a new user would run them (issue 14).
+
+Three release-build regions as processes on this machine: eu-west holds a backlog of N customers
+written through its public API while its scheduler is stopped; then
+  - push: eu-west's scheduler delivers its stream to us-east (us-east only serves);
+  - pull: ap-south's scheduler reads eu-west's feed (eu-west's scheduler stopped; ap-south held a
+    cursor from before the backlog, so it reads the feed, not a snapshot).
+Each drain is timed from the scheduler's start until the receiver holds N rows.
+
+  scripts/drain.py [--rows 100000] [--backend sqlite|mysql] [--bin target/release/regionsync]
+
+MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created and dropped).
+Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12).
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+REGIONS = ["eu-west", "us-east", "ap-south"]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def mysql(sql, server):
+    host, port = server.split("//")[1].split("@")[1].split(":")
+    subprocess.run(["mariadb", "--protocol=tcp", f"-h{host}", f"-P{port}", "-uroot", "-N", "-e", sql],
+                   check=True, capture_output=True, text=True)
+
+
+def count_rows(url, args):
+    if url.startswith("sqlite://"):
+        try:
+            con = sqlite3.connect(url[len("sqlite://"):], timeout=5)
+            n = con.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+            con.close()
+            return n
+        except sqlite3.OperationalError:
+            return 0
+    db = url.rsplit("/", 1)[1]
+    host, port = args.mysql.split("//")[1].split("@")[1].split(":")
+    out = subprocess.run(["mariadb", "--protocol=tcp", f"-h{host}", f"-P{port}", "-uroot", "-N", "-e",
+                          f"SELECT COUNT(*) FROM `{db}`.customers"], capture_output=True, text=True)
+    try:
+        return int(out.stdout.strip())
+    except ValueError:
+        return 0
+
+
+def wait_ready(port, within=60):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"region on {port} not ready within {within}s")
+
+
+def load(port, rows, clients=16):
+    """N customers through eu-west's public API, `clients` keep-alive connections."""
+    per = rows // clients
+    errors = []
+
+    def worker(k):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(per if k < clients - 1 else rows - per * (clients - 1)):
+            body = json.dumps({"tenant_id": "t1", "name": f"customer {k}-{i}",
+                               "email": f"c{k}.{i}@example.com"})
+            conn.request("POST", "/api/v1/customers", body, {"content-type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            if res.status != 201:
+                errors.append(res.status)
+                return
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"the load failed: {errors[:3]}")
+    return rows / (time.time() - started)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
+    ap.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
+    ap.add_argument("--bin", default="target/release/regionsync")
+    ap.add_argument("--page-limit", type=int, default=500)
+    args = ap.parse_args()
+    bin_path = os.path.abspath(args.bin)
+    work = tempfile.mkdtemp(prefix="regionsync-drain-")
+    ports = {r: free_port() for r in REGIONS}
+    dbs = {}
+    for r in REGIONS:
+        if args.backend == "sqlite":
+            dbs[r] = f"sqlite://{work}/{r}.db"
+        else:
+            name = f"rs_drain_{r.replace('-', '_')}_{os.getpid()}"
+            mysql(f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`", args.mysql)
+            dbs[r] = f"{args.mysql}/{name}"
+    procs = []
+
+    def config(region, broker_section, peers):
+        path = f"{work}/{region}.toml"
+        with open(path, "w") as f:
+            f.write(f'region_id = "{region}"\n[http]\nbind = "127.0.0.1:{ports[region]}"\n'
+                    f'[database]\nurl = "{dbs[region]}"\n[broker]\n{broker_section}'
+                    f'[sync]\npull_interval_secs = 1\npull_page_limit = {args.page_limit}\n'
+                    f'dispatch_interval_secs = 1\n{peers}')
+        return path
+
+    def start(cfg, *cmd, name):
+        log = open(f"{work}/{name}.log", "a")
+        p = subprocess.Popen([bin_path, "--config", cfg, *cmd], stdout=log, stderr=log,
+                             env={**os.environ, "RUST_LOG": "warn"})
+        procs.append(p)
+        return p
+
+    def stop(p):
+        p.terminate()
+        p.wait(30)
+
+    try:
+        a = config("eu-west",
+                   f'enabled = true\npublic_url = "http://127.0.0.1:{ports["eu-west"]}"\n'
+                   f'signing_key_file = "{work}/key.pem"\n',
+                   '[[sync.peers]]\nid = "us-east"\npull = false\n'
+                   '[[sync.peers]]\nid = "ap-south"\npush = false\npull = false\n')
+        creds = {}
+        for r in ["us-east", "ap-south"]:
+            out = subprocess.run([bin_path, "--config", a, "broker", "regions", "add", r,
+                                  f"http://127.0.0.1:{ports[r]}"], capture_output=True, text=True)
+            cred = [w for w in out.stdout.split() if w.startswith("rsc_")]
+            if not cred:
+                raise SystemExit(f"no credential for {r}: {out.stdout} {out.stderr}")
+            creds[r] = cred[0]
+        remote = lambda r: (f'enabled = false\nurl = "http://127.0.0.1:{ports["eu-west"]}"\n'
+                            f'credential = "{creds[r]}"\npublic_url = "http://127.0.0.1:{ports[r]}"\n')
+        b = config("us-east", remote("us-east"), "")
+        c = config("ap-south", remote("ap-south"), '[[sync.peers]]\nid = "eu-west"\npush = false\n')
+
+        web_a = start(a, "serve", name="eu-west")
+        wait_ready(ports["eu-west"])
+        web_b = start(b, "serve", name="us-east")
+        web_c = start(c, "serve", name="ap-south")
+        wait_ready(ports["us-east"])
+        wait_ready(ports["ap-south"])
+        # ap-south takes its cursor into eu-west's (empty) feed: a snapshot of nothing.
+        sched_c = start(c, "schedule", "work", name="ap-south-scheduler")
+        time.sleep(4)
+        stop(sched_c)
+
+        rate = load(ports["eu-west"], args.rows)
+        print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
+              f"through the API, 16 clients")
+
+        t0 = time.time()
+        sched_a = start(a, "schedule", "work", name="eu-west-scheduler")
+        while count_rows(dbs["us-east"], args) < args.rows:
+            time.sleep(0.2)
+            if time.time() - t0 > 900:
+                raise SystemExit("push drain did not finish in 15 minutes")
+        push = args.rows / (time.time() - t0)
+        stop(sched_a)
+        print(f"push drain eu-west → us-east: {push:,.0f} rows/s")
+
+        t0 = time.time()
+        sched_c = start(c, "schedule", "work", name="ap-south-scheduler")
+        while count_rows(dbs["ap-south"], args) < args.rows:
+            time.sleep(0.2)
+            if time.time() - t0 > 900:
+                raise SystemExit("pull drain did not finish in 15 minutes")
+        pull = args.rows / (time.time() - t0)
+        stop(sched_c)
+        print(f"pull drain ap-south ← eu-west: {pull:,.0f} rows/s")
+        print(f"pull ÷ push: {pull / push:.2f}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        if args.backend == "mysql":
+            for r in REGIONS:
+                mysql(f"DROP DATABASE IF EXISTS `{dbs[r].rsplit('/', 1)[1]}`", args.mysql)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
