@@ -127,6 +127,10 @@ impl SyncResource for CustomersResource {
             .collect()
     }
 
+    fn row_count(&self, conn: &mut AnyConnection) -> Result<Option<i64>, DbError> {
+        Ok(Some(customers::count_all(conn)?))
+    }
+
     fn entity(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<Change>, DbError> {
         customers::find(conn, id)?
             .as_ref()

@@ -15,6 +15,11 @@ pub enum SyncError {
          pruned); bootstrap from a snapshot instead of pulling"
     )]
     CursorExpired { pruned_through: i64 },
+    #[error(
+        "this region's feed no longer continues the cursor ({0}); bootstrap from a snapshot \
+         instead of pulling"
+    )]
+    CursorDiverged(String),
     #[error("limit must be between 1 and {max}")]
     InvalidLimit { max: u32 },
     #[error("{0}")]
@@ -43,6 +48,16 @@ pub enum SyncError {
          region needs a bootstrap from a snapshot of that peer"
     )]
     PeerCursorExpired { peer: String },
+    #[error(
+        "peer `{peer}`'s feed no longer continues our cursor (409 cursor_diverged: its database \
+         was replaced or restored): this region needs a bootstrap from a snapshot of that peer"
+    )]
+    PeerCursorDiverged { peer: String },
+    #[error(
+        "no cursor into peer `{peer}`'s feed of `{resource}` in this database's incarnation: \
+         its snapshot is loaded first (sync.bootstrap = \"auto\")"
+    )]
+    BootstrapFirst { peer: String, resource: String },
     #[error("peer `{peer}` refused our token ({code}): {message}")]
     PeerAuthRefused {
         peer: String,
@@ -92,6 +107,7 @@ impl ApiError for SyncError {
             | SyncError::InvalidLimit { .. }
             | SyncError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             SyncError::CursorExpired { .. } => StatusCode::GONE,
+            SyncError::CursorDiverged(_) => StatusCode::CONFLICT,
             SyncError::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SyncError::InvalidBatch(_) | SyncError::InvalidOps { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -99,6 +115,8 @@ impl ApiError for SyncError {
             SyncError::PeerUnreachable { .. }
             | SyncError::PeerRefused { .. }
             | SyncError::PeerCursorExpired { .. }
+            | SyncError::PeerCursorDiverged { .. }
+            | SyncError::BootstrapFirst { .. }
             | SyncError::PeerAuthRefused { .. }
             | SyncError::PeerSentInvalid { .. }
             | SyncError::BootstrapLoop { .. } => StatusCode::BAD_GATEWAY,
@@ -115,6 +133,7 @@ impl ApiError for SyncError {
             SyncError::UnknownResource(_) => "unknown_resource",
             SyncError::InvalidCursor(_) => "invalid_cursor",
             SyncError::CursorExpired { .. } => "cursor_expired",
+            SyncError::CursorDiverged(_) => "cursor_diverged",
             SyncError::InvalidLimit { .. } => "invalid_limit",
             SyncError::InvalidQuery(_) => "invalid_query",
             SyncError::BatchTooLarge(_) => "batch_too_large",
@@ -123,6 +142,8 @@ impl ApiError for SyncError {
             SyncError::PeerUnreachable { .. } => "peer_unreachable",
             SyncError::PeerRefused { .. } => "peer_refused",
             SyncError::PeerCursorExpired { .. } => "peer_cursor_expired",
+            SyncError::PeerCursorDiverged { .. } => "peer_cursor_diverged",
+            SyncError::BootstrapFirst { .. } => "bootstrap_first",
             SyncError::PeerAuthRefused { .. } => "peer_auth_refused",
             SyncError::Directory(ship::contracts::DirectoryError::UnknownPeer(_)) => "unknown_peer",
             SyncError::Directory(ship::contracts::DirectoryError::BrokerUnreachable(_)) => {
@@ -145,6 +166,9 @@ impl ApiError for SyncError {
             SyncError::CursorExpired { pruned_through } => Some(serde_json::json!({
                 "pruned_through": pruned_through,
                 "bootstrap": "snapshot bootstrap is required: this cursor can never be served again",
+            })),
+            SyncError::CursorDiverged(_) => Some(serde_json::json!({
+                "bootstrap": "snapshot bootstrap is required: this feed is not the one the cursor was read from",
             })),
             SyncError::InvalidOps { errors } | SyncError::PeerSentInvalid { errors, .. } => {
                 Some(serde_json::json!({ "errors": errors }))
@@ -195,6 +219,19 @@ mod tests {
                 SyncError::PeerCursorExpired { peer: peer() },
                 502,
                 "peer_cursor_expired",
+            ),
+            (
+                SyncError::PeerCursorDiverged { peer: peer() },
+                502,
+                "peer_cursor_diverged",
+            ),
+            (
+                SyncError::BootstrapFirst {
+                    peer: peer(),
+                    resource: "customers".into(),
+                },
+                502,
+                "bootstrap_first",
             ),
             (
                 SyncError::PeerSentInvalid {

@@ -299,6 +299,7 @@ fn apply_input(k: usize, ops: Vec<Value>) -> ApplyOpsInput {
         batch_id: format!("{ORIGIN}-b{k}"),
         schema_version: 1,
         ops,
+        source_incarnation: String::new(),
     }
 }
 
@@ -556,7 +557,7 @@ async fn side_state(db: &TestDb) -> SideState {
         changelog,
         conflicts,
         outbox,
-        high_watermark: feed.high_watermark.0,
+        high_watermark: feed.high_watermark.seq,
         digest,
     }
 }

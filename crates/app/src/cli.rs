@@ -198,10 +198,11 @@ pub enum SyncCommand {
         #[arg(long)]
         resource: Option<String>,
     },
-    /// Verify against PEER, then take PEER's side of each differing row: its newer versions are
-    /// applied here by last-writer-wins; rows with the same version but other content are
-    /// re-asserted as a new write of the side `--prefer` names. Rows newer here are for PEER to
-    /// take: run the repair there too.
+    /// Verify against PEER, then make both sides agree on each differing row, in one run: PEER's
+    /// newer versions are applied here by last-writer-wins; this region's own newer rows are
+    /// sent to PEER (its ops route); a newer row here of a third region's write, and a row with
+    /// the same version but other content (the content of the side `--prefer` names), are
+    /// re-asserted as a new write of this region and sent to PEER. Then verify is clean at both.
     Repair {
         #[arg(long)]
         peer: String,

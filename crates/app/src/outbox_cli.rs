@@ -34,7 +34,11 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
         "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL", "READ TO", "LAST READ"
     ));
     let mut notes = Vec::new();
+    let mut incarnations = std::collections::BTreeMap::new();
     for r in rows {
+        if let Some(incarnation) = &r.peer_incarnation {
+            incarnations.insert(r.peer.clone(), incarnation.clone());
+        }
         if r.quarantined > 0 {
             notes.push(format!(
                 "{}/{}: {} feed entr{} quarantined (`regionsync sync quarantine list`)",
@@ -66,6 +70,9 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
     }
     for note in notes {
         output(&note);
+    }
+    for (peer, incarnation) in incarnations {
+        output(&format!("{peer}: database incarnation {incarnation}"));
     }
     Ok(())
 }

@@ -200,6 +200,11 @@ pub async fn prepare(
                     pending.join(", ")
                 ))));
             }
+            if identity_ready {
+                // A new database (or one bound before incarnations) gets its incarnation here.
+                let incarnation = db::incarnation(conn)?;
+                tracing::info!(incarnation = %incarnation.id, "database incarnation");
+            }
             Wiring::build(&wiring_settings, conn, &wiring_pool)
         })
         .await?;

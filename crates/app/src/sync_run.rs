@@ -160,6 +160,14 @@ pub async fn bootstrap(
                 .with_context(|| {
                     format!("bootstrap of {name} from {peer} stopped (run it again to resume)")
                 })?;
+            if let Some(total) = step.total_rows {
+                // The first page said how many rows there are: a bar with an ETA (rows written
+                // meanwhile may take it a little past the end).
+                bar.set_style(style(
+                    "bootstrap {prefix}  {wide_bar} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+                ));
+                bar.set_length(total.max(0) as u64);
+            }
             bar.set_position(step.rows.max(0) as u64);
             applied += step.applied;
             stale += step.stale;
@@ -318,9 +326,14 @@ pub async fn repair(
                 prefer,
             })
             .await?;
+        let again = if done.changed > 0 {
+            ": repair again"
+        } else {
+            ""
+        };
         output(&format!(
-            "{name}: took {} newer row(s) from {peer}, re-asserted {} row(s) of equal version; {} row(s) are newer here (run `regionsync sync repair --peer {}` at {peer})",
-            done.taken, done.reasserted, done.theirs_to_take, settings.region_id
+            "{name}: took {} newer row(s) from {peer}, sent {} newer row(s) to {peer}, re-asserted {} row(s) as new writes here (sent to {peer} too); {} row(s) written since the verify left alone{again}",
+            done.taken, done.sent, done.reasserted, done.changed
         ));
     }
     Ok(())

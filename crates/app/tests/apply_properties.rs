@@ -146,6 +146,7 @@ async fn apply(action: &ApplyOpsAction, ops: Vec<Value>) {
                 batch_id: "b".into(),
                 schema_version: 1,
                 ops,
+                source_incarnation: String::new(),
             })
             .await
             .map_err(|e| e.to_string())

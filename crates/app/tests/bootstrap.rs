@@ -157,6 +157,7 @@ ship::backend_tests! {
         // Two pages, then the bootstrap is "killed": it resumes from there.
         let first = bootstrap.run(bootstrap_input(2)).await.unwrap();
         assert_eq!((first.pages, first.rows, first.applied, first.done), (2, 10, 10, false));
+        assert_eq!(first.total_rows, Some(23), "the first page says how many rows (tombstones too), for the ETA");
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_bootstraps"), 1);
         // `sync status` (and /metrics) show it under way.
         let status = sync::actions::SyncStatusAction::new(db_b.pool.clone(), "us-east").run(()).await.unwrap();

@@ -92,6 +92,21 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
         "outbound_failures_answer_the_documented_status_and_code",
     ),
     (
+        "peer_cursor_diverged",
+        "containers/sync/src/errors.rs",
+        "outbound_failures_answer_the_documented_status_and_code",
+    ),
+    (
+        "bootstrap_first",
+        "containers/sync/src/errors.rs",
+        "outbound_failures_answer_the_documented_status_and_code",
+    ),
+    (
+        "cursor_diverged",
+        "containers/sync/tests/changes_feed.rs",
+        "malformed_feed_requests_get_the_envelope",
+    ),
+    (
         "peer_sent_invalid_ops",
         "containers/sync/src/errors.rs",
         "outbound_failures_answer_the_documented_status_and_code",

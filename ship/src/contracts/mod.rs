@@ -214,6 +214,13 @@ pub trait SyncResource: Send + Sync {
         limit: i64,
     ) -> Result<Vec<Change>, DbError>;
 
+    /// How many rows (tombstones included) a snapshot would serve now, when the resource can
+    /// tell cheaply (the first snapshot page reports it, for the bootstrap's progress and
+    /// ETA). The default: unknown.
+    fn row_count(&self, _conn: &mut AnyConnection) -> Result<Option<i64>, DbError> {
+        Ok(None)
+    }
+
     /// One row (tombstone included) as [`SyncResource::snapshot_page`] gives it; `None`: no such
     /// row. A point lookup, for `sync repair`.
     fn entity(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<Change>, DbError>;

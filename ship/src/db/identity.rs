@@ -14,6 +14,9 @@ diesel::table! {
         id -> Integer,
         region_id -> Text,
         created_at -> Timestamp,
+        incarnation -> Text,
+        previous_incarnation -> Text,
+        incarnation_at -> Nullable<Timestamp>,
     }
 }
 
@@ -77,4 +80,86 @@ pub fn bound_region(conn: &mut AnyConnection) -> Result<Option<String>, DbError>
         .select(ship_instance::region_id)
         .first::<String>(conn)
         .optional()?)
+}
+
+/// The incarnation of this database (ADR 0012): made when the region is bound to a new
+/// database and made anew by [`reincarnate`]. Peers scope what they believe about the region
+/// (their cursors into its feed) by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incarnation {
+    pub id: String,
+    /// The incarnation this one replaced when the database was found to be an older copy of
+    /// the region ('' for a database that never was).
+    pub previous: String,
+    pub since: Option<chrono::NaiveDateTime>,
+}
+
+/// A fresh incarnation id: 16 lowercase hex digits (64 random bits).
+pub fn new_incarnation() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..16].to_string()
+}
+
+/// This database's incarnation. A database bound before incarnations existed gets one here
+/// (once: the first caller's id is kept, a concurrent one reads it back); one not bound to a
+/// region has none (`id` empty).
+pub fn incarnation(conn: &mut AnyConnection) -> Result<Incarnation, DbError> {
+    let read = |conn: &mut AnyConnection| {
+        ship_instance::table
+            .filter(ship_instance::id.eq(INSTANCE_ROW))
+            .select((
+                ship_instance::incarnation,
+                ship_instance::previous_incarnation,
+                ship_instance::incarnation_at,
+            ))
+            .first::<(String, String, Option<chrono::NaiveDateTime>)>(conn)
+            .optional()
+    };
+    let row = match read(conn)? {
+        Some((id, _, _)) if id.is_empty() => {
+            diesel::update(
+                ship_instance::table
+                    .filter(ship_instance::id.eq(INSTANCE_ROW))
+                    .filter(ship_instance::incarnation.eq("")),
+            )
+            .set((
+                ship_instance::incarnation.eq(new_incarnation()),
+                ship_instance::incarnation_at.eq(Some(super::utc_now())),
+            ))
+            .execute(conn)?;
+            read(conn)?
+        }
+        row => row,
+    };
+    Ok(match row {
+        Some((id, previous, since)) => Incarnation {
+            id,
+            previous,
+            since,
+        },
+        // Not bound to a region yet (a database only migrated, as in tests): no incarnation.
+        None => Incarnation {
+            id: String::new(),
+            previous: String::new(),
+            since: None,
+        },
+    })
+}
+
+/// This database turned out to be an older copy of the region (a peer has read further in
+/// its feed than it reaches): give it a new incarnation, unless `current` is no longer the
+/// incarnation (another process made the new one first). Returns the incarnation now.
+pub fn reincarnate(conn: &mut AnyConnection, current: &str) -> Result<Incarnation, DbError> {
+    diesel::update(
+        ship_instance::table
+            .filter(ship_instance::id.eq(INSTANCE_ROW))
+            .filter(ship_instance::incarnation.eq(current)),
+    )
+    .set((
+        ship_instance::incarnation.eq(new_incarnation()),
+        ship_instance::previous_incarnation.eq(current),
+        ship_instance::incarnation_at.eq(Some(super::utc_now())),
+    ))
+    .execute(conn)?;
+    incarnation(conn)
 }

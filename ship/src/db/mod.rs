@@ -9,7 +9,10 @@ pub mod migrations;
 mod pool;
 mod url;
 
-pub use identity::{bind_region, bound_region, RegionBindingError, IDENTITY_MIGRATION};
+pub use identity::{
+    bind_region, bound_region, incarnation, new_incarnation, reincarnate, Incarnation,
+    RegionBindingError, IDENTITY_MIGRATION,
+};
 pub use pool::{
     establish, establish_within, transact, DbPool, Manager, PoolOptions, PooledConnection,
 };

@@ -37,6 +37,10 @@ pub type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 /// The response header carrying the request id (also in every log line of the request span).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The incarnation of the sending region's database (ADR 0012), on every sync request a
+/// region makes and every sync answer it gives.
+pub const INCARNATION_HEADER: &str = "regionsync-incarnation";
+
 /// JSON bodies: size limit, and every failure as the envelope.
 /// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape is 422
 /// `invalid_body`; too large is 413 `payload_too_large`; a wrong content type is 415.

@@ -172,6 +172,11 @@ pub(crate) fn delete_tombstones(conn: &mut AnyConnection, ids: &[String]) -> Que
     Ok(n)
 }
 
+/// Every row, tombstones included.
+pub(crate) fn count_all(conn: &mut AnyConnection) -> QueryResult<i64> {
+    customers::table.count().get_result(conn)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -24,6 +24,7 @@ use crate::data::refusals;
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::ApplyChangesTask;
 pub use crate::tasks::apply_changes::OpStatus;
+use crate::tasks::observe_peer::ObservePeerTask;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 pub struct ApplyOpsInput {
@@ -32,6 +33,8 @@ pub struct ApplyOpsInput {
     pub batch_id: String,
     pub schema_version: u32,
     pub ops: Vec<Value>,
+    /// The sender's database incarnation (its `Regionsync-Incarnation` header; '' if absent).
+    pub source_incarnation: String,
 }
 
 #[derive(Debug)]
@@ -39,6 +42,8 @@ pub struct ApplyOpsOutput {
     pub batch_id: String,
     pub results: Vec<(String, OpStatus)>,
     pub receiver_hlc: i64,
+    /// This database's incarnation (answered in the `Regionsync-Incarnation` header).
+    pub incarnation: String,
 }
 
 impl ApplyOpsOutput {
@@ -129,13 +134,16 @@ impl Action for ApplyOpsAction {
             }
         };
         let newest = ops.iter().map(|op| op.change.version.hlc).max();
-        let statuses = self
+        let (source, theirs) = (input.source_region.clone(), input.source_incarnation);
+        let (ops, statuses, incarnation) = self
             .pool
             .transaction(move |conn| {
-                ApplyChangesTask::run(conn, resource.as_ref(), &ops).map(|s| (ops, s))
+                ObservePeerTask::run(conn, &source, &theirs)?;
+                let statuses = ApplyChangesTask::run(conn, resource.as_ref(), &ops)?;
+                let incarnation = ship::db::incarnation(conn)?.id;
+                Ok::<_, SyncError>((ops, statuses, incarnation))
             })
             .await?;
-        let (ops, statuses) = statuses;
         // Only a committed batch moves the clock (within the drift bound checked above); a
         // local write to a row applied here is stamped above it anyway (`stamp(stored)`).
         if let Some(newest) = newest {
@@ -145,6 +153,7 @@ impl Action for ApplyOpsAction {
             batch_id: input.batch_id,
             results: ops.into_iter().map(|op| op.op_id).zip(statuses).collect(),
             receiver_hlc: self.clock.last().as_i64(),
+            incarnation,
         };
         tracing::info!(
             applied = output.count(OpStatus::Applied),

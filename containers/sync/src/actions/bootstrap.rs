@@ -20,6 +20,7 @@ use crate::data::{bootstraps, cursors};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_snapshot::FetchSnapshotTask;
+use crate::tasks::observe_peer::ObservePeerTask;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
 pub struct BootstrapInput {
@@ -45,6 +46,8 @@ pub struct BootstrapSummary {
     pub duplicate: usize,
     /// True when the last page is applied and the pull continues from the watermark.
     pub done: bool,
+    /// How many rows the peer's snapshot holds, when its first page (read by this run) said.
+    pub total_rows: Option<i64>,
 }
 
 pub struct BootstrapAction {
@@ -83,9 +86,12 @@ impl Action for BootstrapAction {
     async fn run(&self, input: BootstrapInput) -> Result<BootstrapSummary, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
         let (peer, name) = (input.peer.clone(), resource.name());
-        let progress = self
+        let (ours, progress) = self
             .pool
-            .run(move |conn| bootstraps::get(conn, &peer, name).map_err(SyncError::from))
+            .run(move |conn| {
+                let ours = ship::db::incarnation(conn)?.id;
+                Ok::<_, SyncError>((ours, bootstraps::get(conn, &peer, name)?))
+            })
             .await?;
         let over = |state: &str| state == bootstraps::FINISHED || state == bootstraps::LOOPING;
         let progress = match progress {
@@ -125,6 +131,7 @@ impl Action for BootstrapAction {
                 name,
                 after.as_deref(),
                 input.page_limit,
+                &ours,
             )
             .await;
             let page = match fetched {
@@ -134,10 +141,17 @@ impl Action for BootstrapAction {
                     refreshed = true;
                     continue;
                 }
-                // The peer pruned past this snapshot's watermark, or no longer knows it (a peer
-                // restored from an older copy answers `invalid_cursor`): the next run starts a
+                // The peer pruned past this snapshot's watermark, or no longer continues it (its
+                // database was replaced or restored: `cursor_diverged`): the next run starts a
                 // new snapshot (never a loop within this one, never stuck on a dead cursor).
+                Err(e @ SyncError::PeerUnreachable { .. }) => {
+                    // Its address may have changed at the broker: ask again next time (a
+                    // region that joins meets a peer still registered at its old address).
+                    self.directory.invalidate(&input.peer);
+                    return Err(e);
+                }
                 Err(e @ SyncError::PeerCursorExpired { .. })
+                | Err(e @ SyncError::PeerCursorDiverged { .. })
                 | Err(e @ SyncError::PeerRefused { status: 400, .. }) => {
                     let (peer, res) = (input.peer.clone(), name);
                     self.pool
@@ -151,9 +165,12 @@ impl Action for BootstrapAction {
             };
             refreshed = false;
             summary.pages += 1;
+            if page.total_rows.is_some() {
+                summary.total_rows = page.total_rows.filter(|n| *n >= 0);
+            }
             // What the peer hands us to store must be ours to read back: a feed cursor as a
             // watermark, a snapshot cursor that fits its column.
-            let watermark_seq = crate::cursor::Cursor::decode(&page.watermark).map_err(|e| {
+            let watermark_at = crate::cursor::FeedCursor::decode(&page.watermark).map_err(|e| {
                 SyncError::PeerRefused {
                     peer: input.peer.clone(),
                     status: 200,
@@ -199,26 +216,33 @@ impl Action for BootstrapAction {
                 })?;
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let rows = summary.rows + valid.len() as i64;
-            let (peer, res, next, watermark) = (
+            let (peer, res, next, watermark, theirs) = (
                 input.peer.clone(),
                 Arc::clone(&resource),
                 page.next_cursor.clone().filter(|_| page.has_more),
                 page.watermark.clone(),
+                page.incarnation.clone().unwrap_or_default(),
             );
             let statuses = self
                 .pool
                 .transaction(move |conn| {
+                    ObservePeerTask::run(conn, &peer, &theirs)?;
                     let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
                     match &next {
                         Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
                         None => {
                             // The last page: pull the feed from the watermark from now on; the
                             // bootstrap is over with the first pull that succeeds.
-                            // Never behind where a pull running meanwhile already got.
-                            let stored = cursors::get(conn, &peer, res.name())?
-                                .and_then(|c| crate::cursor::Cursor::decode(&c).ok());
-                            if stored.is_none_or(|s| s < watermark_seq) {
-                                cursors::save(conn, &peer, res.name(), &watermark)?;
+                            // Never behind where a pull running meanwhile already got in the
+                            // same feed (the same incarnation of the peer).
+                            let incarnation = ship::db::incarnation(conn)?.id;
+                            let stored = cursors::get(conn, &peer, res.name(), &incarnation)?
+                                .and_then(|c| crate::cursor::FeedCursor::decode(&c).ok());
+                            let ahead = stored.is_some_and(|s| {
+                                s.seq >= watermark_at.seq && same_feed(&s, &watermark_at)
+                            });
+                            if !ahead {
+                                cursors::save(conn, &peer, res.name(), &watermark, &incarnation)?;
                             }
                             cursors::clear_bootstrap(conn, &peer, res.name())?;
                             bootstraps::save(conn, &peer, res.name(), bootstraps::FINISHED, rows)?;
@@ -254,6 +278,13 @@ impl Action for BootstrapAction {
         );
         Ok(summary)
     }
+}
+
+/// Two cursors into the same feed: issued by the same incarnation of the peer's database.
+fn same_feed(a: &crate::cursor::FeedCursor, b: &crate::cursor::FeedCursor) -> bool {
+    let incarnation =
+        |c: &crate::cursor::FeedCursor| c.anchor.as_ref().map(|a| a.incarnation.clone());
+    incarnation(a) == incarnation(b)
 }
 
 /// A snapshot row as an op (`op_id` = `snapshot-<index>`, the other fields as they are).

@@ -50,6 +50,8 @@ pub struct DispatchOutboxAction {
     region_id: String,
     config: SyncConfig,
     only: outbox::ClaimFilter,
+    /// This database's incarnation as read by the last pass (told to peers with each batch).
+    incarnation: std::sync::RwLock<String>,
 }
 
 impl DispatchOutboxAction {
@@ -67,6 +69,7 @@ impl DispatchOutboxAction {
             region_id: region_id.into(),
             config,
             only: outbox::ClaimFilter::default(),
+            incarnation: Default::default(),
         }
     }
 
@@ -159,9 +162,10 @@ impl Action for DispatchOutboxAction {
         let limit = i64::from(self.config.dispatch_claim_limit);
         let (lease_owner, only, origin) =
             (owner.clone(), self.only.clone(), self.region_id.clone());
-        let (entries, ranges) = self
+        let (incarnation, entries, ranges) = self
             .pool
             .run(move |conn| {
+                let incarnation = ship::db::incarnation(conn)?.id;
                 // Single entries first (few: retried dead letters), then each due stream.
                 let entries = outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)?;
                 let mut ranges = Vec::new();
@@ -193,9 +197,12 @@ impl Action for DispatchOutboxAction {
                         return Err(e.into());
                     }
                 }
-                Ok::<_, SyncError>((entries, ranges))
+                Ok::<_, SyncError>((incarnation, entries, ranges))
             })
             .await?;
+        if let Ok(mut ours) = self.incarnation.write() {
+            *ours = incarnation;
+        }
         // Ranges add their entries once loaded (a range's seqs include other regions').
         let mut summary = DispatchSummary {
             claimed: entries.len(),
@@ -443,7 +450,12 @@ impl DispatchOutboxAction {
                 }
             };
             summary.batches += 1;
-            let send = SendOpsTask::run(&self.client, &grant, resource, body);
+            let ours = self
+                .incarnation
+                .read()
+                .map(|i| i.clone())
+                .unwrap_or_default();
+            let send = SendOpsTask::run(&self.client, &grant, resource, body, &ours);
             match self.keeping_lease(owner, hold, &batch, send).await {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();

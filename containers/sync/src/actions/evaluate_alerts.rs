@@ -14,6 +14,9 @@
 //! `quarantined` (per peer/resource: entries of its feed parked because they cannot apply),
 //! `divergence` (per peer/resource: the last verify found rows that differ),
 //! `bootstrap_loop` (per peer/resource: a 410 right after a finished bootstrap from it),
+//! `restored` (this region's database was found to be an older copy of itself and got a new
+//! incarnation) and `peer_reincarnated` (per peer: its database showed a new incarnation) —
+//! events, each firing for an hour after it happened (ADR 0012),
 //! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
 //! refusals happened within the last two evaluation intervals, and for the region
 //! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
@@ -271,6 +274,47 @@ impl EvaluateAlertsAction {
                         at.and_utc().to_rfc3339()
                     ),
                     differing,
+                ),
+            );
+        }
+        // Databases replaced or restored (ADR 0012): events, each standing for an hour.
+        let hour_ago = ship::db::utc_now() - chrono::Duration::hours(1);
+        let (ours, reincarnated, under_way) = self
+            .pool
+            .run(move |conn| {
+                Ok::<_, SyncError>((
+                    ship::db::incarnation(conn)?,
+                    crate::data::peer_incarnations::changed_since(conn, hour_ago)?,
+                    crate::data::bootstraps::under_way(conn)?.len(),
+                ))
+            })
+            .await?;
+        if let Some(at) = ours
+            .since
+            .filter(|at| !ours.previous.is_empty() && *at >= hour_ago)
+        {
+            out.insert(
+                ("restored".into(), String::new()),
+                (
+                    format!(
+                        "this region's database was found to be an older copy of itself (a restored backup; incarnation {} → {} at {}): it bootstraps again from every peer it pulls ({under_way} bootstrap(s) under way)",
+                        ours.previous,
+                        ours.id,
+                        at.and_utc().to_rfc3339()
+                    ),
+                    1,
+                ),
+            );
+        }
+        for (peer, incarnation, previous, at) in reincarnated {
+            out.insert(
+                ("peer_reincarnated".into(), peer.clone()),
+                (
+                    format!(
+                        "{peer}'s database was replaced or restored (incarnation {previous} → {incarnation} at {}): it bootstraps from its peers; this region re-reads its feed from a snapshot",
+                        at.and_utc().to_rfc3339()
+                    ),
+                    1,
                 ),
             );
         }

@@ -5,6 +5,12 @@
 //! watermark `H` is visible every entry `seq <= H` is committed and visible too: a page never
 //! skips an entry that commits later with a lower seq.
 //!
+//! Continuity (ADR 0012): the cursor's anchor is checked first (`CheckCursorTask`). A cursor
+//! this feed no longer continues is answered `409 cursor_diverged` (the reader bootstraps);
+//! when the cursor proves this database is an older copy of itself, the database gets a new
+//! incarnation here, which voids this region's own pull cursors (it bootstraps from its peers
+//! and so gets back its own writes that the copy lacks). Every cursor handed out is anchored.
+//!
 //! Acknowledgment: a reader's `since` says it has applied everything up to that cursor (a
 //! puller stores a cursor only in the transaction that applied the page it ends), so a read
 //! that is answered records it for the calling region (`data::feed_acks`), and prune keeps
@@ -19,15 +25,16 @@ use ship::contracts::ResourceRegistry;
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::cursor::Cursor;
+use crate::cursor::FeedCursor;
 use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
+use crate::tasks::check_cursor::{CheckCursorTask, Fit};
 
 pub struct GetChangesInput {
     pub resource: String,
     /// `None` = from the beginning.
-    pub since: Option<Cursor>,
+    pub since: Option<FeedCursor>,
     pub limit: u32,
     /// Leave out entries from this origin (the caller's own region).
     pub exclude_origin: Option<String>,
@@ -40,10 +47,12 @@ pub struct GetChangesInput {
 pub struct ChangesPage {
     pub resource: String,
     pub changes: Vec<ChangeLogEntry>,
-    pub next_cursor: Cursor,
+    pub next_cursor: FeedCursor,
     pub has_more: bool,
-    pub high_watermark: Cursor,
+    pub high_watermark: FeedCursor,
     pub schema_version: u32,
+    /// The incarnation of the database that served the page.
+    pub incarnation: String,
 }
 
 pub struct GetChangesAction {
@@ -89,12 +98,35 @@ impl Action for GetChangesAction {
         self.pool
             .run(move |conn| {
                 let (last_seq, pruned_through) = changelog::watermark(conn, name)?;
-                let since = input.since.unwrap_or(Cursor::START);
-                if since.0 > last_seq {
-                    return Err(SyncError::InvalidCursor(format!(
-                        "the cursor is ahead of this region's feed (at {last_seq}); it was not issued here"
-                    )));
+                let ours = ship::db::incarnation(conn)?;
+                let since = input.since.unwrap_or(FeedCursor {
+                    seq: 0,
+                    anchor: None,
+                });
+                let fit = CheckCursorTask::run(
+                    conn,
+                    name,
+                    since.seq,
+                    since.anchor.as_ref(),
+                    (last_seq, pruned_through),
+                    &ours.id,
+                )?;
+                if let Fit::Diverged { reason, restored } = fit {
+                    if restored {
+                        let now = ship::db::reincarnate(conn, &ours.id)?;
+                        tracing::error!(
+                            resource = name,
+                            reader = ?input.reader,
+                            previous = %ours.id,
+                            incarnation = %now.id,
+                            "a peer has read further in this region's feed than this database \
+                             reaches: it is an older copy of this region (a restored backup); \
+                             new incarnation, every pull peer is bootstrapped again"
+                        );
+                    }
+                    return Err(SyncError::CursorDiverged(reason));
                 }
+                let since = since.position();
                 if since.0 < pruned_through {
                     return Err(SyncError::CursorExpired { pruned_through });
                 }
@@ -125,13 +157,22 @@ impl Action for GetChangesAction {
                     Some(last) if full => last.seq,
                     _ => last_seq,
                 };
+                let anchor = |conn: &mut ship::AnyConnection, seq: i64| {
+                    let hlc = match changes.iter().rev().find(|c| c.seq == seq) {
+                        Some(entry) => Some(entry.hlc),
+                        None if seq == 0 => None,
+                        None => changelog::hlc_at(conn, name, seq)?,
+                    };
+                    Ok::<_, SyncError>(FeedCursor::anchored(seq, hlc.unwrap_or(0), &ours.id))
+                };
                 Ok(ChangesPage {
                     resource: name.to_string(),
-                    changes,
-                    next_cursor: Cursor(next),
+                    next_cursor: anchor(conn, next)?,
                     has_more: next < last_seq,
-                    high_watermark: Cursor(last_seq),
+                    high_watermark: anchor(conn, last_seq)?,
+                    changes,
                     schema_version,
+                    incarnation: ours.id.clone(),
                 })
             })
             .await

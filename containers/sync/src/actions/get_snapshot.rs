@@ -8,6 +8,10 @@
 //! pulls the feed from `W` gets every change after it, and a row read newer than `W` is
 //! replayed by the feed as `duplicate` or `stale`. Nothing is lost, nothing regresses.
 //!
+//! The cursor names the incarnation of the database that served the first page (ADR 0012): a
+//! snapshot is continued only by that incarnation (`409 cursor_diverged` otherwise: the reader
+//! starts a new one), and its watermark is handed out as an anchored feed cursor.
+//!
 //! Each answered page acknowledges `W` for the reader (`sync_feed_acks`), so prune keeps the
 //! feed after `W` for as long as the reader needs it to continue.
 
@@ -15,9 +19,10 @@ use ship::contracts::{Change, ResourceRegistry, Version};
 use ship::parents::Action;
 use ship::DbPool;
 
-use crate::cursor::SnapshotCursor;
+use crate::cursor::{Anchor, FeedCursor, SnapshotCursor};
 use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
+use crate::tasks::check_cursor::{CheckCursorTask, Fit};
 
 pub struct GetSnapshotInput {
     pub resource: String,
@@ -37,8 +42,12 @@ pub struct SnapshotPage {
     /// Where the next page starts; `None` when this was the last page.
     pub next: Option<SnapshotCursor>,
     /// The changelog position to pull the feed from once every page is applied.
-    pub watermark: i64,
+    pub watermark: FeedCursor,
     pub schema_version: u32,
+    /// The incarnation of the database that served the page.
+    pub incarnation: String,
+    /// On the first page, how many rows the snapshot holds (when the resource can tell).
+    pub total_rows: Option<i64>,
 }
 
 pub struct GetSnapshotAction {
@@ -72,19 +81,46 @@ impl Action for GetSnapshotAction {
             .run(move |conn| {
                 let name = resource.name();
                 let (last_seq, pruned_through) = changelog::watermark(conn, name)?;
+                let ours = ship::db::incarnation(conn)?;
                 let (watermark, after) = match input.after {
                     None => (last_seq, None),
-                    Some(cursor) if cursor.watermark > last_seq => {
-                        return Err(SyncError::InvalidCursor(format!(
-                            "the snapshot cursor's watermark is ahead of this region's feed (at \
-                             {last_seq}); it was not issued here"
-                        )))
+                    Some(cursor) => {
+                        let anchor = cursor.incarnation.as_ref().map(|i| Anchor {
+                            hlc: 0,
+                            incarnation: i.clone(),
+                        });
+                        let fit = CheckCursorTask::run(
+                            conn,
+                            name,
+                            cursor.watermark,
+                            anchor.as_ref(),
+                            (last_seq, pruned_through),
+                            &ours.id,
+                        )?;
+                        if let Fit::Diverged { reason, restored } = fit {
+                            if restored {
+                                let now = ship::db::reincarnate(conn, &ours.id)?;
+                                tracing::error!(
+                                    resource = name,
+                                    previous = %ours.id,
+                                    incarnation = %now.id,
+                                    "a snapshot reader holds a watermark beyond this region's \
+                                     feed: this database is an older copy of this region; new \
+                                     incarnation, every pull peer is bootstrapped again"
+                                );
+                            }
+                            return Err(SyncError::CursorDiverged(reason));
+                        }
+                        if cursor.watermark < pruned_through {
+                            // The feed can no longer continue from this snapshot: a new one.
+                            return Err(SyncError::CursorExpired { pruned_through });
+                        }
+                        (cursor.watermark, Some(cursor.after))
                     }
-                    Some(cursor) if cursor.watermark < pruned_through => {
-                        // The feed can no longer continue from this snapshot: start a new one.
-                        return Err(SyncError::CursorExpired { pruned_through });
-                    }
-                    Some(cursor) => (cursor.watermark, Some(cursor.after)),
+                };
+                let total_rows = match after {
+                    None => resource.row_count(conn)?,
+                    Some(_) => None,
                 };
                 let limit = i64::from(input.limit);
                 let mut rows = resource.snapshot_page(conn, after.as_deref(), limit)?;
@@ -115,16 +151,23 @@ impl Action for GetSnapshotAction {
                 let next = match rows.last() {
                     Some(last) if more => Some(SnapshotCursor {
                         watermark,
+                        incarnation: Some(ours.id.clone()),
                         after: last.entity_id.clone(),
                     }),
                     _ => None,
+                };
+                let hlc = match watermark {
+                    0 => None,
+                    seq => changelog::hlc_at(conn, name, seq)?,
                 };
                 Ok(SnapshotPage {
                     resource: name.to_string(),
                     rows,
                     next,
-                    watermark,
+                    watermark: FeedCursor::anchored(watermark, hlc.unwrap_or(0), &ours.id),
                     schema_version: resource.schema_version(),
+                    incarnation: ours.id,
+                    total_rows,
                 })
             })
             .await

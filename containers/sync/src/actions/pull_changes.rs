@@ -3,6 +3,10 @@
 //! apply steps as the ops route, and advance the cursor in the transaction that applied the
 //! page — a cursor never moves past data that is not durably applied.
 //!
+//! A peer whose feed answers `409 cursor_diverged` (its database was replaced or restored) has
+//! our cursor forgotten and flagged: the next pull bootstraps (ADR 0012). A cursor saved in an
+//! earlier incarnation of this database is void (read as none).
+//!
 //! A peer that answers `410 cursor_expired` needs a bootstrap: the pull stops with that error
 //! and never restarts from zero by itself. An entry that can never apply as it is (refused by
 //! validation, or of this region's own origin) is quarantined in the transaction that applies
@@ -25,6 +29,7 @@ use crate::data::{bootstraps, cursors, delivery, quarantine};
 use crate::errors::SyncError;
 use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::{entry_to_op, FetchChangesTask};
+use crate::tasks::observe_peer::ObservePeerTask;
 use crate::tasks::validate_ops::OpError;
 use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
 
@@ -60,6 +65,11 @@ pub struct PullChangesAction {
     /// backoff of our streams to it (a peer that is back is served at once, issue 13.7). Only a
     /// comeback does: a peer that answers pulls but refuses pushes keeps its backoff.
     down: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// With no cursor valid in this database's incarnation, refuse (`BootstrapFirst`) instead
+    /// of reading the feed from its start: the scheduler's pull with `sync.bootstrap = "auto"`
+    /// then loads the peer's snapshot (rows that never were in its feed, and this region's own
+    /// writes that its feed leaves out, included).
+    bootstrap_first: bool,
 }
 
 impl PullChangesAction {
@@ -79,7 +89,14 @@ impl PullChangesAction {
             client,
             directory,
             down: Default::default(),
+            bootstrap_first: false,
         }
+    }
+
+    /// Refuse to pull without a valid cursor (`SyncError::BootstrapFirst`).
+    pub fn bootstrapping_first(mut self) -> Self {
+        self.bootstrap_first = true;
+        self
     }
 
     fn was_down(&self, peer: &str, now_down: Option<bool>) -> bool {
@@ -105,10 +122,22 @@ impl Action for PullChangesAction {
     async fn run(&self, input: PullChangesInput) -> Result<PullSummary, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
         let (peer, name) = (input.peer.clone(), resource.name());
-        let mut since = self
+        // The cursor valid in this database's incarnation, and that incarnation: the cursors
+        // this pull saves belong to it (void if the database gets a new one meanwhile).
+        let (incarnation, mut since) = self
             .pool
-            .run(move |conn| cursors::get(conn, &peer, name).map_err(SyncError::from))
+            .run(move |conn| {
+                let incarnation = ship::db::incarnation(conn)?.id;
+                let since = cursors::get(conn, &peer, name, &incarnation)?;
+                Ok::<_, SyncError>((incarnation, since))
+            })
             .await?;
+        if since.is_none() && self.bootstrap_first {
+            return Err(SyncError::BootstrapFirst {
+                peer: input.peer.clone(),
+                resource: name.to_string(),
+            });
+        }
         let mut summary = PullSummary::default();
         // One refresh per page request: a long pull outlives several tokens.
         let mut refreshed = false;
@@ -127,6 +156,7 @@ impl Action for PullChangesAction {
                 since.as_deref(),
                 input.page_limit,
                 &self.region_id,
+                &incarnation,
             )
             .await;
             let page = match fetched {
@@ -144,6 +174,19 @@ impl Action for PullChangesAction {
                     self.pool
                         .run(move |conn| {
                             cursors::flag_bootstrap(conn, &peer, res).map_err(SyncError::from)
+                        })
+                        .await?;
+                    return Err(e);
+                }
+                Err(e @ SyncError::PeerCursorDiverged { .. }) => {
+                    // The peer's database was replaced or restored: our cursor means nothing
+                    // in its feed now. Forgotten (the next pull bootstraps) and flagged.
+                    let (peer, res) = (input.peer.clone(), name);
+                    self.pool
+                        .transaction(move |conn| {
+                            cursors::forget(conn, &peer, res)?;
+                            cursors::flag_bootstrap(conn, &peer, res)?;
+                            Ok::<_, SyncError>(())
                         })
                         .await?;
                     return Err(e);
@@ -213,18 +256,21 @@ impl Action for PullChangesAction {
             };
             summary.quarantined += parked.len();
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
-            let (peer, cursor, res) = (
+            let (peer, cursor, res, incarnation, theirs) = (
                 input.peer.clone(),
                 page.next_cursor.clone(),
                 Arc::clone(&resource),
+                incarnation.clone(),
+                page.incarnation.clone().unwrap_or_default(),
             );
             let back = self.was_down(&input.peer, None);
             let statuses = self
                 .pool
                 .transaction(move |conn| {
+                    ObservePeerTask::run(conn, &peer, &theirs)?;
                     let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
                     quarantine::add(conn, &peer, res.name(), &parked)?;
-                    cursors::save(conn, &peer, res.name(), &cursor)?;
+                    cursors::save(conn, &peer, res.name(), &cursor, &incarnation)?;
                     // The feed continues after a bootstrap: it is over (ADR 0011).
                     bootstraps::forget_finished(conn, &peer, res.name())?;
                     if back {

@@ -145,3 +145,12 @@ pub fn max_hlc(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
         .select(diesel::dsl::max(sync_changelog::hlc))
         .first(conn)
 }
+
+/// The clock of the entry at `seq` (`None`: no such entry — pruned, or beyond the feed).
+pub fn hlc_at(conn: &mut AnyConnection, resource: &str, seq: i64) -> QueryResult<Option<i64>> {
+    sync_changelog::table
+        .find((resource, seq))
+        .select(sync_changelog::hlc)
+        .first(conn)
+        .optional()
+}

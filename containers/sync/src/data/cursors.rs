@@ -1,22 +1,54 @@
 //! Peer cursors: how far this region has pulled each peer's feed, per resource.
+//!
+//! A cursor belongs to the incarnation of this database it was saved in (ADR 0012): once this
+//! database has a new incarnation (it was found to be an older copy of the region), the cursors
+//! saved before are void — read as none, so the pull bootstraps from the peer's snapshot, which
+//! holds this region's own writes that the copy lacks. '' = saved before incarnations (valid).
 
 use diesel::prelude::*;
 use ship::AnyConnection;
 
 use super::schema::sync_peer_cursors;
 
-/// The stored cursor for `(peer, resource)`; `None` before the first pull.
-pub fn get(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<Option<String>> {
-    sync_peer_cursors::table
+/// The stored cursor for `(peer, resource)` that is valid in this database's `incarnation`;
+/// `None` before the first pull and once the one stored is void.
+pub fn get(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    incarnation: &str,
+) -> QueryResult<Option<String>> {
+    let stored: Option<(String, String)> = sync_peer_cursors::table
         .find((peer, resource))
-        .select(sync_peer_cursors::peer_cursor)
+        .select((
+            sync_peer_cursors::peer_cursor,
+            sync_peer_cursors::local_incarnation,
+        ))
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(stored
+        .filter(|(_, saved_in)| saved_in.is_empty() || saved_in == incarnation)
+        .map(|(cursor, _)| cursor))
 }
 
-/// Store `cursor` for `(peer, resource)`; run in the transaction that applied the page. One
-/// upsert statement, so two first pulls of the same peer cannot both try to insert.
-pub fn save(conn: &mut AnyConnection, peer: &str, resource: &str, cursor: &str) -> QueryResult<()> {
+/// Forget the cursor for `(peer, resource)`: the peer's feed no longer continues it.
+pub fn forget(conn: &mut AnyConnection, peer: &str, resource: &str) -> QueryResult<()> {
+    diesel::delete(sync_peer_cursors::table.find((peer, resource)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Store `cursor` for `(peer, resource)`, valid in this database's `incarnation` (the one the
+/// pull started in: a pull that spans a new incarnation saves a void cursor); run in the
+/// transaction that applied the page. One upsert statement, so two first pulls of the same
+/// peer cannot both try to insert.
+pub fn save(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    cursor: &str,
+    incarnation: &str,
+) -> QueryResult<()> {
     let now = ship::db::utc_now();
     let row = (
         sync_peer_cursors::peer.eq(peer),
@@ -24,11 +56,13 @@ pub fn save(conn: &mut AnyConnection, peer: &str, resource: &str, cursor: &str) 
         sync_peer_cursors::peer_cursor.eq(cursor),
         sync_peer_cursors::last_pull_at.eq(now),
         sync_peer_cursors::updated_at.eq(now),
+        sync_peer_cursors::local_incarnation.eq(incarnation),
     );
     let changes = (
         sync_peer_cursors::peer_cursor.eq(cursor),
         sync_peer_cursors::last_pull_at.eq(now),
         sync_peer_cursors::updated_at.eq(now),
+        sync_peer_cursors::local_incarnation.eq(incarnation),
     );
     match conn {
         AnyConnection::Sqlite(c) => diesel::insert_into(sync_peer_cursors::table)

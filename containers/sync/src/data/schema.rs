@@ -48,6 +48,17 @@ diesel::table! {
         peer_cursor -> Text,
         last_pull_at -> Timestamp,
         updated_at -> Timestamp,
+        local_incarnation -> Text,
+    }
+}
+
+diesel::table! {
+    sync_peer_incarnations (peer) {
+        peer -> Text,
+        incarnation -> Text,
+        previous -> Text,
+        first_seen_at -> Timestamp,
+        changed_at -> Nullable<Timestamp>,
     }
 }
 

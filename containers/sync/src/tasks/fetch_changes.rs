@@ -14,6 +14,9 @@ pub struct FetchedPage {
     pub next_cursor: String,
     pub has_more: bool,
     pub schema_version: u32,
+    /// The incarnation of the peer's database (ADR 0012); absent from older peers.
+    #[serde(default)]
+    pub incarnation: Option<String>,
 }
 
 pub(crate) struct FetchChangesTask;
@@ -30,6 +33,7 @@ impl FetchChangesTask {
         since: Option<&str>,
         limit: u32,
         exclude_origin: &str,
+        ours: &str,
     ) -> Result<FetchedPage, SyncError> {
         let url = format!(
             "{}/sync/{resource}/changes",
@@ -44,16 +48,17 @@ impl FetchChangesTask {
         if let Some(since) = since {
             query.push(("since", since.to_string()));
         }
-        get_json(client, peer, token, &url, &query, "a changes page").await
+        get_json(client, (peer, token, ours), &url, &query, "a changes page").await
     }
 }
 
-/// GET `url` from `peer` with its token: the answer as `T`, or what the peer's refusal means
-/// (410 → `PeerCursorExpired`, `token_*` → `PeerAuthRefused`, else `PeerRefused`).
+/// GET `url` from `peer` with its token, telling it this database's incarnation `ours` (when
+/// known): the answer as `T`, or what the peer's refusal means (410 → `PeerCursorExpired`,
+/// 409 `cursor_diverged` → `PeerCursorDiverged`, `token_*` → `PeerAuthRefused`, else
+/// `PeerRefused`).
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
-    peer: &str,
-    token: &str,
+    (peer, token, ours): (&str, &str, &str),
     url: &str,
     query: &[(&str, String)],
     what: &str,
@@ -62,13 +67,11 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         peer: peer.to_string(),
         reason: e.to_string(),
     };
-    let res = client
-        .get(url)
-        .bearer_auth(token)
-        .query(query)
-        .send()
-        .await
-        .map_err(unreachable)?;
+    let mut request = client.get(url).bearer_auth(token).query(query);
+    if !ours.is_empty() {
+        request = request.header(ship::http::INCARNATION_HEADER, ours);
+    }
+    let res = request.send().await.map_err(unreachable)?;
     let status = res.status();
     if status.is_success() {
         return res.json().await.map_err(|e| SyncError::PeerRefused {
@@ -81,6 +84,11 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     let code = body["error"].as_str().unwrap_or_default();
     if status.as_u16() == 410 || code == "cursor_expired" {
         return Err(SyncError::PeerCursorExpired {
+            peer: peer.to_string(),
+        });
+    }
+    if code == "cursor_diverged" {
+        return Err(SyncError::PeerCursorDiverged {
             peer: peer.to_string(),
         });
     }

@@ -39,7 +39,14 @@ impl FetchDigestTask {
                 }
             }
         }
-        let body: Value = get_json(client, &peer.id, &peer.token, &url, &query, "a digest").await?;
+        let body: Value = get_json(
+            client,
+            (&peer.id, &peer.token, ""),
+            &url,
+            &query,
+            "a digest",
+        )
+        .await?;
         let size = body.to_string().len();
         let refused = |e: serde_json::Error| SyncError::PeerRefused {
             peer: peer.id.clone(),

@@ -16,6 +16,12 @@ pub struct FetchedSnapshot {
     pub has_more: bool,
     pub watermark: String,
     pub schema_version: u32,
+    /// The incarnation of the peer's database (ADR 0012); absent from older peers.
+    #[serde(default)]
+    pub incarnation: Option<String>,
+    /// First page: how many rows the snapshot holds (when the peer can tell).
+    #[serde(default)]
+    pub total_rows: Option<i64>,
 }
 
 pub(crate) struct FetchSnapshotTask;
@@ -31,6 +37,7 @@ impl FetchSnapshotTask {
         resource: &str,
         after: Option<&str>,
         limit: u32,
+        ours: &str,
     ) -> Result<FetchedSnapshot, SyncError> {
         let url = format!(
             "{}/sync/{resource}/snapshot",
@@ -42,8 +49,7 @@ impl FetchSnapshotTask {
         }
         get_json(
             client,
-            &peer.id,
-            &peer.token,
+            (&peer.id, &peer.token, ours),
             &url,
             &query,
             "a snapshot page",

@@ -42,6 +42,8 @@ pub struct PeerStatus {
     pub bootstrap_rows: Option<i64>,
     /// The last verify against the peer: how many rows differed.
     pub verify_differing: Option<i64>,
+    /// The incarnation of the peer's database as last seen (ADR 0012).
+    pub peer_incarnation: Option<String>,
 }
 
 pub(crate) struct PeerStatusTask;
@@ -129,6 +131,13 @@ impl PeerStatusTask {
         }
         for (peer, resource, rows_applied) in crate::data::bootstraps::under_way(conn)? {
             line(&mut rows, peer, resource).bootstrap_rows = Some(rows_applied);
+        }
+        let incarnations: std::collections::HashMap<String, String> =
+            crate::data::peer_incarnations::all(conn)?
+                .into_iter()
+                .collect();
+        for row in rows.values_mut() {
+            row.peer_incarnation = incarnations.get(&row.peer).cloned();
         }
         Ok(rows.into_values().collect())
     }

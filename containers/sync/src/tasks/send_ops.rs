@@ -79,6 +79,31 @@ pub(crate) fn body(
     serde_json::to_vec(&body)
 }
 
+#[derive(Serialize)]
+struct OpsBody<'a> {
+    source_region: &'a str,
+    batch_id: &'a str,
+    schema_version: u32,
+    ops: &'a [Value],
+}
+
+/// The body of a batch of ops already in their wire form (`op_id`, `entity_id`, `kind`, `hlc`,
+/// `origin`, `payload`), such as the rows `sync repair` sends. The receiver refuses an op whose
+/// `origin` is not `source_region` (`origin_not_sender`): the caller sends only its own.
+pub(crate) fn body_of_ops(
+    source_region: &str,
+    batch_id: &str,
+    schema_version: u32,
+    ops: &[Value],
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&OpsBody {
+        source_region,
+        batch_id,
+        schema_version,
+        ops,
+    })
+}
+
 pub(crate) struct SendOpsTask;
 
 impl Task for SendOpsTask {
@@ -91,19 +116,20 @@ impl SendOpsTask {
         peer: &PeerGrant,
         resource: &str,
         body: Vec<u8>,
+        ours: &str,
     ) -> SendOutcome {
         let url = format!(
             "{}/sync/{resource}/ops",
             peer.base_url.trim_end_matches('/')
         );
-        let res = match client
+        let mut request = client
             .post(&url)
             .bearer_auth(&peer.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-        {
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if !ours.is_empty() {
+            request = request.header(ship::http::INCARNATION_HEADER, ours);
+        }
+        let res = match request.body(body).send().await {
             Ok(res) => res,
             Err(e) => return SendOutcome::Unreachable(format!("{url}: {e}")),
         };

@@ -27,9 +27,10 @@ pub async fn peers_to_pull(
 /// feed from the stored cursor through `PullChangesAction`. One failing peer never stops the
 /// others; the run fails (and is recorded so) when any pull failed.
 ///
-/// With a bootstrap action (`sync.bootstrap = "auto"`), a pull answered `410` bootstraps from
-/// that peer's snapshot (resuming one under way), then pulls again; a 410 right after a
-/// finished bootstrap is a loop, which the bootstrap action refuses until an operator acts.
+/// With a bootstrap action (`sync.bootstrap = "auto"`), a peer there is no cursor into yet, and
+/// a pull answered `410` or `409 cursor_diverged`, bootstraps from that peer's snapshot
+/// (resuming one under way), then pulls again; the same refusal right after a finished
+/// bootstrap is a loop, which the bootstrap action refuses until an operator acts.
 pub struct PullChangesJob {
     action: PullChangesAction,
     bootstrap: Option<BootstrapAction>,
@@ -60,8 +61,11 @@ impl PullChangesJob {
         }
     }
 
-    /// Bootstrap by itself after a 410 (`sync.bootstrap = "auto"`).
+    /// Bootstrap by itself (`sync.bootstrap = "auto"`): from a peer there is no cursor into
+    /// yet (a region that joins, or a database with a new incarnation), after a 410 and after
+    /// a `409 cursor_diverged` (the peer's database was replaced).
     pub fn with_bootstrap(mut self, bootstrap: BootstrapAction) -> Self {
+        self.action = self.action.bootstrapping_first();
         self.bootstrap = Some(bootstrap);
         self
     }
@@ -75,26 +79,38 @@ impl PullChangesJob {
             // Bounded per run; the next run goes on from the stored cursor.
             max_pages: 100,
         };
-        match (self.action.run(input()).await, &self.bootstrap) {
-            (Err(SyncError::PeerCursorExpired { .. }), Some(bootstrap)) => {
-                tracing::warn!(%peer, %resource, "the peer's feed no longer reaches our cursor: bootstrapping from its snapshot");
-                let done = bootstrap
-                    .run(BootstrapInput {
-                        peer: peer.to_string(),
-                        resource: resource.to_string(),
-                        page_limit: self.page_limit,
-                        // Bounded per run like the pull; the next run resumes the bootstrap.
-                        max_pages: 1_000,
-                        auto: true,
-                    })
-                    .await?;
-                if done.done {
-                    self.action.run(input()).await?;
-                }
-                Ok(())
+        let outcome = self.action.run(input()).await;
+        let Some(bootstrap) = &self.bootstrap else {
+            return outcome.map(drop);
+        };
+        // A refusal of our cursor may be a loop (the same refusal right after a finished
+        // bootstrap), which the bootstrap action refuses; no cursor yet never is.
+        let auto = match &outcome {
+            Err(SyncError::PeerCursorExpired { .. })
+            | Err(SyncError::PeerCursorDiverged { .. }) => {
+                tracing::warn!(%peer, %resource, error = %ship::errors::clip(&outcome.as_ref().err().map(ToString::to_string).unwrap_or_default()), "the peer's feed no longer continues our cursor: bootstrapping from its snapshot");
+                true
             }
-            (outcome, _) => outcome.map(drop),
+            Err(SyncError::BootstrapFirst { .. }) => {
+                tracing::info!(%peer, %resource, "no cursor into the peer's feed yet: bootstrapping from its snapshot");
+                false
+            }
+            _ => return outcome.map(drop),
+        };
+        let done = bootstrap
+            .run(BootstrapInput {
+                peer: peer.to_string(),
+                resource: resource.to_string(),
+                page_limit: self.page_limit,
+                // Bounded per run like the pull; the next run resumes the bootstrap.
+                max_pages: 1_000,
+                auto,
+            })
+            .await?;
+        if done.done {
+            self.action.run(input()).await?;
         }
+        Ok(())
     }
 
     async fn pull_all(&self) -> Result<(), JobError> {

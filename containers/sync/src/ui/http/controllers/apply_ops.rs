@@ -10,6 +10,7 @@ use crate::ui::http::transformers::apply_ops_transformer;
 use crate::ui::http::SyncState;
 
 pub async fn apply_ops(
+    request: actix_web::HttpRequest,
     state: web::Data<SyncState>,
     resource: web::Path<String>,
     body: ship::http::Json<ApplyOpsRequest>,
@@ -20,7 +21,13 @@ pub async fn apply_ops(
         .auth
         .verifier
         .check_subject(&claims, &body.source_region)?;
-    let input = body.into_inner().into_input(resource.into_inner());
+    let incarnation = super::sender_incarnation(&request);
+    let input = body
+        .into_inner()
+        .into_input(resource.into_inner(), incarnation);
     let output = state.apply_ops.run(input).await?;
-    Ok(HttpResponse::Ok().json(apply_ops_transformer::transform(output)))
+    let ours = output.incarnation.clone();
+    Ok(HttpResponse::Ok()
+        .insert_header((ship::http::INCARNATION_HEADER, ours))
+        .json(apply_ops_transformer::transform(output)))
 }

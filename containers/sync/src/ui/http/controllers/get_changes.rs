@@ -31,5 +31,6 @@ pub async fn get_changes(
     })?;
     Ok(HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())
+        .insert_header((ship::http::INCARNATION_HEADER, page.incarnation.as_str()))
         .body(body))
 }

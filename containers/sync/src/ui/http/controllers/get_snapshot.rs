@@ -20,5 +20,7 @@ pub async fn get_snapshot(
         .into_inner()
         .into_input(resource.into_inner(), reader, &state.config)?;
     let page = state.get_snapshot.run(input).await?;
-    Ok(HttpResponse::Ok().json(snapshot_transformer::transform(&page)))
+    Ok(HttpResponse::Ok()
+        .insert_header((ship::http::INCARNATION_HEADER, page.incarnation.as_str()))
+        .json(snapshot_transformer::transform(&page)))
 }

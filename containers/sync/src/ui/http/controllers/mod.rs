@@ -2,3 +2,15 @@ pub mod apply_ops;
 pub mod get_changes;
 pub mod get_digest;
 pub mod get_snapshot;
+
+/// The calling region's database incarnation (its `Regionsync-Incarnation` header), when it
+/// sent a plausible one ('' otherwise: older regions send none).
+pub(crate) fn sender_incarnation(request: &actix_web::HttpRequest) -> String {
+    request
+        .headers()
+        .get(ship::http::INCARNATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .unwrap_or_default()
+        .to_string()
+}

@@ -16,13 +16,15 @@ pub struct ApplyOpsRequest {
 }
 
 impl ApplyOpsRequest {
-    pub fn into_input(self, resource: String) -> ApplyOpsInput {
+    /// `source_incarnation`: the sender's `Regionsync-Incarnation` header ('' if absent).
+    pub fn into_input(self, resource: String, source_incarnation: String) -> ApplyOpsInput {
         ApplyOpsInput {
             resource,
             source_region: self.source_region,
             batch_id: self.batch_id,
             schema_version: self.schema_version,
             ops: self.ops,
+            source_incarnation,
         }
     }
 }

@@ -5,7 +5,7 @@ use ship::config::check_region_id;
 
 use crate::actions::GetChangesInput;
 use crate::config::SyncConfig;
-use crate::cursor::Cursor;
+use crate::cursor::FeedCursor;
 use crate::errors::SyncError;
 
 #[derive(Debug, Deserialize)]
@@ -28,7 +28,7 @@ impl GetChangesRequest {
     ) -> Result<GetChangesInput, SyncError> {
         let since = self
             .since
-            .map(|c| Cursor::decode(&c).map_err(|e| SyncError::InvalidCursor(e.to_string())))
+            .map(|c| FeedCursor::decode(&c).map_err(|e| SyncError::InvalidCursor(e.to_string())))
             .transpose()?;
         // An empty `limit=` is no limit given (as on the customers list).
         let limit = match self.limit.as_deref().filter(|l| !l.is_empty()) {

@@ -40,7 +40,14 @@ pub fn render(page: &ChangesPage) -> Result<Vec<u8>, serde_json::Error> {
     write!(out, ",\"has_more\":{},\"high_watermark\":", page.has_more)
         .map_err(serde_json::Error::io)?;
     string(&mut out, &page.high_watermark.encode())?;
-    write!(out, ",\"schema_version\":{}}}", page.schema_version).map_err(serde_json::Error::io)?;
+    write!(
+        out,
+        ",\"schema_version\":{},\"incarnation\":",
+        page.schema_version
+    )
+    .map_err(serde_json::Error::io)?;
+    string(&mut out, &page.incarnation)?;
+    out.push(b'}');
     Ok(out)
 }
 
@@ -50,7 +57,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::cursor::Cursor;
+    use crate::cursor::FeedCursor;
     use crate::models::ChangeLogEntry;
 
     #[test]
@@ -72,10 +79,11 @@ mod tests {
                 entry(1, r#"{"n":1.5,"big":18446744073709551615}"#),
                 entry(2, "{}"),
             ],
-            next_cursor: Cursor(2),
+            next_cursor: FeedCursor::anchored(2, 42, "00ff"),
             has_more: false,
-            high_watermark: Cursor(2),
+            high_watermark: FeedCursor::anchored(2, 42, "00ff"),
             schema_version: 1,
+            incarnation: "00ff".into(),
         };
         let body: Value = serde_json::from_slice(&render(&page).unwrap()).unwrap();
         assert_eq!(
@@ -88,10 +96,11 @@ mod tests {
                     {"seq": 2, "entity_id": "e\"1", "kind": "upsert", "hlc": 42, "origin": "eu-west",
                      "schema_version": 1, "payload": {}},
                 ],
-                "next_cursor": Cursor(2).encode(),
+                "next_cursor": FeedCursor::anchored(2, 42, "00ff").encode(),
                 "has_more": false,
-                "high_watermark": Cursor(2).encode(),
+                "high_watermark": FeedCursor::anchored(2, 42, "00ff").encode(),
                 "schema_version": 1,
+                "incarnation": "00ff",
             })
         );
         let empty = ChangesPage {

@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::actions::SnapshotPage;
-use crate::cursor::Cursor;
 
 #[derive(Debug, Serialize)]
 pub struct SnapshotRow<'a> {
@@ -25,6 +24,11 @@ pub struct SnapshotResponse<'a> {
     /// A changes-feed cursor (`since`): pull from here once every page is applied.
     pub watermark: String,
     pub schema_version: u32,
+    /// The incarnation of the database that served the page (ADR 0012).
+    pub incarnation: &'a str,
+    /// First page only: how many rows the snapshot holds (an estimate: writes go on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rows: Option<i64>,
 }
 
 pub fn transform(page: &SnapshotPage) -> SnapshotResponse<'_> {
@@ -43,7 +47,9 @@ pub fn transform(page: &SnapshotPage) -> SnapshotResponse<'_> {
             .collect(),
         next_cursor: page.next.as_ref().map(|c| c.encode()),
         has_more: page.next.is_some(),
-        watermark: Cursor(page.watermark).encode(),
+        watermark: page.watermark.encode(),
         schema_version: page.schema_version,
+        incarnation: &page.incarnation,
+        total_rows: page.total_rows,
     }
 }
