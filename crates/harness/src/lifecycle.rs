@@ -4,6 +4,13 @@
 //! or from an empty one, under the same region id. Writes go on at every region all along;
 //! after quiescence every region must hold the same rows with every acknowledged write (that
 //! could survive) at its final value.
+//!
+//! What makes them pass: a region with no cursor for a peer, or one answered `410`, loads the
+//! peer's snapshot by itself (ADR 0011); a database found to be new or an older copy gets a new
+//! incarnation, its peers' cursors into its feed answer `409 cursor_diverged` and they load its
+//! snapshot again, and it loads theirs, its own writes included (ADR 0012). Without the latter
+//! the restored region never got its own writes back, deleted rows were live again there, and
+//! its peers' cursors answered `400 invalid_cursor`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
