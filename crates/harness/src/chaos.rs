@@ -102,7 +102,7 @@ pub fn etag(res: &reqwest::Response) -> Option<(i64, String)> {
 /// One write through the public API of `base`; `None` version when it was not acknowledged
 /// (network error, the region down, a 5xx); `Err(())` when the API said it changed nothing
 /// (404: the customer is not there, or is deleted, at that region).
-async fn write(
+pub async fn write(
     client: &reqwest::Client,
     base: &str,
     kind: &Kind,

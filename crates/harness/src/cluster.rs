@@ -66,6 +66,8 @@ pub struct Tuning {
     pub max_clock_drift_ms: u64,
     /// Changes per page a puller asks for.
     pub pull_page_limit: u32,
+    /// `sync.bootstrap` of every region (`auto`, the default, or `manual`).
+    pub bootstrap: String,
 }
 
 impl Default for Tuning {
@@ -77,6 +79,7 @@ impl Default for Tuning {
             peer_timeout_secs: 2,
             max_clock_drift_ms: 5_000,
             pull_page_limit: 500,
+            bootstrap: "auto".into(),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct Region {
     log: PathBuf,
     child: Option<tokio::process::Child>,
     starts: usize,
+    /// Its credential at the broker (`None` for the broker itself, region 0).
+    credential: Option<String>,
 }
 
 impl Region {
@@ -118,6 +123,15 @@ impl Region {
         })
     }
 
+    /// How many lines of the region's log (every start) contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// The last `lines` lines of the region's log (every start appends to it).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -135,6 +149,8 @@ pub struct Cluster {
     pub links: BTreeMap<(usize, usize), FaultProxy>,
     mysql_databases: Vec<(String, String)>,
     started: Instant,
+    tuning: Tuning,
+    seed: u64,
 }
 
 /// The `regionsync` binary: `HARNESS_BIN`, else next to the running executable (or one
@@ -207,57 +223,20 @@ impl Cluster {
             .prefix("regionsync-cluster-")
             .tempdir()?;
         let bin = regionsync_bin()?;
-        let ports: Vec<u16> = specs.iter().map(|_| free_port()).collect::<Result<_>>()?;
-        let mut links = BTreeMap::new();
-        for from in 0..specs.len() {
-            for to in 0..specs.len() {
-                if from != to {
-                    let upstream: SocketAddr = ([127, 0, 0, 1], ports[to]).into();
-                    let name = format!("{}->{}", specs[from].id, specs[to].id);
-                    let proxy =
-                        FaultProxy::start(name, upstream, seed ^ ((from * 31 + to) as u64)).await?;
-                    links.insert((from, to), proxy);
-                }
-            }
-        }
-        let mut mysql_databases = Vec::new();
-        let mut regions = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            let db_url = match &spec.store {
-                Store::Sqlite => format!(
-                    "sqlite://{}",
-                    dir.path().join(format!("{}.db", spec.id)).display()
-                ),
-                Store::Mysql { server } => {
-                    let name = format!(
-                        "rs_chaos_{}_{:08x}",
-                        spec.id.replace('-', "_"),
-                        fastrand::u32(..)
-                    );
-                    crate::state::create_mysql_database(server, &name)?;
-                    mysql_databases.push((server.clone(), name.clone()));
-                    format!("{}/{name}", server.trim_end_matches('/'))
-                }
-            };
-            regions.push(Region {
-                spec: spec.clone(),
-                port: ports[i],
-                config: dir.path().join(format!("{}.toml", spec.id)),
-                db_url,
-                log: dir.path().join(format!("{}.log", spec.id)),
-                child: None,
-                starts: 0,
-            });
-        }
         let mut cluster = Cluster {
             dir,
             bin,
-            regions,
-            links,
-            mysql_databases,
+            regions: Vec::new(),
+            links: BTreeMap::new(),
+            mysql_databases: Vec::new(),
             started: Instant::now(),
+            tuning,
+            seed,
         };
-        cluster.configure(&tuning).await?;
+        for spec in specs {
+            cluster.place(spec).await?;
+        }
+        cluster.configure().await?;
         for i in 0..cluster.regions.len() {
             cluster.spawn(i)?;
         }
@@ -267,8 +246,102 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn config_text(&self, i: usize, tuning: &Tuning, credential: Option<&str>) -> String {
+    /// Give a new region its port, database and proxies on the links between it and every
+    /// region placed before it (nothing is configured or started).
+    async fn place(&mut self, spec: RegionSpec) -> Result<usize> {
+        let i = self.regions.len();
+        let port = free_port()?;
+        let db_url = match &spec.store {
+            Store::Sqlite => format!(
+                "sqlite://{}",
+                self.dir.path().join(format!("{}.db", spec.id)).display()
+            ),
+            Store::Mysql { server } => {
+                let name = format!(
+                    "rs_chaos_{}_{:08x}",
+                    spec.id.replace('-', "_"),
+                    fastrand::u32(..)
+                );
+                crate::state::create_mysql_database(server, &name)?;
+                self.mysql_databases.push((server.clone(), name.clone()));
+                format!("{}/{name}", server.trim_end_matches('/'))
+            }
+        };
+        self.regions.push(Region {
+            port,
+            config: self.dir.path().join(format!("{}.toml", spec.id)),
+            db_url,
+            log: self.dir.path().join(format!("{}.log", spec.id)),
+            child: None,
+            starts: 0,
+            credential: None,
+            spec,
+        });
+        for other in 0..i {
+            for (from, to) in [(other, i), (i, other)] {
+                let upstream: SocketAddr = ([127, 0, 0, 1], self.regions[to].port).into();
+                let name = format!(
+                    "{}->{}",
+                    self.regions[from].spec.id, self.regions[to].spec.id
+                );
+                let proxy =
+                    FaultProxy::start(name, upstream, self.seed ^ ((from * 31 + to) as u64))
+                        .await?;
+                self.links.insert((from, to), proxy);
+            }
+        }
+        Ok(i)
+    }
+
+    /// Add a region to a running cluster, as an operator does: register it at the broker,
+    /// give it a configuration listing every region as a peer, and rewrite every other
+    /// region's configuration to list it. Nothing is started or restarted: the running regions
+    /// read their new configuration when restarted ([`Cluster::stop`], [`Cluster::restart`]);
+    /// the new one starts with [`Cluster::restart`]. Its index.
+    pub async fn add_region(&mut self, spec: RegionSpec) -> Result<usize> {
+        if self.regions.iter().any(|r| r.spec.id == spec.id) {
+            bail!("region {} is already in the cluster", spec.id);
+        }
+        let i = self.place(spec).await?;
+        self.log_event(&format!("add region {}", self.regions[i].spec.id));
+        self.register(i).await?;
+        for j in 0..self.regions.len() {
+            self.write_config(j)?;
+        }
+        Ok(i)
+    }
+
+    /// The directory of the cluster's configs, SQLite files and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run `regionsync --config <region i's config> <args>` to its end (an operator's command
+    /// next to the running process): its output, failed or not.
+    pub async fn cli(&self, i: usize, args: &[&str]) -> Result<std::process::Output> {
+        self.log_event(&format!(
+            "at {}: regionsync {}",
+            self.regions[i].spec.id,
+            args.join(" ")
+        ));
+        Ok(regionsync(&self.bin)
+            .arg("--config")
+            .arg(&self.regions[i].config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await?)
+    }
+
+    fn config_text(&self, i: usize) -> String {
+        let tuning = &self.tuning;
         let region = &self.regions[i];
+        let credential = if i == 0 {
+            None
+        } else {
+            region.credential.as_deref()
+        };
         let broker = &self.regions[0];
         let peers: String = self
             .regions
@@ -315,6 +388,7 @@ impl Cluster {
              pull_page_limit = {page}\n\
              max_attempts = 100000\n\
              dispatch_lease_secs = 3\n\
+             bootstrap = \"{bootstrap}\"\n\
              {peers}",
             id = region.spec.id,
             port = region.port,
@@ -325,42 +399,53 @@ impl Cluster {
             timeout = tuning.peer_timeout_secs,
             drift = tuning.max_clock_drift_ms,
             page = tuning.pull_page_limit,
+            bootstrap = tuning.bootstrap,
         )
     }
 
     /// Write region 0's config, register the others at it (their credentials), write theirs.
-    async fn configure(&mut self, tuning: &Tuning) -> Result<()> {
-        std::fs::write(&self.regions[0].config, self.config_text(0, tuning, None))?;
+    async fn configure(&mut self) -> Result<()> {
+        self.write_config(0)?;
         for i in 1..self.regions.len() {
-            let out = regionsync(&self.bin)
-                .arg("--config")
-                .arg(&self.regions[0].config)
-                .args([
-                    "broker",
-                    "regions",
-                    "add",
-                    &self.regions[i].spec.id,
-                    &self.regions[i].base_url(),
-                ])
-                .env("RUST_LOG", "warn")
-                .output()
-                .await?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let credential = stdout
-                .split_whitespace()
-                .find(|w| w.starts_with("rsc_"))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "`broker regions add` printed no credential: {stdout} {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                })?
-                .to_string();
-            std::fs::write(
-                &self.regions[i].config,
-                self.config_text(i, tuning, Some(&credential)),
-            )?;
+            self.register(i).await?;
+            self.write_config(i)?;
         }
+        Ok(())
+    }
+
+    /// Register region `i` at the broker (region 0) and keep its credential.
+    async fn register(&mut self, i: usize) -> Result<()> {
+        let out = regionsync(&self.bin)
+            .arg("--config")
+            .arg(&self.regions[0].config)
+            .args([
+                "broker",
+                "regions",
+                "add",
+                &self.regions[i].spec.id,
+                &self.regions[i].base_url(),
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let credential = stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("rsc_"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "`broker regions add` printed no credential: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?
+            .to_string();
+        self.regions[i].credential = Some(credential);
+        Ok(())
+    }
+
+    /// (Re)write region `i`'s configuration file from the cluster as it is now.
+    fn write_config(&self, i: usize) -> Result<()> {
+        std::fs::write(&self.regions[i].config, self.config_text(i))?;
         Ok(())
     }
 
