@@ -1,7 +1,7 @@
 //! The multi-region harness: start N regions as real `regionsync` processes (web and
 //! scheduler in one), each on its own database, with a fault proxy on every directed link;
 //! drive a seeded workload through the public API; kill, restart and skew regions; wait for
-//! quiescence and check convergence (QUALITY-BARS R1, R3–R5, and R6: regions that join late or
+//! quiescence and check convergence (QUALITY-BARS R1, R3–R5, and R10: regions that join late or
 //! come back from an older or empty database; `make demo`, `make chaos`).
 //!
 //! It is a black box on purpose: it depends on no workspace crate, talks to regions over

@@ -1,4 +1,4 @@
-//! R6: a region's life after its first start, with real processes. A third region joins a
+//! R10: a region's life after its first start, with real processes. A third region joins a
 //! running pair late — after rows older than the sync columns were found in one of them and
 //! their changelogs were pruned — and a region comes back from an older copy of its database,
 //! or from an empty one, under the same region id. Writes go on at every region all along;
@@ -332,7 +332,7 @@ async fn conclude(
 ) -> Result<LifecycleReport> {
     let result = result.map_err(|e| {
         e.context(format!(
-            "R6 {} seed {} failed (replay: CHAOS_SEED={}); notes:\n{}\nregion logs:\n{}",
+            "R10 {} seed {} failed (replay: CHAOS_SEED={}); notes:\n{}\nregion logs:\n{}",
             report.scenario,
             report.seed,
             report.seed,

@@ -1,4 +1,4 @@
-//! R6: a region's lifecycle with real processes. A third region joins a running pair late
+//! R10: a region's lifecycle with real processes. A third region joins a running pair late
 //! (rows older than the sync columns at one of them, both changelogs pruned) and gets the
 //! data that exists by itself; a region comes back from an older copy of its own database, or
 //! from an empty one, under the same region id, while writes go on everywhere. After
@@ -6,7 +6,7 @@
 //! survive at its final value and no deleted row live again.
 //!
 //! Each scenario runs on SQLite and with a region on MariaDB (`::mysql`, TEST_MYSQL_URL).
-//! `CHAOS_SEED=<n>` replays a seed; `R6_JOIN=cli` makes the late region bootstrap by the
+//! `CHAOS_SEED=<n>` replays a seed; `R10_JOIN=cli` makes the late region bootstrap by the
 //! operator's `regionsync sync bootstrap` instead of by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,7 +24,7 @@ fn seed() -> u64 {
 }
 
 fn join() -> Join {
-    match std::env::var("R6_JOIN").as_deref() {
+    match std::env::var("R10_JOIN").as_deref() {
         Ok("cli") => Join::Cli,
         _ => Join::Auto,
     }
@@ -68,8 +68,8 @@ fn scenario(name: &str, run: impl Future<Output = Result<LifecycleReport>>) {
         .block_on(run);
     drop(slot);
     match result {
-        Ok(report) => eprintln!("R6 {name}: ok {report:#?}"),
-        Err(e) => panic!("R6 {name} failed:\n{e:?}"),
+        Ok(report) => eprintln!("R10 {name}: ok {report:#?}"),
+        Err(e) => panic!("R10 {name} failed:\n{e:?}"),
     }
 }
 
@@ -88,7 +88,7 @@ fn late(mysql: Option<String>, prune: bool) -> LateJoin {
 
 /// The pair's changelogs are pruned before the third region joins: it must get everything from
 /// snapshots (its first pull of each peer is `410 cursor_expired`).
-mod r6_late_join {
+mod r10_late_join {
     use super::*;
 
     #[test]
@@ -107,7 +107,7 @@ mod r6_late_join {
 
 /// Nothing is pruned: the pair's feeds start at 1, and the rows older than the sync columns
 /// are in no feed: only a snapshot brings them to the new region.
-mod r6_late_join_unpruned {
+mod r10_late_join_unpruned {
     use super::*;
 
     #[test]
@@ -132,7 +132,7 @@ fn restore(mysql: Option<String>, restore: Restore) -> Restored {
     }
 }
 
-mod r6_restored_from_older_copy {
+mod r10_restored_from_older_copy {
     use super::*;
 
     #[test]
@@ -152,7 +152,7 @@ mod r6_restored_from_older_copy {
     }
 }
 
-mod r6_restored_empty {
+mod r10_restored_empty {
     use super::*;
 
     #[test]
