@@ -179,25 +179,20 @@ def main():
         print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
               f"through the API, 16 clients")
 
-        t0 = time.time()
-        sched_a = start(a, "schedule", "work", name="eu-west-scheduler")
-        while count_rows(dbs["us-east"], args) < args.rows:
-            time.sleep(0.2)
-            if time.time() - t0 > 900:
-                raise SystemExit("push drain did not finish in 15 minutes")
-        push = args.rows / (time.time() - t0)
-        stop(sched_a)
-        print(f"push drain eu-west → us-east: {push:,.0f} rows/s")
+        def drain(cfg, name, receiver, what):
+            t0 = time.time()
+            sched = start(cfg, "schedule", "work", name=name)
+            while count_rows(dbs[receiver], args) < args.rows:
+                time.sleep(0.2)
+                if time.time() - t0 > 900:
+                    raise SystemExit(f"{what} did not finish in 15 minutes")
+            rate = args.rows / (time.time() - t0)
+            stop(sched)
+            print(f"{what}: {rate:,.0f} rows/s")
+            return rate
 
-        t0 = time.time()
-        sched_c = start(c, "schedule", "work", name="ap-south-scheduler")
-        while count_rows(dbs["ap-south"], args) < args.rows:
-            time.sleep(0.2)
-            if time.time() - t0 > 900:
-                raise SystemExit("pull drain did not finish in 15 minutes")
-        pull = args.rows / (time.time() - t0)
-        stop(sched_c)
-        print(f"pull drain ap-south ← eu-west: {pull:,.0f} rows/s")
+        push = drain(a, "eu-west-scheduler", "us-east", "push drain eu-west → us-east")
+        pull = drain(c, "ap-south-scheduler", "ap-south", "pull drain ap-south ← eu-west")
         print(f"pull ÷ push: {pull / push:.2f}")
     finally:
         for p in procs:

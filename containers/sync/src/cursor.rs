@@ -38,6 +38,17 @@ pub struct FeedCursor {
     pub anchor: Option<Anchor>,
 }
 
+/// The text behind a feed cursor (bounded, base64url, UTF-8).
+fn feed_text(text: &str) -> Result<String, CursorError> {
+    if text.is_empty() || text.len() > MAX_LEN {
+        return Err(CursorError("the cursor is empty or too long"));
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| CursorError("the cursor is not base64url"))?;
+    String::from_utf8(raw).map_err(|_| CursorError("the cursor is not text"))
+}
+
 fn canonical_number(text: &str) -> Result<i64, CursorError> {
     if text.is_empty()
         || !text.bytes().all(|b| b.is_ascii_digit())
@@ -82,13 +93,7 @@ impl FeedCursor {
 
     /// A v1 or v2 cursor; anything else is refused.
     pub fn decode(text: &str) -> Result<FeedCursor, CursorError> {
-        if text.is_empty() || text.len() > MAX_LEN {
-            return Err(CursorError("the cursor is empty or too long"));
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| CursorError("the cursor is not base64url"))?;
-        let raw = String::from_utf8(raw).map_err(|_| CursorError("the cursor is not text"))?;
+        let raw = feed_text(text)?;
         if raw.starts_with("v1:") {
             return Cursor::decode(text).map(|c| FeedCursor {
                 seq: c.0,
@@ -124,13 +129,7 @@ impl Cursor {
     }
 
     pub fn decode(text: &str) -> Result<Cursor, CursorError> {
-        if text.is_empty() || text.len() > MAX_LEN {
-            return Err(CursorError("the cursor is empty or too long"));
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| CursorError("the cursor is not base64url"))?;
-        let raw = String::from_utf8(raw).map_err(|_| CursorError("the cursor is not text"))?;
+        let raw = feed_text(text)?;
         let seq = raw
             .strip_prefix("v1:")
             .ok_or(CursorError("unknown cursor version"))?;

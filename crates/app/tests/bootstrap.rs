@@ -14,7 +14,6 @@ use ship::parents::Action;
 use ship::parents::Job;
 use ship::testing::TestDb;
 use sync::actions::{BootstrapAction, BootstrapInput, PullChangesAction, PullChangesInput};
-use sync::ui::jobs::PullChangesJob;
 use sync::{PeerConfig, SyncError};
 
 /// Region us-east on `db` (broker role, test key), with eu-west registered at `peer_base`.
@@ -72,22 +71,6 @@ fn prune_everything(db: &TestDb) {
         .unwrap();
 }
 
-/// The scheduler's pull job of us-east with `sync.bootstrap = "auto"`.
-async fn auto_pull_job(db: &TestDb) -> PullChangesJob {
-    let mut settings = settings_for(db, "us-east");
-    settings.sync.peers = vec![PeerConfig::both("eu-west")];
-    settings.sync.pull_page_limit = 5;
-    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-    PullChangesJob::new(
-        wiring.pull_action(&pool, &settings).unwrap(),
-        wiring.directory(),
-        settings.sync.pull_peer_ids(),
-        vec!["customers".into()],
-        5,
-    )
-    .with_bootstrap(wiring.bootstrap_action(&pool, &settings).unwrap())
-}
-
 ship::backend_tests! {
     /// `sync.bootstrap = "auto"`: a 410 bootstraps by itself, once; a 410 again right after a
     /// finished bootstrap is a loop — refused (and alerted by the flag) until an operator runs
@@ -100,7 +83,7 @@ ship::backend_tests! {
         }
         prune_everything(&db);
         let (bootstrap, _) = joiner(&db_b, &a.base).await;
-        let job = auto_pull_job(&db_b).await;
+        let job = common::auto_pull_job(&db_b, "us-east", "eu-west", 5).await;
 
         job.handle().await.unwrap();
         assert_eq!(customers_digest(&db), customers_digest(&db_b), "bootstrapped, then pulled");

@@ -16,8 +16,6 @@ use serde_json::{json, Value};
 use ship::parents::{Action, Job};
 use ship::testing::TestDb;
 use sync::cursor::FeedCursor;
-use sync::ui::jobs::PullChangesJob;
-use sync::PeerConfig;
 
 async fn create(region: &Region, name: &str) -> String {
     let (status, body) = region
@@ -109,49 +107,29 @@ fn back_up(db: &TestDb, copy: &TestDb) {
     let mut from = db.pool.get().unwrap();
     let mut to = copy.pool.get().unwrap();
     for table in tables(db) {
-        let rows: Vec<Value> = match db.backend() {
-            ship::db::Backend::Sqlite => {
-                // SQLite: through JSON (each row as an object).
-                #[derive(QueryableByName)]
-                struct Row {
-                    #[diesel(sql_type = diesel::sql_types::Text)]
-                    j: String,
-                }
-                let cols = columns(&mut from, &table);
-                let obj = cols
-                    .iter()
-                    .map(|c| format!("'{c}', \"{c}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                diesel::sql_query(format!("SELECT json_object({obj}) AS j FROM \"{table}\""))
-                    .load::<Row>(&mut from)
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| serde_json::from_str(&r.j).unwrap())
-                    .collect()
-            }
-            ship::db::Backend::Mysql => {
-                #[derive(QueryableByName)]
-                struct Row {
-                    #[diesel(sql_type = diesel::sql_types::Text)]
-                    j: String,
-                }
-                let cols = columns(&mut from, &table);
-                let obj = cols
-                    .iter()
-                    .map(|c| format!("'{c}', `{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                diesel::sql_query(format!(
-                    "SELECT CAST(JSON_OBJECT({obj}) AS CHAR) AS j FROM `{table}`"
-                ))
-                .load::<Row>(&mut from)
-                .unwrap()
-                .into_iter()
-                .map(|r| serde_json::from_str(&r.j).unwrap())
-                .collect()
-            }
+        // Each row as a JSON object (the SQL differs only in its spelling per backend).
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            j: String,
+        }
+        let (quote, object) = match db.backend() {
+            ship::db::Backend::Sqlite => ('"', "json_object"),
+            ship::db::Backend::Mysql => ('`', "JSON_OBJECT"),
         };
+        let pairs = columns(&mut from, &table)
+            .iter()
+            .map(|c| format!("'{c}', {quote}{c}{quote}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<Value> = diesel::sql_query(format!(
+            "SELECT CAST({object}({pairs}) AS CHAR) AS j FROM {quote}{table}{quote}"
+        ))
+        .load::<Row>(&mut from)
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_str(&r.j).unwrap())
+        .collect();
         to.batch_execute(&format!("DELETE FROM {table}")).unwrap();
         for row in rows {
             let obj = row.as_object().unwrap();
@@ -194,22 +172,6 @@ fn columns(conn: &mut ship::AnyConnection, table: &str) -> Vec<String> {
         .into_iter()
         .map(|n| n.name)
         .collect()
-}
-
-/// The scheduler's pull job of `me` (`sync.bootstrap = "auto"`), pulling `peer`.
-async fn pull_job(db: &TestDb, me: &str, peer: &str) -> PullChangesJob {
-    let mut settings = settings_for(db, me);
-    settings.sync.peers = vec![PeerConfig::both(peer)];
-    settings.sync.pull_page_limit = 4;
-    let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
-    PullChangesJob::new(
-        wiring.pull_action(&pool, &settings).unwrap(),
-        wiring.directory(),
-        settings.sync.pull_peer_ids(),
-        vec!["customers".into()],
-        4,
-    )
-    .with_bootstrap(wiring.bootstrap_action(&pool, &settings).unwrap())
 }
 
 async fn evaluate_alerts(db: &TestDb, me: &str) {
@@ -320,8 +282,8 @@ ship::backend_tests! {
         let b = Region::start(&settings_for(&db_b, "us-east")).await;
         register_region(&db, "us-east", &b.base).await;
         register_region(&db_b, "eu-west", &a.base).await;
-        let pull_a = pull_job(&db, "eu-west", "us-east").await;
-        let pull_b = pull_job(&db_b, "us-east", "eu-west").await;
+        let pull_a = common::auto_pull_job(&db, "eu-west", "us-east", 4).await;
+        let pull_b = common::auto_pull_job(&db_b, "us-east", "eu-west", 4).await;
 
         let a1 = create(&a, "a1").await;
         create(&a, "a2").await;
@@ -399,7 +361,7 @@ ship::backend_tests! {
         let b = Region::start(&settings_for(&db_b, "us-east")).await;
         register_region(&db, "us-east", &b.base).await;
         register_region(&db_b, "eu-west", &a.base).await;
-        let pull_b = pull_job(&db_b, "us-east", "eu-west").await;
+        let pull_b = common::auto_pull_job(&db_b, "us-east", "eu-west", 4).await;
         for i in 0..6 {
             create(&a, &format!("a{i}")).await;
         }
@@ -420,11 +382,11 @@ ship::backend_tests! {
         db_b.pool.get().unwrap().batch_execute(&format!(
             "UPDATE broker_regions SET base_url = '{}' WHERE id = 'eu-west'", a.base
         )).unwrap();
-        let pull_a = pull_job(&rebuilt, "eu-west", "us-east").await;
+        let pull_a = common::auto_pull_job(&rebuilt, "eu-west", "us-east", 4).await;
         pull_a.handle().await.unwrap();
         assert_eq!(customers_digest(&rebuilt), expected, "its own rows and tombstone are back");
         let fresh = create(&a, "written after the rebuild").await;
-        let pull_b = pull_job(&db_b, "us-east", "eu-west").await;
+        let pull_b = common::auto_pull_job(&db_b, "us-east", "eu-west", 4).await;
         pull_b.handle().await.unwrap();
         assert_eq!(b.get(&format!("/api/v1/customers/{fresh}")).await.0, 200, "its new feed is read");
         assert_eq!(customers_digest(&rebuilt), customers_digest(&db_b));
@@ -446,7 +408,7 @@ ship::backend_tests! {
              '2026-01-01 00:00:00', '2026-01-01 00:00:00', 117000000000000000, 'eu-west')",
         ).unwrap();
         register_region(&db_b, "eu-west", &a.base).await;
-        let pull_b = pull_job(&db_b, "us-east", "eu-west").await;
+        let pull_b = common::auto_pull_job(&db_b, "us-east", "eu-west", 4).await;
         pull_b.handle().await.unwrap();
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 2);

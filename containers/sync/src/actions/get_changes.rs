@@ -29,7 +29,7 @@ use crate::cursor::FeedCursor;
 use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
-use crate::tasks::check_cursor::{CheckCursorTask, Fit};
+use crate::tasks::check_cursor::CheckCursorTask;
 
 pub struct GetChangesInput {
     pub resource: String,
@@ -106,7 +106,7 @@ impl Action for GetChangesAction {
                     seq: 0,
                     anchor: None,
                 });
-                let fit = CheckCursorTask::run(
+                CheckCursorTask::enforce(
                     conn,
                     name,
                     since.seq,
@@ -114,21 +114,6 @@ impl Action for GetChangesAction {
                     (last_seq, pruned_through),
                     &ours.id,
                 )?;
-                if let Fit::Diverged { reason, restored } = fit {
-                    if restored {
-                        let now = ship::db::reincarnate(conn, &ours.id)?;
-                        tracing::error!(
-                            resource = name,
-                            reader = ?input.reader,
-                            previous = %ours.id,
-                            incarnation = %now.id,
-                            "a peer has read further in this region's feed than this database \
-                             reaches: it is an older copy of this region (a restored backup); \
-                             new incarnation, every pull peer is bootstrapped again"
-                        );
-                    }
-                    return Err(SyncError::CursorDiverged(reason));
-                }
                 let since = since.position();
                 if since.0 < pruned_through {
                     return Err(SyncError::CursorExpired { pruned_through });

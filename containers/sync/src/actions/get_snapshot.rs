@@ -22,7 +22,7 @@ use ship::DbPool;
 use crate::cursor::{Anchor, FeedCursor, SnapshotCursor};
 use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
-use crate::tasks::check_cursor::{CheckCursorTask, Fit};
+use crate::tasks::check_cursor::CheckCursorTask;
 
 pub struct GetSnapshotInput {
     pub resource: String,
@@ -89,7 +89,7 @@ impl Action for GetSnapshotAction {
                             hlc: 0,
                             incarnation: i.clone(),
                         });
-                        let fit = CheckCursorTask::run(
+                        CheckCursorTask::enforce(
                             conn,
                             name,
                             cursor.watermark,
@@ -97,20 +97,6 @@ impl Action for GetSnapshotAction {
                             (last_seq, pruned_through),
                             &ours.id,
                         )?;
-                        if let Fit::Diverged { reason, restored } = fit {
-                            if restored {
-                                let now = ship::db::reincarnate(conn, &ours.id)?;
-                                tracing::error!(
-                                    resource = name,
-                                    previous = %ours.id,
-                                    incarnation = %now.id,
-                                    "a snapshot reader holds a watermark beyond this region's \
-                                     feed: this database is an older copy of this region; new \
-                                     incarnation, every pull peer is bootstrapped again"
-                                );
-                            }
-                            return Err(SyncError::CursorDiverged(reason));
-                        }
                         if cursor.watermark < pruned_through {
                             // The feed can no longer continue from this snapshot: a new one.
                             return Err(SyncError::CursorExpired { pruned_through });

@@ -21,6 +21,7 @@ use ship::AnyConnection;
 
 use crate::cursor::Anchor;
 use crate::data::changelog;
+use crate::errors::SyncError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fit {
@@ -95,5 +96,35 @@ impl CheckCursorTask {
             }
         }
         Ok(Fit::Continues)
+    }
+
+    /// [`run`](Self::run), then what follows from it: a cursor the feed does not continue is
+    /// `SyncError::CursorDiverged`, and one that proves this database an older copy of itself
+    /// first gives the database a new incarnation (`ours` is the current one).
+    pub(crate) fn enforce(
+        conn: &mut AnyConnection,
+        resource: &str,
+        seq: i64,
+        anchor: Option<&Anchor>,
+        marks: (i64, i64),
+        ours: &str,
+    ) -> Result<(), SyncError> {
+        let Fit::Diverged { reason, restored } =
+            Self::run(conn, resource, seq, anchor, marks, ours)?
+        else {
+            return Ok(());
+        };
+        if restored {
+            let now = ship::db::reincarnate(conn, ours)?;
+            tracing::error!(
+                resource,
+                previous = %ours,
+                incarnation = %now.id,
+                "a peer has read further in this region's feed than this database reaches: it \
+                 is an older copy of this region (a restored backup); new incarnation, every \
+                 pull peer is bootstrapped again"
+            );
+        }
+        Err(SyncError::CursorDiverged(reason))
     }
 }

@@ -270,3 +270,27 @@ pub fn dead_letter_all(db: &TestDb, origin: &str, peer: &str) {
     );
     mark_delivered_through(db, peer, head, "last_delivered_at");
 }
+
+/// The scheduler's pull job of region `me` on `db` (`sync.bootstrap = "auto"`), pulling `peer`
+/// in pages of `page_limit`.
+pub async fn auto_pull_job(
+    db: &TestDb,
+    me: &str,
+    peer: &str,
+    page_limit: u32,
+) -> sync::ui::jobs::PullChangesJob {
+    let mut settings = settings_for(db, me);
+    settings.sync.peers = vec![sync::PeerConfig::both(peer)];
+    settings.sync.pull_page_limit = page_limit;
+    let (pool, wiring) = app::startup::prepare(&settings, StartOptions::default())
+        .await
+        .unwrap();
+    sync::ui::jobs::PullChangesJob::new(
+        wiring.pull_action(&pool, &settings).unwrap(),
+        wiring.directory(),
+        settings.sync.pull_peer_ids(),
+        vec!["customers".into()],
+        page_limit,
+    )
+    .with_bootstrap(wiring.bootstrap_action(&pool, &settings).unwrap())
+}
