@@ -361,6 +361,12 @@ async fn a_stalled_or_dripped_body_is_answered_408_and_the_connection_closed(db:
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(refused.contains("\"error\":\"token_missing\""), "{refused}");
     assert!(refused.contains("x-request-id: "), "{refused}");
+    // It says the connection closes: a keep-alive client must not send its next request on it
+    // (regression: such a request got no answer at all, `IncompleteMessage`).
+    assert!(
+        refused.to_ascii_lowercase().contains("connection: close"),
+        "{refused}"
+    );
     for (what, raw) in [
         (
             "announced, never sent",

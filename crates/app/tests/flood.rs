@@ -183,7 +183,14 @@ ship::backend_tests! {
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .unwrap();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        // Idle connections are dropped before the server's keep-alive (5 s) closes them: on a
+        // loaded machine the client otherwise picked a connection the server was closing and
+        // got no answer (`IncompleteMessage`, a transport race, not a refusal; seen once in CI).
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let mut up = false;
         for _ in 0..300 {
             if client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.is_ok_and(|r| r.status() == 200) {

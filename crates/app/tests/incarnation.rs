@@ -304,6 +304,12 @@ ship::backend_tests! {
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         let expected = customers_digest(&db);
 
+        // us-east's push stream to eu-west has delivered everything of us-east's origin.
+        let own_b = "SELECT COUNT(*) FROM sync_changelog WHERE origin_region = 'us-east'";
+        let head_b = count(&mut db_b.pool.get().unwrap(), "SELECT MAX(seq) FROM sync_changelog");
+        common::mark_delivered_through(&db_b, "eu-west", head_b, "CURRENT_TIMESTAMP");
+        assert_eq!(common::owed(&db_b, "us-east", "eu-west"), 0);
+
         // eu-west is restored from the copy and writes on (reusing positions of its feed).
         back_up(&backup, &db);
         assert_ne!(customers_digest(&db), expected, "the copy lacks what came after it");
@@ -315,6 +321,14 @@ ship::backend_tests! {
         let (after, previous) = incarnation(&db);
         assert_ne!(after, before, "eu-west found itself an older copy: a new incarnation");
         assert_eq!(previous, before);
+        // us-east saw the new incarnation: its stream to eu-west restarts from what eu-west
+        // acknowledges — nothing it had delivered (the oldest entry it still holds on).
+        assert_eq!(common::delivered_through(&db_b, "eu-west"), 0);
+        assert_eq!(
+            common::owed(&db_b, "us-east", "eu-west"),
+            count(&mut db_b.pool.get().unwrap(), own_b),
+            "every write of us-east's own is owed to eu-west again"
+        );
         // eu-west's cursor into us-east is void: it bootstraps from us-east, getting back its
         // own writes and the deletion.
         pull_a.handle().await.unwrap();

@@ -788,6 +788,64 @@ pub fn owed_entries(
     Ok(out)
 }
 
+/// Seqs per range a restart cuts (a claim takes free ranges up to its limit, merging those that
+/// touch).
+const RESTART_RANGE: i64 = 1_000;
+
+/// `peer`'s database is a new incarnation (rebuilt or restored, ADR 0012): it acknowledges
+/// nothing our streams delivered before. Each of its streams restarts from the oldest entry
+/// still in the changelog (everything pruned before it, it gets from a bootstrap): the
+/// delivered part `(pruned_through, delivered_through]` becomes free ranges to send again,
+/// and the stream is due now. Entries it already holds come back `duplicate` or `stale`.
+/// Locks each stream row as a claim does. How many seqs were put back.
+pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> QueryResult<i64> {
+    let resources: Vec<String> = sync_delivery::table
+        .filter(sync_delivery::peer.eq(peer))
+        .select(sync_delivery::resource)
+        .load(conn)?;
+    let mut put_back = 0;
+    for resource in &resources {
+        let Some(stream) = lock_stream(conn, peer, resource)? else {
+            continue;
+        };
+        let pruned_through: i64 = sync_sequences::table
+            .find(resource)
+            .select(sync_sequences::pruned_through)
+            .first(conn)
+            .optional()?
+            .unwrap_or(0);
+        let from = pruned_through.min(stream.delivered_through);
+        let mut first = from + 1;
+        while first <= stream.delivered_through {
+            let last = (first + RESTART_RANGE - 1).min(stream.delivered_through);
+            diesel::insert_into(sync_delivery_ranges::table)
+                .values((
+                    sync_delivery_ranges::peer.eq(peer),
+                    sync_delivery_ranges::resource.eq(resource),
+                    sync_delivery_ranges::first_seq.eq(first),
+                    sync_delivery_ranges::last_seq.eq(last),
+                    sync_delivery_ranges::attempts.eq(0),
+                    sync_delivery_ranges::lease_owner.eq(None::<String>),
+                    sync_delivery_ranges::lease_until.eq(None::<NaiveDateTime>),
+                    sync_delivery_ranges::created_at.eq(now),
+                    sync_delivery_ranges::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            first = last + 1;
+        }
+        put_back += stream.delivered_through - from;
+        diesel::update(sync_delivery::table.find((peer, resource)))
+            .set((
+                sync_delivery::delivered_through.eq(from),
+                sync_delivery::attempts.eq(0),
+                sync_delivery::next_attempt_at.eq(now),
+                sync_delivery::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(put_back)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -1,10 +1,11 @@
 //! ObservePeer: a peer showed its database's incarnation (in a feed or snapshot answer, or the
 //! `Regionsync-Incarnation` header of its request). A new one means its database was replaced
-//! or restored (ADR 0012): it is recorded (the `peer_reincarnated` alert reads it) and the
-//! backoff of our streams to it ends, so what we owe it goes out now. What it lost of what our
-//! streams delivered before, it gets back by bootstrapping from us (its cursors are void in its
-//! new incarnation); our cursors into its feed are re-validated by its feed (a cursor it no
-//! longer continues is answered `409 cursor_diverged`, and we bootstrap from it).
+//! or restored (ADR 0012): it is recorded (the `peer_reincarnated` alert reads it) and our
+//! streams to it restart from what it acknowledges — nothing of what they delivered before, so
+//! from the oldest entry we still hold (`delivery::restart`), due at once; what was pruned
+//! before that it gets by bootstrapping from us (its cursors are void in its new incarnation).
+//! Our cursors into its feed are re-validated by its feed (a cursor it no longer continues is
+//! answered `409 cursor_diverged`, and we bootstrap from it).
 
 use diesel::QueryResult;
 use ship::parents::Task;
@@ -45,7 +46,10 @@ impl ObservePeerTask {
                 "the peer's database was replaced or restored (new incarnation): its streams \
                  are served now; its feed is re-validated"
             );
-            delivery::peer_is_back(conn, peer, now)?;
+            // It acknowledges nothing we delivered before: our streams to it start again
+            // from the oldest entry we still hold, and go now.
+            let put_back = delivery::restart(conn, peer, now)?;
+            tracing::warn!(%peer, put_back, "streams to the peer restarted");
         }
         Ok(previous)
     }
