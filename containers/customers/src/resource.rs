@@ -61,20 +61,15 @@ impl SyncResource for CustomersResource {
         ApplyRemoteChangeTask::run(conn, &payload, &change.version)
     }
 
-    /// SQLite (one writer at a time): the batch's rows are read in one statement and decided
-    /// in memory in batch order; only the rows that change are written. MariaDB keeps the
-    /// per-row path: there a set-wise read cannot lock ids that do not exist yet, and mixing
-    /// it with per-row first inserts would break the single lock order that keeps concurrent
-    /// appliers from deadlocking.
+    /// Set-wise on both backends (`ApplyRemoteBatchTask`, ADR 0013): the batch's rows are read
+    /// — on MariaDB locked, in id order, by one insert-or-lock pass — and decided in memory in
+    /// batch order; a constant number of statements per batch.
     #[tracing::instrument(name = "customers.apply_batch", skip_all, fields(changes = changes.len()))]
     fn apply_batch(
         &self,
         conn: &mut AnyConnection,
         changes: &[&Change],
     ) -> Result<Vec<ApplyOutcome>, DbError> {
-        if !matches!(conn, AnyConnection::Sqlite(_)) {
-            return changes.iter().map(|c| self.apply(conn, c)).collect();
-        }
         let mut items = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             items.push(Item {
@@ -83,12 +78,8 @@ impl SyncResource for CustomersResource {
                 version: &change.version,
             });
         }
-        let mut ids: Vec<&str> = changes.iter().map(|c| c.entity_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let current = customers::find_all(conn, &ids)?;
         let mut outcomes: Vec<Option<ApplyOutcome>> = vec![None; changes.len()];
-        for (index, outcome) in ApplyRemoteBatchTask::run(conn, current, items)? {
+        for (index, outcome) in ApplyRemoteBatchTask::run(conn, items)? {
             outcomes[index] = Some(outcome);
         }
         outcomes

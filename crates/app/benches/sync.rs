@@ -1,5 +1,5 @@
-//! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 (needs
-//! `TEST_MYSQL_URL`), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
+//! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 and B8' (need
+//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
 //! offered load ÷ the write rate of a region without peers) and B9 (drain after a partition
 //! that built a backlog ÷ B1's steady apply rate). Below the table: B6, the end-to-end lag
 //! between two regions (p50/p99 in ms at half the maximum write rate for `BENCH_LAG_SECS`,
@@ -118,7 +118,7 @@ fn config() -> Config {
                 println!(
                     "usage: make bench ARGS='[--json PATH] [--ops N] [--batch N] [--writes N] \
                      [--pairs N] [--seed N] [--only B1,B3]'\n(or BENCH_OPS, BENCH_BATCH, \
-                     BENCH_WRITES, BENCH_PAIRS, BENCH_SEED, BENCH_ONLY; B8 needs TEST_MYSQL_URL)"
+                     BENCH_WRITES, BENCH_PAIRS, BENCH_SEED, BENCH_ONLY; B8, B8' need TEST_MYSQL_URL)"
                 );
                 std::process::exit(0);
             }
@@ -516,6 +516,69 @@ async fn arm_bare_upsert(cfg: &Config, data: &Data) -> f64 {
             .expect("bare upsert");
         spent += t.elapsed();
         assert_eq!(written, chunk.len());
+    }
+    rate(cfg.ops, spent.as_secs_f64())
+}
+
+/// The column list of the bare MariaDB upsert (B8' B), in `Customer`'s order.
+const MYSQL_COLUMNS: &str = "(id, tenant_id, name, email, status, created_at, updated_at, \
+    sync_version, sync_origin, deleted_at)";
+
+/// B8' B's conflict branch: last-writer-wins on `(sync_version, sync_origin)`, the version
+/// columns assigned last (MariaDB evaluates the assignments left to right, each one seeing the
+/// columns assigned before it).
+const MYSQL_LWW: &str = " ON DUPLICATE KEY UPDATE \
+    tenant_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(tenant_id), tenant_id), \
+    name = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(name), name), \
+    email = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(email), email), \
+    status = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(status), status), \
+    created_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(created_at), created_at), \
+    updated_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(updated_at), updated_at), \
+    deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(deleted_at), deleted_at), \
+    sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
+    sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+
+/// B8' B: the same rows by a bare multi-row LWW upsert on MariaDB (`INSERT … VALUES (…), …
+/// ON DUPLICATE KEY UPDATE` deciding by version), one statement and one transaction per batch;
+/// rows per second.
+async fn arm_bare_upsert_mysql(cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(Backend::Mysql).await;
+    let mut spent = Duration::ZERO;
+    for chunk in data.rows.chunks(cfg.batch) {
+        let rows = chunk.to_vec();
+        let t = Instant::now();
+        let written = db
+            .pool
+            .transaction(move |conn| -> Result<usize, DbError> {
+                let AnyConnection::Mysql(c) = conn else {
+                    panic!("B8' B runs on MariaDB");
+                };
+                let mut sql = format!("INSERT INTO customers {MYSQL_COLUMNS} VALUES ");
+                for k in 0..rows.len() {
+                    sql.push_str(if k == 0 { "" } else { ", " });
+                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                }
+                sql.push_str(MYSQL_LWW);
+                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                for r in &rows {
+                    query = query
+                        .bind::<Text, _>(r.id.clone())
+                        .bind::<Text, _>(r.tenant_id.clone())
+                        .bind::<Text, _>(r.name.clone())
+                        .bind::<Text, _>(r.email.clone())
+                        .bind::<Text, _>(r.status.clone())
+                        .bind::<Timestamp, _>(r.created_at)
+                        .bind::<Timestamp, _>(r.updated_at)
+                        .bind::<BigInt, _>(r.sync_version)
+                        .bind::<Text, _>(r.sync_origin.clone())
+                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                }
+                Ok(query.execute(c)?)
+            })
+            .await
+            .expect("bare multi-row upsert");
+        spent += t.elapsed();
+        assert_eq!(written, chunk.len(), "every row inserted");
     }
     rate(cfg.ops, spent.as_secs_f64())
 }
@@ -1629,7 +1692,7 @@ async fn main() {
         cfg.seed,
         data.payload_bytes,
         data.op_bytes,
-        if mysql { "configured (B8 runs)" } else { "not configured" }
+        if mysql { "configured (B8, B8' run)" } else { "not configured" }
     );
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
@@ -1787,6 +1850,30 @@ async fn main() {
             });
         } else {
             skipped.push("B8 skipped: set TEST_MYSQL_URL".to_string());
+        }
+    }
+    if cfg.wants("B8'") {
+        if mysql {
+            let samples = interleave(
+                c,
+                "B8'",
+                || arm_inproc_apply(Backend::Mysql, c, d),
+                || arm_bare_upsert_mysql(c, d),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B8'",
+                what: format!(
+                    "MariaDB: ApplyOpsAction in-process ÷ bare multi-row LWW upsert, 1 tx/batch {}",
+                    cfg.batch
+                ),
+                unit: "ops/s",
+                target: Some(0.5),
+                samples,
+                note: None,
+            });
+        } else {
+            skipped.push("B8' skipped: set TEST_MYSQL_URL".to_string());
         }
     }
 

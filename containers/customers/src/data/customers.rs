@@ -99,6 +99,173 @@ pub(crate) fn insert_or_lock(conn: &mut AnyConnection, row: &Customer) -> QueryR
     }
 }
 
+/// Rows per multi-row `INSERT`: a whole batch at the default `sync.max_ops_per_batch` (1,000)
+/// in one statement; 10 columns × 1,000 binds (MariaDB takes 65,535), and under 1 MiB of
+/// statement (a customer row is under 1 KiB), below any `max_allowed_packet` MariaDB allows.
+const INSERT_CHUNK: usize = 1_000;
+
+/// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
+const EXISTED_VAR: &str = "@customers_batch_existed";
+
+/// Set-wise [`insert_or_lock`]: insert every row of `rows` whose id is absent and lock every
+/// row whose id exists (leaving it unchanged), one statement per [`INSERT_CHUNK`] rows, in the
+/// order of `rows`. Returns the ids that existed, in the order of `rows`.
+///
+/// `rows` must hold distinct ids in ascending order: that is the order in which the rows are
+/// locked (MariaDB processes the `VALUES` list in order), the single lock order that keeps two
+/// batch appliers from deadlocking each other.
+///
+/// MariaDB: `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) …, id, id)`.
+/// The duplicate branch takes an *exclusive* lock on the existing row (never the shared lock
+/// of a failed plain insert, see [`insert_or_lock`]), changes nothing, and appends the id to a
+/// session variable, read back afterwards: three statements whatever the batch's size (ids are
+/// UUIDs, so `,` separates them unambiguously). SQLite (one writer, `BEGIN IMMEDIATE`): read
+/// which ids exist, insert the others.
+pub(crate) fn insert_or_lock_all(
+    conn: &mut AnyConnection,
+    rows: &[Customer],
+) -> QueryResult<Vec<String>> {
+    use diesel::connection::SimpleConnection;
+    use diesel::dsl::{sql, DuplicatedKeys};
+    use diesel::sql_types::{Nullable, Text};
+    debug_assert!(
+        rows.windows(2).all(|w| w[0].id < w[1].id),
+        "distinct ids in ascending order"
+    );
+    match conn {
+        AnyConnection::Mysql(c) => {
+            c.batch_execute(&format!("SET {EXISTED_VAR} = ''"))?;
+            let record =
+                format!("IF(({EXISTED_VAR} := CONCAT({EXISTED_VAR}, id, ',')) IS NULL, id, id)");
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(customers::table)
+                    .values(chunk)
+                    .on_conflict(DuplicatedKeys)
+                    .do_update()
+                    .set(customers::id.eq(sql::<Text>(&record)))
+                    .execute(c)?;
+            }
+            let existed: Option<String> =
+                diesel::select(sql::<Nullable<Text>>(EXISTED_VAR)).get_result(c)?;
+            Ok(existed
+                .unwrap_or_default()
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .collect())
+        }
+        AnyConnection::Sqlite(_) => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let existed: std::collections::HashSet<String> =
+                find_all(conn, &ids)?.into_iter().map(|r| r.id).collect();
+            for row in rows.iter().filter(|r| !existed.contains(&r.id)) {
+                insert(conn, row)?;
+            }
+            Ok(rows
+                .iter()
+                .filter(|r| existed.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect())
+        }
+    }
+}
+
+/// The rows with these ids, in id order, locked until the end of the caller's transaction
+/// (MariaDB `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite: [`find_all`] under
+/// the caller's write lock).
+pub(crate) fn find_all_for_update(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> QueryResult<Vec<Customer>> {
+    match conn {
+        AnyConnection::Mysql(c) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IN_CHUNK) {
+                rows.extend(
+                    customers::table
+                        .filter(customers::id.eq_any(chunk))
+                        .order(customers::id.asc())
+                        .select(Customer::as_select())
+                        .for_update()
+                        .load(c)?,
+                );
+            }
+            Ok(rows)
+        }
+        AnyConnection::Sqlite(_) => find_all(conn, ids),
+    }
+}
+
+/// The conflict branch of [`overwrite_all`] on MariaDB: each column takes the incoming value
+/// only when the incoming `(sync_version, sync_origin)` is greater than the stored one.
+///
+/// The assignment-order trap: MariaDB evaluates the assignments left to right and each one sees
+/// the columns assigned before it, so the version columns, which every condition reads, are
+/// assigned last — `sync_origin` before `sync_version` (a winner with a greater version and a
+/// smaller origin would otherwise keep the stored origin).
+const OVERWRITE_IF_NEWER: &str = " ON DUPLICATE KEY UPDATE \
+    tenant_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(tenant_id), tenant_id), \
+    name = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(name), name), \
+    email = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(email), email), \
+    status = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(status), status), \
+    created_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(created_at), created_at), \
+    updated_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(updated_at), updated_at), \
+    deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(deleted_at), deleted_at), \
+    sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
+    sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+
+/// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
+/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
+/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by version
+/// ([`OVERWRITE_IF_NEWER`]) so that a row can never go back to an older version. Returns how
+/// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
+/// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
+pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    match conn {
+        AnyConnection::Mysql(c) => {
+            let mut overwritten = 0;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut sql =
+                    String::with_capacity(200 + chunk.len() * 34 + OVERWRITE_IF_NEWER.len());
+                sql.push_str(
+                    "INSERT INTO customers (id, tenant_id, name, email, status, created_at, \
+                     updated_at, sync_version, sync_origin, deleted_at) VALUES ",
+                );
+                for k in 0..chunk.len() {
+                    sql.push_str(if k == 0 { "" } else { ", " });
+                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                }
+                sql.push_str(OVERWRITE_IF_NEWER);
+                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                for r in chunk {
+                    query = query
+                        .bind::<Text, _>(r.id.clone())
+                        .bind::<Text, _>(r.tenant_id.clone())
+                        .bind::<Text, _>(r.name.clone())
+                        .bind::<Text, _>(r.email.clone())
+                        .bind::<Text, _>(r.status.clone())
+                        .bind::<Timestamp, _>(r.created_at)
+                        .bind::<Timestamp, _>(r.updated_at)
+                        .bind::<BigInt, _>(r.sync_version)
+                        .bind::<Text, _>(r.sync_origin.clone())
+                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                }
+                // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
+                let affected = query.execute(c)?;
+                overwritten += affected.saturating_sub(chunk.len());
+            }
+            Ok(overwritten)
+        }
+        AnyConnection::Sqlite(_) => {
+            for row in rows {
+                update(conn, row)?;
+            }
+            Ok(rows.len())
+        }
+    }
+}
+
 /// Overwrite every column but the id with `row`'s values.
 pub(crate) fn update(conn: &mut AnyConnection, row: &Customer) -> QueryResult<()> {
     diesel::update(customers::table.find(&row.id))
@@ -206,6 +373,57 @@ mod tests {
             assert!(!insert_or_lock(&mut conn, &row("second", 2)).unwrap(), "present: not inserted");
             assert_eq!(find(&mut conn, &first.id).unwrap(), Some(first.clone()), "unchanged");
             assert!(insert_or_lock(&mut conn, &Customer { id: "01939d2e-0000-7000-8000-0000000000dd".into(), ..first }).unwrap());
+        }
+
+        async fn insert_or_lock_all_inserts_the_absent_and_names_the_present(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let with_id = |suffix: &str, name: &str, version: i64| Customer {
+                id: format!("01939d2e-0000-7000-8000-0000000000{suffix}"),
+                ..row(name, version)
+            };
+            let stored = [with_id("b1", "stored b1", 5), with_id("b3", "stored b3", 5)];
+            for r in &stored {
+                insert(&mut conn, r).unwrap();
+            }
+            let batch = [
+                with_id("b0", "new b0", 9),
+                with_id("b1", "incoming b1", 9),
+                with_id("b2", "new b2", 9),
+                with_id("b3", "incoming b3", 9),
+            ];
+            let existed = insert_or_lock_all(&mut conn, &batch).unwrap();
+            assert_eq!(existed, vec![stored[0].id.clone(), stored[1].id.clone()]);
+            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+            // The absent rows are inserted as given, the present ones are left as they were.
+            assert_eq!(
+                find_all(&mut conn, &ids).unwrap(),
+                vec![batch[0].clone(), stored[0].clone(), batch[2].clone(), stored[1].clone()]
+            );
+            // The session's record starts empty for each call.
+            assert_eq!(insert_or_lock_all(&mut conn, &[with_id("b4", "new b4", 1)]).unwrap(), Vec::<String>::new());
+            assert_eq!(insert_or_lock_all(&mut conn, &[]).unwrap(), Vec::<String>::new());
+        }
+
+        async fn overwrite_all_takes_only_newer_versions_and_sets_the_origin_too(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let stored = Customer { sync_origin: "us".into(), ..row("stored", 10) };
+            insert(&mut conn, &stored).unwrap();
+            // Greater version, smaller origin: both version columns change (the assignment-order
+            // trap would keep the stored origin).
+            let newer = Customer { sync_origin: "ap".into(), ..row("newer", 20) };
+            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer)).unwrap(), 1);
+            assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
+            if matches!(*conn, AnyConnection::Mysql(_)) {
+                // The conflict branch still decides by version: an older row is not written,
+                // and the count says so.
+                let older = Customer { sync_origin: "zz".into(), ..row("older", 15) };
+                assert_eq!(overwrite_all(&mut conn, &[older]).unwrap(), 0);
+                assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
+                // An equal version with a greater origin wins the tie.
+                let tie = Customer { sync_origin: "zz".into(), ..row("tie", 20) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie)).unwrap(), 1);
+                assert_eq!(find(&mut conn, &tie.id).unwrap(), Some(tie));
+            }
         }
     }
 }

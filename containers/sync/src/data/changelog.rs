@@ -99,18 +99,35 @@ pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<(
         .map(drop)
 }
 
-/// Rows per multi-row INSERT: 9 columns × 500 stays far below SQLite's bound-parameter limit.
-const INSERT_CHUNK: usize = 500;
+/// Rows per multi-row INSERT: a whole batch at the default `sync.max_ops_per_batch` (1,000);
+/// 9 columns × 1,000 binds stays far below SQLite's (32,766) and MariaDB's (65,535) limits.
+const INSERT_CHUNK: usize = 1_000;
 
-/// Insert `entries` with multi-row statements (diesel builds those only on a concrete
-/// connection, hence the match on the backend).
+/// Payload bytes per multi-row INSERT: a statement stays far below MariaDB's
+/// `max_allowed_packet` (16 MiB by default, 1 MiB at the least) whatever the payloads' size.
+const INSERT_CHUNK_BYTES: usize = 512 * 1024;
+
+/// Insert `entries` with multi-row statements of at most [`INSERT_CHUNK`] rows and about
+/// [`INSERT_CHUNK_BYTES`] of payload (diesel builds those only on a concrete connection, hence
+/// the match on the backend).
 pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
-    for chunk in entries.chunks(INSERT_CHUNK) {
-        let query = diesel::insert_into(sync_changelog::table).values(chunk);
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < entries.len()
+            && end - start < INSERT_CHUNK
+            && (end == start || bytes < INSERT_CHUNK_BYTES)
+        {
+            bytes += entries[end].payload.len();
+            end += 1;
+        }
+        let query = diesel::insert_into(sync_changelog::table).values(&entries[start..end]);
         match conn {
             AnyConnection::Sqlite(c) => query.execute(c),
             AnyConnection::Mysql(c) => query.execute(c),
         }?;
+        start = end;
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 //! entity-id order (a fixed lock order), then the winners' changelog entries (the sequence row
 //! is locked last, as local writes do), then the conflict records. Shared by the ops route and
 //! the pull, which each own their transaction.
+//!
+//! Set-wise: the resource applies the batch in one call (`apply_batch`; customers: a constant
+//! number of statements, ADR 0013), the winners take their sequence numbers in one update and
+//! go to the changelog in multi-row inserts, and the conflicts are checked in one read and
+//! recorded in multi-row inserts.
 
 use ship::contracts::{ApplyOutcome, SyncResource};
 use ship::db::utc_now;
@@ -108,23 +113,27 @@ impl ApplyChangesTask {
                 .collect();
             changelog::insert_all(conn, &entries)?;
         }
-        for (i, winner, winner_payload, reason) in lost {
-            let loser = &ops[i].change;
-            conflicts::insert_once(
-                conn,
-                &NewConflict {
-                    resource: loser.resource.clone(),
-                    entity_id: loser.entity_id.clone(),
-                    winner_hlc: winner.hlc.as_i64(),
-                    winner_origin: winner.origin,
-                    winner_payload: winner_payload.to_string(),
-                    loser_hlc: loser.version.hlc.as_i64(),
-                    loser_origin: loser.version.origin.clone(),
-                    loser_payload: loser.payload.to_string(),
-                    reason: reason.to_string(),
-                    detected_at: utc_now(),
-                },
-            )?;
+        if !lost.is_empty() {
+            let now = utc_now();
+            let records: Vec<NewConflict> = lost
+                .into_iter()
+                .map(|(i, winner, winner_payload, reason)| {
+                    let loser = &ops[i].change;
+                    NewConflict {
+                        resource: loser.resource.clone(),
+                        entity_id: loser.entity_id.clone(),
+                        winner_hlc: winner.hlc.as_i64(),
+                        winner_origin: winner.origin,
+                        winner_payload: winner_payload.to_string(),
+                        loser_hlc: loser.version.hlc.as_i64(),
+                        loser_origin: loser.version.origin.clone(),
+                        loser_payload: loser.payload.to_string(),
+                        reason: reason.to_string(),
+                        detected_at: now,
+                    }
+                })
+                .collect();
+            conflicts::insert_all_once(conn, &records)?;
         }
         Ok(statuses)
     }
