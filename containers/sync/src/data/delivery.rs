@@ -390,29 +390,24 @@ pub fn entries(
         .order(sync_changelog::seq.asc())
         .select(ChangeLogEntry::as_select())
         .load(conn)?;
-    let listed = outbox::listed(
+    let listed: std::collections::HashMap<i64, String> = outbox::listed(
         conn,
         &range.peer,
         &range.resource,
         range.first_seq - 1,
         range.last_seq,
-    )?;
-    if listed.is_empty() {
-        return Ok(Loaded {
-            changes,
-            retried: Vec::new(),
-        });
-    }
-    let (waiting, left_out): (Vec<_>, Vec<_>) = listed
-        .into_iter()
-        .partition(|(_, status)| status == outbox_status::PENDING);
-    let left_out: std::collections::HashSet<i64> = left_out.into_iter().map(|(s, _)| s).collect();
-    let waiting: std::collections::HashSet<i64> = waiting.into_iter().map(|(s, _)| s).collect();
-    changes.retain(|e| !left_out.contains(&e.seq));
+    )?
+    .into_iter()
+    .collect();
+    changes.retain(|e| {
+        listed
+            .get(&e.seq)
+            .is_none_or(|status| status == outbox_status::PENDING)
+    });
     let retried = changes
         .iter()
         .map(|e| e.seq)
-        .filter(|seq| waiting.contains(seq))
+        .filter(|seq| listed.contains_key(seq))
         .collect();
     Ok(Loaded { changes, retried })
 }
@@ -550,10 +545,10 @@ pub fn requeue(conn: &mut AnyConnection, id: Option<i64>) -> QueryResult<usize> 
             .filter(|seq| !ranges.iter().any(|(a, b)| (*a..=*b).contains(seq)))
             .collect();
         add_ranges(conn, &peer, &resource, &uncovered, now)?;
-        if let Some(stream) = stream.filter(|s| s.next_attempt_at > now) {
+        if stream.is_some_and(|s| s.next_attempt_at > now) {
             diesel::update(sync_delivery::table.find((&peer, &resource)))
                 .set((
-                    sync_delivery::next_attempt_at.eq(now.min(stream.next_attempt_at)),
+                    sync_delivery::next_attempt_at.eq(now),
                     sync_delivery::updated_at.eq(now),
                 ))
                 .execute(conn)?;
