@@ -925,6 +925,9 @@ const RESTART_RANGE: i64 = 1_000;
 /// still in the changelog (everything pruned before it, it gets from a bootstrap): the
 /// delivered part `(pruned_through, delivered_through]` becomes free ranges to send again,
 /// and the stream is due now. Entries it already holds come back `duplicate` or `stale`.
+/// The new ranges go around those already there (retried dead letters may lie at or below
+/// `delivered_through`: ranges of a stream never overlap), and the retried dead letters it was
+/// delivered are forgotten from the list, so they go again too (dead ones stay dead).
 /// Locks each stream row as a claim does. How many seqs were put back.
 pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> QueryResult<i64> {
     let resources: Vec<String> = sync_delivery::table
@@ -943,9 +946,31 @@ pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> Quer
             .optional()?
             .unwrap_or(0);
         let from = pruned_through.min(stream.delivered_through);
+        outbox::forget_delivered(conn, peer, resource, (from, stream.delivered_through))?;
+        let held: Vec<(i64, i64)> = sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::peer.eq(peer))
+            .filter(sync_delivery_ranges::resource.eq(resource))
+            .filter(sync_delivery_ranges::first_seq.le(stream.delivered_through))
+            .select((
+                sync_delivery_ranges::first_seq,
+                sync_delivery_ranges::last_seq,
+            ))
+            .load(conn)?;
         let mut first = from + 1;
         while first <= stream.delivered_through {
-            let last = (first + RESTART_RANGE - 1).min(stream.delivered_through);
+            if let Some(&(_, end)) = held.iter().find(|(a, b)| (*a..=*b).contains(&first)) {
+                first = end + 1;
+                continue;
+            }
+            let next_held = held
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(|a| *a > first)
+                .min()
+                .unwrap_or(i64::MAX);
+            let last = (first + RESTART_RANGE - 1)
+                .min(stream.delivered_through)
+                .min(next_held - 1);
             diesel::insert_into(sync_delivery_ranges::table)
                 .values((
                     sync_delivery_ranges::peer.eq(peer),
@@ -1290,6 +1315,33 @@ mod tests {
             assert_eq!(stream(&mut conn), (4, 4));
             let status: String = sync_outbox::table.select(sync_outbox::status).first(&mut *conn).unwrap();
             assert_eq!(status, "delivered");
+        }
+
+        /// A peer's new incarnation restarts its stream around a retried dead letter's range
+        /// (no two ranges over one seq), and what was retried and delivered goes again.
+        async fn a_restart_goes_around_a_retried_dead_letter_and_resends_the_delivered_ones(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=6, HERE);
+            let now = ship::db::utc_now();
+            let r = ranges(&mut conn, "a", now, 10);
+            let dead = DeadLetters { changes: &[(2, now), (4, now)], attempts: 1, error: "422" };
+            assert!(dead_letter(&mut conn, &r[0], "a", dead).unwrap());
+            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Delivered, &[]).unwrap());
+            assert_eq!(requeue(&mut conn, None).unwrap(), 2);
+            let two = ranges(&mut conn, "b", ship::db::utc_now(), 1);
+            assert_eq!((two[0].first_seq, two[0].last_seq), (2, 2));
+            assert!(complete(&mut conn, &two[0], "b", RangeEnd::Delivered, &[2]).unwrap());
+            assert_eq!(stream(&mut conn), (6, 6));
+            // 2 retried and delivered; 4 retried, its range (4, 4) still waiting.
+            assert_eq!(restart(&mut conn, "p", ship::db::utc_now()).unwrap(), 6);
+            let mut spans: Vec<(i64, i64)> = sync_delivery_ranges::table.select((sync_delivery_ranges::first_seq, sync_delivery_ranges::last_seq)).load(&mut *conn).unwrap();
+            spans.sort();
+            assert_eq!(spans, vec![(1, 3), (4, 4), (5, 6)], "around the retried 4");
+            let sent: Vec<i64> = take(&mut conn, "c", ship::db::utc_now(), 100).into_iter().flat_map(|(a, b)| a..=b).collect();
+            assert_eq!(sent, vec![1, 2, 3, 4, 5, 6]);
+            let range = ClaimedRange { id: 0, peer: "p".into(), resource: "widgets".into(), first_seq: 1, last_seq: 6, attempts: 0 };
+            assert_eq!(entries(&mut conn, &range, HERE).unwrap().changes.len(), 6, "2 (delivered before) goes again");
         }
     }
 }

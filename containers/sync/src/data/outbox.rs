@@ -145,6 +145,25 @@ pub fn mark_delivered(
     Ok(())
 }
 
+/// Forget the retried dead letters of the stream `(peer, resource)` in `(after, upto]` that
+/// were delivered (their peer lost them: a new incarnation).
+pub fn forget_delivered(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    (after, upto): (i64, i64),
+) -> QueryResult<usize> {
+    diesel::delete(
+        sync_outbox::table
+            .filter(sync_outbox::peer.eq(peer))
+            .filter(sync_outbox::resource.eq(resource))
+            .filter(sync_outbox::seq.gt(after))
+            .filter(sync_outbox::seq.le(upto))
+            .filter(sync_outbox::status.eq(outbox_status::DELIVERED)),
+    )
+    .execute(conn)
+}
+
 /// A failed round of a range, as its retried dead letters record it.
 #[derive(Debug, Clone, Copy)]
 pub struct Failed<'a> {
