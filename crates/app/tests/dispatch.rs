@@ -157,8 +157,8 @@ async fn region_with_outbox(
 }
 
 /// Changes of eu-west's by delivery state, over every push peer: "pending" (owed: stream
-/// entries above `delivered_through` and pending single entries), "delivered" (stream entries
-/// at or below it, and delivered single entries), or "dead" (dead letters).
+/// entries above `delivered_through` and retried dead letters), "delivered" (stream entries at
+/// or below it, and retried dead letters delivered), or "dead" (dead letters).
 fn outbox(db: &TestDb, status: &str) -> i64 {
     let single = count(
         &mut db.pool.get().unwrap(),
@@ -249,20 +249,48 @@ ship::backend_tests! {
         a.stop().await;
     }
 
-    /// Single outbox entries (retried dead letters) in several batches: a failure stops the
-    /// pass and counts an attempt for the batch that was sent, not for the ones never tried
-    /// (regression: those counted one too, and died early).
-    async fn a_failed_batch_of_single_entries_counts_an_attempt_for_it_alone(db: TestDb) {
-        let peer = StubPeer::start(Arc::new(|_, _| (503, json!({"error": "database_busy"}))), Duration::ZERO);
-        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |s| s.sync.push_batch_ops = 2).await;
+    /// ADR 0014: retried dead letters go out through their stream, as one range: a failure
+    /// gives the whole range back with one attempt counted for every entry of it (on their
+    /// rows too), the last attempt makes them dead again, and retried once more they are
+    /// delivered — in seq order, batched like any range, their rows `delivered`.
+    async fn retried_dead_letters_go_through_the_stream_and_can_die_again(db: TestDb) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        let peer = StubPeer::start(
+            Arc::new(move |_, _| if c.fetch_add(1, Ordering::SeqCst) < 2 { (503, json!({"error": "database_busy"})) } else { ok() }),
+            Duration::ZERO,
+        );
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 5, |s| {
+            s.sync.push_batch_ops = 2;
+            s.sync.max_attempts = 2;
+        })
+        .await;
         common::dead_letter_all(&db, "eu-west", "stub");
-        assert_eq!(sync::actions::RetryDeadAction::new(db.pool.clone()).run(None).await.unwrap(), 5);
-        let summary = dispatch.run("w".into()).await.unwrap();
-        assert_eq!((summary.claimed, summary.retried, summary.dead, summary.batches), (5, 5, 0, 1), "{summary:?}");
+        let retry = sync::actions::RetryDeadAction::new(db.pool.clone());
+        assert_eq!(retry.run(None).await.unwrap(), 5);
+        let first = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((first.claimed, first.retried, first.dead, first.batches), (5, 5, 0, 1), "{first:?}");
         let mut conn = db.pool.get().unwrap();
-        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 1 AND seq <= 2"), 2);
-        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE attempts = 0 AND seq > 2"), 3);
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE status = 'pending' AND attempts = 1 AND last_error LIKE '503%'"), 5);
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE first_seq = 1 AND last_seq = 5 AND attempts = 1"), 1);
         assert_eq!(outbox(&db, "pending"), 5);
+        diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE sync_delivery SET next_attempt_at = '2020-01-01 00:00:00'"), &mut conn).unwrap();
+        let second = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((second.claimed, second.dead), (5, 5), "{second:?}");
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_outbox WHERE status = 'dead' AND attempts = 2"), 5, "dead again, the same rows");
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges"), 0);
+        assert_eq!(retry.run(None).await.unwrap(), 5);
+        let third = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((third.claimed, third.delivered, third.batches), (5, 5, 3), "{third:?}");
+        assert_eq!((outbox(&db, "pending"), outbox(&db, "dead"), outbox(&db, "delivered")), (0, 0, 5));
+        let ids = peer.op_ids();
+        assert_eq!(ids.len(), 2 + 2 + 5, "two failed batches of two, then the five");
+        assert_eq!((&ids[0..2], &ids[2..4]), (&ids[4..6], &ids[4..6]), "each time from the first, in seq order");
+        let mut last: Vec<&String> = ids[4..].iter().collect();
+        last.sort();
+        last.dedup();
+        assert_eq!(last.len(), 5, "the last pass sent each once");
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges"), 0);
         peer.handle.stop(true).await;
         a.stop().await;
     }

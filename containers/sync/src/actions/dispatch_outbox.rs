@@ -1,21 +1,22 @@
-//! DispatchOutbox (push, SYNC-PROTOCOL §4, ADR 0009): claim what is owed to the push peers —
-//! ranges of each peer's delivery stream whose time has come, and single outbox entries (dead
-//! letters an operator retries) — with a lease committed before anything is sent; group it per
-//! peer and resource into batches within the count and byte limits, and POST each batch with
-//! a token from the peer directory. Then, per batch:
+//! DispatchOutbox (push, SYNC-PROTOCOL §4, ADR 0009, ADR 0014): claim ranges of each push
+//! peer's delivery streams whose time has come, with a lease committed before anything is sent
+//! (a retried dead letter is in a range too: there is no other path); cut each range into
+//! batches within the count and byte limits, and POST them in seq order with a token from the
+//! peer directory. Then, per batch:
 //!
 //! - 200 → delivered;
 //! - 413 → halves, down to single ops (a single op still too large is dead);
 //! - 422 `invalid_ops` → exactly the named ops are dead, the rest is resent;
 //! - 401 `token_expired` → one forced token refresh and one resend;
+//! - 422 `clock_drift` → given back without an attempt counted (never dead);
 //! - unreachable, 5xx, anything else → one more attempt counted, the next one after an
 //!   exponential backoff with jitter; after `max_attempts` the entries are dead.
 //!
-//! A range is sent in seq order and stops at the first failure: what went before it is
-//! delivered, the rest is given back to the stream (which backs off) and claimed again later.
-//! Ranges and entries claimed by one dispatcher are leased to it, so several dispatchers
-//! (threads or processes) never send the same entry at the same time; a dispatcher that dies
-//! leaves leases that become claimable again when they run out.
+//! The first failure stops the range: what went before it is delivered, the rest is given back
+//! to the stream (which backs off) and claimed again later. A range is leased to one
+//! dispatcher, so several dispatchers (threads or processes) never send the same entry at the
+//! same time; a dispatcher that dies leaves leases that become claimable again when they run
+//! out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use ship::DbPool;
 
 use crate::config::SyncConfig;
 use crate::data::delivery::{self, ClaimedRange, DeadLetters, RangeEnd};
-use crate::data::outbox::{self, Claimed};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
 use crate::tasks::send_ops::{self, SendOpsTask, SendOutcome};
@@ -49,7 +49,7 @@ pub struct DispatchOutboxAction {
     directory: Arc<dyn PeerDirectory>,
     region_id: String,
     config: SyncConfig,
-    only: outbox::ClaimFilter,
+    only: delivery::ClaimFilter,
     /// This database's incarnation as read by the last pass (told to peers with each batch).
     incarnation: std::sync::RwLock<String>,
 }
@@ -68,7 +68,7 @@ impl DispatchOutboxAction {
             directory,
             region_id: region_id.into(),
             config,
-            only: outbox::ClaimFilter::default(),
+            only: delivery::ClaimFilter::default(),
             incarnation: Default::default(),
         }
     }
@@ -79,7 +79,7 @@ impl DispatchOutboxAction {
         self
     }
 
-    /// Deliver only the entries of `resource` (`regionsync sync run --resource`).
+    /// Deliver only the changes of `resource` (`regionsync sync run --resource`).
     pub fn only_resource(mut self, resource: impl Into<String>) -> Self {
         self.only.resource = Some(resource.into());
         self
@@ -112,33 +112,21 @@ fn backoff(base_ms: u64, max_secs: u64, attempts: i32, unit: f64) -> Duration {
     Duration::from_millis((capped * (0.5 + unit.clamp(0.0, 1.0) / 2.0)) as u64)
 }
 
-/// What holds the entries of a batch: their own outbox rows, or a range of a delivery stream.
-#[derive(Debug, Clone)]
-enum Hold {
-    Entries,
-    Range(ClaimedRange),
-}
-
-/// One change ready to send, and what holds it.
-struct Item {
-    change: ChangeLogEntry,
-    /// The outbox row (`Hold::Entries`).
-    entry: Option<i64>,
-    /// Failed attempts so far.
-    attempts: i32,
-}
-
-/// How a run of batches ended.
+/// How a range's batches ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    /// Every item went or is a dead letter.
+    /// Every change went or is a dead letter.
     Done,
     /// A failure: the rest was given back (or another dispatcher holds it now).
     Stopped,
 }
 
-/// Work claimed for one peer: (resource, what holds it, claimed outbox rows if any).
-type Work = (String, Hold, Vec<Claimed>);
+/// A claimed range being sent: the range, and the retried dead letters among its changes
+/// (`delivery::Loaded::retried`, sorted), settled with it.
+struct Sending {
+    range: ClaimedRange,
+    retried: Vec<i64>,
+}
 
 impl Action for DispatchOutboxAction {
     const NAME: &'static str = "sync.dispatch_outbox";
@@ -162,12 +150,10 @@ impl Action for DispatchOutboxAction {
         let limit = i64::from(self.config.dispatch_claim_limit);
         let (lease_owner, only, origin) =
             (owner.clone(), self.only.clone(), self.region_id.clone());
-        let (incarnation, entries, ranges) = self
+        let (incarnation, ranges) = self
             .pool
             .run(move |conn| {
                 let incarnation = ship::db::incarnation(conn)?.id;
-                // Single entries first (few: retried dead letters), then each due stream.
-                let entries = outbox::claim(conn, &lease_owner, now, lease_until, limit, &only)?;
                 let mut ranges = Vec::new();
                 let mut failed = None;
                 for (peer, resource) in delivery::due_streams(conn, now, &only)? {
@@ -192,52 +178,27 @@ impl Action for DispatchOutboxAction {
                         }
                     }
                 }
-                if let Some(e) = failed {
-                    if ranges.is_empty() && entries.is_empty() {
-                        return Err(e.into());
-                    }
+                match failed {
+                    Some(e) if ranges.is_empty() => Err(e.into()),
+                    _ => Ok::<_, SyncError>((incarnation, ranges)),
                 }
-                Ok::<_, SyncError>((incarnation, entries, ranges))
             })
             .await?;
         if let Ok(mut ours) = self.incarnation.write() {
             *ours = incarnation;
         }
-        // Ranges add their entries once loaded (a range's seqs include other regions').
-        let mut summary = DispatchSummary {
-            claimed: entries.len(),
-            ..DispatchSummary::default()
-        };
-        let mut per_peer: BTreeMap<String, Vec<Work>> = BTreeMap::new();
-        let mut groups: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
-        for c in entries {
-            groups
-                .entry((c.peer.clone(), c.resource.clone()))
-                .or_default()
-                .push(c);
-        }
-        for ((peer, resource), mut entries) in groups {
-            // Claimed oldest due first; sent in changelog order.
-            entries.sort_by_key(|c| c.seq);
-            per_peer
-                .entry(peer)
-                .or_default()
-                .push((resource, Hold::Entries, entries));
-        }
+        let mut per_peer: BTreeMap<String, Vec<ClaimedRange>> = BTreeMap::new();
         for range in ranges {
-            per_peer.entry(range.peer.clone()).or_default().push((
-                range.resource.clone(),
-                Hold::Range(range),
-                Vec::new(),
-            ));
+            per_peer.entry(range.peer.clone()).or_default().push(range);
         }
         // Peers are served concurrently: a slow or hanging peer does not hold the others up.
         let results = futures_util::future::join_all(
             per_peer
                 .into_iter()
-                .map(|(peer, work)| self.deliver_peer(&owner, lease_until, peer, work)),
+                .map(|(peer, ranges)| self.deliver_peer(&owner, lease_until, peer, ranges)),
         )
         .await;
+        let mut summary = DispatchSummary::default();
         for result in results {
             let part = result?;
             summary.claimed += part.claimed;
@@ -261,123 +222,53 @@ impl Action for DispatchOutboxAction {
 }
 
 impl DispatchOutboxAction {
-    /// Everything claimed for one peer, in turn.
+    /// The ranges claimed for one peer, in turn.
     async fn deliver_peer(
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
         peer: String,
-        work: Vec<Work>,
+        ranges: Vec<ClaimedRange>,
     ) -> Result<DispatchSummary, SyncError> {
         let mut summary = DispatchSummary::default();
-        for (resource, hold, entries) in work {
-            let items = match &hold {
-                Hold::Entries => self.load(owner, &resource, entries, &mut summary).await?,
-                Hold::Range(range) => {
-                    let items = self.load_range(range).await?;
-                    summary.claimed += items.len();
-                    items
-                }
-            };
-            let flow = self
-                .deliver(
-                    owner,
-                    claimed_until,
-                    &peer,
-                    &resource,
-                    &hold,
-                    self.batches(items),
-                    &mut summary,
-                )
+        for range in ranges {
+            // The range's changes: ours, without its dead letters (a range's seqs include
+            // other regions').
+            let (r, origin) = (range.clone(), self.region_id.clone());
+            let loaded = self
+                .pool
+                .run(move |conn| delivery::entries(conn, &r, &origin).map_err(SyncError::from))
                 .await?;
-            if let (Hold::Range(range), Flow::Done) = (&hold, flow) {
-                self.complete(owner, range).await?;
+            summary.claimed += loaded.changes.len();
+            let sending = Sending {
+                range,
+                retried: loaded.retried,
+            };
+            let batches = self.batches(loaded.changes);
+            let flow = self
+                .deliver(owner, claimed_until, &peer, &sending, batches, &mut summary)
+                .await?;
+            if flow == Flow::Done {
+                self.complete(owner, &sending, RangeEnd::Delivered).await?;
             }
         }
         Ok(summary)
     }
 
-    /// The changes of `entries`; an entry whose change is gone from the changelog is dead.
-    async fn load(
-        &self,
-        owner: &str,
-        resource: &str,
-        entries: Vec<Claimed>,
-        summary: &mut DispatchSummary,
-    ) -> Result<Vec<Item>, SyncError> {
-        let seqs: Vec<i64> = entries.iter().map(|c| c.seq).collect();
-        let name = resource.to_string();
-        let changes = self
-            .pool
-            .run(move |conn| outbox::changes(conn, &name, &seqs).map_err(SyncError::from))
-            .await?;
-        let mut by_seq: BTreeMap<i64, ChangeLogEntry> =
-            changes.into_iter().map(|c| (c.seq, c)).collect();
-        let mut items = Vec::with_capacity(entries.len());
-        let mut orphans = Vec::new();
-        for claimed in entries {
-            match by_seq.remove(&claimed.seq) {
-                Some(change) => items.push(Item {
-                    change,
-                    entry: Some(claimed.id),
-                    attempts: claimed.attempts,
-                }),
-                None => orphans.push(claimed.id),
-            }
-        }
-        if !orphans.is_empty() {
-            summary.dead += orphans.len();
-            tracing::warn!(
-                entries = orphans.len(),
-                "dead-lettered: the change is no longer in the changelog"
-            );
-            let owner = owner.to_string();
-            self.pool
-                .run(move |conn| {
-                    outbox::mark_dead(
-                        conn,
-                        &owner,
-                        &orphans,
-                        "the change is no longer in the changelog",
-                    )
-                    .map_err(SyncError::from)
-                })
-                .await?;
-        }
-        Ok(items)
-    }
-
-    /// The changes of a range (ours, without its dead letters).
-    async fn load_range(&self, range: &ClaimedRange) -> Result<Vec<Item>, SyncError> {
-        let (r, origin) = (range.clone(), self.region_id.clone());
-        let changes = self
-            .pool
-            .run(move |conn| delivery::entries(conn, &r, &origin).map_err(SyncError::from))
-            .await?;
-        Ok(changes
-            .into_iter()
-            .map(|change| Item {
-                change,
-                entry: None,
-                attempts: range.attempts,
-            })
-            .collect())
-    }
-
-    /// Consecutive items within the op count and byte limits (one schema version each).
-    fn batches(&self, items: Vec<Item>) -> Vec<Vec<Item>> {
+    /// Consecutive changes within the op count and byte limits (one schema version each).
+    fn batches(&self, changes: Vec<ChangeLogEntry>) -> Vec<Vec<ChangeLogEntry>> {
         let (max_ops, max_bytes) = (
             self.config.push_batch_ops as usize,
             self.config.push_batch_bytes,
         );
-        let mut out: Vec<Vec<Item>> = Vec::new();
+        let mut out: Vec<Vec<ChangeLogEntry>> = Vec::new();
         let mut bytes = 0;
-        for item in items {
-            let size = item.change.payload.len() + 200;
+        for change in changes {
+            let size = change.payload.len() + 200;
             let fits = out.last().is_some_and(|b| {
                 b.len() < max_ops
                     && bytes + size <= max_bytes
-                    && b[0].change.schema_version == item.change.schema_version
+                    && b[0].schema_version == change.schema_version
             });
             if !fits {
                 out.push(Vec::new());
@@ -385,7 +276,7 @@ impl DispatchOutboxAction {
             }
             bytes += size;
             if let Some(batch) = out.last_mut() {
-                batch.push(item);
+                batch.push(change);
             }
         }
         out
@@ -395,19 +286,18 @@ impl DispatchOutboxAction {
     /// expired token once). The first failure stops: the failed batch and every batch after it
     /// are given back together (regression: a range's last attempt dead-lettered only the
     /// failed batch and completed the range, dropping the batches after it unsent).
-    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
         peer: &str,
-        resource: &str,
-        hold: &Hold,
-        batches: Vec<Vec<Item>>,
+        sending: &Sending,
+        batches: Vec<Vec<ChangeLogEntry>>,
         summary: &mut DispatchSummary,
     ) -> Result<Flow, SyncError> {
+        let resource = sending.range.resource.as_str();
         // A stack: the next batch to send on top, later seqs below.
-        let mut pending: Vec<Vec<Item>> = batches.into_iter().rev().collect();
+        let mut pending: Vec<Vec<ChangeLogEntry>> = batches.into_iter().rev().collect();
         let mut refreshed = false;
         // Sends until everything went (`Flow::Done`) or a failure says why and how the rest
         // (the failed batch back on top) goes back.
@@ -423,29 +313,25 @@ impl DispatchOutboxAction {
                 }
             };
             // The lease may have run out during a slow pass (or a slow call to the broker just
-            // now) and another dispatcher may own these entries: extend it, and send only what
-            // is still ours. Checked after the grant, right before sending.
-            let batch = self.still_ours(owner, claimed_until, hold, batch).await?;
-            if batch.is_empty() {
-                if matches!(hold, Hold::Range(_)) {
-                    // The range is another dispatcher's now: it sends the rest.
-                    return Ok(Flow::Stopped);
-                }
-                continue;
+            // now) and another dispatcher may hold the range now: extend it, and send only
+            // while it is still ours. Checked after the grant, right before sending.
+            if !self
+                .still_ours(owner, claimed_until, &sending.range)
+                .await?
+            {
+                tracing::warn!(
+                    "a range's lease ran out during the pass: it is another dispatcher's now"
+                );
+                return Ok(Flow::Stopped);
             }
-            let changes: Vec<&ChangeLogEntry> = batch.iter().map(|i| &i.change).collect();
+            let changes: Vec<&ChangeLogEntry> = batch.iter().collect();
             let body = match send_ops::body(&self.region_id, &changes) {
                 Ok(body) => body,
                 Err(e) => {
                     // A stored payload that is not JSON can never be sent.
                     summary.dead += batch.len();
-                    self.dead(
-                        owner,
-                        hold,
-                        &batch,
-                        &format!("a stored payload is not JSON: {e}"),
-                    )
-                    .await?;
+                    let why = format!("a stored payload is not JSON: {e}");
+                    self.dead(owner, sending, &batch, &why).await?;
                     continue;
                 }
             };
@@ -456,11 +342,8 @@ impl DispatchOutboxAction {
                 .map(|i| i.clone())
                 .unwrap_or_default();
             let send = SendOpsTask::run(&self.client, &grant, resource, body, &ours);
-            match self.keeping_lease(owner, hold, &batch, send).await {
-                SendOutcome::Applied => {
-                    summary.delivered += batch.len();
-                    self.delivered(owner, hold, &batch).await?;
-                }
+            match self.keeping_lease(owner, &sending.range, send).await {
+                SendOutcome::Applied => summary.delivered += batch.len(),
                 SendOutcome::TooLarge if batch.len() > 1 => {
                     let mut first = batch;
                     let second = first.split_off(first.len() / 2);
@@ -469,24 +352,16 @@ impl DispatchOutboxAction {
                 }
                 SendOutcome::TooLarge => {
                     summary.dead += 1;
-                    self.dead(
-                        owner,
-                        hold,
-                        &batch,
-                        "413: a single op is over the peer's limit",
-                    )
-                    .await?;
+                    let why = "413: a single op is over the peer's limit";
+                    self.dead(owner, sending, &batch, why).await?;
                 }
                 SendOutcome::InvalidOps(bad) => {
-                    let mut poison = Vec::new();
-                    let mut rest = Vec::new();
-                    for (i, item) in batch.into_iter().enumerate() {
-                        if bad.contains(&i) {
-                            poison.push(item);
-                        } else {
-                            rest.push(item);
-                        }
-                    }
+                    let (poison, rest): (Vec<_>, Vec<_>) = batch
+                        .into_iter()
+                        .enumerate()
+                        .partition(|(i, _)| bad.contains(i));
+                    let poison: Vec<ChangeLogEntry> = poison.into_iter().map(|(_, c)| c).collect();
+                    let rest: Vec<ChangeLogEntry> = rest.into_iter().map(|(_, c)| c).collect();
                     if poison.is_empty() {
                         // The peer named no op of this batch: an attempt failed, never a loop.
                         pending.push(rest);
@@ -496,13 +371,8 @@ impl DispatchOutboxAction {
                         );
                     }
                     summary.dead += poison.len();
-                    self.dead(
-                        owner,
-                        hold,
-                        &poison,
-                        "422: the peer refused the op as invalid",
-                    )
-                    .await?;
+                    let why = "422: the peer refused the op as invalid";
+                    self.dead(owner, sending, &poison, why).await?;
                     if !rest.is_empty() {
                         pending.push(rest);
                     }
@@ -537,16 +407,16 @@ impl DispatchOutboxAction {
                 }
             }
         };
-        self.again(owner, hold, pending, &why, how, summary).await
+        let rest: Vec<ChangeLogEntry> = pending.into_iter().rev().flatten().collect();
+        self.again(owner, sending, rest, &why, how, summary).await
     }
 
-    /// Run `send` while extending the lease on what holds `batch` every third of the lease, so
-    /// a request that outlasts the lease is never overlapped by another dispatcher's claim.
+    /// Run `send` while extending the lease on `range` every third of the lease, so a request
+    /// that outlasts the lease is never overlapped by another dispatcher's claim.
     async fn keeping_lease<T>(
         &self,
         owner: &str,
-        hold: &Hold,
-        batch: &[Item],
+        range: &ClaimedRange,
         send: impl std::future::Future<Output = T>,
     ) -> T {
         let lease = Duration::from_secs(self.config.dispatch_lease_secs.clamp(1, 86_400));
@@ -559,7 +429,7 @@ impl DispatchOutboxAction {
                 _ = renew.tick() => {
                     let until = ship::db::utc_now()
                         + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
-                    if let Err(e) = self.renew(owner, hold, batch, until).await {
+                    if let Err(e) = self.renew(owner, range, until).await {
                         tracing::warn!(error = %e, "could not extend the lease of a batch in flight");
                     }
                 }
@@ -567,272 +437,195 @@ impl DispatchOutboxAction {
         }
     }
 
-    /// Extend the lease on what holds `batch` to `until`: the items still ours.
+    /// Extend the lease on `range` to `until`: whether it is still ours.
     async fn renew(
         &self,
         owner: &str,
-        hold: &Hold,
-        batch: &[Item],
+        range: &ClaimedRange,
         until: chrono::NaiveDateTime,
-    ) -> Result<Vec<bool>, SyncError> {
-        let owner = owner.to_string();
-        match hold {
-            Hold::Entries => {
-                let ids: Vec<i64> = batch.iter().filter_map(|i| i.entry).collect();
-                let kept = self
-                    .pool
-                    .run(move |conn| {
-                        outbox::renew(conn, &owner, &ids, until).map_err(SyncError::from)
-                    })
-                    .await?;
-                Ok(batch
-                    .iter()
-                    .map(|i| i.entry.is_some_and(|id| kept.contains(&id)))
-                    .collect())
-            }
-            Hold::Range(range) => {
-                let id = range.id;
-                let kept = self
-                    .pool
-                    .run(move |conn| {
-                        delivery::renew(conn, &owner, &[id], until).map_err(SyncError::from)
-                    })
-                    .await?;
-                Ok(vec![!kept.is_empty(); batch.len()])
-            }
-        }
+    ) -> Result<bool, SyncError> {
+        let (owner, id) = (owner.to_string(), range.id);
+        let kept = self
+            .pool
+            .run(move |conn| delivery::renew(conn, &owner, &[id], until).map_err(SyncError::from))
+            .await?;
+        Ok(!kept.is_empty())
     }
 
-    /// The items of `batch` whose lease this pass could extend. While less than a third of
-    /// the lease has gone by since the claim (`claimed_until` is the claim's expiry) no other
-    /// dispatcher can hold them, and no round trip is needed: the usual pass sends its first
+    /// Whether `range` is still this pass's, its lease extended. While less than a third of the
+    /// lease has gone by since the claim (`claimed_until` is the claim's expiry) no other
+    /// dispatcher can hold it, and no round trip is needed: the usual pass sends its first
     /// batches without one (two statements per batch fewer, B5).
     async fn still_ours(
         &self,
         owner: &str,
         claimed_until: chrono::NaiveDateTime,
-        hold: &Hold,
-        batch: Vec<Item>,
-    ) -> Result<Vec<Item>, SyncError> {
+        range: &ClaimedRange,
+    ) -> Result<bool, SyncError> {
         let lease = chrono::Duration::seconds(self.config.dispatch_lease_secs.min(86_400) as i64);
         if ship::db::utc_now() < claimed_until - lease * 2 / 3 {
-            return Ok(batch);
+            return Ok(true);
         }
-        let until = ship::db::utc_now() + lease;
-        let kept = self.renew(owner, hold, &batch, until).await?;
-        let lost = kept.iter().filter(|k| !**k).count();
-        if lost > 0 {
-            tracing::warn!(
-                lost,
-                "leases ran out during the pass: those entries are another dispatcher's now"
-            );
-        }
-        Ok(batch
-            .into_iter()
-            .zip(kept)
-            .filter_map(|(item, ours)| ours.then_some(item))
-            .collect())
+        self.renew(owner, range, ship::db::utc_now() + lease).await
     }
 
-    /// The peer applied `batch`. A range's items are recorded when the whole range is done.
-    async fn delivered(&self, owner: &str, hold: &Hold, batch: &[Item]) -> Result<(), SyncError> {
-        if let Hold::Entries = hold {
-            let ids: Vec<i64> = batch.iter().filter_map(|i| i.entry).collect();
-            let owner = owner.to_string();
-            self.pool
-                .run(move |conn| {
-                    outbox::mark_delivered(conn, &owner, &ids).map_err(SyncError::from)
-                })
-                .await?;
+    /// `changes` can never be delivered (the peer refused the op itself): dead letters.
+    async fn dead(
+        &self,
+        owner: &str,
+        sending: &Sending,
+        changes: &[ChangeLogEntry],
+        why: &str,
+    ) -> Result<(), SyncError> {
+        tracing::warn!(entries = changes.len(), reason = why, "dead-lettered");
+        let (owner, why, range) = (owner.to_string(), why.to_string(), sending.range.clone());
+        let written = written(changes);
+        let attempts = range.attempts + 1;
+        let recorded = self
+            .pool
+            .run(move |conn| {
+                let dead = DeadLetters {
+                    changes: &written,
+                    attempts,
+                    error: &why,
+                };
+                delivery::dead_letter(conn, &range, &owner, dead).map_err(SyncError::from)
+            })
+            .await?;
+        if !recorded {
+            tracing::warn!(
+                "a range's lease ran out: its dead letters are left to the dispatcher that has it now"
+            );
         }
         Ok(())
     }
 
-    /// `items` can never be delivered (the peer refused the op itself): dead letters.
-    async fn dead(
+    /// `sending` is over: everything went or is a dead letter (`RangeEnd::Delivered`), or its
+    /// last attempt failed (`RangeEnd::Dead`, the rest dead). The stream moves on.
+    async fn complete(
         &self,
         owner: &str,
-        hold: &Hold,
-        items: &[Item],
-        why: &str,
+        sending: &Sending,
+        end: RangeEnd<'_>,
     ) -> Result<(), SyncError> {
-        tracing::warn!(entries = items.len(), reason = why, "dead-lettered");
-        let (owner, why) = (owner.to_string(), why.to_string());
-        match hold {
-            Hold::Entries => {
-                let ids: Vec<i64> = items.iter().filter_map(|i| i.entry).collect();
-                self.pool
-                    .run(move |conn| {
-                        outbox::mark_dead(conn, &owner, &ids, &why).map_err(SyncError::from)
-                    })
-                    .await
-            }
-            Hold::Range(range) => {
-                let changes = written(items);
-                let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0) + 1;
-                let range = range.clone();
-                let recorded = self
-                    .pool
-                    .run(move |conn| {
-                        let dead = DeadLetters {
-                            changes: &changes,
-                            attempts,
-                            error: &why,
-                        };
-                        delivery::dead_letter(conn, &range, &owner, dead).map_err(SyncError::from)
-                    })
-                    .await?;
-                if !recorded {
-                    tracing::warn!("a range's lease ran out: its dead letters are left to the dispatcher that has it now");
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Everything of `range` went (or is a dead letter): the stream moves on.
-    async fn complete(&self, owner: &str, range: &ClaimedRange) -> Result<(), SyncError> {
-        let (range, owner) = (range.clone(), owner.to_string());
+        let (range, owner, retried) = (
+            sending.range.clone(),
+            owner.to_string(),
+            sending.retried.clone(),
+        );
+        let (dead, delivered) = match end {
+            RangeEnd::Delivered => (None, true),
+            RangeEnd::Dead(d) => (
+                Some((d.changes.to_vec(), d.attempts, d.error.to_string())),
+                false,
+            ),
+        };
         let done = self
             .pool
             .run(move |conn| {
-                delivery::complete(conn, &range, &owner, RangeEnd::Delivered)
-                    .map_err(SyncError::from)
+                let end = match &dead {
+                    Some((changes, attempts, error)) => RangeEnd::Dead(DeadLetters {
+                        changes,
+                        attempts: *attempts,
+                        error,
+                    }),
+                    None => RangeEnd::Delivered,
+                };
+                delivery::complete(conn, &range, &owner, end, &retried).map_err(SyncError::from)
             })
             .await?;
         if !done {
             tracing::warn!(
-                "a range's lease ran out before it was delivered: another dispatcher resends it"
+                delivered,
+                "a range's lease ran out before it ended: another dispatcher has it"
             );
         }
         Ok(())
     }
 
-    /// Give what did not go (`rest`: batches, the next one on top) back, due again later (see
-    /// `Again`). Always `Flow::Stopped`.
+    /// Give what did not go (`rest`, in seq order) back to the stream, due again later (see
+    /// `Again`); at the range's last attempt the rest is dead instead. Always `Flow::Stopped`.
     async fn again(
         &self,
         owner: &str,
-        hold: &Hold,
-        rest: Vec<Vec<Item>>,
+        sending: &Sending,
+        rest: Vec<ChangeLogEntry>,
         why: &str,
         how: Again,
         summary: &mut DispatchSummary,
     ) -> Result<Flow, SyncError> {
-        // The failed batch is on top (last); the batches below it were not tried. A range
-        // counts one attempt for all it holds; single entries only for those tried.
-        let tried = match hold {
-            Hold::Entries => rest.last().map_or(0, Vec::len),
-            Hold::Range(_) => rest.iter().map(Vec::len).sum(),
-        };
-        let items: Vec<Item> = rest.into_iter().flatten().collect();
-        let (untried, tried) = items.split_at(items.len() - tried);
+        let range = &sending.range;
         let max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
-        let attempts = items.iter().map(|i| i.attempts).max().unwrap_or(0);
+        // A range counts one attempt for all it holds.
+        let last_attempt = how == Again::AfterFailure && range.attempts + 1 >= max;
         let delay = match how {
-            Again::AfterFailure => {
-                let dying = tried.iter().filter(|i| i.attempts + 1 >= max).count();
-                summary.dead += dying;
-                summary.retried += items.len() - dying;
-                self.backoff(attempts)
-            }
+            Again::AfterFailure => self.backoff(range.attempts),
             Again::Postponed => {
-                summary.retried += items.len();
                 let wait = self.config.retry_max_secs.clamp(1, 60) as f64;
                 Duration::from_secs_f64(wait * (0.5 + fastrand::f64() / 2.0))
             }
         };
+        if last_attempt {
+            summary.dead += rest.len();
+        } else {
+            summary.retried += rest.len();
+        }
         tracing::warn!(
-            entries = items.len(),
+            entries = rest.len(),
             reason = why,
             retry_in_ms = delay.as_millis() as u64,
             attempt_counted = how == Again::AfterFailure,
             "delivery failed"
         );
+        let Some(rest_from) = rest.first().map(|c| c.seq) else {
+            // Nothing left to send (everything else went or died).
+            self.complete(owner, sending, RangeEnd::Delivered).await?;
+            return Ok(Flow::Stopped);
+        };
+        if last_attempt {
+            // The last attempt: the rest is dead, and the stream moves on.
+            let changes = written(&rest);
+            let dead = DeadLetters {
+                changes: &changes,
+                attempts: max,
+                error: why,
+            };
+            self.complete(owner, sending, RangeEnd::Dead(dead)).await?;
+            return Ok(Flow::Stopped);
+        }
         let next = ship::db::utc_now()
             + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let (owner, why) = (owner.to_string(), why.to_string());
-        match hold {
-            Hold::Entries => {
-                if items.is_empty() {
-                    return Ok(Flow::Stopped);
-                }
-                let ids = |items: &[Item]| items.iter().filter_map(|i| i.entry).collect::<Vec<_>>();
-                // A postponement counts no attempt for any of them.
-                let (counted, uncounted) = match how {
-                    Again::AfterFailure => (ids(tried), ids(untried)),
-                    Again::Postponed => (Vec::new(), ids(&items)),
-                };
-                // All of these updates or none.
-                self.pool
-                    .transaction(move |conn| {
-                        outbox::mark_failed(conn, &owner, &counted, &why, next, max)?;
-                        // Not sent (or not their fault): due with the others, no attempt counted.
-                        outbox::reschedule(conn, &owner, &uncounted, &why, next, false)
-                            .map_err(SyncError::from)
-                    })
-                    .await?;
-            }
-            Hold::Range(range) => {
-                let range = range.clone();
-                let Some(rest_from) = items.iter().map(|i| i.change.seq).min() else {
-                    // Nothing left to send (everything else went or died).
-                    self.complete(&owner, &range).await?;
-                    return Ok(Flow::Stopped);
-                };
-                if how == Again::AfterFailure && range.attempts + 1 >= max {
-                    // The last attempt: the rest is dead, and the stream moves on.
-                    let changes = written(&items);
-                    let done = self
-                        .pool
-                        .run(move |conn| {
-                            let dead = DeadLetters {
-                                changes: &changes,
-                                attempts: max,
-                                error: &why,
-                            };
-                            delivery::complete(conn, &range, &owner, RangeEnd::Dead(dead))
-                                .map_err(SyncError::from)
-                        })
-                        .await?;
-                    if !done {
-                        tracing::warn!("a range's lease ran out before its last attempt ended");
-                    }
-                    return Ok(Flow::Stopped);
-                }
-                let released = self
-                    .pool
-                    .run(move |conn| {
-                        delivery::release(
-                            conn,
-                            &range,
-                            &owner,
-                            rest_from,
-                            &why,
-                            next,
-                            how == Again::AfterFailure,
-                        )
-                        .map_err(SyncError::from)
-                    })
-                    .await?;
-                if !released {
-                    tracing::warn!("a range's lease ran out before it was given back: another dispatcher has it");
-                }
-            }
+        let (range, owner, why, retried) = (
+            range.clone(),
+            owner.to_string(),
+            why.to_string(),
+            sending.retried.clone(),
+        );
+        let counted = how == Again::AfterFailure;
+        let released = self
+            .pool
+            .run(move |conn| {
+                delivery::release(
+                    conn, &range, &owner, rest_from, &why, next, counted, &retried,
+                )
+                .map_err(SyncError::from)
+            })
+            .await?;
+        if !released {
+            tracing::warn!(
+                "a range's lease ran out before it was given back: another dispatcher has it"
+            );
         }
         Ok(Flow::Stopped)
     }
 }
 
-/// (seq, when written) of each item.
-fn written(items: &[Item]) -> Vec<(i64, chrono::NaiveDateTime)> {
-    items
-        .iter()
-        .map(|i| (i.change.seq, i.change.created_at))
-        .collect()
+/// (seq, when written) of each change.
+fn written(changes: &[ChangeLogEntry]) -> Vec<(i64, chrono::NaiveDateTime)> {
+    changes.iter().map(|c| (c.seq, c.created_at)).collect()
 }
 
-/// How entries that did not go come back to the outbox.
+/// How changes that did not go come back to the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Again {
     /// A failed attempt: counted, backoff, dead at `max_attempts`.

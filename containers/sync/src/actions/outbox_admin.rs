@@ -82,7 +82,7 @@ impl Action for SyncMetricsAction {
     }
 }
 
-/// What is owed (the entries of the delivery streams and the single pending entries), or
+/// What is owed (the entries of the delivery streams, retried dead letters among them), or
 /// the dead letters; oldest first.
 pub struct ListOutboxAction {
     pool: DbPool,
@@ -122,6 +122,8 @@ impl Action for ListOutboxAction {
     }
 }
 
+/// `outbox retry`: dead letters are pending again, and their streams send them again (each
+/// retried entry not already inside a range gets one).
 pub struct RetryDeadAction {
     pool: DbPool,
 }
@@ -141,15 +143,14 @@ impl Action for RetryDeadAction {
 
     async fn run(&self, id: Option<i64>) -> Result<usize, SyncError> {
         self.pool
-            .transaction(move |conn| outbox::retry_dead(conn, id).map_err(SyncError::from))
+            .transaction(move |conn| delivery::requeue(conn, id).map_err(SyncError::from))
             .await
     }
 }
 
-/// Give up on undelivered entries: one outbox entry (by id), or everything owed to a peer
-/// that is gone for good — its outbox entries are deleted and its delivery streams jump to the
-/// head (the peer can still catch up by pulling, while the changelog has the changes). For a
-/// peer, its feed acknowledgments are forgotten too, in the same transaction: all three are
+/// Give up on undelivered entries: one dead letter (by id), or everything owed to a peer
+/// that is gone for good — its dead letters, its delivery streams and their ranges are deleted
+/// (the peer can still catch up by pulling, while the changelog has the changes). For a peer, its feed acknowledgments are forgotten too, in the same transaction: all three are
 /// what a peer holds back pruning with. A peer that still reads the feed records a new
 /// acknowledgment at its next read.
 pub struct DiscardOutboxAction {

@@ -1,26 +1,57 @@
-//! Delivery streams (ADR 0009): per (push peer, resource), how far this region's own changes
-//! have been delivered, and the ranges of the changelog being sent.
+//! Delivery streams (ADR 0009, ADR 0014): per (push peer, resource), how far this region's own
+//! changes have been delivered, and the ranges of the changelog being sent. The streams are
+//! the only delivery path: a dead letter an operator retries goes out in a range too.
 //!
 //! `sync_delivery` holds one row per stream: every entry of this region's origin with
-//! `seq <= delivered_through` is delivered (or is a dead letter in `sync_outbox`), and
-//! `(delivered_through, claimed_through]` is covered by `sync_delivery_ranges` rows and by
-//! ranges already delivered. A range is leased to one dispatcher at a time; several
-//! dispatchers send disjoint ranges of one stream at once. A delivered range is deleted and
-//! `delivered_through` moves to just below the lowest range left.
+//! `seq <= delivered_through` is delivered, or has a row in the stream's dead-letter list
+//! (`sync_outbox`: dead, retried and waiting, or retried and delivered). `(delivered_through,
+//! claimed_through]` is covered by `sync_delivery_ranges` rows and by ranges already delivered;
+//! a retried dead letter gets a range of its own, wherever it lies (`requeue`). A range is
+//! leased to one dispatcher at a time; several dispatchers send disjoint ranges of one stream
+//! at once. A delivered range is deleted and `delivered_through` moves to just below the lowest
+//! range left above it.
 //!
-//! Claims, completions and releases lock the stream row first (`FOR UPDATE` on MariaDB, the
-//! write lock of an immediate transaction on SQLite): one row write per range, none per entry.
+//! A range sends its entries less those with a dead or delivered row in the list; a retried one
+//! (row `pending`) is sent, and its row follows the range: delivered with it, its attempts
+//! counted with it, dead again with it.
+//!
+//! Claims, completions, releases and requeues lock the stream row first (`FOR UPDATE` on
+//! MariaDB, the write lock of an immediate transaction on SQLite), then touch the list: one row
+//! write per range, none per entry (retried ones aside).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use ship::AnyConnection;
 
-use super::outbox::ClaimFilter;
-use super::schema::{
-    sync_changelog, sync_delivery, sync_delivery_ranges, sync_outbox, sync_sequences,
-};
-use crate::models::{outbox_status, ChangeLogEntry, NewOutboxEntry};
+use super::outbox;
+pub use super::outbox::DeadLetters;
+use super::schema::{sync_changelog, sync_delivery, sync_delivery_ranges, sync_sequences};
+use crate::models::{outbox_status, ChangeLogEntry};
+
+/// Which streams a claim may take from: every one, or only those of one peer and/or of one
+/// resource (`regionsync sync run --peer P --resource R`); and whether a backoff still running
+/// holds them back (it does, except for an operator's `sync run`: they asked for it now).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub peer: Option<String>,
+    pub resource: Option<String>,
+    pub ignore_backoff: bool,
+}
+
+impl ClaimFilter {
+    /// The latest due time a claim at `now` takes: `now`, or — backoff ignored — the end of
+    /// the DATETIME range both backends store (`NaiveDateTime::MAX` is past it).
+    pub(crate) fn due_by(&self, now: NaiveDateTime) -> NaiveDateTime {
+        if self.ignore_backoff {
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|d| d.and_hms_opt(23, 59, 59))
+                .unwrap_or(now)
+        } else {
+            now
+        }
+    }
+}
 
 /// A range leased to a dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
@@ -337,89 +368,48 @@ pub fn claim(
     })
 }
 
-/// The seqs in `(after, upto]` of the stream `(peer, resource)` that have an outbox row (dead
-/// letters, retried ones): the stream leaves them to the outbox.
-fn singled_out(
-    conn: &mut AnyConnection,
-    peer: &str,
-    resource: &str,
-    after: i64,
-    upto: i64,
-) -> QueryResult<std::collections::HashSet<i64>> {
-    Ok(sync_outbox::table
-        .filter(sync_outbox::peer.eq(peer))
-        .filter(sync_outbox::resource.eq(resource))
-        .filter(sync_outbox::seq.gt(after))
-        .filter(sync_outbox::seq.le(upto))
-        .select(sync_outbox::seq)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect())
+/// What a range sends: its changes, and which of them are retried dead letters (their rows in
+/// the list are settled with the range).
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub changes: Vec<ChangeLogEntry>,
+    pub retried: Vec<i64>,
 }
 
-/// The entries of `range` to send: `origin`'s, in seq order, without the seqs that have an
-/// outbox row for this peer (dead letters are sent only when an operator retries them).
+/// The entries of `range` to send: `origin`'s, in seq order, without those that have a dead or
+/// delivered row in the stream's list (a dead letter goes only when an operator retries it).
 pub fn entries(
     conn: &mut AnyConnection,
     range: &ClaimedRange,
     origin: &str,
-) -> QueryResult<Vec<ChangeLogEntry>> {
-    let mut entries: Vec<ChangeLogEntry> = sync_changelog::table
+) -> QueryResult<Loaded> {
+    let mut changes: Vec<ChangeLogEntry> = sync_changelog::table
         .filter(sync_changelog::resource.eq(&range.resource))
         .filter(sync_changelog::seq.between(range.first_seq, range.last_seq))
         .filter(sync_changelog::origin_region.eq(origin))
         .order(sync_changelog::seq.asc())
         .select(ChangeLogEntry::as_select())
         .load(conn)?;
-    let singled_out = singled_out(
+    let listed: std::collections::HashMap<i64, String> = outbox::listed(
         conn,
         &range.peer,
         &range.resource,
         range.first_seq - 1,
         range.last_seq,
-    )?;
-    if !singled_out.is_empty() {
-        entries.retain(|e| !singled_out.contains(&e.seq));
-    }
-    Ok(entries)
-}
-
-/// Dead letters to record: (seq, when the change was written) — a dead letter retried later is
-/// as old as its change (the backlog alerts measure from there) —, after how many attempts, why.
-#[derive(Debug, Clone, Copy)]
-pub struct DeadLetters<'a> {
-    pub changes: &'a [(i64, NaiveDateTime)],
-    pub attempts: i32,
-    pub error: &'a str,
-}
-
-/// Write `dead` as outbox rows with status `dead` for the stream `(peer, resource)`.
-fn insert_dead(
-    conn: &mut AnyConnection,
-    peer: &str,
-    resource: &str,
-    dead: DeadLetters<'_>,
-) -> QueryResult<()> {
-    let now = ship::db::utc_now();
-    let rows: Vec<NewOutboxEntry<'_>> = dead
-        .changes
+    )?
+    .into_iter()
+    .collect();
+    changes.retain(|e| {
+        listed
+            .get(&e.seq)
+            .is_none_or(|status| status == outbox_status::PENDING)
+    });
+    let retried = changes
         .iter()
-        .map(|&(seq, written)| NewOutboxEntry {
-            peer,
-            resource,
-            seq,
-            status: outbox_status::DEAD,
-            attempts: dead.attempts,
-            next_attempt_at: now,
-            last_error: Some(dead.error),
-            created_at: written,
-            updated_at: now,
-        })
+        .map(|e| e.seq)
+        .filter(|seq| listed.contains_key(seq))
         .collect();
-    for chunk in rows.chunks(500) {
-        super::outbox::insert_all(conn, chunk)?;
-    }
-    Ok(())
+    Ok(Loaded { changes, retried })
 }
 
 /// Whether `owner` still leases `range` (inside a transaction that locked the stream).
@@ -445,9 +435,126 @@ pub fn dead_letter(
         {
             return Ok(false);
         }
-        insert_dead(conn, &range.peer, &range.resource, dead)?;
+        outbox::record_dead(conn, &range.peer, &range.resource, dead)?;
         Ok(true)
     })
+}
+
+/// The retried dead letters of `range` in `[from, upto]` once its holder is done with that
+/// stretch: those it sent (`sent`, sorted) are delivered; one retried while the range was in
+/// flight was not loaded, so it gets a range of its own (or dies, its change gone).
+fn settle_retried(
+    conn: &mut AnyConnection,
+    range: &ClaimedRange,
+    from: i64,
+    upto: i64,
+    sent: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    if from > upto {
+        return Ok(());
+    }
+    let (peer, resource) = (range.peer.as_str(), range.resource.as_str());
+    let waiting: Vec<i64> = outbox::listed(conn, peer, resource, from - 1, upto)?
+        .into_iter()
+        .filter(|(_, status)| status == outbox_status::PENDING)
+        .map(|(seq, _)| seq)
+        .collect();
+    let (went, missed): (Vec<i64>, Vec<i64>) = waiting
+        .into_iter()
+        .partition(|seq| sent.binary_search(seq).is_ok());
+    outbox::mark_delivered(conn, peer, resource, &went, now)?;
+    if !missed.is_empty() {
+        let present: Vec<i64> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(resource))
+            .filter(sync_changelog::seq.eq_any(&missed))
+            .order(sync_changelog::seq.asc())
+            .select(sync_changelog::seq)
+            .load(conn)?;
+        let gone: Vec<(i64, NaiveDateTime)> = missed
+            .iter()
+            .filter(|seq| !present.contains(seq))
+            .map(|&seq| (seq, now))
+            .collect();
+        let dead = DeadLetters {
+            changes: &gone,
+            attempts: 0,
+            error: "the change is no longer in the changelog",
+        };
+        outbox::record_dead(conn, peer, resource, dead)?;
+        add_ranges(conn, peer, resource, &present, now)?;
+    }
+    Ok(())
+}
+
+/// New ranges (free, never attempted) over `seqs` (sorted, covered by no range), one per run of
+/// consecutive seqs.
+fn add_ranges(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    seqs: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &seq in seqs {
+        match runs.last_mut() {
+            Some(run) if run.1 + 1 == seq => run.1 = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    for &(first_seq, last_seq) in &runs {
+        diesel::insert_into(sync_delivery_ranges::table)
+            .values((
+                sync_delivery_ranges::peer.eq(peer),
+                sync_delivery_ranges::resource.eq(resource),
+                sync_delivery_ranges::first_seq.eq(first_seq),
+                sync_delivery_ranges::last_seq.eq(last_seq),
+                sync_delivery_ranges::attempts.eq(0),
+                sync_delivery_ranges::created_at.eq(now),
+                sync_delivery_ranges::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(runs.len())
+}
+
+/// `outbox retry`: the dead letters `id` (or every one) are pending again with their attempts
+/// reset, and each stream sends them again: the seqs no range covers get ranges of their own,
+/// and the stream is due now. How many entries.
+pub fn requeue(conn: &mut AnyConnection, id: Option<i64>) -> QueryResult<usize> {
+    let now = ship::db::utc_now();
+    let mut retried = 0;
+    for (peer, resource) in outbox::dead_streams(conn, id)? {
+        let stream = lock_stream(conn, &peer, &resource)?;
+        let seqs = outbox::revive(conn, &peer, &resource, id, now)?;
+        if seqs.is_empty() {
+            continue;
+        }
+        retried += seqs.len();
+        let ranges: Vec<(i64, i64)> = sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::peer.eq(&peer))
+            .filter(sync_delivery_ranges::resource.eq(&resource))
+            .select((
+                sync_delivery_ranges::first_seq,
+                sync_delivery_ranges::last_seq,
+            ))
+            .load(conn)?;
+        let uncovered: Vec<i64> = seqs
+            .into_iter()
+            .filter(|seq| !ranges.iter().any(|(a, b)| (*a..=*b).contains(seq)))
+            .collect();
+        add_ranges(conn, &peer, &resource, &uncovered, now)?;
+        if stream.is_some_and(|s| s.next_attempt_at > now) {
+            diesel::update(sync_delivery::table.find((&peer, &resource)))
+                .set((
+                    sync_delivery::next_attempt_at.eq(now),
+                    sync_delivery::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(retried)
 }
 
 /// How a range ended.
@@ -460,15 +567,17 @@ pub enum RangeEnd<'a> {
 }
 
 /// `owner` is done with `range`: the range is deleted and `delivered_through` moves up to just
-/// below the lowest range left (never down). `RangeEnd::Delivered` also records the delivery
-/// (last delivery now, failure count and error cleared, any backoff over);
+/// below the lowest range left above it (never down). `RangeEnd::Delivered` also records the
+/// delivery (last delivery now, failure count and error cleared, any backoff over);
 /// `RangeEnd::Dead` writes the dead letters in the same transaction and keeps the stream's
-/// failure state. `false`, and nothing written, when the lease was no longer `owner`'s.
+/// failure state. The retried dead letters it sent (`sent`: `Loaded::retried`) are delivered.
+/// `false`, and nothing written, when the lease was no longer `owner`'s.
 pub fn complete(
     conn: &mut AnyConnection,
     range: &ClaimedRange,
     owner: &str,
     end: RangeEnd<'_>,
+    sent: &[i64],
 ) -> QueryResult<bool> {
     let now = ship::db::utc_now();
     ship::db::transact(conn, |conn| {
@@ -484,9 +593,16 @@ pub fn complete(
         if deleted == 0 {
             return Ok(false);
         }
+        if let RangeEnd::Dead(dead) = end {
+            outbox::record_dead(conn, &range.peer, &range.resource, dead)?;
+        }
+        settle_retried(conn, range, range.first_seq, range.last_seq, sent, now)?;
+        // Ranges wholly at or below `delivered_through` (retried dead letters) hold nothing
+        // back: their entries have rows in the list.
         let lowest: Option<i64> = sync_delivery_ranges::table
             .filter(sync_delivery_ranges::peer.eq(&range.peer))
             .filter(sync_delivery_ranges::resource.eq(&range.resource))
+            .filter(sync_delivery_ranges::last_seq.gt(stream.delivered_through))
             .select(diesel::dsl::min(sync_delivery_ranges::first_seq))
             .first(conn)?;
         let through = lowest
@@ -508,24 +624,23 @@ pub fn complete(
                     sync_delivery::updated_at.eq(now),
                 ))
                 .execute(conn)?,
-            RangeEnd::Dead(dead) => {
-                insert_dead(conn, &range.peer, &range.resource, dead)?;
-                diesel::update(stream_row)
-                    .set((
-                        sync_delivery::delivered_through.eq(through),
-                        sync_delivery::last_error.eq(Some(dead.error)),
-                        sync_delivery::updated_at.eq(now),
-                    ))
-                    .execute(conn)?
-            }
+            RangeEnd::Dead(dead) => diesel::update(stream_row)
+                .set((
+                    sync_delivery::delivered_through.eq(through),
+                    sync_delivery::last_error.eq(Some(dead.error)),
+                    sync_delivery::updated_at.eq(now),
+                ))
+                .execute(conn)?,
         };
         Ok(true)
     })
 }
 
-/// `owner` gives `range` back from `rest_from` on (what came before it went): its lease is
-/// dropped, one more attempt counted when `count_attempt`, and the stream waits until
+/// `owner` gives `range` back from `rest_from` on (what came before it went, with the retried
+/// dead letters of it in `sent`): its lease is dropped, one more attempt counted when
+/// `count_attempt` (for the retried dead letters of the rest too), and the stream waits until
 /// `next_attempt_at` at least. `false` when the lease was no longer `owner`'s.
+#[allow(clippy::too_many_arguments)]
 pub fn release(
     conn: &mut AnyConnection,
     range: &ClaimedRange,
@@ -534,6 +649,7 @@ pub fn release(
     error: &str,
     next_attempt_at: NaiveDateTime,
     count_attempt: bool,
+    sent: &[i64],
 ) -> QueryResult<bool> {
     let now = ship::db::utc_now();
     ship::db::transact(conn, |conn| {
@@ -558,6 +674,20 @@ pub fn release(
         if released == 0 {
             return Ok(false);
         }
+        let rest_from = rest_from.max(range.first_seq);
+        settle_retried(conn, range, range.first_seq, rest_from - 1, sent, now)?;
+        let failed = outbox::Failed {
+            count_attempt,
+            error,
+            next_attempt_at,
+        };
+        outbox::note_failure(
+            conn,
+            &range.peer,
+            &range.resource,
+            (rest_from, range.last_seq),
+            failed,
+        )?;
         diesel::update(sync_delivery::table.find((&range.peer, &range.resource)))
             .set((
                 sync_delivery::attempts.eq(sync_delivery::attempts + i32::from(count_attempt)),
@@ -658,7 +788,7 @@ pub fn streams(
             .filter(sync_changelog::origin_region.eq(origin));
         let ours: i64 = above.count().get_result(conn)?;
         let singled_out = if ours > 0 {
-            singled_out(conn, &peer, &resource, delivered_through, i64::MAX)?.len() as i64
+            outbox::listed(conn, &peer, &resource, delivered_through, i64::MAX)?.len() as i64
         } else {
             0
         };
@@ -681,13 +811,8 @@ pub fn streams(
                 .count()
                 .get_result(conn)?;
             // Dead letters (and retried ones, counted by the outbox) of the same stretch.
-            let singled_out: i64 = sync_outbox::table
-                .filter(sync_outbox::peer.eq(&peer))
-                .filter(sync_outbox::resource.eq(&resource))
-                .filter(sync_outbox::seq.le(delivered_through))
-                .filter(sync_outbox::created_at.ge(since))
-                .count()
-                .get_result(conn)?;
+            let singled_out =
+                outbox::listed_since(conn, &peer, &resource, delivered_through, since)?;
             (entries - singled_out).max(0)
         } else {
             0
@@ -747,19 +872,22 @@ pub fn owed_entries(
     conn: &mut AnyConnection,
     origin: &str,
     limit: i64,
-) -> QueryResult<Vec<super::outbox::EntryRow>> {
+) -> QueryResult<Vec<outbox::EntryRow>> {
     let mut out = Vec::new();
     for stream in streams(conn, origin, false)?
         .into_iter()
         .filter(|s| s.pending > 0)
     {
-        let singled_out = singled_out(
+        let singled_out: std::collections::HashSet<i64> = outbox::listed(
             conn,
             &stream.peer,
             &stream.resource,
             stream.delivered_through,
             i64::MAX,
-        )?;
+        )?
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
         let owed: Vec<(i64, NaiveDateTime)> = sync_changelog::table
             .filter(sync_changelog::resource.eq(&stream.resource))
             .filter(sync_changelog::seq.gt(stream.delivered_through))
@@ -772,7 +900,7 @@ pub fn owed_entries(
             owed.into_iter()
                 .filter(|(seq, _)| !singled_out.contains(seq))
                 .take(usize::try_from(limit).unwrap_or(0))
-                .map(|(seq, created_at)| super::outbox::EntryRow {
+                .map(|(seq, created_at)| outbox::EntryRow {
                     id: None,
                     peer: stream.peer.clone(),
                     resource: stream.resource.clone(),
@@ -797,6 +925,9 @@ const RESTART_RANGE: i64 = 1_000;
 /// still in the changelog (everything pruned before it, it gets from a bootstrap): the
 /// delivered part `(pruned_through, delivered_through]` becomes free ranges to send again,
 /// and the stream is due now. Entries it already holds come back `duplicate` or `stale`.
+/// The new ranges go around those already there (retried dead letters may lie at or below
+/// `delivered_through`: ranges of a stream never overlap), and the retried dead letters it was
+/// delivered are forgotten from the list, so they go again too (dead ones stay dead).
 /// Locks each stream row as a claim does. How many seqs were put back.
 pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> QueryResult<i64> {
     let resources: Vec<String> = sync_delivery::table
@@ -815,9 +946,31 @@ pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> Quer
             .optional()?
             .unwrap_or(0);
         let from = pruned_through.min(stream.delivered_through);
+        outbox::forget_delivered(conn, peer, resource, (from, stream.delivered_through))?;
+        let held: Vec<(i64, i64)> = sync_delivery_ranges::table
+            .filter(sync_delivery_ranges::peer.eq(peer))
+            .filter(sync_delivery_ranges::resource.eq(resource))
+            .filter(sync_delivery_ranges::first_seq.le(stream.delivered_through))
+            .select((
+                sync_delivery_ranges::first_seq,
+                sync_delivery_ranges::last_seq,
+            ))
+            .load(conn)?;
         let mut first = from + 1;
         while first <= stream.delivered_through {
-            let last = (first + RESTART_RANGE - 1).min(stream.delivered_through);
+            if let Some(&(_, end)) = held.iter().find(|(a, b)| (*a..=*b).contains(&first)) {
+                first = end + 1;
+                continue;
+            }
+            let next_held = held
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(|a| *a > first)
+                .min()
+                .unwrap_or(i64::MAX);
+            let last = (first + RESTART_RANGE - 1)
+                .min(stream.delivered_through)
+                .min(next_held - 1);
             diesel::insert_into(sync_delivery_ranges::table)
                 .values((
                     sync_delivery_ranges::peer.eq(peer),
@@ -850,6 +1003,7 @@ pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> Quer
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::data::schema::sync_outbox;
     use chrono::Duration;
 
     const HERE: &str = "eu";
@@ -935,12 +1089,12 @@ mod tests {
             let spans = |r: &[ClaimedRange]| r.iter().map(|r| (r.first_seq, r.last_seq)).collect::<Vec<_>>();
             assert_eq!((spans(&a), spans(&b), spans(&c)), (vec![(3, 6)], vec![(7, 12)], vec![]), "the other region's 7 and 8 are skipped, not counted");
             assert_eq!(stream(&mut conn), (2, 12));
-            let sent: Vec<i64> = entries(&mut conn, &b[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
+            let sent: Vec<i64> = entries(&mut conn, &b[0], HERE).unwrap().changes.into_iter().map(|e| e.seq).collect();
             assert_eq!(sent, vec![9, 10, 11, 12], "only this region's entries are sent");
-            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (2, 12), "3..6 are still in flight");
-            assert!(!complete(&mut conn, &a[0], "b", RangeEnd::Delivered).unwrap(), "not b's range");
-            assert!(complete(&mut conn, &a[0], "a", RangeEnd::Delivered).unwrap());
+            assert!(!complete(&mut conn, &a[0], "b", RangeEnd::Delivered, &[]).unwrap(), "not b's range");
+            assert!(complete(&mut conn, &a[0], "a", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (12, 12));
             assert_eq!(lowest_owed(&mut conn, "widgets").unwrap(), Some(13));
         }
@@ -955,7 +1109,7 @@ mod tests {
             let pass_start = ship::db::utc_now();
             let first = ranges(&mut conn, "a", pass_start, 2);
             std::thread::sleep(std::time::Duration::from_millis(5));
-            assert!(complete(&mut conn, &first[0], "a", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &first[0], "a", RangeEnd::Delivered, &[]).unwrap());
             let only = ClaimFilter::default();
             assert_eq!(due_streams(&mut conn, pass_start, &only).unwrap(), vec![("p".to_string(), "widgets".to_string())]);
             assert_eq!(take(&mut conn, "b", pass_start, 2), vec![(3, 4)]);
@@ -972,9 +1126,9 @@ mod tests {
             let first = ranges(&mut conn, "a", now, 3);
             let second = ranges(&mut conn, "b", now, 3);
             let retry_at = now + Duration::seconds(30);
-            assert!(release(&mut conn, &first[0], "a", 2, "503", retry_at, true).unwrap());
-            assert!(release(&mut conn, &second[0], "b", 4, "503", now + Duration::seconds(10), true).unwrap());
-            assert!(release(&mut conn, &second[0], "b", 4, "503", now, true).is_ok_and(|released| !released), "no longer leased to b");
+            assert!(release(&mut conn, &first[0], "a", 2, "503", retry_at, true, &[]).unwrap());
+            assert!(release(&mut conn, &second[0], "b", 4, "503", now + Duration::seconds(10), true, &[]).unwrap());
+            assert!(release(&mut conn, &second[0], "b", 4, "503", now, true, &[]).is_ok_and(|released| !released), "no longer leased to b");
             assert_eq!(take(&mut conn, "c", now + Duration::seconds(20), 100), vec![], "the stream waits for the longest backoff");
             append(&mut conn, 7..=8, HERE);
             let later = now + Duration::seconds(31);
@@ -985,9 +1139,9 @@ mod tests {
                 "seq 1 went; 2..6 merged (both failed once); the new 7..8 start at no attempt (regression: they joined the failed range and inherited its count, so a long outage killed fresh writes after one try)"
             );
             assert_eq!(stream(&mut conn), (0, 8));
-            assert!(complete(&mut conn, &merged[1], "c", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &merged[1], "c", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (1, 8), "seq 1 went; 2..6 are still out");
-            assert!(complete(&mut conn, &merged[0], "c", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &merged[0], "c", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (8, 8));
         }
 
@@ -1000,7 +1154,7 @@ mod tests {
             let now = ship::db::utc_now();
             for peer in ["p", "q"] {
                 let range = claim(&mut conn, peer, "widgets", HERE, "a", now, now + Duration::seconds(60), 10, false).unwrap();
-                assert!(release(&mut conn, &range[0], "a", 1, "503", now + Duration::seconds(300), true).unwrap());
+                assert!(release(&mut conn, &range[0], "a", 1, "503", now + Duration::seconds(300), true, &[]).unwrap());
             }
             let only = ClaimFilter::default();
             assert_eq!(due_streams(&mut conn, now, &only).unwrap(), vec![]);
@@ -1022,9 +1176,9 @@ mod tests {
             let b = ranges(&mut conn, "b", now + Duration::seconds(61), 10);
             assert_eq!((b[0].id, b[0].first_seq, b[0].last_seq), (dead[0].id, 1, 3));
             assert_eq!(renew(&mut conn, "dead", &[dead[0].id], now + Duration::seconds(120)).unwrap(), Vec::<i64>::new());
-            assert!(!release(&mut conn, &dead[0], "dead", 1, "x", now, true).unwrap());
-            assert!(!complete(&mut conn, &dead[0], "dead", RangeEnd::Delivered).unwrap());
-            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered).unwrap());
+            assert!(!release(&mut conn, &dead[0], "dead", 1, "x", now, true, &[]).unwrap());
+            assert!(!complete(&mut conn, &dead[0], "dead", RangeEnd::Delivered, &[]).unwrap());
+            assert!(complete(&mut conn, &b[0], "b", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (3, 3));
         }
 
@@ -1043,7 +1197,7 @@ mod tests {
             assert_eq!(stream(&mut conn), (0, 9), "cut to the head; 1..5 still out");
             let first = sync_delivery_ranges::table.select(sync_delivery_ranges::id).first::<i64>(&mut *conn).unwrap();
             let range = ClaimedRange { id: first, peer: "p".into(), resource: "widgets".into(), first_seq: 1, last_seq: 5, attempts: 0 };
-            assert!(complete(&mut conn, &range, "a", RangeEnd::Delivered).unwrap());
+            assert!(complete(&mut conn, &range, "a", RangeEnd::Delivered, &[]).unwrap());
             assert_eq!(stream(&mut conn), (9, 9));
             append(&mut conn, 10..=12, "us");
             assert_eq!(take(&mut conn, "c", now, 100), vec![]);
@@ -1062,8 +1216,8 @@ mod tests {
             let r = ranges(&mut conn, "a", ship::db::utc_now(), 10);
             let at = ship::db::utc_now() - Duration::hours(1);
             let dead = DeadLetters { changes: &[(2, at), (3, at)], attempts: 30, error: "503 busy" };
-            assert!(!complete(&mut conn, &r[0], "b", RangeEnd::Dead(dead)).unwrap(), "not b's range");
-            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Dead(dead)).unwrap());
+            assert!(!complete(&mut conn, &r[0], "b", RangeEnd::Dead(dead), &[]).unwrap(), "not b's range");
+            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Dead(dead), &[]).unwrap());
             let status = streams(&mut conn, HERE, true).unwrap();
             assert_eq!((status[0].delivered_through, status[0].pending, status[0].last_delivered_at, status[0].last_error.as_deref()), (3, 0, None, Some("503 busy")));
             let dead_rows: Vec<(i64, NaiveDateTime)> = sync_outbox::table.filter(sync_outbox::status.eq(outbox_status::DEAD)).order(sync_outbox::seq).select((sync_outbox::seq, sync_outbox::created_at)).load(&mut *conn).unwrap();
@@ -1084,16 +1238,110 @@ mod tests {
             assert!(dead_letter(&mut conn, &r[0], "a", dead).unwrap());
             let status = streams(&mut conn, HERE, true).unwrap();
             assert_eq!((status.len(), status[0].pending, status[0].delivered), (1, 3, 0), "{status:?}");
-            let sent: Vec<i64> = entries(&mut conn, &r[0], HERE).unwrap().into_iter().map(|e| e.seq).collect();
+            let sent: Vec<i64> = entries(&mut conn, &r[0], HERE).unwrap().changes.into_iter().map(|e| e.seq).collect();
             assert_eq!(sent, vec![1, 3, 4]);
             let listed: Vec<i64> = owed_entries(&mut conn, HERE, 10).unwrap().into_iter().map(|e| e.seq).collect();
             assert_eq!(listed, vec![1, 3, 4]);
             assert_eq!(discard(&mut conn, "p", HERE).unwrap(), 3);
             assert!(streams(&mut conn, HERE, true).unwrap().is_empty(), "the peer's streams are gone (regression: they stayed, at the head, and owed the peer every later write)");
-            assert!(!complete(&mut conn, &r[0], "a", RangeEnd::Delivered).unwrap(), "the range was discarded");
+            assert!(!complete(&mut conn, &r[0], "a", RangeEnd::Delivered, &[]).unwrap(), "the range was discarded");
             assert_eq!(due_streams(&mut conn, ship::db::utc_now(), &ClaimFilter::default()).unwrap(), vec![]);
             ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
             assert_eq!(stream(&mut conn), (5, 5), "configured again: a new stream at the head");
+        }
+
+        /// ADR 0014: `outbox retry` hands a dead letter back to its stream — a range of its
+        /// own below `delivered_through`, due at once; a failure counts on its row as on the
+        /// range; at the last attempt it is dead again (same row); retried again and sent, its
+        /// row is delivered and no range is left.
+        async fn a_retried_dead_letter_goes_in_a_range_and_can_die_again(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=4, HERE);
+            let now = ship::db::utc_now();
+            let r = ranges(&mut conn, "a", now, 10);
+            let dead = DeadLetters { changes: &[(2, now)], attempts: 1, error: "422" };
+            assert!(dead_letter(&mut conn, &r[0], "a", dead).unwrap());
+            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Delivered, &[]).unwrap());
+            assert_eq!(stream(&mut conn), (4, 4));
+            let row = |conn: &mut AnyConnection| -> (i64, String, i32) {
+                sync_outbox::table.filter(sync_outbox::seq.eq(2)).select((sync_outbox::id, sync_outbox::status, sync_outbox::attempts)).first(conn).unwrap()
+            };
+            let (id, _, _) = row(&mut conn);
+            // The stream backs off; a retry makes it due now.
+            diesel::update(sync_delivery::table).set(sync_delivery::next_attempt_at.eq(now + Duration::hours(1))).execute(&mut *conn).unwrap();
+            assert_eq!(requeue(&mut conn, None).unwrap(), 1);
+            assert_eq!(requeue(&mut conn, None).unwrap(), 0, "nothing dead any more");
+            let later = ship::db::utc_now();
+            let b = ranges(&mut conn, "b", later, 10);
+            assert_eq!(b.iter().map(|r| (r.first_seq, r.last_seq, r.attempts)).collect::<Vec<_>>(), vec![(2, 2, 0)]);
+            let loaded = entries(&mut conn, &b[0], HERE).unwrap();
+            assert_eq!((loaded.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), loaded.retried.clone()), (vec![2], vec![2]));
+            assert!(release(&mut conn, &b[0], "b", 2, "503", later, true, &loaded.retried).unwrap());
+            assert_eq!(row(&mut conn), (id, "pending".to_string(), 1), "the failure counts on the row");
+            assert_eq!(stream(&mut conn), (4, 4), "never moves down");
+            let c = ranges(&mut conn, "c", later + Duration::seconds(1), 10);
+            assert_eq!((c[0].first_seq, c[0].attempts), (2, 1));
+            let dead = DeadLetters { changes: &[(2, now)], attempts: 2, error: "503" };
+            assert!(complete(&mut conn, &c[0], "c", RangeEnd::Dead(dead), &[2]).unwrap());
+            assert_eq!(row(&mut conn), (id, "dead".to_string(), 2), "dead again, the same row");
+            assert_eq!(requeue(&mut conn, Some(id)).unwrap(), 1);
+            let d = ranges(&mut conn, "d", ship::db::utc_now(), 10);
+            assert!(complete(&mut conn, &d[0], "d", RangeEnd::Delivered, &[2]).unwrap());
+            assert_eq!(row(&mut conn).1, "delivered");
+            assert_eq!(sync_delivery_ranges::table.count().get_result::<i64>(&mut *conn).unwrap(), 0);
+            assert_eq!(stream(&mut conn), (4, 4));
+        }
+
+        /// A dead letter retried while the range holding it is in flight was not loaded by
+        /// that range's dispatcher: when it completes, the entry gets a range of its own (not
+        /// a delivery it never had), and holds the stream back until it goes.
+        async fn a_dead_letter_retried_while_its_range_is_in_flight_gets_a_range_of_its_own(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=4, HERE);
+            let now = ship::db::utc_now();
+            let a = ranges(&mut conn, "a", now, 10);
+            let dead = DeadLetters { changes: &[(2, now)], attempts: 1, error: "422" };
+            assert!(dead_letter(&mut conn, &a[0], "a", dead).unwrap());
+            assert_eq!(requeue(&mut conn, None).unwrap(), 1);
+            assert_eq!(sync_delivery_ranges::table.count().get_result::<i64>(&mut *conn).unwrap(), 1, "inside a's range: no second range over it");
+            assert!(complete(&mut conn, &a[0], "a", RangeEnd::Delivered, &[]).unwrap());
+            assert_eq!(stream(&mut conn), (1, 4), "2 is still owed");
+            assert_eq!(take(&mut conn, "b", ship::db::utc_now(), 10), vec![(2, 2)]);
+            let b = sync_delivery_ranges::table.select(sync_delivery_ranges::id).first::<i64>(&mut *conn).unwrap();
+            let b = ClaimedRange { id: b, peer: "p".into(), resource: "widgets".into(), first_seq: 2, last_seq: 2, attempts: 0 };
+            assert!(complete(&mut conn, &b, "b", RangeEnd::Delivered, &[2]).unwrap());
+            assert_eq!(stream(&mut conn), (4, 4));
+            let status: String = sync_outbox::table.select(sync_outbox::status).first(&mut *conn).unwrap();
+            assert_eq!(status, "delivered");
+        }
+
+        /// A peer's new incarnation restarts its stream around a retried dead letter's range
+        /// (no two ranges over one seq), and what was retried and delivered goes again.
+        async fn a_restart_goes_around_a_retried_dead_letter_and_resends_the_delivered_ones(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_streams(&mut conn, &["p".into()], ["widgets"]).unwrap();
+            append(&mut conn, 1..=6, HERE);
+            let now = ship::db::utc_now();
+            let r = ranges(&mut conn, "a", now, 10);
+            let dead = DeadLetters { changes: &[(2, now), (4, now)], attempts: 1, error: "422" };
+            assert!(dead_letter(&mut conn, &r[0], "a", dead).unwrap());
+            assert!(complete(&mut conn, &r[0], "a", RangeEnd::Delivered, &[]).unwrap());
+            assert_eq!(requeue(&mut conn, None).unwrap(), 2);
+            let two = ranges(&mut conn, "b", ship::db::utc_now(), 1);
+            assert_eq!((two[0].first_seq, two[0].last_seq), (2, 2));
+            assert!(complete(&mut conn, &two[0], "b", RangeEnd::Delivered, &[2]).unwrap());
+            assert_eq!(stream(&mut conn), (6, 6));
+            // 2 retried and delivered; 4 retried, its range (4, 4) still waiting.
+            assert_eq!(restart(&mut conn, "p", ship::db::utc_now()).unwrap(), 6);
+            let mut spans: Vec<(i64, i64)> = sync_delivery_ranges::table.select((sync_delivery_ranges::first_seq, sync_delivery_ranges::last_seq)).load(&mut *conn).unwrap();
+            spans.sort();
+            assert_eq!(spans, vec![(1, 3), (4, 4), (5, 6)], "around the retried 4");
+            let sent: Vec<i64> = take(&mut conn, "c", ship::db::utc_now(), 100).into_iter().flat_map(|(a, b)| a..=b).collect();
+            assert_eq!(sent, vec![1, 2, 3, 4, 5, 6]);
+            let range = ClaimedRange { id: 0, peer: "p".into(), resource: "widgets".into(), first_seq: 1, last_seq: 6, attempts: 0 };
+            assert_eq!(entries(&mut conn, &range, HERE).unwrap().changes.len(), 6, "2 (delivered before) goes again");
         }
     }
 }

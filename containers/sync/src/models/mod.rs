@@ -28,8 +28,8 @@ pub mod outbox_status {
     pub const DEAD: &str = "dead";
 }
 
-/// A new outbox entry: change `(resource, seq)` singled out for `peer` (a dead letter; rows
-/// written before delivery streams were pending ones, ADR 0009).
+/// A new row of a stream's dead-letter list: change `(resource, seq)` singled out for `peer`
+/// (ADR 0014: written dead; `outbox retry` makes it pending, its range delivered).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_outbox)]
 pub struct NewOutboxEntry<'a> {

@@ -203,8 +203,8 @@ fn exec_sql(db: &TestDb, sql: &str) {
     diesel::RunQueryDsl::execute(diesel::sql_query(sql), &mut db.pool.get().unwrap()).unwrap();
 }
 
-/// Changes of `origin` owed to `peer` (stream entries not delivered, not dead; plus single
-/// outbox entries pending).
+/// Changes of `origin` owed to `peer` (stream entries not delivered, not dead; plus retried
+/// dead letters, ADR 0014).
 pub fn owed(db: &TestDb, origin: &str, peer: &str) -> i64 {
     let mut conn = db.pool.get().unwrap();
     count(
@@ -220,7 +220,7 @@ pub fn owed(db: &TestDb, origin: &str, peer: &str) -> i64 {
     )
 }
 
-/// Dead letters (single outbox entries) for `peer`.
+/// Dead letters (rows of the streams' dead-letter lists) for `peer`.
 pub fn dead_letters(db: &TestDb, peer: &str) -> i64 {
     count(
         &mut db.pool.get().unwrap(),

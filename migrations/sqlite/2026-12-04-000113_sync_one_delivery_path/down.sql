@@ -1,0 +1,6 @@
+-- The columns and index of the per-entry claim come back empty; the ranges made for pending
+-- rows stay (they send nothing twice: a range leaves out seqs with a row, and the old
+-- per-entry path sends the pending rows).
+ALTER TABLE sync_outbox ADD COLUMN lease_owner VARCHAR(64) NULL;
+ALTER TABLE sync_outbox ADD COLUMN lease_until TIMESTAMP NULL;
+CREATE INDEX sync_outbox_due ON sync_outbox (status, next_attempt_at);
