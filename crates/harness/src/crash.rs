@@ -131,7 +131,7 @@ pub async fn run(crash: Crash, seed: u64, backlog: usize) -> Result<CrashReport>
 }
 
 /// Run one crash scenario with both regions on `store` (MariaDB: a fresh database each, so
-/// the claim's `SKIP LOCKED` and MariaDB's transactions are what the kills interrupt).
+/// the claim's stream-row lock and MariaDB's transactions are what the kills interrupt).
 pub async fn run_on(crash: Crash, seed: u64, backlog: usize, store: Store) -> Result<CrashReport> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5233);
     let mut sender = RegionSpec::sqlite("eu-west");

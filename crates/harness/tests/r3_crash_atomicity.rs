@@ -45,7 +45,7 @@ async fn r3_sigkill_during_cursor_advance() {
 }
 
 /// Both regions on MariaDB: SIGKILL during a paged pull (each page applied with its cursor in
-/// one MariaDB transaction) and during claim/dispatch (`FOR UPDATE SKIP LOCKED`, leases).
+/// one MariaDB transaction) and during claim/dispatch (the stream row `FOR UPDATE`, leases).
 mod r3_on_mariadb {
     use harness::cluster::Store;
     use harness::crash::{run_on, Crash};

@@ -1,7 +1,7 @@
 //! The database layer: one connection type over every backend, a pool, per-backend connection
 //! setup, migrations and the region binding of a database.
 //!
-//! Backend-specific SQL (upserts, `FOR UPDATE SKIP LOCKED`, `BEGIN IMMEDIATE`) is written by
+//! Backend-specific SQL (upserts, `FOR UPDATE`, `BEGIN IMMEDIATE`) is written by
 //! matching on [`AnyConnection`]'s variant — in one helper per need, never scattered.
 
 mod identity;
