@@ -175,6 +175,17 @@ def main():
         time.sleep(4)
         stop(sched_c)
 
+        if args.backend == "mysql":
+            host, port = args.mysql.split("//")[1].split("@")[1].split(":")
+            settings = subprocess.run(
+                ["mariadb", "--protocol=tcp", f"-h{host}", f"-P{port}", "-uroot", "-N", "-e",
+                 "SELECT @@version, @@innodb_flush_log_at_trx_commit, @@log_bin, @@sync_binlog, "
+                 "@@tx_isolation, @@innodb_lock_wait_timeout, @@innodb_buffer_pool_size DIV 1048576"],
+                capture_output=True, text=True).stdout.split()
+            names = ["version", "innodb_flush_log_at_trx_commit", "log_bin", "sync_binlog",
+                     "server tx_isolation (regionsync sets READ COMMITTED per session)",
+                     "innodb_lock_wait_timeout", "innodb_buffer_pool_size MiB"]
+            print("server: " + ", ".join(f"{n}={v}" for n, v in zip(names, settings)))
         rate = load(ports["eu-west"], args.rows)
         print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
               f"through the API, 16 clients")
