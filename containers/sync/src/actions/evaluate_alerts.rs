@@ -297,7 +297,7 @@ impl EvaluateAlertsAction {
                 ("restored".into(), String::new()),
                 (
                     format!(
-                        "this region's database was found to be an older copy of itself (a restored backup; incarnation {} → {} at {}): it bootstraps again from every peer it pulls ({under_way} bootstrap(s) under way)",
+                        "this region's database was found to be an older copy of itself (a restored backup; incarnation {} → {} at {}): its pull cursors are void and it bootstraps again from every peer it pulls ({under_way} bootstrap(s) under way; with sync.bootstrap = \"manual\", run `regionsync sync bootstrap --peer P` for each)",
                         ours.previous,
                         ours.id,
                         at.and_utc().to_rfc3339()
