@@ -504,19 +504,33 @@ fn add_ranges(
         }
     }
     for &(first_seq, last_seq) in &runs {
-        diesel::insert_into(sync_delivery_ranges::table)
-            .values((
-                sync_delivery_ranges::peer.eq(peer),
-                sync_delivery_ranges::resource.eq(resource),
-                sync_delivery_ranges::first_seq.eq(first_seq),
-                sync_delivery_ranges::last_seq.eq(last_seq),
-                sync_delivery_ranges::attempts.eq(0),
-                sync_delivery_ranges::created_at.eq(now),
-                sync_delivery_ranges::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        insert_free_range(conn, peer, resource, (first_seq, last_seq), now)?;
     }
     Ok(runs.len())
+}
+
+/// A range over `first..=last` that no dispatcher holds and none has tried yet.
+fn insert_free_range(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    (first, last): (i64, i64),
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(sync_delivery_ranges::table)
+        .values((
+            sync_delivery_ranges::peer.eq(peer),
+            sync_delivery_ranges::resource.eq(resource),
+            sync_delivery_ranges::first_seq.eq(first),
+            sync_delivery_ranges::last_seq.eq(last),
+            sync_delivery_ranges::attempts.eq(0),
+            sync_delivery_ranges::lease_owner.eq(None::<String>),
+            sync_delivery_ranges::lease_until.eq(None::<NaiveDateTime>),
+            sync_delivery_ranges::created_at.eq(now),
+            sync_delivery_ranges::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
 }
 
 /// `outbox retry`: the dead letters `id` (or every one) are pending again with their attempts
@@ -971,19 +985,7 @@ pub fn restart(conn: &mut AnyConnection, peer: &str, now: NaiveDateTime) -> Quer
             let last = (first + RESTART_RANGE - 1)
                 .min(stream.delivered_through)
                 .min(next_held - 1);
-            diesel::insert_into(sync_delivery_ranges::table)
-                .values((
-                    sync_delivery_ranges::peer.eq(peer),
-                    sync_delivery_ranges::resource.eq(resource),
-                    sync_delivery_ranges::first_seq.eq(first),
-                    sync_delivery_ranges::last_seq.eq(last),
-                    sync_delivery_ranges::attempts.eq(0),
-                    sync_delivery_ranges::lease_owner.eq(None::<String>),
-                    sync_delivery_ranges::lease_until.eq(None::<NaiveDateTime>),
-                    sync_delivery_ranges::created_at.eq(now),
-                    sync_delivery_ranges::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            insert_free_range(conn, peer, resource, (first, last), now)?;
             first = last + 1;
         }
         put_back += stream.delivered_through - from;
