@@ -151,12 +151,8 @@ impl Action for GetChangesAction {
                     _ => last_seq,
                 };
                 let anchor = |conn: &mut ship::AnyConnection, seq: i64| {
-                    let hlc = match changes.iter().rev().find(|c| c.seq == seq) {
-                        Some(entry) => Some(entry.hlc),
-                        None if seq == 0 => None,
-                        None => changelog::hlc_at(conn, name, seq)?,
-                    };
-                    Ok::<_, SyncError>(FeedCursor::anchored(seq, hlc.unwrap_or(0), &ours.id))
+                    let known = changes.iter().rev().find(|c| c.seq == seq).map(|c| c.hlc);
+                    CheckCursorTask::anchor(conn, name, seq, known, &ours.id)
                 };
                 Ok(ChangesPage {
                     resource: name.to_string(),

@@ -142,15 +142,12 @@ impl Action for GetSnapshotAction {
                     }),
                     _ => None,
                 };
-                let hlc = match watermark {
-                    0 => None,
-                    seq => changelog::hlc_at(conn, name, seq)?,
-                };
+                let watermark = CheckCursorTask::anchor(conn, name, watermark, None, &ours.id)?;
                 Ok(SnapshotPage {
                     resource: name.to_string(),
                     rows,
                     next,
-                    watermark: FeedCursor::anchored(watermark, hlc.unwrap_or(0), &ours.id),
+                    watermark,
                     schema_version: resource.schema_version(),
                     incarnation: ours.id,
                     total_rows,

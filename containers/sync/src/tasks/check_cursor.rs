@@ -19,7 +19,7 @@ use diesel::QueryResult;
 use ship::parents::Task;
 use ship::AnyConnection;
 
-use crate::cursor::Anchor;
+use crate::cursor::{Anchor, FeedCursor};
 use crate::data::changelog;
 use crate::errors::SyncError;
 
@@ -43,7 +43,7 @@ impl CheckCursorTask {
     /// `seq` and `anchor` of the reader's cursor against the feed of `resource` (last entry
     /// `last_seq`, pruned through `pruned_through`) served by incarnation `ours`. An anchor's
     /// clock 0 is not checked (a position with no entry to name).
-    pub(crate) fn run(
+    fn fit(
         conn: &mut AnyConnection,
         resource: &str,
         seq: i64,
@@ -98,7 +98,25 @@ impl CheckCursorTask {
         Ok(Fit::Continues)
     }
 
-    /// [`run`](Self::run), then what follows from it: a cursor the feed does not continue is
+    /// The cursor of position `seq` this feed hands out: anchored by the clock of the entry
+    /// there (`known`, when the caller has it at hand; 0 at position 0 or once pruned) and by
+    /// this database's incarnation `ours`.
+    pub(crate) fn anchor(
+        conn: &mut AnyConnection,
+        resource: &str,
+        seq: i64,
+        known: Option<i64>,
+        ours: &str,
+    ) -> QueryResult<FeedCursor> {
+        let hlc = match (known, seq) {
+            (Some(hlc), _) => Some(hlc),
+            (None, 0) => None,
+            (None, seq) => changelog::hlc_at(conn, resource, seq)?,
+        };
+        Ok(FeedCursor::anchored(seq, hlc.unwrap_or(0), ours))
+    }
+
+    /// Whether the feed continues the reader's cursor (see [`Fit`]), then what follows: a cursor the feed does not continue is
     /// `SyncError::CursorDiverged`, and one that proves this database an older copy of itself
     /// first gives the database a new incarnation (`ours` is the current one).
     pub(crate) fn enforce(
@@ -110,7 +128,7 @@ impl CheckCursorTask {
         ours: &str,
     ) -> Result<(), SyncError> {
         let Fit::Diverged { reason, restored } =
-            Self::run(conn, resource, seq, anchor, marks, ours)?
+            Self::fit(conn, resource, seq, anchor, marks, ours)?
         else {
             return Ok(());
         };
