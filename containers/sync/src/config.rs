@@ -89,10 +89,11 @@ pub struct SyncConfig {
     /// Deleted rows (tombstones) are purged after this many days, when no peer is still owed
     /// a change of them; it must outlast the longest partition between regions.
     pub tombstone_retention_days: u64,
-    /// A pull answered `410 cursor_expired` (or a first pull of a feed that no longer starts at
-    /// the beginning): `auto` bootstraps from that peer's snapshot by itself, once — a second
-    /// 410 right after is a loop, alerted and not retried until `regionsync sync bootstrap`;
-    /// `manual` only flags it (`bootstrap_needed`).
+    /// A scheduled pull with no cursor into a peer's feed (valid in this database's
+    /// incarnation), or answered `410 cursor_expired` / `409 cursor_diverged`: `auto` bootstraps
+    /// from that peer's snapshot by itself — the same refusal right after a finished bootstrap
+    /// is a loop, alerted and not retried until `regionsync sync bootstrap`; `manual` only flags
+    /// it (`bootstrap_needed`).
     pub bootstrap: BootstrapMode,
     /// When the scheduler verifies every pull peer, daily, as `HH:MM` UTC (`sync.verify`; ""
     /// turns it off): a `divergence` alert fires while the last verify found rows that differ.
