@@ -9,7 +9,7 @@ use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
 use sync::actions::{PruneAction, PruneInput};
-use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, VerifyJob};
+use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, VerifyJob, WatchPeersJob};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -61,6 +61,23 @@ pub fn kernel(
                 .map_err(wire)?
                 .without_overlapping()
                 .timeout(Duration::from_secs(600)),
+        )
+        .map_err(wire)?;
+
+    // A peer the broker lists online again (its heartbeat) after offline: its streams stop
+    // waiting out their backoff (any scheduler may: making a stream due twice is once).
+    kernel
+        .schedule(
+            Arc::new(WatchPeersJob::new(
+                sync::actions::PeersSeenAction::new(pool.clone()),
+                wiring.directory(),
+            )),
+            Schedule::every_seconds(settings.broker.heartbeat_interval_secs)
+                .map_err(wire)?
+                .without_overlapping()
+                .timeout(Duration::from_secs(
+                    settings.broker.request_timeout_secs * 2,
+                )),
         )
         .map_err(wire)?;
 

@@ -124,6 +124,59 @@ impl StubPeer {
     }
 }
 
+/// A broker that lists one peer, `stub`, with the status the test sets (`None`: unreachable).
+struct Listing(Mutex<Option<&'static str>>);
+
+impl Listing {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(None)))
+    }
+
+    fn set(&self, status: Option<&'static str>) {
+        *self.0.lock().unwrap() = status;
+    }
+}
+
+impl ship::contracts::PeerDirectory for Listing {
+    fn peers(
+        &self,
+    ) -> ship::contracts::BoxFuture<
+        '_,
+        Result<Vec<ship::contracts::PeerGrant>, ship::contracts::DirectoryError>,
+    > {
+        let status = *self.0.lock().unwrap();
+        Box::pin(async move {
+            let status = status.ok_or_else(|| {
+                ship::contracts::DirectoryError::BrokerUnreachable("refused".into())
+            })?;
+            Ok(vec![ship::contracts::PeerGrant {
+                id: "stub".into(),
+                base_url: "http://127.0.0.1:1".into(),
+                status: status.into(),
+                token: "t".into(),
+                expires_at: i64::MAX,
+            }])
+        })
+    }
+
+    fn grant<'a>(
+        &'a self,
+        _peer: &'a str,
+        _refresh: ship::contracts::Refresh,
+    ) -> ship::contracts::BoxFuture<
+        'a,
+        Result<ship::contracts::PeerGrant, ship::contracts::DirectoryError>,
+    > {
+        Box::pin(async { Err(ship::contracts::DirectoryError::UnknownPeer("stub".into())) })
+    }
+
+    fn health(&self) -> ship::contracts::DirectoryHealth {
+        ship::contracts::DirectoryHealth::default()
+    }
+
+    fn invalidate(&self, _peer: &str) {}
+}
+
 fn ok() -> (u16, Value) {
     (200, json!({"applied": 0}))
 }
@@ -313,6 +366,76 @@ ship::backend_tests! {
         assert_eq!((by_hand.claimed, by_hand.delivered), (3, 3), "{by_hand:?}");
         assert_eq!(outbox(&db, "pending"), 0);
         peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    /// Issue 13.7: a peer a send found unreachable that takes a batch again is back — its
+    /// other streams stop waiting out their backoff. A peer that merely answers while another of
+    /// its streams backs off (a 503 there, say) keeps that backoff.
+    async fn a_peer_that_takes_a_batch_again_ends_the_backoff_of_its_other_streams(db: TestDb) {
+        use diesel::connection::SimpleConnection;
+        // Nobody listens there yet: the first pass finds the peer unreachable.
+        let (a, dispatch) = region_with_outbox(&db, "stub", "http://127.0.0.1:1", 2, |_| {}).await;
+        assert_eq!(dispatch.run("w".into()).await.unwrap().retried, 2);
+        // A second stream to the same peer, backing off too (another resource's).
+        db.pool.get().unwrap().batch_execute(
+            "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
+             SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
+        ).unwrap();
+        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND resource = 'orders' AND next_attempt_at > '2098-01-01 00:00:00'";
+        assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 1);
+
+        // The peer is back at a new address; the customers stream's backoff ends (its time came).
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        db.pool.get().unwrap().batch_execute(&format!(
+            "UPDATE broker_regions SET base_url = '{}' WHERE id = 'stub'; \
+             UPDATE sync_delivery SET next_attempt_at = '2000-01-01 00:00:00' WHERE resource = 'customers'",
+            peer.base
+        )).unwrap();
+        assert_eq!(dispatch.run("w".into()).await.unwrap().delivered, 2);
+        assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 0, "the other stream is due now");
+
+        // Taking batches while it was never unreachable is no comeback: a backoff set now stays.
+        db.pool.get().unwrap().batch_execute(
+            "UPDATE sync_delivery SET next_attempt_at = '2099-01-01 00:00:00' WHERE resource = 'orders'",
+        ).unwrap();
+        let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "late", "email": "x@example.com"})).await;
+        assert_eq!(status, 201);
+        assert_eq!(dispatch.run("w".into()).await.unwrap().delivered, 1);
+        assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 1);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+
+    /// Issue 13.7: a peer the broker lists online again (its heartbeat) after listing it
+    /// offline is served at once — its streams stop waiting out their backoff. Being listed
+    /// online all along (while our sends to it fail: a partition between us two) changes
+    /// nothing, and neither does a broker that cannot be reached.
+    async fn a_peer_online_again_at_the_broker_ends_the_backoff_of_its_streams(db: TestDb) {
+        use diesel::connection::SimpleConnection;
+        use ship::parents::Job;
+        let (a, _dispatch) = region_with_outbox(&db, "stub", "http://127.0.0.1:1", 0, |_| {}).await;
+        let later = "UPDATE sync_delivery SET next_attempt_at = '2099-01-01 00:00:00' WHERE peer = 'stub'";
+        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND next_attempt_at > '2098-01-01 00:00:00'";
+        db.pool.get().unwrap().batch_execute(later).unwrap();
+        let broker = Listing::new();
+        let job = sync::ui::jobs::WatchPeersJob::new(sync::actions::PeersSeenAction::new(db.pool.clone()), broker.clone());
+        let waits = || count(&mut db.pool.get().unwrap(), waiting);
+
+        broker.set(Some("online"));
+        job.handle().await.unwrap();
+        assert_eq!(waits(), 1, "online all along: the backoff stays");
+        broker.set(Some("offline"));
+        job.handle().await.unwrap();
+        broker.set(None);
+        assert!(job.handle().await.is_err(), "the broker cannot be reached");
+        assert_eq!(waits(), 1);
+        broker.set(Some("online"));
+        job.handle().await.unwrap();
+        assert_eq!(waits(), 0, "online again: due now");
+        db.pool.get().unwrap().batch_execute(later).unwrap();
+        job.handle().await.unwrap();
+        assert_eq!(waits(), 1, "still online: no second comeback");
         a.stop().await;
     }
 

@@ -17,6 +17,9 @@
 //! dispatcher, so several dispatchers (threads or processes) never send the same entry at the
 //! same time; a dispatcher that dies leaves leases that become claimable again when they run
 //! out.
+//!
+//! A peer this dispatcher found unreachable that then takes a batch is back (issue 13.7): its
+//! other streams stop waiting out their backoff and go at the next pass.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +55,8 @@ pub struct DispatchOutboxAction {
     only: delivery::ClaimFilter,
     /// This database's incarnation as read by the last pass (told to peers with each batch).
     incarnation: std::sync::RwLock<String>,
+    /// The peers a send found unreachable, until one takes a batch again.
+    down: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl DispatchOutboxAction {
@@ -70,6 +75,7 @@ impl DispatchOutboxAction {
             config,
             only: delivery::ClaimFilter::default(),
             incarnation: Default::default(),
+            down: Default::default(),
         }
     }
 
@@ -90,6 +96,21 @@ impl DispatchOutboxAction {
     pub fn ignoring_backoff(mut self) -> Self {
         self.only.ignore_backoff = true;
         self
+    }
+
+    /// Note whether `peer` answered (`reached`) or could not be reached; true when it answers
+    /// after this dispatcher found it unreachable.
+    fn came_back(&self, peer: &str, reached: bool) -> bool {
+        let mut down = match self.down.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if reached {
+            down.remove(peer)
+        } else {
+            down.insert(peer.to_string());
+            false
+        }
     }
 
     /// The delay before attempt `attempts + 1` (see [`backoff`]).
@@ -343,7 +364,12 @@ impl DispatchOutboxAction {
                 .unwrap_or_default();
             let send = SendOpsTask::run(&self.client, &grant, resource, body, &ours);
             match self.keeping_lease(owner, &sending.range, send).await {
-                SendOutcome::Applied => summary.delivered += batch.len(),
+                SendOutcome::Applied => {
+                    summary.delivered += batch.len();
+                    if self.came_back(peer, true) {
+                        self.peer_is_back(peer).await?;
+                    }
+                }
                 SendOutcome::TooLarge if batch.len() > 1 => {
                     let mut first = batch;
                     let second = first.split_off(first.len() / 2);
@@ -393,6 +419,7 @@ impl DispatchOutboxAction {
                     );
                 }
                 SendOutcome::Unreachable(reason) => {
+                    self.came_back(peer, false);
                     self.directory.invalidate(peer);
                     pending.push(batch);
                     break (reason, Again::AfterFailure);
@@ -497,6 +524,22 @@ impl DispatchOutboxAction {
                 "a range's lease ran out: its dead letters are left to the dispatcher that has it now"
             );
         }
+        Ok(())
+    }
+
+    /// `peer` takes batches again: its streams waiting out a backoff are due now.
+    async fn peer_is_back(&self, peer: &str) -> Result<(), SyncError> {
+        let peer = peer.to_string();
+        let due = self
+            .pool
+            .run(move |conn| {
+                delivery::peer_is_back(conn, &peer, ship::db::utc_now()).map_err(SyncError::from)
+            })
+            .await?;
+        tracing::info!(
+            streams = due,
+            "a peer takes batches again: its streams are due now"
+        );
         Ok(())
     }
 

@@ -26,6 +26,9 @@ pub use apply_ops::{ApplyOpsAction, ApplyOpsInput, ApplyOpsOutput, BatchLimits, 
 pub mod pull_changes;
 
 pub use pull_changes::{PullChangesAction, PullChangesInput, PullSummary};
+pub mod peers_seen;
+
+pub use peers_seen::{PeerSeen, PeersSeenAction};
 pub mod dispatch_outbox;
 
 pub use dispatch_outbox::{DispatchOutboxAction, DispatchSummary};

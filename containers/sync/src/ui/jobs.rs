@@ -304,6 +304,49 @@ impl Job for PruneJob {
     }
 }
 
+/// WatchPeersJob (issue 13.7): the broker's list of peers with their heartbeat status, given
+/// to `PeersSeenAction` — a peer online again after being listed offline is served at once.
+/// The list comes through the directory's cache (refreshed every minute), so a comeback is
+/// seen within the heartbeat interval plus a minute; a broker that cannot be reached changes
+/// nothing.
+pub struct WatchPeersJob {
+    action: crate::actions::PeersSeenAction,
+    directory: Arc<dyn PeerDirectory>,
+}
+
+impl WatchPeersJob {
+    pub const NAME: &'static str = "sync.watch_peers";
+
+    pub fn new(action: crate::actions::PeersSeenAction, directory: Arc<dyn PeerDirectory>) -> Self {
+        Self { action, directory }
+    }
+
+    async fn watch(&self) -> Result<(), JobError> {
+        let seen = self
+            .directory
+            .peers()
+            .await?
+            .into_iter()
+            .map(|grant| crate::actions::PeerSeen {
+                online: grant.status == "online",
+                peer: grant.id,
+            })
+            .collect();
+        self.action.run(seen).await?;
+        Ok(())
+    }
+}
+
+impl Job for WatchPeersJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(self.watch())
+    }
+}
+
 /// SendAnomalyAlertJob: evaluate the anomaly conditions and notify the webhook
 /// (`EvaluateAlertsAction`), with the peers the pull reads (`pull_lag`). When the broker's
 /// list cannot be had, the last one this job got stands in (the evaluation still runs:
