@@ -9,6 +9,7 @@ written through its public API while its scheduler is stopped; then
 Each drain is timed from the scheduler's start until the receiver holds N rows.
 
   scripts/drain.py [--rows 100000] [--backend sqlite|mysql] [--bin target/release/regionsync]
+                   [--page-limit 500] [--bulk 1000] [--load-only]
 
 MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created and dropped).
 Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12).
@@ -76,21 +77,34 @@ def wait_ready(port, within=60):
     raise SystemExit(f"region on {port} not ready within {within}s")
 
 
-def load(port, rows, clients=16):
-    """N customers through eu-west's public API, `clients` keep-alive connections."""
+def load(port, rows, clients=16, bulk=0):
+    """N customers through eu-west's public API, `clients` keep-alive connections; `bulk` > 0:
+    that many per request (`POST /api/v1/customers:batch`), else one per `POST`."""
     per = rows // clients
     errors = []
 
+    def customer(k, i):
+        return {"tenant_id": "t1", "name": f"customer {k}-{i}", "email": f"c{k}.{i}@example.com"}
+
+    def post(conn, path, body):
+        conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+        res = conn.getresponse()
+        res.read()
+        if res.status != 201:
+            errors.append(res.status)
+        return res.status == 201
+
     def worker(k):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for i in range(per if k < clients - 1 else rows - per * (clients - 1)):
-            body = json.dumps({"tenant_id": "t1", "name": f"customer {k}-{i}",
-                               "email": f"c{k}.{i}@example.com"})
-            conn.request("POST", "/api/v1/customers", body, {"content-type": "application/json"})
-            res = conn.getresponse()
-            res.read()
-            if res.status != 201:
-                errors.append(res.status)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = range(per if k < clients - 1 else rows - per * (clients - 1))
+        if bulk:
+            for start in range(0, len(mine), bulk):
+                items = [customer(k, i) for i in mine[start:start + bulk]]
+                if not post(conn, "/api/v1/customers:batch", {"items": items}):
+                    return
+            return
+        for i in mine:
+            if not post(conn, "/api/v1/customers", customer(k, i)):
                 return
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
@@ -111,6 +125,9 @@ def main():
     ap.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
     ap.add_argument("--bin", default="target/release/regionsync")
     ap.add_argument("--page-limit", type=int, default=500)
+    ap.add_argument("--bulk", type=int, default=0,
+                    help="load the backlog N customers per request (POST /api/v1/customers:batch)")
+    ap.add_argument("--load-only", action="store_true", help="measure the load, not the drains")
     args = ap.parse_args()
     bin_path = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="regionsync-drain-")
@@ -186,9 +203,12 @@ def main():
                      "server tx_isolation (regionsync sets READ COMMITTED per session)",
                      "innodb_lock_wait_timeout", "innodb_buffer_pool_size MiB"]
             print("server: " + ", ".join(f"{n}={v}" for n, v in zip(names, settings)))
-        rate = load(ports["eu-west"], args.rows)
+        rate = load(ports["eu-west"], args.rows, bulk=args.bulk)
+        how = f"{args.bulk} per request" if args.bulk else "one per request"
         print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
-              f"through the API, 16 clients")
+              f"through the API, 16 clients, {how}")
+        if args.load_only:
+            return
 
         def drain(cfg, name, receiver, what):
             t0 = time.time()

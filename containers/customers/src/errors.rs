@@ -7,6 +7,7 @@
 //! | `InvalidQuery` | 400 | `invalid_query` (a query parameter that does not parse, or an unknown one; details: `{"parameter"}`) |
 //! | `InvalidLimit` | 400 | `invalid_limit` (a `limit` that is a number outside `1..=500`; details: `{"parameter": "limit", "min", "max"}`) |
 //! | `NotFound` | 404 | `customer_not_found` (also for a deleted customer) |
+//! | `BatchTooLarge` | 413 | `batch_too_large` (a bulk create of more than `max` items; details: `{"max", "got"}`) |
 //! | `Db` | 503 / 500 | `database_unavailable` / `internal_error` |
 //!
 //! Field codes in `details.fields[].code`: `required`, `invalid_type`, `unknown_field`, `blank`,
@@ -32,6 +33,9 @@ pub enum CustomersError {
     InvalidLimit { max: u32 },
     #[error("customer `{0}` not found")]
     NotFound(String),
+    /// A bulk create of more customers than one takes.
+    #[error("{got} customers in one request; at most {max}: split the load into several")]
+    BatchTooLarge { max: usize, got: usize },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -58,6 +62,7 @@ impl ApiError for CustomersError {
                 StatusCode::BAD_REQUEST
             }
             CustomersError::NotFound(_) => StatusCode::NOT_FOUND,
+            CustomersError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CustomersError::Db(e) => e.status(),
         }
     }
@@ -68,6 +73,7 @@ impl ApiError for CustomersError {
             CustomersError::InvalidQuery { .. } => "invalid_query",
             CustomersError::InvalidLimit { .. } => "invalid_limit",
             CustomersError::NotFound(_) => "customer_not_found",
+            CustomersError::BatchTooLarge { .. } => "batch_too_large",
             CustomersError::Db(e) => e.code(),
         }
     }
@@ -80,6 +86,9 @@ impl ApiError for CustomersError {
             }
             CustomersError::InvalidLimit { max } => {
                 Some(serde_json::json!({ "parameter": "limit", "min": 1, "max": max }))
+            }
+            CustomersError::BatchTooLarge { max, got } => {
+                Some(serde_json::json!({ "max": max, "got": got }))
             }
             _ => None,
         }

@@ -336,3 +336,92 @@ ship::backend_tests! {
         app.stop().await;
     }
 }
+
+const BATCH: &str = "/api/v1/customers:batch";
+
+async fn create_many(app: &TestApp, body: Value) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url(BATCH))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+fn customer(i: usize) -> Value {
+    json!({"tenant_id": "acme", "name": format!("c{i}"), "email": format!("c{i}@example.com")})
+}
+
+ship::backend_tests! {
+    /// Issue 14.2: a bulk create writes every customer in one transaction, answers them in the
+    /// order given with their versions, and records one change each.
+    async fn a_bulk_create_writes_and_records_every_customer_in_order(db: TestDb) {
+        let recorder = FakeRecorder::new();
+        let app = app(&db.pool, recorder.clone()).await;
+        let items: Vec<Value> = (0..3).map(customer).collect();
+        let (status, body) = create_many(&app, json!({"items": items})).await;
+        assert_eq!(status, 201, "{body}");
+        let created = body["items"].as_array().unwrap();
+        let names: Vec<&str> = created.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["c0", "c1", "c2"]);
+        let changes = recorder.changes();
+        assert_eq!(changes.len(), 3);
+        for (item, change) in created.iter().zip(&changes) {
+            assert_eq!(item["id"].as_str().unwrap(), change.entity_id);
+            assert_eq!(item["version"], format!("{}.{}", change.version.hlc.as_i64(), change.version.origin));
+            let (status, got) = get(&app, &format!("{BASE}/{}", change.entity_id)).await;
+            assert_eq!((status, got["email"].clone()), (200, item["email"].clone()));
+        }
+        assert!(changes.windows(2).all(|w| w[0].version < w[1].version), "versions in order");
+        assert_eq!(raw_rows_of(&db.pool).len(), 3);
+        app.stop().await;
+    }
+
+    /// A broken item refuses the whole batch, naming each broken field by its item; nothing is
+    /// written. More items than a request takes is 413 `batch_too_large`; none is an error too.
+    async fn a_bulk_create_with_a_broken_item_writes_nothing(db: TestDb) {
+        let recorder = FakeRecorder::new();
+        let app = app(&db.pool, recorder.clone()).await;
+        let (status, body) = create_many(&app, json!({"items": [
+            customer(0),
+            {"tenant_id": "acme", "name": "x", "email": "not an email"},
+            "not an object",
+            {"tenant_id": "acme", "name": "y", "email": "y@example.com", "colour": "red"},
+        ]})).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(field_codes(&body), pairs(&[
+            ("items[1].email", "invalid_email"),
+            ("items[2]", "invalid_type"),
+            ("items[3].colour", "unknown_field"),
+        ]));
+        let (status, body) = create_many(&app, json!({"items": (0..1_001).map(customer).collect::<Vec<_>>()})).await;
+        assert_eq!((status, body["error"].as_str()), (413, Some("batch_too_large")), "{body}");
+        assert_eq!((body["details"]["max"].as_u64(), body["details"]["got"].as_u64()), (Some(1_000), Some(1_001)));
+        let (status, body) = create_many(&app, json!({"items": []})).await;
+        assert_eq!((status, field_codes(&body)), (422, pairs(&[("items", "blank")])));
+        let (status, body) = create_many(&app, json!({"customers": []})).await;
+        assert_eq!((status, field_codes(&body)), (422, pairs(&[("customers", "unknown_field"), ("items", "required")])));
+        let (status, body) = create_many(&app, json!({"items": {"a": 1}})).await;
+        assert_eq!((status, field_codes(&body)), (422, pairs(&[("items", "invalid_type")])));
+        // 1,000 broken items are answered with the first hundred broken fields.
+        let broken: Vec<Value> = (0..1_000).map(|_| json!({})).collect();
+        let (status, body) = create_many(&app, json!({"items": broken})).await;
+        assert_eq!((status, body["details"]["fields"].as_array().unwrap().len()), (422, 100));
+        assert!(raw_rows_of(&db.pool).is_empty(), "nothing written");
+        assert!(recorder.changes().is_empty(), "nothing recorded");
+        // A record that fails rolls every row back.
+        let failing = app_failing(&db).await;
+        let (status, _) = create_many(&failing, json!({"items": [customer(0), customer(1)]})).await;
+        assert_eq!(status, 500);
+        assert!(raw_rows_of(&db.pool).is_empty(), "rolled back with the record");
+        failing.stop().await;
+        app.stop().await;
+    }
+}
+
+async fn app_failing(db: &ship::testing::TestDb) -> TestApp {
+    app(&db.pool, FakeRecorder::failing()).await
+}

@@ -249,6 +249,31 @@ ship::backend_tests! {
         b.stop().await;
     }
 
+    /// Issue 14.2: a bulk create of 1,000 customers is 1,000 changelog entries at consecutive
+    /// seqs, and reaches a real peer like single writes do.
+    async fn a_bulk_create_reaches_a_real_region(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let b = Region::start(&settings_for(&db_b, "us-east")).await;
+        let (a, dispatch) = region_with_outbox(&db, "us-east", &b.base, 0, |_| {}).await;
+        let items: Vec<Value> = (0..1_000)
+            .map(|i| json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"}))
+            .collect();
+        let (status, body) = a.post("/api/v1/customers:batch", &json!({"items": items})).await;
+        assert_eq!(status, 201, "{body}");
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_changelog WHERE resource = 'customers'"), 1_000);
+        assert_eq!(count(&mut conn, "SELECT MAX(seq) - MIN(seq) + 1 FROM sync_changelog WHERE resource = 'customers'"), 1_000);
+        let mut delivered = 0;
+        while delivered < 1_000 {
+            let summary = dispatch.run("w".into()).await.unwrap();
+            assert!(summary.delivered > 0, "{summary:?}");
+            delivered += summary.delivered;
+        }
+        assert_eq!(customers_digest(&db), customers_digest(&db_b), "B holds the bulk load");
+        a.stop().await;
+        b.stop().await;
+    }
+
     async fn failures_back_off_and_die_after_max_attempts(db: TestDb) {
         let peer = StubPeer::start(Arc::new(|_, _| (503, json!({"error": "database_busy"}))), Duration::ZERO);
         let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 3, |s| s.sync.max_attempts = 2).await;

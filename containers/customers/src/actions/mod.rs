@@ -2,12 +2,14 @@
 //! and knows nothing of HTTP: controllers, CLI commands and jobs call the same actions.
 
 pub mod create_customer;
+pub mod create_customers;
 pub mod delete_customer;
 pub mod get_customer;
 pub mod list_customers;
 pub mod update_customer;
 
 pub use create_customer::{CreateCustomerAction, CreateCustomerInput};
+pub use create_customers::{CreateCustomersAction, MAX_BATCH};
 pub use delete_customer::DeleteCustomerAction;
 pub use get_customer::GetCustomerAction;
 pub use list_customers::{CustomerPage, ListCustomersAction, ListCustomersInput};

@@ -3,13 +3,14 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | `POST` | `/api/v1/customers` | 201, the customer, `Location` header |
+//! | `POST` | `/api/v1/customers:batch` | 201 `{"items": [...]}`: 1 to 1,000 customers created in one transaction |
 //! | `GET` | `/api/v1/customers?tenant_id=&limit=&after=` | 200 `{"items": [...], "next_after": id\|null}`, each item with its `version` |
 //! | `GET` | `/api/v1/customers/{id}` | 200, the customer |
 //! | `PATCH` | `/api/v1/customers/{id}` | 200, the customer (partial: `name`, `email`, `status`) |
 //! | `DELETE` | `/api/v1/customers/{id}` | 204 (the row stays as a tombstone) |
 //!
 //! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`; the list's
-//! query 400 `invalid_query` / `invalid_limit`. docs/API.md describes the API.
+//! query 400 `invalid_query` / `invalid_limit`; the batch's 413 `batch_too_large`. docs/API.md describes the API.
 //! Routes are `web::resource(..).route(..)`, so a wrong method is a 405.
 
 pub mod controllers;
@@ -29,6 +30,7 @@ pub struct CustomersContext {
 
 pub const COLLECTION_PATH: &str = "/api/v1/customers";
 pub const ITEM_PATH: &str = "/api/v1/customers/{id}";
+pub const BATCH_PATH: &str = "/api/v1/customers:batch";
 
 /// Register the customers routes, with `recorder` recording every local write.
 pub fn configure(cfg: &mut web::ServiceConfig, recorder: Arc<dyn ChangeRecorder>) {
@@ -38,6 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, recorder: Arc<dyn ChangeRecorder>
             .app_data(context.clone())
             .route(web::post().to(controllers::create_customer::create_customer))
             .route(web::get().to(controllers::list_customers::list_customers)),
+    )
+    .service(
+        web::resource(BATCH_PATH)
+            .app_data(context.clone())
+            .route(web::post().to(controllers::create_customers::create_customers)),
     )
     .service(
         web::resource(ITEM_PATH)

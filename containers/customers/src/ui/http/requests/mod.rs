@@ -3,6 +3,7 @@
 //! one 422 `validation_failed`; only a body that is not JSON at all is ship's 400 `invalid_json`.
 
 pub mod create_customer_request;
+pub mod create_customers_request;
 pub mod list_customers_request;
 pub mod update_customer_request;
 

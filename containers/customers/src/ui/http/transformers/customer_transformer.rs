@@ -75,3 +75,17 @@ impl From<&CustomerPage> for CustomerPageResponse {
         }
     }
 }
+
+/// The answer to a bulk create: the customers in the order given, each with its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomersCreatedResponse {
+    pub items: Vec<CustomerListItem>,
+}
+
+impl From<&[Customer]> for CustomersCreatedResponse {
+    fn from(customers: &[Customer]) -> Self {
+        CustomersCreatedResponse {
+            items: customers.iter().map(CustomerListItem::from).collect(),
+        }
+    }
+}
