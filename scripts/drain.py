@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -121,14 +122,40 @@ def load(port, rows, clients=16, bulk=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
-    ap.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
+    ap.add_argument("--backend", choices=["sqlite", "mysql", "both"], default="sqlite")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per backend (medians printed)")
+    test_url = os.environ.get("TEST_MYSQL_URL", "").strip()
+    ap.add_argument("--mysql", default=test_url.rsplit("/", 1)[0] if test_url.count("/") > 2
+                    else "mysql://root@127.0.0.1:3306", help="the server (default: TEST_MYSQL_URL's)")
     ap.add_argument("--bin", default="target/release/regionsync")
     ap.add_argument("--page-limit", type=int, default=500)
     ap.add_argument("--bulk", type=int, default=0,
                     help="load the backlog N customers per request (POST /api/v1/customers:batch)")
     ap.add_argument("--load-only", action="store_true", help="measure the load, not the drains")
     args = ap.parse_args()
+    backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
+    results = {b: [] for b in backends}
+    for i in range(args.repeat):
+        for backend in backends:  # interleaved: both backends see the same machine noise
+            args.backend = backend
+            results[backend].append(run_once(args))
+    if args.load_only:
+        return
+    med = lambda xs: statistics.median(xs)
+    print(f"\nmedians of {args.repeat} run(s), {args.rows} rows, pull_page_limit {args.page_limit}:")
+    print("| backend | push drain rows/s | pull drain rows/s | B12 pull ÷ push (≥ 0.9) |")
+    print("|---|---|---|---|")
+    for b in backends:
+        push, pull = med([r[0] for r in results[b]]), med([r[1] for r in results[b]])
+        ratios = [r[1] / r[0] for r in results[b]]
+        print(f"| {b} | {push:,.0f} | {pull:,.0f} | {med(ratios):.2f} (min {min(ratios):.2f}) |")
+    if len(backends) == 2:
+        ratios = [m[0] / s[0] for s, m in zip(results["sqlite"], results["mysql"])]
+        print(f"B13 MariaDB push ÷ SQLite push (≥ 0.5): {med(ratios):.2f} (min {min(ratios):.2f})")
+
+
+def run_once(args):
+    """One load and both drains on args.backend: (push rows/s, pull rows/s)."""
     bin_path = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="regionsync-drain-")
     ports = {r: free_port() for r in REGIONS}
@@ -208,7 +235,7 @@ def main():
         print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
               f"through the API, 16 clients, {how}")
         if args.load_only:
-            return
+            return (0.0, 0.0)
 
         def drain(cfg, name, receiver, what):
             t0 = time.time()
@@ -225,6 +252,7 @@ def main():
         push = drain(a, "eu-west-scheduler", "us-east", "push drain eu-west → us-east")
         pull = drain(c, "ap-south-scheduler", "ap-south", "pull drain ap-south ← eu-west")
         print(f"pull ÷ push: {pull / push:.2f}")
+        return (push, pull)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -1675,6 +1675,31 @@ fn print_table(outcomes: &[Outcome], skipped: &[String]) {
     }
 }
 
+/// The MariaDB server's settings the figures depend on (OPERATIONS.md, "MariaDB settings"),
+/// as the server reports them, printed beside the figures (issue 14.5).
+async fn mysql_settings() -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        settings: String,
+    }
+    let db = fresh_db(Backend::Mysql).await;
+    let mut conn = db.pool.get().expect("a MariaDB connection");
+    let query = "SELECT CONCAT_WS(', ', CONCAT('version=', @@version), \
+        CONCAT('innodb_flush_log_at_trx_commit=', @@innodb_flush_log_at_trx_commit), \
+        CONCAT('log_bin=', @@log_bin), CONCAT('sync_binlog=', @@sync_binlog), \
+        CONCAT('transaction_isolation=', @@session.tx_isolation, ' (session; server ', @@global.tx_isolation, ')'), \
+        CONCAT('innodb_lock_wait_timeout=', @@session.innodb_lock_wait_timeout), \
+        CONCAT('innodb_buffer_pool_size=', @@innodb_buffer_pool_size DIV 1048576, ' MiB')) AS settings";
+    match &mut *conn {
+        AnyConnection::Mysql(c) => diesel::sql_query(query)
+            .get_result::<Row>(c)
+            .map(|r| r.settings)
+            .unwrap_or_else(|e| format!("unknown ({e})")),
+        AnyConnection::Sqlite(_) => "not MariaDB".into(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cfg = config();
@@ -1694,6 +1719,9 @@ async fn main() {
         data.op_bytes,
         if mysql { "configured (B8, B8' run)" } else { "not configured" }
     );
+    if mysql {
+        println!("MariaDB server: {}", mysql_settings().await);
+    }
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
     let (c, d) = (&cfg, &data);

@@ -235,6 +235,19 @@ impl Action for PullChangesAction {
                     ),
                 });
             }
+            if page.has_more && summary.pages < input.max_pages && in_time() {
+                // Fetch the next page while this one is validated and applied: the peer's
+                // answer and our work overlap. It acknowledges `since` (applied), not this page.
+                let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
+                ahead = Some(Ahead::fetch(
+                    self.client.clone(),
+                    grant,
+                    name,
+                    (page.next_cursor.clone(), since.clone()),
+                    input.page_limit,
+                    (self.region_id.clone(), incarnation.clone()),
+                ));
+            }
             let ops: Vec<Value> = page.changes.iter().map(entry_to_op).collect();
             let origins = Origins::NotOurs(&self.region_id);
             let (valid, parked) = match ValidateOpsTask::run(
@@ -266,19 +279,6 @@ impl Action for PullChangesAction {
                 }
             };
             summary.quarantined += parked.len();
-            if page.has_more && summary.pages < input.max_pages && in_time() {
-                // Fetch the next page while this one is applied: the peer's answer and our
-                // transaction overlap. It acknowledges `since` (applied), not this page.
-                let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
-                ahead = Some(Ahead::fetch(
-                    self.client.clone(),
-                    grant,
-                    name,
-                    (page.next_cursor.clone(), since.clone()),
-                    input.page_limit,
-                    (self.region_id.clone(), incarnation.clone()),
-                ));
-            }
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let (peer, cursor, res, incarnation, theirs) = (
                 input.peer.clone(),
