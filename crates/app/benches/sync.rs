@@ -646,8 +646,38 @@ async fn filled_db(cfg: &Config, data: &Data) -> TestDb {
     db
 }
 
+/// A feed entry as a typed client takes it: the columns B3 B's raw SELECT materializes, the
+/// payload kept as its JSON text.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FeedEntry {
+    seq: i64,
+    entity_id: String,
+    kind: String,
+    hlc: i64,
+    origin: String,
+    schema_version: i32,
+    payload: Box<serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct FeedPage {
+    changes: Vec<FeedEntry>,
+    next_cursor: String,
+    has_more: bool,
+}
+
+/// How B3 A's client reads a page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FeedClient {
+    /// Into typed entries, as B's SELECT fills its rows (B3).
+    Typed,
+    /// Into a `serde_json::Value` tree (B3v: the client's DOM counted with the feed).
+    Dom,
+}
+
 /// B3 A: the feed paged to the end over HTTP, `limit=1000`; entries per second.
-async fn arm_http_feed(cfg: &Config, data: &Data) -> f64 {
+async fn arm_http_feed(cfg: &Config, data: &Data, client: FeedClient) -> f64 {
     let db = filled_db(cfg, data).await;
     let region = Region::start(&db, cfg.batch).await;
     let mut since: Option<String> = None;
@@ -667,12 +697,23 @@ async fn arm_http_feed(cfg: &Config, data: &Data) -> f64 {
             .await
             .expect("GET changes");
         assert_eq!(res.status().as_u16(), 200);
-        let page: Value = res.json().await.expect("a JSON page");
-        seen += page["changes"].as_array().map_or(0, Vec::len);
-        if page["has_more"] != Value::Bool(true) {
+        let (n, has_more, next) = if client == FeedClient::Typed {
+            let page: FeedPage = res.json().await.expect("a feed page");
+            (page.changes.len(), page.has_more, Some(page.next_cursor))
+        } else {
+            let page: Value = res.json().await.expect("a JSON page");
+            let next = page["next_cursor"].as_str().map(str::to_string);
+            (
+                page["changes"].as_array().map_or(0, Vec::len),
+                page["has_more"] == Value::Bool(true),
+                next,
+            )
+        };
+        seen += n;
+        if !has_more {
             break;
         }
-        since = page["next_cursor"].as_str().map(str::to_string);
+        since = next;
     }
     let secs = t.elapsed().as_secs_f64();
     region.stop().await;
@@ -840,6 +881,59 @@ async fn arm_plain_insert(cfg: &Config, data: &Data, per_tx: usize) -> f64 {
             })
             .await
             .expect("plain inserts");
+        spent += t.elapsed();
+    }
+    rate(cfg.writes, spent.as_secs_f64())
+}
+
+/// B4's bound: what the outbox pattern cannot avoid — each row by the plain insert of B, and its
+/// changelog entry (the payload text made beforehand, seqs counted here: no clock, no sequence
+/// row, no recorder) by a plain insert too, `per_tx` of each per transaction; writes/s.
+async fn arm_plain_insert_with_changelog(cfg: &Config, data: &Data, per_tx: usize) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut spent = Duration::ZERO;
+    let mut seq = 0i64;
+    for chunk in data.rows[..cfg.writes].chunks(per_tx) {
+        let rows: Vec<(Customer, i64, String)> = chunk
+            .iter()
+            .map(|row| {
+                seq += 1;
+                (
+                    row.clone(),
+                    seq,
+                    CustomerPayload::from(row).to_value().to_string(),
+                )
+            })
+            .collect();
+        let t = Instant::now();
+        db.pool
+            .transaction(move |conn| -> Result<(), DbError> {
+                for (row, _, _) in &rows {
+                    exec_row(conn, INSERT, row)?;
+                }
+                let AnyConnection::Sqlite(c) = conn else {
+                    panic!("B4 runs on SQLite");
+                };
+                for (row, seq, payload) in &rows {
+                    diesel::sql_query(
+                        "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+                         origin_region, schema_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind::<Text, _>(customers::RESOURCE)
+                    .bind::<BigInt, _>(*seq)
+                    .bind::<Text, _>(&row.id)
+                    .bind::<Text, _>("upsert")
+                    .bind::<Text, _>(payload)
+                    .bind::<BigInt, _>(row.sync_version)
+                    .bind::<Text, _>(REGION)
+                    .bind::<Integer, _>(1)
+                    .bind::<Timestamp, _>(row.created_at)
+                    .execute(c)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("plain inserts with their changelog entries");
         spent += t.elapsed();
     }
     rate(cfg.writes, spent.as_secs_f64())
@@ -1812,14 +1906,38 @@ async fn main() {
         assert!(all_unchanged, "B2: re-delivery changed the database");
     }
     if cfg.wants("B3") {
-        let samples = interleave(c, "B3", || arm_http_feed(c, d), || arm_raw_select(c, d)).await;
+        let samples = interleave(
+            c,
+            "B3",
+            || arm_http_feed(c, d, FeedClient::Typed),
+            || arm_raw_select(c, d),
+        )
+        .await;
         outcomes.push(Outcome {
             id: "B3",
-            what: format!("SQLite: GET /sync/customers/changes paged (limit {PAGE}) ÷ raw SELECT"),
+            what: format!(
+                "SQLite: GET /sync/customers/changes paged (limit {PAGE}), typed client ÷ raw SELECT"
+            ),
             unit: "rows/s",
             target: Some(0.5),
             samples,
             note: None,
+        });
+        let samples = interleave(
+            c,
+            "B3v",
+            || arm_http_feed(c, d, FeedClient::Dom),
+            || arm_raw_select(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B3v",
+            what: "SQLite: the same feed, the client building a serde_json::Value per page ÷ raw SELECT"
+                .to_string(),
+            unit: "rows/s",
+            target: None,
+            samples,
+            note: Some("no bar: B3 with the client's DOM counted (how B3 was measured before session 8)".into()),
         });
     }
     if cfg.wants("B4") {
@@ -1854,6 +1972,26 @@ async fn main() {
             target: Some(0.6),
             samples,
             note: None,
+        });
+        let samples = interleave(
+            c,
+            "B4/100b",
+            || arm_plain_insert_with_changelog(c, d, 100),
+            || arm_plain_insert(c, d, 100),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B4/100b",
+            what: "SQLite batch 100: B4's bound — plain INSERT + a plain changelog INSERT ÷ plain INSERT"
+                .into(),
+            unit: "writes/s",
+            target: None,
+            samples,
+            note: Some(
+                "no bar: the least the changelog costs (each write's payload is written twice); \
+                 B4/100 ÷ this is how near the recorder comes to it"
+                    .into(),
+            ),
         });
     }
     if cfg.wants("B8") {

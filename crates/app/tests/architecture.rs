@@ -7,6 +7,8 @@
 //! - C4 nothing depends on `app`.
 //! - C5 every member has `[lints] workspace = true` and `publish = false`, and takes
 //!   third-party crates as `{ workspace = true }` (no version strings in member manifests).
+//!
+//! And one rule of the code: D1, every `Insertable` binds its values as given (below).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -267,4 +269,92 @@ fn the_rules_catch_forbidden_dependencies() {
             "expected `{rule}…` in {broken:#?}"
         );
     }
+}
+
+/// D1 (ADR 0013): every `#[derive(Insertable)]` struct binds its values as given
+/// (`#[diesel(treat_none_as_default_value = false)]`). With diesel's default each value may be
+/// `DEFAULT`, so MariaDB never caches the INSERT (a prepare and a close more per write) and
+/// SQLite runs a multi-row INSERT as one statement per row.
+fn insertable_violations(files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let derive = line.trim_start();
+            if !(derive.starts_with("#[derive(") && derive.contains("Insertable")) {
+                continue;
+            }
+            // The struct's other attributes and comments, up to its declaration.
+            let attributes: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("#[") || l.starts_with("//")
+                })
+                .copied()
+                .collect();
+            if !attributes
+                .iter()
+                .any(|l| l.contains("treat_none_as_default_value = false"))
+            {
+                out.push(format!(
+                    "D1: {path}:{} derives Insertable without treat_none_as_default_value = false",
+                    i + 1
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The `.rs` files under the workspace's `ship/`, `containers/` and `crates/`.
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    walk(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut out = Vec::new();
+    for top in ["ship", "containers", "crates"] {
+        walk(&root.join(top), &mut out);
+    }
+    out
+}
+
+#[test]
+fn every_insertable_binds_its_values_as_given() {
+    let files = sources();
+    assert!(
+        files.iter().any(|(_, t)| t.contains("Insertable")),
+        "no Insertable found: the scan is broken"
+    );
+    let broken = insertable_violations(&files);
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_insertable_rule_catches_a_default_insertable() {
+    let rogue =
+        "#[derive(Debug, Insertable)]\n#[diesel(table_name = t)]\nstruct NewRow { a: i64 }\n";
+    let good = "#[derive(Debug, Insertable)]\n#[diesel(table_name = t)]\n// why\n#[diesel(treat_none_as_default_value = false)]\nstruct NewRow { a: i64 }\n";
+    let files = vec![
+        ("rogue.rs".to_string(), rogue.to_string()),
+        ("good.rs".to_string(), good.to_string()),
+    ];
+    assert_eq!(
+        insertable_violations(&files),
+        vec![
+            "D1: rogue.rs:1 derives Insertable without treat_none_as_default_value = false"
+                .to_string()
+        ]
+    );
 }

@@ -62,21 +62,39 @@ pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryR
             .get_result::<i64>(c)
             .optional()?
             .ok_or_else(unprepared)?,
-        // MariaDB has no UPDATE … RETURNING: bump under the row lock, then read it back.
-        AnyConnection::Mysql(_) => {
-            let bumped = diesel::update(sync_sequences::table.find(resource))
-                .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
-                .execute(conn)?;
-            if bumped == 0 {
-                return Err(unprepared());
+        // MariaDB has no UPDATE … RETURNING: bump under the row lock, then read it back (a
+        // cached prepared SELECT). Diesel never caches an UPDATE (prepare, execute, close: three
+        // round trips on every local write), so a plain resource name is bumped by one text
+        // query instead; the values are a number and an identifier, nothing to escape.
+        AnyConnection::Mysql(c) => {
+            if plain_identifier(resource) {
+                use diesel::connection::SimpleConnection;
+                c.batch_execute(&format!(
+                    "UPDATE sync_sequences SET last_seq = last_seq + {n} WHERE resource = '{resource}'"
+                ))?;
+            } else {
+                diesel::update(sync_sequences::table.find(resource))
+                    .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+                    .execute(c)?;
             }
+            // No row, nothing bumped: the read finds none either.
             sync_sequences::table
                 .find(resource)
                 .select(sync_sequences::last_seq)
-                .first(conn)?
+                .first(c)
+                .optional()?
+                .ok_or_else(unprepared)?
         }
     };
     Ok(last - n + 1)
+}
+
+/// A resource name that can be written into SQL as it is (`[a-z0-9_]`, 1 to 64 characters).
+fn plain_identifier(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `(last_seq, pruned_through)` of `resource`; `(0, 0)` before its first change.
@@ -177,4 +195,26 @@ pub fn hlc_at(conn: &mut AnyConnection, resource: &str, seq: i64) -> QueryResult
         .select(sync_changelog::hlc)
         .first(conn)
         .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    ship::backend_tests! {
+        /// Sequence numbers come in consecutive runs, one after another; a resource without a
+        /// sequence row (plain name or not) is the clear error, not a number.
+        async fn allocated_seqs_are_consecutive_and_an_unprepared_resource_is_refused(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 3).unwrap(), 1);
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 1).unwrap(), 4);
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 100).unwrap(), 5);
+            assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 104);
+            for name in ["gadgets", "Gadgets-2"] {
+                let err = allocate_seqs(&mut conn, name, 1).unwrap_err();
+                assert!(err.to_string().contains("no changelog sequence"), "{name}: {err}");
+            }
+        }
+    }
 }

@@ -7,6 +7,9 @@ use super::schema::sync_conflicts;
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_conflicts)]
+// Every value is bound as given (ADR 0013): with diesel's default, each is `DEFAULT`-able, so
+// MariaDB never caches the INSERT and SQLite splits a multi-row one into one per row.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewConflict {
     pub resource: String,
     pub entity_id: String,

@@ -8,6 +8,9 @@ use crate::data::schema::{sync_changelog, sync_outbox};
 /// One entry of the changelog.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sync_changelog)]
+// Every value is bound as given (ADR 0013): with diesel's default, each is `DEFAULT`-able, so
+// MariaDB never caches the INSERT and SQLite splits a multi-row one into one per row.
+#[diesel(treat_none_as_default_value = false)]
 pub struct ChangeLogEntry {
     pub resource: String,
     pub seq: i64,
@@ -32,6 +35,9 @@ pub mod outbox_status {
 /// (ADR 0014: written dead; `outbox retry` makes it pending, its range delivered).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_outbox)]
+// Every value is bound as given (ADR 0013): with diesel's default, each is `DEFAULT`-able, so
+// MariaDB never caches the INSERT and SQLite splits a multi-row one into one per row.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewOutboxEntry<'a> {
     pub peer: &'a str,
     pub resource: &'a str,
