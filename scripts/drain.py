@@ -9,7 +9,8 @@ written through its public API while its scheduler is stopped; then
 Each drain is timed from the scheduler's start until the receiver holds N rows.
 
   scripts/drain.py [--rows 100000] [--backend sqlite|mysql] [--bin target/release/regionsync]
-                   [--page-limit 500] [--bulk 1000] [--load-only]
+                   [--page-limit 500] [--bulk 1000] [--load-only] [--only push|pull]
+                   [--repeat N]
 
 MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created and dropped).
 Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12).
@@ -132,6 +133,7 @@ def main():
     ap.add_argument("--bulk", type=int, default=0,
                     help="load the backlog N customers per request (POST /api/v1/customers:batch)")
     ap.add_argument("--load-only", action="store_true", help="measure the load, not the drains")
+    ap.add_argument("--only", choices=["push", "pull"], help="one of the two drains")
     args = ap.parse_args()
     backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
     results = {b: [] for b in backends}
@@ -249,8 +251,11 @@ def run_once(args):
             print(f"{what}: {rate:,.0f} rows/s")
             return rate
 
-        push = drain(a, "eu-west-scheduler", "us-east", "push drain eu-west → us-east")
-        pull = drain(c, "ap-south-scheduler", "ap-south", "pull drain ap-south ← eu-west")
+        push = pull = float("nan")
+        if args.only != "pull":
+            push = drain(a, "eu-west-scheduler", "us-east", "push drain eu-west → us-east")
+        if args.only != "push":
+            pull = drain(c, "ap-south-scheduler", "ap-south", "pull drain ap-south ← eu-west")
         print(f"pull ÷ push: {pull / push:.2f}")
         return (push, pull)
     finally:

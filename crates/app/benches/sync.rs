@@ -1,7 +1,7 @@
 //! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 and B8' (need
 //! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
 //! offered load ÷ the write rate of a region without peers) and B9 (drain after a partition
-//! that built a backlog ÷ B1's steady apply rate). Below the table: B6, the end-to-end lag
+//! that built a backlog ÷ B1's steady apply rate; B9m the same on MariaDB ÷ B8's). Below the table: B6, the end-to-end lag
 //! between two regions (p50/p99 in ms at half the maximum write rate for `BENCH_LAG_SECS`,
 //! default 60), which is also the sustained-load run (errors, memory after the first tenth and
 //! at the end).
@@ -1200,10 +1200,12 @@ struct Pair {
 
 impl Pair {
     async fn start() -> Pair {
-        let (db_a, db_b) = (
-            fresh_db(Backend::Sqlite).await,
-            fresh_db(Backend::Sqlite).await,
-        );
+        Self::start_on(Backend::Sqlite).await
+    }
+
+    /// The two regions, each on a fresh database of `backend`.
+    async fn start_on(backend: Backend) -> Pair {
+        let (db_a, db_b) = (fresh_db(backend).await, fresh_db(backend).await);
         let key = ship::config::Secret::new(ship::testing::test_signing_key_pem());
         let b_port = free_port();
         let mut a = Settings {
@@ -1476,8 +1478,8 @@ async fn sustainable_b7(secs: u64) -> (f64, f64, f64) {
 
 /// B9: us-east is down while eu-west takes `backlog` writes (recorded as the API would, in
 /// batches of 500); then us-east comes back: the drain rate, changes/s.
-async fn drain_b9(backlog: usize) -> f64 {
-    let mut pair = Pair::start().await;
+async fn drain_b9(backlog: usize, backend: Backend) -> f64 {
+    let mut pair = Pair::start_on(backend).await;
     if let Some(b) = pair.b.take() {
         b.stop(true).await;
     }
@@ -2099,7 +2101,7 @@ async fn main() {
         let backlog = env_usize("BENCH_BACKLOG", 100_000);
         let mut samples = Vec::new();
         for _ in 0..cfg.pairs.clamp(1, 3) {
-            let drain = drain_b9(backlog).await;
+            let drain = drain_b9(backlog, Backend::Sqlite).await;
             // The steady rate of B1: HTTP apply of batches of `cfg.batch` (same machine, now).
             let steady = arm_http_apply(Backend::Sqlite, c, d).await;
             println!("  B9    drained {backlog} at {drain:.0}/s; B1 steady {steady:.0} ops/s");
@@ -2115,6 +2117,31 @@ async fn main() {
             samples,
             note: None,
         });
+    }
+    if cfg.wants("B9m") {
+        if mysql {
+            let backlog = env_usize("BENCH_BACKLOG", 100_000);
+            let mut samples = Vec::new();
+            for _ in 0..cfg.pairs.clamp(1, 3) {
+                let drain = drain_b9(backlog, Backend::Mysql).await;
+                // The steady rate of B8 A: HTTP apply of batches of `cfg.batch` on MariaDB.
+                let steady = arm_http_apply(Backend::Mysql, c, d).await;
+                println!("  B9m   drained {backlog} at {drain:.0}/s; B8 steady {steady:.0} ops/s");
+                samples.push((drain, steady));
+            }
+            outcomes.push(Outcome {
+                id: "B9m",
+                what: format!(
+                    "MariaDB: drain after a partition ({backlog} backlog, push) ÷ B8 steady HTTP apply rate"
+                ),
+                unit: "changes/s",
+                target: Some(0.6),
+                samples,
+                note: None,
+            });
+        } else {
+            skipped.push("B9m skipped: set TEST_MYSQL_URL".to_string());
+        }
     }
     if cfg.wants("B10") {
         let samples = interleave(

@@ -31,7 +31,7 @@ use crate::tasks::apply_changes::{ApplyChangesTask, OpStatus};
 use crate::tasks::fetch_changes::{entry_to_op, FetchChangesTask};
 use crate::tasks::observe_peer::ObservePeerTask;
 use crate::tasks::validate_ops::OpError;
-use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
+use crate::tasks::validate_ops::{Origins, ValidOp, ValidateOpsTask};
 
 pub struct PullChangesInput {
     pub peer: String,
@@ -72,6 +72,9 @@ pub struct PullChangesAction {
     /// then loads the peer's snapshot (rows that never were in its feed, and this region's own
     /// writes that its feed leaves out, included).
     bootstrap_first: bool,
+    /// A page's transaction runs beside the one before (MariaDB: two transactions use both
+    /// of the server's cores, as the push's two dispatch workers do; SQLite has one writer).
+    pipelined: bool,
 }
 
 impl PullChangesAction {
@@ -84,6 +87,7 @@ impl PullChangesAction {
         directory: Arc<dyn PeerDirectory>,
     ) -> Self {
         Self {
+            pipelined: pool.backend() == ship::db::Backend::Mysql,
             pool,
             registry,
             clock,
@@ -148,9 +152,21 @@ impl Action for PullChangesAction {
         let in_time = || input.run_for.is_none_or(|d| started.elapsed() < d);
         // The next page, fetched while this one is applied (acknowledging only what is applied).
         let mut ahead: Option<Ahead> = None;
+        // The transaction of the page before, still running (pipelined pulls only).
+        let mut inflight: Option<InFlight> = None;
+        // The cursor saved last: what the next fetch acknowledges.
+        let mut acked = since.clone();
+        // The peer's incarnation as the first page of this run showed it.
+        let mut observed: Option<String> = None;
         while summary.pages < input.max_pages && (summary.pages == 0 || in_time()) {
+            // A page fetched ahead comes validated too (that work overlapped our transaction).
+            let mut checked = None;
             let fetched = match ahead.take() {
-                Some(ahead) => ahead.page().await,
+                Some(ahead) => {
+                    let (fetched, check) = ahead.page().await;
+                    checked = check;
+                    fetched
+                }
                 None => {
                     // The token just forced for the retry, else from the cache while fresh
                     // (renewed before it expires).
@@ -237,85 +253,137 @@ impl Action for PullChangesAction {
             }
             if page.has_more && summary.pages < input.max_pages && in_time() {
                 // Fetch the next page while this one is validated and applied: the peer's
-                // answer and our work overlap. It acknowledges `since` (applied), not this page.
+                // answer and our work overlap. It acknowledges the cursor saved last, not this page.
                 let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
                 ahead = Some(Ahead::fetch(
                     self.client.clone(),
                     grant,
-                    name,
-                    (page.next_cursor.clone(), since.clone()),
+                    (Arc::clone(&resource), Arc::clone(&self.clock)),
+                    (page.next_cursor.clone(), acked.clone()),
                     input.page_limit,
                     (self.region_id.clone(), incarnation.clone()),
                 ));
             }
-            let ops: Vec<Value> = page.changes.iter().map(entry_to_op).collect();
-            let origins = Origins::NotOurs(&self.region_id);
-            let (valid, parked) = match ValidateOpsTask::run(
-                resource.as_ref(),
-                &self.clock,
-                origins,
-                &ops,
-            ) {
-                Ok(valid) => (valid, Vec::new()),
-                // Our clock, not the entry, is the problem: stop and retry later.
-                Err(errors) if errors.iter().any(|e| e.code == "clock_drift") => {
-                    return Err(SyncError::PeerSentInvalid {
-                        peer: input.peer.clone(),
-                        errors,
-                    })
-                }
-                // An entry that can never apply as it is: parked, the rest applies and the
-                // cursor moves on (one bad entry no longer freezes the peer's feed).
-                Err(errors) => {
-                    let (rest, parked) = quarantine(&page.changes, &ops, &errors);
-                    let valid =
-                        ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &rest)
-                            .map_err(|errors| SyncError::PeerSentInvalid {
-                                peer: input.peer.clone(),
-                                errors,
-                            })?;
-                    tracing::warn!(peer = %input.peer, resource = %name, parked = parked.len(), "entries of the peer's feed quarantined");
-                    (valid, parked)
-                }
+            let checked = match checked {
+                Some(checked) => checked,
+                None => check(
+                    resource.as_ref(),
+                    &self.clock,
+                    &self.region_id,
+                    &page.changes,
+                ),
             };
+            let (valid, parked) = checked.map_err(|errors| SyncError::PeerSentInvalid {
+                peer: input.peer.clone(),
+                errors,
+            })?;
+            if !parked.is_empty() {
+                tracing::warn!(peer = %input.peer, resource = %name, parked = parked.len(), "entries of the peer's feed quarantined");
+            }
             summary.quarantined += parked.len();
-            let newest = valid.iter().map(|op| op.change.version.hlc).max();
-            let (peer, cursor, res, incarnation, theirs) = (
+            let theirs = page.incarnation.clone().unwrap_or_default();
+            let back = self.was_down(&input.peer, None);
+            // Pipelined (MariaDB): this page's transaction runs beside the one before, which
+            // it follows in the cursor (`cursors::advance`). A page that parks entries, ends a
+            // backoff, or shows the peer's incarnation for the first time in this run goes
+            // alone, after the one before has settled (those writes are not idempotent).
+            let first_theirs = observed.get_or_insert_with(|| theirs.clone());
+            let beside = self.pipelined
+                && inflight.is_some()
+                && parked.is_empty()
+                && !back
+                && *first_theirs == theirs;
+            if !beside {
+                if let Some(before) = inflight.take() {
+                    self.settle(
+                        before,
+                        &mut summary,
+                        &mut acked,
+                        &input.peer,
+                        name,
+                        &incarnation,
+                    )
+                    .await?;
+                }
+            }
+            let after = inflight.as_ref().map(|f| f.cursor.clone());
+            let observe = after.is_none();
+            let (peer, cursor, res, local) = (
                 input.peer.clone(),
                 page.next_cursor.clone(),
                 Arc::clone(&resource),
                 incarnation.clone(),
-                page.incarnation.clone().unwrap_or_default(),
             );
-            let back = self.was_down(&input.peer, None);
-            let statuses = self
-                .pool
-                .transaction(move |conn| {
-                    ObservePeerTask::run(conn, &peer, &theirs)?;
-                    let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
-                    quarantine::add(conn, &peer, res.name(), &parked)?;
-                    cursors::save(conn, &peer, res.name(), &cursor, &incarnation)?;
-                    // The feed continues after a bootstrap: it is over (ADR 0011).
-                    bootstraps::forget_finished(conn, &peer, res.name())?;
-                    if back {
-                        // The peer answers again: what waits out a backoff for it goes now.
-                        delivery::peer_is_back(conn, &peer, ship::db::utc_now())?;
+            let newest = valid.iter().map(|op| op.change.version.hlc).max();
+            let pool = self.pool.clone();
+            let this = InFlight {
+                cursor: page.next_cursor.clone(),
+                after: after.clone(),
+                newest,
+                back,
+                task: tokio::spawn(async move {
+                    pool.transaction(move |conn| {
+                        if observe {
+                            ObservePeerTask::run(conn, &peer, &theirs)?;
+                        }
+                        let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                        quarantine::add(conn, &peer, res.name(), &parked)?;
+                        let saved = match &after {
+                            None => {
+                                cursors::save(conn, &peer, res.name(), &cursor, &local)?;
+                                true
+                            }
+                            Some(before) => cursors::advance(
+                                conn,
+                                &peer,
+                                res.name(),
+                                (before, &cursor),
+                                &local,
+                            )?,
+                        };
+                        // The feed continues after a bootstrap: it is over (ADR 0011).
+                        bootstraps::forget_finished(conn, &peer, res.name())?;
+                        if back {
+                            // The peer answers again: what waits out a backoff for it goes now.
+                            delivery::peer_is_back(conn, &peer, ship::db::utc_now())?;
+                        }
+                        Ok::<_, SyncError>((statuses, saved))
+                    })
+                    .await
+                }),
+            };
+            // At most two transactions at once: the one before settles now.
+            if let Some(before) = inflight.replace(this) {
+                if let Err(e) = self
+                    .settle(
+                        before,
+                        &mut summary,
+                        &mut acked,
+                        &input.peer,
+                        name,
+                        &incarnation,
+                    )
+                    .await
+                {
+                    if let Some(this) = inflight.take() {
+                        // Its cursor cannot have moved past the failed page: it waits for
+                        // nothing but its own commit; its rows come again (idempotent).
+                        let _ = this.task.await;
                     }
-                    Ok::<_, SyncError>(statuses)
-                })
-                .await?;
-            if back {
-                self.was_down(&input.peer, Some(false));
+                    return Err(e);
+                }
             }
-            if let Some(newest) = newest {
-                // Checked against the drift bound by the validation above; only after commit.
-                let _ = self.clock.observe(newest);
-            }
-            for status in statuses {
-                match status {
-                    OpStatus::Applied => summary.applied += 1,
-                    OpStatus::Stale => summary.stale += 1,
-                    OpStatus::Duplicate => summary.duplicate += 1,
+            if !self.pipelined {
+                if let Some(this) = inflight.take() {
+                    self.settle(
+                        this,
+                        &mut summary,
+                        &mut acked,
+                        &input.peer,
+                        name,
+                        &incarnation,
+                    )
+                    .await?;
                 }
             }
             since = Some(page.next_cursor);
@@ -323,6 +391,17 @@ impl Action for PullChangesAction {
                 summary.caught_up = true;
                 break;
             }
+        }
+        if let Some(last) = inflight.take() {
+            self.settle(
+                last,
+                &mut summary,
+                &mut acked,
+                &input.peer,
+                name,
+                &incarnation,
+            )
+            .await?;
         }
         if summary.caught_up {
             let (peer, res) = (input.peer.clone(), name);
@@ -342,15 +421,107 @@ impl Action for PullChangesAction {
     }
 }
 
-/// A feed entry as an op (the feed and ops formats share their fields; see docs/PROTOCOL.md).
+/// A page's transaction, running in its own task.
+struct InFlight {
+    /// The cursor after the page.
+    cursor: String,
+    /// The cursor of the page before, when it was still running as this one started (the
+    /// cursor moves over it only: `cursors::advance`).
+    after: Option<String>,
+    newest: Option<ship::contracts::Hlc>,
+    back: bool,
+    task: tokio::task::JoinHandle<Result<(Vec<OpStatus>, bool), SyncError>>,
+}
+
+impl PullChangesAction {
+    /// Wait for a page's transaction; count what it did; make sure the cursor moved over it
+    /// (a page that committed before the one ahead of it had, moves it now: pages settle in
+    /// order, so the one before is saved by then).
+    async fn settle(
+        &self,
+        page: InFlight,
+        summary: &mut PullSummary,
+        acked: &mut Option<String>,
+        peer: &str,
+        resource: &'static str,
+        incarnation: &str,
+    ) -> Result<(), SyncError> {
+        let (statuses, saved) = page.task.await.map_err(|e| SyncError::PeerUnreachable {
+            peer: peer.to_string(),
+            reason: format!("a page's transaction did not finish: {e}"),
+        })??;
+        if let (false, Some(before)) = (saved, page.after.clone()) {
+            let (who, cursor, local) = (
+                peer.to_string(),
+                page.cursor.clone(),
+                incarnation.to_string(),
+            );
+            let moved = self
+                .pool
+                .transaction(move |conn| {
+                    cursors::advance(conn, &who, resource, (&before, &cursor), &local)
+                        .map_err(SyncError::from)
+                })
+                .await?;
+            if !moved {
+                return Err(SyncError::PeerRefused {
+                    peer: peer.to_string(),
+                    status: 200,
+                    message: "the pull cursor moved under a pipelined page (another pull of this peer at the same time?)".into(),
+                });
+            }
+        }
+        *acked = Some(page.cursor);
+        if page.back {
+            self.was_down(peer, Some(false));
+        }
+        if let Some(newest) = page.newest {
+            // Checked against the drift bound by the validation; only after commit.
+            let _ = self.clock.observe(newest);
+        }
+        for status in statuses {
+            match status {
+                OpStatus::Applied => summary.applied += 1,
+                OpStatus::Stale => summary.stale += 1,
+                OpStatus::Duplicate => summary.duplicate += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A page's entries validated: the ops to apply, and the entries to park (seq, entity id, the
+/// entry as served, every reason); or the errors that stop the pull (our clock is behind: not
+/// the entries' fault, retried later).
+type Checked = Result<(Vec<ValidOp>, Vec<Parked>), Vec<OpError>>;
+
+/// An entry parked in the quarantine: (seq, entity id, the entry as served, every reason).
+type Parked = (i64, String, String, String);
+
+/// Validate a page's entries as ops. An entry that can never apply as it is is parked, the rest
+/// applies and the cursor moves on (one bad entry no longer freezes the peer's feed).
+fn check(
+    resource: &dyn ship::contracts::SyncResource,
+    clock: &HybridClock,
+    region: &str,
+    changes: &[Value],
+) -> Checked {
+    let ops: Vec<Value> = changes.iter().map(entry_to_op).collect();
+    let origins = Origins::NotOurs(region);
+    match ValidateOpsTask::run(resource, clock, origins, &ops) {
+        Ok(valid) => Ok((valid, Vec::new())),
+        Err(errors) if errors.iter().any(|e| e.code == "clock_drift") => Err(errors),
+        Err(errors) => {
+            let (rest, parked) = quarantine(changes, &ops, &errors);
+            let valid = ValidateOpsTask::run(resource, clock, origins, &rest)?;
+            Ok((valid, parked))
+        }
+    }
+}
+
 /// Split a page whose validation failed: the ops that passed, and for each failing entry
 /// (seq, entity id, the entry as served, every reason).
-#[allow(clippy::type_complexity)]
-fn quarantine(
-    changes: &[Value],
-    ops: &[Value],
-    errors: &[OpError],
-) -> (Vec<Value>, Vec<(i64, String, String, String)>) {
+fn quarantine(changes: &[Value], ops: &[Value], errors: &[OpError]) -> (Vec<Value>, Vec<Parked>) {
     let mut reasons: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for e in errors {
         reasons.entry(e.index).or_default().push(format!(
@@ -390,18 +561,18 @@ fn quarantine(
     (rest, parked)
 }
 
-/// A page fetched ahead in its own task; aborted if dropped before it is awaited (the pull
+type Fetched = Result<crate::tasks::fetch_changes::FetchedPage, SyncError>;
+
+/// A page fetched ahead in its own task, and validated there once it arrived (both overlap
+/// the transaction of the page before); aborted if dropped before it is awaited (the pull
 /// stopped on an error, or its time is up).
-struct Ahead(
-    tokio::task::JoinHandle<Result<crate::tasks::fetch_changes::FetchedPage, SyncError>>,
-    String,
-);
+struct Ahead(tokio::task::JoinHandle<(Fetched, Option<Checked>)>, String);
 
 impl Ahead {
     fn fetch(
         client: reqwest::Client,
         grant: ship::contracts::PeerGrant,
-        resource: &'static str,
+        (resource, clock): (Arc<dyn ship::contracts::SyncResource>, Arc<HybridClock>),
         (since, ack): (String, Option<String>),
         limit: u32,
         (region, incarnation): (String, String),
@@ -409,29 +580,37 @@ impl Ahead {
         let peer = grant.id.clone();
         Ahead(
             tokio::spawn(async move {
-                FetchChangesTask::run(
+                let fetched = FetchChangesTask::run(
                     &client,
                     &grant,
-                    resource,
+                    resource.name(),
                     (Some(&since), ack.as_deref()),
                     limit,
                     &region,
                     &incarnation,
                 )
-                .await
+                .await;
+                let checked = fetched
+                    .as_ref()
+                    .ok()
+                    .map(|page| check(resource.as_ref(), &clock, &region, &page.changes));
+                (fetched, checked)
             }),
             peer,
         )
     }
 
-    async fn page(mut self) -> Result<crate::tasks::fetch_changes::FetchedPage, SyncError> {
+    async fn page(mut self) -> (Fetched, Option<Checked>) {
         let peer = std::mem::take(&mut self.1);
         match (&mut self.0).await {
-            Ok(result) => result,
-            Err(e) => Err(SyncError::PeerUnreachable {
-                peer,
-                reason: format!("the page fetched ahead did not finish: {e}"),
-            }),
+            Ok(done) => done,
+            Err(e) => (
+                Err(SyncError::PeerUnreachable {
+                    peer,
+                    reason: format!("the page fetched ahead did not finish: {e}"),
+                }),
+                None,
+            ),
         }
     }
 }

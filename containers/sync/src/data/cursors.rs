@@ -81,6 +81,32 @@ pub fn save(
     .map(drop)
 }
 
+/// Move the cursor for `(peer, resource)` from `from` to `to` — only if it is `from` now (a
+/// pipelined pull's page saves its cursor only over the page before it: if that page's
+/// transaction has not committed, or failed, nothing moves). Whether it moved.
+pub fn advance(
+    conn: &mut AnyConnection,
+    peer: &str,
+    resource: &str,
+    (from, to): (&str, &str),
+    incarnation: &str,
+) -> QueryResult<bool> {
+    let now = ship::db::utc_now();
+    let moved = diesel::update(
+        sync_peer_cursors::table
+            .find((peer, resource))
+            .filter(sync_peer_cursors::peer_cursor.eq(from)),
+    )
+    .set((
+        sync_peer_cursors::peer_cursor.eq(to),
+        sync_peer_cursors::last_pull_at.eq(now),
+        sync_peer_cursors::updated_at.eq(now),
+        sync_peer_cursors::local_incarnation.eq(incarnation),
+    ))
+    .execute(conn)?;
+    Ok(moved == 1)
+}
+
 use super::schema::sync_peer_flags;
 
 /// Mark `(peer, resource)` as needing a bootstrap (its feed answered 410); keeps the first
@@ -131,4 +157,23 @@ pub fn needing_bootstrap(
             sync_peer_flags::needs_bootstrap_since,
         ))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    ship::backend_tests! {
+    /// A pipelined page moves the cursor only over the page before it.
+    async fn a_cursor_advances_only_from_the_page_before(db: TestDb) {
+        let mut conn = db.pool.get().unwrap();
+        let inc = ship::db::incarnation(&mut conn).unwrap().id;
+        save(&mut conn, "p", "customers", "c1", &inc).unwrap();
+        assert!(!advance(&mut conn, "p", "customers", ("c2", "c3"), &inc).unwrap(), "c2 is not saved yet");
+        assert_eq!(get(&mut conn, "p", "customers", &inc).unwrap().as_deref(), Some("c1"));
+        assert!(advance(&mut conn, "p", "customers", ("c1", "c2"), &inc).unwrap());
+        assert_eq!(get(&mut conn, "p", "customers", &inc).unwrap().as_deref(), Some("c2"));
+        assert!(!advance(&mut conn, "q", "customers", ("c1", "c2"), &inc).unwrap(), "no cursor for q");
+    }
+    }
 }
