@@ -358,3 +358,256 @@ fn the_insertable_rule_catches_a_default_insertable() {
         ]
     );
 }
+
+/// The Porto layers inside a container (docs/ARCHITECTURE.md), read from the sources
+/// (`path` relative to the workspace root, text without comments):
+///
+/// - L1 a controller (`ui/http/controllers/`) calls actions only: it names no task
+///   (`crate::tasks`, `…Task`) and no data (`crate::data`);
+/// - L2 a task never calls an action (names no `…Action`);
+/// - L3 data imports no ui, no action and no task;
+/// - L4 jobs and the other UIs (`ui/`) call actions: they name no task and no data;
+/// - L5 the CLI commands of `crates/app` reach no container's `tasks` or `data`;
+/// - L6 a container's tables carry its name (`diesel::table!` in its `data/schema.rs`, and
+///   `CREATE`/`ALTER TABLE` in migrations named after it): `<name>` or `<name>_…`.
+fn layer_violations(files: &[(String, String)], containers: &[String]) -> Vec<String> {
+    let word = |text: &str, suffix: &str| -> Option<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| {
+                w.len() > suffix.len()
+                    && w.ends_with(suffix)
+                    && w.starts_with(|c: char| c.is_ascii_uppercase())
+            })
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for (path, raw) in files {
+        // Comments say what a layer must not do; only code counts.
+        let text: String = raw
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let Some(rest) = path.strip_prefix("containers/") else {
+            if path.starts_with("crates/app/src/") {
+                for c in containers {
+                    for layer in ["tasks", "data"] {
+                        if text.contains(&format!("{c}::{layer}")) {
+                            out.push(format!(
+                                "L5: {path} reaches {c}::{layer} (a CLI command calls actions)"
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(dir) = path.strip_prefix("migrations/") {
+                let mut parts = dir.split('/');
+                let (_, Some(name)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let owner = name
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    .trim_start_matches('_');
+                let owner = owner.split('_').next().unwrap_or_default();
+                let lower = text.to_ascii_lowercase();
+                for statement in [
+                    "create table if not exists ",
+                    "create table ",
+                    "alter table ",
+                ] {
+                    for piece in lower.split(statement).skip(1) {
+                        let table: String = piece
+                            .trim_start_matches('`')
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if !(table == owner || table.starts_with(&format!("{owner}_"))) {
+                            out.push(format!(
+                                "L6: {path} touches table `{table}`, not one of `{owner}`'s"
+                            ));
+                        }
+                    }
+                }
+            }
+            continue;
+        };
+        let Some((container, inner)) = rest.split_once("/src/") else {
+            continue;
+        };
+        if inner.starts_with("ui/http/controllers/") {
+            if text.contains("crate::tasks") || text.contains("crate::data") {
+                out.push(format!(
+                    "L1: {path} reaches tasks or data (a controller calls one action)"
+                ));
+            }
+            if let Some(task) = word(&text, "Task") {
+                out.push(format!(
+                    "L1: {path} names {task} (a controller calls one action)"
+                ));
+            }
+        } else if inner.starts_with("ui/") {
+            if text.contains("crate::tasks") || text.contains("crate::data") {
+                out.push(format!(
+                    "L4: {path} reaches tasks or data (jobs and UIs call actions)"
+                ));
+            }
+            if let Some(task) = word(&text, "Task") {
+                out.push(format!(
+                    "L4: {path} names {task} (jobs and UIs call actions)"
+                ));
+            }
+        } else if inner.starts_with("tasks/") {
+            if let Some(action) = word(&text, "Action") {
+                out.push(format!(
+                    "L2: {path} names {action} (a task never calls an action)"
+                ));
+            }
+        } else if inner.starts_with("data/") {
+            if ["crate::ui", "crate::actions", "crate::tasks"]
+                .iter()
+                .any(|m| text.contains(m))
+            {
+                out.push(format!(
+                    "L3: {path} imports a ui, an action or a task (data is the bottom layer)"
+                ));
+            }
+            if inner == "data/schema.rs" {
+                for piece in text.split("diesel::table!").skip(1) {
+                    let table: String = piece
+                        .trim_start_matches(|c: char| c.is_whitespace() || c == '{')
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !(table == container || table.starts_with(&format!("{container}_"))) {
+                        out.push(format!(
+                            "L6: {path} declares table `{table}`, not one of `{container}`'s"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every source file the layer rules read: `.rs` under `containers/` and `crates/app/src/`,
+/// and the migrations' `up.sql`, with paths relative to the workspace root.
+fn layered_sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n != "target" && n != "tests")
+                {
+                    walk(root, &path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                || path.file_name().is_some_and(|n| n == "up.sql")
+            {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                out.push((relative, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for top in ["containers", "crates/app/src", "migrations"] {
+        walk(&root, &root.join(top), &mut out);
+    }
+    out
+}
+
+fn container_names() -> Vec<String> {
+    members(&workspace_metadata())
+        .into_iter()
+        .filter_map(|m| m.dir.strip_prefix("containers/").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_container_keeps_its_layers() {
+    let files = layered_sources();
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.contains("/ui/http/controllers/")),
+        "no controller found: the scan is broken"
+    );
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("up.sql")),
+        "no migration found: the scan is broken"
+    );
+    let broken = layer_violations(&files, &container_names());
+    assert!(broken.is_empty(), "layers broken:\n{}", broken.join("\n"));
+}
+
+/// Each layer rule fails on a violation injected into a copy of the real sources.
+#[test]
+fn the_layer_rules_catch_injected_violations() {
+    let mut files = layered_sources();
+    let containers = container_names();
+    let inject = |files: &mut Vec<(String, String)>, path: &str, code: &str| {
+        files.push((path.to_string(), code.to_string()));
+    };
+    inject(
+        &mut files,
+        "containers/customers/src/ui/http/controllers/rogue.rs",
+        "use crate::data::customers;\nfn f() { SaveLocalWriteTask::run(); }",
+    );
+    inject(
+        &mut files,
+        "containers/customers/src/tasks/rogue.rs",
+        "fn f() { CreateCustomerAction::new(pool, r); }",
+    );
+    inject(
+        &mut files,
+        "containers/customers/src/data/rogue.rs",
+        "use crate::ui::http::CustomersContext;",
+    );
+    inject(
+        &mut files,
+        "containers/sync/src/ui/rogue_job.rs",
+        "use crate::tasks::send_ops::SendOpsTask;",
+    );
+    inject(
+        &mut files,
+        "crates/app/src/rogue_cli.rs",
+        "fn f() { sync::data::cursors::get(); }",
+    );
+    inject(
+        &mut files,
+        "containers/customers/src/data/schema.rs",
+        "diesel::table! {\n    orders (id) {\n        id -> Text,\n    }\n}",
+    );
+    inject(
+        &mut files,
+        "migrations/sqlite/2026-12-05-000999_customers_rogue/up.sql",
+        "CREATE TABLE sync_rogue (id TEXT);",
+    );
+    let broken = layer_violations(&files, &containers);
+    for rule in [
+        "L1: containers/customers/src/ui/http/controllers/rogue.rs reaches",
+        "L1: containers/customers/src/ui/http/controllers/rogue.rs names SaveLocalWriteTask",
+        "L2: containers/customers/src/tasks/rogue.rs names CreateCustomerAction",
+        "L3: containers/customers/src/data/rogue.rs",
+        "L4: containers/sync/src/ui/rogue_job.rs reaches",
+        "L5: crates/app/src/rogue_cli.rs reaches sync::data",
+        "L6: containers/customers/src/data/schema.rs declares table `orders`",
+        "L6: migrations/sqlite/2026-12-05-000999_customers_rogue/up.sql touches table `sync_rogue`",
+    ] {
+        assert!(
+            broken.iter().any(|b| b.starts_with(rule)),
+            "not caught: {rule}\n{}",
+            broken.join("\n")
+        );
+    }
+    assert_eq!(
+        broken.len(),
+        9,
+        "exactly the injected violations:\n{}",
+        broken.join("\n")
+    );
+}
