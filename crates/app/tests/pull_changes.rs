@@ -384,3 +384,97 @@ ship::backend_tests! {
     }
 
 }
+
+ship::backend_tests! {
+    /// A pull from no cursor acknowledges nothing it has not saved: the first page is applied
+    /// and saved before the second is asked for (naming it in `ack`), and a page fetched ahead
+    /// names the cursor saved last, never the position it reads from (which a peer takes as
+    /// the acknowledgment when `ack` is absent). Regression: the second page used to be asked
+    /// for ahead with no `ack` while the first was still being applied.
+    async fn a_first_pull_acknowledges_only_saved_pages(db: TestDb) {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..5 {
+            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
+            assert_eq!(status, 201);
+        }
+        // A proxy in front of eu-west that records each feed request's query, and the cursor
+        // us-east had saved when it came.
+        let asked: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Default::default();
+        let (target, log, puller_pool) = (a.base.clone(), asked.clone(), db_b.pool.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let (target, log, puller_pool) = (target.clone(), log.clone(), puller_pool.clone());
+            App::new().route("/sync/customers/changes", web::get().to(move |req: HttpRequest| {
+                let (target, log, puller_pool) = (target.clone(), log.clone(), puller_pool.clone());
+                async move {
+                    #[derive(diesel::QueryableByName)]
+                    struct Saved {
+                        #[diesel(sql_type = diesel::sql_types::Text)]
+                        peer_cursor: String,
+                    }
+                    let saved: Option<String> = {
+                        use diesel::RunQueryDsl;
+                        let mut conn = puller_pool.get().unwrap();
+                        diesel::sql_query("SELECT peer_cursor FROM sync_peer_cursors WHERE peer = 'eu-west'")
+                            .load::<Saved>(&mut *conn)
+                            .unwrap()
+                            .pop()
+                            .map(|s| s.peer_cursor)
+                    };
+                    log.lock().unwrap().push((req.query_string().to_string(), saved));
+                    let mut forward = reqwest::Client::new().get(format!("{target}{}", req.uri()));
+                    for (name, value) in req.headers() {
+                        if name == "authorization" || name.as_str().starts_with("regionsync") {
+                            forward = forward.header(name.as_str(), value.as_bytes());
+                        }
+                    }
+                    let res = forward.send().await.unwrap();
+                    let status = res.status().as_u16();
+                    let mut answer = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+                    for (name, value) in res.headers() {
+                        if name.as_str().starts_with("regionsync") || name == "content-type" {
+                            answer.insert_header((name.as_str(), value.as_bytes()));
+                        }
+                    }
+                    answer.body(res.bytes().await.unwrap())
+                }
+            }))
+        })
+        .listen(listener)
+        .unwrap()
+        .workers(1)
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+
+        let pull = puller(&db_b, &base).await;
+        let summary = pull.run(PullChangesInput { max_pages: u32::MAX, ..input("eu-west") }).await.unwrap();
+        assert_eq!((summary.pages, summary.applied, summary.caught_up), (3, 5, true), "{summary:?}");
+        let asked = asked.lock().unwrap().clone();
+        let param = |query: &str, name: &str| -> Option<String> {
+            query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+        };
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        // What a request acknowledges: `ack`, or without it the position it reads from.
+        let mut saved_so_far = Vec::new();
+        for (query, saved) in &asked {
+            saved_so_far.extend(saved.clone());
+            let acknowledged = param(query, "ack").or_else(|| param(query, "since"));
+            if let Some(acknowledged) = acknowledged {
+                let decoded = |c: &str| c.replace("%3D", "=");
+                assert!(
+                    saved_so_far.iter().any(|s| decoded(s).trim_end_matches('=') == decoded(&acknowledged).trim_end_matches('=')),
+                    "{query} acknowledges a page not saved yet (saved: {saved:?}); all: {asked:?}"
+                );
+            }
+        }
+        // The third page is asked for while the second is applied: it names the first in `ack`.
+        assert!(param(&asked[2].0, "ack").is_some(), "{asked:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        handle.stop(true).await;
+        a.stop().await;
+    }
+}

@@ -158,6 +158,9 @@ impl Action for PullChangesAction {
         let mut acked = since.clone();
         // The peer's incarnation as the first page of this run showed it.
         let mut observed: Option<String> = None;
+        // Every way out of the pages below waits for the transaction still running first: it
+        // must not commit after what the caller does next (forget the cursor, bootstrap).
+        let outcome: Result<(), SyncError> = async {
         while summary.pages < input.max_pages && (summary.pages == 0 || in_time()) {
             // A page fetched ahead comes validated too (that work overlapped our transaction).
             let mut checked = None;
@@ -178,7 +181,7 @@ impl Action for PullChangesAction {
                         &self.client,
                         &grant,
                         name,
-                        (since.as_deref(), since.as_deref()),
+                        (since.as_deref(), acked.as_deref()),
                         input.page_limit,
                         &self.region_id,
                         &incarnation,
@@ -197,6 +200,7 @@ impl Action for PullChangesAction {
                 }
                 Err(e @ SyncError::PeerCursorExpired { .. }) => {
                     // Never a restart from zero: flagged for a bootstrap (and an alert).
+                    quiesce(&mut inflight).await;
                     let (peer, res) = (input.peer.clone(), name);
                     self.pool
                         .run(move |conn| {
@@ -208,6 +212,7 @@ impl Action for PullChangesAction {
                 Err(e @ SyncError::PeerCursorDiverged { .. }) => {
                     // The peer's database was replaced or restored: our cursor means nothing
                     // in its feed now. Forgotten (the next pull bootstraps) and flagged.
+                    quiesce(&mut inflight).await;
                     let (peer, res) = (input.peer.clone(), name);
                     self.pool
                         .transaction(move |conn| {
@@ -251,7 +256,9 @@ impl Action for PullChangesAction {
                     ),
                 });
             }
-            if page.has_more && summary.pages < input.max_pages && in_time() {
+            // Fetched ahead only once a cursor is saved: a request names what it acknowledges,
+            // and a peer takes none named as the position read (never applied yet).
+            if page.has_more && summary.pages < input.max_pages && in_time() && acked.is_some() {
                 // Fetch the next page while this one is validated and applied: the peer's
                 // answer and our work overlap. It acknowledges the cursor saved last, not this page.
                 let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
@@ -282,17 +289,18 @@ impl Action for PullChangesAction {
             }
             summary.quarantined += parked.len();
             let theirs = page.incarnation.clone().unwrap_or_default();
-            let back = self.was_down(&input.peer, None);
+            // The page still running may be the one that ends the backoff already.
+            let back = self.was_down(&input.peer, None)
+                && !inflight.as_ref().is_some_and(|f| f.back);
             // Pipelined (MariaDB): this page's transaction runs beside the one before, which
             // it follows in the cursor (`cursors::advance`). A page that parks entries, ends a
             // backoff, or shows the peer's incarnation for the first time in this run goes
             // alone, after the one before has settled (those writes are not idempotent).
-            let first_theirs = observed.get_or_insert_with(|| theirs.clone());
             let beside = self.pipelined
                 && inflight.is_some()
                 && parked.is_empty()
                 && !back
-                && *first_theirs == theirs;
+                && observed.as_deref() == Some(theirs.as_str());
             if !beside {
                 if let Some(before) = inflight.take() {
                     self.settle(
@@ -308,6 +316,9 @@ impl Action for PullChangesAction {
             }
             let after = inflight.as_ref().map(|f| f.cursor.clone());
             let observe = after.is_none();
+            if observe {
+                observed = Some(theirs.clone());
+            }
             let (peer, cursor, res, local) = (
                 input.peer.clone(),
                 page.next_cursor.clone(),
@@ -373,7 +384,8 @@ impl Action for PullChangesAction {
                     return Err(e);
                 }
             }
-            if !self.pipelined {
+            // SQLite has one writer; and before a first cursor is saved, nothing may run ahead.
+            if !self.pipelined || acked.is_none() {
                 if let Some(this) = inflight.take() {
                     self.settle(
                         this,
@@ -403,6 +415,13 @@ impl Action for PullChangesAction {
             )
             .await?;
         }
+        Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            quiesce(&mut inflight).await;
+            return Err(e);
+        }
         if summary.caught_up {
             let (peer, res) = (input.peer.clone(), name);
             self.pool
@@ -418,6 +437,14 @@ impl Action for PullChangesAction {
             "pulled"
         );
         Ok(summary)
+    }
+}
+
+/// Wait for the page transaction still running, if any, whatever its outcome (the pull is
+/// ending on an error; the page's rows come again with the next pull if it failed).
+async fn quiesce(inflight: &mut Option<InFlight>) {
+    if let Some(page) = inflight.take() {
+        let _ = page.task.await;
     }
 }
 
@@ -446,9 +473,10 @@ impl PullChangesAction {
         resource: &'static str,
         incarnation: &str,
     ) -> Result<(), SyncError> {
-        let (statuses, saved) = page.task.await.map_err(|e| SyncError::PeerUnreachable {
-            peer: peer.to_string(),
-            reason: format!("a page's transaction did not finish: {e}"),
+        let (statuses, saved) = page.task.await.map_err(|e| {
+            SyncError::Db(ship::DbError::Blocking(format!(
+                "a page's transaction did not finish: {e}"
+            )))
         })??;
         if let (false, Some(before)) = (saved, page.after.clone()) {
             let (who, cursor, local) = (
