@@ -401,7 +401,8 @@ ship::backend_tests! {
         }
         // A proxy in front of eu-west that records each feed request's query, and the cursor
         // us-east had saved when it came.
-        let asked: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Default::default();
+        type Asked = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+        let asked: Asked = Default::default();
         let (target, log, puller_pool) = (a.base.clone(), asked.clone(), db_b.pool.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
