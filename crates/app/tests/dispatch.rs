@@ -394,9 +394,9 @@ ship::backend_tests! {
         a.stop().await;
     }
 
-    /// Issue 13.7: a peer a send found unreachable that takes a batch again is back — its
-    /// other streams stop waiting out their backoff. A peer that merely answers while another of
-    /// its streams backs off (a 503 there, say) keeps that backoff.
+    /// Issue 13.7: a peer a send could not connect to that takes a batch again is back — its
+    /// other streams stop waiting out their backoff. Taking batches while it was never down
+    /// changes nothing.
     async fn a_peer_that_takes_a_batch_again_ends_the_backoff_of_its_other_streams(db: TestDb) {
         use diesel::connection::SimpleConnection;
         // Nobody listens there yet: the first pass finds the peer unreachable.
@@ -688,6 +688,32 @@ ship::backend_tests! {
 
 ship::backend_tests! {
     /// A peer that does not answer within `peer_timeout_secs`: a failed attempt, backed off.
+    /// A peer that timed out is slow, not down: when it takes a batch again, its other streams
+    /// keep their backoff (a stream that keeps timing out must not be retried at every pass of
+    /// the others and dead-lettered within minutes).
+    async fn a_peer_that_timed_out_and_then_takes_a_batch_is_no_comeback(db: TestDb) {
+        use diesel::connection::SimpleConnection;
+        let slow = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_secs(5));
+        let (a, dispatch) = region_with_outbox(&db, "stub", &slow.base, 2, |s| s.sync.peer_timeout_secs = 1).await;
+        assert_eq!(dispatch.run("w".into()).await.unwrap().retried, 2, "timed out");
+        db.pool.get().unwrap().batch_execute(
+            "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
+             SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
+        ).unwrap();
+        let fast = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        db.pool.get().unwrap().batch_execute(&format!(
+            "UPDATE broker_regions SET base_url = '{}' WHERE id = 'stub'; \
+             UPDATE sync_delivery SET next_attempt_at = '2000-01-01 00:00:00' WHERE resource = 'customers'",
+            fast.base
+        )).unwrap();
+        assert_eq!(dispatch.run("w".into()).await.unwrap().delivered, 2);
+        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND resource = 'orders' AND next_attempt_at > '2098-01-01 00:00:00'";
+        assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 1, "the other stream keeps its backoff");
+        slow.handle.stop(true).await;
+        fast.handle.stop(true).await;
+        a.stop().await;
+    }
+
     async fn a_peer_that_times_out_is_a_failed_attempt(db: TestDb) {
         let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_secs(5));
         let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |s| s.sync.peer_timeout_secs = 1).await;

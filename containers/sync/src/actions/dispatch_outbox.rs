@@ -18,8 +18,8 @@
 //! same time; a dispatcher that dies leaves leases that become claimable again when they run
 //! out.
 //!
-//! A peer this dispatcher found unreachable that then takes a batch is back (issue 13.7): its
-//! other streams stop waiting out their backoff and go at the next pass.
+//! A peer this dispatcher could not even connect to (down, not slow) that then takes a batch is
+//! back (issue 13.7): its streams stop waiting out their backoff and go at the next pass.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub struct DispatchOutboxAction {
     only: delivery::ClaimFilter,
     /// This database's incarnation as read by the last pass (told to peers with each batch).
     incarnation: std::sync::RwLock<String>,
-    /// The peers a send found unreachable, until one takes a batch again.
+    /// The peers a send could not connect to, until one takes a batch again.
     down: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -367,7 +367,7 @@ impl DispatchOutboxAction {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();
                     if self.came_back(peer, true) {
-                        self.peer_is_back(peer).await?;
+                        self.peer_is_back(peer).await;
                     }
                 }
                 SendOutcome::TooLarge if batch.len() > 1 => {
@@ -418,8 +418,12 @@ impl DispatchOutboxAction {
                         Again::AfterFailure,
                     );
                 }
-                SendOutcome::Unreachable(reason) => {
-                    self.came_back(peer, false);
+                SendOutcome::Unreachable { reason, down } => {
+                    if down {
+                        // Not even a connection: the peer is down (a timeout is not: a slow
+                        // stream of a peer that takes the others' batches keeps its backoff).
+                        self.came_back(peer, false);
+                    }
                     self.directory.invalidate(peer);
                     pending.push(batch);
                     break (reason, Again::AfterFailure);
@@ -527,20 +531,24 @@ impl DispatchOutboxAction {
         Ok(())
     }
 
-    /// `peer` takes batches again: its streams waiting out a backoff are due now.
-    async fn peer_is_back(&self, peer: &str) -> Result<(), SyncError> {
-        let peer = peer.to_string();
+    /// `peer` takes batches again: its streams waiting out a backoff are due now. A failure
+    /// here is logged, never the range's: its batches went.
+    async fn peer_is_back(&self, peer: &str) {
+        let who = peer.to_string();
         let due = self
             .pool
             .run(move |conn| {
-                delivery::peer_is_back(conn, &peer, ship::db::utc_now()).map_err(SyncError::from)
+                delivery::peer_is_back(conn, &who, ship::db::utc_now()).map_err(SyncError::from)
             })
-            .await?;
-        tracing::info!(
-            streams = due,
-            "a peer takes batches again: its streams are due now"
-        );
-        Ok(())
+            .await;
+        match due {
+            Ok(due) => {
+                tracing::info!(%peer, streams = due, "a peer takes batches again: its streams are due now")
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "a peer takes batches again, but its streams could not be made due")
+            }
+        }
     }
 
     /// `sending` is over: everything went or is a dead letter (`RangeEnd::Delivered`), or its

@@ -74,7 +74,21 @@ impl Action for PeersSeenAction {
                 }
                 Ok::<_, SyncError>(due)
             })
-            .await?;
+            .await;
+        let due = match due {
+            Ok(due) => due,
+            Err(e) => {
+                // Not done: still seen offline, so the next list that says online tries again.
+                let mut last = self
+                    .last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for peer in &back {
+                    last.insert(peer.clone(), false);
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(peers = ?back, streams = due, "peers online again: their streams are due now");
         Ok(back)
     }

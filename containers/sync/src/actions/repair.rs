@@ -298,7 +298,7 @@ impl RepairAction {
                     ));
                 }
                 SendOutcome::ClockDrift(reason) => return Err(refused(422, reason)),
-                SendOutcome::Unreachable(reason) => {
+                SendOutcome::Unreachable { reason, .. } => {
                     self.directory.invalidate(peer);
                     return Err(SyncError::PeerUnreachable {
                         peer: peer.to_string(),

@@ -20,8 +20,9 @@ pub(crate) enum SendOutcome {
     InvalidOps(Vec<usize>),
     /// 401 `token_expired`: refresh the token once and resend.
     TokenExpired,
-    /// The peer could not be reached: its address may have changed.
-    Unreachable(String),
+    /// The peer could not be reached: its address may have changed. `down`: not even a
+    /// connection (refused, no route) — the peer is down, not merely slow (a timeout).
+    Unreachable { reason: String, down: bool },
     /// Anything else (5xx, other refusals): retry later with backoff.
     Failed(String),
     /// 422 `clock_drift`: the peer's clock is behind ours beyond its bound. Not the entries'
@@ -131,7 +132,12 @@ impl SendOpsTask {
         }
         let res = match request.body(body).send().await {
             Ok(res) => res,
-            Err(e) => return SendOutcome::Unreachable(format!("{url}: {e}")),
+            Err(e) => {
+                return SendOutcome::Unreachable {
+                    reason: format!("{url}: {e}"),
+                    down: e.is_connect(),
+                }
+            }
         };
         let status = res.status().as_u16();
         if status == 200 {
