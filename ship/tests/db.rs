@@ -101,6 +101,7 @@ ship::backend_tests! {
                 assert_eq!(scalar_text(&mut conn, "@@SESSION.time_zone"), "+00:00");
                 assert_eq!(scalar_text(&mut conn, "@@SESSION.character_set_connection"), "utf8mb4");
                 assert_eq!(scalar_text(&mut conn, "@@SESSION.tx_isolation"), "READ-COMMITTED");
+                assert_eq!(scalar_text(&mut conn, "CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR)"), "5");
                 // Strict mode: an over-long value is an error, not a silent truncation.
                 conn.batch_execute("CREATE TABLE t_short (v VARCHAR(3) NOT NULL)").unwrap();
                 assert!(conn.batch_execute("INSERT INTO t_short VALUES ('abcdef')").is_err());

@@ -17,11 +17,14 @@ PRAGMA foreign_keys = ON;";
 /// Per-connection setup for MariaDB/MySQL: strict mode (bad data is an error, never silently
 /// truncated), utf8mb4, UTC, and READ COMMITTED (no gap locks between concurrent changelog and
 /// outbox inserts; read-modify-write decisions are made under row locks or in one statement,
-/// never by relying on REPEATABLE READ snapshots).
+/// never by relying on REPEATABLE READ snapshots). A row lock is waited for 5 s, as SQLite's
+/// `busy_timeout`, then answered `503 database_busy` (the sender retries) — not the server's
+/// default 50 s, longer than a peer waits for an answer.
 const MYSQL_SETUP: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,PIPES_AS_CONCAT';
 SET NAMES utf8mb4 COLLATE utf8mb4_nopad_bin;
 SET time_zone = '+00:00';
-SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;";
+SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;
+SET SESSION innodb_lock_wait_timeout = 5;";
 
 /// How a pool is sized and how long it waits.
 #[derive(Debug, Clone, Copy)]
