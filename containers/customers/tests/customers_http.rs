@@ -10,9 +10,13 @@ use ship::testing::TestApp;
 const BASE: &str = "/api/v1/customers";
 
 async fn create(app: &TestApp, body: Value) -> (u16, Value) {
+    post(app, BASE, body).await
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let res = app
         .client
-        .post(app.url(BASE))
+        .post(app.url(path))
         .json(&body)
         .send()
         .await
@@ -340,15 +344,7 @@ ship::backend_tests! {
 const BATCH: &str = "/api/v1/customers:batch";
 
 async fn create_many(app: &TestApp, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(BATCH))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
+    post(app, BATCH, body).await
 }
 
 fn customer(i: usize) -> Value {

@@ -177,6 +177,31 @@ impl ship::contracts::PeerDirectory for Listing {
     fn invalidate(&self, _peer: &str) {}
 }
 
+/// A second stream to `stub` (another resource's, with nothing to send), backing off.
+fn other_stream_backing_off(db: &TestDb) {
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut *db.pool.get().unwrap(),
+        "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
+         SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
+    )
+    .unwrap();
+}
+
+/// 1 while that stream still backs off.
+const OTHER_STREAM_WAITING: &str = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND resource = 'orders' AND next_attempt_at > '2098-01-01 00:00:00'";
+
+/// `stub` answers at `base` now, and its customers stream's backoff is over (its time came).
+fn stub_back_at(db: &TestDb, base: &str) {
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut *db.pool.get().unwrap(),
+        &format!(
+            "UPDATE broker_regions SET base_url = '{base}' WHERE id = 'stub'; \
+             UPDATE sync_delivery SET next_attempt_at = '2000-01-01 00:00:00' WHERE resource = 'customers'"
+        ),
+    )
+    .unwrap();
+}
+
 fn ok() -> (u16, Value) {
     (200, json!({"applied": 0}))
 }
@@ -403,20 +428,13 @@ ship::backend_tests! {
         let (a, dispatch) = region_with_outbox(&db, "stub", "http://127.0.0.1:1", 2, |_| {}).await;
         assert_eq!(dispatch.run("w".into()).await.unwrap().retried, 2);
         // A second stream to the same peer, backing off too (another resource's).
-        db.pool.get().unwrap().batch_execute(
-            "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
-             SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
-        ).unwrap();
-        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND resource = 'orders' AND next_attempt_at > '2098-01-01 00:00:00'";
+        other_stream_backing_off(&db);
+        let waiting = OTHER_STREAM_WAITING;
         assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 1);
 
         // The peer is back at a new address; the customers stream's backoff ends (its time came).
         let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
-        db.pool.get().unwrap().batch_execute(&format!(
-            "UPDATE broker_regions SET base_url = '{}' WHERE id = 'stub'; \
-             UPDATE sync_delivery SET next_attempt_at = '2000-01-01 00:00:00' WHERE resource = 'customers'",
-            peer.base
-        )).unwrap();
+        stub_back_at(&db, &peer.base);
         assert_eq!(dispatch.run("w".into()).await.unwrap().delivered, 2);
         assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 0, "the other stream is due now");
 
@@ -692,22 +710,14 @@ ship::backend_tests! {
     /// keep their backoff (a stream that keeps timing out must not be retried at every pass of
     /// the others and dead-lettered within minutes).
     async fn a_peer_that_timed_out_and_then_takes_a_batch_is_no_comeback(db: TestDb) {
-        use diesel::connection::SimpleConnection;
         let slow = StubPeer::start(Arc::new(|_, _| ok()), Duration::from_secs(5));
         let (a, dispatch) = region_with_outbox(&db, "stub", &slow.base, 2, |s| s.sync.peer_timeout_secs = 1).await;
         assert_eq!(dispatch.run("w".into()).await.unwrap().retried, 2, "timed out");
-        db.pool.get().unwrap().batch_execute(
-            "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
-             SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
-        ).unwrap();
+        other_stream_backing_off(&db);
         let fast = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
-        db.pool.get().unwrap().batch_execute(&format!(
-            "UPDATE broker_regions SET base_url = '{}' WHERE id = 'stub'; \
-             UPDATE sync_delivery SET next_attempt_at = '2000-01-01 00:00:00' WHERE resource = 'customers'",
-            fast.base
-        )).unwrap();
+        stub_back_at(&db, &fast.base);
         assert_eq!(dispatch.run("w".into()).await.unwrap().delivered, 2);
-        let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'stub' AND resource = 'orders' AND next_attempt_at > '2098-01-01 00:00:00'";
+        let waiting = OTHER_STREAM_WAITING;
         assert_eq!(count(&mut db.pool.get().unwrap(), waiting), 1, "the other stream keeps its backoff");
         slow.handle.stop(true).await;
         fast.handle.stop(true).await;

@@ -24,6 +24,35 @@ pub struct CreateCustomerInput {
     pub status: CustomerStatus,
 }
 
+impl CreateCustomerInput {
+    /// The input's broken rules, if any.
+    pub(crate) fn broken(&self) -> impl Iterator<Item = ship::contracts::FieldError> {
+        [
+            validation::tenant_id(&self.tenant_id),
+            validation::name(&self.name),
+            validation::email(&self.email),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+    }
+
+    /// The new row: a fresh UUID v7, created and updated `now`, not versioned yet.
+    pub(crate) fn into_row(self, now: chrono::NaiveDateTime) -> Customer {
+        Customer {
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            tenant_id: self.tenant_id,
+            name: self.name,
+            email: self.email,
+            status: self.status.as_str().to_string(),
+            created_at: now,
+            updated_at: now,
+            sync_version: 0,
+            sync_origin: String::new(),
+            deleted_at: None,
+        }
+    }
+}
+
 impl CreateCustomerAction {
     pub fn new(pool: DbPool, recorder: Arc<dyn ChangeRecorder>) -> Self {
         Self { pool, recorder }
@@ -38,26 +67,12 @@ impl Action for CreateCustomerAction {
 
     #[tracing::instrument(name = "customers.create_customer", skip_all, fields(customer_id))]
     async fn run(&self, input: CreateCustomerInput) -> Result<Customer, CustomersError> {
-        super::check(vec![
-            validation::tenant_id(&input.tenant_id),
-            validation::name(&input.name),
-            validation::email(&input.email),
-        ])?;
-        let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        tracing::Span::current().record("customer_id", id.as_str());
-        let now = utc_now();
-        let row = Customer {
-            id,
-            tenant_id: input.tenant_id,
-            name: input.name,
-            email: input.email,
-            status: input.status.as_str().to_string(),
-            created_at: now,
-            updated_at: now,
-            sync_version: 0,
-            sync_origin: String::new(),
-            deleted_at: None,
-        };
+        let broken: Vec<_> = input.broken().collect();
+        if !broken.is_empty() {
+            return Err(CustomersError::Validation(broken));
+        }
+        let row = input.into_row(utc_now());
+        tracing::Span::current().record("customer_id", row.id.as_str());
         let recorder = Arc::clone(&self.recorder);
         let saved = self
             .pool

@@ -8,7 +8,7 @@ use ship::DbPool;
 use super::CreateCustomerInput;
 use crate::models::Customer;
 use crate::tasks::SaveLocalWriteTask;
-use crate::{validation, CustomersError};
+use crate::CustomersError;
 
 /// The most customers one bulk create takes (a push batch's op limit: what a peer takes in one
 /// request, `sync.max_ops_per_batch`).
@@ -74,16 +74,7 @@ impl Action for CreateCustomersAction {
         let errors: Vec<FieldError> = inputs
             .iter()
             .enumerate()
-            .flat_map(|(i, input)| {
-                let broken = [
-                    validation::tenant_id(&input.tenant_id),
-                    validation::name(&input.name),
-                    validation::email(&input.email),
-                ]
-                .into_iter()
-                .filter_map(Result::err);
-                item_errors(i, broken)
-            })
+            .flat_map(|(i, input)| item_errors(i, input.broken()))
             .take(MAX_ERRORS_NAMED)
             .collect();
         if !errors.is_empty() {
@@ -92,18 +83,7 @@ impl Action for CreateCustomersAction {
         let now = utc_now();
         let rows: Vec<Customer> = inputs
             .into_iter()
-            .map(|input| Customer {
-                id: uuid::Uuid::now_v7().hyphenated().to_string(),
-                tenant_id: input.tenant_id,
-                name: input.name,
-                email: input.email,
-                status: input.status.as_str().to_string(),
-                created_at: now,
-                updated_at: now,
-                sync_version: 0,
-                sync_origin: String::new(),
-                deleted_at: None,
-            })
+            .map(|input| input.into_row(now))
             .collect();
         let recorder = Arc::clone(&self.recorder);
         let saved = self

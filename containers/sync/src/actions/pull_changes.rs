@@ -158,6 +158,12 @@ impl Action for PullChangesAction {
         let mut acked = since.clone();
         // The peer's incarnation as the first page of this run showed it.
         let mut observed: Option<String> = None;
+        // Whose cursor the pages' transactions move.
+        let at = Pulling {
+            peer: &input.peer,
+            resource: name,
+            incarnation: &incarnation,
+        };
         // Every way out of the pages below waits for the transaction still running first: it
         // must not commit after what the caller does next (forget the cursor, bootstrap).
         let outcome: Result<(), SyncError> = async {
@@ -303,14 +309,7 @@ impl Action for PullChangesAction {
                 && observed.as_deref() == Some(theirs.as_str());
             if !beside {
                 if let Some(before) = inflight.take() {
-                    self.settle(
-                        before,
-                        &mut summary,
-                        &mut acked,
-                        &input.peer,
-                        name,
-                        &incarnation,
-                    )
+                    self.settle(before, &mut summary, &mut acked, &at)
                     .await?;
                 }
             }
@@ -366,14 +365,7 @@ impl Action for PullChangesAction {
             // At most two transactions at once: the one before settles now.
             if let Some(before) = inflight.replace(this) {
                 if let Err(e) = self
-                    .settle(
-                        before,
-                        &mut summary,
-                        &mut acked,
-                        &input.peer,
-                        name,
-                        &incarnation,
-                    )
+                    .settle(before, &mut summary, &mut acked, &at)
                     .await
                 {
                     if let Some(this) = inflight.take() {
@@ -387,14 +379,7 @@ impl Action for PullChangesAction {
             // SQLite has one writer; and before a first cursor is saved, nothing may run ahead.
             if !self.pipelined || acked.is_none() {
                 if let Some(this) = inflight.take() {
-                    self.settle(
-                        this,
-                        &mut summary,
-                        &mut acked,
-                        &input.peer,
-                        name,
-                        &incarnation,
-                    )
+                    self.settle(this, &mut summary, &mut acked, &at)
                     .await?;
                 }
             }
@@ -405,14 +390,7 @@ impl Action for PullChangesAction {
             }
         }
         if let Some(last) = inflight.take() {
-            self.settle(
-                last,
-                &mut summary,
-                &mut acked,
-                &input.peer,
-                name,
-                &incarnation,
-            )
+            self.settle(last, &mut summary, &mut acked, &at)
             .await?;
         }
         Ok(())
@@ -448,6 +426,13 @@ async fn quiesce(inflight: &mut Option<InFlight>) {
     }
 }
 
+/// The cursor a pull moves: `peer`'s feed of `resource`, in this database's `incarnation`.
+struct Pulling<'a> {
+    peer: &'a str,
+    resource: &'static str,
+    incarnation: &'a str,
+}
+
 /// A page's transaction, running in its own task.
 struct InFlight {
     /// The cursor after the page.
@@ -469,10 +454,9 @@ impl PullChangesAction {
         page: InFlight,
         summary: &mut PullSummary,
         acked: &mut Option<String>,
-        peer: &str,
-        resource: &'static str,
-        incarnation: &str,
+        at: &Pulling<'_>,
     ) -> Result<(), SyncError> {
+        let (peer, resource, incarnation) = (at.peer, at.resource, at.incarnation);
         let (statuses, saved) = page.task.await.map_err(|e| {
             SyncError::Db(ship::DbError::Blocking(format!(
                 "a page's transaction did not finish: {e}"
