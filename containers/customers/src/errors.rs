@@ -7,6 +7,7 @@
 //! | `InvalidQuery` | 400 | `invalid_query` (a query parameter that does not parse, or an unknown one; details: `{"parameter"}`) |
 //! | `InvalidLimit` | 400 | `invalid_limit` (a `limit` that is a number outside `1..=500`; details: `{"parameter": "limit", "min", "max"}`) |
 //! | `NotFound` | 404 | `customer_not_found` (also for a deleted customer) |
+//! | `Referenced` | 409 | `customer_referenced` (a delete while live rows of another resource name the customer, e.g. orders; details: `{"live_referrers"}`) |
 //! | `BatchTooLarge` | 413 | `batch_too_large` (a bulk create of more than `max` items; details: `{"max", "got"}`) |
 //! | `Db` | 503 / 500 | `database_unavailable` / `internal_error` |
 //!
@@ -33,6 +34,9 @@ pub enum CustomersError {
     InvalidLimit { max: u32 },
     #[error("customer `{0}` not found")]
     NotFound(String),
+    /// A delete of a customer that live rows of another resource (orders) name.
+    #[error("customer `{id}` is named by {live} live rows of other resources (orders): delete or reassign those first")]
+    Referenced { id: String, live: i64 },
     /// A bulk create of more customers than one takes.
     #[error("{got} customers in one request; at most {max}: split the load into several")]
     BatchTooLarge { max: usize, got: usize },
@@ -62,6 +66,7 @@ impl ApiError for CustomersError {
                 StatusCode::BAD_REQUEST
             }
             CustomersError::NotFound(_) => StatusCode::NOT_FOUND,
+            CustomersError::Referenced { .. } => StatusCode::CONFLICT,
             CustomersError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CustomersError::Db(e) => e.status(),
         }
@@ -73,6 +78,7 @@ impl ApiError for CustomersError {
             CustomersError::InvalidQuery { .. } => "invalid_query",
             CustomersError::InvalidLimit { .. } => "invalid_limit",
             CustomersError::NotFound(_) => "customer_not_found",
+            CustomersError::Referenced { .. } => "customer_referenced",
             CustomersError::BatchTooLarge { .. } => "batch_too_large",
             CustomersError::Db(e) => e.code(),
         }
@@ -86,6 +92,9 @@ impl ApiError for CustomersError {
             }
             CustomersError::InvalidLimit { max } => {
                 Some(serde_json::json!({ "parameter": "limit", "min": 1, "max": max }))
+            }
+            CustomersError::Referenced { live, .. } => {
+                Some(serde_json::json!({ "live_referrers": live }))
             }
             CustomersError::BatchTooLarge { max, got } => {
                 Some(serde_json::json!({ "max": max, "got": got }))

@@ -3,7 +3,11 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use ship::contracts::{ApplyOutcome, Change, FieldError, Hlc, OpKind, SyncResource, Version};
+use std::collections::HashMap;
+
+use ship::contracts::{
+    ApplyOutcome, Change, FieldError, Hlc, OpKind, RowInfo, RowState, SyncResource, Version,
+};
 use ship::{AnyConnection, DbError};
 
 use crate::data::customers;
@@ -116,6 +120,25 @@ impl SyncResource for CustomersResource {
             .iter()
             .map(as_change)
             .collect()
+    }
+
+    fn row_info(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[&str],
+        lock: bool,
+    ) -> Result<HashMap<String, RowInfo>, DbError> {
+        Ok(customers::states(conn, ids, lock)?
+            .into_iter()
+            .map(|(id, tenant_id, deleted)| {
+                let state = if deleted {
+                    RowState::Deleted
+                } else {
+                    RowState::Live
+                };
+                (id, RowInfo { state, tenant_id })
+            })
+            .collect())
     }
 
     fn row_count(&self, conn: &mut AnyConnection) -> Result<Option<i64>, DbError> {

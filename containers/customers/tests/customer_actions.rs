@@ -10,7 +10,7 @@ use customers::actions::{
 };
 use customers::models::{CustomerPayload, CustomerStatus};
 use customers::CustomersError;
-use ship::contracts::{Hlc, OpKind};
+use ship::contracts::{Hlc, OpKind, ResourceRegistry};
 use ship::parents::Action;
 
 fn input(tenant: &str, name: &str) -> CreateCustomerInput {
@@ -76,7 +76,7 @@ ship::backend_tests! {
             })
             .await
             .unwrap_err();
-        DeleteCustomerAction::new(db.pool.clone(), bad.clone())
+        DeleteCustomerAction::new(db.pool.clone(), bad.clone(), ResourceRegistry::new())
             .run(created.id.clone())
             .await
             .unwrap_err();
@@ -144,7 +144,7 @@ ship::backend_tests! {
             .run(input("acme", "Ada"))
             .await
             .unwrap();
-        let tombstone = DeleteCustomerAction::new(db.pool.clone(), recorder.clone())
+        let tombstone = DeleteCustomerAction::new(db.pool.clone(), recorder.clone(), ResourceRegistry::new())
             .run(created.id.clone())
             .await
             .unwrap();
@@ -159,7 +159,7 @@ ship::backend_tests! {
 
         for err in [
             GetCustomerAction::new(db.pool.clone()).run(created.id.clone()).await.unwrap_err(),
-            DeleteCustomerAction::new(db.pool.clone(), recorder.clone())
+            DeleteCustomerAction::new(db.pool.clone(), recorder.clone(), ResourceRegistry::new())
                 .run(created.id.clone())
                 .await
                 .unwrap_err(),
@@ -178,7 +178,7 @@ ship::backend_tests! {
             ids.push(create.run(input("acme", &format!("C{i}"))).await.unwrap().id);
         }
         create.run(input("other", "Elsewhere")).await.unwrap();
-        DeleteCustomerAction::new(db.pool.clone(), recorder)
+        DeleteCustomerAction::new(db.pool.clone(), recorder, ResourceRegistry::new())
             .run(ids.remove(2))
             .await
             .unwrap();

@@ -13,7 +13,7 @@
 pub mod hlc;
 pub mod peers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -168,6 +168,35 @@ impl FieldError {
     }
 }
 
+/// A payload field of one resource that names a row of another (orders' `customer_id` names
+/// a customer). A resource declares its references ([`SyncResource::references`]); the sync
+/// container parks a remote op whose referenced row is not here yet and applies it when the
+/// row arrives, and a local delete of a row that live rows reference is refused (ADR 0015).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// The payload field holding the referenced row's id (a string).
+    pub field: &'static str,
+    /// The referenced resource's name.
+    pub resource: &'static str,
+}
+
+/// What a row is here, for a reference to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowState {
+    Live,
+    /// A tombstone.
+    Deleted,
+}
+
+/// A row that a reference may name: its state and its tenant (a reference never crosses
+/// tenants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowInfo {
+    pub state: RowState,
+    pub tenant_id: String,
+}
+
 /// One synced table, as its domain container exposes it to replication.
 pub trait SyncResource: Send + Sync {
     /// The resource name in URLs (`/sync/{name}/…`) and in the changelog.
@@ -229,6 +258,45 @@ pub trait SyncResource: Send + Sync {
     /// state, across regions and backends.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError>;
 
+    /// The rows of this resource's payload fields that name rows of other resources. The
+    /// default: none.
+    fn references(&self) -> &'static [Reference] {
+        &[]
+    }
+
+    /// Each of `ids` that has a row here (tombstones included), with its state and tenant; an
+    /// id with no row is not in the map. One read, on the caller's connection. With `lock`,
+    /// the rows found stay locked to the end of the caller's transaction (MariaDB: `FOR
+    /// UPDATE`; SQLite's write transaction holds the database): a local write that depends on
+    /// them (an order for a live customer) and a delete of them (refused while live rows
+    /// name them) are then serialized.
+    fn row_info(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[&str],
+        lock: bool,
+    ) -> Result<HashMap<String, RowInfo>, DbError>;
+
+    /// How many live rows (not tombstones) of this resource name one of `targets` in
+    /// `reference.field`. Only asked for a reference this resource declares; the default (a
+    /// resource that declares none) is 0.
+    fn live_referrers(
+        &self,
+        conn: &mut AnyConnection,
+        reference: &Reference,
+        targets: &[&str],
+    ) -> Result<i64, DbError> {
+        let _ = (conn, targets);
+        if self.references().contains(reference) {
+            return Err(contract_error(format!(
+                "resource `{}` declares the reference `{}` but does not count its referrers",
+                self.name(),
+                reference.field
+            )));
+        }
+        Ok(0)
+    }
+
     /// Delete tombstones (rows deleted before `before`) except the entities in `keep` (their
     /// delete is still owed to a peer). Runs in the caller's transaction. How many went. The
     /// default keeps every tombstone.
@@ -277,5 +345,177 @@ impl ResourceRegistry {
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.resources.keys().copied()
+    }
+
+    /// Every reference to `resource` that another registered resource declares, with the
+    /// referencing resource.
+    pub fn referrers<'a>(
+        &'a self,
+        resource: &'a str,
+    ) -> impl Iterator<Item = (&'a Arc<dyn SyncResource>, &'static Reference)> + 'a {
+        self.resources.values().flat_map(move |r| {
+            r.references()
+                .iter()
+                .filter(move |reference| reference.resource == resource)
+                .map(move |reference| (r, reference))
+        })
+    }
+
+    /// How many live rows of every resource name one of `ids` of `resource` (a local delete
+    /// of those rows is refused while this is not 0).
+    pub fn live_referrers(
+        &self,
+        conn: &mut AnyConnection,
+        resource: &str,
+        ids: &[&str],
+    ) -> Result<i64, DbError> {
+        let mut live = 0;
+        for (referrer, reference) in self.referrers(resource) {
+            live += referrer.live_referrers(conn, reference, ids)?;
+        }
+        Ok(live)
+    }
+
+    /// [`SyncResource::row_info`] of the registered `resource`, the rows found locked (for a
+    /// local write that names them: call it before the write locks its own rows, so locks are
+    /// taken in dependency order — the referenced resource first, as the apply does); an
+    /// unknown name is an error.
+    pub fn row_info(
+        &self,
+        conn: &mut AnyConnection,
+        resource: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, RowInfo>, DbError> {
+        self.get(resource)
+            .ok_or_else(|| contract_error(format!("no registered resource `{resource}`")))?
+            .row_info(conn, ids, true)
+    }
+
+    /// The names in dependency order: a resource after every resource it references (then by
+    /// name), so a sender that goes through them in this order sends a customer before its
+    /// orders. A reference to an unregistered resource or a cycle is refused.
+    pub fn dependency_order(&self) -> Result<Vec<&'static str>, String> {
+        let mut order: Vec<&'static str> = Vec::with_capacity(self.resources.len());
+        while order.len() < self.resources.len() {
+            let ready = self.resources.iter().find(|(name, r)| {
+                !order.contains(name)
+                    && r.references()
+                        .iter()
+                        .all(|reference| order.contains(&reference.resource))
+            });
+            match ready {
+                Some((name, _)) => order.push(name),
+                None => {
+                    let stuck: Vec<String> = self
+                        .resources
+                        .keys()
+                        .filter(|name| !order.contains(name))
+                        .map(|name| name.to_string())
+                        .collect();
+                    return Err(format!(
+                        "the references of {} name an unregistered resource or form a cycle",
+                        stuck.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(order)
+    }
+}
+
+/// An error of a contract's use (a programming or wiring error, not bad input).
+pub fn contract_error(message: String) -> DbError {
+    DbError::Query(diesel::result::Error::QueryBuilderError(message.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A resource that only names itself and what it references.
+    struct Named(&'static str, &'static [Reference]);
+
+    impl SyncResource for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn references(&self) -> &'static [Reference] {
+            self.1
+        }
+        fn validate(
+            &self,
+            _: &str,
+            _: OpKind,
+            _: &serde_json::Value,
+        ) -> Result<(), Vec<FieldError>> {
+            Ok(())
+        }
+        fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
+            Ok(ApplyOutcome::Duplicate)
+        }
+        fn snapshot_page(
+            &self,
+            _: &mut AnyConnection,
+            _: Option<&str>,
+            _: i64,
+        ) -> Result<Vec<Change>, DbError> {
+            Ok(vec![])
+        }
+        fn entity(&self, _: &mut AnyConnection, _: &str) -> Result<Option<Change>, DbError> {
+            Ok(None)
+        }
+        fn digest(&self, _: &mut AnyConnection) -> Result<String, DbError> {
+            Ok(String::new())
+        }
+        fn row_info(
+            &self,
+            _: &mut AnyConnection,
+            _: &[&str],
+            _: bool,
+        ) -> Result<HashMap<String, RowInfo>, DbError> {
+            Ok(HashMap::new())
+        }
+    }
+
+    const TO_A: &[Reference] = &[Reference {
+        field: "a_id",
+        resource: "a",
+    }];
+    const TO_Z: &[Reference] = &[Reference {
+        field: "z_id",
+        resource: "z",
+    }];
+    const TO_B: &[Reference] = &[Reference {
+        field: "b_id",
+        resource: "b",
+    }];
+
+    fn registry(all: Vec<Named>) -> ResourceRegistry {
+        let mut r = ResourceRegistry::new();
+        for n in all {
+            r.register(Arc::new(n)).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn dependency_order_puts_a_referenced_resource_first_whatever_the_names() {
+        // `z` references `a`... and `b` references `z`: by name it would be a, b, z.
+        let r = registry(vec![Named("b", TO_Z), Named("z", TO_A), Named("a", &[])]);
+        assert_eq!(r.dependency_order().unwrap(), vec!["a", "z", "b"]);
+        let referrers: Vec<&str> = r.referrers("a").map(|(res, _)| res.name()).collect();
+        assert_eq!(referrers, vec!["z"]);
+        assert_eq!(r.referrers("b").count(), 0);
+    }
+
+    #[test]
+    fn a_cycle_or_a_reference_to_an_unregistered_resource_is_refused() {
+        let cycle = registry(vec![Named("a", TO_B), Named("b", TO_A)]);
+        let err = cycle.dependency_order().unwrap_err();
+        assert!(err.contains("a, b") && err.contains("cycle"), "{err}");
+        let dangling = registry(vec![Named("a", &[]), Named("b", TO_Z)]);
+        let err = dangling.dependency_order().unwrap_err();
+        assert!(err.contains('b') && err.contains("unregistered"), "{err}");
     }
 }

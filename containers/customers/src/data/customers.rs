@@ -51,6 +51,35 @@ pub(crate) fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Ve
     Ok(rows)
 }
 
+/// `(id, tenant_id, deleted?)` of the rows with these ids, tombstones included (for a
+/// reference to them); with `lock`, locked until the end of the caller's transaction
+/// (MariaDB; see [`find_for_update`]).
+pub(crate) fn states(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+    lock: bool,
+) -> QueryResult<Vec<(String, String, bool)>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    for chunk in sorted.chunks(IN_CHUNK) {
+        let query = customers::table
+            .filter(customers::id.eq_any(chunk))
+            .order(customers::id.asc())
+            .select((customers::id, customers::tenant_id, customers::deleted_at));
+        let found: Vec<(String, String, Option<chrono::NaiveDateTime>)> = match conn {
+            AnyConnection::Mysql(c) if lock => query.for_update().load(c)?,
+            _ => query.load(conn)?,
+        };
+        rows.extend(
+            found
+                .into_iter()
+                .map(|(id, tenant, deleted)| (id, tenant, deleted.is_some())),
+        );
+    }
+    Ok(rows)
+}
+
 pub(crate) fn insert(conn: &mut AnyConnection, row: &Customer) -> QueryResult<()> {
     diesel::insert_into(customers::table)
         .values(row)

@@ -96,7 +96,10 @@ pub fn raw_rows_of(pool: &DbPool) -> Vec<RawRow> {
 pub async fn app(pool: &DbPool, recorder: Arc<FakeRecorder>) -> TestApp {
     spawn_app(
         pool.clone(),
-        Arc::new(customers::ui::http::configure_with(recorder)),
+        Arc::new(customers::ui::http::configure_with(
+            recorder,
+            ship::contracts::ResourceRegistry::new(),
+        )),
     )
     .await
 }

@@ -9,7 +9,8 @@
 //! | `PATCH` | `/api/v1/customers/{id}` | 200, the customer (partial: `name`, `email`, `status`) |
 //! | `DELETE` | `/api/v1/customers/{id}` | 204 (the row stays as a tombstone) |
 //!
-//! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`; the list's
+//! Errors: 422 `validation_failed` with `details.fields`, 404 `customer_not_found`, 409
+//! `customer_referenced` (a delete while live orders name the customer); the list's
 //! query 400 `invalid_query` / `invalid_limit`; the batch's 413 `batch_too_large`. docs/API.md describes the API.
 //! Routes are `web::resource(..).route(..)`, so a wrong method is a 405.
 
@@ -20,21 +21,28 @@ pub mod transformers;
 use std::sync::Arc;
 
 use actix_web::web;
-use ship::contracts::ChangeRecorder;
+use ship::contracts::{ChangeRecorder, ResourceRegistry};
 
 /// What the controllers need besides the pool (which ship's server registers as
 /// `web::Data<DbPool>`).
 pub struct CustomersContext {
     pub recorder: Arc<dyn ChangeRecorder>,
+    /// The synced resources: a delete asks those that reference customers for live referrers.
+    pub registry: ResourceRegistry,
 }
 
 pub const COLLECTION_PATH: &str = "/api/v1/customers";
 pub const ITEM_PATH: &str = "/api/v1/customers/{id}";
 pub const BATCH_PATH: &str = "/api/v1/customers:batch";
 
-/// Register the customers routes, with `recorder` recording every local write.
-pub fn configure(cfg: &mut web::ServiceConfig, recorder: Arc<dyn ChangeRecorder>) {
-    let context = web::Data::new(CustomersContext { recorder });
+/// Register the customers routes, with `recorder` recording every local write and `registry`
+/// the synced resources (a delete is refused while live rows of one of them name the customer).
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    recorder: Arc<dyn ChangeRecorder>,
+    registry: ResourceRegistry,
+) {
+    let context = web::Data::new(CustomersContext { recorder, registry });
     cfg.service(
         web::resource(COLLECTION_PATH)
             .app_data(context.clone())
@@ -56,9 +64,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, recorder: Arc<dyn ChangeRecorder>
 }
 
 /// [`configure`] as a route registration `app` can hand to ship's server
-/// (`Arc::new(customers::ui::http::configure_with(recorder))` is a `ship::http::Configure`).
+/// (`Arc::new(customers::ui::http::configure_with(recorder, registry))` is a
+/// `ship::http::Configure`).
 pub fn configure_with(
     recorder: Arc<dyn ChangeRecorder>,
+    registry: ResourceRegistry,
 ) -> impl Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static {
-    move |cfg| configure(cfg, Arc::clone(&recorder))
+    move |cfg| configure(cfg, Arc::clone(&recorder), registry.clone())
 }

@@ -15,10 +15,13 @@ pub async fn delete_customer(
     context: web::Data<CustomersContext>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let tombstone =
-        DeleteCustomerAction::new(pool.get_ref().clone(), Arc::clone(&context.recorder))
-            .run(id.into_inner())
-            .await?;
+    let tombstone = DeleteCustomerAction::new(
+        pool.get_ref().clone(),
+        Arc::clone(&context.recorder),
+        context.registry.clone(),
+    )
+    .run(id.into_inner())
+    .await?;
     Ok(HttpResponse::NoContent()
         .insert_header(etag(&tombstone))
         .finish())
