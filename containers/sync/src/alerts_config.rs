@@ -21,6 +21,9 @@ pub struct AlertsConfig {
     /// Push lag: changes are owed to a peer and nothing reached it for this long (seconds):
     /// since the later of its last delivery and its oldest pending change.
     pub push_lag_max_secs: u64,
+    /// Parked ops: an op that names a row not here yet (an order before its customer) has
+    /// waited this long (seconds) — ADR 0015.
+    pub parked_max_age_secs: u64,
     /// A firing alert is sent again after this long; a condition that resolved less than this
     /// long ago does not fire again (flapping), in seconds.
     pub cool_down_secs: u64,
@@ -38,6 +41,7 @@ impl Default for AlertsConfig {
             backlog_max_entries: 10_000,
             pull_lag_max_secs: 600,
             push_lag_max_secs: 600,
+            parked_max_age_secs: 600,
             cool_down_secs: 3600,
             webhook_timeout_secs: 5,
             webhook_attempts: 3,
@@ -60,6 +64,7 @@ impl Validate for AlertsConfig {
             ("backlog_max_age_secs", self.backlog_max_age_secs),
             ("pull_lag_max_secs", self.pull_lag_max_secs),
             ("push_lag_max_secs", self.push_lag_max_secs),
+            ("parked_max_age_secs", self.parked_max_age_secs),
             ("webhook_timeout_secs", self.webhook_timeout_secs),
             ("webhook_attempts", u64::from(self.webhook_attempts)),
         ] {

@@ -50,6 +50,14 @@ impl SyncResource for Widgets {
     fn digest(&self, _conn: &mut AnyConnection) -> Result<String, DbError> {
         Ok(String::new())
     }
+    fn row_info(
+        &self,
+        _conn: &mut AnyConnection,
+        _ids: &[&str],
+        _lock: bool,
+    ) -> Result<std::collections::HashMap<String, ship::contracts::RowInfo>, DbError> {
+        Ok(Default::default())
+    }
 }
 
 fn registry() -> ResourceRegistry {

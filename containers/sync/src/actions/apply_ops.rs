@@ -135,11 +135,12 @@ impl Action for ApplyOpsAction {
         };
         let newest = ops.iter().map(|op| op.change.version.hlc).max();
         let (source, theirs) = (input.source_region.clone(), input.source_incarnation);
+        let registry = self.registry.clone();
         let (ops, statuses, incarnation) = self
             .pool
             .transaction(move |conn| {
                 ObservePeerTask::run(conn, &source, &theirs)?;
-                let statuses = ApplyChangesTask::run(conn, resource.as_ref(), &ops)?;
+                let statuses = ApplyChangesTask::run(conn, &registry, resource.as_ref(), &ops)?;
                 let incarnation = ship::db::incarnation(conn)?.id;
                 Ok::<_, SyncError>((ops, statuses, incarnation))
             })
@@ -159,6 +160,7 @@ impl Action for ApplyOpsAction {
             applied = output.count(OpStatus::Applied),
             stale = output.count(OpStatus::Stale),
             duplicate = output.count(OpStatus::Duplicate),
+            parked = output.count(OpStatus::Parked),
             "batch applied"
         );
         Ok(output)

@@ -44,6 +44,8 @@ pub struct BootstrapSummary {
     pub applied: usize,
     pub stale: usize,
     pub duplicate: usize,
+    /// Ops kept until a row they name arrives (ADR 0015).
+    pub parked: usize,
     /// True when the last page is applied and the pull continues from the watermark.
     pub done: bool,
     /// How many rows the peer's snapshot holds, when its first page (read by this run) said.
@@ -223,11 +225,12 @@ impl Action for BootstrapAction {
                 page.watermark.clone(),
                 page.incarnation.clone().unwrap_or_default(),
             );
+            let registry = self.registry.clone();
             let statuses = self
                 .pool
                 .transaction(move |conn| {
                     ObservePeerTask::run(conn, &peer, &theirs)?;
-                    let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                    let statuses = ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
                     match &next {
                         Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
                         None => {
@@ -261,6 +264,7 @@ impl Action for BootstrapAction {
                     OpStatus::Applied => summary.applied += 1,
                     OpStatus::Stale => summary.stale += 1,
                     OpStatus::Duplicate => summary.duplicate += 1,
+                    OpStatus::Parked => summary.parked += 1,
                 }
             }
             if !page.has_more {

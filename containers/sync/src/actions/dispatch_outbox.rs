@@ -57,6 +57,9 @@ pub struct DispatchOutboxAction {
     incarnation: std::sync::RwLock<String>,
     /// The peers a send could not connect to, until one takes a batch again.
     down: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The resources in dependency order (a customer before its orders, ADR 0015): a peer's
+    /// streams are sent in this order; a resource not listed goes last, by name.
+    order: Vec<String>,
 }
 
 impl DispatchOutboxAction {
@@ -76,7 +79,16 @@ impl DispatchOutboxAction {
             only: delivery::ClaimFilter::default(),
             incarnation: Default::default(),
             down: Default::default(),
+            order: Vec::new(),
         }
+    }
+
+    /// Send each peer's streams in this resource order (`ResourceRegistry::dependency_order`),
+    /// so a referenced row usually arrives before the rows that name it (they would park
+    /// otherwise, and be applied when it comes).
+    pub fn in_dependency_order(mut self, order: Vec<String>) -> Self {
+        self.order = order;
+        self
     }
 
     /// Deliver only what is owed to `peer` (`regionsync sync run --peer`).
@@ -211,6 +223,20 @@ impl Action for DispatchOutboxAction {
         let mut per_peer: BTreeMap<String, Vec<ClaimedRange>> = BTreeMap::new();
         for range in ranges {
             per_peer.entry(range.peer.clone()).or_default().push(range);
+        }
+        let rank = |resource: &str| {
+            self.order
+                .iter()
+                .position(|r| r == resource)
+                .unwrap_or(self.order.len())
+        };
+        for ranges in per_peer.values_mut() {
+            // Stable: a stream's ranges stay in seq order.
+            ranges.sort_by(|a, b| {
+                rank(&a.resource)
+                    .cmp(&rank(&b.resource))
+                    .then_with(|| a.resource.cmp(&b.resource))
+            });
         }
         // Peers are served concurrently: a slow or hanging peer does not hold the others up.
         let results = futures_util::future::join_all(

@@ -12,6 +12,8 @@
 //! firing for a peer that still was never pulled keeps firing across restarts),
 //! `bootstrap_needed` (per peer/resource: its feed answered 410 and the pull stopped),
 //! `quarantined` (per peer/resource: entries of its feed parked because they cannot apply),
+//! `parked_ops` (per resource: ops waiting for a row they name for longer than
+//! `parked_max_age_secs`, ADR 0015),
 //! `divergence` (per peer/resource: the last verify found rows that differ),
 //! `bootstrap_loop` (per peer/resource: a 410 right after a finished bootstrap from it),
 //! `restored` (this region's database was found to be an older copy of itself and got a new
@@ -331,6 +333,28 @@ impl EvaluateAlertsAction {
                         "{n} entr{} of {peer}'s {resource} feed cannot apply here and are quarantined (oldest {}): `regionsync sync quarantine list`, then retry or discard",
                         if n == 1 { "y" } else { "ies" },
                         oldest.and_utc().to_rfc3339()
+                    ),
+                    n,
+                ),
+            );
+        }
+        // Ops parked for a row they name that has not arrived within the bound (ADR 0015).
+        let waited = self
+            .pool
+            .run(|conn| crate::data::parked_ops::counts(conn).map_err(SyncError::from))
+            .await?;
+        let bound = chrono::Duration::seconds(self.config.parked_max_age_secs as i64);
+        for (resource, n, oldest) in waited {
+            if ship::db::utc_now() - oldest < bound {
+                continue;
+            }
+            out.insert(
+                ("parked_ops".into(), resource.clone()),
+                (
+                    format!(
+                        "{n} {resource} op(s) are parked waiting for rows they name (oldest since {}, longer than {} s): a referenced row has not arrived — check the peers' push and pull of the referenced resource (`regionsync sync status`, `regionsync sync parked list`)",
+                        oldest.and_utc().to_rfc3339(),
+                        self.config.parked_max_age_secs
                     ),
                     n,
                 ),

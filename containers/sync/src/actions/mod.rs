@@ -38,6 +38,9 @@ pub use outbox_admin::{
     DiscardOutboxAction, Discarded, ListOutboxAction, PeerStatus, RecordRefusalsAction,
     RetryDeadAction, SyncMetricsAction, SyncMetricsData, SyncStatusAction,
 };
+pub mod parked;
+
+pub use parked::{ListParkedAction, ParkedCount, ParkedView, ReleaseParkedAction};
 pub mod prune;
 
 pub use prune::{PruneAction, PruneInput, PruneSummary};

@@ -58,8 +58,15 @@ impl SyncMetricsAction {
     }
 }
 
-/// The peers' status and the firing alerts (kind, subject).
-pub type SyncMetricsData = (Vec<PeerStatus>, Vec<(String, String)>);
+/// What `GET /metrics` reports of sync.
+#[derive(Debug, Default)]
+pub struct SyncMetricsData {
+    pub status: Vec<PeerStatus>,
+    /// The firing alerts (kind, subject).
+    pub firing: Vec<(String, String)>,
+    /// Parked ops per resource (ADR 0015).
+    pub parked: Vec<crate::actions::ParkedCount>,
+}
 
 impl Action for SyncMetricsAction {
     const NAME: &'static str = "sync.metrics";
@@ -76,7 +83,19 @@ impl Action for SyncMetricsAction {
                     .into_iter()
                     .map(|a| (a.kind, a.subject))
                     .collect();
-                Ok::<_, SyncError>((status, firing))
+                let parked = crate::data::parked_ops::counts(conn)?
+                    .into_iter()
+                    .map(|(resource, count, oldest)| crate::actions::ParkedCount {
+                        resource,
+                        count,
+                        oldest,
+                    })
+                    .collect();
+                Ok::<_, SyncError>(SyncMetricsData {
+                    status,
+                    firing,
+                    parked,
+                })
             })
             .await
     }

@@ -4,7 +4,8 @@
 //! tombstones after `tombstone_retention` when no peer is still owed (or has not acknowledged)
 //! a change of the entity. A purged tombstone lets a write older than the delete that arrives
 //! later resurrect the row, so the tombstone retention must outlast the longest partition (the
-//! default is 30 days).
+//! default is 30 days). Tombstones of a resource that another resource references (customers,
+//! named by orders) are kept (ADR 0015).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,12 @@ impl Action for PruneAction {
             let Some(resource) = self.registry.get(name).map(Arc::clone) else {
                 continue;
             };
+            // A tombstone another resource may name (a deleted customer of an order) stays:
+            // without it, an op naming it — a late one, or one in a joining region's snapshot
+            // — would park forever (ADR 0015).
+            if self.registry.referrers(name).next().is_some() {
+                continue;
+            }
             summary.tombstones_purged += self
                 .pool
                 .transaction(move |conn| {

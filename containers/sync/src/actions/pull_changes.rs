@@ -50,6 +50,8 @@ pub struct PullSummary {
     pub applied: usize,
     pub stale: usize,
     pub duplicate: usize,
+    /// Ops kept until a row they name arrives (ADR 0015).
+    pub parked: usize,
     /// Entries parked in `sync_quarantine` (they can never apply as they are).
     pub quarantined: usize,
     /// True when the peer had nothing more to give at the end.
@@ -326,6 +328,7 @@ impl Action for PullChangesAction {
             );
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let pool = self.pool.clone();
+            let registry = self.registry.clone();
             let this = InFlight {
                 cursor: page.next_cursor.clone(),
                 after: after.clone(),
@@ -336,7 +339,7 @@ impl Action for PullChangesAction {
                         if observe {
                             ObservePeerTask::run(conn, &peer, &theirs)?;
                         }
-                        let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                        let statuses = ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
                         quarantine::add(conn, &peer, res.name(), &parked)?;
                         let saved = match &after {
                             None => {
@@ -496,6 +499,7 @@ impl PullChangesAction {
                 OpStatus::Applied => summary.applied += 1,
                 OpStatus::Stale => summary.stale += 1,
                 OpStatus::Duplicate => summary.duplicate += 1,
+                OpStatus::Parked => summary.parked += 1,
             }
         }
         Ok(())

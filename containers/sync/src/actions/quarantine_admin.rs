@@ -100,9 +100,10 @@ impl Action for RetryQuarantineAction {
             match ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &[op]) {
                 Ok(valid) => {
                     let id = entry.id;
+                    let registry = self.registry.clone();
                     self.pool
                         .transaction(move |conn| {
-                            ApplyChangesTask::run(conn, resource.as_ref(), &valid)?;
+                            ApplyChangesTask::run(conn, &registry, resource.as_ref(), &valid)?;
                             quarantine::remove(conn, &[id])?;
                             Ok::<_, SyncError>(())
                         })

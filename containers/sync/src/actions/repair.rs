@@ -401,6 +401,7 @@ impl Action for RepairAction {
                     d.local.clone(),
                 );
                 let reassert = stamp.is_some();
+                let registry = self.registry.clone();
                 let applied = self
                     .pool
                     .transaction(move |conn| {
@@ -413,7 +414,8 @@ impl Action for RepairAction {
                                 return Ok::<_, SyncError>(false);
                             }
                         }
-                        let statuses = ApplyChangesTask::run(conn, res.as_ref(), &valid)?;
+                        let statuses =
+                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
                         Ok(statuses.first() == Some(&OpStatus::Applied))
                     })
                     .await?;

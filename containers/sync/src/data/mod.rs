@@ -7,6 +7,7 @@ pub mod cursors;
 pub mod delivery;
 pub mod feed_acks;
 pub mod outbox;
+pub mod parked_ops;
 pub mod peer_incarnations;
 pub mod prune;
 pub mod quarantine;

@@ -182,3 +182,17 @@ diesel::table! {
         checked_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_parked_ops (resource, entity_id, hlc, origin_region) {
+        resource -> Text,
+        entity_id -> Text,
+        hlc -> BigInt,
+        origin_region -> Text,
+        op -> Text,
+        payload -> Text,
+        waits_resource -> Text,
+        waits_id -> Text,
+        parked_at -> Timestamp,
+    }
+}

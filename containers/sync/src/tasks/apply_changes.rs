@@ -1,22 +1,39 @@
 //! ApplyChanges: apply validated changes inside the caller's transaction — entity rows first, in
 //! entity-id order (a fixed lock order), then the winners' changelog entries (the sequence row
-//! is locked last, as local writes do), then the conflict records. Shared by the ops route and
-//! the pull, which each own their transaction.
+//! is locked last, as local writes do), then the conflict records. Shared by the ops route, the
+//! pull, the bootstrap, repair and quarantine retries, which each own their transaction.
 //!
 //! Set-wise: the resource applies the batch in one call (`apply_batch`; customers: a constant
 //! number of statements, ADR 0013), the winners take their sequence numbers in one update and
 //! go to the changelog in multi-row inserts, and the conflicts are checked in one read and
 //! recorded in multi-row inserts.
+//!
+//! References (ADR 0015): an op that names a row of another resource which is not here (no
+//! row, not even a tombstone) is **parked** (`sync_parked_ops`), not applied, not refused; its
+//! status is `parked`. The read of the named rows comes before the resource's own rows are
+//! locked, so locks go in dependency order (customers before orders) on every path. When a
+//! batch's winners include rows that parked ops wait for, those ops are applied in the same
+//! transaction (and may park again on another missing row); the sweep
+//! ([`ApplyChangesTask::release_ready`], the `sync.release_parked` job) catches any whose row
+//! arrived by a path that raced the park.
 
-use ship::contracts::{ApplyOutcome, SyncResource};
+use std::collections::{BTreeMap, HashMap};
+
+use ship::contracts::{
+    contract_error, ApplyOutcome, Change, Hlc, OpKind, ResourceRegistry, SyncResource, Version,
+};
 use ship::db::utc_now;
 use ship::parents::Task;
 
 use crate::data::changelog;
 use crate::data::conflicts::{self, NewConflict};
+use crate::data::parked_ops::{self, ParkedOp};
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
 use crate::tasks::validate_ops::ValidOp;
+
+/// How deep a release may chain (an order released by a customer releasing a shipment…).
+const MAX_RELEASE_DEPTH: usize = 4;
 
 /// The outcome of one op, in batch order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +41,8 @@ pub enum OpStatus {
     Applied,
     Stale,
     Duplicate,
+    /// Kept until a row it names arrives (ADR 0015).
+    Parked,
 }
 
 impl OpStatus {
@@ -32,6 +51,7 @@ impl OpStatus {
             OpStatus::Applied => "applied",
             OpStatus::Stale => "stale",
             OpStatus::Duplicate => "duplicate",
+            OpStatus::Parked => "parked",
         }
     }
 }
@@ -43,13 +63,26 @@ impl Task for ApplyChangesTask {
 }
 
 impl ApplyChangesTask {
-    /// Apply `ops` inside the caller's transaction; the statuses in batch order.
+    /// Apply `ops` of `resource` (registered in `registry`) inside the caller's transaction;
+    /// the statuses in batch order.
     pub(crate) fn run(
         conn: &mut ship::AnyConnection,
+        registry: &ResourceRegistry,
         resource: &dyn SyncResource,
         ops: &[ValidOp],
     ) -> Result<Vec<OpStatus>, SyncError> {
-        let mut order: Vec<usize> = (0..ops.len()).collect();
+        Self::run_at(conn, registry, resource, ops, 0)
+    }
+
+    fn run_at(
+        conn: &mut ship::AnyConnection,
+        registry: &ResourceRegistry,
+        resource: &dyn SyncResource,
+        ops: &[ValidOp],
+        depth: usize,
+    ) -> Result<Vec<OpStatus>, SyncError> {
+        let parked = park_missing(conn, registry, resource, ops)?;
+        let mut order: Vec<usize> = (0..ops.len()).filter(|i| !parked[*i]).collect();
         order.sort_by(|&a, &b| {
             ops[a]
                 .change
@@ -58,7 +91,16 @@ impl ApplyChangesTask {
                 .then(a.cmp(&b))
         });
 
-        let mut statuses = vec![OpStatus::Duplicate; ops.len()];
+        let mut statuses: Vec<OpStatus> = parked
+            .iter()
+            .map(|&p| {
+                if p {
+                    OpStatus::Parked
+                } else {
+                    OpStatus::Duplicate
+                }
+            })
+            .collect();
         let mut winners = Vec::new();
         let mut lost = Vec::new();
         let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
@@ -135,6 +177,171 @@ impl ApplyChangesTask {
                 .collect();
             conflicts::insert_all_once(conn, &records)?;
         }
+        if !winners.is_empty() && depth < MAX_RELEASE_DEPTH {
+            let ids: Vec<&str> = winners
+                .iter()
+                .map(|&i| ops[i].change.entity_id.as_str())
+                .collect();
+            let waiting = parked_ops::waiting_on(conn, resource.name(), &ids)?;
+            release(conn, registry, waiting, depth + 1)?;
+        }
         Ok(statuses)
     }
+
+    /// The sweep: of the `limit` oldest parked ops after the first `offset`, those whose
+    /// missing row is here now are applied (they may park again on another row they name).
+    /// How many were looked at and how many released.
+    pub(crate) fn release_ready(
+        conn: &mut ship::AnyConnection,
+        registry: &ResourceRegistry,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(usize, usize), SyncError> {
+        let candidates = parked_ops::oldest(conn, offset, limit)?;
+        let mut by_waits: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for op in &candidates {
+            by_waits
+                .entry(op.waits_resource.as_str())
+                .or_default()
+                .push(op.waits_id.as_str());
+        }
+        let mut here: HashMap<(String, String), ()> = HashMap::new();
+        for (waits, ids) in by_waits {
+            let Some(target) = registry.get(waits) else {
+                continue;
+            };
+            for id in target.row_info(conn, &ids, false)?.into_keys() {
+                here.insert((waits.to_string(), id), ());
+            }
+        }
+        let ready: Vec<ParkedOp> = candidates
+            .iter()
+            .filter(|op| here.contains_key(&(op.waits_resource.clone(), op.waits_id.clone())))
+            .cloned()
+            .collect();
+        let released = ready.len();
+        release(conn, registry, ready, 1)?;
+        Ok((candidates.len(), released))
+    }
+}
+
+/// Which of `ops` name a row that is not here: those are parked (status `parked`), the rest
+/// go on. One read per reference the resource declares.
+fn park_missing(
+    conn: &mut ship::AnyConnection,
+    registry: &ResourceRegistry,
+    resource: &dyn SyncResource,
+    ops: &[ValidOp],
+) -> Result<Vec<bool>, SyncError> {
+    let mut parked = vec![false; ops.len()];
+    let mut to_park = Vec::new();
+    for reference in resource.references() {
+        let Some(target) = registry.get(reference.resource) else {
+            return Err(SyncError::Db(contract_error(format!(
+                "`{}` names `{}`, which is not a registered resource",
+                resource.name(),
+                reference.resource
+            ))));
+        };
+        let named: Vec<Option<&str>> = ops
+            .iter()
+            .map(|op| {
+                op.change
+                    .payload
+                    .get(reference.field)
+                    .and_then(|v| v.as_str())
+            })
+            .collect();
+        let mut ids: Vec<&str> = named.iter().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let here = target.row_info(conn, &ids, false)?;
+        let now = utc_now();
+        for (i, id) in named.iter().enumerate() {
+            let Some(id) = id else { continue };
+            if parked[i] || here.contains_key(*id) {
+                continue;
+            }
+            parked[i] = true;
+            let change = &ops[i].change;
+            to_park.push(ParkedOp {
+                resource: change.resource.clone(),
+                entity_id: change.entity_id.clone(),
+                hlc: change.version.hlc.as_i64(),
+                origin_region: change.version.origin.clone(),
+                op: change.kind.as_str().to_string(),
+                payload: change.payload.to_string(),
+                waits_resource: reference.resource.to_string(),
+                waits_id: id.to_string(),
+                parked_at: now,
+            });
+        }
+    }
+    if !to_park.is_empty() {
+        let fresh = parked_ops::park_all(conn, &to_park)?;
+        tracing::info!(
+            resource = resource.name(),
+            parked = to_park.len(),
+            fresh,
+            "ops parked until the rows they name arrive"
+        );
+    }
+    Ok(parked)
+}
+
+/// Apply parked ops now (their row arrived): they leave the parked table and go through the
+/// apply of their resource, in the caller's transaction.
+fn release(
+    conn: &mut ship::AnyConnection,
+    registry: &ResourceRegistry,
+    waiting: Vec<ParkedOp>,
+    depth: usize,
+) -> Result<(), SyncError> {
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    parked_ops::remove_all(conn, &waiting)?;
+    let mut by_resource: BTreeMap<String, Vec<ValidOp>> = BTreeMap::new();
+    for op in waiting {
+        let valid = unpark(&op)?;
+        by_resource.entry(op.resource).or_default().push(valid);
+    }
+    for (name, ops) in by_resource {
+        let Some(resource) = registry.get(&name) else {
+            return Err(SyncError::Db(contract_error(format!(
+                "parked ops of `{name}`, which is not a registered resource"
+            ))));
+        };
+        let statuses = ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &ops, depth)?;
+        let applied = statuses.iter().filter(|s| **s == OpStatus::Applied).count();
+        tracing::info!(resource = %name, released = ops.len(), applied, "parked ops released");
+    }
+    Ok(())
+}
+
+/// A parked op as the change it was when it parked (its payload was validated then).
+fn unpark(op: &ParkedOp) -> Result<ValidOp, SyncError> {
+    let broken = |what: &str| {
+        SyncError::Db(contract_error(format!(
+            "parked op {}/{} has {what}",
+            op.resource, op.entity_id
+        )))
+    };
+    let kind = OpKind::parse(&op.op).ok_or_else(|| broken("an unknown kind"))?;
+    let hlc = Hlc::from_i64(op.hlc).map_err(|_| broken("an invalid clock"))?;
+    let payload =
+        serde_json::from_str(&op.payload).map_err(|_| broken("a payload that is not JSON"))?;
+    Ok(ValidOp {
+        op_id: format!("parked:{}:{}", op.entity_id, op.hlc),
+        change: Change {
+            resource: op.resource.clone(),
+            entity_id: op.entity_id.clone(),
+            kind,
+            version: Version::new(hlc, op.origin_region.clone()),
+            payload,
+        },
+    })
 }

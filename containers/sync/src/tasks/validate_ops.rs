@@ -317,6 +317,14 @@ mod tests {
         fn digest(&self, _: &mut AnyConnection) -> Result<String, DbError> {
             Ok(String::new())
         }
+        fn row_info(
+            &self,
+            _: &mut AnyConnection,
+            _: &[&str],
+            _: bool,
+        ) -> Result<std::collections::HashMap<String, ship::contracts::RowInfo>, DbError> {
+            Ok(Default::default())
+        }
     }
 
     const PUSH: Origins<'static> = Origins::SenderOnly("eu-west");

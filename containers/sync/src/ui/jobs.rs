@@ -482,3 +482,31 @@ impl Job for VerifyJob {
         Box::pin(self.verify_all())
     }
 }
+
+/// ReleaseParkedJob (ADR 0015): apply the parked ops whose missing row has arrived
+/// (`ReleaseParkedAction`); the inline release does it at once on the path that brings the
+/// row, this catches the rest.
+pub struct ReleaseParkedJob {
+    action: crate::actions::ReleaseParkedAction,
+}
+
+impl ReleaseParkedJob {
+    pub const NAME: &'static str = "sync.release_parked";
+
+    pub fn new(action: crate::actions::ReleaseParkedAction) -> Self {
+        Self { action }
+    }
+}
+
+impl Job for ReleaseParkedJob {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handle(&self) -> JobFuture<'_> {
+        Box::pin(async move {
+            self.action.run(()).await?;
+            Ok(())
+        })
+    }
+}

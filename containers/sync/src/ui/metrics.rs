@@ -7,7 +7,7 @@
 use ship::contracts::{BoxFuture, Gauge, MetricsSource};
 use ship::parents::Action;
 
-use crate::actions::{PeerStatus, SyncMetricsAction};
+use crate::actions::{SyncMetricsAction, SyncMetricsData};
 
 pub struct SyncMetrics {
     action: SyncMetricsAction,
@@ -26,16 +26,36 @@ fn seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
 impl MetricsSource for SyncMetrics {
     fn collect(&self) -> BoxFuture<'_, Result<Vec<Gauge>, String>> {
         Box::pin(async move {
-            let (status, firing) = self.action.run(()).await.map_err(|e| e.to_string())?;
-            Ok(gauges(status, firing))
+            let data = self.action.run(()).await.map_err(|e| e.to_string())?;
+            Ok(gauges(data))
         })
     }
 }
 
-/// The gauges of the peers' `status` and the `firing` alerts (kind, subject).
-fn gauges(status: Vec<PeerStatus>, firing: Vec<(String, String)>) -> Vec<Gauge> {
+/// The gauges of the peers' status, the parked ops and the firing alerts.
+fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
+    let SyncMetricsData {
+        status,
+        firing,
+        parked,
+    } = data;
     let now = chrono::Utc::now();
     let mut out = Vec::new();
+    for p in parked {
+        let labels = vec![("resource", p.resource.clone())];
+        out.push(Gauge {
+            name: "regionsync_sync_parked_ops",
+            help: "Remote ops kept until a row they name arrives (`sync parked list`, ADR 0015)",
+            labels: labels.clone(),
+            value: p.count as f64,
+        });
+        out.push(Gauge {
+            name: "regionsync_sync_parked_oldest_age_seconds",
+            help: "How long the oldest parked op of the resource has waited",
+            labels,
+            value: (now - p.oldest.and_utc()).num_milliseconds().max(0) as f64 / 1000.0,
+        });
+    }
     for s in status {
         let labels = || vec![("peer", s.peer.clone()), ("resource", s.resource.clone())];
         let mut gauge = |name, help, value| {

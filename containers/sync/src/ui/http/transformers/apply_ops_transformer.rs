@@ -11,6 +11,8 @@ pub struct ApplyOpsResponse {
     pub applied: usize,
     pub stale: usize,
     pub duplicate: usize,
+    /// Ops kept until a row they name arrives (ADR 0015).
+    pub parked: usize,
     pub receiver_hlc: i64,
 }
 
@@ -25,6 +27,7 @@ pub fn transform(out: ApplyOpsOutput) -> ApplyOpsResponse {
         applied: out.count(OpStatus::Applied),
         stale: out.count(OpStatus::Stale),
         duplicate: out.count(OpStatus::Duplicate),
+        parked: out.count(OpStatus::Parked),
         batch_id: out.batch_id,
         receiver_hlc: out.receiver_hlc,
         results: out
