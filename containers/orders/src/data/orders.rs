@@ -1,0 +1,505 @@
+//! Queries on `orders`. Every function takes the caller's connection (and transaction).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use ship::AnyConnection;
+
+use super::schema::orders;
+use crate::models::Order;
+
+/// Ids per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// Rows per multi-row `INSERT` on MariaDB. An order row can be far larger than a customer's
+/// (100 lines of up to 64-character SKUs: under 50 KiB, even escaped), so 100 rows are at most
+/// 5 MiB of statement, below MariaDB's default `max_allowed_packet` (16 MiB); 13 columns × 100
+/// binds, far below the 65,535 a statement takes. A 1,000-op batch is 10 statements per pass.
+const INSERT_CHUNK: usize = 100;
+
+/// The row, tombstone or not, without locking it.
+pub(crate) fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Order>> {
+    orders::table
+        .find(id)
+        .select(Order::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The row, locked until the end of the caller's transaction.
+///
+/// MariaDB: `SELECT … FOR UPDATE` (diesel's `for_update()` exists for MySQL only, hence the
+/// match on the variant). SQLite has no row locks: the caller's transaction is
+/// `BEGIN IMMEDIATE` (ship's `transact`), so it already holds the database's write lock.
+pub(crate) fn find_for_update(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Order>> {
+    // One query per arm: `as_select()` is typed by its backend.
+    match conn {
+        AnyConnection::Mysql(c) => orders::table
+            .find(id)
+            .select(Order::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        AnyConnection::Sqlite(_) => find(conn, id),
+    }
+}
+
+/// The rows with these ids, in id order (per chunk of [`IN_CHUNK`] ids; callers pass sorted
+/// ids), without locking (callers hold SQLite's write lock).
+pub(crate) fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<Order>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        rows.extend(
+            orders::table
+                .filter(orders::id.eq_any(chunk))
+                .order(orders::id.asc())
+                .select(Order::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The rows with these ids, in id order, locked until the end of the caller's transaction
+/// (MariaDB `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite: [`find_all`] under
+/// the caller's write lock).
+pub(crate) fn find_all_for_update(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> QueryResult<Vec<Order>> {
+    match conn {
+        AnyConnection::Mysql(c) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IN_CHUNK) {
+                rows.extend(
+                    orders::table
+                        .filter(orders::id.eq_any(chunk))
+                        .order(orders::id.asc())
+                        .select(Order::as_select())
+                        .for_update()
+                        .load(c)?,
+                );
+            }
+            Ok(rows)
+        }
+        AnyConnection::Sqlite(_) => find_all(conn, ids),
+    }
+}
+
+/// `(id, tenant_id, deleted?)` of the rows with these ids, tombstones included: one query per
+/// [`IN_CHUNK`] ids, in id order. With `lock`, the rows found stay locked until the end of the
+/// caller's transaction (MariaDB `FOR UPDATE`, taken in id order; SQLite: the caller's write
+/// transaction holds the database).
+pub(crate) fn states(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+    lock: bool,
+) -> QueryResult<Vec<(String, String, bool)>> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut rows = Vec::with_capacity(sorted.len());
+    for chunk in sorted.chunks(IN_CHUNK) {
+        let query = orders::table
+            .filter(orders::id.eq_any(chunk))
+            .order(orders::id.asc())
+            .select((orders::id, orders::tenant_id, orders::deleted_at));
+        let found: Vec<(String, String, Option<NaiveDateTime>)> = match conn {
+            AnyConnection::Mysql(c) if lock => query.for_update().load(c)?,
+            _ => query.load(conn)?,
+        };
+        rows.extend(
+            found
+                .into_iter()
+                .map(|(id, tenant, deleted_at)| (id, tenant, deleted_at.is_some())),
+        );
+    }
+    Ok(rows)
+}
+
+/// How many live orders (not tombstones) name one of `customer_ids`.
+pub(crate) fn count_live_of_customers(
+    conn: &mut AnyConnection,
+    customer_ids: &[&str],
+) -> QueryResult<i64> {
+    let mut n = 0;
+    for chunk in customer_ids.chunks(IN_CHUNK) {
+        n += orders::table
+            .filter(orders::customer_id.eq_any(chunk))
+            .filter(orders::deleted_at.is_null())
+            .count()
+            .get_result::<i64>(conn)?;
+    }
+    Ok(n)
+}
+
+pub(crate) fn insert(conn: &mut AnyConnection, row: &Order) -> QueryResult<()> {
+    diesel::insert_into(orders::table)
+        .values(row.clone())
+        .execute(conn)
+        .map(drop)
+}
+
+/// Insert `row`, or — when a row with its id exists already — lock that row and leave it
+/// unchanged. Returns `true` when `row` was inserted. The caller decides under the lock next.
+///
+/// Why not a plain INSERT and a retry on duplicate key: on MariaDB, an INSERT that fails with a
+/// duplicate key takes a *shared* lock on the existing row; two such losers then both asking
+/// for `FOR UPDATE` deadlock, and InnoDB rolls back the caller's whole transaction.
+/// `INSERT … ON DUPLICATE KEY UPDATE` takes an *exclusive* lock on the duplicate instead, so
+/// concurrent first applies of one row queue up. The no-op update sets a session variable so
+/// the two cases can be told apart (diesel sets `CLIENT_FOUND_ROWS`, so the affected-row count
+/// is 1 in both). SQLite has one writer at a time (`BEGIN IMMEDIATE`): a plain insert.
+pub(crate) fn insert_or_lock(conn: &mut AnyConnection, row: &Order) -> QueryResult<bool> {
+    use diesel::connection::SimpleConnection;
+    use diesel::dsl::{sql, DuplicatedKeys};
+    use diesel::sql_types::{BigInt, Text};
+    match conn {
+        AnyConnection::Mysql(c) => {
+            c.batch_execute("SET @orders_row_existed = 0")?;
+            diesel::insert_into(orders::table)
+                .values(row.clone())
+                .on_conflict(DuplicatedKeys)
+                .do_update()
+                .set(orders::id.eq(sql::<Text>("IF((@orders_row_existed := 1) = 1, id, id)")))
+                .execute(c)?;
+            let existed: i64 = diesel::select(sql::<BigInt>("CAST(@orders_row_existed AS SIGNED)"))
+                .get_result(c)?;
+            Ok(existed == 0)
+        }
+        AnyConnection::Sqlite(c) => {
+            match diesel::insert_into(orders::table)
+                .values(row.clone())
+                .execute(c)
+            {
+                Ok(_) => Ok(true),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
+const EXISTED_VAR: &str = "@orders_batch_existed";
+
+/// Set-wise [`insert_or_lock`]: insert every row of `rows` whose id is absent and lock every
+/// row whose id exists (leaving it unchanged), one statement per [`INSERT_CHUNK`] rows, in the
+/// order of `rows`. Returns the ids that existed, in the order of `rows`.
+///
+/// `rows` must hold distinct ids in ascending order: that is the order in which the rows are
+/// locked (MariaDB processes the `VALUES` list in order), the single lock order that keeps two
+/// batch appliers from deadlocking each other.
+///
+/// MariaDB: `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) …, id, id)`.
+/// The duplicate branch takes an *exclusive* lock on the existing row (never the shared lock
+/// of a failed plain insert, see [`insert_or_lock`]), changes nothing, and appends the id to a
+/// session variable, read back afterwards (ids are UUIDs, so `,` separates them
+/// unambiguously). SQLite (one writer, `BEGIN IMMEDIATE`): read which ids exist, insert the
+/// others.
+pub(crate) fn insert_or_lock_all(
+    conn: &mut AnyConnection,
+    rows: &[Order],
+) -> QueryResult<Vec<String>> {
+    use diesel::connection::SimpleConnection;
+    use diesel::dsl::{sql, DuplicatedKeys};
+    use diesel::sql_types::{Nullable, Text};
+    debug_assert!(
+        rows.windows(2).all(|w| w[0].id < w[1].id),
+        "distinct ids in ascending order"
+    );
+    match conn {
+        AnyConnection::Mysql(c) => {
+            c.batch_execute(&format!("SET {EXISTED_VAR} = ''"))?;
+            let record =
+                format!("IF(({EXISTED_VAR} := CONCAT({EXISTED_VAR}, id, ',')) IS NULL, id, id)");
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(orders::table)
+                    .values(chunk.to_vec())
+                    .on_conflict(DuplicatedKeys)
+                    .do_update()
+                    .set(orders::id.eq(sql::<Text>(&record)))
+                    .execute(c)?;
+            }
+            let existed: Option<String> =
+                diesel::select(sql::<Nullable<Text>>(EXISTED_VAR)).get_result(c)?;
+            Ok(existed
+                .unwrap_or_default()
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .collect())
+        }
+        AnyConnection::Sqlite(_) => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let existed: std::collections::HashSet<String> =
+                find_all(conn, &ids)?.into_iter().map(|r| r.id).collect();
+            for row in rows.iter().filter(|r| !existed.contains(&r.id)) {
+                insert(conn, row)?;
+            }
+            Ok(rows
+                .iter()
+                .filter(|r| existed.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect())
+        }
+    }
+}
+
+/// The conflict branch of [`overwrite_all`] on MariaDB: each column takes the incoming value
+/// only when the incoming `(sync_version, sync_origin)` is greater than the stored one.
+///
+/// The assignment-order trap: MariaDB evaluates the assignments left to right and each one sees
+/// the columns assigned before it, so the version columns, which every condition reads, are
+/// assigned last — `sync_origin` before `sync_version` (a winner with a greater version and a
+/// smaller origin would otherwise keep the stored origin). `lines` is a reserved word in
+/// MariaDB: quoted.
+const OVERWRITE_IF_NEWER: &str = " ON DUPLICATE KEY UPDATE \
+    tenant_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(tenant_id), tenant_id), \
+    customer_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(customer_id), customer_id), \
+    number = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(number), number), \
+    status = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(status), status), \
+    currency = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(currency), currency), \
+    `lines` = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(`lines`), `lines`), \
+    total_minor = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(total_minor), total_minor), \
+    created_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(created_at), created_at), \
+    updated_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(updated_at), updated_at), \
+    deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(deleted_at), deleted_at), \
+    sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
+    sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+
+/// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
+/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
+/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by version
+/// ([`OVERWRITE_IF_NEWER`]) so that a row can never go back to an older version. Returns how
+/// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
+/// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
+pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Order]) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    match conn {
+        AnyConnection::Mysql(c) => {
+            let mut overwritten = 0;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut sql =
+                    String::with_capacity(200 + chunk.len() * 46 + OVERWRITE_IF_NEWER.len());
+                sql.push_str(
+                    "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, \
+                     `lines`, total_minor, created_at, updated_at, sync_version, sync_origin, \
+                     deleted_at) VALUES ",
+                );
+                for k in 0..chunk.len() {
+                    sql.push_str(if k == 0 { "" } else { ", " });
+                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                }
+                sql.push_str(OVERWRITE_IF_NEWER);
+                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                for r in chunk {
+                    query = query
+                        .bind::<Text, _>(r.id.clone())
+                        .bind::<Text, _>(r.tenant_id.clone())
+                        .bind::<Text, _>(r.customer_id.clone())
+                        .bind::<Text, _>(r.number.clone())
+                        .bind::<Text, _>(r.status.clone())
+                        .bind::<Text, _>(r.currency.clone())
+                        .bind::<Text, _>(r.lines.to_json())
+                        .bind::<BigInt, _>(r.total_minor)
+                        .bind::<Timestamp, _>(r.created_at)
+                        .bind::<Timestamp, _>(r.updated_at)
+                        .bind::<BigInt, _>(r.sync_version)
+                        .bind::<Text, _>(r.sync_origin.clone())
+                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                }
+                // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
+                let affected = query.execute(c)?;
+                overwritten += affected.saturating_sub(chunk.len());
+            }
+            Ok(overwritten)
+        }
+        AnyConnection::Sqlite(_) => {
+            for row in rows {
+                update(conn, row)?;
+            }
+            Ok(rows.len())
+        }
+    }
+}
+
+/// Overwrite every column but the id with `row`'s values.
+pub(crate) fn update(conn: &mut AnyConnection, row: &Order) -> QueryResult<()> {
+    diesel::update(orders::table.find(&row.id))
+        .set(row.clone())
+        .execute(conn)
+        .map(drop)
+}
+
+/// Live (not deleted) orders of `tenant_id` (of `customer_id` too, when given) with
+/// `id > after`, by id, at most `limit`.
+pub(crate) fn live_page(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    customer_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    let mut query = orders::table
+        .filter(orders::tenant_id.eq(tenant_id))
+        .filter(orders::deleted_at.is_null())
+        .select(Order::as_select())
+        .order(orders::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(customer_id) = customer_id {
+        query = query.filter(orders::customer_id.eq(customer_id.to_string()));
+    }
+    if let Some(after) = after {
+        query = query.filter(orders::id.gt(after.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Every row, tombstones included, with `id > after`, by id, at most `limit` (for the digest
+/// and snapshots).
+pub(crate) fn all_page(
+    conn: &mut AnyConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    let mut query = orders::table
+        .select(Order::as_select())
+        .order(orders::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(orders::id.gt(after.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Ids of up to `limit` rows deleted before `before`, with `id > after`, by id.
+pub(crate) fn tombstones_before(
+    conn: &mut AnyConnection,
+    before: NaiveDateTime,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let mut query = orders::table
+        .filter(orders::deleted_at.lt(before))
+        .order(orders::id.asc())
+        .limit(limit)
+        .select(orders::id)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(orders::id.gt(after.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Delete these rows if they are still tombstones.
+pub(crate) fn delete_tombstones(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(IN_CHUNK) {
+        n += diesel::delete(
+            orders::table
+                .filter(orders::id.eq_any(chunk))
+                .filter(orders::deleted_at.is_not_null()),
+        )
+        .execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Every row, tombstones included.
+pub(crate) fn count_all(conn: &mut AnyConnection) -> QueryResult<i64> {
+    orders::table.count().get_result(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::models::{OrderLine, OrderLines};
+
+    fn row(number: &str, version: i64) -> Order {
+        let now = ship::db::utc_now();
+        Order {
+            id: "01939d2e-0000-7000-8000-0000000000cc".into(),
+            tenant_id: "acme".into(),
+            customer_id: "01939d2e-0000-7000-8000-0000000000ee".into(),
+            number: number.into(),
+            status: "pending".into(),
+            currency: "EUR".into(),
+            lines: OrderLines(vec![OrderLine {
+                sku: format!("{number} \"sku\""),
+                quantity: 2,
+                unit_price_minor: 5,
+            }]),
+            total_minor: 10,
+            created_at: now,
+            updated_at: now,
+            sync_version: version,
+            sync_origin: "eu".into(),
+            deleted_at: None,
+        }
+    }
+
+    fn with_id(suffix: &str, number: &str, version: i64) -> Order {
+        Order {
+            id: format!("01939d2e-0000-7000-8000-0000000000{suffix}"),
+            ..row(number, version)
+        }
+    }
+
+    ship::backend_tests! {
+        async fn insert_or_lock_inserts_once_and_then_leaves_the_row_alone(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let first = row("first", 1);
+            assert!(insert_or_lock(&mut conn, &first).unwrap(), "absent: inserted");
+            assert!(!insert_or_lock(&mut conn, &row("second", 2)).unwrap(), "present: not inserted");
+            assert_eq!(find(&mut conn, &first.id).unwrap(), Some(first.clone()), "unchanged");
+        }
+
+        async fn insert_or_lock_all_inserts_the_absent_and_names_the_present(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let stored = [with_id("b1", "stored b1", 5), with_id("b3", "stored b3", 5)];
+            for r in &stored {
+                insert(&mut conn, r).unwrap();
+            }
+            let batch = [
+                with_id("b0", "new b0", 9),
+                with_id("b1", "incoming b1", 9),
+                with_id("b2", "new b2", 9),
+                with_id("b3", "incoming b3", 9),
+            ];
+            let existed = insert_or_lock_all(&mut conn, &batch).unwrap();
+            assert_eq!(existed, vec![stored[0].id.clone(), stored[1].id.clone()]);
+            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(
+                find_all(&mut conn, &ids).unwrap(),
+                vec![batch[0].clone(), stored[0].clone(), batch[2].clone(), stored[1].clone()]
+            );
+            // The session's record starts empty for each call.
+            assert_eq!(insert_or_lock_all(&mut conn, &[with_id("b4", "new b4", 1)]).unwrap(), Vec::<String>::new());
+            assert_eq!(insert_or_lock_all(&mut conn, &[]).unwrap(), Vec::<String>::new());
+        }
+
+        async fn overwrite_all_takes_only_newer_versions_and_sets_the_origin_too(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let stored = Order { sync_origin: "us".into(), ..row("stored", 10) };
+            insert(&mut conn, &stored).unwrap();
+            // Greater version, smaller origin: both version columns change.
+            let newer = Order { sync_origin: "ap".into(), status: "shipped".into(), ..row("newer", 20) };
+            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer)).unwrap(), 1);
+            assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
+            if matches!(*conn, AnyConnection::Mysql(_)) {
+                let older = Order { sync_origin: "zz".into(), ..row("older", 15) };
+                assert_eq!(overwrite_all(&mut conn, &[older]).unwrap(), 0);
+                assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
+                let tie = Order { sync_origin: "zz".into(), ..row("tie", 20) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie)).unwrap(), 1);
+                assert_eq!(find(&mut conn, &tie.id).unwrap(), Some(tie));
+            }
+        }
+    }
+}

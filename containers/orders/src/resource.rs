@@ -1,0 +1,255 @@
+//! The orders table as a [`SyncResource`]: what the sync container calls to validate, apply
+//! and compare replicated orders, and to follow their references to customers.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use ship::contracts::{
+    ApplyOutcome, Change, FieldError, Hlc, OpKind, Reference, RowInfo, RowState, SyncResource,
+    Version,
+};
+use ship::{AnyConnection, DbError};
+
+use crate::data::orders;
+use crate::models::{Order, OrderPayload};
+use crate::tasks::apply_remote_batch::{ApplyRemoteBatchTask, Item};
+use crate::tasks::apply_remote_change::invalid;
+use crate::tasks::ApplyRemoteChangeTask;
+use crate::{validation, RESOURCE};
+
+/// An order's `customer_id` names a customer (resource `customers`).
+pub const CUSTOMER_REF: Reference = Reference {
+    field: "customer_id",
+    resource: "customers",
+};
+
+/// Rows read per query while computing the digest.
+const DIGEST_PAGE: i64 = 1_000;
+
+/// Tombstones read per query while purging.
+const PURGE_PAGE: i64 = 1_000;
+
+/// The most tombstones one purge deletes; the next purge goes on.
+const PURGE_MAX: usize = 10_000;
+
+/// `orders` for the sync container. Payloads are [`OrderPayload`]s (schema version 1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrdersResource;
+
+/// One row as the digest hashes it: the payload (its fields in their documented order), the
+/// version and its origin, serialised as compact JSON, one line per row.
+#[derive(Serialize)]
+struct DigestRow<'a> {
+    payload: &'a OrderPayload,
+    version: i64,
+    origin: &'a str,
+}
+
+impl SyncResource for OrdersResource {
+    fn name(&self) -> &'static str {
+        RESOURCE
+    }
+
+    fn validate(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>> {
+        let payload = validation::payload(kind, payload)?;
+        if payload.id != entity_id {
+            return Err(vec![FieldError::new(
+                "id",
+                "entity_mismatch",
+                "the payload's id is not the op's entity_id",
+            )]);
+        }
+        Ok(())
+    }
+
+    /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided
+    /// under the row lock inside the caller's transaction; status transitions are not checked
+    /// (the full state with the greatest version wins). The payload must have passed
+    /// [`SyncResource::validate`]; an invalid one (or one whose `id` is not the op's entity) is
+    /// an error, never a partial write.
+    #[tracing::instrument(name = "orders.apply", skip_all, fields(entity_id = %change.entity_id, kind = change.kind.as_str()))]
+    fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError> {
+        let payload = checked(change)?;
+        ApplyRemoteChangeTask::run(conn, &payload, &change.version)
+    }
+
+    /// Set-wise on both backends (`ApplyRemoteBatchTask`, ADR 0013): the batch's rows are read
+    /// — on MariaDB locked, in id order, by one insert-or-lock pass — and decided in memory in
+    /// batch order.
+    #[tracing::instrument(name = "orders.apply_batch", skip_all, fields(changes = changes.len()))]
+    fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[&Change],
+    ) -> Result<Vec<ApplyOutcome>, DbError> {
+        let mut items = Vec::with_capacity(changes.len());
+        for (index, change) in changes.iter().enumerate() {
+            items.push(Item {
+                index,
+                payload: checked(change)?,
+                version: &change.version,
+            });
+        }
+        let mut outcomes: Vec<Option<ApplyOutcome>> = vec![None; changes.len()];
+        for (index, outcome) in ApplyRemoteBatchTask::run(conn, items)? {
+            outcomes[index] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| invalid("a change of the batch got no outcome")))
+            .collect()
+    }
+
+    fn snapshot_page(
+        &self,
+        conn: &mut AnyConnection,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Change>, DbError> {
+        orders::all_page(conn, after, limit)?
+            .iter()
+            .map(as_change)
+            .collect()
+    }
+
+    fn row_count(&self, conn: &mut AnyConnection) -> Result<Option<i64>, DbError> {
+        Ok(Some(orders::count_all(conn)?))
+    }
+
+    fn entity(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<Change>, DbError> {
+        orders::find(conn, id)?.as_ref().map(as_change).transpose()
+    }
+
+    /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
+    /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
+    fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {
+        let mut hasher = Sha256::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = orders::all_page(conn, after.as_deref(), DIGEST_PAGE)?;
+            for row in &rows {
+                let payload = OrderPayload::from(row);
+                let line = serde_json::to_vec(&DigestRow {
+                    payload: &payload,
+                    version: row.sync_version,
+                    origin: &row.sync_origin,
+                })
+                .map_err(|e| invalid(&e.to_string()))?;
+                hasher.update(&line);
+                hasher.update(b"\n");
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == DIGEST_PAGE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    fn references(&self) -> &'static [Reference] {
+        &[CUSTOMER_REF]
+    }
+
+    fn row_info(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[&str],
+        lock: bool,
+    ) -> Result<HashMap<String, RowInfo>, DbError> {
+        Ok(orders::states(conn, ids, lock)?
+            .into_iter()
+            .map(|(id, tenant_id, deleted)| {
+                let state = if deleted {
+                    RowState::Deleted
+                } else {
+                    RowState::Live
+                };
+                (id, RowInfo { state, tenant_id })
+            })
+            .collect())
+    }
+
+    /// Live orders whose `customer_id` is one of `targets`; 0 for a reference orders do not
+    /// declare.
+    fn live_referrers(
+        &self,
+        conn: &mut AnyConnection,
+        reference: &Reference,
+        targets: &[&str],
+    ) -> Result<i64, DbError> {
+        if *reference != CUSTOMER_REF {
+            return Ok(0);
+        }
+        Ok(orders::count_live_of_customers(conn, targets)?)
+    }
+
+    /// Up to [`PURGE_MAX`] tombstones deleted before `before`, by id, skipping those in `keep`
+    /// (read past them, so that kept tombstones never starve the others).
+    fn purge_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        before: chrono::NaiveDateTime,
+        keep: &HashSet<String>,
+    ) -> Result<usize, DbError> {
+        let mut purged = 0;
+        let mut after: Option<String> = None;
+        while purged < PURGE_MAX {
+            let page = orders::tombstones_before(conn, before, after.as_deref(), PURGE_PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let ids: Vec<String> = page
+                .into_iter()
+                .filter(|id| !keep.contains(id))
+                .take(PURGE_MAX - purged)
+                .collect();
+            purged += orders::delete_tombstones(conn, &ids)?;
+            after = Some(last);
+        }
+        Ok(purged)
+    }
+}
+
+/// A row as the change that would recreate it (its full state and version).
+fn as_change(row: &Order) -> Result<Change, DbError> {
+    let hlc = Hlc::from_i64(row.sync_version).map_err(|e| invalid(&e.to_string()))?;
+    Ok(Change {
+        resource: RESOURCE.to_string(),
+        entity_id: row.id.clone(),
+        kind: if row.is_deleted() {
+            OpKind::Delete
+        } else {
+            OpKind::Upsert
+        },
+        version: Version::new(hlc, row.sync_origin.clone()),
+        payload: OrderPayload::from(row).to_value(),
+    })
+}
+
+/// The change's payload, validated and decoded (the contract: a change that did not pass
+/// `validate` is refused, never written).
+fn checked(change: &Change) -> Result<OrderPayload, DbError> {
+    if change.resource != RESOURCE {
+        return Err(invalid(&format!(
+            "a `{}` change was handed to the orders resource",
+            change.resource
+        )));
+    }
+    let payload = validation::payload(change.kind, &change.payload).map_err(|errors| {
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        invalid(&format!(
+            "invalid order payload (fields: {})",
+            fields.join(", ")
+        ))
+    })?;
+    if payload.id != change.entity_id {
+        return Err(invalid("the payload's id is not the change's entity_id"));
+    }
+    Ok(payload)
+}

@@ -1,0 +1,169 @@
+use serde::Deserialize;
+
+use crate::actions::list_orders::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::actions::ListOrdersInput;
+use crate::{validation, OrdersError};
+
+/// `GET /api/v1/orders?tenant_id=&customer_id=&limit=&after=`: `tenant_id` required,
+/// `customer_id` (a customer id, a UUID) only that customer's orders, `limit` 1..=500 (default
+/// 50), `after` the previous page's `next_after` (an order id, a UUID).
+///
+/// The rules, as in PROTOCOL.md's error table: an unknown parameter (refused by serde, through
+/// ship's query config), a `limit` that is not a whole number and an `after` or `customer_id`
+/// that is not a UUID are 400 `invalid_query`; a `limit` that is a number outside the range is
+/// 400 `invalid_limit`; a missing or blank `tenant_id` is 422 `validation_failed`. The 400s
+/// come first. Empty `limit=`, `after=` and `customer_id=` are as if absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrdersRequest {
+    pub tenant_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub limit: Option<String>,
+    pub after: Option<String>,
+}
+
+/// At most this many bytes of a client's value go into a message.
+const ECHO_MAX: usize = 64;
+
+fn prefix(value: &str) -> &str {
+    if value.len() <= ECHO_MAX {
+        return value;
+    }
+    let mut end = ECHO_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// `limit`: absent or empty → the default; an integer (optional sign, digits) in range → it;
+/// an integer out of range, however large → `invalid_limit`; anything else → `invalid_query`.
+fn parse_limit(raw: Option<&str>) -> Result<u32, OrdersError> {
+    let raw = match raw {
+        None | Some("") => return Ok(DEFAULT_LIMIT),
+        Some(raw) => raw,
+    };
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(OrdersError::InvalidQuery {
+            parameter: "limit",
+            message: format!(
+                "limit `{}` is not a whole number (1 to {MAX_LIMIT})",
+                prefix(raw)
+            ),
+        });
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(OrdersError::InvalidLimit { max: MAX_LIMIT }),
+    }
+}
+
+/// An id parameter (`after`, `customer_id`): absent or empty → none; otherwise a UUID, taken
+/// in its canonical lowercase form since ids compare as strings.
+fn parse_id(
+    parameter: &'static str,
+    what: &str,
+    raw: Option<String>,
+) -> Result<Option<String>, OrdersError> {
+    match raw.filter(|a| !a.is_empty()) {
+        None => Ok(None),
+        Some(raw) => match uuid::Uuid::parse_str(&raw) {
+            Ok(id) => Ok(Some(id.hyphenated().to_string())),
+            Err(_) => Err(OrdersError::InvalidQuery {
+                parameter,
+                message: format!("{parameter} `{}` is not {what} (a UUID)", prefix(&raw)),
+            }),
+        },
+    }
+}
+
+impl ListOrdersRequest {
+    pub fn parse(self) -> Result<ListOrdersInput, OrdersError> {
+        let limit = parse_limit(self.limit.as_deref())?;
+        let after = parse_id(
+            "after",
+            "an order id: pass the previous page's next_after",
+            self.after,
+        )?;
+        let customer_id = parse_id("customer_id", "a customer id", self.customer_id)?;
+        let Some(tenant_id) = self.tenant_id else {
+            return Err(OrdersError::Validation(vec![validation::required(
+                "tenant_id",
+            )]));
+        };
+        validation::tenant_id(&tenant_id).map_err(|e| OrdersError::Validation(vec![e]))?;
+        Ok(ListOrdersInput {
+            tenant_id,
+            customer_id,
+            limit,
+            after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(limit: Option<&str>, after: Option<&str>) -> ListOrdersRequest {
+        ListOrdersRequest {
+            tenant_id: Some("acme".into()),
+            limit: limit.map(str::to_string),
+            after: after.map(str::to_string),
+            ..ListOrdersRequest::default()
+        }
+    }
+
+    #[test]
+    fn limits_follow_the_protocol_table() {
+        for (raw, expected) in [
+            (None, Ok(DEFAULT_LIMIT)),
+            (Some(""), Ok(DEFAULT_LIMIT)),
+            (Some("1"), Ok(1)),
+            (Some("500"), Ok(500)),
+            (Some("+7"), Ok(7)),
+            (Some("0"), Err("invalid_limit")),
+            (Some("-1"), Err("invalid_limit")),
+            (Some("501"), Err("invalid_limit")),
+            (Some("99999999999999999999999"), Err("invalid_limit")),
+            (Some("abc"), Err("invalid_query")),
+            (Some("1.5"), Err("invalid_query")),
+            (Some("-"), Err("invalid_query")),
+            (Some(" 5"), Err("invalid_query")),
+        ] {
+            let got = request(raw, None)
+                .parse()
+                .map(|i| i.limit)
+                .map_err(|e| ship::errors::ApiError::code(&e));
+            assert_eq!(got, expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn ids_must_be_uuids_and_are_taken_canonically() {
+        let id = "0190f3a2-7c4e-7b1a-9d2e-3f4a5b6c7d8e";
+        let upper = id.to_uppercase();
+        for (raw, expected) in [
+            (Some(id), Ok(Some(id.to_string()))),
+            (Some(upper.as_str()), Ok(Some(id.to_string()))),
+            (Some(""), Ok(None)),
+            (None, Ok(None)),
+            (Some("not-a-uuid"), Err("invalid_query")),
+        ] {
+            let got = request(None, raw)
+                .parse()
+                .map(|i| i.after)
+                .map_err(|e| ship::errors::ApiError::code(&e));
+            assert_eq!(got, expected, "after {raw:?}");
+            let got = ListOrdersRequest {
+                customer_id: raw.map(str::to_string),
+                ..request(None, None)
+            }
+            .parse()
+            .map(|i| i.customer_id)
+            .map_err(|e| ship::errors::ApiError::code(&e));
+            assert_eq!(got, expected, "customer_id {raw:?}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Models → response bodies.
+pub mod order_transformer;

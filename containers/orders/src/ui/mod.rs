@@ -1,0 +1,2 @@
+//! The container's user interfaces: HTTP routes.
+pub mod http;
