@@ -217,7 +217,13 @@ pub enum SyncCommand {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
-    /// Per peer and resource: pending and dead entries, last push and pull, push lag.
+    /// Remote ops kept until a row they name arrives (an order before its customer, ADR 0015).
+    Parked {
+        #[command(subcommand)]
+        command: ParkedCommand,
+    },
+    /// Per peer and resource: pending and dead entries, last push and pull, push lag; and the
+    /// parked ops per resource.
     Status,
     /// Sync now, by hand: push the outbox and pull the peers' feeds, with progress bars and a
     /// summary (both unless --push or --pull).
@@ -257,6 +263,18 @@ pub enum QuarantineCommand {
     },
     /// Forget a parked entry for good (its change is not applied here).
     Discard { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParkedCommand {
+    /// The parked ops per resource, and the oldest ones: entity, version, what each waits for.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Apply now the parked ops whose row has arrived (the scheduler's `sync.release_parked`
+    /// does it every pull interval).
+    Release,
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,6 +395,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             ship::telemetry::init(&settings.log);
             crate::sync_run::verify(&settings, &peer, resource).await
+        }
+        Command::Sync {
+            command: SyncCommand::Parked { command },
+        } => {
+            ship::telemetry::init(&settings.log);
+            crate::sync_run::parked(&settings, command).await
         }
         Command::Sync {
             command: SyncCommand::Quarantine { command },
@@ -573,11 +597,12 @@ async fn pull(
             };
             match action.run(input).await {
                 Ok(s) => output(&format!(
-                    "pulled {p}/{name}: {} page(s), {} applied, {} stale, {} duplicate{}",
+                    "pulled {p}/{name}: {} page(s), {} applied, {} stale, {} duplicate, {} parked{}",
                     s.pages,
                     s.applied,
                     s.stale,
                     s.duplicate,
+                    s.parked,
                     if s.caught_up { ", caught up" } else { "" }
                 )),
                 Err(e) => {

@@ -8,8 +8,10 @@ use std::time::Duration;
 use ship::contracts::PeerDirectory;
 use ship::scheduler::{Kernel, Schedule, SchedulerError};
 use ship::{DbPool, ShipError};
-use sync::actions::{PruneAction, PruneInput};
-use sync::ui::jobs::{DispatchOutboxJob, PruneJob, PullChangesJob, VerifyJob, WatchPeersJob};
+use sync::actions::{PruneAction, PruneInput, ReleaseParkedAction};
+use sync::ui::jobs::{
+    DispatchOutboxJob, PruneJob, PullChangesJob, ReleaseParkedJob, VerifyJob, WatchPeersJob,
+};
 
 use crate::settings::Settings;
 use crate::wiring::{PublicUrl, Wiring};
@@ -123,6 +125,20 @@ pub fn kernel(
             )
             .map_err(wire)?;
     }
+    // References (ADR 0015): parked ops whose row has arrived by a path that raced their park.
+    kernel
+        .schedule(
+            Arc::new(ReleaseParkedJob::new(ReleaseParkedAction::new(
+                pool.clone(),
+                wiring.registry.clone(),
+            ))),
+            Schedule::every_seconds(settings.sync.pull_interval_secs)
+                .map_err(wire)?
+                .without_overlapping()
+                .on_one_server()
+                .timeout(Duration::from_secs(600)),
+        )
+        .map_err(wire)?;
     // Retention: delivered outbox entries, and changelog entries no peer is owed.
     kernel
         .schedule(

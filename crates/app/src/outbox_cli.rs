@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use ship::parents::Action;
 use sync::actions::{
-    DiscardOutboxAction, ListAlertsAction, ListOutboxAction, RetryDeadAction, SyncStatusAction,
+    DiscardOutboxAction, ListAlertsAction, ListOutboxAction, ListParkedAction, RetryDeadAction,
+    SyncStatusAction,
 };
 
 use crate::cli::{output, OutboxCommand};
@@ -22,6 +23,15 @@ fn age(t: Option<DateTime<Utc>>) -> String {
 
 pub async fn status(settings: &Settings) -> anyhow::Result<()> {
     let pool = startup::connect(settings).await?;
+    let parked = ListParkedAction::new(pool.clone()).run(0).await?;
+    for c in &parked.counts {
+        output(&format!(
+            "{}: {} op(s) parked waiting for rows they name, oldest since {} (`regionsync sync parked list`)",
+            c.resource,
+            c.count,
+            c.oldest.format("%Y-%m-%d %H:%M:%S")
+        ));
+    }
     let rows = SyncStatusAction::new(pool, settings.region_id.clone())
         .run(())
         .await?;

@@ -147,7 +147,7 @@ pub async fn bootstrap(
             "bootstrap {prefix}  {spinner} {pos} rows  {per_sec}  {elapsed}  {msg}",
         ));
         bar.set_prefix(format!("{peer}/{name}"));
-        let (mut applied, mut stale, mut duplicate) = (0, 0, 0);
+        let (mut applied, mut stale, mut duplicate, mut parked) = (0, 0, 0, 0);
         loop {
             let step = action
                 .run(BootstrapInput {
@@ -173,16 +173,60 @@ pub async fn bootstrap(
             applied += step.applied;
             stale += step.stale;
             duplicate += step.duplicate;
+            parked += step.parked;
             if step.done {
                 break;
             }
         }
         bar.finish_and_clear();
         output(&format!(
-            "bootstrapped {peer}/{name}: {applied} applied, {stale} stale, {duplicate} duplicate in {:.1}s; \
+            "bootstrapped {peer}/{name}: {applied} applied, {stale} stale, {duplicate} duplicate, {parked} parked in {:.1}s; \
              pulling its feed from the snapshot's watermark from now on",
             started.elapsed().as_secs_f64()
         ));
+    }
+    Ok(())
+}
+
+/// `regionsync sync parked list [--limit N] | release`.
+pub async fn parked(settings: &Settings, command: crate::cli::ParkedCommand) -> anyhow::Result<()> {
+    use crate::cli::ParkedCommand;
+    use sync::actions::{ListParkedAction, ReleaseParkedAction};
+    let (pool, wiring) = startup::prepare(settings, StartOptions { migrate: false }).await?;
+    match command {
+        ParkedCommand::List { limit } => {
+            let view = ListParkedAction::new(pool).run(limit).await?;
+            if view.counts.is_empty() {
+                output("no parked ops");
+            }
+            for c in &view.counts {
+                output(&format!(
+                    "{}: {} parked op(s), oldest since {}",
+                    c.resource,
+                    c.count,
+                    c.oldest.format("%Y-%m-%d %H:%M:%S")
+                ));
+            }
+            for p in view.oldest {
+                output(&format!(
+                    "{}/{}  {} hlc {} from {}  waits for {}/{}  since {}",
+                    p.resource,
+                    p.entity_id,
+                    p.op,
+                    p.hlc,
+                    p.origin_region,
+                    p.waits_resource,
+                    p.waits_id,
+                    p.parked_at.format("%Y-%m-%d %H:%M:%S")
+                ));
+            }
+        }
+        ParkedCommand::Release => {
+            let released = ReleaseParkedAction::new(pool, wiring.registry.clone())
+                .run(())
+                .await?;
+            output(&format!("{released} parked op(s) released"));
+        }
     }
     Ok(())
 }

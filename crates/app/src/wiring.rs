@@ -135,12 +135,14 @@ impl Wiring {
                 sync::actions::SyncMetricsAction::new(pool.clone(), settings.region_id.clone()),
             )),
         ]));
+        let registry = self.registry.clone();
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(status.clone());
             cfg.app_data(region.clone());
             cfg.app_data(metrics.clone());
             sync::ui::http::configure(cfg, sync_state.clone());
-            customers::ui::http::configure(cfg, Arc::clone(&recorder));
+            customers::ui::http::configure(cfg, Arc::clone(&recorder), registry.clone());
+            orders::ui::http::configure(cfg, Arc::clone(&recorder), registry.clone());
             if let Some(state) = &broker_state {
                 broker::ui::http::configure(cfg, state.clone());
             }
@@ -158,13 +160,18 @@ impl Wiring {
         pool: &DbPool,
         settings: &Settings,
     ) -> Result<DispatchOutboxAction, ShipError> {
+        let order = self
+            .registry
+            .dependency_order()
+            .map_err(ShipError::Wiring)?;
         Ok(DispatchOutboxAction::new(
             pool.clone(),
             peer_client(settings)?,
             self.directory(),
             settings.region_id.clone(),
             settings.sync.clone(),
-        ))
+        )
+        .in_dependency_order(order.into_iter().map(String::from).collect()))
     }
 
     /// The anomaly alerts use case, with an HTTP client for the webhook.
@@ -447,9 +454,14 @@ impl PublicUrl {
 /// Every synced resource of this binary.
 pub fn resources() -> Result<ResourceRegistry, String> {
     let mut registry = ResourceRegistry::new();
-    let all: [Arc<dyn ship::contracts::SyncResource>; 1] = [Arc::new(customers::CustomersResource)];
+    let all: [Arc<dyn ship::contracts::SyncResource>; 2] = [
+        Arc::new(customers::CustomersResource),
+        Arc::new(orders::OrdersResource),
+    ];
     for resource in all {
         registry.register(resource)?;
     }
+    // Every reference names a registered resource, and they form no cycle (ADR 0015).
+    registry.dependency_order()?;
     Ok(registry)
 }

@@ -388,9 +388,21 @@ pub fn quiescence_problem(states: &[RegionState]) -> Option<String> {
         if s.pending() > 0 || s.dead() > 0 {
             return Some(format!("{}: outbox {:?}", s.region, s.outbox));
         }
+        if s.parked > 0 {
+            return Some(format!("{}: {} op(s) parked", s.region, s.parked));
+        }
     }
     let first = states.first()?;
     for s in &states[1..] {
+        if s.orders != first.orders {
+            return Some(format!(
+                "{} and {} differ in orders ({} vs {} rows)",
+                first.region,
+                s.region,
+                first.orders.len(),
+                s.orders.len()
+            ));
+        }
         if s.rows != first.rows {
             let ids: BTreeSet<&String> = first.rows.keys().chain(s.rows.keys()).collect();
             let differing: Vec<String> = ids
@@ -530,6 +542,8 @@ mod tests {
             changelog: BTreeSet::new(),
             refusals: BTreeMap::new(),
             cursors: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            parked: 0,
         }
     }
 

@@ -1,5 +1,5 @@
 //! A region's end state, read straight from its database (SQLite file or MariaDB): every
-//! customer row with its version, and the outbox by status.
+//! customer and order row with its version, the outbox by status, and what is parked.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +50,30 @@ impl Row {
     }
 }
 
+/// One order as stored, sync columns included (tombstones too).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct OrderRow {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub customer_id: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Text)]
+    pub lines: String,
+    #[diesel(sql_type = BigInt)]
+    pub total_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    pub sync_version: i64,
+    #[diesel(sql_type = Text)]
+    pub sync_origin: String,
+    #[diesel(sql_type = Text)]
+    pub tombstone: String,
+}
+
+const ORDERS: &str = "SELECT id, customer_id, status, lines, total_minor, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM orders ORDER BY id";
+const PARKED: &str = "SELECT COUNT(*) AS n FROM sync_parked_ops";
+
 #[derive(QueryableByName)]
 struct StatusCount {
     #[diesel(sql_type = Text)]
@@ -73,6 +97,10 @@ pub struct RegionState {
     pub refusals: BTreeMap<(String, String), i64>,
     /// Its pull cursors of `customers`, by peer: (cursor, last pull time as stored).
     pub cursors: BTreeMap<String, (String, String)>,
+    /// Every order, by id (ADR 0015).
+    pub orders: BTreeMap<String, OrderRow>,
+    /// Remote ops parked waiting for a row they name.
+    pub parked: i64,
 }
 
 const ROWS: &str = "SELECT id, tenant_id, name, email, status, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM customers ORDER BY id";
@@ -146,35 +174,42 @@ impl RegionState {
             Vec<Change>,
             Vec<Refusal>,
             Vec<Cursor>,
+            Vec<OrderRow>,
+            Vec<Count>,
         );
-        let (rows, outbox, conflicts, changes, refusals, cursors): Read = match backend {
-            Backend::Sqlite => {
-                let path = url.trim_start_matches("sqlite://");
-                let mut conn =
-                    SqliteConnection::establish(path).with_context(|| format!("opening {path}"))?;
-                conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
-                (
-                    diesel::sql_query(ROWS).load(&mut conn)?,
-                    diesel::sql_query(outbox_query(region)).load(&mut conn)?,
-                    diesel::sql_query(CONFLICTS).load(&mut conn)?,
-                    diesel::sql_query(CHANGES).load(&mut conn)?,
-                    diesel::sql_query(REFUSALS).load(&mut conn)?,
-                    diesel::sql_query(CURSORS).load(&mut conn)?,
-                )
-            }
-            Backend::Mysql => {
-                let mut conn = MysqlConnection::establish(url)
-                    .with_context(|| format!("connecting to {url}"))?;
-                (
-                    diesel::sql_query(ROWS).load(&mut conn)?,
-                    diesel::sql_query(outbox_query(region)).load(&mut conn)?,
-                    diesel::sql_query(CONFLICTS).load(&mut conn)?,
-                    diesel::sql_query(CHANGES).load(&mut conn)?,
-                    diesel::sql_query(REFUSALS).load(&mut conn)?,
-                    diesel::sql_query(CURSORS).load(&mut conn)?,
-                )
-            }
-        };
+        let (rows, outbox, conflicts, changes, refusals, cursors, orders, parked): Read =
+            match backend {
+                Backend::Sqlite => {
+                    let path = url.trim_start_matches("sqlite://");
+                    let mut conn = SqliteConnection::establish(path)
+                        .with_context(|| format!("opening {path}"))?;
+                    conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
+                    (
+                        diesel::sql_query(ROWS).load(&mut conn)?,
+                        diesel::sql_query(outbox_query(region)).load(&mut conn)?,
+                        diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                        diesel::sql_query(CHANGES).load(&mut conn)?,
+                        diesel::sql_query(REFUSALS).load(&mut conn)?,
+                        diesel::sql_query(CURSORS).load(&mut conn)?,
+                        diesel::sql_query(ORDERS).load(&mut conn)?,
+                        diesel::sql_query(PARKED).load(&mut conn)?,
+                    )
+                }
+                Backend::Mysql => {
+                    let mut conn = MysqlConnection::establish(url)
+                        .with_context(|| format!("connecting to {url}"))?;
+                    (
+                        diesel::sql_query(ROWS).load(&mut conn)?,
+                        diesel::sql_query(outbox_query(region)).load(&mut conn)?,
+                        diesel::sql_query(CONFLICTS).load(&mut conn)?,
+                        diesel::sql_query(CHANGES).load(&mut conn)?,
+                        diesel::sql_query(REFUSALS).load(&mut conn)?,
+                        diesel::sql_query(CURSORS).load(&mut conn)?,
+                        diesel::sql_query(ORDERS).load(&mut conn)?,
+                        diesel::sql_query(PARKED).load(&mut conn)?,
+                    )
+                }
+            };
         Ok(RegionState {
             region: region.to_string(),
             rows: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
@@ -192,6 +227,8 @@ impl RegionState {
                 .into_iter()
                 .map(|c| (c.peer, (c.peer_cursor, c.last_pull_at)))
                 .collect(),
+            orders: orders.into_iter().map(|o| (o.id.clone(), o)).collect(),
+            parked: parked.first().map_or(0, |c| c.n),
         })
     }
 
@@ -225,8 +262,10 @@ impl RegionState {
     pub fn digest(&self) -> String {
         // FNV-1a over the rows' debug text: stable, dependency-free, enough to compare.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for row in self.rows.values() {
-            for byte in format!("{row:?}").bytes() {
+        let rows = self.rows.values().map(|r| format!("{r:?}"));
+        let orders = self.orders.values().map(|o| format!("{o:?}"));
+        for text in rows.chain(orders) {
+            for byte in text.bytes() {
                 hash ^= u64::from(byte);
                 hash = hash.wrapping_mul(0x0100_0000_01b3);
             }

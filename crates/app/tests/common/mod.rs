@@ -27,7 +27,7 @@ pub fn settings_for(db: &TestDb, region: &str) -> Settings {
 }
 
 /// The resources test tokens cover (`nope` so unknown-resource cases get past the token check).
-pub const TEST_SCOPE: [&str; 2] = ["customers", "nope"];
+pub const TEST_SCOPE: [&str; 3] = ["customers", "orders", "nope"];
 
 /// A region's web process running in this test.
 pub struct Region {
@@ -173,6 +173,24 @@ pub fn customer(id: &str, name: &str, deleted: bool) -> Value {
         "name": name,
         "email": "ada@example.com",
         "status": "active",
+        "created_at": "2026-11-25T15:00:00.000000Z",
+        "updated_at": "2026-11-25T15:00:00.000000Z",
+        "deleted_at": if deleted { serde_json::json!("2026-11-25T16:00:00.000000Z") } else { Value::Null },
+    })
+}
+
+/// A full orders payload for customer `customer_id` of tenant `t1` (what an op carries): one
+/// line of 2 × 1250 minor units.
+pub fn order(id: &str, customer_id: &str, status: &str, deleted: bool) -> Value {
+    serde_json::json!({
+        "id": id,
+        "tenant_id": "t1",
+        "customer_id": customer_id,
+        "number": "SO-1",
+        "status": status,
+        "currency": "EUR",
+        "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price_minor": 1250}],
+        "total_minor": 2500,
         "created_at": "2026-11-25T15:00:00.000000Z",
         "updated_at": "2026-11-25T15:00:00.000000Z",
         "deleted_at": if deleted { serde_json::json!("2026-11-25T16:00:00.000000Z") } else { Value::Null },

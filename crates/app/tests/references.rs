@@ -1,0 +1,194 @@
+//! References across resources (ADR 0015) against a real region on each backend: an order
+//! that arrives before its customer is parked, not refused and not lost, and applied when the
+//! customer arrives (inline, or by the sweep); a customer that live orders name cannot be
+//! deleted here; a remote delete of it that wins leaves its orders readable and marked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{count, customer, hlc, order, settings_for, Region};
+use serde_json::{json, Value};
+use ship::parents::Action;
+use ship::testing::TestDb;
+
+const C: &str = "01939d2e-0000-7000-8000-0000000000c1";
+const O: &str = "01939d2e-0000-7000-8000-0000000000e1";
+
+fn op(op_id: &str, id: &str, kind: &str, hlc: i64, payload: Value) -> Value {
+    json!({"op_id": op_id, "entity_id": id, "kind": kind, "hlc": hlc, "origin": "us-east", "payload": payload})
+}
+
+fn batch(id: &str, ops: Vec<Value>) -> Value {
+    json!({"source_region": "us-east", "batch_id": id, "schema_version": 1, "ops": ops})
+}
+
+fn parked(db: &TestDb) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        "SELECT COUNT(*) FROM sync_parked_ops",
+    )
+}
+
+fn changelog_of(db: &TestDb, resource: &str) -> i64 {
+    count(
+        &mut db.pool.get().unwrap(),
+        &format!("SELECT COUNT(*) FROM sync_changelog WHERE resource = '{resource}'"),
+    )
+}
+
+ship::backend_tests! {
+    async fn an_order_before_its_customer_is_parked_then_applied_when_the_customer_arrives(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let (h1, h2) = (hlc(-2_000), hlc(-1_000));
+
+        let orders = batch("b-o", vec![op("o1", O, "upsert", h2, order(O, C, "pending", false))]);
+        let (status, body) = region.post("/sync/orders/ops", &orders).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"], json!([{"op_id": "o1", "status": "parked"}]));
+        assert_eq!((body["applied"].as_u64(), body["parked"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(region.get(&format!("/api/v1/orders/{O}")).await.0, 404, "not applied yet");
+        assert_eq!((parked(&db), changelog_of(&db, "orders")), (1, 0));
+
+        // Re-delivered while it waits: parked again, kept once.
+        let (_, body) = region.post("/sync/orders/ops", &orders).await;
+        assert_eq!(body["results"][0]["status"], "parked");
+        assert_eq!(parked(&db), 1);
+
+        // The customer arrives: the order is applied in the same transaction.
+        let customers = batch("b-c", vec![op("c1", C, "upsert", h1, customer(C, "Ada", false))]);
+        let (status, body) = region.post("/sync/customers/ops", &customers).await;
+        assert_eq!((status, body["results"][0]["status"].as_str()), (200, Some("applied")), "{body}");
+        assert_eq!(parked(&db), 0, "released");
+        let (status, got) = region.get(&format!("/api/v1/orders/{O}")).await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!((got["customer_id"].as_str(), got["customer_state"].as_str()), (Some(C), Some("live")));
+        // Relayed in this region's feed with its remote origin and version.
+        let (_, feed) = region.get("/sync/orders/changes").await;
+        assert_eq!(feed["changes"].as_array().map(Vec::len), Some(1), "{feed}");
+        assert_eq!((feed["changes"][0]["origin"].as_str(), feed["changes"][0]["hlc"].as_i64()), (Some("us-east"), Some(h2)));
+
+        // Delivered again later: an ordinary duplicate now, nothing parks.
+        let (_, body) = region.post("/sync/orders/ops", &orders).await;
+        assert_eq!(body["results"][0]["status"], "duplicate");
+        assert_eq!((parked(&db), changelog_of(&db, "orders")), (0, 1));
+        region.stop().await;
+    }
+
+    async fn an_order_for_a_deleted_customer_is_not_parked(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let tombstone = batch("b-c", vec![op("c1", C, "delete", hlc(-2_000), customer(C, "Ada", true))]);
+        assert_eq!(region.post("/sync/customers/ops", &tombstone).await.0, 200);
+        let orders = batch("b-o", vec![op("o1", O, "upsert", hlc(-1_000), order(O, C, "pending", false))]);
+        let (_, body) = region.post("/sync/orders/ops", &orders).await;
+        assert_eq!(body["results"][0]["status"], "applied", "{body}");
+        let (status, got) = region.get(&format!("/api/v1/orders/{O}")).await;
+        assert_eq!((status, got["customer_state"].as_str()), (200, Some("deleted")));
+        assert_eq!(parked(&db), 0);
+        region.stop().await;
+    }
+
+    async fn the_sweep_applies_an_op_whose_row_came_by_a_path_that_did_not_release_it(db: TestDb) {
+        let settings = settings_for(&db, "eu-west");
+        let region = Region::start(&settings).await;
+        let orders = batch("b-o", vec![op("o1", O, "upsert", hlc(-1_000), order(O, C, "confirmed", false))]);
+        region.post("/sync/orders/ops", &orders).await;
+        assert_eq!(parked(&db), 1);
+        // The customer's row lands without a release (as when its transaction raced the park).
+        let mut conn = db.pool.get().unwrap();
+        let insert = "INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, sync_version, sync_origin) \
+                      VALUES ('01939d2e-0000-7000-8000-0000000000c1', 't1', 'Ada', 'ada@example.com', 'active', \
+                      '2026-11-25 15:00:00', '2026-11-25 15:00:00', 1, 'us-east')";
+        match &mut *conn {
+            ship::AnyConnection::Sqlite(c) => diesel::RunQueryDsl::execute(diesel::sql_query(insert), c),
+            ship::AnyConnection::Mysql(c) => diesel::RunQueryDsl::execute(diesel::sql_query(insert), c),
+        }
+        .unwrap();
+        drop(conn);
+        assert_eq!(parked(&db), 1, "nothing released it");
+
+        let registry = app::wiring::resources().unwrap();
+        let released = sync::actions::ReleaseParkedAction::new(db.pool.clone(), registry.clone())
+            .run(())
+            .await
+            .unwrap();
+        assert_eq!(released, 1);
+        assert_eq!(parked(&db), 0);
+        let (status, got) = region.get(&format!("/api/v1/orders/{O}")).await;
+        assert_eq!((status, got["status"].as_str()), (200, Some("confirmed")), "{got}");
+        // Nothing left: a second sweep releases nothing.
+        let again = sync::actions::ReleaseParkedAction::new(db.pool.clone(), registry).run(()).await.unwrap();
+        assert_eq!(again, 0);
+        region.stop().await;
+    }
+
+    async fn a_customer_that_live_orders_name_cannot_be_deleted_here(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let (status, ada) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"})).await;
+        assert_eq!(status, 201, "{ada}");
+        let ada = ada["id"].as_str().unwrap().to_string();
+        let new_order = |customer: &str, tenant: &str| json!({
+            "tenant_id": tenant, "customer_id": customer, "number": "SO-7", "currency": "EUR",
+            "lines": [{"sku": "SKU-1", "quantity": 3, "unit_price_minor": 999}],
+        });
+        let (status, created) = region.post("/api/v1/orders", &new_order(&ada, "t1")).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["total_minor"], 2997);
+        let order_id = created["id"].as_str().unwrap().to_string();
+
+        let del = |path: String| {
+            let client = region.client.clone();
+            let url = region.url(&path);
+            async move {
+                let res = client.delete(url).send().await.unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, refused) = del(format!("/api/v1/customers/{ada}")).await;
+        assert_eq!((status, refused["error"].as_str()), (409, Some("customer_referenced")), "{refused}");
+        assert_eq!(refused["details"]["live_referrers"], 1);
+        assert_eq!(region.get(&format!("/api/v1/customers/{ada}")).await.0, 200, "still there");
+
+        // Another tenant's customer, an unknown one: the same 422, never a leak of ids.
+        for (customer, tenant, code) in [
+            (ada.as_str(), "t2", "unknown_customer"),
+            ("01939d2e-0000-7000-8000-0000000000ff", "t1", "unknown_customer"),
+        ] {
+            let (status, body) = region.post("/api/v1/orders", &new_order(customer, tenant)).await;
+            assert_eq!((status, body["error"].as_str()), (422, Some("validation_failed")), "{body}");
+            assert_eq!(body["details"]["fields"][0]["field"], "customer_id");
+            assert_eq!(body["details"]["fields"][0]["code"], code);
+        }
+
+        assert_eq!(del(format!("/api/v1/orders/{order_id}")).await.0, 204);
+        assert_eq!(del(format!("/api/v1/customers/{ada}")).await.0, 204, "no live order names it now");
+        let (status, body) = region.post("/api/v1/orders", &new_order(&ada, "t1")).await;
+        assert_eq!((status, body["details"]["fields"][0]["code"].as_str()), (422, Some("deleted_customer")), "{body}");
+        region.stop().await;
+    }
+
+    async fn a_remote_delete_of_a_customer_leaves_its_orders_readable_and_marked(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let (_, ada) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"})).await;
+        let ada = ada["id"].as_str().unwrap().to_string();
+        let (status, created) = region.post("/api/v1/orders", &json!({
+            "tenant_id": "t1", "customer_id": ada, "number": "SO-8", "currency": "USD",
+            "lines": [{"sku": "A", "quantity": 1, "unit_price_minor": 500}],
+        })).await;
+        assert_eq!(status, 201, "{created}");
+        let order_id = created["id"].as_str().unwrap().to_string();
+
+        // us-east deleted the customer before it saw the order; its delete is newer and wins.
+        let mut tombstone = customer(&ada, "Ada", true);
+        tombstone["email"] = json!("ada@example.com");
+        let delete = batch("b-d", vec![op("d1", &ada, "delete", hlc(1_000), tombstone)]);
+        let (status, body) = region.post("/sync/customers/ops", &delete).await;
+        assert_eq!((status, body["results"][0]["status"].as_str()), (200, Some("applied")), "{body}");
+
+        let (status, got) = region.get(&format!("/api/v1/orders/{order_id}")).await;
+        assert_eq!((status, got["customer_state"].as_str()), (200, Some("deleted")), "{got}");
+        let (_, list) = region.get(&format!("/api/v1/orders?tenant_id=t1&customer_id={ada}")).await;
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        assert_eq!(list["items"][0]["customer_state"], "deleted");
+        region.stop().await;
+    }
+}
