@@ -28,3 +28,11 @@ pub use resource::CustomersResource;
 
 /// The resource name in the changelog and in sync URLs.
 pub const RESOURCE: &str = "customers";
+
+/// The container as `app` wires it: the `customers` resource and its routes.
+pub fn domain() -> ship::contracts::Domain {
+    ship::contracts::Domain {
+        resource: std::sync::Arc::new(CustomersResource),
+        routes: ui::http::configure,
+    }
+}

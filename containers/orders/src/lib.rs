@@ -32,3 +32,11 @@ pub use resource::{OrdersResource, CUSTOMER_REF};
 
 /// The resource name in the changelog and in sync URLs.
 pub const RESOURCE: &str = "orders";
+
+/// The container as `app` wires it: the `orders` resource and its routes.
+pub fn domain() -> ship::contracts::Domain {
+    ship::contracts::Domain {
+        resource: std::sync::Arc::new(OrdersResource),
+        routes: ui::http::configure,
+    }
+}

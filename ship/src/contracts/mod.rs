@@ -423,6 +423,16 @@ impl ResourceRegistry {
     }
 }
 
+/// A domain container as `app` wires it: its synced table and its route table. Each container
+/// exposes one (`customers::domain()`), and `app::wiring::domains()` lists them — adding a
+/// domain to the binary is one line there (ARCHITECTURE.md, "Adding a domain").
+pub struct Domain {
+    pub resource: Arc<dyn SyncResource>,
+    /// Registers the container's routes; every local write is recorded through the recorder,
+    /// and the registry answers for rows of other resources (references, ADR 0015).
+    pub routes: fn(&mut actix_web::web::ServiceConfig, Arc<dyn ChangeRecorder>, ResourceRegistry),
+}
+
 /// An error of a contract's use (a programming or wiring error, not bad input).
 pub fn contract_error(message: String) -> DbError {
     DbError::Query(diesel::result::Error::QueryBuilderError(message.into()))
