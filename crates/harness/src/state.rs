@@ -71,7 +71,7 @@ pub struct OrderRow {
     pub tombstone: String,
 }
 
-const ORDERS: &str = "SELECT id, customer_id, status, lines, total_minor, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM orders ORDER BY id";
+const ORDERS: &str = "SELECT id, customer_id, status, `lines`, total_minor, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM orders ORDER BY id";
 const PARKED: &str = "SELECT COUNT(*) AS n FROM sync_parked_ops";
 
 #[derive(QueryableByName)]
