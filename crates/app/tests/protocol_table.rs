@@ -17,6 +17,26 @@ use serde_json::{json, Value};
 /// Rows pinned by another test: (code, the file, the test function that asserts it).
 const ELSEWHERE: &[(&str, &str, &str)] = &[
     (
+        "customer_referenced",
+        "crates/app/tests/references.rs",
+        "a_customer_that_live_orders_name_cannot_be_deleted_here",
+    ),
+    (
+        "order_not_found",
+        "containers/orders/tests/orders_http.rs",
+        "create_get_patch_delete",
+    ),
+    (
+        "invalid_status_transition",
+        "containers/orders/tests/orders_http.rs",
+        "conflicts_are_409",
+    ),
+    (
+        "order_not_editable",
+        "containers/orders/tests/orders_http.rs",
+        "conflicts_are_409",
+    ),
+    (
         "database_unavailable",
         "ship/src/errors.rs",
         "server_errors_hide_their_cause",
