@@ -68,6 +68,8 @@ pub struct ChaosReport {
     pub kills: usize,
     pub skew_ms: (String, i64),
     pub rows: usize,
+    /// Orders at the end (tombstones included).
+    pub orders: usize,
     /// Concurrent writes resolved by last-writer-wins, summed over the regions.
     pub conflicts: i64,
     pub settle: Duration,
@@ -119,6 +121,40 @@ pub async fn write(
         (Kind::Delete, Some(id)) => client.delete(format!("{base}/api/v1/customers/{id}")),
         _ => return Err(()),
     };
+    answered(request, kind, entity).await
+}
+
+/// One order write through the public API of `base` (answers as [`write`]): a create names
+/// `customer` and takes `name` as its number; an update sets the number; a delete deletes. A
+/// create for a customer that is not live at that region is a 422 (nothing acknowledged).
+pub async fn order_write(
+    client: &reqwest::Client,
+    base: &str,
+    kind: &Kind,
+    entity: Option<&str>,
+    customer: &str,
+    name: &str,
+) -> Result<(Option<String>, Option<(i64, String)>), ()> {
+    let request = match (kind, entity) {
+        (Kind::Create, _) => client.post(format!("{base}/api/v1/orders")).json(&json!({
+            "tenant_id": "acme", "customer_id": customer, "number": name, "currency": "EUR",
+            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 100}],
+        })),
+        (Kind::Update, Some(id)) => client
+            .patch(format!("{base}/api/v1/orders/{id}"))
+            .json(&json!({"number": name})),
+        (Kind::Delete, Some(id)) => client.delete(format!("{base}/api/v1/orders/{id}")),
+        _ => return Err(()),
+    };
+    answered(request, kind, entity).await
+}
+
+/// What a write's answer acknowledged (see [`write`]).
+async fn answered(
+    request: reqwest::RequestBuilder,
+    kind: &Kind,
+    entity: Option<&str>,
+) -> Result<(Option<String>, Option<(i64, String)>), ()> {
     match request.send().await {
         Ok(res) if res.status().is_success() => {
             let version = etag(&res);
@@ -133,7 +169,8 @@ pub async fn write(
             Ok((id, version))
         }
         Ok(res) if res.status().as_u16() == 404 => Err(()),
-        // Refused (4xx other than 404) or failed (5xx): nothing acknowledged.
+        // Refused (4xx other than 404: a customer that live orders name, an order for a
+        // customer not here) or failed (5xx): nothing acknowledged.
         Ok(_) | Err(_) => Ok((entity.map(str::to_string), None)),
     }
 }
@@ -193,6 +230,10 @@ async fn drive(
     };
     let mut writes: Vec<Write> = Vec::new();
     let mut known: Vec<String> = Vec::new();
+    // Orders of the known customers (issue 15): created at a region where the customer is
+    // live, so they race its replication — and its deletes — across the other regions.
+    let mut order_writes: Vec<Write> = Vec::new();
+    let mut known_orders: Vec<String> = Vec::new();
     let mut counter = 0usize;
     let n = cluster.regions.len();
     let kill_at = plan.ops / 3 + rng.usize(0..plan.ops / 3);
@@ -223,6 +264,44 @@ async fn drive(
             }
         }
         let r = rng.usize(0..n);
+        if step >= plan.keys && !known.is_empty() && rng.f32() < 0.35 {
+            let kind = if known_orders.is_empty() {
+                Kind::Create
+            } else {
+                match rng.usize(0..20) {
+                    0..=2 => Kind::Delete,
+                    3..=9 => Kind::Create,
+                    _ => Kind::Update,
+                }
+            };
+            let entity = (kind != Kind::Create)
+                .then(|| known_orders[rng.usize(0..known_orders.len())].clone());
+            let customer = known[rng.usize(0..known.len())].clone();
+            counter += 1;
+            let name = format!("s{:x}-o{counter}", plan.seed);
+            let base = cluster.regions[r].base_url();
+            let written =
+                order_write(&client, &base, &kind, entity.as_deref(), &customer, &name).await;
+            if let Ok((id, version)) = written {
+                if let (Kind::Create, Some(id), Some(_)) = (&kind, &id, &version) {
+                    known_orders.push(id.clone());
+                }
+                if version.is_some() {
+                    report.acked += 1;
+                } else {
+                    report.unacked += 1;
+                }
+                order_writes.push(Write {
+                    entity: id,
+                    region: cluster.regions[r].spec.id.clone(),
+                    kind: kind.clone(),
+                    name: (kind != Kind::Delete).then_some(name),
+                    version,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..25))).await;
+            continue;
+        }
         let kind = if step < plan.keys || known.is_empty() {
             Kind::Create
         } else {
@@ -269,8 +348,10 @@ async fn drive(
     let states = settle_and_pull(cluster, plan.settle_within).await?;
     report.settle = healed.elapsed();
     report.rows = states[0].rows.len();
+    report.orders = states[0].orders.len();
     report.conflicts = states.iter().map(|s| s.conflicts).sum();
     check(&states, &writes)?;
+    check_orders(&states, &order_writes)?;
     atomic(&states)?;
     // Every directed link carried traffic: the regions really reach each other through the
     // proxies (`[broker] peer_urls`), so the faults were real.
@@ -448,26 +529,77 @@ pub fn check(states: &[RegionState], writes: &[Write]) -> Result<()> {
     let Some(state) = states.first() else {
         bail!("no region");
     };
+    let entries = state
+        .rows
+        .values()
+        .map(|r| Entry {
+            id: &r.id,
+            name: &r.name,
+            version: r.version(),
+            deleted: r.deleted(),
+            shown: format!("{r:?}"),
+        })
+        .collect();
+    check_entries(entries, writes)
+}
+
+/// [`check`] for the orders: an order's name is its number.
+pub fn check_orders(states: &[RegionState], writes: &[Write]) -> Result<()> {
+    let Some(state) = states.first() else {
+        bail!("no region");
+    };
+    let entries = state
+        .orders
+        .values()
+        .map(|o| Entry {
+            id: &o.id,
+            name: &o.number,
+            version: o.version(),
+            deleted: o.deleted(),
+            shown: format!("{o:?}"),
+        })
+        .collect();
+    check_entries(entries, writes).map_err(|e| e.context("orders"))
+}
+
+/// One row as the checks see it, whatever its resource.
+struct Entry<'a> {
+    id: &'a str,
+    /// The unique value the workload wrote (a customer's name, an order's number).
+    name: &'a str,
+    version: (i64, String),
+    deleted: bool,
+    shown: String,
+}
+
+impl std::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+fn check_entries(rows: Vec<Entry<'_>>, writes: &[Write]) -> Result<()> {
+    let rows: BTreeMap<&str, Entry<'_>> = rows.into_iter().map(|e| (e.id, e)).collect();
     let mut problems = Vec::new();
     for w in writes {
         let (Some(entity), Some(version)) = (&w.entity, &w.version) else {
             continue;
         };
-        let Some(row) = state.rows.get(entity) else {
+        let Some(row) = rows.get(entity.as_str()) else {
             problems.push(format!(
                 "lost: acknowledged {w:?} but {entity} is in no region"
             ));
             continue;
         };
-        let stored = row.version();
+        let stored = row.version.clone();
         if stored < *version {
             problems.push(format!(
                 "lost: acknowledged {w:?} but the row is older: {row:?}"
             ));
         } else if stored == *version {
             let same = match w.kind {
-                Kind::Delete => row.deleted(),
-                Kind::Create | Kind::Update => !row.deleted() && Some(&row.name) == w.name.as_ref(),
+                Kind::Delete => row.deleted,
+                Kind::Create | Kind::Update => !row.deleted && w.name.as_deref() == Some(row.name),
             };
             if !same {
                 problems.push(format!(
@@ -491,15 +623,13 @@ pub fn check(states: &[RegionState], writes: &[Write]) -> Result<()> {
             _ => {}
         }
     }
-    for row in state.rows.values() {
-        let written = names
-            .get(row.id.as_str())
-            .is_some_and(|n| n.contains(row.name.as_str()))
-            || orphan_creates.contains(row.name.as_str());
+    for row in rows.values() {
+        let written = names.get(row.id).is_some_and(|n| n.contains(row.name))
+            || orphan_creates.contains(row.name);
         if !written {
             problems.push(format!("phantom: {row:?} was never written"));
         }
-        if !REGIONS.contains(&row.sync_origin.as_str()) {
+        if !REGIONS.contains(&row.version.1.as_str()) {
             problems.push(format!("phantom origin: {row:?}"));
         }
     }
@@ -612,6 +742,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("phantom origin"));
+    }
+
+    fn order(id: &str, number: &str, hlc: i64, origin: &str) -> crate::state::OrderRow {
+        crate::state::OrderRow {
+            id: id.into(),
+            customer_id: "c".into(),
+            number: number.into(),
+            status: "pending".into(),
+            lines: "[]".into(),
+            total_minor: 100,
+            sync_version: hlc,
+            sync_origin: origin.into(),
+            tombstone: String::new(),
+        }
+    }
+
+    #[test]
+    fn orders_are_checked_by_their_number_and_quiescence_needs_equal_orders_and_nothing_parked() {
+        let writes = vec![
+            acked("o", Kind::Create, Some("n1"), 10, "eu-west"),
+            acked("o", Kind::Update, Some("n2"), 20, "us-east"),
+        ];
+        let mut won = state("eu-west", vec![]);
+        won.orders
+            .insert("o".into(), order("o", "n2", 20, "us-east"));
+        check_orders(std::slice::from_ref(&won), &writes).unwrap();
+        let mut lost = state("eu-west", vec![]);
+        lost.orders
+            .insert("o".into(), order("o", "n1", 10, "eu-west"));
+        let err = format!("{:#}", check_orders(&[lost.clone()], &writes).unwrap_err());
+        assert!(err.contains("orders") && err.contains("lost"), "{err}");
+        // The customers' check does not look at orders.
+        check(&[lost.clone()], &[]).unwrap();
+
+        assert!(quiescence_problem(&[won.clone(), lost])
+            .unwrap()
+            .contains("orders"));
+        let mut parked = won.clone();
+        parked.parked = 1;
+        assert!(quiescence_problem(&[won, parked])
+            .unwrap()
+            .contains("parked"));
     }
 
     #[test]

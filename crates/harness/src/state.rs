@@ -58,6 +58,8 @@ pub struct OrderRow {
     #[diesel(sql_type = Text)]
     pub customer_id: String,
     #[diesel(sql_type = Text)]
+    pub number: String,
+    #[diesel(sql_type = Text)]
     pub status: String,
     #[diesel(sql_type = Text)]
     pub lines: String,
@@ -71,7 +73,7 @@ pub struct OrderRow {
     pub tombstone: String,
 }
 
-const ORDERS: &str = "SELECT id, customer_id, status, `lines`, total_minor, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM orders ORDER BY id";
+const ORDERS: &str = "SELECT id, customer_id, number, status, `lines`, total_minor, sync_version, sync_origin, CASE WHEN deleted_at IS NULL THEN '' ELSE 'deleted' END AS tombstone FROM orders ORDER BY id";
 const PARKED: &str = "SELECT COUNT(*) AS n FROM sync_parked_ops";
 
 #[derive(QueryableByName)]
@@ -163,6 +165,17 @@ fn outbox_query(region: &str) -> String {
          ) t GROUP BY status",
         region.replace('\'', "")
     )
+}
+
+impl OrderRow {
+    pub fn deleted(&self) -> bool {
+        !self.tombstone.is_empty()
+    }
+
+    /// `(hlc, origin)`: the order last-writer-wins decides by.
+    pub fn version(&self) -> (i64, String) {
+        (self.sync_version, self.sync_origin.clone())
+    }
 }
 
 impl RegionState {
