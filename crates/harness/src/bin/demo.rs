@@ -1,8 +1,9 @@
 //! `make demo`: what regionsync does, in a few seconds. Three regions run as real processes on
-//! loopback, each with its own SQLite database, and replicate customers to each other. The
-//! demo creates customers at every region at once, then races writes to the same customers at
-//! two or three regions (and deletes against a rename), shows every region's state live until
-//! they all hold the same rows, and says which write won each race: last-writer-wins on the
+//! loopback, each with its own SQLite database, and replicate customers and their orders to
+//! each other. The demo creates customers and orders at every region at once, then races
+//! writes to the same customers at two or three regions (and deletes against a rename), and
+//! a confirm against a cancel of the same orders, shows every region's state live until they
+//! all hold the same rows, and says which write won each race: last-writer-wins on the
 //! version `(hlc, origin)`, decided the same way at every region.
 
 #![allow(clippy::print_stdout)]
@@ -22,6 +23,11 @@ use serde_json::{json, Value};
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const PER_REGION: usize = 30;
+/// Orders each region takes, for its first customers (never contested: a customer with live
+/// orders cannot be deleted where they are).
+const ORDERS_PER_REGION: usize = 10;
+/// Orders confirmed at one region while another cancels them.
+const ORDER_RACES: usize = 2;
 /// Customers renamed at two or three regions at once, then customers deleted at one region
 /// while another renames them.
 const UPDATE_RACES: usize = 6;
@@ -32,9 +38,9 @@ const PEOPLE: &str = "Ada Lovelace, Grace Hopper, Alan Turing, Edsger Dijkstra, 
     Radia Perlman, Tony Hoare, Niklaus Wirth, Jim Gray, Butler Lampson, Shafi Goldwasser, \
     Dennis Ritchie";
 const PHASES: [&str; 4] = [
-    "creating 30 customers at each region (and renaming 5 of them)",
-    "waiting until the contested customers have reached every region",
-    "racing writes to the same customers at different regions",
+    "creating 30 customers and 10 orders at each region (and renaming 5 customers)",
+    "waiting until the contested customers and orders have reached every region",
+    "racing writes to the same customers and orders at different regions",
     "writes done; waiting for the regions to converge",
 ];
 /// Between two creates at a region: slow enough to watch the table fill.
@@ -51,11 +57,14 @@ struct Progress {
     deletes: AtomicUsize,
 }
 
-/// One contested customer and the writes sent to different regions at the same moment:
-/// `(region, Some(new name) or None for a delete, the version its ETag acknowledged)`.
+/// One contested customer (or order) and the writes sent to different regions at the same
+/// moment: `(region, Some(new name or status) or None for a delete, the version its ETag
+/// acknowledged)`.
 struct Race {
     id: String,
     label: String,
+    /// The orders API (the race sets a status) rather than the customers API.
+    order: bool,
     writes: Vec<(&'static str, Option<&'static str>, (i64, String))>,
 }
 
@@ -147,8 +156,9 @@ async fn run(cluster: &Cluster) -> Result<()> {
 /// Every write the demo makes, through the regions' public API: the races, and when the last
 /// write was acknowledged.
 async fn workload(client: &Client, urls: &[String], p: &Progress) -> Result<(Vec<Race>, Instant)> {
-    // 1. Every region creates its customers, the three regions at the same time.
-    let created = try_join_all((0..REGIONS.len()).map(|r| populate(client, urls, r, p))).await?;
+    // 1. Every region creates its customers and orders, the three regions at the same time.
+    let populated = try_join_all((0..REGIONS.len()).map(|r| populate(client, urls, r, p))).await?;
+    let (created, orders): (Vec<Vec<String>>, Vec<Vec<String>>) = populated.into_iter().unzip();
 
     // 2. A region can only change a customer it has: wait until the contested ones (created at
     //    all three regions) have replicated everywhere.
@@ -158,12 +168,28 @@ async fn workload(client: &Client, urls: &[String], p: &Progress) -> Result<(Vec
         let (r, n) = (k % 3, k / 3);
         contested.push((created[r][n].clone(), format!("{} #{n:02}", REGIONS[r])));
     }
+    let contested_orders: Vec<(String, String)> = (0..ORDER_RACES)
+        .map(|k| {
+            (
+                orders[k % 3][k / 3].clone(),
+                format!("order of {} #{:02}", REGIONS[k % 3], k / 3),
+            )
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    for (id, _) in &contested {
+    let paths = contested
+        .iter()
+        .map(|(id, _)| format!("api/v1/customers/{id}"))
+        .chain(
+            contested_orders
+                .iter()
+                .map(|(id, _)| format!("api/v1/orders/{id}")),
+        );
+    for path in paths {
         for base in urls {
-            while !exists(client, &format!("{base}/api/v1/customers/{id}")).await {
+            while !exists(client, &format!("{base}/{path}")).await {
                 if Instant::now() > deadline {
-                    bail!("customer {id} did not reach {base} within 30 s");
+                    bail!("{path} did not reach {base} within 30 s");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -180,27 +206,38 @@ async fn workload(client: &Client, urls: &[String], p: &Progress) -> Result<(Vec
             k if k % 2 == 0 => (0..3).map(|r| (r, people.next())).collect(),
             k => vec![(k % 3, people.next()), ((k + 2) % 3, people.next())],
         };
-        race(client, urls, p, id, label, racers)
+        race(client, urls, p, (id, label, false), racers)
     });
-    let races = try_join_all(races.collect::<Vec<_>>()).await?;
+    // The orders: one region confirms, the next cancels — both allowed from `pending`.
+    let order_races = contested_orders
+        .into_iter()
+        .enumerate()
+        .map(|(k, (id, label))| {
+            let racers = vec![(k % 3, Some("confirmed")), ((k + 1) % 3, Some("cancelled"))];
+            race(client, urls, p, (id, label, true), racers)
+        });
+    let races = try_join_all(races.chain(order_races).collect::<Vec<_>>()).await?;
     Ok((races, Instant::now()))
 }
 
 /// Send every racer's write to customer `id` at once: `(region, Some(name))` renames it there,
-/// `(region, None)` deletes it.
+/// `(region, None)` deletes it; for an order, `Some(status)` sets its status.
 async fn race(
     client: &Client,
     urls: &[String],
     p: &Progress,
-    id: String,
-    label: String,
+    (id, label, order): (String, String, bool),
     racers: Vec<(usize, Option<&'static str>)>,
 ) -> Result<Race> {
-    let path = &format!("api/v1/customers/{id}");
+    let path = &match order {
+        true => format!("api/v1/orders/{id}"),
+        false => format!("api/v1/customers/{id}"),
+    };
+    let field = if order { "status" } else { "name" };
     let writes = racers.into_iter().map(|(r, name)| async move {
         let url = format!("{}/{path}", urls[r]);
         let (request, counter) = match name {
-            Some(name) => (client.patch(url).json(&json!({"name": name})), &p.updates),
+            Some(name) => (client.patch(url).json(&json!({ field: name })), &p.updates),
             None => (client.delete(url), &p.deletes),
         };
         let version = etag(&send(request).await?)?;
@@ -208,12 +245,22 @@ async fn race(
         anyhow::Ok((REGIONS[r], name, version))
     });
     let writes = try_join_all(writes).await?;
-    Ok(Race { id, label, writes })
+    Ok(Race {
+        id,
+        label,
+        order,
+        writes,
+    })
 }
 
-/// Region `r` creates its customers, then renames five of them (ordinary updates: nobody
-/// else writes those); their ids.
-async fn populate(client: &Client, urls: &[String], r: usize, p: &Progress) -> Result<Vec<String>> {
+/// Region `r` creates its customers, an order for each of the first ones, then renames five
+/// customers (ordinary updates: nobody else writes those); the customers' and the orders' ids.
+async fn populate(
+    client: &Client,
+    urls: &[String],
+    r: usize,
+    p: &Progress,
+) -> Result<(Vec<String>, Vec<String>)> {
     let (region, base) = (REGIONS[r], &urls[r]);
     let mut ids = Vec::new();
     for n in 0..PER_REGION {
@@ -229,13 +276,29 @@ async fn populate(client: &Client, urls: &[String], r: usize, p: &Progress) -> R
         p.creates.fetch_add(1, Relaxed);
         tokio::time::sleep(PACE).await;
     }
+    // Orders of customers nobody contests (the races below use the first 8 of each region).
+    let mut orders = Vec::new();
+    for (n, customer) in ids.iter().enumerate().skip(10).take(ORDERS_PER_REGION) {
+        let body = json!({
+            "tenant_id": "acme", "customer_id": customer, "number": format!("{region}-SO-{n:02}"),
+            "currency": "EUR", "lines": [{"sku": "BOOK-1", "quantity": n % 3 + 1, "unit_price_minor": 1250}],
+        });
+        let res = send(client.post(format!("{base}/api/v1/orders")).json(&body)).await?;
+        let order: Value = res.json().await?;
+        let id = order["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no id: {order}"))?;
+        orders.push(id.to_string());
+        p.creates.fetch_add(1, Relaxed);
+        tokio::time::sleep(PACE).await;
+    }
     for (n, id) in ids.iter().enumerate().skip(PER_REGION - 5) {
         let name = json!({"name": format!("{region} #{n:02} (renamed)")});
         let url = format!("{base}/api/v1/customers/{id}");
         send(client.patch(url).json(&name)).await?;
         p.updates.fetch_add(1, Relaxed);
     }
-    Ok(ids)
+    Ok((ids, orders))
 }
 
 async fn exists(client: &Client, url: &str) -> bool {
@@ -279,16 +342,17 @@ impl Screen {
         let (phase, deletes) = (p.phase.load(Relaxed), p.deletes.load(Relaxed));
         let mut body = format!(
             "{}\nwrites acknowledged: {creates} creates, {updates} updates, {deletes} deletes\n\n\
-             region      live  tombstones  outbox pending  conflicts  digest\n",
+             region     customers  tombstones  orders  parked  outbox pending  conflicts  digest\n",
             PHASES[phase.min(PHASES.len() - 1)],
         );
         for s in states {
             let (live, dead) = (s.live(), s.rows.len() - s.live());
-            let (pending, conflicts) = (s.pending(), s.conflicts);
+            let orders = s.orders.values().filter(|o| !o.deleted()).count();
+            let (pending, conflicts, parked) = (s.pending(), s.conflicts, s.parked);
             let digest = s.digest().chars().take(8).collect::<String>();
             let region = &s.region;
             body += &format!(
-                "{region:<10} {live:>5} {dead:>11} {pending:>15} {conflicts:>10}  {digest}\n"
+                "{region:<10} {live:>9} {dead:>11} {orders:>7} {parked:>7} {pending:>15} {conflicts:>10}  {digest}\n"
             );
         }
         body += &match quiescence_problem(states) {
@@ -325,22 +389,47 @@ fn summary(p: &Progress, races: &[Race], states: &[RegionState], after: Duration
     let conflicts: i64 = states.iter().map(|s| s.conflicts).sum();
     let (digest, live, after) = (end.digest(), end.live(), after.as_secs_f64());
     let tombstones = end.rows.len() - live;
+    let orders = end.orders.len();
     println!(
         "
 == summary ==
 writes made:        {creates} creates, {updates} updates, {deletes} deletes
-racing writes:      {racing}, to {contested} customers, sent to their regions at the same moment
-                    ({UPDATE_RACES} rename races, {DELETE_RACES} of a delete against a rename)
+racing writes:      {racing}, to {contested} customers and orders, sent to their regions at the
+                    same moment ({UPDATE_RACES} rename races, {DELETE_RACES} of a delete against a rename,
+                    {ORDER_RACES} of a confirm against a cancel of the same order)
 conflicts resolved: {conflicts}: rows of sync_conflicts, summed over the regions. Each is a write
-                    from another region that arrived after a newer version of the same customer
+                    from another region that arrived after a newer version of the same row
                     and lost (both versions are kept); a losing write is recorded at every region
                     it reached late, never at its own.
 time to converge:   {after:.2} s after the last write was acknowledged
-final digest:       {digest}, the same at every region ({live} live, tombstones: {tombstones})
+final digest:       {digest}, the same at every region ({live} live customers, tombstones:
+                    {tombstones}; {orders} orders, each naming a customer every region has)
 
 who won each race (last-writer-wins: the highest (hlc, origin), at every region):"
     );
     for race in races {
+        if race.order {
+            let order = end
+                .orders
+                .get(&race.id)
+                .ok_or_else(|| anyhow!("order {} is gone", race.id))?;
+            let tried: Vec<String> = race
+                .writes
+                .iter()
+                .map(|(region, status, _)| format!("{region} {}", status.unwrap_or("DELETE")))
+                .collect();
+            let highest = race.writes.iter().map(|(_, _, version)| version).max();
+            let odd = match highest == Some(&order.version()) {
+                true => "",
+                false => "  (!) not the highest acknowledged version",
+            };
+            let (label, origin, status) = (&race.label, &order.sync_origin, &order.status);
+            println!(
+                "  {label}: {}\n           won: {status}, written at {origin}{odd}",
+                tried.join(", ")
+            );
+            continue;
+        }
         let row = end
             .rows
             .get(&race.id)
