@@ -834,8 +834,115 @@ fn recorder() -> Arc<SyncChangeRecorder> {
         REGION,
         Arc::new(HybridClock::new(DRIFT)),
         PEERS.iter().map(|p| p.to_string()).collect(),
-        [(customers::RESOURCE.to_string(), 1)],
+        [
+            (customers::RESOURCE.to_string(), 1),
+            (orders::RESOURCE.to_string(), 1),
+        ],
     ))
+}
+
+/// Every third write of the mixed arms is an order of the customer written just before.
+fn mixed_order_at(i: usize) -> bool {
+    i % 3 == 2
+}
+
+/// An order of `customer` as the mixed arms write it: one line.
+fn order_input(customer: &str, i: usize) -> orders::actions::CreateOrderInput {
+    orders::actions::CreateOrderInput {
+        tenant_id: "t1".into(),
+        customer_id: customer.into(),
+        number: format!("SO-{i}"),
+        currency: "EUR".into(),
+        lines: orders::models::OrderLines(vec![orders::models::OrderLine {
+            sku: "SKU-1".into(),
+            quantity: 2,
+            unit_price_minor: 1250,
+        }]),
+        status: orders::models::OrderStatus::Pending,
+    }
+}
+
+/// B4/1m A: the write path of the API for a mix — two customers, then an order of the second
+/// (`CreateCustomerAction`, `CreateOrderAction`: the order's customer read and locked through
+/// the registry), each its own transaction with the real recorder; writes/s.
+async fn arm_create_recorded_mix(cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let recorder = recorder();
+    let create_customer = CreateCustomerAction::new(db.pool.clone(), recorder.clone());
+    let create_order =
+        orders::actions::CreateOrderAction::new(db.pool.clone(), recorder.clone(), registry());
+    let mut spent = Duration::ZERO;
+    let mut last: Option<String> = None;
+    for (i, row) in data.rows[..cfg.writes].iter().enumerate() {
+        let t = Instant::now();
+        match (&last, mixed_order_at(i)) {
+            (Some(customer), true) => {
+                create_order
+                    .run(order_input(customer, i))
+                    .await
+                    .expect("create order");
+            }
+            _ => {
+                let input = CreateCustomerInput {
+                    tenant_id: "t1".into(),
+                    name: row.name.clone(),
+                    email: row.email.clone(),
+                    status: CustomerStatus::Active,
+                };
+                last = Some(create_customer.run(input).await.expect("create").id);
+            }
+        }
+        spent += t.elapsed();
+    }
+    check_recorded(&db, cfg.writes).await;
+    rate(cfg.writes, spent.as_secs_f64())
+}
+
+const ORDER_INSERT: &str = "INSERT INTO orders (id, tenant_id, customer_id, number, status, \
+    currency, lines, total_minor, created_at, updated_at, sync_version, sync_origin) \
+    VALUES (?, ?, ?, ?, 'pending', 'EUR', ?, 2500, ?, ?, ?, ?)";
+
+/// B4/1m B: the same mix of rows by plain SQL inserts, one per transaction; writes/s.
+async fn arm_plain_insert_mix(cfg: &Config, data: &Data) -> f64 {
+    let db = fresh_db(Backend::Sqlite).await;
+    let mut spent = Duration::ZERO;
+    let mut last: Option<String> = None;
+    for (i, row) in data.rows[..cfg.writes].iter().enumerate() {
+        let (row, order) = (
+            row.clone(),
+            mixed_order_at(i).then(|| last.clone()).flatten(),
+        );
+        if order.is_none() {
+            last = Some(row.id.clone());
+        }
+        let t = Instant::now();
+        db.pool
+            .transaction(move |conn| -> Result<(), DbError> {
+                let Some(customer) = order else {
+                    exec_row(conn, INSERT, &row)?;
+                    return Ok(());
+                };
+                let AnyConnection::Sqlite(c) = conn else {
+                    panic!("B4 runs on SQLite");
+                };
+                diesel::sql_query(ORDER_INSERT)
+                    .bind::<Text, _>(&row.id)
+                    .bind::<Text, _>("t1")
+                    .bind::<Text, _>(&customer)
+                    .bind::<Text, _>(format!("SO-{i}"))
+                    .bind::<Text, _>(r#"[{"sku":"SKU-1","quantity":2,"unit_price_minor":1250}]"#)
+                    .bind::<Timestamp, _>(row.created_at)
+                    .bind::<Timestamp, _>(row.updated_at)
+                    .bind::<BigInt, _>(row.sync_version)
+                    .bind::<Text, _>(&row.sync_origin)
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .expect("plain inserts");
+        spent += t.elapsed();
+    }
+    rate(cfg.writes, spent.as_secs_f64())
 }
 
 async fn check_recorded(db: &TestDb, writes: usize) {
@@ -1243,6 +1350,9 @@ struct Pair {
     b: Option<actix_web::dev::ServerHandle>,
     b_settings: Settings,
     client: reqwest::Client,
+    /// Writes a mix (B7m): every third write an order of the customer written before it.
+    mix: bool,
+    last_customer: std::sync::Mutex<Option<String>>,
 }
 
 impl Pair {
@@ -1298,23 +1408,48 @@ impl Pair {
             b: Some(b_handle),
             b_settings: b,
             client: reqwest::Client::new(),
+            mix: false,
+            last_customer: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The pair writing a mix of customers and orders (`create`).
+    fn mixed(mut self) -> Pair {
+        self.mix = true;
+        self
     }
 
     /// Create one customer at eu-west through its API: its id, or what went wrong.
     async fn create(&self, i: usize) -> Result<String, String> {
-        let res = self
-            .client
-            .post(format!("{}/api/v1/customers", self.a_base))
-            .json(&json!({"tenant_id": "t1", "name": format!("w {i}"), "email": "x@example.com"}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let customer = match self.last_customer.lock() {
+            Ok(last) => last.clone().filter(|_| self.mix && mixed_order_at(i)),
+            Err(_) => None,
+        };
+        let request = match &customer {
+            Some(customer) => self
+                .client
+                .post(format!("{}/api/v1/orders", self.a_base))
+                .json(&json!({
+                    "tenant_id": "t1", "customer_id": customer, "number": format!("SO-{i}"),
+                    "currency": "EUR", "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price_minor": 1250}],
+                })),
+            None => self
+                .client
+                .post(format!("{}/api/v1/customers", self.a_base))
+                .json(&json!({"tenant_id": "t1", "name": format!("w {i}"), "email": "x@example.com"})),
+        };
+        let res = request.send().await.map_err(|e| e.to_string())?;
         if res.status().as_u16() != 201 {
             return Err(format!("HTTP {}", res.status()));
         }
         let body: Value = res.json().await.map_err(|e| e.to_string())?;
-        Ok(body["id"].as_str().unwrap_or_default().to_string())
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        if customer.is_none() {
+            if let Ok(mut last) = self.last_customer.lock() {
+                *last = Some(id.clone());
+            }
+        }
+        Ok(id)
     }
 
     /// The maximum sequential write rate through the API over `secs`; writes made.
@@ -1455,8 +1590,8 @@ async fn lag_b6(secs: u64) -> LagResult {
 }
 
 /// The local write rate of a region that replicates to nobody: sequential creates through
-/// its API for `secs` (B7's denominator), writes/s.
-async fn standalone_rate(secs: u64) -> f64 {
+/// its API for `secs` (B7's denominator; with `mix`, every third an order), writes/s.
+async fn standalone_rate(secs: u64, mix: bool) -> f64 {
     let db = fresh_db(Backend::Sqlite).await;
     let mut settings = Settings {
         region_id: REGION.into(),
@@ -1471,14 +1606,24 @@ async fn standalone_rate(secs: u64) -> f64 {
     let client = reqwest::Client::new();
     let t = Instant::now();
     let mut n = 0;
+    let mut last: Option<String> = None;
     while t.elapsed() < Duration::from_secs(secs) {
-        let res = client
-            .post(format!("{base}/api/v1/customers"))
-            .json(&json!({"tenant_id": "t1", "name": format!("w {n}"), "email": "x@example.com"}))
-            .send()
-            .await
-            .expect("standalone write");
+        let request = match last.as_deref().filter(|_| mix && mixed_order_at(n)) {
+            Some(customer) => client.post(format!("{base}/api/v1/orders")).json(&json!({
+                "tenant_id": "t1", "customer_id": customer, "number": format!("SO-{n}"),
+                "currency": "EUR", "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price_minor": 1250}],
+            })),
+            None => client
+                .post(format!("{base}/api/v1/customers"))
+                .json(&json!({"tenant_id": "t1", "name": format!("w {n}"), "email": "x@example.com"})),
+        };
+        let ordered = mix && mixed_order_at(n) && last.is_some();
+        let res = request.send().await.expect("standalone write");
         assert_eq!(res.status().as_u16(), 201);
+        if !ordered {
+            let body: Value = res.json().await.expect("the created row");
+            last = body["id"].as_str().map(str::to_string);
+        }
         n += 1;
     }
     let local = rate(n, t.elapsed().as_secs_f64());
@@ -1500,8 +1645,9 @@ async fn peer_down_rate(secs: u64) -> f64 {
 
 /// B7: offer the maximum write rate for `secs` at a region that pushes to a peer, stop, time
 /// the catch-up C; the replicated rate N/(T+C), the offered rate N/T (writes/s) and C.
-async fn sustainable_b7(secs: u64) -> (f64, f64, f64) {
+async fn sustainable_b7(secs: u64, mix: bool) -> (f64, f64, f64) {
     let pair = Pair::start().await;
+    let pair = if mix { pair.mixed() } else { pair };
     let (_, probe) = pair.max_rate(1, 0).await;
     pair.arrived(probe, Duration::from_secs(60))
         .await
@@ -2011,6 +2157,24 @@ async fn main() {
         });
         let samples = interleave(
             c,
+            "B4/1m",
+            || arm_create_recorded_mix(c, d),
+            || arm_plain_insert_mix(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B4/1m",
+            what:
+                "SQLite batch 1, 2 customers : 1 order: the create actions (the order's customer \
+                   locked and checked) + changelog ÷ plain INSERTs of the same rows"
+                    .into(),
+            unit: "writes/s",
+            target: None,
+            samples,
+            note: Some("no bar of its own: B4/1 with two domains".into()),
+        });
+        let samples = interleave(
+            c,
             "B4/100",
             || arm_recorded_batched(c, d, 100),
             || arm_plain_insert(c, d, 100),
@@ -2147,9 +2311,9 @@ async fn main() {
         let secs = env_usize("BENCH_B7_SECS", 30) as u64;
         let mut samples = Vec::new();
         for _ in 0..cfg.pairs.clamp(1, 3) {
-            let local = standalone_rate(secs.div_ceil(3).max(3)).await;
+            let local = standalone_rate(secs.div_ceil(3).max(3), false).await;
             let down = peer_down_rate(secs.div_ceil(3).max(3)).await;
-            let (replicated, offered, catch_up) = sustainable_b7(secs).await;
+            let (replicated, offered, catch_up) = sustainable_b7(secs, false).await;
             println!(
                 "  B7    offered {offered:.0} writes/s for {secs} s, caught up {catch_up:.2} s later: replicated {replicated:.0}/s; without peers {local:.0}/s, with its peer down {down:.0}/s"
             );
@@ -2159,6 +2323,26 @@ async fn main() {
             id: "B7",
             what: format!(
                 "SQLite: replicated rate R·T/(T+C) at max offered load ÷ write rate without peers (T = {secs} s)"
+            ),
+            unit: "writes/s",
+            target: Some(0.7),
+            samples,
+            note: None,
+        });
+        // Two domains (issue 15): every third write an order of the customer before it.
+        let mut samples = Vec::new();
+        for _ in 0..cfg.pairs.clamp(1, 3) {
+            let local = standalone_rate(secs.div_ceil(3).max(3), true).await;
+            let (replicated, offered, catch_up) = sustainable_b7(secs, true).await;
+            println!(
+                "  B7m   offered {offered:.0} writes/s for {secs} s (2 customers : 1 order), caught up {catch_up:.2} s later: replicated {replicated:.0}/s; without peers {local:.0}/s"
+            );
+            samples.push((replicated, local));
+        }
+        outcomes.push(Outcome {
+            id: "B7m",
+            what: format!(
+                "SQLite: B7 with 2 customers : 1 order (each order names the customer before it; T = {secs} s)"
             ),
             unit: "writes/s",
             target: Some(0.7),

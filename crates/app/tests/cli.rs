@@ -705,3 +705,45 @@ fn outbox_and_status_commands_on_an_empty_region() {
         "an id or --all-dead is required: {stderr}"
     );
 }
+
+/// `sync parked list | release` and the parked line of `sync status` (ADR 0015).
+#[test]
+fn parked_ops_are_listed_and_released_from_the_cli() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    run(regionsync(dir.path()).args(["migrate", "run"]));
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "parked", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("no parked ops"), "{stdout}");
+
+    // An order whose customer has not arrived.
+    let path = dir.path().join("data/regionsync.db");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO sync_parked_ops VALUES ('orders', 'o-1', 7340032, 'us-east', 'upsert', '{}', \
+         'customers', 'c-1', '2026-12-06 00:31:10')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "parked", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("orders: 1 parked op(s), oldest since 2026-12-06 00:31:10"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("orders/o-1  upsert hlc 7340032 from us-east  waits for customers/c-1"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(regionsync(dir.path()).args(["sync", "status"]));
+    assert!(
+        stdout.contains("orders: 1 op(s) parked waiting for rows they name"),
+        "{stdout}"
+    );
+    // Its customer is still missing: the release applies nothing and keeps it.
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "parked", "release"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("0 parked op(s) released"), "{stdout}");
+    let (_, stdout, _) = run(regionsync(dir.path()).args(["sync", "parked", "list"]));
+    assert!(stdout.contains("orders: 1 parked op(s)"), "{stdout}");
+}

@@ -106,17 +106,35 @@ ship::backend_tests! {
         let mut settings = common::settings_for(&db, "eu-west");
         settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
         let region = common::Region::start(&settings).await;
+        let mut last = String::new();
         for i in 0..2 {
-            let (status, _) = region
+            let (status, created) = region
                 .post("/api/v1/customers", &serde_json::json!({"tenant_id": "t1", "name": format!("c{i}"), "email": "x@example.com"}))
                 .await;
             assert_eq!(status, 201);
+            last = created["id"].as_str().unwrap().to_string();
         }
+        // Both domains (issue 15): an order of the last customer, and an order from a peer
+        // whose customer is not here yet (parked).
+        let (status, _) = region
+            .post("/api/v1/orders", &serde_json::json!({"tenant_id": "t1", "customer_id": last, "number": "SO-1", "currency": "EUR", "lines": [{"sku": "A", "quantity": 1, "unit_price_minor": 100}]}))
+            .await;
+        assert_eq!(status, 201);
+        let waiting = "01939d2e-0000-7000-8000-0000000000e9";
+        let op = serde_json::json!({"op_id": "o1", "entity_id": waiting, "kind": "upsert", "hlc": common::hlc(-1_000), "origin": "us-east",
+            "payload": common::order(waiting, "01939d2e-0000-7000-8000-0000000000c9", "pending", false)});
+        let (status, body) = region
+            .post("/sync/orders/ops", &serde_json::json!({"source_region": "us-east", "batch_id": "b1", "schema_version": 1, "ops": [op]}))
+            .await;
+        assert_eq!((status, body["parked"].as_u64()), (200, Some(1)), "{body}");
         let res = reqwest::get(format!("{}/metrics", region.base)).await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
         let text = res.text().await.unwrap();
         assert!(text.contains("regionsync_sync_pending{peer=\"us-east\",resource=\"customers\"} 2.0"), "{text}");
+        assert!(text.contains("regionsync_sync_pending{peer=\"us-east\",resource=\"orders\"} 1.0"), "{text}");
+        assert!(text.contains("regionsync_sync_parked_ops{resource=\"orders\"} 1.0"), "{text}");
+        assert!(text.contains("regionsync_sync_parked_oldest_age_seconds{resource=\"orders\"}"), "{text}");
         assert!(text.contains("regionsync_sync_dead_letters{peer=\"us-east\",resource=\"customers\"} 0.0"), "{text}");
         assert!(text.contains("regionsync_sync_delivered_through{peer=\"us-east\",resource=\"customers\"} 0.0"), "{text}");
         assert!(text.contains("# TYPE regionsync_sync_oldest_pending_age_seconds gauge"), "{text}");
