@@ -721,7 +721,7 @@ fn parked_ops_are_listed_and_released_from_the_cli() {
     let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     diesel::sql_query(
         "INSERT INTO sync_parked_ops VALUES ('orders', 'o-1', 7340032, 'us-east', 'upsert', '{}', \
-         'customers', 'c-1', '2026-12-06 00:31:10')",
+         'customers', 'c-1', '2026-12-06 00:31:10', 1)",
     )
     .execute(&mut conn)
     .unwrap();

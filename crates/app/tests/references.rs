@@ -121,6 +121,27 @@ ship::backend_tests! {
         region.stop().await;
     }
 
+    /// Regression (review): a parked op that cannot apply any more (its resource moved to
+    /// another schema version meanwhile) made the customers batch that released it fail, on
+    /// every retry — the customers stream stuck. It is quarantined now; the batch applies.
+    async fn a_parked_op_that_cannot_apply_any_more_is_quarantined_not_an_error_of_the_batch(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let orders = batch("b-o", vec![op("o1", O, "upsert", hlc(-2_000), order(O, C, "pending", false))]);
+        assert_eq!(region.post("/sync/orders/ops", &orders).await.1["parked"], 1);
+        let mut conn = db.pool.get().unwrap();
+        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "UPDATE sync_parked_ops SET schema_version = 0").unwrap();
+        drop(conn);
+
+        let customers = batch("b-c", vec![op("c1", C, "upsert", hlc(-1_000), customer(C, "Ada", false))]);
+        let (status, body) = region.post("/sync/customers/ops", &customers).await;
+        assert_eq!((status, body["results"][0]["status"].as_str()), (200, Some("applied")), "{body}");
+        assert_eq!(parked(&db), 0);
+        assert_eq!(region.get(&format!("/api/v1/orders/{O}")).await.0, 404, "not applied");
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_quarantine WHERE resource = 'orders' AND peer = 'us-east' AND reason LIKE 'schema_version%'"), 1);
+        region.stop().await;
+    }
+
     async fn a_customer_that_live_orders_name_cannot_be_deleted_here(db: TestDb) {
         let region = Region::start(&settings_for(&db, "eu-west")).await;
         let (status, ada) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"})).await;

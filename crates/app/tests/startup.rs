@@ -66,12 +66,16 @@ async fn no_migrate_refuses_a_schema_with_pending_migrations() {
     assert!(err.to_string().contains("regionsync migrate run"), "{err}");
 }
 
-/// The app registers every synced resource once.
+/// The app registers every synced resource once, and orders go after the customers they
+/// name.
 #[test]
 fn every_resource_is_registered_once() {
     let registry = app::wiring::resources().unwrap();
     let names: Vec<_> = registry.names().collect();
-    assert_eq!(names, ["customers"]);
+    assert_eq!(names, ["customers", "orders"]);
+    assert_eq!(registry.dependency_order().unwrap(), ["customers", "orders"]);
+    let referrers: Vec<_> = registry.referrers("customers").map(|(r, _)| r.name()).collect();
+    assert_eq!(referrers, ["orders"]);
 }
 
 ship::backend_tests! {

@@ -11,6 +11,8 @@ CREATE TABLE sync_parked_ops (
     waits_resource VARCHAR(64) NOT NULL,
     waits_id VARCHAR(64) NOT NULL,
     parked_at DATETIME(6) NOT NULL,
+    -- The resource's payload schema version the op was validated against.
+    schema_version INTEGER NOT NULL,
     PRIMARY KEY (resource, entity_id, hlc, origin_region),
     KEY sync_parked_ops_waits_idx (waits_resource, waits_id),
     KEY sync_parked_ops_parked_at_idx (parked_at)

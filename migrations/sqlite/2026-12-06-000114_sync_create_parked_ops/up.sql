@@ -11,6 +11,8 @@ CREATE TABLE sync_parked_ops (
     waits_resource VARCHAR(64) NOT NULL,
     waits_id VARCHAR(64) NOT NULL,
     parked_at TIMESTAMP NOT NULL,
+    -- The resource's payload schema version the op was validated against.
+    schema_version INTEGER NOT NULL,
     PRIMARY KEY (resource, entity_id, hlc, origin_region)
 );
 CREATE INDEX sync_parked_ops_waits_idx ON sync_parked_ops (waits_resource, waits_id);

@@ -12,6 +12,7 @@
 
 pub mod hlc;
 pub mod peers;
+pub mod timestamps;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,4 +1,3 @@
-use chrono::{DateTime, NaiveDateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
 use super::{Order, OrderLines};
@@ -57,20 +56,7 @@ pub struct OrderPayload {
     pub deleted_at: Option<String>,
 }
 
-/// `2026-11-25T15:00:00.123456Z`: RFC 3339, UTC, exactly six fraction digits.
-pub fn format_timestamp(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// An RFC 3339 timestamp as UTC; `None` when it is not RFC 3339 or is more precise than a
-/// microsecond (the backends store microseconds; finer values would not compare equal later).
-pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
-    let t = DateTime::parse_from_rfc3339(s).ok()?.naive_utc();
-    if chrono::Timelike::nanosecond(&t) % 1_000 != 0 {
-        return None;
-    }
-    Some(t)
-}
+pub use ship::contracts::timestamps::{format_timestamp, parse_timestamp};
 
 impl From<&Order> for OrderPayload {
     fn from(o: &Order) -> Self {

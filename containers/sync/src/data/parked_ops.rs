@@ -22,6 +22,8 @@ pub struct ParkedOp {
     pub waits_resource: String,
     pub waits_id: String,
     pub parked_at: NaiveDateTime,
+    /// The resource's payload schema version the op was validated against.
+    pub schema_version: i32,
 }
 
 /// Ids per `IN (…)` list, and rows per multi-row `INSERT`.
@@ -42,56 +44,39 @@ fn key(op: &ParkedOp) -> Key {
 }
 
 /// Park each of `ops` unless the same version of the same entity is parked already (a
-/// re-delivered op parks once). One read of the versions parked for these entities, then
-/// multi-row inserts. How many were parked now.
+/// re-delivered op parks once): multi-row `INSERT OR IGNORE` (SQLite) / `INSERT IGNORE`
+/// (MariaDB) in primary-key order, so two transactions parking the same op at once (its push
+/// and a relayed pull) neither fail on the duplicate key nor deadlock. How many were parked now.
 pub fn park_all(conn: &mut AnyConnection, ops: &[ParkedOp]) -> QueryResult<usize> {
-    use std::collections::HashSet;
-    let mut known: HashSet<Key> = HashSet::new();
-    let mut resources: Vec<&str> = ops.iter().map(|o| o.resource.as_str()).collect();
-    resources.sort_unstable();
-    resources.dedup();
-    for resource in resources {
-        let mut ids: Vec<&str> = ops
-            .iter()
-            .filter(|o| o.resource == resource)
-            .map(|o| o.entity_id.as_str())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for chunk in ids.chunks(CHUNK) {
-            let rows: Vec<ParkedOp> = sync_parked_ops::table
-                .filter(sync_parked_ops::resource.eq(resource))
-                .filter(sync_parked_ops::entity_id.eq_any(chunk))
-                .select(ParkedOp::as_select())
-                .load(conn)?;
-            known.extend(rows.iter().map(key));
-        }
-    }
-    let fresh: Vec<&ParkedOp> = ops.iter().filter(|o| known.insert(key(o))).collect();
+    let mut rows: Vec<&ParkedOp> = ops.iter().collect();
+    rows.sort_by_key(|o| key(o));
+    rows.dedup_by_key(|o| key(o));
+    let mut parked = 0;
     let mut start = 0;
-    while start < fresh.len() {
+    while start < rows.len() {
         let mut end = start;
         let mut bytes = 0;
-        while end < fresh.len() && end - start < CHUNK && (end == start || bytes < CHUNK_BYTES) {
-            bytes += fresh[end].payload.len();
+        while end < rows.len() && end - start < CHUNK && (end == start || bytes < CHUNK_BYTES) {
+            bytes += rows[end].payload.len();
             end += 1;
         }
-        let rows: Vec<ParkedOp> = fresh[start..end].iter().map(|o| (*o).clone()).collect();
-        let query = diesel::insert_into(sync_parked_ops::table).values(&rows);
-        match conn {
+        let chunk: Vec<ParkedOp> = rows[start..end].iter().map(|o| (*o).clone()).collect();
+        let query = diesel::insert_or_ignore_into(sync_parked_ops::table).values(&chunk);
+        parked += match conn {
             AnyConnection::Sqlite(c) => query.execute(c),
             AnyConnection::Mysql(c) => query.execute(c),
         }?;
         start = end;
     }
-    Ok(fresh.len())
+    Ok(parked)
 }
 
-/// The ops parked waiting for one of `ids` of `resource`, oldest first.
+/// Up to `limit` of the ops parked waiting for one of `ids` of `resource`, oldest first.
 pub fn waiting_on(
     conn: &mut AnyConnection,
     resource: &str,
     ids: &[&str],
+    limit: usize,
 ) -> QueryResult<Vec<ParkedOp>> {
     let mut found = Vec::new();
     for chunk in ids.chunks(CHUNK) {
@@ -99,21 +84,31 @@ pub fn waiting_on(
             sync_parked_ops::table
                 .filter(sync_parked_ops::waits_resource.eq(resource))
                 .filter(sync_parked_ops::waits_id.eq_any(chunk))
+                .order((
+                    sync_parked_ops::parked_at.asc(),
+                    sync_parked_ops::resource.asc(),
+                ))
+                .limit(limit as i64)
                 .select(ParkedOp::as_select())
                 .load(conn)?,
         );
     }
     found.sort_by(|a, b| a.parked_at.cmp(&b.parked_at).then(key(a).cmp(&key(b))));
+    found.truncate(limit);
     Ok(found)
 }
 
 /// Up to `limit` parked ops after the first `offset`, oldest first (for the sweep and the CLI).
 pub fn oldest(conn: &mut AnyConnection, offset: i64, limit: i64) -> QueryResult<Vec<ParkedOp>> {
     sync_parked_ops::table
+        // A total order (the primary key after the time): pages read in separate
+        // transactions neither skip nor repeat ties.
         .order((
             sync_parked_ops::parked_at.asc(),
             sync_parked_ops::resource.asc(),
             sync_parked_ops::entity_id.asc(),
+            sync_parked_ops::hlc.asc(),
+            sync_parked_ops::origin_region.asc(),
         ))
         .offset(offset)
         .limit(limit)
@@ -121,12 +116,16 @@ pub fn oldest(conn: &mut AnyConnection, offset: i64, limit: i64) -> QueryResult<
         .load(conn)
 }
 
-/// Remove these parked ops (they are being applied, or parked again with what they wait for
-/// now).
-pub fn remove_all(conn: &mut AnyConnection, ops: &[ParkedOp]) -> QueryResult<usize> {
-    let mut removed = 0;
+/// Take these parked ops out of the table, in primary-key order; the ones this transaction
+/// removed (an op another transaction took first — the sweep beside an inline release — is
+/// theirs to apply).
+pub fn take_all(conn: &mut AnyConnection, ops: Vec<ParkedOp>) -> QueryResult<Vec<ParkedOp>> {
+    let mut ops = ops;
+    ops.sort_by_key(key);
+    ops.dedup_by_key(|o| key(o));
+    let mut taken = Vec::with_capacity(ops.len());
     for op in ops {
-        removed += diesel::delete(
+        let removed = diesel::delete(
             sync_parked_ops::table
                 .filter(sync_parked_ops::resource.eq(&op.resource))
                 .filter(sync_parked_ops::entity_id.eq(&op.entity_id))
@@ -134,8 +133,11 @@ pub fn remove_all(conn: &mut AnyConnection, ops: &[ParkedOp]) -> QueryResult<usi
                 .filter(sync_parked_ops::origin_region.eq(&op.origin_region)),
         )
         .execute(conn)?;
+        if removed > 0 {
+            taken.push(op);
+        }
     }
-    Ok(removed)
+    Ok(taken)
 }
 
 /// Parked ops per resource: (resource, count, oldest `parked_at`).

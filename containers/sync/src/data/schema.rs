@@ -194,5 +194,6 @@ diesel::table! {
         waits_resource -> Text,
         waits_id -> Text,
         parked_at -> Timestamp,
+        schema_version -> Integer,
     }
 }

@@ -28,12 +28,18 @@ use ship::parents::Task;
 use crate::data::changelog;
 use crate::data::conflicts::{self, NewConflict};
 use crate::data::parked_ops::{self, ParkedOp};
+use crate::data::quarantine;
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
 use crate::tasks::validate_ops::ValidOp;
 
 /// How deep a release may chain (an order released by a customer releasing a shipment…).
 const MAX_RELEASE_DEPTH: usize = 4;
+
+/// Parked ops a batch releases in its own transaction at most (the oldest); the sweep takes
+/// the rest — a customers page must not turn into a transaction of every order it frees (a
+/// region that bootstrapped orders before customers).
+const INLINE_RELEASE: usize = 1_000;
 
 /// The outcome of one op, in batch order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +188,7 @@ impl ApplyChangesTask {
                 .iter()
                 .map(|&i| ops[i].change.entity_id.as_str())
                 .collect();
-            let waiting = parked_ops::waiting_on(conn, resource.name(), &ids)?;
+            let waiting = parked_ops::waiting_on(conn, resource.name(), &ids, INLINE_RELEASE)?;
             release(conn, registry, waiting, depth + 1)?;
         }
         Ok(statuses)
@@ -277,6 +283,7 @@ fn park_missing(
                 waits_resource: reference.resource.to_string(),
                 waits_id: id.to_string(),
                 parked_at: now,
+                schema_version: resource.schema_version() as i32,
             });
         }
     }
@@ -293,7 +300,11 @@ fn park_missing(
 }
 
 /// Apply parked ops now (their row arrived): they leave the parked table and go through the
-/// apply of their resource, in the caller's transaction.
+/// apply of their resource, in the caller's transaction, resources in dependency order. Only
+/// the ops this transaction took out of the table are applied (a concurrent release applies
+/// the others). An op that cannot apply as it is any more — its resource's schema moved on,
+/// its payload no longer validates — is quarantined (`sync quarantine list`), never an error
+/// of the batch that released it: that batch is another resource's (a customers page).
 fn release(
     conn: &mut ship::AnyConnection,
     registry: &ResourceRegistry,
@@ -303,17 +314,42 @@ fn release(
     if waiting.is_empty() {
         return Ok(());
     }
-    parked_ops::remove_all(conn, &waiting)?;
     let mut by_resource: BTreeMap<String, Vec<ValidOp>> = BTreeMap::new();
-    for op in waiting {
-        let valid = unpark(&op)?;
-        by_resource.entry(op.resource).or_default().push(valid);
+    let mut refused: BTreeMap<(String, String), Vec<(i64, String, String, String)>> =
+        BTreeMap::new();
+    for op in parked_ops::take_all(conn, waiting)? {
+        match unpark(registry, &op) {
+            Ok(valid) => by_resource.entry(op.resource).or_default().push(valid),
+            Err(reason) => {
+                tracing::warn!(resource = %op.resource, entity = %op.entity_id, %reason, "a parked op cannot apply any more: quarantined");
+                let entry = serde_json::json!({
+                    "seq": 0,
+                    "entity_id": op.entity_id,
+                    "kind": op.op,
+                    "hlc": op.hlc,
+                    "origin": op.origin_region,
+                    "payload": serde_json::from_str::<serde_json::Value>(&op.payload)
+                        .unwrap_or(serde_json::Value::String(op.payload.clone())),
+                });
+                refused
+                    .entry((op.origin_region.clone(), op.resource.clone()))
+                    .or_default()
+                    .push((0, op.entity_id.clone(), entry.to_string(), reason));
+            }
+        }
     }
-    for (name, ops) in by_resource {
-        let Some(resource) = registry.get(&name) else {
-            return Err(SyncError::Db(contract_error(format!(
-                "parked ops of `{name}`, which is not a registered resource"
-            ))));
+    for ((origin, resource), entries) in refused {
+        quarantine::add(conn, &origin, &resource, &entries)?;
+    }
+    let order = registry
+        .dependency_order()
+        .map_err(|e| SyncError::Db(contract_error(e)))?;
+    for name in order {
+        let Some(ops) = by_resource.remove(name) else {
+            continue;
+        };
+        let Some(resource) = registry.get(name) else {
+            continue;
         };
         let statuses = ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &ops, depth)?;
         let applied = statuses.iter().filter(|s| **s == OpStatus::Applied).count();
@@ -322,18 +358,32 @@ fn release(
     Ok(())
 }
 
-/// A parked op as the change it was when it parked (its payload was validated then).
-fn unpark(op: &ParkedOp) -> Result<ValidOp, SyncError> {
-    let broken = |what: &str| {
-        SyncError::Db(contract_error(format!(
-            "parked op {}/{} has {what}",
-            op.resource, op.entity_id
-        )))
-    };
-    let kind = OpKind::parse(&op.op).ok_or_else(|| broken("an unknown kind"))?;
-    let hlc = Hlc::from_i64(op.hlc).map_err(|_| broken("an invalid clock"))?;
-    let payload =
-        serde_json::from_str(&op.payload).map_err(|_| broken("a payload that is not JSON"))?;
+/// A parked op as the change it was when it parked, checked again against its resource as
+/// it is now; why not, otherwise.
+fn unpark(registry: &ResourceRegistry, op: &ParkedOp) -> Result<ValidOp, String> {
+    let resource = registry
+        .get(&op.resource)
+        .ok_or_else(|| format!("unknown_resource: `{}` is not synced here", op.resource))?;
+    if op.schema_version != resource.schema_version() as i32 {
+        return Err(format!(
+            "schema_version: parked at version {}, the resource is at {}",
+            op.schema_version,
+            resource.schema_version()
+        ));
+    }
+    let kind = OpKind::parse(&op.op).ok_or_else(|| format!("invalid_value (kind): `{}`", op.op))?;
+    let hlc = Hlc::from_i64(op.hlc).map_err(|e| format!("invalid_value (hlc): {e}"))?;
+    let payload: serde_json::Value =
+        serde_json::from_str(&op.payload).map_err(|e| format!("invalid_json (payload): {e}"))?;
+    resource
+        .validate(&op.entity_id, kind, &payload)
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("{} (payload.{}): {}", e.code, e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
     Ok(ValidOp {
         op_id: format!("parked:{}:{}", op.entity_id, op.hlc),
         change: Change {
