@@ -310,3 +310,52 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+/// The orders digest of a database.
+fn orders_digest(db: &TestDb) -> String {
+    use ship::contracts::SyncResource;
+    orders::OrdersResource
+        .digest(&mut db.pool.get().unwrap())
+        .unwrap()
+}
+
+ship::backend_tests! {
+    /// References (ADR 0015) through a bootstrap and a pull: a region that loads eu-west's
+    /// orders before its customers parks every order, and applies each as the customers'
+    /// snapshot brings its customer; an order written later for a new customer arrives by the
+    /// pull before that customer's pull, parks, and is applied when the customers' pull runs.
+    async fn orders_loaded_before_their_customers_park_and_apply_when_the_customers_come(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        let mut orders = Vec::new();
+        for i in 0..7 {
+            let customer = create(&a, &format!("a{i}")).await;
+            let (status, body) = a.post("/api/v1/orders", &json!({"tenant_id": "t1", "customer_id": customer, "number": format!("SO-{i}"), "currency": "EUR", "lines": [{"sku": "A", "quantity": 1, "unit_price_minor": 100 + i}]})).await;
+            assert_eq!(status, 201, "{body}");
+            orders.push(body["id"].as_str().unwrap().to_string());
+        }
+        let (bootstrap, pull) = joiner(&db_b, &a.base).await;
+        let parked = |db: &TestDb| count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_parked_ops");
+
+        let first = bootstrap.run(BootstrapInput { resource: "orders".into(), ..bootstrap_input(100) }).await.unwrap();
+        assert!(first.done, "{first:?}");
+        assert_eq!((first.parked, first.applied), (7, 0), "{first:?}");
+        assert_eq!(parked(&db_b), 7);
+        let second = bootstrap.run(bootstrap_input(100)).await.unwrap();
+        assert_eq!(second.applied, 7, "{second:?}");
+        assert_eq!(parked(&db_b), 0, "every order applied with its customer");
+        assert_eq!((customers_digest(&db), orders_digest(&db)), (customers_digest(&db_b), orders_digest(&db_b)));
+
+        // Later: a new customer and its order; the orders' pull runs first.
+        let customer = create(&a, "late").await;
+        let (status, _) = a.post("/api/v1/orders", &json!({"tenant_id": "t1", "customer_id": customer, "number": "SO-late", "currency": "EUR", "lines": [{"sku": "A", "quantity": 3, "unit_price_minor": 5}]})).await;
+        assert_eq!(status, 201);
+        let got = pull.run(PullChangesInput { resource: "orders".into(), ..pull_input() }).await.unwrap();
+        assert_eq!(got.parked, 1, "{got:?}");
+        assert_eq!(parked(&db_b), 1);
+        pull.run(pull_input()).await.unwrap();
+        assert_eq!(parked(&db_b), 0);
+        assert_eq!((customers_digest(&db), orders_digest(&db)), (customers_digest(&db_b), orders_digest(&db_b)));
+        a.stop().await;
+    }
+}
