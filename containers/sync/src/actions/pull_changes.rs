@@ -512,7 +512,7 @@ impl PullChangesAction {
 type Checked = Result<(Vec<ValidOp>, Vec<Parked>), Vec<OpError>>;
 
 /// An entry parked in the quarantine: (seq, entity id, the entry as served, every reason).
-type Parked = (i64, String, String, String);
+type Parked = crate::data::quarantine::NewEntry;
 
 /// Validate a page's entries as ops. An entry that can never apply as it is is parked, the rest
 /// applies and the cursor moves on (one bad entry no longer freezes the peer's feed).

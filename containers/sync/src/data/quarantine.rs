@@ -21,12 +21,15 @@ pub struct Quarantined {
     pub created_at: NaiveDateTime,
 }
 
-/// Park entries of `peer`'s feed: (seq, entity id, the entry's JSON, why).
+/// One entry to quarantine: (seq, entity id, the entry's JSON, why).
+pub type NewEntry = (i64, String, String, String);
+
+/// Park entries of `peer`'s feed.
 pub fn add(
     conn: &mut AnyConnection,
     peer: &str,
     resource: &str,
-    entries: &[(i64, String, String, String)],
+    entries: &[NewEntry],
 ) -> QueryResult<()> {
     let now = ship::db::utc_now();
     for (seq, entity_id, entry, reason) in entries {

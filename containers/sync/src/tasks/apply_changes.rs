@@ -315,8 +315,7 @@ fn release(
         return Ok(());
     }
     let mut by_resource: BTreeMap<String, Vec<ValidOp>> = BTreeMap::new();
-    let mut refused: BTreeMap<(String, String), Vec<(i64, String, String, String)>> =
-        BTreeMap::new();
+    let mut refused: BTreeMap<(String, String), Vec<quarantine::NewEntry>> = BTreeMap::new();
     for op in parked_ops::take_all(conn, waiting)? {
         match unpark(registry, &op) {
             Ok(valid) => by_resource.entry(op.resource).or_default().push(valid),
