@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/release/regionsync
 
-.PHONY: help run demo chaos test bench lint fmt migrate arch setup
+.PHONY: help run demo chaos test bench lint fmt migrate arch setup container
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ fmt: ## format the code
 
 migrate: ## apply pending migrations to the configured database
 	$(CARGO) run -q -p app -- migrate run
+
+container: ## a new synced domain container: NAME=inventory [FIELDS="sku:string:64 qty:int:0.. on:bool"] [ENTITY=item] [SPEC=f.toml]
+	python3 scripts/new-container.py --name "$(NAME)" $(if $(ENTITY),--entity "$(ENTITY)") \
+	  $(if $(FIELDS),--fields "$(FIELDS)") $(if $(SPEC),--spec "$(SPEC)")
 
 arch: ## only the crate-rules test
 	$(CARGO) test -p app --test architecture

@@ -73,8 +73,14 @@ fn every_resource_is_registered_once() {
     let registry = app::wiring::resources().unwrap();
     let names: Vec<_> = registry.names().collect();
     assert_eq!(names, ["customers", "orders"]);
-    assert_eq!(registry.dependency_order().unwrap(), ["customers", "orders"]);
-    let referrers: Vec<_> = registry.referrers("customers").map(|(r, _)| r.name()).collect();
+    assert_eq!(
+        registry.dependency_order().unwrap(),
+        ["customers", "orders"]
+    );
+    let referrers: Vec<_> = registry
+        .referrers("customers")
+        .map(|(r, _)| r.name())
+        .collect();
     assert_eq!(referrers, ["orders"]);
 }
 
