@@ -13,6 +13,7 @@ pub mod contracts;
 pub mod db;
 pub mod errors;
 pub mod http;
+pub mod lww;
 pub mod parents;
 pub mod scheduler;
 pub mod telemetry;
