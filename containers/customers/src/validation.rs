@@ -1,10 +1,13 @@
 //! Field rules shared by the HTTP requests and the sync payload validation. Each rule returns
 //! the [`FieldError`] (stable snake_case `code`) for the field it is given.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+pub(crate) use ship::contracts::fields::{
+    invalid_type, length, required, take, timestamp, unknown, uuid,
+};
 use ship::contracts::{FieldError, OpKind};
 
-use crate::models::{parse_timestamp, CustomerPayload, CustomerStatus};
+use crate::models::{CustomerPayload, CustomerStatus};
 
 pub(crate) const TENANT_ID_MAX: usize = 64;
 pub(crate) const NAME_MAX: usize = 200;
@@ -21,25 +24,6 @@ pub(crate) const PAYLOAD_FIELDS: [&str; 8] = [
     "updated_at",
     "deleted_at",
 ];
-
-fn length(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
-    let n = value.chars().count();
-    if n == 0 || value.trim().is_empty() {
-        return Err(FieldError::new(
-            field,
-            "blank",
-            format!("{field} must not be blank"),
-        ));
-    }
-    if n > max {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} is {n} characters long; at most {max} are allowed"),
-        ));
-    }
-    Ok(())
-}
 
 pub(crate) fn tenant_id(value: &str) -> Result<(), FieldError> {
     length("tenant_id", value, TENANT_ID_MAX)
@@ -76,61 +60,6 @@ pub(crate) fn status(value: &str) -> Result<(), FieldError> {
             "invalid_value",
             format!("status must be one of {}", allowed.join(", ")),
         ))
-    }
-}
-
-/// A UUID in its canonical lowercase hyphenated form (ids are compared as strings).
-pub(crate) fn uuid(field: &str, value: &str) -> Result<(), FieldError> {
-    match uuid::Uuid::parse_str(value) {
-        Ok(u) if u.hyphenated().to_string() == value => Ok(()),
-        _ => Err(FieldError::new(
-            field,
-            "invalid_uuid",
-            format!("{field} must be a UUID in lowercase hyphenated form"),
-        )),
-    }
-}
-
-pub(crate) fn timestamp(field: &str, value: &str) -> Result<(), FieldError> {
-    if parse_timestamp(value).is_some() {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            field,
-            "invalid_timestamp",
-            format!(
-                "{field} must be an RFC 3339 timestamp with at most microsecond precision, \
-                 e.g. 2026-11-25T15:00:00.123456Z"
-            ),
-        ))
-    }
-}
-
-pub(crate) fn unknown(field: &str) -> FieldError {
-    FieldError::new(
-        field,
-        "unknown_field",
-        format!("{field} is not a known field"),
-    )
-}
-
-pub(crate) fn required(field: &str) -> FieldError {
-    FieldError::new(field, "required", format!("{field} is required"))
-}
-
-pub(crate) fn invalid_type(field: &str, expected: &str) -> FieldError {
-    FieldError::new(field, "invalid_type", format!("{field} must be {expected}"))
-}
-
-/// A required string field of `object`, or the error for it.
-pub(crate) fn string_field<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, FieldError> {
-    match object.get(field) {
-        None => Err(required(field)),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(invalid_type(field, "a string")),
     }
 }
 
@@ -208,21 +137,5 @@ pub(crate) fn payload(kind: OpKind, value: &Value) -> Result<CustomerPayload, Ve
             deleted_at,
         }),
         _ => Err(errors),
-    }
-}
-
-/// Apply `rule` to the string at `field`; record the problem in `errors`.
-pub(crate) fn take(
-    object: &Map<String, Value>,
-    field: &str,
-    rule: impl Fn(&str) -> Result<(), FieldError>,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match string_field(object, field).and_then(|s| rule(s).map(|()| s.to_string())) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
     }
 }

@@ -2,9 +2,12 @@
 //! rule returns the [`FieldError`] (stable snake_case `code`) for the field it is given.
 
 use serde_json::{Map, Value};
+pub(crate) use ship::contracts::fields::{
+    invalid_type, length, out_of_range, required, take, timestamp, unknown, uuid,
+};
 use ship::contracts::{FieldError, OpKind};
 
-use crate::models::{parse_timestamp, OrderLine, OrderLines, OrderPayload, OrderStatus};
+use crate::models::{OrderLine, OrderLines, OrderPayload, OrderStatus};
 
 pub(crate) const TENANT_ID_MAX: usize = 64;
 pub(crate) const NUMBER_MAX: usize = 64;
@@ -32,25 +35,6 @@ pub(crate) const PAYLOAD_FIELDS: [&str; 11] = [
 
 /// The keys of a line, in order.
 const LINE_FIELDS: [&str; 3] = ["sku", "quantity", "unit_price_minor"];
-
-fn length(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
-    let n = value.chars().count();
-    if n == 0 || value.trim().is_empty() {
-        return Err(FieldError::new(
-            field,
-            "blank",
-            format!("{field} must not be blank"),
-        ));
-    }
-    if n > max {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} is {n} characters long; at most {max} are allowed"),
-        ));
-    }
-    Ok(())
-}
 
 pub(crate) fn tenant_id(value: &str) -> Result<(), FieldError> {
     length("tenant_id", value, TENANT_ID_MAX)
@@ -88,41 +72,6 @@ pub(crate) fn currency(value: &str) -> Result<(), FieldError> {
             "currency must be three uppercase letters (ISO 4217), e.g. EUR",
         ))
     }
-}
-
-/// A UUID in its canonical lowercase hyphenated form (ids are compared as strings).
-pub(crate) fn uuid(field: &str, value: &str) -> Result<(), FieldError> {
-    match uuid::Uuid::parse_str(value) {
-        Ok(u) if u.hyphenated().to_string() == value => Ok(()),
-        _ => Err(FieldError::new(
-            field,
-            "invalid_uuid",
-            format!("{field} must be a UUID in lowercase hyphenated form"),
-        )),
-    }
-}
-
-pub(crate) fn timestamp(field: &str, value: &str) -> Result<(), FieldError> {
-    if parse_timestamp(value).is_some() {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            field,
-            "invalid_timestamp",
-            format!(
-                "{field} must be an RFC 3339 timestamp with at most microsecond precision, \
-                 e.g. 2026-11-25T15:00:00.123456Z"
-            ),
-        ))
-    }
-}
-
-fn out_of_range(field: &str, min: i64, max: i64) -> FieldError {
-    FieldError::new(
-        field,
-        "out_of_range",
-        format!("{field} must be between {min} and {max}"),
-    )
 }
 
 /// The broken rules of typed lines: 1 to [`LINES_MAX`] of them, each with a SKU of 1 to
@@ -271,50 +220,6 @@ fn integer(
         Some(_) => errors.push(invalid_type(&field, "an integer")),
     }
     None
-}
-
-pub(crate) fn unknown(field: &str) -> FieldError {
-    FieldError::new(
-        field,
-        "unknown_field",
-        format!("{field} is not a known field"),
-    )
-}
-
-pub(crate) fn required(field: &str) -> FieldError {
-    FieldError::new(field, "required", format!("{field} is required"))
-}
-
-pub(crate) fn invalid_type(field: &str, expected: &str) -> FieldError {
-    FieldError::new(field, "invalid_type", format!("{field} must be {expected}"))
-}
-
-/// A required string field of `object`, or the error for it.
-pub(crate) fn string_field<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, FieldError> {
-    match object.get(field) {
-        None => Err(required(field)),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(invalid_type(field, "a string")),
-    }
-}
-
-/// Apply `rule` to the string at `field`; record the problem in `errors`.
-pub(crate) fn take(
-    object: &Map<String, Value>,
-    field: &str,
-    rule: impl Fn(&str) -> Result<(), FieldError>,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match string_field(object, field).and_then(|s| rule(s).map(|()| s.to_string())) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
 }
 
 /// The lines at `field` of `object` (required), checked; record the problems in `errors`.

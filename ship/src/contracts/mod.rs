@@ -10,6 +10,7 @@
 //! - [`PeerDirectory`] / [`KeySource`]: where the peers are, tokens for calling them and the
 //!   broker's public keys (implemented by the broker container).
 
+pub mod fields;
 pub mod hlc;
 pub mod peers;
 pub mod timestamps;

@@ -264,3 +264,74 @@ pub fn test_gate(region: &str) -> crate::auth::middleware::AuthGate {
     .expect("test verifier");
     crate::auth::middleware::AuthGate::new(std::sync::Arc::new(verifier), None)
 }
+
+/// The region a [`FakeRecorder`] writes as.
+pub const FAKE_REGION: &str = "eu-west";
+
+/// A `ChangeRecorder` for a domain container's tests: stamps from its own clock as
+/// [`FAKE_REGION`] (or the region given) and keeps every recorded change in memory; a [`FakeRecorder::failing`] one
+/// refuses `record_local` (after the caller has written its row, as the real recorder would).
+pub struct FakeRecorder {
+    clock: crate::contracts::HybridClock,
+    origin: String,
+    fail: bool,
+    pub changes: std::sync::Mutex<Vec<crate::contracts::Change>>,
+}
+
+impl FakeRecorder {
+    pub fn new() -> std::sync::Arc<Self> {
+        Self::with(FAKE_REGION, false)
+    }
+
+    /// One that writes as region `origin` (a second region of a two-region test).
+    pub fn in_region(origin: &str) -> std::sync::Arc<Self> {
+        Self::with(origin, false)
+    }
+
+    pub fn failing() -> std::sync::Arc<Self> {
+        Self::with(FAKE_REGION, true)
+    }
+
+    fn with(origin: &str, fail: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            clock: crate::contracts::HybridClock::new(std::time::Duration::from_secs(5)),
+            origin: origin.to_string(),
+            fail,
+            changes: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every change recorded so far, in order.
+    pub fn changes(&self) -> Vec<crate::contracts::Change> {
+        self.changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl crate::contracts::ChangeRecorder for FakeRecorder {
+    fn stamp(&self, stored: Option<crate::contracts::Hlc>) -> crate::contracts::Version {
+        if let Some(stored) = stored {
+            self.clock.resume_from(stored);
+        }
+        crate::contracts::Version::new(self.clock.now(), self.origin.clone())
+    }
+
+    fn record_local(
+        &self,
+        _conn: &mut crate::db::AnyConnection,
+        change: &crate::contracts::Change,
+    ) -> Result<(), crate::db::DbError> {
+        if self.fail {
+            return Err(crate::db::DbError::Migration(
+                "the fake recorder refuses".into(),
+            ));
+        }
+        self.changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(change.clone());
+        Ok(())
+    }
+}

@@ -1,66 +1,17 @@
 //! Test support shared by the customers tests: fake change recorders and raw row reads.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-use ship::contracts::{Change, ChangeRecorder, HybridClock, Version};
 use ship::testing::{spawn_app, TestApp};
-use ship::{AnyConnection, DbError, DbPool};
+use ship::{AnyConnection, DbPool};
 
-pub const REGION: &str = "eu-west";
-
-/// Records every change in memory; fails `record_local` when `fail` is set (after the caller has
-/// written its row, as the real recorder would).
-pub struct FakeRecorder {
-    clock: HybridClock,
-    origin: String,
-    fail: bool,
-    pub changes: Mutex<Vec<Change>>,
-}
-
-impl FakeRecorder {
-    pub fn new() -> Arc<Self> {
-        Self::with(false)
-    }
-
-    pub fn failing() -> Arc<Self> {
-        Self::with(true)
-    }
-
-    fn with(fail: bool) -> Arc<Self> {
-        Arc::new(Self {
-            clock: HybridClock::new(Duration::from_secs(5)),
-            origin: REGION.to_string(),
-            fail,
-            changes: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub fn changes(&self) -> Vec<Change> {
-        self.changes.lock().unwrap().clone()
-    }
-}
-
-impl ChangeRecorder for FakeRecorder {
-    fn stamp(&self, stored: Option<ship::contracts::Hlc>) -> Version {
-        if let Some(stored) = stored {
-            self.clock.resume_from(stored);
-        }
-        Version::new(self.clock.now(), self.origin.clone())
-    }
-
-    fn record_local(&self, _conn: &mut AnyConnection, change: &Change) -> Result<(), DbError> {
-        if self.fail {
-            return Err(DbError::Migration("the fake recorder refuses".into()));
-        }
-        self.changes.lock().unwrap().push(change.clone());
-        Ok(())
-    }
-}
+#[allow(unused_imports)]
+pub use ship::testing::FakeRecorder;
+pub const REGION: &str = ship::testing::FAKE_REGION;
 
 /// A row as stored, sync columns included, read with raw SQL.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
