@@ -20,6 +20,11 @@ use crate::{validation, RESOURCE};
 /// Rows read per query while computing the digest.
 const DIGEST_PAGE: i64 = 1_000;
 
+/// Tombstones read per query while purging, and purged per call at the most (the next prune
+/// goes on).
+const PURGE_PAGE: i64 = 1_000;
+const PURGE_MAX: usize = 10_000;
+
 /// `customers` for the sync container. Payloads are [`CustomerPayload`]s (schema version 1).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CustomersResource;
@@ -94,6 +99,9 @@ impl SyncResource for CustomersResource {
 
     /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
     /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
+    /// Up to [`PURGE_MAX`] tombstones deleted before `before`, by id, skipping those in `keep`
+    /// (read past them: kept tombstones — owed to a peer, or named by an order — never starve
+    /// the others).
     fn purge_tombstones(
         &self,
         conn: &mut AnyConnection,
@@ -101,12 +109,20 @@ impl SyncResource for CustomersResource {
         keep: &std::collections::HashSet<String>,
     ) -> Result<usize, DbError> {
         let mut purged = 0;
-        // Bounded per call; the next prune goes on.
-        let ids: Vec<String> = customers::tombstones_before(conn, before, 10_000)?
-            .into_iter()
-            .filter(|id| !keep.contains(id))
-            .collect();
-        purged += customers::delete_tombstones(conn, &ids)?;
+        let mut after: Option<String> = None;
+        while purged < PURGE_MAX {
+            let page = customers::tombstones_before(conn, before, after.as_deref(), PURGE_PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let ids: Vec<String> = page
+                .into_iter()
+                .filter(|id| !keep.contains(id))
+                .take(PURGE_MAX - purged)
+                .collect();
+            purged += customers::delete_tombstones(conn, &ids)?;
+            after = Some(last);
+        }
         Ok(purged)
     }
 

@@ -189,6 +189,18 @@ impl SyncResource for OrdersResource {
         Ok(orders::count_live_of_customers(conn, targets)?)
     }
 
+    /// Every customer an order (tombstones included) names.
+    fn named_ids(
+        &self,
+        conn: &mut AnyConnection,
+        reference: &Reference,
+    ) -> Result<HashSet<String>, DbError> {
+        if *reference != CUSTOMER_REF {
+            return Ok(HashSet::new());
+        }
+        Ok(orders::named_customers(conn)?.into_iter().collect())
+    }
+
     /// Up to [`PURGE_MAX`] tombstones deleted before `before`, by id, skipping those in `keep`
     /// (read past them, so that kept tombstones never starve the others).
     fn purge_tombstones(

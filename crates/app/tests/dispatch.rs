@@ -177,12 +177,12 @@ impl ship::contracts::PeerDirectory for Listing {
     fn invalidate(&self, _peer: &str) {}
 }
 
-/// A second stream to `stub` (another resource's, with nothing to send), backing off.
+/// The second stream to `stub` (the orders', with nothing to send), backing off.
 fn other_stream_backing_off(db: &TestDb) {
     diesel::connection::SimpleConnection::batch_execute(
         &mut *db.pool.get().unwrap(),
-        "INSERT INTO sync_delivery (peer, resource, delivered_through, claimed_through, attempts, next_attempt_at, created_at, updated_at) \
-         SELECT peer, 'orders', 0, 0, 3, '2099-01-01 00:00:00', created_at, updated_at FROM sync_delivery WHERE peer = 'stub'",
+        "UPDATE sync_delivery SET attempts = 3, next_attempt_at = '2099-01-01 00:00:00' \
+         WHERE peer = 'stub' AND resource = 'orders'",
     )
     .unwrap();
 }
@@ -321,7 +321,9 @@ ship::backend_tests! {
         assert_eq!(dead.len(), 3);
         assert!(dead.iter().all(|e| e.peer == "stub" && e.attempts == 2), "{dead:?}");
         let status = sync::actions::SyncStatusAction::new(pool.clone(), "eu-west").run(()).await.unwrap();
-        assert_eq!((status.len(), status[0].dead, status[0].pending), (1, 3, 0), "{status:?}");
+        // A stream per resource (customers, orders); the customers' holds the dead letters.
+        assert_eq!((status.len(), status[0].resource.as_str(), status[0].dead, status[0].pending), (2, "customers", 3, 0), "{status:?}");
+        assert_eq!((status[1].dead, status[1].pending), (0, 0), "{status:?}");
         assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(dead[0].id).await.unwrap(), 1);
         assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(dead[0].id).await.unwrap(), 0, "no longer dead");
         assert_eq!(sync::actions::RetryDeadAction::new(pool.clone()).run(None).await.unwrap(), 2);
@@ -467,18 +469,19 @@ ship::backend_tests! {
 
         broker.set(Some("online"));
         job.handle().await.unwrap();
-        assert_eq!(waits(), 1, "online all along: the backoff stays");
+        // Both of its streams (customers and orders) back off.
+        assert_eq!(waits(), 2, "online all along: the backoff stays");
         broker.set(Some("offline"));
         job.handle().await.unwrap();
         broker.set(None);
         assert!(job.handle().await.is_err(), "the broker cannot be reached");
-        assert_eq!(waits(), 1);
+        assert_eq!(waits(), 2);
         broker.set(Some("online"));
         job.handle().await.unwrap();
         assert_eq!(waits(), 0, "online again: due now");
         db.pool.get().unwrap().batch_execute(later).unwrap();
         job.handle().await.unwrap();
-        assert_eq!(waits(), 1, "still online: no second comeback");
+        assert_eq!(waits(), 2, "still online: no second comeback");
         a.stop().await;
     }
 

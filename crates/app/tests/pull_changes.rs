@@ -239,7 +239,7 @@ ship::backend_tests! {
         let later = "UPDATE sync_delivery SET next_attempt_at = '2099-01-01 00:00:00' WHERE peer = 'eu-west'";
         let waiting = "SELECT COUNT(*) FROM sync_delivery WHERE peer = 'eu-west' AND next_attempt_at > '2098-01-01 00:00:00'";
         diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), later).unwrap();
-        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 1, "a stream to eu-west, backing off");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 2, "the streams to eu-west (customers, orders), backing off");
 
         let err = pull.run(input("eu-west")).await.unwrap_err();
         assert!(matches!(err, SyncError::PeerUnreachable { .. }), "{err}");
@@ -252,7 +252,7 @@ ship::backend_tests! {
         // Answering pulls is no comeback: a backoff set now stays.
         diesel::connection::SimpleConnection::batch_execute(&mut *db_b.pool.get().unwrap(), later).unwrap();
         pull.run(input("eu-west")).await.unwrap();
-        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 1);
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), waiting), 2);
         a.stop().await;
     }
 }
@@ -347,7 +347,7 @@ ship::backend_tests! {
         settings.sync.peers = vec![pull_only, push_only];
         let (_, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let streams = |peer: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM sync_delivery WHERE peer = '{peer}'"));
-        assert_eq!((streams("eu-west"), streams("ap-south")), (0, 1));
+        assert_eq!((streams("eu-west"), streams("ap-south")), (0, 2), "a stream per resource to the push peer");
         assert_eq!(wiring.peers_to_pull(&settings, None).await.unwrap(), vec!["eu-west".to_string()]);
         settings.sync.peers.retain(|p| p.id == "ap-south");
         assert_eq!(wiring.peers_to_pull(&settings, None).await.unwrap(), Vec::<String>::new());

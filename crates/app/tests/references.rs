@@ -142,6 +142,42 @@ ship::backend_tests! {
         region.stop().await;
     }
 
+    /// Prune keeps a customer's tombstone while an order (even a deleted one) names it — a
+    /// late op of that order, or a joining region's snapshot of it, would otherwise park for
+    /// good — and purges the others.
+    async fn prune_keeps_the_tombstones_orders_name(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let mut ids = Vec::new();
+        for name in ["Ada", "Grace"] {
+            let (_, body) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": name, "email": "x@example.com"})).await;
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        let (status, created) = region.post("/api/v1/orders", &json!({"tenant_id": "t1", "customer_id": ids[0], "number": "SO-1", "currency": "EUR", "lines": [{"sku": "A", "quantity": 1, "unit_price_minor": 1}]})).await;
+        assert_eq!(status, 201, "{created}");
+        let delete = |path: String| {
+            let (client, url) = (region.client.clone(), region.url(&path));
+            async move { client.delete(url).send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(delete(format!("/api/v1/orders/{}", created["id"].as_str().unwrap())).await, 204);
+        for id in &ids {
+            assert_eq!(delete(format!("/api/v1/customers/{id}")).await, 204);
+        }
+        diesel::connection::SimpleConnection::batch_execute(&mut *db.pool.get().unwrap(), "UPDATE customers SET deleted_at = '2020-01-01 00:00:00'").unwrap();
+        let prune = sync::actions::PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        let summary = prune
+            .run(sync::actions::PruneInput {
+                outbox_retention: std::time::Duration::from_secs(3600),
+                changelog_retention: std::time::Duration::from_secs(3600),
+                tombstone_retention: std::time::Duration::from_secs(30 * 86_400),
+            })
+            .await
+            .unwrap();
+        assert_eq!(summary.tombstones_purged, 1, "{summary:?}");
+        let left = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{id}'"));
+        assert_eq!((left(&ids[0]), left(&ids[1])), (1, 0), "Ada's order names her");
+        region.stop().await;
+    }
+
     async fn a_customer_that_live_orders_name_cannot_be_deleted_here(db: TestDb) {
         let region = Region::start(&settings_for(&db, "eu-west")).await;
         let (status, ada) = region.post("/api/v1/customers", &json!({"tenant_id": "t1", "name": "Ada", "email": "ada@example.com"})).await;

@@ -190,7 +190,7 @@ ship::backend_tests! {
         assert!(err.contains("unknown resource `invoices`"), "{err}");
         let (ok, out, err) = run(&["sync", "run", "--pull"]).await;
         assert!(ok, "{out}{err}");
-        assert!(out.contains("pull: 1 applied from 1 feed(s)"), "{out}");
+        assert!(out.contains("pull: 1 applied from 2 feed(s)"), "its customers and its orders: {out}");
         assert!(!out.contains("push:"), "--pull alone does not push: {out}");
         assert_eq!(common::count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 1, "nothing pushed yet");
 
@@ -200,7 +200,7 @@ ship::backend_tests! {
         assert!(out.contains("push: 3 delivered, 0 dead-lettered"), "{out}");
         let (ok, out, err) = run(&["sync", "run"]).await;
         assert!(ok, "{out}{err}");
-        assert!(out.contains("push: 0 delivered") && out.contains("pull: 0 applied from 1 feed(s)"), "{out}");
+        assert!(out.contains("push: 0 delivered") && out.contains("pull: 0 applied from 2 feed(s)"), "{out}");
         assert_eq!(customers_digest(&db), customers_digest(&db_b), "converged by hand");
 
         // After: nothing owed, three delivered, a last push and a last pull.

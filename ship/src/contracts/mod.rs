@@ -299,6 +299,26 @@ pub trait SyncResource: Send + Sync {
         Ok(0)
     }
 
+    /// Every id any row of this resource (tombstones included) names in `reference.field`: the
+    /// rows of the referenced resource whose tombstones prune must keep (a later op naming a
+    /// purged one would park for good). Only asked for a reference this resource declares; the
+    /// default (a resource that declares none) is empty.
+    fn named_ids(
+        &self,
+        conn: &mut AnyConnection,
+        reference: &Reference,
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let _ = conn;
+        if self.references().contains(reference) {
+            return Err(contract_error(format!(
+                "resource `{}` declares the reference `{}` but does not list what it names",
+                self.name(),
+                reference.field
+            )));
+        }
+        Ok(Default::default())
+    }
+
     /// Delete tombstones (rows deleted before `before`) except the entities in `keep` (their
     /// delete is still owed to a peer). Runs in the caller's transaction. How many went. The
     /// default keeps every tombstone.

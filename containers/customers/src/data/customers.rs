@@ -365,14 +365,19 @@ pub(crate) fn all_page(
 pub(crate) fn tombstones_before(
     conn: &mut AnyConnection,
     before: chrono::NaiveDateTime,
+    after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
-    customers::table
+    let mut query = customers::table
         .filter(customers::deleted_at.lt(before))
         .order(customers::id.asc())
         .limit(limit)
         .select(customers::id)
-        .load(conn)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(customers::id.gt(after.to_string()));
+    }
+    query.load(conn)
 }
 
 /// Delete these rows if they are still tombstones.

@@ -378,6 +378,14 @@ pub(crate) fn all_page(
 }
 
 /// Ids of up to `limit` rows deleted before `before`, with `id > after`, by id.
+/// Every customer id some order (tombstones included) names.
+pub(crate) fn named_customers(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    orders::table
+        .select(orders::customer_id)
+        .distinct()
+        .load(conn)
+}
+
 pub(crate) fn tombstones_before(
     conn: &mut AnyConnection,
     before: NaiveDateTime,

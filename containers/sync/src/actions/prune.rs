@@ -4,8 +4,8 @@
 //! tombstones after `tombstone_retention` when no peer is still owed (or has not acknowledged)
 //! a change of the entity. A purged tombstone lets a write older than the delete that arrives
 //! later resurrect the row, so the tombstone retention must outlast the longest partition (the
-//! default is 30 days). Tombstones of a resource that another resource references (customers,
-//! named by orders) are kept (ADR 0015).
+//! default is 30 days). A tombstone that a row of another resource names (a deleted customer
+//! of an order) is kept (ADR 0015).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,16 +80,17 @@ impl Action for PruneAction {
             let Some(resource) = self.registry.get(name).map(Arc::clone) else {
                 continue;
             };
-            // A tombstone another resource may name (a deleted customer of an order) stays:
-            // without it, an op naming it — a late one, or one in a joining region's snapshot
-            // — would park forever (ADR 0015).
-            if self.registry.referrers(name).next().is_some() {
-                continue;
-            }
+            let registry = self.registry.clone();
             summary.tombstones_purged += self
                 .pool
                 .transaction(move |conn| {
-                    let owed = prune::owed_entities(conn, name)?;
+                    let mut owed = prune::owed_entities(conn, name)?;
+                    // A tombstone a row of another resource names (a deleted customer of an
+                    // order) stays: without it, an op naming it — a late one, or one in a
+                    // joining region's snapshot — would park for good (ADR 0015).
+                    for (referrer, reference) in registry.referrers(name) {
+                        owed.extend(referrer.named_ids(conn, reference)?);
+                    }
                     resource
                         .purge_tombstones(conn, tombstones_before, &owed)
                         .map_err(SyncError::from)
