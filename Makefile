@@ -17,7 +17,7 @@ run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctr
 	@echo "regionsync: serving region '$${REGIONSYNC_REGION_ID:-local}' at http://$${REGIONSYNC_HTTP__BIND:-127.0.0.1:8080} (try /health/ready)"
 	$(BIN) serve --with-scheduler
 
-demo: setup ## 3 regions on loopback race writes to the same customers; a live table until they converge
+demo: setup ## 3 regions on loopback race writes to the same customers and orders; a live table until they converge
 	$(CARGO) build --release --bin regionsync -p app
 	$(CARGO) build --release -p harness --bin demo
 	$(TARGET_DIR)/release/demo
