@@ -134,7 +134,12 @@ def main():
                     help="load the backlog N customers per request (POST /api/v1/customers:batch)")
     ap.add_argument("--load-only", action="store_true", help="measure the load, not the drains")
     ap.add_argument("--only", choices=["push", "pull"], help="one of the two drains")
+    ap.add_argument("--compression", choices=["on", "off", "ab"], default="on",
+                    help="sync.compression of the regions; ab: each run with it on, then off "
+                         "(B14b: drain rate gzip ÷ plain)")
     args = ap.parse_args()
+    if args.compression == "ab":
+        return compare_compression(args)
     backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
     results = {b: [] for b in backends}
     for i in range(args.repeat):
@@ -154,6 +159,28 @@ def main():
     if len(backends) == 2:
         ratios = [m[0] / s[0] for s, m in zip(results["sqlite"], results["mysql"])]
         print(f"B13 MariaDB push ÷ SQLite push (≥ 0.5): {med(ratios):.2f} (min {min(ratios):.2f})")
+
+
+def compare_compression(args):
+    """B14b: the drains with sync.compression on ÷ off, interleaved runs, per backend."""
+    backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
+    results = {(b, m): [] for b in backends for m in ["on", "off"]}
+    for _ in range(args.repeat):
+        for backend in backends:
+            for mode in ["on", "off"]:
+                args.backend, args.compression = backend, mode
+                print(f"-- {backend}, sync.compression {mode}")
+                results[(backend, mode)].append(run_once(args))
+    med = statistics.median
+    print(f"\nB14b medians of {args.repeat} run(s), {args.rows} rows: drain rate gzip ÷ plain (bar ≥ 0.9)")
+    print("| backend | drain | gzip rows/s | plain rows/s | gzip ÷ plain |")
+    print("|---|---|---|---|---|")
+    for b in backends:
+        for k, what in [(0, "push"), (1, "pull")]:
+            on = [r[k] for r in results[(b, "on")]]
+            off = [r[k] for r in results[(b, "off")]]
+            ratios = [x / y for x, y in zip(on, off)]
+            print(f"| {b} | {what} | {med(on):,.0f} | {med(off):,.0f} | {med(ratios):.2f} (min {min(ratios):.2f}) |")
 
 
 def run_once(args):
@@ -177,7 +204,8 @@ def run_once(args):
             f.write(f'region_id = "{region}"\n[http]\nbind = "127.0.0.1:{ports[region]}"\n'
                     f'[database]\nurl = "{dbs[region]}"\n[broker]\n{broker_section}'
                     f'[sync]\npull_interval_secs = 1\npull_page_limit = {args.page_limit}\n'
-                    f'dispatch_interval_secs = 1\n{peers}')
+                    f'dispatch_interval_secs = 1\n'
+                    f'compression = {"false" if args.compression == "off" else "true"}\n{peers}')
         return path
 
     def start(cfg, *cmd, name):

@@ -71,6 +71,10 @@ pub struct SyncConfig {
     pub push_batch_ops: u32,
     /// Bytes of ops per pushed batch.
     pub push_batch_bytes: usize,
+    /// gzip on the wire between regions: the push sends its ops bodies gzipped
+    /// (`Content-Encoding: gzip`) and the pull asks for gzipped pages (`Accept-Encoding`);
+    /// every region answers gzip to a reader that asks for it, whatever this says.
+    pub compression: bool,
     /// Failed deliveries before an entry is dead (dead letters wait for `outbox retry`).
     pub max_attempts: u32,
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
@@ -129,6 +133,7 @@ impl Default for SyncConfig {
             dispatch_linger_ms: 25,
             push_batch_ops: 500,
             push_batch_bytes: 1024 * 1024,
+            compression: true,
             max_attempts: 30,
             retry_base_ms: 1_000,
             retry_max_secs: 300,

@@ -14,7 +14,7 @@
 //! Sizes: `BENCH_OPS` / `--ops` (replicated ops, default 20 000), `BENCH_BATCH` / `--batch`
 //! (ops per batch, default 1 000), `BENCH_WRITES` / `--writes` (local writes of B4, default
 //! 5 000), `BENCH_PAIRS` / `--pairs` (measured pairs, default 5), `BENCH_SEED` / `--seed`,
-//! `BENCH_ONLY` / `--only B1,B3` (a subset), `BENCH_DISPATCH` (B5 entries, 20 000),
+//! B14a (gzip: bytes on the wire ÷ plain, feed and ops bodies). `BENCH_ONLY` / `--only B1,B3` (a subset), `BENCH_DISPATCH` (B5 entries, 20 000),
 //! `BENCH_B7_SECS` (B7's T, 30), `BENCH_BACKLOG` (B9, 100 000). `--json PATH` also writes the
 //! results as JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -358,8 +358,10 @@ impl Region {
         Self {
             base,
             token: ship::testing::test_token(ORIGIN, REGION, &[customers::RESOURCE]),
+            // Plain: B3 measures the feed itself; B14 the gzip on top of it.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                .gzip(false)
                 .build()
                 .unwrap(),
             handle,
@@ -721,6 +723,62 @@ enum FeedClient {
     Typed,
     /// Into a `serde_json::Value` tree (B3v: the client's DOM counted with the feed).
     Dom,
+}
+
+/// B14a: the bytes the feed of `cfg.ops` customers takes on the wire, paged to the end
+/// (`limit=1000`), asked for gzip ÷ plain; and the same ratio for the ops bodies a push sends
+/// (batches of `cfg.batch`, gzipped as `SendOpsTask` does). (feed gz, feed plain, ops gz, ops
+/// plain) bytes.
+async fn wire_bytes_b14(cfg: &Config, data: &Data) -> (usize, usize, usize, usize) {
+    use std::io::Write;
+    let db = filled_db(cfg, data).await;
+    let region = Region::start(&db, cfg.batch).await;
+    let mut totals = [0usize; 2];
+    for (k, gzip) in [true, false].into_iter().enumerate() {
+        let mut since: Option<String> = None;
+        loop {
+            let mut url = format!("{}/sync/customers/changes?limit={PAGE}", region.base);
+            if let Some(cursor) = &since {
+                url.push_str("&since=");
+                url.push_str(cursor);
+            }
+            let mut req = region.client.get(&url).bearer_auth(&region.token);
+            if gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            let res = req.send().await.expect("GET changes");
+            let packed = res.headers().get("content-encoding").is_some();
+            assert_eq!(packed, gzip, "gzip exactly when asked");
+            let bytes = res.bytes().await.expect("a page");
+            totals[k] += bytes.len();
+            let plain = if gzip {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                    .expect("gzip");
+                out
+            } else {
+                bytes.to_vec()
+            };
+            let page: FeedPage = serde_json::from_slice(&plain).expect("a feed page");
+            if !page.has_more {
+                break;
+            }
+            since = Some(page.next_cursor);
+        }
+    }
+    region.stop().await;
+    let (mut ops_gz, mut ops_plain) = (0, 0);
+    for batch in &data.batches {
+        let body = serde_json::to_vec(
+            &json!({"source_region": ORIGIN, "batch_id": "b", "schema_version": 1, "ops": batch}),
+        )
+        .unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).unwrap();
+        ops_gz += encoder.finish().unwrap().len();
+        ops_plain += body.len();
+    }
+    (totals[0], totals[1], ops_gz, ops_plain)
 }
 
 /// B3 A: the feed paged to the end over HTTP, `limit=1000`; entries per second.
@@ -2137,6 +2195,20 @@ async fn main() {
             samples,
             note: Some("no bar: B3 with the client's DOM counted (how B3 was measured before session 8)".into()),
         });
+    }
+    if cfg.wants("B14") {
+        let (feed_gz, feed_plain, ops_gz, ops_plain) = wire_bytes_b14(c, d).await;
+        let (feed, ops) = (
+            feed_gz as f64 / feed_plain as f64,
+            ops_gz as f64 / ops_plain as f64,
+        );
+        let verdict = |r: f64| if r <= 0.3 { "yes" } else { "NO" };
+        println!(
+            "  B14a  bytes on the wire, gzip ÷ plain: feed of {} customers {feed_gz} ÷ {feed_plain} = {feed:.3} (bar ≤ 0.3: {}); ops bodies {ops_gz} ÷ {ops_plain} = {ops:.3} (bar ≤ 0.3: {})",
+            c.ops,
+            verdict(feed),
+            verdict(ops)
+        );
     }
     if cfg.wants("B4") {
         let samples = interleave(

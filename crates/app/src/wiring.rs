@@ -250,7 +250,8 @@ impl Wiring {
             settings.region_id.clone(),
             peer_client(settings)?,
             self.directory(),
-        ))
+        )
+        .gzip(settings.sync.compression))
     }
 
     /// The snapshot bootstrap (`regionsync sync bootstrap`).
@@ -290,12 +291,22 @@ impl Wiring {
 
 /// The HTTP client for calling peers (`sync.peer_timeout_secs` per request).
 fn peer_client(settings: &Settings) -> Result<reqwest::Client, ShipError> {
-    http_client(Some(Duration::from_secs(settings.sync.peer_timeout_secs)))
+    http_client_with(
+        Some(Duration::from_secs(settings.sync.peer_timeout_secs)),
+        settings.sync.compression,
+    )
 }
 
 /// An HTTP client for calls to peers (5 s to connect, `timeout` per request).
 fn http_client(timeout: Option<Duration>) -> Result<reqwest::Client, ShipError> {
-    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    http_client_with(timeout, false)
+}
+
+/// [`http_client`], asking for gzipped answers (and decompressing them) with `gzip`.
+fn http_client_with(timeout: Option<Duration>, gzip: bool) -> Result<reqwest::Client, ShipError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .gzip(gzip);
     if let Some(timeout) = timeout {
         builder = builder.timeout(timeout);
     }

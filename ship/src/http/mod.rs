@@ -87,10 +87,15 @@ pub fn json_error(err: &JsonPayloadError) -> HttpError {
                 crate::errors::clip_quoted(&e.to_string())
             ),
         ),
+        // Cut short, or not in the `Content-Encoding` it declares (a body said to be gzip
+        // that is not). Not `invalid_body`: that is a 422, a body read whole of the wrong shape.
         other => HttpError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("the body could not be read: {other}"),
+            "unreadable_body",
+            format!(
+                "the body could not be read (cut short, or not in its declared Content-Encoding): {}",
+                crate::errors::clip_quoted(&other.to_string())
+            ),
         ),
     }
 }

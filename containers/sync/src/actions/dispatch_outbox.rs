@@ -388,7 +388,14 @@ impl DispatchOutboxAction {
                 .read()
                 .map(|i| i.clone())
                 .unwrap_or_default();
-            let send = SendOpsTask::run(&self.client, &grant, resource, body, &ours);
+            let send = SendOpsTask::run(
+                &self.client,
+                &grant,
+                resource,
+                body,
+                &ours,
+                self.config.compression,
+            );
             match self.keeping_lease(owner, &sending.range, send).await {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();

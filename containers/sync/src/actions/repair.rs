@@ -84,6 +84,8 @@ pub struct RepairAction {
     region_id: String,
     client: reqwest::Client,
     directory: Arc<dyn PeerDirectory>,
+    /// gzip the bodies sent to the peer.
+    gzip: bool,
 }
 
 impl RepairAction {
@@ -102,7 +104,14 @@ impl RepairAction {
             region_id: region_id.into(),
             client,
             directory,
+            gzip: true,
         }
+    }
+
+    /// Send the repaired rows plain (`sync.compression = false`); gzipped by default.
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
     }
 }
 
@@ -255,7 +264,7 @@ impl RepairAction {
                 .map_err(|e| {
                     SyncError::InvalidBatch(format!("a repair batch could not be encoded: {e}"))
                 })?;
-            match SendOpsTask::run(&self.client, grant, resource, body, &ours).await {
+            match SendOpsTask::run(&self.client, grant, resource, body, &ours, self.gzip).await {
                 SendOutcome::Applied => {
                     refreshed = false;
                     sent += batch.iter().filter(|(_, counts)| *counts).count();

@@ -7,7 +7,7 @@ pub mod transformers;
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Compress};
 use actix_web::web;
 use ship::auth::middleware::{require_token, AuthGate};
 use ship::contracts::{HybridClock, ResourceRegistry};
@@ -70,19 +70,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SyncState>) {
         web::scope("/sync")
             .app_data(state)
             .app_data(auth)
+            // The reads answer gzip to a reader that asks for it (`Accept-Encoding`); the ops
+            // route takes a gzipped body (`Content-Encoding`: actix decodes it, and the byte
+            // limit counts the decoded JSON).
             .service(
                 web::resource("/{resource}/changes")
                     .wrap(from_fn(require_token))
+                    .wrap(Compress::default())
                     .route(web::get().to(controllers::get_changes::get_changes)),
             )
             .service(
                 web::resource("/{resource}/snapshot")
                     .wrap(from_fn(require_token))
+                    .wrap(Compress::default())
                     .route(web::get().to(controllers::get_snapshot::get_snapshot)),
             )
             .service(
                 web::resource("/{resource}/digest")
                     .wrap(from_fn(require_token))
+                    .wrap(Compress::default())
                     .route(web::get().to(controllers::get_digest::get_digest)),
             )
             .service(
