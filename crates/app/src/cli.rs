@@ -68,6 +68,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// The conflict ledger: remote writes that lost by last-writer-wins here, both versions kept.
+    Conflicts {
+        #[command(subcommand)]
+        command: ConflictsCommand,
+    },
     /// Administer the broker (on the region that runs the broker role).
     Broker {
         #[command(subcommand)]
@@ -317,6 +322,43 @@ pub enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConflictsCommand {
+    /// The recorded conflicts, newest first: id, when, resource/entity, the rule that decided,
+    /// the winner's and the loser's origin.
+    List {
+        /// Only this resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only this entity (its id).
+        #[arg(long = "entity", value_name = "ID")]
+        entity: Option<String>,
+        /// Only those detected at or after this time (RFC 3339, e.g. 2026-12-06T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many.
+        #[arg(
+            long,
+            default_value_t = 50,
+            value_parser = clap::value_parser!(i64).range(1..=CONFLICTS_LISTED_MAX)
+        )]
+        limit: i64,
+    },
+    /// One conflict: both versions, their clocks and origins, the rule that decided, when, and
+    /// both payloads; exit 1 when no conflict has the id.
+    Show { id: i64 },
+}
+
+/// The largest `conflicts list --limit`.
+const CONFLICTS_LISTED_MAX: i64 = sync::actions::conflicts::MAX_CONFLICTS_LISTED as i64;
+
+/// An RFC 3339 time (`--since`), as UTC.
+fn parse_rfc3339(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-12-06T00:00:00Z ({e})"))
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective settings (defaults → file → environment) as TOML, secrets redacted.
     Show,
@@ -429,6 +471,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             ship::telemetry::init(&settings.log);
             pull(&settings, peer, resource, page_limit).await
+        }
+        Command::Conflicts { command } => {
+            ship::telemetry::init(&settings.log);
+            crate::conflicts_cli::run(&settings, command).await
         }
         Command::Broker { command } => {
             ship::telemetry::init(&settings.log);

@@ -5,6 +5,7 @@
 
 pub mod broker_cli;
 pub mod cli;
+pub mod conflicts_cli;
 pub mod console_kernel;
 pub mod outbox_cli;
 pub mod settings;

@@ -747,3 +747,110 @@ fn parked_ops_are_listed_and_released_from_the_cli() {
     let (_, stdout, _) = run(regionsync(dir.path()).args(["sync", "parked", "list"]));
     assert!(stdout.contains("orders: 1 parked op(s)"), "{stdout}");
 }
+
+/// `conflicts list | show` (issue 16) against a conflict recorded in the database.
+#[test]
+fn conflicts_are_listed_and_shown_from_the_cli() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    run(regionsync(dir.path()).args(["migrate", "run"]));
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["conflicts", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("no conflict recorded"), "{stdout}");
+
+    // us-east's write at 00:31:10.123 kept; ap-south's at 00:30:10.000 (counter 3) lost.
+    let path = dir.path().join("data/regionsync.db");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO sync_conflicts (resource, entity_id, winner_hlc, winner_origin, \
+         winner_payload, loser_hlc, loser_origin, loser_payload, reason, detected_at) VALUES \
+         ('customers', 'c-1', 117736542707580928, 'us-east', '{\"id\":\"c-1\",\"name\":\"kept\"}', \
+         117736538767360003, 'ap-south', '{\"id\":\"c-1\",\"name\":\"lost\"}', 'older_hlc', \
+         '2026-12-06 00:31:10')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["conflicts", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout.lines().nth(1).unwrap_or_default();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "1",
+            "2026-12-06",
+            "00:31:10",
+            "customers/c-1",
+            "older_hlc",
+            "us-east",
+            "ap-south"
+        ],
+        "{stdout}"
+    );
+    // The filters reach the query.
+    for (args, listed) in [
+        (vec!["--resource", "customers"], true),
+        (vec!["--resource", "orders"], false),
+        (vec!["--entity", "c-1"], true),
+        (vec!["--entity", "c-2"], false),
+        (vec!["--since", "2026-12-06T00:31:10Z"], true),
+        (vec!["--since", "2026-12-06T01:31:10+01:00"], true),
+        (vec!["--since", "2026-12-06T00:31:11Z"], false),
+        (vec!["--limit", "1"], true),
+    ] {
+        let (out, stdout, stderr) = run(regionsync(dir.path())
+            .args(["conflicts", "list"])
+            .args(&args));
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(
+            stdout.contains("customers/c-1"),
+            listed,
+            "{args:?}: {stdout}"
+        );
+        if !listed {
+            assert!(
+                stdout.contains("no conflict recorded that matches"),
+                "{stdout}"
+            );
+        }
+    }
+    // Bad arguments are refused before anything is read.
+    for args in [
+        vec!["--since", "yesterday"],
+        vec!["--since", "2026-12-06"],
+        vec!["--limit", "0"],
+        vec!["--limit", "x"],
+        vec!["--colour", "red"],
+    ] {
+        let (out, _, stderr) = run(regionsync(dir.path())
+            .args(["conflicts", "list"])
+            .args(&args));
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+    let (_, _, stderr) =
+        run(regionsync(dir.path()).args(["conflicts", "list", "--since", "yesterday"]));
+    assert!(stderr.contains("RFC 3339"), "{stderr}");
+
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["conflicts", "show", "1"]));
+    assert!(out.status.success(), "{stderr}");
+    for expected in [
+        "conflict 1: customers/c-1",
+        "detected: 2026-12-06 00:31:10.000 UTC",
+        "rule:     older_hlc (the later clock wins)",
+        "winner:   us-east  hlc 117736542707580928 (2026-12-06T00:31:10.123Z, counter 0)",
+        "loser:    ap-south  hlc 117736538767360003 (2026-12-06T00:30:10.000Z, counter 3)",
+        "{\n  \"id\": \"c-1\",\n  \"name\": \"kept\"\n}",
+        "{\n  \"id\": \"c-1\",\n  \"name\": \"lost\"\n}",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    let kept = stdout.find("\"kept\"").unwrap();
+    let lost = stdout.find("\"lost\"").unwrap();
+    assert!(kept < lost, "the winner's payload first: {stdout}");
+
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["conflicts", "show", "999"]));
+    assert_eq!(out.status.code(), Some(1), "{stdout} {stderr}");
+    assert!(stderr.contains("no conflict 999"), "{stderr}");
+}

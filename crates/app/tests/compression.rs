@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 
 use common::{count, customer, hlc, settings_for, Region};
 use serde_json::{json, Value};
-use ship::testing::TestDb;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

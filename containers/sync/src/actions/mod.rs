@@ -63,3 +63,9 @@ pub use verify::{Divergence, VerifyAction, VerifyInput, VerifySummary};
 pub mod repair;
 
 pub use repair::{Prefer, RepairAction, RepairInput, RepairSummary};
+pub mod conflicts;
+
+pub use conflicts::{
+    Conflict, ConflictFilter, ConflictSummary, GetConflictAction, ListConflictsAction,
+    ListConflictsInput,
+};

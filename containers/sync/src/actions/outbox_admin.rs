@@ -42,7 +42,8 @@ impl Action for SyncStatusAction {
 }
 
 /// What `GET /metrics` reports of sync: each peer's status (without the delivered count, a
-/// scan of the changelog) and the alerts firing now, as (kind, subject).
+/// scan of the changelog), the alerts firing now, as (kind, subject), the parked ops and the
+/// recorded conflicts per resource and rule.
 pub struct SyncMetricsAction {
     pool: DbPool,
     region_id: String,
@@ -66,6 +67,8 @@ pub struct SyncMetricsData {
     pub firing: Vec<(String, String)>,
     /// Parked ops per resource (ADR 0015).
     pub parked: Vec<crate::actions::ParkedCount>,
+    /// Recorded conflicts (`sync_conflicts`) per resource and rule: (resource, reason, count).
+    pub conflicts: Vec<(String, String, i64)>,
 }
 
 impl Action for SyncMetricsAction {
@@ -91,10 +94,12 @@ impl Action for SyncMetricsAction {
                         oldest,
                     })
                     .collect();
+                let conflicts = crate::data::conflicts::counts(conn)?;
                 Ok::<_, SyncError>(SyncMetricsData {
                     status,
                     firing,
                     parked,
+                    conflicts,
                 })
             })
             .await

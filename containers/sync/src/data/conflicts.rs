@@ -96,6 +96,97 @@ pub fn insert_all_once(conn: &mut AnyConnection, conflicts: &[NewConflict]) -> Q
     Ok(fresh.len())
 }
 
+/// A recorded conflict, both versions and both payloads (`regionsync conflicts show`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = sync_conflicts)]
+pub struct Conflict {
+    pub id: i64,
+    pub resource: String,
+    pub entity_id: String,
+    pub winner_hlc: i64,
+    pub winner_origin: String,
+    pub winner_payload: String,
+    pub loser_hlc: i64,
+    pub loser_origin: String,
+    pub loser_payload: String,
+    /// The rule that decided: `older_hlc` or `equal_hlc_origin_tiebreak`.
+    pub reason: String,
+    pub detected_at: chrono::NaiveDateTime,
+}
+
+/// A recorded conflict without its payloads (`regionsync conflicts list`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = sync_conflicts)]
+pub struct ConflictSummary {
+    pub id: i64,
+    pub resource: String,
+    pub entity_id: String,
+    pub winner_hlc: i64,
+    pub winner_origin: String,
+    pub loser_hlc: i64,
+    pub loser_origin: String,
+    pub reason: String,
+    pub detected_at: chrono::NaiveDateTime,
+}
+
+/// Which conflicts to list: all of them unless a field says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConflictFilter {
+    pub resource: Option<String>,
+    pub entity_id: Option<String>,
+    /// Detected at or after this time (UTC).
+    pub since: Option<chrono::NaiveDateTime>,
+}
+
+/// Up to `limit` conflicts that pass `filter`, newest first (the later detection first, the
+/// greater id among those detected at the same time).
+pub fn list(
+    conn: &mut AnyConnection,
+    filter: &ConflictFilter,
+    limit: i64,
+) -> QueryResult<Vec<ConflictSummary>> {
+    let mut query = sync_conflicts::table
+        .select(ConflictSummary::as_select())
+        .order((
+            sync_conflicts::detected_at.desc(),
+            sync_conflicts::id.desc(),
+        ))
+        .limit(limit)
+        .into_boxed();
+    if let Some(resource) = &filter.resource {
+        query = query.filter(sync_conflicts::resource.eq(resource.clone()));
+    }
+    if let Some(entity_id) = &filter.entity_id {
+        query = query.filter(sync_conflicts::entity_id.eq(entity_id.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(sync_conflicts::detected_at.ge(since));
+    }
+    query.load(conn)
+}
+
+/// The conflict with this id, if there is one.
+pub fn get(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Conflict>> {
+    sync_conflicts::table
+        .find(id)
+        .select(Conflict::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Recorded conflicts per resource and rule: (resource, reason, count).
+pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    sync_conflicts::table
+        .group_by((sync_conflicts::resource, sync_conflicts::reason))
+        .select((
+            sync_conflicts::resource,
+            sync_conflicts::reason,
+            diesel::dsl::count_star(),
+        ))
+        .order((sync_conflicts::resource, sync_conflicts::reason))
+        .load(conn)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -138,6 +229,47 @@ mod tests {
                 vec![("e0001".into(), 5), ("e0001".into(), 6), ("e0002".into(), 5)]
             );
             assert_eq!(insert_all_once(&mut conn, &[]).unwrap(), 0);
+        }
+
+        async fn conflicts_are_listed_newest_first_and_counted(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+            let mut rows = vec![conflict(1, 1, 3), conflict(2, 1, 3), conflict(3, 1, 3)];
+            rows[0].detected_at = at("2026-12-06 00:00:01.5");
+            rows[1].detected_at = at("2026-12-06 00:00:02");
+            // Detected at the same time as the second: the later id is the newer.
+            rows[2].detected_at = at("2026-12-06 00:00:02");
+            rows[2].resource = "orders".into();
+            rows[2].reason = "equal_hlc_origin_tiebreak".into();
+            for row in &rows {
+                insert_all_once(&mut conn, std::slice::from_ref(row)).unwrap();
+            }
+            let ids = |filter: &ConflictFilter, limit| -> Vec<String> {
+                list(&mut db.pool.get().unwrap(), filter, limit).unwrap().into_iter().map(|c| c.entity_id).collect()
+            };
+            let all = ConflictFilter::default();
+            assert_eq!(ids(&all, 10), ["e0003", "e0002", "e0001"]);
+            assert_eq!(ids(&all, 2), ["e0003", "e0002"]);
+            let customers = ConflictFilter { resource: Some("customers".into()), ..Default::default() };
+            assert_eq!(ids(&customers, 10), ["e0002", "e0001"]);
+            let one = ConflictFilter { entity_id: Some("e0001".into()), ..Default::default() };
+            assert_eq!(ids(&one, 10), ["e0001"]);
+            let since = ConflictFilter { since: Some(at("2026-12-06 00:00:01.6")), ..Default::default() };
+            assert_eq!(ids(&since, 10), ["e0003", "e0002"]);
+            let exact = ConflictFilter { since: Some(at("2026-12-06 00:00:01.5")), ..Default::default() };
+            assert_eq!(ids(&exact, 10).len(), 3, "since is inclusive");
+
+            let newest = list(&mut conn, &all, 1).unwrap().remove(0);
+            let full = get(&mut conn, newest.id).unwrap().unwrap();
+            assert_eq!((full.entity_id.as_str(), full.winner_payload.as_str(), full.loser_payload.as_str()), ("e0003", "www", "lll"));
+            assert_eq!(get(&mut conn, newest.id + 100).unwrap(), None);
+            assert_eq!(
+                counts(&mut conn).unwrap(),
+                vec![
+                    ("customers".to_string(), "older_hlc".to_string(), 2),
+                    ("orders".to_string(), "equal_hlc_origin_tiebreak".to_string(), 1),
+                ]
+            );
         }
 
         async fn many_and_large_conflicts_are_split_into_statements(db: TestDb) {

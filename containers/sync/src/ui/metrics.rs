@@ -1,8 +1,9 @@
 //! The sync container's part of `GET /metrics` (`ship::contracts::MetricsSource`): per push or
 //! pull peer and resource, what is owed, what died, how late the push is and when each
 //! direction last moved — the numbers of `regionsync sync status`, for Prometheus. Also the
-//! alerts that are firing. Read at scrape time from the database (`SyncMetricsAction`, the
-//! numbers `sync status` shows), so the web and the scheduler process report the same state.
+//! parked ops, the recorded conflicts per resource and rule, and the alerts that are firing.
+//! Read at scrape time from the database (`SyncMetricsAction`, the numbers `sync status`
+//! shows), so the web and the scheduler process report the same state.
 
 use ship::contracts::{BoxFuture, Gauge, MetricsSource};
 use ship::parents::Action;
@@ -32,12 +33,14 @@ impl MetricsSource for SyncMetrics {
     }
 }
 
-/// The gauges of the peers' status, the parked ops and the firing alerts.
+/// The gauges of the peers' status, the parked ops, the recorded conflicts and the firing
+/// alerts.
 fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
     let SyncMetricsData {
         status,
         firing,
         parked,
+        conflicts,
     } = data;
     let now = chrono::Utc::now();
     let mut out = Vec::new();
@@ -54,6 +57,14 @@ fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
             help: "How long the oldest parked op of the resource has waited",
             labels,
             value: (now - p.oldest.and_utc()).num_milliseconds().max(0) as f64 / 1000.0,
+        });
+    }
+    for (resource, reason, count) in conflicts {
+        out.push(Gauge {
+            name: "regionsync_sync_conflicts",
+            help: "Remote writes that lost by last-writer-wins here, both versions kept (`regionsync conflicts list`), by resource and rule",
+            labels: vec![("reason", reason), ("resource", resource)],
+            value: count as f64,
         });
     }
     for s in status {

@@ -1,0 +1,261 @@
+//! The conflict ledger (issue 16): conflicts provoked through `POST /sync/{resource}/ops` on a
+//! real region, read back through `ListConflictsAction` / `GetConflictAction` and counted by
+//! `GET /metrics`, on each backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{customer, hlc, order, settings_for, Region};
+use serde_json::{json, Value};
+use ship::parents::Action;
+use ship::testing::TestDb;
+use sync::actions::{
+    ConflictFilter, ConflictSummary, GetConflictAction, ListConflictsAction, ListConflictsInput,
+};
+
+const X: &str = "01939d2e-0000-7000-8000-00000000000a";
+const Y: &str = "01939d2e-0000-7000-8000-00000000000b";
+const O: &str = "01939d2e-0000-7000-8000-0000000000e1";
+
+/// A push of one op from its origin (a push speaks only for its sender).
+async fn push(
+    region: &Region,
+    resource: &str,
+    id: &str,
+    hlc: i64,
+    origin: &str,
+    payload: &Value,
+) -> String {
+    let body = json!({"source_region": origin, "batch_id": format!("b-{origin}-{hlc}"), "schema_version": 1,
+        "ops": [{"op_id": format!("{origin}-{hlc}"), "entity_id": id, "kind": "upsert", "hlc": hlc, "origin": origin, "payload": payload}]});
+    let (status, answer) = region.post(&format!("/sync/{resource}/ops"), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["results"][0]["status"].as_str().unwrap().to_string()
+}
+
+/// One conflict as the pushes wrote it.
+struct Written {
+    resource: &'static str,
+    entity: &'static str,
+    winner: (i64, &'static str, Value),
+    loser: (i64, &'static str, Value),
+    reason: &'static str,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn written(
+    resource: &'static str,
+    entity: &'static str,
+    w_hlc: i64,
+    w_origin: &'static str,
+    w_payload: Value,
+    l_hlc: i64,
+    l_origin: &'static str,
+    l_payload: Value,
+    reason: &'static str,
+) -> Written {
+    Written {
+        resource,
+        entity,
+        winner: (w_hlc, w_origin, w_payload),
+        loser: (l_hlc, l_origin, l_payload),
+        reason,
+    }
+}
+
+/// What the pushes wrote, in the order the conflicts were provoked, and a time between the
+/// first and the second.
+struct Provoked {
+    conflicts: Vec<Written>,
+    between: chrono::NaiveDateTime,
+}
+
+/// Three conflicts, each through the ops route: (a) customer X — ap-south's older write
+/// arrives after us-east's (`older_hlc`); (b) customer Y — equal clocks, aa-bottom arrives
+/// after zz-top (`equal_hlc_origin_tiebreak`); (c) order O — ap-south's older write again.
+async fn provoke(region: &Region) -> Provoked {
+    let (h0, h1) = (hlc(-2_000), hlc(-1_000));
+    let (x_new, x_old) = (
+        customer(X, "us-east wrote this", false),
+        customer(X, "ap-south wrote this", false),
+    );
+    assert_eq!(
+        push(region, "customers", X, h1, "us-east", &x_new).await,
+        "applied"
+    );
+    assert_eq!(
+        push(region, "customers", X, h0, "ap-south", &x_old).await,
+        "stale"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = ship::db::utc_now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (y_zz, y_aa) = (
+        customer(Y, "zz wins", false),
+        customer(Y, "aa loses", false),
+    );
+    assert_eq!(
+        push(region, "customers", Y, h1, "zz-top", &y_zz).await,
+        "applied"
+    );
+    assert_eq!(
+        push(region, "customers", Y, h1, "aa-bottom", &y_aa).await,
+        "stale"
+    );
+    let (o_new, o_old) = (
+        order(O, X, "confirmed", false),
+        order(O, X, "pending", false),
+    );
+    assert_eq!(
+        push(region, "orders", O, h1, "us-east", &o_new).await,
+        "applied"
+    );
+    assert_eq!(
+        push(region, "orders", O, h0, "ap-south", &o_old).await,
+        "stale"
+    );
+    Provoked {
+        conflicts: vec![
+            written(
+                "customers",
+                X,
+                h1,
+                "us-east",
+                x_new,
+                h0,
+                "ap-south",
+                x_old,
+                "older_hlc",
+            ),
+            written(
+                "customers",
+                Y,
+                h1,
+                "zz-top",
+                y_zz,
+                h1,
+                "aa-bottom",
+                y_aa,
+                "equal_hlc_origin_tiebreak",
+            ),
+            written(
+                "orders",
+                O,
+                h1,
+                "us-east",
+                o_new,
+                h0,
+                "ap-south",
+                o_old,
+                "older_hlc",
+            ),
+        ],
+        between,
+    }
+}
+
+/// `GET /metrics`, its text.
+async fn metrics(region: &Region) -> String {
+    let res = reqwest::get(format!("{}/metrics", region.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    res.text().await.unwrap()
+}
+
+async fn list(db: &TestDb, filter: ConflictFilter, limit: i64) -> Vec<ConflictSummary> {
+    ListConflictsAction::new(db.pool.clone())
+        .run(ListConflictsInput { filter, limit })
+        .await
+        .unwrap()
+}
+
+fn entities(rows: &[ConflictSummary]) -> Vec<String> {
+    rows.iter()
+        .map(|c| format!("{}/{}", c.resource, c.entity_id))
+        .collect()
+}
+
+ship::backend_tests! {
+    async fn conflicts_provoked_through_the_ops_route_are_listed_and_shown(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let provoked = provoke(&region).await;
+
+        // Newest first, one row each, as written.
+        let all = list(&db, ConflictFilter::default(), 50).await;
+        assert_eq!(entities(&all), [format!("orders/{O}"), format!("customers/{Y}"), format!("customers/{X}")]);
+        for (row, w) in all.iter().rev().zip(&provoked.conflicts) {
+            assert_eq!(
+                (row.resource.as_str(), row.entity_id.as_str(), row.winner_hlc, row.winner_origin.as_str(), row.loser_hlc, row.loser_origin.as_str(), row.reason.as_str()),
+                (w.resource, w.entity, w.winner.0, w.winner.1, w.loser.0, w.loser.1, w.reason)
+            );
+        }
+        assert!(all.windows(2).all(|w| (w[0].detected_at, w[0].id) > (w[1].detected_at, w[1].id)), "newest first");
+
+        // Each in full: both versions and both payloads, exactly the JSON written.
+        for (row, w) in all.iter().rev().zip(&provoked.conflicts) {
+            let c = GetConflictAction::new(db.pool.clone()).run(row.id).await.unwrap().unwrap();
+            assert_eq!((c.id, c.resource.as_str(), c.entity_id.as_str(), c.reason.as_str()), (row.id, w.resource, w.entity, w.reason));
+            assert_eq!((c.winner_hlc, c.winner_origin.as_str()), (w.winner.0, w.winner.1));
+            assert_eq!((c.loser_hlc, c.loser_origin.as_str()), (w.loser.0, w.loser.1));
+            assert_eq!(serde_json::from_str::<Value>(&c.winner_payload).unwrap(), w.winner.2, "winner payload of {}", w.entity);
+            assert_eq!(serde_json::from_str::<Value>(&c.loser_payload).unwrap(), w.loser.2, "loser payload of {}", w.entity);
+            assert_eq!(c.detected_at, row.detected_at);
+        }
+        assert_eq!(GetConflictAction::new(db.pool.clone()).run(999_999).await.unwrap(), None);
+
+        // Filters.
+        let only = |resource: Option<&str>, entity: Option<&str>, since: Option<chrono::NaiveDateTime>| ConflictFilter {
+            resource: resource.map(str::to_string),
+            entity_id: entity.map(str::to_string),
+            since,
+        };
+        let customers = list(&db, only(Some("customers"), None, None), 50).await;
+        assert_eq!(entities(&customers), [format!("customers/{Y}"), format!("customers/{X}")]);
+        let orders = list(&db, only(Some("orders"), None, None), 50).await;
+        assert_eq!(entities(&orders), [format!("orders/{O}")]);
+        let x = list(&db, only(None, Some(X), None), 50).await;
+        assert_eq!(entities(&x), [format!("customers/{X}")]);
+        assert!(list(&db, only(Some("orders"), Some(X), None), 50).await.is_empty(), "both filters apply");
+        let since = list(&db, only(None, None, Some(provoked.between)), 50).await;
+        assert_eq!(entities(&since), [format!("orders/{O}"), format!("customers/{Y}")]);
+        let later = provoked.between + chrono::TimeDelta::hours(1);
+        assert!(list(&db, only(None, None, Some(later)), 50).await.is_empty());
+        let newest = list(&db, ConflictFilter::default(), 1).await;
+        assert_eq!(entities(&newest), [format!("orders/{O}")]);
+
+        // A limit out of range is refused.
+        for limit in [0, -1, 10_001] {
+            let refused = ListConflictsAction::new(db.pool.clone())
+                .run(ListConflictsInput { filter: ConflictFilter::default(), limit })
+                .await
+                .unwrap_err();
+            assert!(matches!(refused, sync::errors::SyncError::InvalidLimit { .. }), "{refused}");
+        }
+
+        // A re-delivered losing write records nothing new.
+        let (h0, _, x_old) = &provoked.conflicts[0].loser;
+        assert_eq!(push(&region, "customers", X, *h0, "ap-south", x_old).await, "stale");
+        assert_eq!(list(&db, ConflictFilter::default(), 50).await.len(), 3);
+        region.stop().await;
+    }
+
+    async fn metrics_count_conflicts_per_resource_and_rule(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let text = metrics(&region).await;
+        assert!(!text.contains("regionsync_sync_conflicts"), "no conflict, no sample: {text}");
+
+        provoke(&region).await;
+        let text = metrics(&region).await;
+        assert!(text.contains("# TYPE regionsync_sync_conflicts gauge"), "{text}");
+        assert!(text.contains("regionsync_sync_conflicts{reason=\"older_hlc\",resource=\"customers\"} 1.0"), "{text}");
+        assert!(text.contains("regionsync_sync_conflicts{reason=\"equal_hlc_origin_tiebreak\",resource=\"customers\"} 1.0"), "{text}");
+        assert!(text.contains("regionsync_sync_conflicts{reason=\"older_hlc\",resource=\"orders\"} 1.0"), "{text}");
+
+        // Another older write of X from a third region: a second `older_hlc` conflict.
+        assert_eq!(push(&region, "customers", X, hlc(-3_000), "sa-east", &customer(X, "sa", false)).await, "stale");
+        let text = metrics(&region).await;
+        assert!(text.contains("regionsync_sync_conflicts{reason=\"older_hlc\",resource=\"customers\"} 2.0"), "{text}");
+        region.stop().await;
+    }
+}
