@@ -121,6 +121,8 @@ async fn silent_receiver() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle
 struct FlakyBroker {
     reachable: AtomicBool,
     peers: Vec<String>,
+    /// The peers it lists offline (their heartbeats stopped).
+    offline: Mutex<Vec<String>>,
 }
 
 impl FlakyBroker {
@@ -128,6 +130,7 @@ impl FlakyBroker {
         Arc::new(Self {
             reachable: AtomicBool::new(true),
             peers: peers.iter().map(|p| p.to_string()).collect(),
+            offline: Mutex::new(Vec::new()),
         })
     }
 
@@ -135,7 +138,11 @@ impl FlakyBroker {
         PeerGrant {
             id: id.into(),
             base_url: "http://127.0.0.1:9".into(),
-            status: "online".into(),
+            status: if self.offline.lock().unwrap().iter().any(|p| p == id) {
+                "offline".into()
+            } else {
+                "online".into()
+            },
             token: "t".into(),
             expires_at: i64::MAX,
         }
@@ -363,6 +370,36 @@ ship::backend_tests! {
         job.handle().await.unwrap();
         assert_eq!(history(&db).await, vec![alert("broker_unreachable", "", "resolved")]);
         assert_eq!(heard(&got), vec![alert("broker_unreachable", "", "firing"), alert("broker_unreachable", "", "resolved")]);
+        handle.stop(true).await;
+    }
+}
+
+ship::backend_tests! {
+    /// `peer_offline` (issue 16.5) follows the broker's heartbeat view of each region; while
+    /// the broker's list cannot be had it is kept as it is, neither resolved nor re-judged.
+    async fn peer_offline_follows_the_brokers_heartbeat_view(db: TestDb) {
+        let (hook, got, handle) = receiver();
+        let config = AlertsConfig { webhook_url: Some(hook), ..AlertsConfig::default() };
+        let broker = FlakyBroker::new(&["us-east", "ap-south"]);
+        let directory: Arc<dyn PeerDirectory> = broker.clone();
+        let action = EvaluateAlertsAction::new(db.pool.clone(), Arc::clone(&directory), reqwest::Client::new(), "eu-west", config);
+        let job = SendAnomalyAlertJob::new(action, directory, Some(vec![]));
+
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![]);
+        broker.offline.lock().unwrap().push("ap-south".into());
+        job.handle().await.unwrap();
+        assert_eq!(history(&db).await, vec![alert("peer_offline", "ap-south", "firing")]);
+        assert!(got.lock().unwrap()[0]["message"].as_str().unwrap().contains("ap-south offline"));
+        // The broker cannot be reached: the alert stands (beside broker_unreachable).
+        broker.reachable.store(false, Ordering::SeqCst);
+        job.handle().await.unwrap();
+        let open: Vec<_> = history(&db).await.into_iter().filter(|a| a.2 == "firing").collect();
+        assert!(open.contains(&alert("peer_offline", "ap-south", "firing")), "{open:?}");
+        broker.reachable.store(true, Ordering::SeqCst);
+        broker.offline.lock().unwrap().clear();
+        job.handle().await.unwrap();
+        assert!(history(&db).await.contains(&alert("peer_offline", "ap-south", "resolved")));
         handle.stop(true).await;
     }
 }

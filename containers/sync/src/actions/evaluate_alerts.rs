@@ -21,7 +21,8 @@
 //! events, each firing for an hour after it happened (ADR 0012),
 //! `clock_drift_refusals` (per source region) and `auth_refusals` (per token code) when such
 //! refusals happened within the last two evaluation intervals, and for the region
-//! `broker_unreachable` (as this process's directory sees it). A condition that resolved less
+//! `broker_unreachable` (as this process's directory sees it), and per peer `peer_offline` (the
+//! broker lists it offline: its heartbeats stopped; kept as it is while the list cannot be had). A condition that resolved less
 //! than `cool_down_secs` ago does not fire again.
 //!
 //! Notifications are sent one after the other. A webhook that refuses one (a 4xx other than
@@ -118,8 +119,13 @@ impl EvaluateAlertsAction {
             .collect()
     }
 
-    /// The conditions that hold now.
-    async fn conditions(&self, input: &AlertsInput) -> Result<Conditions, SyncError> {
+    /// The conditions that hold now; `listed`: the broker's view of the regions (`None`: it
+    /// could not be had).
+    async fn conditions(
+        &self,
+        input: &AlertsInput,
+        listed: Option<&[ship::contracts::PeerGrant]>,
+    ) -> Result<Conditions, SyncError> {
         let mut out = BTreeMap::new();
         let now = Utc::now();
         let first_seen = self.first_seen(&input.peers, now);
@@ -388,6 +394,21 @@ impl EvaluateAlertsAction {
                 ),
             );
         }
+        // The broker's heartbeat view: a region it lists offline (issue 16.5).
+        if let Some(listed) = listed {
+            for peer in listed.iter().filter(|p| p.status == "offline") {
+                out.insert(
+                    ("peer_offline".into(), peer.id.clone()),
+                    (
+                        format!(
+                            "the broker lists {} offline (no heartbeat from it for `broker.offline_after_secs`): what this region owes it waits, and its writes do not arrive; see `regionsync broker regions list` at the broker",
+                            peer.id
+                        ),
+                        1,
+                    ),
+                );
+            }
+        }
         let health = self.directory.health();
         if !health.broker_reachable && health.last_error.is_some() {
             out.insert(
@@ -413,8 +434,12 @@ impl Action for EvaluateAlertsAction {
 
     #[tracing::instrument(name = "sync.evaluate_alerts", skip_all)]
     async fn run(&self, input: AlertsInput) -> Result<AlertsSummary, SyncError> {
-        let holding = self.conditions(&input).await?;
+        // The directory's cached list (refreshed every minute).
+        let listed = self.directory.peers().await.ok();
+        let holding = self.conditions(&input, listed.as_deref()).await?;
         let keep_pull_lag = input.peers_unknown;
+        // Without the broker's list, `peer_offline` cannot be judged: kept as it is.
+        let keep_peer_offline = listed.is_none();
         let cool_down = chrono::Duration::seconds(self.config.cool_down_secs as i64);
         let mut summary = AlertsSummary::default();
         let (fired, resolved) = self
@@ -430,6 +455,7 @@ impl Action for EvaluateAlertsAction {
                         // broker is down) every pull_lag alert looked resolved, and the
                         // cool-down then kept it from firing again for an hour.
                         None if keep_pull_lag && alert.kind == "pull_lag" => {}
+                        None if keep_peer_offline && alert.kind == "peer_offline" => {}
                         None => {
                             alerts::resolve(conn, alert.id)?;
                             resolved += 1;

@@ -146,9 +146,13 @@ pub fn remote_settings_with(db: &TestDb, broker: &str, credential: &str) -> Sett
 
 /// Put `id` at `base_url` into the broker registry of `db` (the tests' shortcut for
 /// `regionsync broker regions add`); returns the region's credential.
+/// Register `id` at the broker of `db` as a running region: its heartbeat is recorded now, so
+/// the broker lists it online (no `peer_offline` alert for it while a test runs).
 pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
+    use diesel::sql_types::{Text, Timestamp};
+    use diesel::RunQueryDsl;
     use ship::parents::Action;
-    broker::actions::RegisterRegionAction::new(db.pool.clone(), 90)
+    let credential = broker::actions::RegisterRegionAction::new(db.pool.clone(), 90)
         .run(broker::actions::RegisterRegionInput {
             id: id.into(),
             base_url: base_url.into(),
@@ -156,7 +160,16 @@ pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
         })
         .await
         .unwrap()
-        .credential
+        .credential;
+    let beat = diesel::sql_query("UPDATE broker_regions SET last_heartbeat_at = ? WHERE id = ?")
+        .bind::<Timestamp, _>(ship::db::utc_now())
+        .bind::<Text, _>(id);
+    match &mut *db.pool.get().unwrap() {
+        AnyConnection::Sqlite(c) => beat.execute(c),
+        AnyConnection::Mysql(c) => beat.execute(c),
+    }
+    .unwrap();
+    credential
 }
 
 /// An HLC `offset_ms` from now (within the default 5 s drift bound when small).
