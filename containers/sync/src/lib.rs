@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod alerts_config;
 pub mod config;
+pub mod counters;
 pub mod cursor;
 pub(crate) mod data;
 pub mod errors;

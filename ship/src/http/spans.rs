@@ -7,10 +7,14 @@
 //! actix's own) is logged here. Every client-supplied field of the
 //! span is clipped ([`crate::errors::clip`]): the span's fields are repeated on every line the
 //! request logs.
+//!
+//! Every request's duration (arrival to response head) is observed by route and status into
+//! `regionsync_http_request_duration_seconds` ([`super::metrics::observe_request`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -47,6 +51,18 @@ pub fn malformed_count() -> u64 {
     MALFORMED.load(Ordering::Relaxed)
 }
 
+/// When the request arrived (kept in its extensions by the span, read at its end).
+#[derive(Clone, Copy)]
+struct Arrived(Instant);
+
+/// The route label of a request: the pattern it matched (`/sync/{resource}/ops`), never the
+/// raw path; `unmatched` when no route matched.
+fn route_label(request: &actix_web::HttpRequest) -> String {
+    request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string())
+}
+
 /// The root span of every request.
 pub struct RequestSpan;
 
@@ -57,6 +73,7 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_default();
+        request.extensions_mut().insert(Arrived(Instant::now()));
         let route = request.match_pattern().unwrap_or_default();
         let target = request
             .uri()
@@ -80,6 +97,19 @@ impl RootSpanBuilder for RequestSpan {
             Err(error) => (error.as_response_error().status_code(), Some(error)),
         };
         span.record("http.status_code", status.as_u16());
+        // (An error that is no response carries no request: not timed. Handlers' errors are
+        // responses by now.)
+        if let Ok(response) = outcome {
+            let request = response.request();
+            let arrived = request.extensions().get::<Arrived>().copied();
+            if let Some(Arrived(at)) = arrived {
+                super::metrics::observe_request(
+                    &route_label(request),
+                    status.as_u16(),
+                    at.elapsed().as_secs_f64(),
+                );
+            }
+        }
         if !(status.is_client_error() || status.is_server_error()) {
             return;
         }

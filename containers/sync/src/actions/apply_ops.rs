@@ -104,6 +104,7 @@ impl Action for ApplyOpsAction {
     async fn run(&self, input: ApplyOpsInput) -> Result<ApplyOpsOutput, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
         check_batch(&input, resource.as_ref(), self.limits, &self.region_id)?;
+        crate::counters::received(&input.source_region, resource.name(), &input.ops);
         // A push carries only its sender's own changes: a relay of another region's would
         // reach this region but never that region (its pull leaves its own origin out), and
         // an op claiming this region's origin would be pushed on as our own write.
@@ -145,6 +146,7 @@ impl Action for ApplyOpsAction {
                 Ok::<_, SyncError>((ops, statuses, incarnation))
             })
             .await?;
+        crate::counters::ops(&input.source_region, &input.resource, &statuses);
         // Only a committed batch moves the clock (within the drift bound checked above); a
         // local write to a row applied here is stamped above it anyway (`stamp(stored)`).
         if let Some(newest) = newest {

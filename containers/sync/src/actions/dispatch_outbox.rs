@@ -383,6 +383,7 @@ impl DispatchOutboxAction {
                 }
             };
             summary.batches += 1;
+            let bytes = body.len();
             let ours = self
                 .incarnation
                 .read()
@@ -399,6 +400,7 @@ impl DispatchOutboxAction {
             match self.keeping_lease(owner, &sending.range, send).await {
                 SendOutcome::Applied => {
                     summary.delivered += batch.len();
+                    crate::counters::sent(peer, resource, batch.len(), bytes);
                     if self.came_back(peer, true) {
                         self.peer_is_back(peer).await;
                     }

@@ -69,7 +69,13 @@ pub struct SyncMetricsData {
     pub parked: Vec<crate::actions::ParkedCount>,
     /// Recorded conflicts (`sync_conflicts`) per resource and rule: (resource, reason, count).
     pub conflicts: Vec<(String, String, i64)>,
+    /// Per remote origin and resource, the highest HLC among the newest changelog entries
+    /// (`PULL_LAG_WINDOW` per resource): (origin, resource, hlc).
+    pub newest_remote: Vec<(String, String, i64)>,
 }
+
+/// How many of each resource's newest changelog entries the pull lag looks at.
+pub const PULL_LAG_WINDOW: i64 = 10_000;
 
 impl Action for SyncMetricsAction {
     const NAME: &'static str = "sync.metrics";
@@ -95,11 +101,14 @@ impl Action for SyncMetricsAction {
                     })
                     .collect();
                 let conflicts = crate::data::conflicts::counts(conn)?;
+                let newest_remote =
+                    crate::data::changelog::newest_remote(conn, &region, PULL_LAG_WINDOW)?;
                 Ok::<_, SyncError>(SyncMetricsData {
                     status,
                     firing,
                     parked,
                     conflicts,
+                    newest_remote,
                 })
             })
             .await

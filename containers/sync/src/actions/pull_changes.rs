@@ -241,6 +241,7 @@ impl Action for PullChangesAction {
             };
             refreshed = false;
             summary.pages += 1;
+            crate::counters::received(&input.peer, name, &page.changes);
             if page.has_more && since.as_deref() == Some(page.next_cursor.as_str()) {
                 return Err(SyncError::PeerRefused {
                     peer: input.peer.clone(),
@@ -494,6 +495,7 @@ impl PullChangesAction {
             // Checked against the drift bound by the validation; only after commit.
             let _ = self.clock.observe(newest);
         }
+        crate::counters::ops(peer, resource, &statuses);
         for status in statuses {
             match status {
                 OpStatus::Applied => summary.applied += 1,

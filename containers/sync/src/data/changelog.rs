@@ -197,6 +197,40 @@ pub fn hlc_at(conn: &mut AnyConnection, resource: &str, seq: i64) -> QueryResult
         .optional()
 }
 
+/// Per resource and remote origin (any origin but `local`): the highest HLC among the newest
+/// `window` entries of the resource — (origin, resource, hlc). A bounded read of the end of
+/// each resource's primary key (`seq > last_seq - window`), cheap enough for every scrape of
+/// `/metrics`; an origin with no entry among them is left out.
+pub fn newest_remote(
+    conn: &mut AnyConnection,
+    local: &str,
+    window: i64,
+) -> QueryResult<Vec<(String, String, i64)>> {
+    let tops: Vec<(String, i64)> = sync_sequences::table
+        .select((sync_sequences::resource, sync_sequences::last_seq))
+        .order(sync_sequences::resource)
+        .load(conn)?;
+    let mut out = Vec::new();
+    for (resource, last) in tops {
+        let rows: Vec<(String, Option<i64>)> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&resource))
+            .filter(sync_changelog::seq.gt(last.saturating_sub(window)))
+            .filter(sync_changelog::origin_region.ne(local))
+            .group_by(sync_changelog::origin_region)
+            .select((
+                sync_changelog::origin_region,
+                diesel::dsl::max(sync_changelog::hlc),
+            ))
+            .order(sync_changelog::origin_region)
+            .load(conn)?;
+        out.extend(
+            rows.into_iter()
+                .filter_map(|(origin, hlc)| Some((origin, resource.clone(), hlc?))),
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,16 @@
 //! parked ops, the recorded conflicts per resource and rule, and the alerts that are firing.
 //! Read at scrape time from the database (`SyncMetricsAction`, the numbers `sync status`
 //! shows), so the web and the scheduler process report the same state.
+//!
+//! Replication lag per peer and resource, in seconds: `regionsync_sync_push_lag_seconds`, the
+//! age of the oldest change still owed to the peer (0 when none), and
+//! `regionsync_sync_pull_lag_seconds`, the wall-clock age of the newest change applied here
+//! whose origin is the peer (its HLC's physical time), among the newest
+//! [`PULL_LAG_WINDOW`](crate::actions::outbox_admin::PULL_LAG_WINDOW) changelog entries of the
+//! resource (a peer with none there is left out).
+//! The counters of what this process did (`crate::counters`) of every peer and resource in
+//! the status are made known here (0 until counted), so that `/metrics` lists them from the
+//! start.
 
 use ship::contracts::{BoxFuture, Gauge, MetricsSource};
 use ship::parents::Action;
@@ -28,6 +38,9 @@ impl MetricsSource for SyncMetrics {
     fn collect(&self) -> BoxFuture<'_, Result<Vec<Gauge>, String>> {
         Box::pin(async move {
             let data = self.action.run(()).await.map_err(|e| e.to_string())?;
+            for s in &data.status {
+                crate::counters::known(&s.peer, &s.resource);
+            }
             Ok(gauges(data))
         })
     }
@@ -41,9 +54,21 @@ fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
         firing,
         parked,
         conflicts,
+        newest_remote,
     } = data;
     let now = chrono::Utc::now();
     let mut out = Vec::new();
+    let now_ms = now.timestamp_millis();
+    for (origin, resource, hlc) in newest_remote {
+        let applied_ms = hlc >> 16;
+        out.push(Gauge {
+            name: "regionsync_sync_pull_lag_seconds",
+            help: "Wall-clock age of the newest change applied here whose origin is the peer \
+                   (now minus its HLC's physical time)",
+            labels: vec![("peer", origin), ("resource", resource)],
+            value: now_ms.saturating_sub(applied_ms).max(0) as f64 / 1000.0,
+        });
+    }
     for p in parked {
         let labels = vec![("resource", p.resource.clone())];
         out.push(Gauge {
@@ -87,11 +112,18 @@ fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
             "Changes the peer refused or that ran out of attempts (`outbox list --dead`)",
             s.dead as f64,
         );
+        let owed_age = s
+            .oldest_pending_at
+            .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
         gauge(
             "regionsync_sync_oldest_pending_age_seconds",
             "Age of the oldest change owed to the peer (0 when nothing is owed)",
-            s.oldest_pending_at
-                .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+            owed_age,
+        );
+        gauge(
+            "regionsync_sync_push_lag_seconds",
+            "Push lag: age of the oldest change still owed to the peer (0 when nothing is owed)",
+            owed_age,
         );
         if let Some(seq) = s.delivered_through {
             gauge(
