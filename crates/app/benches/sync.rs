@@ -735,6 +735,7 @@ async fn wire_bytes_b14(cfg: &Config, data: &Data) -> (usize, usize, usize, usiz
     let region = Region::start(&db, cfg.batch).await;
     let mut totals = [0usize; 2];
     for (k, gzip) in [true, false].into_iter().enumerate() {
+        let started = Instant::now();
         let mut since: Option<String> = None;
         loop {
             let mut url = format!("{}/sync/customers/changes?limit={PAGE}", region.base);
@@ -765,6 +766,11 @@ async fn wire_bytes_b14(cfg: &Config, data: &Data) -> (usize, usize, usize, usiz
             }
             since = Some(page.next_cursor);
         }
+        println!(
+            "  B14a  the feed read {} in {:.2} s",
+            if gzip { "gzipped" } else { "plain" },
+            started.elapsed().as_secs_f64()
+        );
     }
     region.stop().await;
     let (mut ops_gz, mut ops_plain) = (0, 0);

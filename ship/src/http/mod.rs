@@ -221,6 +221,13 @@ pub fn server(
             .configure(move |cfg| configure(cfg))
             .default_service(web::to(not_found))
     })
+    // A response written in pieces (a gzipped page goes out chunk by chunk) must not wait for
+    // the reader's delayed ACK between its last two writes (Nagle): ~40 ms per page on Linux.
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout_secs);
