@@ -13,8 +13,7 @@ use ship::{AnyConnection, DbError};
 use crate::data::customers;
 use crate::models::CustomerPayload;
 use crate::tasks::apply_remote_batch::{ApplyRemoteBatchTask, Item};
-use crate::tasks::apply_remote_change::invalid;
-use crate::tasks::ApplyRemoteChangeTask;
+use crate::tasks::invalid;
 use crate::{validation, RESOURCE};
 
 /// Rows read per query while computing the digest.
@@ -61,13 +60,21 @@ impl SyncResource for CustomersResource {
     }
 
     /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided
-    /// under the row lock inside the caller's transaction. The payload must have passed
+    /// under the row lock inside the caller's transaction (the batch apply with one change). The payload must have passed
     /// [`SyncResource::validate`]; an invalid one (or one whose `id` is not the op's entity) is
     /// an error, never a partial write.
     #[tracing::instrument(name = "customers.apply", skip_all, fields(entity_id = %change.entity_id, kind = change.kind.as_str()))]
     fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError> {
         let payload = checked(change)?;
-        ApplyRemoteChangeTask::run(conn, &payload, &change.version)
+        let item = Item {
+            index: 0,
+            payload,
+            version: &change.version,
+        };
+        ApplyRemoteBatchTask::run(conn, vec![item])?
+            .pop()
+            .map(|(_, outcome)| outcome)
+            .ok_or_else(|| invalid("the change got no outcome"))
     }
 
     /// Set-wise on both backends (`ApplyRemoteBatchTask`, ADR 0013): the batch's rows are read

@@ -14,8 +14,7 @@ use ship::{AnyConnection, DbError};
 use crate::data::orders;
 use crate::models::{Order, OrderPayload};
 use crate::tasks::apply_remote_batch::{ApplyRemoteBatchTask, Item};
-use crate::tasks::apply_remote_change::invalid;
-use crate::tasks::ApplyRemoteChangeTask;
+use crate::tasks::invalid;
 use crate::{validation, RESOURCE};
 
 /// An order's `customer_id` names a customer (resource `customers`).
@@ -76,7 +75,15 @@ impl SyncResource for OrdersResource {
     #[tracing::instrument(name = "orders.apply", skip_all, fields(entity_id = %change.entity_id, kind = change.kind.as_str()))]
     fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError> {
         let payload = checked(change)?;
-        ApplyRemoteChangeTask::run(conn, &payload, &change.version)
+        let item = Item {
+            index: 0,
+            payload,
+            version: &change.version,
+        };
+        ApplyRemoteBatchTask::run(conn, vec![item])?
+            .pop()
+            .map(|(_, outcome)| outcome)
+            .ok_or_else(|| invalid("the change got no outcome"))
     }
 
     /// Set-wise on both backends (`ApplyRemoteBatchTask`, ADR 0013): the batch's rows are read

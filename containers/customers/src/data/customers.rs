@@ -108,47 +108,6 @@ pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryRe
     Ok(())
 }
 
-/// Insert `row`, or — when a row with its id exists already — lock that row and leave it
-/// unchanged. Returns `true` when `row` was inserted. The caller decides under the lock next.
-///
-/// Why not a plain INSERT and a retry on duplicate key: on MariaDB, an INSERT that fails with a
-/// duplicate key takes a *shared* lock on the existing row; two such losers then both asking
-/// for `FOR UPDATE` deadlock, and InnoDB rolls back the caller's whole transaction.
-/// `INSERT … ON DUPLICATE KEY UPDATE` takes an *exclusive* lock on the duplicate instead, so
-/// concurrent first applies of one row queue up. The no-op update sets a session variable so
-/// the two cases can be told apart (diesel sets `CLIENT_FOUND_ROWS`, so the affected-row count
-/// is 1 in both). SQLite has one writer at a time (`BEGIN IMMEDIATE`): a plain insert.
-pub(crate) fn insert_or_lock(conn: &mut AnyConnection, row: &Customer) -> QueryResult<bool> {
-    use diesel::connection::SimpleConnection;
-    use diesel::dsl::{sql, DuplicatedKeys};
-    use diesel::sql_types::{BigInt, Text};
-    match conn {
-        AnyConnection::Mysql(c) => {
-            c.batch_execute("SET @customers_row_existed = 0")?;
-            diesel::insert_into(customers::table)
-                .values(row)
-                .on_conflict(DuplicatedKeys)
-                .do_update()
-                .set(customers::id.eq(sql::<Text>("IF((@customers_row_existed := 1) = 1, id, id)")))
-                .execute(c)?;
-            let existed: i64 =
-                diesel::select(sql::<BigInt>("CAST(@customers_row_existed AS SIGNED)"))
-                    .get_result(c)?;
-            Ok(existed == 0)
-        }
-        AnyConnection::Sqlite(c) => {
-            match diesel::insert_into(customers::table).values(row).execute(c) {
-                Ok(_) => Ok(true),
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
 /// Rows per multi-row `INSERT`: a whole batch at the default `sync.max_ops_per_batch` (1,000)
 /// in one statement; 10 columns × 1,000 binds (MariaDB takes 65,535), and under 1 MiB of
 /// statement (a customer row is under 1 KiB), below any `max_allowed_packet` MariaDB allows.
@@ -157,7 +116,7 @@ const INSERT_CHUNK: usize = 1_000;
 /// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
 const EXISTED_VAR: &str = "@customers_batch_existed";
 
-/// Set-wise [`insert_or_lock`]: insert every row of `rows` whose id is absent and lock every
+/// Insert every row of `rows` whose id is absent and lock every
 /// row whose id exists (leaving it unchanged), one statement per [`INSERT_CHUNK`] rows, in the
 /// order of `rows`. Returns the ids that existed, in the order of `rows`.
 ///
@@ -167,7 +126,8 @@ const EXISTED_VAR: &str = "@customers_batch_existed";
 ///
 /// MariaDB: `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) …, id, id)`.
 /// The duplicate branch takes an *exclusive* lock on the existing row (never the shared lock
-/// of a failed plain insert, see [`insert_or_lock`]), changes nothing, and appends the id to a
+/// of a failed plain insert: two such shared locks would deadlock when both appliers then
+/// write), changes nothing, and appends the id to a
 /// session variable, read back afterwards: three statements whatever the batch's size (ids are
 /// UUIDs, so `,` separates them unambiguously). SQLite (one writer, `BEGIN IMMEDIATE`): read
 /// which ids exist, insert the others.
@@ -421,15 +381,6 @@ mod tests {
     }
 
     ship::backend_tests! {
-        async fn insert_or_lock_inserts_once_and_then_leaves_the_row_alone(db: TestDb) {
-            let mut conn = db.pool.get().unwrap();
-            let first = row("first", 1);
-            assert!(insert_or_lock(&mut conn, &first).unwrap(), "absent: inserted");
-            assert!(!insert_or_lock(&mut conn, &row("second", 2)).unwrap(), "present: not inserted");
-            assert_eq!(find(&mut conn, &first.id).unwrap(), Some(first.clone()), "unchanged");
-            assert!(insert_or_lock(&mut conn, &Customer { id: "01939d2e-0000-7000-8000-0000000000dd".into(), ..first }).unwrap());
-        }
-
         async fn insert_or_lock_all_inserts_the_absent_and_names_the_present(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             let with_id = |suffix: &str, name: &str, version: i64| Customer {

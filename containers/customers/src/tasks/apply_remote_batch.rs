@@ -6,7 +6,7 @@ use ship::lww::{self, Incoming, SyncedTable};
 use ship::parents::Task;
 use ship::{AnyConnection, DbError};
 
-use super::apply_remote_change::invalid;
+use super::invalid;
 use crate::data::customers;
 use crate::models::{Customer, CustomerPayload};
 
@@ -66,8 +66,7 @@ impl SyncedTable for Table {
 
 impl ApplyRemoteBatchTask {
     /// Apply `items` (any order; decided in the order given) inside the caller's transaction.
-    /// The outcomes are those [`ApplyRemoteChangeTask`](super::ApplyRemoteChangeTask) would
-    /// give one by one, in the same order.
+    /// The outcomes are those applying the items one by one would give, in the same order.
     pub(crate) fn run(
         conn: &mut AnyConnection,
         items: Vec<Item<'_>>,

@@ -36,7 +36,7 @@ impl SaveLocalWriteTask {
             // The row still carries the version it holds in the database.
             Write::Update => Some(
                 Hlc::from_i64(row.sync_version)
-                    .map_err(|e| crate::tasks::apply_remote_change::invalid(&e.to_string()))?,
+                    .map_err(|e| crate::tasks::invalid(&e.to_string()))?,
             ),
         };
         let version = recorder.stamp(stored);

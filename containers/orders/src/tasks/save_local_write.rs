@@ -4,7 +4,7 @@ use ship::{AnyConnection, DbError};
 
 use crate::data::orders;
 use crate::models::{Order, OrderPayload};
-use crate::tasks::apply_remote_change::invalid;
+use crate::tasks::invalid;
 use crate::RESOURCE;
 
 /// Persist one local write of an order as a versioned, recorded change: take a version from
