@@ -346,6 +346,26 @@ pub enum ConflictsCommand {
     /// One conflict: both versions, their clocks and origins, the rule that decided, when, and
     /// both payloads; exit 1 when no conflict has the id.
     Show { id: i64 },
+    /// Write the chosen version again as a new local write of this region (a fresh version:
+    /// it replicates everywhere by the normal path), with an audit line; once per conflict.
+    Resolve {
+        id: i64,
+        /// The version to keep: the one that won, or the one that lost.
+        #[arg(long, value_enum)]
+        take: TakeArg,
+        /// Why (the audit line keeps it).
+        #[arg(long)]
+        why: String,
+        /// Who resolves it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TakeArg {
+    Winner,
+    Loser,
 }
 
 /// The largest `conflicts list --limit`.

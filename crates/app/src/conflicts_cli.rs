@@ -1,10 +1,14 @@
 //! `regionsync conflicts list | show`: each command calls one sync action.
 
 use ship::parents::Action;
+use sync::actions::conflicts::GetResolutionAction;
 use sync::actions::conflicts::{hlc_time, rule_in_words};
-use sync::actions::{ConflictFilter, GetConflictAction, ListConflictsAction, ListConflictsInput};
+use sync::actions::{
+    ConflictFilter, GetConflictAction, ListConflictsAction, ListConflictsInput,
+    ResolveConflictAction, ResolveConflictInput, Resolved, Take,
+};
 
-use crate::cli::{output, ConflictsCommand};
+use crate::cli::{output, ConflictsCommand, TakeArg};
 use crate::settings::Settings;
 use crate::startup;
 
@@ -29,6 +33,9 @@ fn pretty(payload: &str) -> String {
 }
 
 pub async fn run(settings: &Settings, command: ConflictsCommand) -> anyhow::Result<()> {
+    if let ConflictsCommand::Resolve { id, take, why, by } = command {
+        return resolve(settings, id, take, why, by).await;
+    }
     let pool = startup::connect(settings).await?;
     match command {
         ConflictsCommand::List {
@@ -71,7 +78,7 @@ pub async fn run(settings: &Settings, command: ConflictsCommand) -> anyhow::Resu
             }
         }
         ConflictsCommand::Show { id } => {
-            let Some(c) = GetConflictAction::new(pool).run(id).await? else {
+            let Some(c) = GetConflictAction::new(pool.clone()).run(id).await? else {
                 anyhow::bail!("no conflict {id}");
             };
             output(&format!(
@@ -101,7 +108,56 @@ pub async fn run(settings: &Settings, command: ConflictsCommand) -> anyhow::Resu
             output(&pretty(&c.winner_payload));
             output("loser payload (the write that lost, not applied):");
             output(&pretty(&c.loser_payload));
+            if let Some(r) = GetResolutionAction::new(pool).run(id).await? {
+                output(&format!(
+                    "resolved: took the {} as a new write, hlc {} of {}, by {} at {} UTC: {}",
+                    r.took,
+                    r.hlc,
+                    r.origin_region,
+                    r.resolved_by,
+                    r.resolved_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.why
+                ));
+            }
         }
+        ConflictsCommand::Resolve { .. } => {}
+    }
+    Ok(())
+}
+
+/// `regionsync conflicts resolve ID --take winner|loser --why … [--by …]`.
+async fn resolve(
+    settings: &Settings,
+    id: i64,
+    take: TakeArg,
+    why: String,
+    by: Option<String>,
+) -> anyhow::Result<()> {
+    let (pool, wiring) =
+        startup::prepare(settings, startup::StartOptions { migrate: false }).await?;
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let take = match take {
+        TakeArg::Winner => Take::Winner,
+        TakeArg::Loser => Take::Loser,
+    };
+    let recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder> = wiring.recorder.clone();
+    let done = ResolveConflictAction::new(pool, wiring.registry.clone(), recorder)
+        .run(ResolveConflictInput { id, take, by, why })
+        .await?;
+    match done {
+        Resolved::Written(r) => output(&format!(
+            "conflict {id}: the {} written again as a new write of {} (hlc {}); it replicates to the peers like any local write",
+            r.took, r.origin_region, r.hlc
+        )),
+        Resolved::NoSuchConflict => anyhow::bail!("no conflict {id}"),
+        Resolved::AlreadyResolved(r) => anyhow::bail!(
+            "conflict {id} was resolved already (took the {} by {} at {} UTC): nothing written",
+            r.took,
+            r.resolved_by,
+            r.resolved_at.format("%Y-%m-%d %H:%M:%S")
+        ),
     }
     Ok(())
 }

@@ -259,3 +259,48 @@ ship::backend_tests! {
         region.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// `conflicts resolve` (issue 16.3): the chosen version is written again as a new local
+    /// write of this region — a fresh version above the row's, in the changelog (owed to the
+    /// push peers) — with an audit line; once per conflict.
+    async fn resolving_writes_the_chosen_version_again_as_a_new_local_write(db: TestDb) {
+        use sync::actions::{ResolveConflictAction, ResolveConflictInput, Resolved, Take};
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.peers = vec![sync::PeerConfig::both("us-east")];
+        let region = Region::start(&settings).await;
+        let (h_old, h_new) = (hlc(-2_000), hlc(-1_000));
+        assert_eq!(push(&region, "customers", X, h_new, "us-east", &customer(X, "Ada (us-east)", false)).await, "applied");
+        assert_eq!(push(&region, "customers", X, h_old, "ap-south", &customer(X, "Ada (ap-south)", false)).await, "stale");
+        let id = ListConflictsAction::new(db.pool.clone())
+            .run(ListConflictsInput { filter: ConflictFilter::default(), limit: 10 })
+            .await
+            .unwrap()[0]
+            .id;
+
+        let (pool, wiring) = app::startup::prepare(&settings, app::startup::StartOptions::default()).await.unwrap();
+        let recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder> = wiring.recorder.clone();
+        let resolve = ResolveConflictAction::new(pool, wiring.registry.clone(), recorder);
+        let input = |id, take| ResolveConflictInput { id, take, by: "ops@example.com".into(), why: "the customer called".into() };
+        let Resolved::Written(done) = resolve.run(input(id, Take::Loser)).await.unwrap() else { panic!("written") };
+        assert_eq!((done.took.as_str(), done.origin_region.as_str(), done.resolved_by.as_str()), ("loser", "eu-west", "ops@example.com"));
+        assert!(done.hlc > h_new, "a fresh version above the row's");
+
+        let (_, got) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(got["name"], "Ada (ap-south)", "the loser's content, as a new write");
+        let mut conn = db.pool.get().unwrap();
+        let ours = format!("SELECT COUNT(*) FROM sync_changelog WHERE entity_id = '{X}' AND origin_region = 'eu-west' AND hlc = {}", done.hlc);
+        assert_eq!(common::count(&mut conn, &ours), 1, "in the changelog as this region's write");
+        drop(conn);
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 1, "owed to the push peer");
+
+        // Once per conflict; an unknown id writes nothing either.
+        let again = resolve.run(input(id, Take::Winner)).await.unwrap();
+        assert!(matches!(again, Resolved::AlreadyResolved(ref r) if r.took == "loser"), "{again:?}");
+        assert_eq!(resolve.run(input(id + 1000, Take::Winner)).await.unwrap(), Resolved::NoSuchConflict);
+        let (_, got) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(got["name"], "Ada (ap-south)");
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 1);
+        region.stop().await;
+    }
+}

@@ -122,3 +122,161 @@ mod tests {
         assert_eq!(hlc_time(-1), None);
     }
 }
+
+/// How a conflict was resolved; `None` while it was not.
+pub struct GetResolutionAction {
+    pool: DbPool,
+}
+
+impl GetResolutionAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for GetResolutionAction {
+    const NAME: &'static str = "sync.get_resolution";
+    type Input = i64;
+    type Output = Option<conflicts::Resolution>;
+    type Error = SyncError;
+
+    async fn run(&self, id: i64) -> Result<Option<conflicts::Resolution>, SyncError> {
+        self.pool
+            .run(move |conn| conflicts::resolution(conn, id).map_err(SyncError::from))
+            .await
+    }
+}
+
+/// Which version of a conflict to write again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Winner,
+    Loser,
+}
+
+impl Take {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Take::Winner => "winner",
+            Take::Loser => "loser",
+        }
+    }
+}
+
+pub struct ResolveConflictInput {
+    pub id: i64,
+    pub take: Take,
+    /// Who resolves it, and why (the audit line).
+    pub by: String,
+    pub why: String,
+}
+
+/// What a resolve did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Written as a new local write with this resolution's version; it replicates by the
+    /// normal path (the changelog, the push and the pulls).
+    Written(conflicts::Resolution),
+    NoSuchConflict,
+    /// Resolved before: nothing written.
+    AlreadyResolved(conflicts::Resolution),
+}
+
+/// `regionsync conflicts resolve ID --take winner|loser`: the chosen version's payload written
+/// again as a new local write of this region — a fresh version above the row's, recorded in the
+/// changelog like any local write, so it replicates everywhere by the normal path — and an
+/// audit line (who, why, which, the version). The kind (upsert or tombstone) is the one whose
+/// validation the recorded payload passes.
+pub struct ResolveConflictAction {
+    pool: DbPool,
+    registry: ship::contracts::ResourceRegistry,
+    recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder>,
+}
+
+impl ResolveConflictAction {
+    pub fn new(
+        pool: DbPool,
+        registry: ship::contracts::ResourceRegistry,
+        recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder>,
+    ) -> Self {
+        Self {
+            pool,
+            registry,
+            recorder,
+        }
+    }
+}
+
+impl Action for ResolveConflictAction {
+    const NAME: &'static str = "sync.resolve_conflict";
+    type Input = ResolveConflictInput;
+    type Output = Resolved;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.resolve_conflict", skip_all, fields(id = input.id, take = input.take.as_str()))]
+    async fn run(&self, input: ResolveConflictInput) -> Result<Resolved, SyncError> {
+        use ship::contracts::{contract_error, ApplyOutcome, Change, OpKind};
+        let (registry, recorder) = (self.registry.clone(), std::sync::Arc::clone(&self.recorder));
+        let broken = |m: String| SyncError::Db(contract_error(m));
+        let resolved = self
+            .pool
+            .transaction(move |conn| {
+                let Some(conflict) = conflicts::get(conn, input.id)? else {
+                    return Ok(Resolved::NoSuchConflict);
+                };
+                if let Some(before) = conflicts::resolution(conn, input.id)? {
+                    return Ok(Resolved::AlreadyResolved(before));
+                }
+                let resource = registry
+                    .get(&conflict.resource)
+                    .ok_or_else(|| broken(format!("`{}` is not synced here", conflict.resource)))?;
+                let stored = match input.take {
+                    Take::Winner => &conflict.winner_payload,
+                    Take::Loser => &conflict.loser_payload,
+                };
+                let payload: serde_json::Value = serde_json::from_str(stored)
+                    .map_err(|e| broken(format!("the recorded payload is not JSON: {e}")))?;
+                let entity = conflict.entity_id.clone();
+                let kind = [OpKind::Upsert, OpKind::Delete]
+                    .into_iter()
+                    .find(|k| resource.validate(&entity, *k, &payload).is_ok())
+                    .ok_or_else(|| {
+                        broken("the recorded payload does not pass this region's validation".into())
+                    })?;
+                let current = resource.entity(conn, &entity)?.map(|c| c.version.hlc);
+                let version = recorder.stamp(current);
+                let change = Change {
+                    resource: conflict.resource.clone(),
+                    entity_id: entity,
+                    kind,
+                    version,
+                    payload,
+                };
+                match resource.apply(conn, &change)? {
+                    ApplyOutcome::Applied => {}
+                    other => {
+                        return Err(broken(format!(
+                            "the row changed while it was resolved ({other:?}): run it again"
+                        )))
+                    }
+                }
+                recorder.record_local(conn, &change)?;
+                let resolution = conflicts::Resolution {
+                    conflict_id: conflict.id,
+                    took: input.take.as_str().to_string(),
+                    hlc: change.version.hlc.as_i64(),
+                    origin_region: change.version.origin.clone(),
+                    resolved_by: input.by.chars().take(200).collect(),
+                    why: input.why.chars().take(2_000).collect(),
+                    resolved_at: ship::db::utc_now(),
+                };
+                conflicts::record_resolution(conn, &resolution)?;
+                Ok::<_, SyncError>(Resolved::Written(resolution))
+            })
+            .await?;
+        if matches!(resolved, Resolved::Written(_)) {
+            self.recorder.committed();
+        }
+        Ok(resolved)
+    }
+}

@@ -67,5 +67,5 @@ pub mod conflicts;
 
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictSummary, GetConflictAction, ListConflictsAction,
-    ListConflictsInput,
+    ListConflictsInput, ResolveConflictAction, ResolveConflictInput, Resolved, Take,
 };

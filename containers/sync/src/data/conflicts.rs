@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use ship::AnyConnection;
 
-use super::schema::sync_conflicts;
+use super::schema::{sync_conflict_resolutions, sync_conflicts};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_conflicts)]
@@ -172,6 +172,40 @@ pub fn get(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Conflict>> {
         .select(Conflict::as_select())
         .first(conn)
         .optional()
+}
+
+/// An operator's resolution of a conflict (`regionsync conflicts resolve`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_conflict_resolutions)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct Resolution {
+    pub conflict_id: i64,
+    /// `winner` or `loser`: the version written again.
+    pub took: String,
+    /// The version the new local write got.
+    pub hlc: i64,
+    pub origin_region: String,
+    pub resolved_by: String,
+    pub why: String,
+    pub resolved_at: chrono::NaiveDateTime,
+}
+
+/// The resolution of conflict `id`, if it was resolved.
+pub fn resolution(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Resolution>> {
+    sync_conflict_resolutions::table
+        .find(id)
+        .select(Resolution::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn record_resolution(conn: &mut AnyConnection, row: &Resolution) -> QueryResult<()> {
+    let query = diesel::insert_into(sync_conflict_resolutions::table).values(row.clone());
+    match conn {
+        AnyConnection::Sqlite(c) => query.execute(c),
+        AnyConnection::Mysql(c) => query.execute(c),
+    }?;
+    Ok(())
 }
 
 /// Recorded conflicts per resource and rule: (resource, reason, count).

@@ -197,3 +197,15 @@ diesel::table! {
         schema_version -> Integer,
     }
 }
+
+diesel::table! {
+    sync_conflict_resolutions (conflict_id) {
+        conflict_id -> BigInt,
+        took -> Text,
+        hlc -> BigInt,
+        origin_region -> Text,
+        resolved_by -> Text,
+        why -> Text,
+        resolved_at -> Timestamp,
+    }
+}
