@@ -152,6 +152,7 @@ async fn resolve(
             r.took, r.origin_region, r.hlc
         )),
         Resolved::NoSuchConflict => anyhow::bail!("no conflict {id}"),
+        Resolved::Refused(why) => anyhow::bail!("conflict {id} not resolved, nothing written: {why}"),
         Resolved::AlreadyResolved(r) => anyhow::bail!(
             "conflict {id} was resolved already (took the {} by {} at {} UTC): nothing written",
             r.took,

@@ -301,6 +301,22 @@ ship::backend_tests! {
         let (_, got) = region.get(&format!("/api/v1/customers/{X}")).await;
         assert_eq!(got["name"], "Ada (ap-south)");
         assert_eq!(common::owed(&db, "eu-west", "us-east"), 1);
+
+        // Regression (review): a conflict whose row a later write changed is not resolved —
+        // resolving would silently undo that write.
+        assert_eq!(push(&region, "customers", Y, h_new, "us-east", &customer(Y, "Grace (us-east)", false)).await, "applied");
+        assert_eq!(push(&region, "customers", Y, h_old, "ap-south", &customer(Y, "Grace (ap-south)", false)).await, "stale");
+        assert_eq!(push(&region, "customers", Y, hlc(0), "us-east", &customer(Y, "Grace (later)", false)).await, "applied");
+        let newest = ListConflictsAction::new(db.pool.clone())
+            .run(ListConflictsInput { filter: ConflictFilter { entity_id: Some(Y.into()), ..ConflictFilter::default() }, limit: 1 })
+            .await
+            .unwrap()[0]
+            .id;
+        let refused = resolve.run(input(newest, Take::Loser)).await.unwrap();
+        assert!(matches!(refused, Resolved::Refused(ref why) if why.contains("a later write changed it")), "{refused:?}");
+        let (_, got) = region.get(&format!("/api/v1/customers/{Y}")).await;
+        assert_eq!(got["name"], "Grace (later)");
+        assert_eq!(common::owed(&db, "eu-west", "us-east"), 1, "nothing written");
         region.stop().await;
     }
 }

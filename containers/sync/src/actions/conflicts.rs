@@ -180,6 +180,10 @@ pub enum Resolved {
     NoSuchConflict,
     /// Resolved before: nothing written.
     AlreadyResolved(conflicts::Resolution),
+    /// Nothing written: the row no longer holds the conflict's winning version (a later write
+    /// changed it), or writing the chosen version would break a reference (a customer
+    /// tombstone that live orders name, an order whose customer is not here). Why, in words.
+    Refused(String),
 }
 
 /// `regionsync conflicts resolve ID --take winner|loser`: the chosen version's payload written
@@ -243,8 +247,18 @@ impl Action for ResolveConflictAction {
                     .ok_or_else(|| {
                         broken("the recorded payload does not pass this region's validation".into())
                     })?;
-                let current = resource.entity(conn, &entity)?.map(|c| c.version.hlc);
-                let version = recorder.stamp(current);
+                let current = resource.entity(conn, &entity)?.map(|c| c.version);
+                let winner = (conflict.winner_hlc, conflict.winner_origin.as_str());
+                if current.as_ref().map(|v| (v.hlc.as_i64(), v.origin.as_str())) != Some(winner) {
+                    return Ok(Resolved::Refused(format!(
+                        "the row no longer holds the version that won ({}.{}): a later write changed it; see it with the API and write what it should hold",
+                        conflict.winner_hlc, conflict.winner_origin
+                    )));
+                }
+                if let Some(why) = breaks_a_reference(conn, &registry, resource.as_ref(), &entity, kind, &payload)? {
+                    return Ok(Resolved::Refused(why));
+                }
+                let version = recorder.stamp(current.map(|v| v.hlc));
                 let change = Change {
                     resource: conflict.resource.clone(),
                     entity_id: entity,
@@ -279,4 +293,41 @@ impl Action for ResolveConflictAction {
         }
         Ok(resolved)
     }
+}
+
+/// Why writing `payload` as a local write of `entity` would break a reference (ADR 0015), if
+/// it would: an upsert naming a row that is not here or is deleted, or a tombstone of a row
+/// that live rows of another resource name.
+fn breaks_a_reference(
+    conn: &mut ship::AnyConnection,
+    registry: &ship::contracts::ResourceRegistry,
+    resource: &dyn ship::contracts::SyncResource,
+    entity: &str,
+    kind: ship::contracts::OpKind,
+    payload: &serde_json::Value,
+) -> Result<Option<String>, SyncError> {
+    use ship::contracts::{OpKind, RowState};
+    if kind == OpKind::Delete {
+        let live = registry.live_referrers(conn, resource.name(), &[entity])?;
+        return Ok((live > 0).then(|| {
+            format!("{live} live row(s) of other resources name it: delete or change those first")
+        }));
+    }
+    for reference in resource.references() {
+        let Some(named) = payload.get(reference.field).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let state = registry
+            .row_info(conn, reference.resource, &[named])?
+            .remove(named)
+            .map(|info| info.state);
+        if state != Some(RowState::Live) {
+            return Ok(Some(format!(
+                "it names {}/{named}, which is {} here",
+                reference.resource,
+                if state.is_some() { "deleted" } else { "not" }
+            )));
+        }
+    }
+    Ok(None)
 }

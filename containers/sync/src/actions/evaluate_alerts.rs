@@ -434,8 +434,13 @@ impl Action for EvaluateAlertsAction {
 
     #[tracing::instrument(name = "sync.evaluate_alerts", skip_all)]
     async fn run(&self, input: AlertsInput) -> Result<AlertsSummary, SyncError> {
-        // The directory's cached list (refreshed every minute).
-        let listed = self.directory.peers().await.ok();
+        // The broker's list, when the broker answers (a directory that cannot reach it serves
+        // what it cached: not a view of who is offline now).
+        let listed = if self.directory.health().broker_reachable {
+            self.directory.peers().await.ok()
+        } else {
+            None
+        };
         let holding = self.conditions(&input, listed.as_deref()).await?;
         let keep_pull_lag = input.peers_unknown;
         // Without the broker's list, `peer_offline` cannot be judged: kept as it is.
