@@ -82,7 +82,8 @@ ship::backend_tests! {
         let region = Region::start(&settings).await;
         let id = "01939d2e-0000-7000-8000-00000000000b";
         let mut big = customer(id, "Ada", false);
-        big["name"] = json!("a".repeat(limit * 4));
+        // Past the ops route's limit, within the server's (http.max_body_bytes, 8 MiB).
+        big["name"] = json!("a".repeat(limit + 1024));
         let body = json!({"source_region": "us-east", "batch_id": "b-1", "schema_version": 1, "ops": [
             {"op_id": "o1", "entity_id": id, "kind": "upsert", "hlc": hlc(-1_000), "origin": "us-east", "payload": big}
         ]});
@@ -104,6 +105,43 @@ ship::backend_tests! {
         assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM customers"), 0);
         assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_changelog"), 0);
         drop(conn);
+        // A bomb: 256 MiB of JSON whitespace in a few hundred KiB, on the ops route and on an
+        // unauthenticated public route — refused as it decodes (413), never inflated whole.
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        bomb.write_all(b"{\"source_region\": \"us-east\"").unwrap();
+        let spaces = vec![b' '; 1 << 20];
+        for _ in 0..256 {
+            bomb.write_all(&spaces).unwrap();
+        }
+        bomb.write_all(b"}").unwrap();
+        let bomb = bomb.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes on the wire", bomb.len());
+        for (path, token) in [("/sync/customers/ops", Some(region.token_from("us-east"))), ("/api/v1/customers", None)] {
+            let mut req = raw_client()
+                .post(region.url(path))
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(bomb.clone());
+            if let Some(token) = &token {
+                req = req.bearer_auth(token);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 413, "{path}");
+            let answer: Value = res.json().await.unwrap();
+            assert_eq!(answer["error"], "payload_too_large", "{path}: {answer}");
+        }
+        // Another encoding is refused.
+        let res = raw_client()
+            .post(region.url("/api/v1/customers"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "br")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 415);
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
+
         // A (small) body that is not gzip at all, declared as gzip: refused, nothing applied.
         let res = raw_client()
             .post(region.url("/sync/customers/ops"))

@@ -211,3 +211,103 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         })
     }
 }
+
+/// How large a request body may decode to (`http.max_body_bytes`): the bound of
+/// [`decode_request_body`], registered as app data by ship's server.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodedBodyLimit(pub usize);
+
+/// Request bodies sent with `Content-Encoding: gzip`, decoded here, bounded, instead of by
+/// actix's extractors — those inflate each network chunk whole before any limit applies, so a
+/// small gzip "bomb" could take hundreds of MiB per request on any route. The compressed body
+/// is read up to the limit, decoded on the blocking pool reading no more than the limit plus
+/// one byte, and handed on plain (`Content-Encoding` removed): every route's own limit then
+/// counts the decoded bytes. A body that decodes past the limit is `413 payload_too_large`, one
+/// that is not gzip `400 unreadable_body`; another encoding is `415 unsupported_media_type`.
+pub async fn decode_request_body<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    use actix_web::http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
+    use futures_util::StreamExt;
+    let encoding = req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let Some(encoding) = encoding.filter(|e| !e.is_empty() && e != "identity") else {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    };
+    let refuse =
+        |req: ServiceRequest, err: HttpError| Ok(req.error_response(err).map_into_right_body());
+    if encoding != "gzip" {
+        return refuse(
+            req,
+            HttpError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "a request body may be sent plain or with Content-Encoding: gzip",
+            ),
+        );
+    }
+    let limit = req
+        .app_data::<DecodedBodyLimit>()
+        .map_or(8 * 1024 * 1024, |l| l.0);
+    let too_large = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body decodes to more than the limit of {limit} bytes"),
+        )
+    };
+    let mut payload = req.take_payload();
+    let mut raw = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) if is_body_timeout(&e) => return refuse(req, body_timeout_error()),
+            Err(e) => {
+                return refuse(
+                    req,
+                    HttpError::new(
+                        StatusCode::BAD_REQUEST,
+                        "unreadable_body",
+                        format!("the body could not be read: {e}"),
+                    ),
+                )
+            }
+        };
+        if raw.len() + chunk.len() > limit {
+            return refuse(req, too_large());
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let decoded = web::block(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(flate2::read::GzDecoder::new(&raw[..]), limit as u64 + 1),
+            &mut out,
+        )
+        .map(|_| out)
+    })
+    .await;
+    let decoded = match decoded {
+        Ok(Ok(out)) if out.len() > limit => return refuse(req, too_large()),
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            return refuse(
+                req,
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    format!("the body is not in its declared Content-Encoding (gzip): {e}"),
+                ),
+            )
+        }
+        Err(e) => return Err(actix_web::error::ErrorInternalServerError(e)),
+    };
+    let headers = req.headers_mut();
+    headers.remove(CONTENT_ENCODING);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+    req.set_payload(Payload::from(Bytes::from(decoded)));
+    next.call(req).await.map(|r| r.map_into_left_body())
+}

@@ -190,6 +190,8 @@ pub fn server(
         let configure = Arc::clone(&configure);
         App::new()
             .wrap(ErrorHandlers::new().default_handler(envelope_errors))
+            // Inside the body deadline below: a gzipped body is read under it too.
+            .wrap(actix_web::middleware::from_fn(body::decode_request_body))
             .wrap_fn(move |mut req, srv| {
                 let unread = body::limit_body_time(&mut req, timeouts);
                 let fut = srv.call(req);
@@ -213,6 +215,7 @@ pub fn server(
             .wrap(TracingLogger::<spans::RequestSpan>::new())
             .app_data(json_config(limit))
             .app_data(web::PayloadConfig::new(limit))
+            .app_data(body::DecodedBodyLimit(limit))
             .app_data(query_config())
             .app_data(path_config())
             .app_data(pool.clone())

@@ -78,14 +78,21 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     }
     let res = request.send().await.map_err(unreachable)?;
     let status = res.status();
+    let read = read_capped(res, MAX_ANSWER_BYTES).await;
     if status.is_success() {
-        return res.json().await.map_err(|e| SyncError::PeerRefused {
+        let refused = |message: String| SyncError::PeerRefused {
             peer: peer.to_string(),
             status: status.as_u16(),
-            message: format!("the answer is not {what}: {e}"),
-        });
+            message,
+        };
+        let bytes = read.map_err(refused)?;
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| refused(format!("the answer is not {what}: {e}")));
     }
-    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let body: Value = read
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null);
     let code = body["error"].as_str().unwrap_or_default();
     if status.as_u16() == 410 || code == "cursor_expired" {
         return Err(SyncError::PeerCursorExpired {
@@ -125,4 +132,21 @@ pub(crate) fn entry_to_op(change: &Value) -> Value {
         "origin": change["origin"],
         "payload": change["payload"],
     })
+}
+
+/// The most a peer's answer may take, decoded (a gzipped answer is read as it decodes): far
+/// above any page the peer serves, far below what a broken or hostile peer could make a small
+/// gzipped body expand to.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The answer's body, decoded, refused past `cap` bytes (never held whole beyond it).
+async fn read_capped(mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > cap {
+            return Err(format!("the answer is larger than {cap} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
