@@ -149,15 +149,22 @@ impl SendOpsTask {
         if !ours.is_empty() {
             request = request.header(ship::http::INCARNATION_HEADER, ours);
         }
-        let body = match (gzip && body.len() >= GZIP_FROM_BYTES)
-            .then(|| gzipped(&body))
-            .flatten()
-        {
-            Some(packed) => {
-                request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
-                packed
+        let body = if gzip && body.len() >= GZIP_FROM_BYTES {
+            // On the blocking pool: a batch of a MiB takes milliseconds to compress, which
+            // must not stall the dispatcher's other sends on this thread.
+            let packed = tokio::task::spawn_blocking(move || (gzipped(&body), body)).await;
+            match packed {
+                Ok((Some(packed), _)) => {
+                    request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+                    packed
+                }
+                Ok((None, body)) => body,
+                Err(e) => {
+                    return SendOutcome::Failed(format!("compressing the batch failed: {e}"));
+                }
             }
-            None => body,
+        } else {
+            body
         };
         let res = match request.body(body).send().await {
             Ok(res) => res,
