@@ -103,3 +103,16 @@ impl ApiError for CustomersError {
         }
     }
 }
+
+impl From<ship::http::query::QueryProblem> for CustomersError {
+    fn from(problem: ship::http::query::QueryProblem) -> Self {
+        match problem {
+            ship::http::query::QueryProblem::Invalid { parameter, message } => {
+                CustomersError::InvalidQuery { parameter, message }
+            }
+            ship::http::query::QueryProblem::LimitOutOfRange { max } => {
+                CustomersError::InvalidLimit { max }
+            }
+        }
+    }
+}

@@ -108,3 +108,16 @@ impl ApiError for OrdersError {
         }
     }
 }
+
+impl From<ship::http::query::QueryProblem> for OrdersError {
+    fn from(problem: ship::http::query::QueryProblem) -> Self {
+        match problem {
+            ship::http::query::QueryProblem::Invalid { parameter, message } => {
+                OrdersError::InvalidQuery { parameter, message }
+            }
+            ship::http::query::QueryProblem::LimitOutOfRange { max } => {
+                OrdersError::InvalidLimit { max }
+            }
+        }
+    }
+}

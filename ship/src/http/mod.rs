@@ -9,6 +9,7 @@
 pub mod body;
 mod health;
 pub mod metrics;
+pub mod query;
 pub mod spans;
 
 use std::net::TcpListener;

@@ -2,6 +2,8 @@ use serde::Deserialize;
 
 use crate::actions::list_customers::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::actions::ListCustomersInput;
+use ship::http::query;
+
 use crate::{validation, CustomersError};
 
 /// `GET /api/v1/customers?tenant_id=&limit=&after=`: `tenant_id` required, `limit` 1..=500
@@ -20,65 +22,15 @@ pub struct ListCustomersRequest {
     pub after: Option<String>,
 }
 
-/// At most this many bytes of a client's value go into a message.
-const ECHO_MAX: usize = 64;
-
-fn prefix(value: &str) -> &str {
-    if value.len() <= ECHO_MAX {
-        return value;
-    }
-    let mut end = ECHO_MAX;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
-}
-
-/// `limit`: absent or empty → the default; an integer (optional sign, digits) in range → it;
-/// an integer out of range, however large → `invalid_limit`; anything else → `invalid_query`.
-fn parse_limit(raw: Option<&str>) -> Result<u32, CustomersError> {
-    let raw = match raw {
-        None | Some("") => return Ok(DEFAULT_LIMIT),
-        Some(raw) => raw,
-    };
-    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CustomersError::InvalidQuery {
-            parameter: "limit",
-            message: format!(
-                "limit `{}` is not a whole number (1 to {MAX_LIMIT})",
-                prefix(raw)
-            ),
-        });
-    }
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(CustomersError::InvalidLimit { max: MAX_LIMIT }),
-    }
-}
-
-/// `after`: absent or empty → from the start; otherwise a UUID (customer ids are), taken in
-/// its canonical lowercase form since ids compare as strings.
-fn parse_after(raw: Option<String>) -> Result<Option<String>, CustomersError> {
-    match raw.filter(|a| !a.is_empty()) {
-        None => Ok(None),
-        Some(raw) => match uuid::Uuid::parse_str(&raw) {
-            Ok(id) => Ok(Some(id.hyphenated().to_string())),
-            Err(_) => Err(CustomersError::InvalidQuery {
-                parameter: "after",
-                message: format!(
-                    "after `{}` is not a customer id (a UUID): pass the previous page's next_after",
-                    prefix(&raw)
-                ),
-            }),
-        },
-    }
-}
-
 impl ListCustomersRequest {
     pub fn parse(self) -> Result<ListCustomersInput, CustomersError> {
-        let limit = parse_limit(self.limit.as_deref())?;
-        let after = parse_after(self.after)?;
+        let limit = query::limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+        let after = query::uuid(
+            "after",
+            "a customer id",
+            ": pass the previous page's next_after",
+            self.after,
+        )?;
         let tenant_id = match self.tenant_id {
             None => {
                 return Err(CustomersError::Validation(vec![validation::required(

@@ -2,6 +2,8 @@ use serde::Deserialize;
 
 use crate::actions::list_orders::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::actions::ListOrdersInput;
+use ship::http::query;
+
 use crate::{validation, OrdersError};
 
 /// `GET /api/v1/orders?tenant_id=&customer_id=&limit=&after=`: `tenant_id` required,
@@ -22,71 +24,16 @@ pub struct ListOrdersRequest {
     pub after: Option<String>,
 }
 
-/// At most this many bytes of a client's value go into a message.
-const ECHO_MAX: usize = 64;
-
-fn prefix(value: &str) -> &str {
-    if value.len() <= ECHO_MAX {
-        return value;
-    }
-    let mut end = ECHO_MAX;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
-}
-
-/// `limit`: absent or empty → the default; an integer (optional sign, digits) in range → it;
-/// an integer out of range, however large → `invalid_limit`; anything else → `invalid_query`.
-fn parse_limit(raw: Option<&str>) -> Result<u32, OrdersError> {
-    let raw = match raw {
-        None | Some("") => return Ok(DEFAULT_LIMIT),
-        Some(raw) => raw,
-    };
-    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(OrdersError::InvalidQuery {
-            parameter: "limit",
-            message: format!(
-                "limit `{}` is not a whole number (1 to {MAX_LIMIT})",
-                prefix(raw)
-            ),
-        });
-    }
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(OrdersError::InvalidLimit { max: MAX_LIMIT }),
-    }
-}
-
-/// An id parameter (`after`, `customer_id`): absent or empty → none; otherwise a UUID, taken
-/// in its canonical lowercase form since ids compare as strings.
-fn parse_id(
-    parameter: &'static str,
-    what: &str,
-    raw: Option<String>,
-) -> Result<Option<String>, OrdersError> {
-    match raw.filter(|a| !a.is_empty()) {
-        None => Ok(None),
-        Some(raw) => match uuid::Uuid::parse_str(&raw) {
-            Ok(id) => Ok(Some(id.hyphenated().to_string())),
-            Err(_) => Err(OrdersError::InvalidQuery {
-                parameter,
-                message: format!("{parameter} `{}` is not {what} (a UUID)", prefix(&raw)),
-            }),
-        },
-    }
-}
-
 impl ListOrdersRequest {
     pub fn parse(self) -> Result<ListOrdersInput, OrdersError> {
-        let limit = parse_limit(self.limit.as_deref())?;
-        let after = parse_id(
+        let limit = query::limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+        let after = query::uuid(
             "after",
-            "an order id: pass the previous page's next_after",
+            "an order id",
+            ": pass the previous page's next_after",
             self.after,
         )?;
-        let customer_id = parse_id("customer_id", "a customer id", self.customer_id)?;
+        let customer_id = query::uuid("customer_id", "a customer id", "", self.customer_id)?;
         let Some(tenant_id) = self.tenant_id else {
             return Err(OrdersError::Validation(vec![validation::required(
                 "tenant_id",
