@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the build needs: libmariadb (diesel's mysql backend links it, found through
-# pkg-config). SQLite is compiled in. Quick when everything is present.
+# pkg-config) and libpq (diesel's postgres backend, the same way). SQLite is compiled in. Quick
+# when everything is present.
 set -euo pipefail
 missing=()
-for pkg in libmariadb-dev pkg-config; do
+for pkg in libmariadb-dev libpq-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

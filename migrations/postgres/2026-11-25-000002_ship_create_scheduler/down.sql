@@ -1,0 +1,2 @@
+DROP TABLE ship_scheduler_runs;
+DROP TABLE ship_scheduler_leases;

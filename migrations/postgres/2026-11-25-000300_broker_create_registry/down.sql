@@ -1,0 +1,3 @@
+DROP TABLE broker_registry_lock;
+DROP TABLE broker_tenants;
+DROP TABLE broker_regions;

@@ -1,0 +1,3 @@
+ALTER TABLE ship_instance DROP COLUMN incarnation_at;
+ALTER TABLE ship_instance DROP COLUMN previous_incarnation;
+ALTER TABLE ship_instance DROP COLUMN incarnation;

@@ -1,0 +1,1 @@
+DROP INDEX sync_conflicts_detected_at_idx;
