@@ -355,6 +355,19 @@ def rule_doc(f: Field) -> str:
     return "a timestamp (below)"
 
 
+def body_doc(f: Field) -> str:
+    """A field's rule as the OpenAPI document says it (a request body's property)."""
+    if f.type == "timestamp":
+        return "RFC 3339 with at most microsecond precision, e.g. 2026-11-25T15:00:00.123456Z"
+    return rule_doc(f)[0].upper() + rule_doc(f)[1:]
+
+
+def body_field(f: Field, optional: bool) -> str:
+    """A property of a documented request body (`CreateXBody`, `UpdateXBody`)."""
+    ty = JSON_TYPE[f.type]
+    return f"    /// {body_doc(f)}.\n    pub {f.name}: {f'Option<{ty}>' if optional else ty},"
+
+
 def take(f: Field, p: str) -> str:
     """The expression that reads field `f` from `object` (prefix `p`: `validation::` or `self::`
     for the rule; the take helpers themselves are named through `q`)."""
@@ -380,6 +393,8 @@ def fragments(name: str, fields: list[Field]) -> dict[str, str]:
         "model_fields": lines(lambda f: f"    pub {f.name}: {RUST_TYPE[f.type]},"),
         "schema_columns": lines(lambda f: f"        {f.name} -> {DIESEL_TYPE[f.type]},"),
         "payload_fields": lines(lambda f: f"    pub {f.name}: {JSON_TYPE[f.type]},"),
+        "body_fields": lines(lambda f: body_field(f, False)),
+        "update_body_fields": lines(lambda f: body_field(f, True)),
         "payload_doc": ", ".join(f"`{f.name}`" for f in fields),
         "field_list": ", ".join(f"`{f.name}`" for f in fields),
         "payload_rules_doc": lines(lambda f: f"/// - `{f.name}`: {rule_doc(f)};"),

@@ -111,11 +111,18 @@ pub trait ApiError: std::error::Error {
     }
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The JSON body of every error response (in the OpenAPI document as `ErrorEnvelope`, the body
+/// of every error answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_cursor", "message": "invalid cursor: the cursor is not base64url", "details": null}))]
 pub struct ErrorEnvelope {
+    /// The stable snake_case code clients match on (docs/PROTOCOL.md lists every code).
     pub error: String,
+    /// What went wrong, for a person: at most 1 KiB, client text clipped to 128 bytes; a
+    /// server error (5xx) says only that the log has the cause.
     pub message: String,
+    /// Code-specific detail (`fields` of `validation_failed`, `errors` of `invalid_ops`,
+    /// `parameter` of `invalid_query`, …), or `null`.
     pub details: Option<serde_json::Value>,
 }
 

@@ -55,12 +55,20 @@ impl Region {
 }
 
 /// A region as the broker reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RegionView {
+    #[schema(example = "us-east")]
     pub id: String,
+    /// Where the region is reached.
+    #[schema(example = "https://10.0.0.2:8080")]
     pub base_url: String,
+    /// `online`, or `offline` (no heartbeat for `broker.offline_after_secs`).
+    #[schema(value_type = String, example = "online")]
     pub status: &'static str,
+    /// The resources the region may be called for: `*` or a comma-separated list.
+    #[schema(example = "*")]
     pub scopes: String,
+    /// RFC 3339; `null` before its first heartbeat.
     pub last_heartbeat_at: Option<String>,
 }
 

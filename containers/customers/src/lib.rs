@@ -34,5 +34,6 @@ pub fn domain() -> ship::contracts::Domain {
     ship::contracts::Domain {
         resource: std::sync::Arc::new(CustomersResource),
         routes: ui::http::configure,
+        openapi: ui::http::openapi,
     }
 }

@@ -38,5 +38,6 @@ pub fn domain() -> ship::contracts::Domain {
     ship::contracts::Domain {
         resource: std::sync::Arc::new(OrdersResource),
         routes: ui::http::configure,
+        openapi: ui::http::openapi,
     }
 }

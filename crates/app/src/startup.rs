@@ -43,7 +43,7 @@ impl Application {
             listener,
             pool.clone(),
             &settings.http,
-            wiring.routes(&pool, settings),
+            wiring.routes(&pool, settings)?,
         )?;
         let public_url = PublicUrl::of(settings, port);
         // Before serving: the broker region registers itself; another region announces

@@ -271,6 +271,19 @@ fn a_generated_container_builds_and_its_tests_pass_on_every_backend() {
         &target,
         &["test", "-p", "app", "--test", "architecture"],
     );
+    // The generated routes are in /openapi.json (every registered route is documented).
+    cargo(
+        &copy,
+        &target,
+        &[
+            "test",
+            "-p",
+            "app",
+            "--test",
+            "openapi",
+            "every_registered_route_is_documented_and_nothing_else",
+        ],
+    );
     std::fs::remove_dir_all(&copy).unwrap();
     eprintln!("generator: all green in {:.0?}", started.elapsed());
 }

@@ -21,7 +21,7 @@ const PKCS8_V1_PREFIX: [u8; 16] = [
 ];
 
 /// A public key as the broker serves it and as `[auth] trusted_keys` accepts it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicJwk {
     pub kid: String,
     /// Always `OKP`.

@@ -15,7 +15,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/health/ready").route(web::get().to(ready)));
 }
 
-async fn live() -> HttpResponse {
+/// The process answers (it says nothing of the database).
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses((status = 200, description = "The process runs.", body = super::openapi::LiveBody))
+)]
+pub(super) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
 
@@ -24,6 +31,17 @@ async fn live() -> HttpResponse {
 #[derive(Debug, Clone)]
 pub struct RegionName(pub String);
 
+/// The database answers and every migration is applied.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve.", body = super::openapi::ReadyBody),
+        (status = 500, description = "`internal_error`: the migration table could not be read.", body = crate::errors::ErrorEnvelope),
+        (status = 503, description = "`database_unavailable`: the database does not answer; `migrations_pending`: the schema is behind the binary (`details.pending` names the migrations).", body = crate::errors::ErrorEnvelope),
+    )
+)]
 async fn ready(
     pool: web::Data<DbPool>,
     region: Option<web::Data<RegionName>>,

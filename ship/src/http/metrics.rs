@@ -29,6 +29,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
+/// What the registered sources read, and what this process counted, as OpenMetrics text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    responses(
+        (status = 200, description = "OpenMetrics text (docs/PROTOCOL.md, Metrics, lists the families).", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 500, description = "`metrics_unavailable`: the metrics could not be encoded.", body = crate::errors::ErrorEnvelope),
+        (status = 503, description = "`metrics_unavailable`: a source could not read the database.", body = crate::errors::ErrorEnvelope),
+    )
+)]
 async fn metrics(sources: Option<web::Data<MetricsSources>>) -> Result<HttpResponse, HttpError> {
     let mut gauges = Vec::new();
     for source in sources.iter().flat_map(|s| s.0.iter()) {

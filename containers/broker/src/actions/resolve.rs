@@ -49,10 +49,12 @@ pub struct ResolveInput {
     pub target_region: Option<String>,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ResolvedRegion {
     #[serde(flatten)]
     pub region: RegionView,
+    /// A token for calling that region: `sub` the caller, `aud` that region, `scope` the
+    /// caller's resources.
     pub token: String,
     /// Unix seconds.
     pub token_expires_at: i64,
@@ -68,13 +70,15 @@ impl std::fmt::Debug for ResolvedRegion {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ResolveOutput {
     /// The caller, as authenticated.
     pub region: String,
     pub regions: Vec<ResolvedRegion>,
+    /// For a tenant: its home region.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub home_region: Option<String>,
+    /// For a tenant: its placement epoch (grows on every move).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
 }

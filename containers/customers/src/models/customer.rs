@@ -33,7 +33,8 @@ impl Customer {
 }
 
 /// The statuses a customer can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum CustomerStatus {
     Active,
     Suspended,

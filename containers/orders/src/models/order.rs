@@ -46,17 +46,23 @@ impl Order {
 }
 
 /// One line of an order. Serialised with its keys in this order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
+    /// 1–64 characters, not blank.
+    #[schema(min_length = 1, max_length = 64, example = "BOOK-1")]
     pub sku: String,
+    #[schema(minimum = 1, maximum = 1_000_000, example = 2)]
     pub quantity: i64,
+    /// The price of one unit in minor units (cents).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 1250)]
     pub unit_price_minor: i64,
 }
 
 /// The lines of an order, as the `lines` column stores them: a JSON array of [`OrderLine`]s.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(description = "1 to 100 lines.")]
 pub struct OrderLines(pub Vec<OrderLine>);
 
 impl OrderLines {
@@ -106,7 +112,8 @@ impl TryFrom<String> for OrderLines {
 }
 
 /// The statuses an order can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     Confirmed,
@@ -155,7 +162,7 @@ impl OrderStatus {
 }
 
 /// The referenced customer's state in this region, as an answered order shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CustomerState {
     Live,

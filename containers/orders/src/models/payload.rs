@@ -40,19 +40,35 @@ use super::{Order, OrderLines};
 ///
 /// The key order above is the serialisation order, which [`crate::OrdersResource::digest`]
 /// relies on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPayload {
+    /// A UUID (v7 when created by a region).
+    #[schema(example = "01a248bf-354f-75bb-b7a4-ffc516fc4cd9")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 64, example = "acme")]
     pub tenant_id: String,
+    /// The customer the order was taken for (a UUID); never changes.
+    #[schema(example = "01a248bf-34b6-7521-ba0b-5f64d3791d67")]
     pub customer_id: String,
+    /// The client's order number: 1–64 characters, not blank, not unique.
+    #[schema(min_length = 1, max_length = 64, example = "SO-1001")]
     pub number: String,
+    #[schema(value_type = super::OrderStatus)]
     pub status: String,
+    /// Three uppercase letters (ISO 4217 shape); never changes.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     pub lines: OrderLines,
+    /// Σ quantity × unit price, in minor units, computed by the region; at most 2^53 − 1.
+    #[schema(minimum = 0, example = 2899)]
     pub total_minor: i64,
+    /// RFC 3339, UTC, microseconds.
+    #[schema(example = "2026-12-06T00:27:00.303551Z")]
     pub created_at: String,
+    #[schema(example = "2026-12-06T00:27:00.303551Z")]
     pub updated_at: String,
+    /// `null` for a live order (only live orders are answered by the API).
     pub deleted_at: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! The broker's routes (registered only on the region that runs the broker role).
 
 pub mod controllers;
+pub mod openapi;
 pub mod requests;
 
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::actions::{HeartbeatAction, PublicKeysAction, ResolveAction};
+
+pub use openapi::openapi;
 
 /// The actions the broker controllers call, built once by `app`.
 pub struct BrokerState {

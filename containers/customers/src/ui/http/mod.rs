@@ -63,6 +63,27 @@ pub fn configure(
     );
 }
 
+/// The customers routes in the OpenAPI document (`Domain::openapi`): every route [`configure`]
+/// registers (`crates/app/tests/openapi.rs` fails on one left out).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        controllers::create_customer::create_customer,
+        controllers::create_customers::create_customers,
+        controllers::list_customers::list_customers,
+        controllers::get_customer::get_customer,
+        controllers::update_customer::update_customer,
+        controllers::delete_customer::delete_customer,
+    ),
+    tags((name = "customers", description = "A region's customers, read and written locally, each write replicated to the other regions (docs/API.md)."))
+)]
+struct CustomersApi;
+
+/// This container's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <CustomersApi as utoipa::OpenApi>::openapi()
+}
+
 /// [`configure`] as a route registration `app` can hand to ship's server
 /// (`Arc::new(customers::ui::http::configure_with(recorder, registry))` is a
 /// `ship::http::Configure`).

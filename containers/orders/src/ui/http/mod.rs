@@ -58,6 +58,26 @@ pub fn configure(
     );
 }
 
+/// The orders routes in the OpenAPI document (`Domain::openapi`): every route [`configure`]
+/// registers (`crates/app/tests/openapi.rs` fails on one left out).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        controllers::create_order::create_order,
+        controllers::list_orders::list_orders,
+        controllers::get_order::get_order,
+        controllers::update_order::update_order,
+        controllers::delete_order::delete_order,
+    ),
+    tags((name = "orders", description = "Orders of a customer, synced like customers (docs/API.md, \"The orders API\"; ADR 0015)."))
+)]
+struct OrdersApi;
+
+/// This container's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <OrdersApi as utoipa::OpenApi>::openapi()
+}
+
 /// [`configure`] as a route registration `app` can hand to ship's server
 /// (`Arc::new(orders::ui::http::configure_with(recorder, registry))` is a
 /// `ship::http::Configure`).

@@ -12,6 +12,15 @@ use crate::{validation, CustomersError};
 /// than one request takes is 413 `batch_too_large`, before any item is read.
 pub struct CreateCustomersRequest;
 
+// For the OpenAPI document (the request is read as a JSON value).
+/// Customers to create in one transaction: all or none.
+#[derive(utoipa::ToSchema)]
+pub struct CreateCustomersBody {
+    /// 1 to 1,000 customers, each as `POST /api/v1/customers` takes it.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub items: Vec<super::create_customer_request::CreateCustomerBody>,
+}
+
 impl CreateCustomersRequest {
     pub fn parse(body: &Value) -> Result<Vec<CreateCustomerInput>, CustomersError> {
         let object = object(body)?;

@@ -14,11 +14,18 @@ use crate::{validation, CustomersError};
 /// are 400 `invalid_query`; a `limit` that is a number outside the range is 400
 /// `invalid_limit`; a missing or blank `tenant_id` is 422 `validation_failed`. The 400s come
 /// first. Empty `limit=` and `after=` are as if absent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListCustomersRequest {
+    /// The tenant whose customers are listed (missing or blank: 422 `validation_failed`).
+    #[param(required = true, value_type = String, min_length = 1, max_length = 64)]
     pub tenant_id: Option<String>,
+    /// Page size (not a whole number: 400 `invalid_query`; out of range: 400 `invalid_limit`).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<String>,
+    /// The previous page's `next_after` (a customer id, a UUID): only customers with a greater id.
+    #[param(format = Uuid)]
     pub after: Option<String>,
 }
 

@@ -5,14 +5,24 @@ use crate::models::{format_timestamp, Customer};
 
 /// A customer as the REST API shows it (live customers only, so no `deleted_at`; the sync
 /// columns are not part of the API). Timestamps as in the sync payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerResponse {
+    /// A UUID (v7, lowercase hyphenated), given by the region on create.
+    #[schema(example = "01a242ca-5331-712e-9d3a-bd06a8091ae6")]
     pub id: String,
+    #[schema(example = "acme")]
     pub tenant_id: String,
+    #[schema(example = "Ada Lovelace")]
     pub name: String,
+    #[schema(example = "ada@example.com")]
     pub email: String,
+    #[schema(value_type = crate::models::CustomerStatus)]
     pub status: String,
+    /// RFC 3339, UTC, microseconds.
+    #[schema(example = "2026-12-04T20:41:25.553655Z")]
     pub created_at: String,
+    /// RFC 3339, UTC, microseconds; moves with each change.
+    #[schema(example = "2026-12-04T20:41:25.553655Z")]
     pub updated_at: String,
 }
 
@@ -44,11 +54,12 @@ pub fn version(c: &Customer) -> String {
 }
 
 /// An item of a list answer: the customer and its version (a list has no per-item `ETag`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerListItem {
     #[serde(flatten)]
     pub customer: CustomerResponse,
     /// `<hlc>.<origin>`, the same string as the `ETag` of a `GET` of this customer, unquoted.
+    #[schema(example = "117729977011863552.eu-west")]
     pub version: String,
 }
 
@@ -61,9 +72,11 @@ impl From<&Customer> for CustomerListItem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One page of a tenant's live customers, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerPageResponse {
     pub items: Vec<CustomerListItem>,
+    /// The `after` of the next page; `null` on the last one.
     pub next_after: Option<String>,
 }
 
@@ -77,7 +90,7 @@ impl From<&CustomerPage> for CustomerPageResponse {
 }
 
 /// The answer to a bulk create: the customers in the order given, each with its version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomersCreatedResponse {
     pub items: Vec<CustomerListItem>,
 }

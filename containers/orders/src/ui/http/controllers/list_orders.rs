@@ -10,6 +10,19 @@ use crate::ui::http::OrdersContext;
 
 /// `GET /api/v1/orders?tenant_id=&customer_id=&limit=&after=` → 200
 /// `{"items": [...], "next_after"}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(ListOrdersRequest),
+    responses(
+        (status = 200, description = "A page of the tenant's live orders (of one customer, with `customer_id`), by id ascending.", body = OrderPageResponse),
+        (status = 400, description = "`invalid_query`: an unknown or repeated parameter, a `limit` that is not a whole number, an `after` or `customer_id` that is not a UUID (`details.parameter`); `invalid_limit`: a `limit` outside 1–500.", body = ship::errors::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: `tenant_id` missing or blank.", body = ship::errors::ErrorEnvelope),
+        (status = 500, response = ship::http::openapi::InternalError),
+        (status = 503, response = ship::http::openapi::Unavailable),
+    )
+)]
 pub async fn list_orders(
     pool: web::Data<DbPool>,
     context: web::Data<OrdersContext>,

@@ -19,6 +19,30 @@ const FIELDS: [&str; 6] = [
     "status",
 ];
 
+// For the OpenAPI document: the request is read as a JSON value by `CreateOrderRequest`, which
+// reports every broken field at once; a test ties these properties to the keys it takes.
+/// A new order (pending); any other key (`total_minor` included: the region computes it) is
+/// refused (`unknown_field`).
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"tenant_id": "acme", "customer_id": "01a248bf-34b6-7521-ba0b-5f64d3791d67", "number": "SO-1001", "currency": "EUR", "lines": [{"sku": "BOOK-1", "quantity": 2, "unit_price_minor": 1250}]}))]
+pub struct CreateOrderBody {
+    #[schema(min_length = 1, max_length = 64)]
+    pub tenant_id: String,
+    /// A live customer of the same tenant here (else field code `unknown_customer` or
+    /// `deleted_customer`).
+    #[schema(format = Uuid)]
+    pub customer_id: String,
+    /// 1–64 characters, not blank; not unique.
+    #[schema(min_length = 1, max_length = 64)]
+    pub number: String,
+    /// Three uppercase letters (ISO 4217 shape).
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    pub lines: crate::models::OrderLines,
+    /// Only `pending` (the default): an order is created pending.
+    pub status: Option<crate::models::OrderStatus>,
+}
+
 impl CreateOrderRequest {
     pub fn parse(body: &Value) -> Result<CreateOrderInput, OrdersError> {
         let object = object(body)?;
@@ -52,5 +76,18 @@ impl CreateOrderRequest {
             }),
             _ => Err(OrdersError::Validation(errors)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_body_has_exactly_the_keys_the_request_takes() {
+        assert_eq!(
+            ship::http::openapi::property_names::<CreateOrderBody>(),
+            FIELDS.iter().map(|f| f.to_string()).collect()
+        );
     }
 }

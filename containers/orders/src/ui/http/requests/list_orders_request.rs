@@ -15,12 +15,21 @@ use crate::{validation, OrdersError};
 /// that is not a UUID are 400 `invalid_query`; a `limit` that is a number outside the range is
 /// 400 `invalid_limit`; a missing or blank `tenant_id` is 422 `validation_failed`. The 400s
 /// come first. Empty `limit=`, `after=` and `customer_id=` are as if absent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListOrdersRequest {
+    /// The tenant whose orders are listed (missing or blank: 422 `validation_failed`).
+    #[param(required = true, value_type = String, min_length = 1, max_length = 64)]
     pub tenant_id: Option<String>,
+    /// Only this customer's orders (a customer id, a UUID; else 400 `invalid_query`).
+    #[param(format = Uuid)]
     pub customer_id: Option<String>,
+    /// Page size (not a whole number: 400 `invalid_query`; out of range: 400 `invalid_limit`).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<String>,
+    /// The previous page's `next_after` (an order id, a UUID): only orders with a greater id.
+    #[param(format = Uuid)]
     pub after: Option<String>,
 }
 

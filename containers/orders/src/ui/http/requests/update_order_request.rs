@@ -14,6 +14,23 @@ pub struct UpdateOrderRequest;
 
 const FIELDS: [&str; 3] = ["status", "number", "lines"];
 
+// For the OpenAPI document (the request is read as a JSON value); a test ties these
+// properties to the keys the request takes.
+/// Any non-empty subset (an empty object is `no_changes`); `tenant_id`, `customer_id`,
+/// `currency` never change and are refused.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"status": "confirmed"}))]
+pub struct UpdateOrderBody {
+    /// `pending → confirmed | cancelled`, `confirmed → shipped | cancelled`, `shipped →
+    /// delivered` (else 409 `invalid_status_transition`).
+    pub status: Option<crate::models::OrderStatus>,
+    /// Only while `pending` (else 409 `order_not_editable`).
+    #[schema(min_length = 1, max_length = 64)]
+    pub number: Option<String>,
+    /// Only while `pending` (else 409 `order_not_editable`).
+    pub lines: Option<crate::models::OrderLines>,
+}
+
 /// Fields an order has but a PATCH cannot change.
 const IMMUTABLE: [&str; 3] = ["tenant_id", "customer_id", "currency"];
 
@@ -57,5 +74,18 @@ impl UpdateOrderRequest {
             number,
             lines,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_body_has_exactly_the_keys_the_request_takes() {
+        assert_eq!(
+            ship::http::openapi::property_names::<UpdateOrderBody>(),
+            FIELDS.iter().map(|f| f.to_string()).collect()
+        );
     }
 }

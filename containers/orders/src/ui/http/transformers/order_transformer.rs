@@ -6,11 +6,12 @@ use crate::models::{CustomerState, Order, OrderPayload};
 /// An order as the REST API shows it: its sync payload's fields (in the payload's order,
 /// timestamps as there; `deleted_at` is `null`, since only live orders are answered), its
 /// `version` and the state here of its customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderResponse {
     #[serde(flatten)]
     pub order: OrderPayload,
     /// `<hlc>.<origin>`, the same string as the `ETag` of this order, unquoted.
+    #[schema(example = "117736526335442944.eu-west")]
     pub version: String,
     pub customer_state: CustomerState,
 }
@@ -36,9 +37,11 @@ pub fn version(o: &Order) -> String {
     format!("{}.{}", o.sync_version, o.sync_origin)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One page of a tenant's live orders, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderPageResponse {
     pub items: Vec<OrderResponse>,
+    /// The `after` of the next page; `null` on the last one.
     pub next_after: Option<String>,
 }
 

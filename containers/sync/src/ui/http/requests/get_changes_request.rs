@@ -8,14 +8,20 @@ use crate::config::SyncConfig;
 use crate::cursor::FeedCursor;
 use crate::errors::SyncError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetChangesRequest {
+    /// An opaque cursor from an earlier answer (`next_cursor` or `high_watermark`); default:
+    /// the start of the feed. Reading is acknowledging: the caller has applied everything up to
+    /// it (unless `ack` says less).
     pub since: Option<String>,
-    /// Taken as text: a number outside the range is `invalid_limit`, anything else that is not
-    /// a whole number is `invalid_query` (as documented), not one or the other by accident of
-    /// the integer type.
+    /// Entries per page, `1..=sync.changes_max_limit` (5000; default
+    /// `sync.changes_default_limit`, 500). A number outside the range is `invalid_limit`,
+    /// anything else that is not a whole number `invalid_query` (it is taken as text for that).
+    #[param(value_type = Option<u32>, minimum = 1)]
     pub limit: Option<String>,
+    /// Leave out entries whose origin is this region (normally the caller's own id).
     pub exclude_origin: Option<String>,
     /// The cursor up to which the reader has applied the feed, when that is behind `since` (a
     /// reader fetching its next page while it applies the current one); default: `since`.
@@ -65,6 +71,7 @@ impl GetChangesRequest {
             exclude_origin: self.exclude_origin,
             reader: Some(reader),
             ack,
+            reader_policy: None,
         })
     }
 }

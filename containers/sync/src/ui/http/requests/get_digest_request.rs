@@ -5,12 +5,15 @@ use serde::Deserialize;
 use crate::actions::get_digest::{GetDigestInput, MAX_PREFIX};
 use crate::errors::SyncError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetDigestRequest {
     /// Lower-case hex digits, 0 to 8 (default: the whole resource).
+    #[param(pattern = "^[0-9a-f]{0,8}$")]
     pub prefix: Option<String>,
     /// 1 to 3: the ranges that many digits below `prefix` (default 2).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 3)]
     pub depth: Option<String>,
     /// `true`: the rows of `prefix` instead of its ranges.
     pub rows: Option<bool>,
@@ -58,6 +61,7 @@ impl GetDigestRequest {
             prefix,
             depth,
             full,
+            reader_policy: None,
         })
     }
 }

@@ -7,7 +7,47 @@
 
 use std::io::Write;
 
+use serde::Deserialize;
+
 use crate::actions::ChangesPage;
+use crate::ui::http::requests::apply_ops_request::OpKindDoc;
+
+// The body `render` writes, for the OpenAPI document only: it is written by hand, and a test
+// reads a rendered page into this type (`deny_unknown_fields`, every field required), so the
+// two cannot drift apart.
+/// A page of the changes feed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesPageBody {
+    pub resource: String,
+    /// In feed order (`seq` ascending).
+    pub changes: Vec<ChangeEntryBody>,
+    /// Pull again from here while `has_more`; equals `high_watermark` when it is false.
+    pub next_cursor: String,
+    pub has_more: bool,
+    /// Everything committed so far (a cursor).
+    pub high_watermark: String,
+    pub schema_version: u32,
+    /// The serving database's incarnation (ADR 0012), also in `Regionsync-Incarnation`.
+    pub incarnation: String,
+}
+
+/// One entry of the changes feed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEntryBody {
+    /// The entry's position in this region's feed of the resource.
+    pub seq: i64,
+    pub entity_id: String,
+    pub kind: OpKindDoc,
+    /// With `origin`, the write's version.
+    pub hlc: i64,
+    pub origin: String,
+    pub schema_version: u32,
+    /// The row's full state at this change (the state at deletion for a `delete`).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
 
 /// Write `s` as a JSON string.
 fn string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
@@ -84,6 +124,7 @@ mod tests {
             high_watermark: FeedCursor::anchored(2, 42, "00ff"),
             schema_version: 1,
             incarnation: "00ff".into(),
+            policy: ship::contracts::ConflictPolicy::Lww,
         };
         let body: Value = serde_json::from_slice(&render(&page).unwrap()).unwrap();
         assert_eq!(
@@ -109,5 +150,34 @@ mod tests {
         };
         let body: Value = serde_json::from_slice(&render(&empty).unwrap()).unwrap();
         assert_eq!(body["changes"], json!([]));
+    }
+
+    /// What `render` writes is what the OpenAPI document says (`ChangesPageBody` refuses an
+    /// unknown key and needs every one it names).
+    #[test]
+    fn a_rendered_page_is_the_documented_body() {
+        let page = ChangesPage {
+            resource: "widgets".into(),
+            changes: vec![ChangeLogEntry {
+                resource: "widgets".into(),
+                seq: 7,
+                entity_id: "w1".into(),
+                op: "delete".into(),
+                payload: r#"{"id":"w1"}"#.into(),
+                hlc: 42,
+                origin_region: "eu-west".into(),
+                schema_version: 1,
+                created_at: NaiveDateTime::default(),
+            }],
+            next_cursor: FeedCursor::anchored(7, 42, "00ff"),
+            has_more: true,
+            high_watermark: FeedCursor::anchored(9, 43, "00ff"),
+            schema_version: 1,
+            incarnation: "00ff".into(),
+            policy: ship::contracts::ConflictPolicy::Lww,
+        };
+        let body: ChangesPageBody = serde_json::from_slice(&render(&page).unwrap()).unwrap();
+        assert_eq!((body.changes.len(), body.changes[0].seq), (1, 7));
+        assert!(matches!(body.changes[0].kind, OpKindDoc::Delete));
     }
 }

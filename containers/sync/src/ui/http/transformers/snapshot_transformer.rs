@@ -5,16 +5,21 @@ use serde_json::Value;
 
 use crate::actions::SnapshotPage;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SnapshotRow<'a> {
     pub entity_id: &'a str,
+    /// `upsert`, or `delete` for a tombstone.
+    #[schema(value_type = crate::ui::http::requests::apply_ops_request::OpKindDoc)]
     pub kind: &'static str,
+    /// With `origin`, the row's version.
     pub hlc: i64,
     pub origin: &'a str,
+    /// The row's full state, as the resource's payload.
+    #[schema(value_type = Object)]
     pub payload: &'a Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SnapshotResponse<'a> {
     pub resource: &'a str,
     pub rows: Vec<SnapshotRow<'a>>,
