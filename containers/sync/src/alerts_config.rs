@@ -24,6 +24,13 @@ pub struct AlertsConfig {
     /// Parked ops: an op that names a row not here yet (an order before its customer) has
     /// waited this long (seconds) — ADR 0015.
     pub parked_max_age_secs: u64,
+    /// Clock skew: a peer's wall clock, measured from the `Regionsync-Clock` header of the
+    /// sync exchanges, is off ours by more than this (ms) — ADR 0016. Changes stamped more
+    /// than `sync.max_clock_drift_ms` (5000) ahead are refused: this warns before.
+    pub clock_skew_max_ms: u64,
+    /// History loss risk: with `sync.feed_hold_max_hours` set, a feed reader's oldest unread
+    /// entry will pass the cap within this many seconds at the reader's measured rate.
+    pub history_loss_horizon_secs: u64,
     /// A firing alert is sent again after this long; a condition that resolved less than this
     /// long ago does not fire again (flapping), in seconds.
     pub cool_down_secs: u64,
@@ -42,6 +49,8 @@ impl Default for AlertsConfig {
             pull_lag_max_secs: 600,
             push_lag_max_secs: 600,
             parked_max_age_secs: 600,
+            clock_skew_max_ms: 1_000,
+            history_loss_horizon_secs: 3_600,
             cool_down_secs: 3600,
             webhook_timeout_secs: 5,
             webhook_attempts: 3,
@@ -65,6 +74,8 @@ impl Validate for AlertsConfig {
             ("pull_lag_max_secs", self.pull_lag_max_secs),
             ("push_lag_max_secs", self.push_lag_max_secs),
             ("parked_max_age_secs", self.parked_max_age_secs),
+            ("clock_skew_max_ms", self.clock_skew_max_ms),
+            ("history_loss_horizon_secs", self.history_loss_horizon_secs),
             ("webhook_timeout_secs", self.webhook_timeout_secs),
             ("webhook_attempts", u64::from(self.webhook_attempts)),
         ] {

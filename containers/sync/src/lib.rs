@@ -16,6 +16,7 @@ pub mod cursor;
 pub(crate) mod data;
 pub mod errors;
 pub mod models;
+pub mod peer_clock;
 pub mod recorder;
 pub(crate) mod tasks;
 pub mod ui;

@@ -48,16 +48,18 @@ pub fn kernel(
     kernel
         .schedule(
             Arc::new(
-                DispatchOutboxJob::new(
-                    wiring.dispatch_action(pool, settings)?,
-                    kernel.owner().to_string(),
-                    settings.sync.dispatch_claim_limit,
-                    wiring.recorder.wake(),
-                    Duration::from_secs(settings.sync.dispatch_interval_secs),
-                    kernel.stopping(),
-                )
-                .with_workers(settings.sync.dispatch_workers)
-                .with_linger(Duration::from_millis(settings.sync.dispatch_linger_ms)),
+                wiring.measuring(
+                    DispatchOutboxJob::new(
+                        wiring.dispatch_action(pool, settings)?,
+                        kernel.owner().to_string(),
+                        settings.sync.dispatch_claim_limit,
+                        wiring.recorder.wake(),
+                        Duration::from_secs(settings.sync.dispatch_interval_secs),
+                        kernel.stopping(),
+                    )
+                    .with_workers(settings.sync.dispatch_workers)
+                    .with_linger(Duration::from_millis(settings.sync.dispatch_linger_ms)),
+                ),
             ),
             Schedule::every_seconds(settings.sync.dispatch_interval_secs)
                 .map_err(wire)?
@@ -99,7 +101,7 @@ pub fn kernel(
     }
     kernel
         .schedule(
-            Arc::new(pull),
+            Arc::new(wiring.measuring(pull)),
             Schedule::every_seconds(settings.sync.pull_interval_secs)
                 .map_err(wire)?
                 .without_overlapping()
@@ -111,12 +113,12 @@ pub fn kernel(
     if !settings.sync.verify_at.is_empty() {
         kernel
             .schedule(
-                Arc::new(VerifyJob::new(
+                Arc::new(wiring.measuring(VerifyJob::new(
                     wiring.verify_action(pool, settings)?,
                     wiring.directory(),
                     settings.sync.pull_peer_ids(),
                     wiring.registry.names().map(str::to_string).collect(),
-                )),
+                ))),
                 Schedule::daily_at(&settings.sync.verify_at)
                     .map_err(wire)?
                     .without_overlapping()
@@ -143,7 +145,9 @@ pub fn kernel(
     kernel
         .schedule(
             Arc::new(PruneJob::new(
-                PruneAction::new(pool.clone(), wiring.registry.clone()),
+                PruneAction::new(pool.clone(), wiring.registry.clone()).holding_feed_for(
+                    Duration::from_secs(settings.sync.feed_hold_max_hours.saturating_mul(3600)),
+                ),
                 PruneInput {
                     outbox_retention: Duration::from_secs(
                         settings.sync.outbox_retention_hours * 3600,

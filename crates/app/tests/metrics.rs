@@ -356,6 +356,27 @@ async fn the_dashboard_uses_only_names_metrics_serves() {
     .await;
     let (status, _) = region.get("/api/v1/customers/not-an-id").await;
     assert!((400..500).contains(&status), "{status}");
+    // The peer reads our feed with its clock on the request (ADR 0016): a feed
+    // acknowledgment and a (one-way) measurement of its clock, written in the background.
+    let res = region
+        .client
+        .get(region.url(&format!("/sync/customers/changes?exclude_origin={peer}")))
+        .bearer_auth(region.token_from(peer))
+        .header(
+            sync::peer_clock::CLOCK_HEADER,
+            ship::contracts::system_time_ms().to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let measured = "SELECT COUNT(*) FROM sync_peer_clocks WHERE peer = 'dash-peer'";
+    for _ in 0..100 {
+        if common::count(&mut db.pool.get().unwrap(), measured) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     diesel::connection::SimpleConnection::batch_execute(
         &mut *db.pool.get().unwrap(),
         "INSERT INTO sync_alerts (kind, subject, state, message, value, fired_at) \

@@ -10,6 +10,7 @@
 //! not move the clock.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,6 +131,9 @@ pub struct HybridClock {
     last: Mutex<Hlc>,
     max_drift_ms: u64,
     wall: TimeSource,
+    /// Milliseconds added to `wall` (signed; 0 unless a test skews this clock, see
+    /// [`HybridClock::skew_for_tests`]).
+    skew_ms: AtomicI64,
 }
 
 impl fmt::Debug for HybridClock {
@@ -151,7 +155,23 @@ impl HybridClock {
             last: Mutex::new(Hlc::ZERO),
             max_drift_ms: max_drift.as_millis() as u64,
             wall,
+            skew_ms: AtomicI64::new(0),
         }
+    }
+
+    /// This clock's wall time, milliseconds since the Unix epoch: what its physical part is
+    /// taken from (never the last timestamp issued or observed — that may carry a faster
+    /// peer's clock). Regions compare their clocks with it (`Regionsync-Clock`).
+    pub fn wall_ms(&self) -> u64 {
+        (self.wall)().saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// Run this clock `skew_ms` ahead of its time source (behind when negative), from now on:
+    /// a region whose clock is wrong, for fault-injection tests that run several regions in
+    /// one process (one region per process uses `CHAOS_CLOCK_SKEW_MS` instead). Production
+    /// code never calls it.
+    pub fn skew_for_tests(&self, skew_ms: i64) {
+        self.skew_ms.store(skew_ms, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Hlc> {
@@ -175,7 +195,7 @@ impl HybridClock {
 
     /// A timestamp for a local event: greater than every timestamp issued or observed before.
     pub fn now(&self) -> Hlc {
-        let wall = Hlc::new((self.wall)(), 0);
+        let wall = Hlc::new(self.wall_ms(), 0);
         let mut last = self.lock();
         let next = if wall > *last { wall } else { last.successor() };
         *last = next;
@@ -184,7 +204,7 @@ impl HybridClock {
 
     /// Refuse a remote timestamp too far ahead of local wall time; changes nothing.
     pub fn check_drift(&self, remote: Hlc) -> Result<(), HlcError> {
-        let wall = (self.wall)();
+        let wall = self.wall_ms();
         let ahead = remote.physical_ms().saturating_sub(wall);
         if ahead > self.max_drift_ms {
             Err(HlcError::Drift {
@@ -282,6 +302,19 @@ mod tests {
         // A clock behind ours is always fine.
         clock.observe(Hlc::new(1, 0)).unwrap();
         assert_eq!(clock.last(), before);
+    }
+
+    #[test]
+    fn a_skewed_clock_reads_and_stamps_ahead_or_behind() {
+        let (clock, _) = manual_clock(10_000, 5_000);
+        assert_eq!(clock.wall_ms(), 10_000);
+        clock.skew_for_tests(3_000);
+        assert_eq!(clock.wall_ms(), 13_000);
+        assert_eq!(clock.now().physical_ms(), 13_000);
+        // Its drift bound is judged from the skewed time too.
+        assert!(clock.check_drift(Hlc::new(17_000, 0)).is_ok());
+        clock.skew_for_tests(-4_000);
+        assert_eq!(clock.wall_ms(), 6_000);
     }
 
     #[test]

@@ -25,6 +25,13 @@
 //! broker lists it offline: its heartbeats stopped; kept as it is while the list cannot be had). A condition that resolved less
 //! than `cool_down_secs` ago does not fire again.
 //!
+//! Predictive ones (ADR 0016): `clock_skew` (per peer: its wall clock, as last measured from
+//! the `Regionsync-Clock` headers, is off ours by more than `clock_skew_max_ms`; a measurement
+//! older than [`CLOCK_MEASUREMENT_MAX_AGE_SECS`] neither fires nor resolves it) and
+//! `history_loss_risk` (per reader/resource, only with a feed hold cap: at the reader's
+//! measured rate, the oldest entry it has not read passes the cap within
+//! `history_loss_horizon_secs`, or is gone already).
+//!
 //! Notifications are sent one after the other. A webhook that refuses one (a 4xx other than
 //! 408/429) refuses that one only: it is tried again at the next evaluation and the others go
 //! on. Once the webhook failed every attempt for one (no answer, 5xx), the others wait for the
@@ -32,7 +39,7 @@
 //! notification's attempts. While the peer list is unknown (`AlertsInput::peers_unknown`)
 //! firing `pull_lag` alerts are left as they are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +77,17 @@ pub struct AlertsInput {
 /// (kind, subject) → (message, value).
 type Conditions = BTreeMap<(String, String), (String, i64)>;
 
+/// (kind, subject) of alerts that cannot be judged now: a firing one is kept as it is.
+type Unjudged = BTreeSet<(String, String)>;
+
+/// When the age of a reader's oldest unread entry was taken, and that age in seconds.
+type AgeSample = (DateTime<Utc>, f64);
+
+/// A peer clock measurement older than this (seconds) says nothing about the clock now: a
+/// `clock_skew` alert is neither fired nor resolved from it (a peer that is unreachable, or no
+/// longer exchanged with, keeps its alert as it stood).
+pub const CLOCK_MEASUREMENT_MAX_AGE_SECS: i64 = 600;
+
 /// Per peer: pending, dead, oldest pending creation, last delivery.
 #[derive(Default)]
 struct Owed {
@@ -87,6 +105,14 @@ pub struct EvaluateAlertsAction {
     config: AlertsConfig,
     /// When this action first saw each peer in its input: a peer never pulled lags from then.
     first_seen: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The age past which a reader's unread entries are pruned anyway (the larger of
+    /// `sync.feed_hold_max_hours` and `sync.changelog_retention_hours`); `None`: no cap, a
+    /// reader never loses history (`history_loss_risk` is not evaluated).
+    feed_hold: Option<chrono::Duration>,
+    /// Per (reader, resource), the previous evaluation's time and age of its oldest unread
+    /// entry: the rate that age changes at. In memory: after a restart the first evaluation
+    /// takes the reader as stalled.
+    reader_ages: Mutex<HashMap<(String, String), AgeSample>>,
 }
 
 impl EvaluateAlertsAction {
@@ -104,7 +130,144 @@ impl EvaluateAlertsAction {
             region: region.into(),
             config,
             first_seen: Mutex::default(),
+            feed_hold: None,
+            reader_ages: Mutex::default(),
         }
+    }
+
+    /// Evaluate `history_loss_risk` against the feed hold cap `cap` (`sync.feed_hold_max_hours`;
+    /// zero: no cap, nothing to predict) — an unread entry goes once older than both it and the
+    /// changelog retention `retention`.
+    pub fn with_feed_hold(mut self, cap: Duration, retention: Duration) -> Self {
+        self.feed_hold = (!cap.is_zero())
+            .then(|| chrono::Duration::from_std(cap.max(retention)).ok())
+            .flatten();
+        self
+    }
+
+    /// `clock_skew`: per peer, its last measured clock offset beyond `clock_skew_max_ms`. A
+    /// round-trip measurement counts only what its error (half the round trip) cannot explain.
+    /// Stale measurements go to `unjudged`.
+    async fn clock_conditions(
+        &self,
+        now: DateTime<Utc>,
+        out: &mut Conditions,
+        unjudged: &mut Unjudged,
+    ) -> Result<(), SyncError> {
+        let clocks = self
+            .pool
+            .run(|conn| crate::data::peer_clocks::all(conn).map_err(SyncError::from))
+            .await?;
+        let max = i64::try_from(self.config.clock_skew_max_ms).unwrap_or(i64::MAX);
+        for c in clocks {
+            let key = ("clock_skew".to_string(), c.peer.clone());
+            let age = (now - c.measured_at.and_utc()).num_seconds();
+            if age > CLOCK_MEASUREMENT_MAX_AGE_SECS {
+                unjudged.insert(key);
+                continue;
+            }
+            let error = c.round_trip_ms.map_or(0, |rt| rt / 2);
+            if c.offset_ms.saturating_abs().saturating_sub(error) <= max {
+                continue;
+            }
+            let how = match c.round_trip_ms {
+                Some(rt) => format!("over a {rt} ms round trip, ±{error} ms"),
+                None => "one way, from its request: its transit time makes it look behind".into(),
+            };
+            out.insert(
+                key,
+                (
+                    format!(
+                        "{}'s clock is {} ms {} ours (measured {}, {how}; the bound is {max} ms): its changes are refused once more than `sync.max_clock_drift_ms` ahead of a receiver; check NTP/chrony on both regions",
+                        c.peer,
+                        c.offset_ms.saturating_abs(),
+                        if c.offset_ms > 0 { "ahead of" } else { "behind" },
+                        c.measured_at.and_utc().to_rfc3339(),
+                    ),
+                    c.offset_ms,
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// `history_loss_risk`: per feed reader and resource, with a cap: its oldest unread entry
+    /// is older than the cap within the horizon at the rate its age changed since the previous
+    /// evaluation (first sample: stalled, 1 s/s; the rate is at most that), or is gone already.
+    async fn history_conditions(
+        &self,
+        now: DateTime<Utc>,
+        out: &mut Conditions,
+    ) -> Result<(), SyncError> {
+        let Some(cap) = self.feed_hold else {
+            return Ok(());
+        };
+        let readers = self
+            .pool
+            .run(|conn| crate::data::feed_acks::readers(conn).map_err(SyncError::from))
+            .await?;
+        let cap_secs = cap.num_seconds() as f64;
+        let horizon = self.config.history_loss_horizon_secs as f64;
+        let mut ages = self
+            .reader_ages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut kept = BTreeSet::new();
+        for r in readers {
+            let (peer, resource) = (r.peer.clone(), r.resource.clone());
+            let key = (
+                "history_loss_risk".to_string(),
+                format!("{peer}/{resource}"),
+            );
+            if r.lost {
+                out.insert(
+                    key,
+                    (
+                        format!(
+                            "{peer} has lost {resource} history: it read to seq {} and what follows was pruned (older than the feed hold cap, `sync.feed_hold_max_hours`); its next read is answered 410 and it needs a bootstrap — if {peer} is gone for good, `regionsync outbox discard --peer {peer}`",
+                            r.acked_seq
+                        ),
+                        0,
+                    ),
+                );
+                continue;
+            }
+            let Some((seq, created_at)) = r.oldest_needed else {
+                continue; // read to the end: nothing to lose
+            };
+            let age = (now - created_at.and_utc()).num_milliseconds() as f64 / 1000.0;
+            let rate = match ages.get(&(peer.clone(), resource.clone())) {
+                Some((at, before)) if now > *at => {
+                    let elapsed = (now - *at).num_milliseconds() as f64 / 1000.0;
+                    ((age - before) / elapsed).min(1.0)
+                }
+                _ => 1.0,
+            };
+            ages.insert((peer.clone(), resource.clone()), (now, age));
+            kept.insert((peer.clone(), resource.clone()));
+            if age + rate * horizon < cap_secs {
+                continue;
+            }
+            let left = if age >= cap_secs {
+                0
+            } else {
+                ((cap_secs - age) / rate.max(f64::MIN_POSITIVE)) as i64
+            };
+            out.insert(
+                key,
+                (
+                    format!(
+                        "{peer} has not read {resource} from seq {seq} on, written {} s ago; at its rate (its oldest unread entry ages {rate:.2} s/s) that entry is pruned in about {left} s (past {} s: `sync.feed_hold_max_hours`, at least `changelog_retention_hours`), and {peer} then needs a bootstrap: check that it is up and pulling (`regionsync sync status`: READ TO, LAST READ {}), or raise `sync.feed_hold_max_hours`",
+                        age as i64,
+                        cap.num_seconds(),
+                        r.last_seen_at.and_utc().to_rfc3339(),
+                    ),
+                    left,
+                ),
+            );
+        }
+        ages.retain(|k, _| kept.contains(k));
+        Ok(())
     }
 
     /// When each of `peers` was first seen by this action (now for a new one).
@@ -125,8 +288,9 @@ impl EvaluateAlertsAction {
         &self,
         input: &AlertsInput,
         listed: Option<&[ship::contracts::PeerGrant]>,
-    ) -> Result<Conditions, SyncError> {
+    ) -> Result<(Conditions, Unjudged), SyncError> {
         let mut out = BTreeMap::new();
+        let mut unjudged = BTreeSet::new();
         let now = Utc::now();
         let first_seen = self.first_seen(&input.peers, now);
         let (status, open) = self
@@ -422,7 +586,9 @@ impl EvaluateAlertsAction {
                 ),
             );
         }
-        Ok(out)
+        self.clock_conditions(now, &mut out, &mut unjudged).await?;
+        self.history_conditions(now, &mut out).await?;
+        Ok((out, unjudged))
     }
 }
 
@@ -441,7 +607,7 @@ impl Action for EvaluateAlertsAction {
         } else {
             None
         };
-        let holding = self.conditions(&input, listed.as_deref()).await?;
+        let (holding, unjudged) = self.conditions(&input, listed.as_deref()).await?;
         let keep_pull_lag = input.peers_unknown;
         // Without the broker's list, `peer_offline` cannot be judged: kept as it is.
         let keep_peer_offline = listed.is_none();
@@ -461,6 +627,8 @@ impl Action for EvaluateAlertsAction {
                         // cool-down then kept it from firing again for an hour.
                         None if keep_pull_lag && alert.kind == "pull_lag" => {}
                         None if keep_peer_offline && alert.kind == "peer_offline" => {}
+                        None if unjudged.contains(&(alert.kind.clone(), alert.subject.clone())) => {
+                        }
                         None => {
                             alerts::resolve(conn, alert.id)?;
                             resolved += 1;

@@ -72,6 +72,10 @@ pub struct SyncMetricsData {
     /// Per remote origin and resource, the highest HLC among the newest changelog entries
     /// (`PULL_LAG_WINDOW` per resource): (origin, resource, hlc).
     pub newest_remote: Vec<(String, String, i64)>,
+    /// Per peer, the last measurement of its clock (ADR 0016).
+    pub peer_clocks: Vec<crate::data::peer_clocks::PeerClock>,
+    /// Per feed reader and resource, the oldest entry it has not read (ADR 0016).
+    pub feed_readers: Vec<crate::data::feed_acks::FeedReader>,
 }
 
 /// How many of each resource's newest changelog entries the pull lag looks at.
@@ -109,6 +113,8 @@ impl Action for SyncMetricsAction {
                     parked,
                     conflicts,
                     newest_remote,
+                    peer_clocks: crate::data::peer_clocks::all(conn)?,
+                    feed_readers: crate::data::feed_acks::readers(conn)?,
                 })
             })
             .await
@@ -216,6 +222,8 @@ impl Action for DiscardOutboxAction {
                 let feed_acks = match (id, peer.as_deref()) {
                     (None, Some(peer)) => {
                         entries += delivery::discard(conn, peer, &region)?;
+                        // Its clock measurement too: a `clock_skew` alert for it resolves.
+                        crate::data::peer_clocks::forget(conn, peer)?;
                         feed_acks::forget(conn, peer)?
                     }
                     _ => 0,

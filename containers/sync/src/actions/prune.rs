@@ -6,6 +6,12 @@
 //! later resurrect the row, so the tombstone retention must outlast the longest partition (the
 //! default is 30 days). A tombstone that a row of another resource names (a deleted customer
 //! of an order) is kept (ADR 0015).
+//!
+//! With a feed hold cap (`sync.feed_hold_max_hours`, [`PruneAction::holding_feed_for`], ADR
+//! 0016), a reader's acknowledgment holds back only the entries younger than the cap, as
+//! PostgreSQL's `max_slot_wal_keep_size` caps a replication slot: older ones go even when a
+//! reader has not acknowledged them (it then gets 410 and bootstraps; the
+//! `history_loss_risk` alert warns before). What a push peer is owed is never capped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +40,24 @@ pub struct PruneSummary {
 pub struct PruneAction {
     pool: DbPool,
     registry: ResourceRegistry,
+    /// The longest a reader's acknowledgment holds an entry back; `None`: for ever.
+    feed_hold: Option<Duration>,
 }
 
 impl PruneAction {
     pub fn new(pool: DbPool, registry: ResourceRegistry) -> Self {
-        Self { pool, registry }
+        Self {
+            pool,
+            registry,
+            feed_hold: None,
+        }
+    }
+
+    /// Cap what the readers' acknowledgments hold back at entries younger than `cap`
+    /// (`sync.feed_hold_max_hours`); a zero `cap` holds for ever (the default).
+    pub fn holding_feed_for(mut self, cap: Duration) -> Self {
+        self.feed_hold = (!cap.is_zero()).then_some(cap);
+        self
     }
 }
 
@@ -67,11 +86,13 @@ impl Action for PruneAction {
             ..PruneSummary::default()
         };
         let changelog_before = before(input.changelog_retention);
+        let hold_before = self.feed_hold.map(before);
         for name in self.registry.names() {
             summary.changelog_deleted += self
                 .pool
                 .transaction(move |conn| {
-                    prune::changelog(conn, name, changelog_before).map_err(SyncError::from)
+                    prune::changelog(conn, name, changelog_before, hold_before)
+                        .map_err(SyncError::from)
                 })
                 .await?;
         }

@@ -9,7 +9,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use ship::AnyConnection;
 
-use super::schema::sync_feed_acks;
+use super::schema::{sync_changelog, sync_feed_acks, sync_sequences};
 
 /// Record that `peer` has applied `resource`'s changes up to `seq`, seen at `now`. The
 /// acknowledgment only ever rises: a lower `seq` (a stale or replayed cursor) refreshes
@@ -76,6 +76,50 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64, Na
         ))
         .order((sync_feed_acks::peer, sync_feed_acks::resource))
         .load(conn)
+}
+
+/// A reader of the feed and the oldest entry it still needs (ADR 0016).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedReader {
+    pub peer: String,
+    pub resource: String,
+    pub acked_seq: i64,
+    pub last_seen_at: NaiveDateTime,
+    /// The first changelog entry after `acked_seq` still here: (seq, created_at); `None` when
+    /// the reader has read everything there is.
+    pub oldest_needed: Option<(i64, NaiveDateTime)>,
+    /// Entries it has not read are gone already: its acknowledgment is below the resource's
+    /// `pruned_through` (its next read is answered 410 and it needs a bootstrap).
+    pub lost: bool,
+}
+
+/// Every acknowledgment with the oldest entry the reader still needs: one range read of the
+/// changelog's primary key per (reader, resource).
+pub fn readers(conn: &mut AnyConnection) -> QueryResult<Vec<FeedReader>> {
+    let mut out = Vec::new();
+    for (peer, resource, acked_seq, last_seen_at) in all(conn)? {
+        let oldest_needed: Option<(i64, NaiveDateTime)> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&resource))
+            .filter(sync_changelog::seq.gt(acked_seq))
+            .order(sync_changelog::seq)
+            .select((sync_changelog::seq, sync_changelog::created_at))
+            .first(conn)
+            .optional()?;
+        let pruned_through: Option<i64> = sync_sequences::table
+            .find(&resource)
+            .select(sync_sequences::pruned_through)
+            .first(conn)
+            .optional()?;
+        out.push(FeedReader {
+            lost: pruned_through.is_some_and(|p| acked_seq < p),
+            peer,
+            resource,
+            acked_seq,
+            last_seen_at,
+            oldest_needed,
+        });
+    }
+    Ok(out)
 }
 
 /// Forget `peer`'s acknowledgments (a region gone for good), so they no longer hold back

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod feed_acks;
 pub mod outbox;
 pub mod parked_ops;
+pub mod peer_clocks;
 pub mod peer_incarnations;
 pub mod prune;
 pub mod quarantine;

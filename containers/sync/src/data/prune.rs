@@ -24,10 +24,16 @@ pub fn delivered_outbox(conn: &mut AnyConnection, before: NaiveDateTime) -> Quer
 /// feed (`sync_feed_acks`: a pull-only peer has no outbox entries). The feed's `pruned_through` moves to the last deleted seq, so a
 /// cursor below it is answered 410 `cursor_expired`. Locks the resource's sequence row first
 /// (appends wait). Returns how many entries were deleted.
+///
+/// `hold_before` caps what the readers' acknowledgments hold back (`sync.feed_hold_max_hours`,
+/// ADR 0016): with `Some(t)`, an entry created before `t` is no longer kept for a reader that
+/// has not acknowledged it (that reader gets 410 and bootstraps). What a push peer is owed is
+/// never capped. `None`: the acknowledgments hold back for ever (ADR 0008).
 pub fn changelog(
     conn: &mut AnyConnection,
     resource: &str,
     before: NaiveDateTime,
+    hold_before: Option<NaiveDateTime>,
 ) -> QueryResult<i64> {
     diesel::update(sync_sequences::table.find(resource))
         .set(sync_sequences::last_seq.eq(sync_sequences::last_seq))
@@ -47,7 +53,17 @@ pub fn changelog(
         .select(diesel::dsl::min(sync_outbox::seq))
         .first(conn)?;
     let streaming = super::delivery::lowest_owed(conn, resource)?;
-    let unacknowledged = feed_acks::lowest(conn, resource)?.map(|acked| acked + 1);
+    let mut unacknowledged = feed_acks::lowest(conn, resource)?.map(|acked| acked + 1);
+    if let (Some(from), Some(cut)) = (unacknowledged, hold_before) {
+        // The readers hold back only the entries created at or after the cap's cut (none:
+        // nothing is held for them); what precedes them goes like an acknowledged entry.
+        let held: Option<i64> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(resource))
+            .filter(sync_changelog::created_at.ge(cut))
+            .select(diesel::dsl::min(sync_changelog::seq))
+            .first(conn)?;
+        unacknowledged = Some(from.max(held.unwrap_or(last_seq + 1)));
+    }
     let keep_from = [young, owed, streaming, unacknowledged]
         .into_iter()
         .flatten()

@@ -209,3 +209,12 @@ diesel::table! {
         resolved_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sync_peer_clocks (peer) {
+        peer -> Text,
+        offset_ms -> BigInt,
+        round_trip_ms -> Nullable<BigInt>,
+        measured_at -> Timestamp,
+    }
+}

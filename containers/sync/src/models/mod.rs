@@ -50,3 +50,9 @@ pub struct NewOutboxEntry<'a> {
     pub updated_at: NaiveDateTime,
 }
 pub use crate::data::quarantine::Quarantined;
+
+/// A peer's last measured clock offset (ADR 0016).
+pub use crate::data::peer_clocks::PeerClock;
+
+/// A reader of the feed and the oldest entry it has not read (ADR 0016).
+pub use crate::data::feed_acks::FeedReader;

@@ -11,6 +11,10 @@
 //! whose origin is the peer (its HLC's physical time), among the newest
 //! [`PULL_LAG_WINDOW`](crate::actions::outbox_admin::PULL_LAG_WINDOW) changelog entries of the
 //! resource (a peer with none there is left out).
+//! Clocks and history (ADR 0016): `regionsync_peer_clock_offset_seconds{peer}`, the peer's
+//! wall clock minus ours as last measured, and the measurement's age; and per feed reader
+//! `regionsync_sync_feed_oldest_unread_age_seconds{peer,resource}`, the age of the oldest
+//! changelog entry it has not read (0 when it read everything).
 //! The counters of what this process did (`crate::counters`) of every peer and resource in
 //! the status are made known here (0 until counted), so that `/metrics` lists them from the
 //! start.
@@ -55,9 +59,39 @@ fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
         parked,
         conflicts,
         newest_remote,
+        peer_clocks,
+        feed_readers,
     } = data;
     let now = chrono::Utc::now();
     let mut out = Vec::new();
+    for c in peer_clocks {
+        let labels = vec![("peer", c.peer)];
+        out.push(Gauge {
+            name: "regionsync_peer_clock_offset_seconds",
+            help: "The peer's wall clock minus ours, as last measured from the Regionsync-Clock \
+                   headers of the sync exchanges (positive: it runs ahead)",
+            labels: labels.clone(),
+            value: c.offset_ms as f64 / 1000.0,
+        });
+        out.push(Gauge {
+            name: "regionsync_peer_clock_measurement_age_seconds",
+            help: "How long ago the peer's clock offset was measured",
+            labels,
+            value: (now - c.measured_at.and_utc()).num_milliseconds().max(0) as f64 / 1000.0,
+        });
+    }
+    for r in feed_readers {
+        let age = r.oldest_needed.map_or(0.0, |(_, at)| {
+            (now - at.and_utc()).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        out.push(Gauge {
+            name: "regionsync_sync_feed_oldest_unread_age_seconds",
+            help: "Age of the oldest changelog entry the peer has not read from this region's \
+                   feed (0 when it read everything)",
+            labels: vec![("peer", r.peer), ("resource", r.resource)],
+            value: age,
+        });
+    }
     let now_ms = now.timestamp_millis();
     for (origin, resource, hlc) in newest_remote {
         let applied_ms = hlc >> 16;

@@ -1,0 +1,130 @@
+//! PeerClockMeter (ADR 0016): keep the measurements of the peers' clocks (`crate::peer_clock`)
+//! in `sync_peer_clocks`, for the `clock_skew` alert and `regionsync_peer_clock_offset_seconds`.
+//!
+//! The exchanges that measure are the hot path (every push received, every page pulled), so a
+//! process writes at most one measurement per peer and kind (round trip, one way) every
+//! [`PeerClockMeter::EVERY`], in the background: a failed write is logged and never touches the
+//! exchange. A one-way measurement does not replace a round-trip one younger than
+//! [`ROUND_TRIP_PREFERRED_FOR`] (its error is bounded, the one-way one's is not). Both the web
+//! process (pushes and pulls it receives: one way) and the scheduler (pulls and pushes it
+//! makes: round trip) measure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ship::contracts::HybridClock;
+use ship::parents::Action;
+use ship::DbPool;
+
+use crate::data::peer_clocks;
+use crate::errors::SyncError;
+use crate::peer_clock::{ClockSample, ClockSink};
+
+/// How long a round-trip measurement is preferred over a later one-way one.
+pub const ROUND_TRIP_PREFERRED_FOR: Duration = Duration::from_secs(60);
+
+/// The measurements of this process, throttled, into `sync_peer_clocks`. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerClockMeter {
+    pool: DbPool,
+    clock: Arc<HybridClock>,
+    /// When this process last wrote each (peer, round trip?) measurement.
+    last: Arc<Mutex<HashMap<(String, bool), Instant>>>,
+    every: Duration,
+}
+
+impl PeerClockMeter {
+    /// At most one write per peer and kind this often, per process.
+    pub const EVERY: Duration = Duration::from_secs(10);
+
+    pub fn new(pool: DbPool, clock: Arc<HybridClock>) -> Self {
+        Self {
+            pool,
+            clock,
+            last: Arc::default(),
+            every: Self::EVERY,
+        }
+    }
+
+    /// This region's clock, the one measurements are taken against.
+    pub fn clock(&self) -> &Arc<HybridClock> {
+        &self.clock
+    }
+
+    /// Whether a measurement of this kind for `peer` is due (and, if so, count it as taken).
+    fn due(&self, peer: &str, round_trip: bool) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        match last.get(&(peer.to_string(), round_trip)) {
+            Some(at) if now.duration_since(*at) < self.every => false,
+            _ => {
+                last.insert((peer.to_string(), round_trip), now);
+                true
+            }
+        }
+    }
+}
+
+impl Action for PeerClockMeter {
+    const NAME: &'static str = "sync.measure_peer_clock";
+    type Input = ClockSample;
+    /// Whether the measurement was written (throttled, or a one-way one kept out by a fresh
+    /// round-trip one: not).
+    type Output = bool;
+    type Error = SyncError;
+
+    async fn run(&self, sample: ClockSample) -> Result<bool, SyncError> {
+        if !self.due(&sample.peer, sample.round_trip_ms.is_some()) {
+            return Ok(false);
+        }
+        self.pool
+            .run(move |conn| {
+                let now = ship::db::utc_now();
+                let kept_after = now
+                    - chrono::Duration::from_std(ROUND_TRIP_PREFERRED_FOR)
+                        .unwrap_or_else(|_| chrono::Duration::seconds(60));
+                peer_clocks::record(
+                    conn,
+                    &sample.peer,
+                    (sample.offset_ms, sample.round_trip_ms),
+                    now,
+                    kept_after,
+                )
+                .map_err(SyncError::from)
+            })
+            .await
+    }
+}
+
+impl ClockSink for PeerClockMeter {
+    fn wall_ms(&self) -> u64 {
+        self.clock.wall_ms()
+    }
+
+    fn sample(&self, sample: ClockSample) {
+        // Cheap rejection first: no task for a throttled measurement.
+        if self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(sample.peer.clone(), sample.round_trip_ms.is_some()))
+            .is_some_and(|at| at.elapsed() < self.every)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let meter = self.clone();
+        runtime.spawn(async move {
+            let peer = sample.peer.clone();
+            if let Err(e) = meter.run(sample).await {
+                tracing::warn!(peer = %peer, error = %e, "could not record the peer's clock offset");
+            }
+        });
+    }
+}
