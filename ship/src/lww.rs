@@ -1,5 +1,6 @@
-//! Last-writer-wins for a batch of replicated writes to one synced table, decided in memory in
-//! batch order against the batch's stored rows, read (and, on MariaDB, locked) set-wise — a
+//! Last-writer-wins for a batch of replicated writes to one synced table — on `(hlc, origin)`,
+//! or on `(is_tombstone, hlc, origin)` under `delete_wins` ([`ConflictPolicy`]) — decided in
+//! memory in batch order against the batch's stored rows, read (and, on MariaDB, locked) set-wise — a
 //! constant number of statements per batch, not a few per row (ADR 0013). A domain container
 //! describes its table ([`SyncedTable`]: its rows and six queries) and calls [`apply_batch`]
 //! from its `SyncResource::apply_batch`.
@@ -18,7 +19,8 @@
 //!    container, once it holds every row).
 //! 2. If some ids existed: [`SyncedTable::find_all_for_update`] of those rows (already locked:
 //!    no wait), the decision against them, and [`SyncedTable::overwrite_all`] of the rows the
-//!    batch overwrites, whose branch still decides by `(sync_version, sync_origin)`.
+//!    batch overwrites, whose branch still decides by the policy's order
+//!    ([`mysql_overwrite_clause`]): a row never goes back to a version the policy ranks lower.
 //!
 //! Absent rows cannot be locked by a read (READ COMMITTED takes no gap locks), which is why
 //! the lock pass is an insert: an id inserted by a concurrent writer between a read and an
@@ -28,7 +30,7 @@ use std::collections::BTreeMap;
 
 use diesel::QueryResult;
 
-use crate::contracts::{contract_error, ApplyOutcome, Hlc, Version};
+use crate::contracts::{contract_error, ApplyOutcome, ConflictPolicy, Hlc, Rule, Version};
 use crate::db::{AnyConnection, DbError};
 
 /// A synced table as the batch apply needs it. The queries run on the caller's connection,
@@ -39,6 +41,8 @@ pub trait SyncedTable {
     fn id(row: &Self::Row) -> &str;
     /// `(sync_version, sync_origin)` as stored.
     fn version(row: &Self::Row) -> (i64, &str);
+    /// Whether the row is a tombstone (deleted).
+    fn is_tombstone(row: &Self::Row) -> bool;
     /// The row as its sync payload (the losing side of a conflict record).
     fn payload(row: &Self::Row) -> serde_json::Value;
 
@@ -52,9 +56,13 @@ pub trait SyncedTable {
     /// were present.
     fn insert_or_lock_all(conn: &mut AnyConnection, rows: &[Self::Row])
         -> QueryResult<Vec<String>>;
-    /// Overwrite these stored rows where the row's version is newer than the stored one; how
-    /// many were overwritten.
-    fn overwrite_all(conn: &mut AnyConnection, rows: &[Self::Row]) -> QueryResult<usize>;
+    /// Overwrite these stored rows where the row wins over the stored one under `policy`
+    /// (MariaDB: [`mysql_overwrite_clause`]); how many were overwritten.
+    fn overwrite_all(
+        conn: &mut AnyConnection,
+        rows: &[Self::Row],
+        policy: ConflictPolicy,
+    ) -> QueryResult<usize>;
 }
 
 /// One change of the batch: its position in the batch, the row its payload would write, and
@@ -71,10 +79,89 @@ pub struct Incoming<'a, R> {
 pub fn apply_batch<T: SyncedTable>(
     conn: &mut AnyConnection,
     items: &[Incoming<'_, T::Row>],
+    policy: ConflictPolicy,
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     match conn {
-        AnyConnection::Sqlite(_) => single_writer::<T>(conn, items),
-        AnyConnection::Mysql(_) => locked::<T>(conn, items),
+        AnyConnection::Sqlite(_) => single_writer::<T>(conn, items, policy),
+        AnyConnection::Mysql(_) => locked::<T>(conn, items, policy),
+    }
+}
+
+/// The `ON DUPLICATE KEY UPDATE` clause of a MariaDB multi-row overwrite of a synced table:
+/// each of `columns` (every column but the key, `deleted_at`, `sync_version` and
+/// `sync_origin`), then those three, take the incoming value only where the incoming row wins
+/// over the stored one under `policy` — so a row can never go back to a version the policy
+/// ranks lower, whatever the caller decided.
+///
+/// The assignment-order trap: MariaDB evaluates the assignments left to right and each one
+/// sees the columns assigned before it, so the columns every condition reads come last, each
+/// with a condition that still holds after the ones before it:
+/// - `sync_origin` first of the three, under the full condition;
+/// - `sync_version`: by tombstone flag when the flags differ (`delete_wins`), else the greater
+///   version (a winner with a greater version and a smaller origin would otherwise keep the
+///   stored origin — hence the origin before it);
+/// - `deleted_at` last: the row now carries the incoming version exactly when it won (or the
+///   op is a duplicate of it, which carries the same state).
+pub fn mysql_overwrite_clause(columns: &[&str], policy: ConflictPolicy) -> String {
+    let wins = match policy {
+        ConflictPolicy::Lww => {
+            "(VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin)"
+        }
+        ConflictPolicy::DeleteWins => {
+            "(VALUES(deleted_at) IS NOT NULL, VALUES(sync_version), VALUES(sync_origin)) > \
+             (deleted_at IS NOT NULL, sync_version, sync_origin)"
+        }
+    };
+    let newer = "IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+    let version = match policy {
+        ConflictPolicy::Lww => newer.to_string(),
+        ConflictPolicy::DeleteWins => format!(
+            "IF((VALUES(deleted_at) IS NOT NULL) <> (deleted_at IS NOT NULL), \
+             IF(VALUES(deleted_at) IS NOT NULL, VALUES(sync_version), sync_version), {newer})"
+        ),
+    };
+    let mut sql = String::from(" ON DUPLICATE KEY UPDATE ");
+    for column in columns {
+        sql.push_str(&format!(
+            "{column} = IF({wins}, VALUES({column}), {column}), "
+        ));
+    }
+    sql.push_str(&format!(
+        "sync_origin = IF({wins}, VALUES(sync_origin), sync_origin), \
+         sync_version = {version}, \
+         deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) = (sync_version, sync_origin), \
+         VALUES(deleted_at), deleted_at)"
+    ));
+    sql
+}
+
+/// What an incoming version (and whether it is a tombstone) does to a stored one under
+/// `policy`; `stored_payload` gives the stored row's payload for a conflict record. For a
+/// resource that applies row by row (a generated container) as much as for [`apply_batch`].
+pub fn outcome(
+    policy: ConflictPolicy,
+    incoming: (&Version, bool),
+    stored: (Version, bool),
+    stored_payload: impl FnOnce() -> serde_json::Value,
+) -> ApplyOutcome {
+    let here = (&stored.0, stored.1);
+    match policy.compare(incoming, here) {
+        // A live version over a tombstone (the delete is undone), or a tombstone over a live
+        // row with a newer clock (`delete_wins`: that write is lost): a conflict, said so.
+        std::cmp::Ordering::Greater if incoming.0 < here.0 || (here.1 && !incoming.1) => {
+            ApplyOutcome::AppliedOver {
+                rule: Rule::deciding(policy, here, incoming),
+                lost_payload: stored_payload(),
+                lost: stored.0,
+            }
+        }
+        std::cmp::Ordering::Greater => ApplyOutcome::Applied,
+        std::cmp::Ordering::Equal => ApplyOutcome::Duplicate,
+        std::cmp::Ordering::Less => ApplyOutcome::Stale {
+            rule: Rule::deciding(policy, incoming, here),
+            current_payload: stored_payload(),
+            current: stored.0,
+        },
     }
 }
 
@@ -97,12 +184,13 @@ struct Decision<R> {
 fn single_writer<T: SyncedTable>(
     conn: &mut AnyConnection,
     items: &[Incoming<'_, T::Row>],
+    policy: ConflictPolicy,
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     let mut ids: Vec<&str> = items.iter().map(|i| T::id(&i.row)).collect();
     ids.sort_unstable();
     ids.dedup();
     let current = T::find_all(conn, &ids)?;
-    let decision = decide::<T>(current, items)?;
+    let decision = decide::<T>(current, items, policy)?;
     for row in &decision.updates {
         T::update(conn, row)?;
     }
@@ -117,9 +205,10 @@ fn single_writer<T: SyncedTable>(
 fn locked<T: SyncedTable>(
     conn: &mut AnyConnection,
     items: &[Incoming<'_, T::Row>],
+    policy: ConflictPolicy,
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     // What the batch leaves of each id when the id is absent: every id of the batch, ascending.
-    let if_absent = decide::<T>(Vec::new(), items)?;
+    let if_absent = decide::<T>(Vec::new(), items, policy)?;
     let existed = T::insert_or_lock_all(conn, &if_absent.inserts)?;
     if existed.is_empty() {
         // Every row was absent and is now inserted: the decision from absence stands.
@@ -132,26 +221,27 @@ fn locked<T: SyncedTable>(
     }
     // The rows of the other ids were inserted by the lock pass with the state this decision
     // gives them too (the decision of an id depends on its own stored row only).
-    let decision = decide::<T>(current, items)?;
+    let decision = decide::<T>(current, items, policy)?;
     debug_assert_eq!(
         decision.inserts.len() + existed.len(),
         if_absent.inserts.len(),
         "the ids that did not exist are the ones inserted"
     );
-    let overwritten = T::overwrite_all(conn, &decision.updates)?;
+    let overwritten = T::overwrite_all(conn, &decision.updates, policy)?;
     if overwritten != decision.updates.len() {
         return Err(broken(
-            "a locked row of the batch was not older than the version that won it",
+            "a locked row of the batch did not lose to the version that won it",
         ));
     }
     Ok(decision.outcomes)
 }
 
-/// Last-writer-wins in memory, item by item in the order given, against `current` (the stored
-/// rows of the items' ids; an id not among them is absent).
+/// Last-writer-wins under `policy` in memory, item by item in the order given, against
+/// `current` (the stored rows of the items' ids; an id not among them is absent).
 fn decide<T: SyncedTable>(
     current: Vec<T::Row>,
     items: &[Incoming<'_, T::Row>],
+    policy: ConflictPolicy,
 ) -> Result<Decision<T::Row>, DbError> {
     // id → (state now, stored before the batch?, changed by the batch?)
     let mut state: BTreeMap<String, (T::Row, bool, bool)> = current
@@ -172,18 +262,20 @@ fn decide<T: SyncedTable>(
                     Hlc::from_i64(hlc).map_err(|e| broken(&e.to_string()))?,
                     origin.to_string(),
                 );
-                match item.version.cmp(&stored) {
-                    std::cmp::Ordering::Greater => {
-                        *row = item.row.clone();
-                        *changed = true;
-                        ApplyOutcome::Applied
-                    }
-                    std::cmp::Ordering::Equal => ApplyOutcome::Duplicate,
-                    std::cmp::Ordering::Less => ApplyOutcome::Stale {
-                        current: stored,
-                        current_payload: T::payload(row),
-                    },
+                let outcome = outcome(
+                    policy,
+                    (item.version, T::is_tombstone(&item.row)),
+                    (stored, T::is_tombstone(row)),
+                    || T::payload(row),
+                );
+                if matches!(
+                    outcome,
+                    ApplyOutcome::Applied | ApplyOutcome::AppliedOver { .. }
+                ) {
+                    *row = item.row.clone();
+                    *changed = true;
                 }
+                outcome
             }
         };
         outcomes.push((item.index, outcome));

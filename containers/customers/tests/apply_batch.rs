@@ -15,7 +15,8 @@ use customers::actions::{UpdateCustomerAction, UpdateCustomerInput};
 use customers::CustomersResource;
 use serde_json::{json, Value};
 use ship::contracts::{
-    ApplyOutcome, Change, ChangeRecorder, Hlc, HybridClock, OpKind, SyncResource, Version,
+    ApplyOutcome, Change, ChangeRecorder, ConflictPolicy, Hlc, HybridClock, OpKind, Rule,
+    SyncResource, Version,
 };
 use ship::db::transact;
 use ship::parents::Action;
@@ -61,7 +62,7 @@ fn apply_batch(pool: &DbPool, changes: &[Change]) -> Vec<ApplyOutcome> {
     let refs: Vec<&Change> = changes.iter().collect();
     let mut conn = pool.get().unwrap();
     transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-        CustomersResource.apply_batch(c, &refs)
+        CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)
     })
     .unwrap()
 }
@@ -73,7 +74,7 @@ fn apply_each(pool: &DbPool, changes: &[Change]) -> Vec<ApplyOutcome> {
         .map(|change| {
             let mut conn = pool.get().unwrap();
             transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-                CustomersResource.apply(c, change)
+                CustomersResource.apply(c, change, ConflictPolicy::Lww)
             })
             .unwrap()
         })
@@ -84,6 +85,7 @@ fn stale(ms: u64, origin: &str, k: u32, name: &str) -> ApplyOutcome {
     ApplyOutcome::Stale {
         current: Version::new(Hlc::new(ms, 0), origin),
         current_payload: payload(k, name, None),
+        rule: Rule::OlderHlc,
     }
 }
 
@@ -155,6 +157,7 @@ ship::backend_tests! {
                 ApplyOutcome::Stale {
                     current: Version::new(Hlc::new(15_000, 0), "us"),
                     current_payload: payload(6, "six gone", Some("2026-11-25T16:00:00.000000Z")),
+                    rule: Rule::OlderHlc,
                 },
                 ApplyOutcome::Applied,
             ]
@@ -247,7 +250,7 @@ ship::backend_tests! {
                     barrier.wait();
                     let mut conn = pool.get().unwrap();
                     let result = transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-                        let outcomes = CustomersResource.apply_batch(c, &refs)?;
+                        let outcomes = CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)?;
                         lock_sequence_row(c)?;
                         Ok(outcomes)
                     });
@@ -406,7 +409,7 @@ mod a_batch_costs_a_constant_number_of_statements {
             let mut conn = db.pool.get().unwrap();
             let before = statements_sent(&mut conn);
             let outcomes = transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-                CustomersResource.apply_batch(c, &refs)
+                CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)
             })
             .unwrap();
             let sent = statements_sent(&mut conn) - before;

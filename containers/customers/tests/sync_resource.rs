@@ -7,7 +7,9 @@ mod common;
 use common::raw_rows_of;
 use customers::CustomersResource;
 use serde_json::{json, Value};
-use ship::contracts::{ApplyOutcome, Change, Hlc, OpKind, SyncResource, Version};
+use ship::contracts::{
+    ApplyOutcome, Change, ConflictPolicy, Hlc, OpKind, Rule, SyncResource, Version,
+};
 use ship::db::transact;
 use ship::{AnyConnection, DbError, DbPool};
 
@@ -40,11 +42,15 @@ fn upsert(ms: u64, origin: &str, name: &str) -> Change {
     change(OpKind::Upsert, ms, 0, origin, payload(name, None))
 }
 
-/// Apply in one transaction, as the sync container does.
+/// Apply in one transaction, as the sync container does (`lww`).
 fn apply(pool: &DbPool, change: &Change) -> ApplyOutcome {
+    apply_by(pool, change, ConflictPolicy::Lww)
+}
+
+fn apply_by(pool: &DbPool, change: &Change, policy: ConflictPolicy) -> ApplyOutcome {
     let mut conn = pool.get().unwrap();
     transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-        CustomersResource.apply(c, change)
+        CustomersResource.apply(c, change, policy)
     })
     .unwrap()
 }
@@ -65,9 +71,10 @@ ship::backend_tests! {
 
         assert_eq!(apply(&db.pool, &upsert(2_000, "eu", "second")), ApplyOutcome::Duplicate);
         match apply(&db.pool, &upsert(1_500, "us", "older")) {
-            ApplyOutcome::Stale { current, current_payload } => {
+            ApplyOutcome::Stale { current, current_payload, rule } => {
                 assert_eq!(current, Version::new(Hlc::new(2_000, 0), "eu"));
                 assert_eq!(current_payload, payload("second", None));
+                assert_eq!(rule, Rule::OlderHlc);
             }
             other => panic!("expected stale, got {other:?}"),
         }
@@ -87,6 +94,39 @@ ship::backend_tests! {
         assert_eq!(stored_name(&db.pool), "counter 1");
     }
 
+    /// `delete_wins` (issue 16.2): a tombstone beats any live version whatever the clocks, then
+    /// versions decide; on both backends (MariaDB's overwrite decides by the same order).
+    async fn under_delete_wins_a_tombstone_is_final(db: TestDb) {
+        let by = |c: &Change| apply_by(&db.pool, c, ConflictPolicy::DeleteWins);
+        let tombstone = payload("gone", Some("2026-11-25T16:00:00.000000Z"));
+        assert_eq!(by(&upsert(4_000, "us", "live")), ApplyOutcome::Applied);
+        // An older delete of another region beats the newer update, which is lost — said so.
+        assert_eq!(
+            by(&change(OpKind::Delete, 3_000, 0, "eu", tombstone.clone())),
+            ApplyOutcome::AppliedOver { lost: Version::new(Hlc::new(4_000, 0), "us"), lost_payload: payload("live", None), rule: Rule::DeleteWins }
+        );
+        let row = raw_rows_of(&db.pool).pop().unwrap();
+        assert!(row.deleted_at.is_some());
+        assert_eq!((row.sync_version, row.sync_origin.as_str()), (Hlc::new(3_000, 0).as_i64(), "eu"));
+        // A later update does not bring it back: stale, by delete_wins.
+        match by(&upsert(9_000, "us", "back")) {
+            ApplyOutcome::Stale { current, current_payload, rule } => {
+                assert_eq!(current, Version::new(Hlc::new(3_000, 0), "eu"));
+                assert_eq!(current_payload, tombstone);
+                assert_eq!(rule, Rule::DeleteWins);
+            }
+            other => panic!("expected stale, got {other:?}"),
+        }
+        assert!(raw_rows_of(&db.pool)[0].deleted_at.is_some());
+        // Re-delivery is a duplicate; between tombstones the later one wins, by clock.
+        assert_eq!(by(&change(OpKind::Delete, 3_000, 0, "eu", tombstone.clone())), ApplyOutcome::Duplicate);
+        let later = payload("gone later", Some("2026-11-25T17:00:00.000000Z"));
+        assert_eq!(by(&change(OpKind::Delete, 5_000, 0, "ap", later.clone())), ApplyOutcome::Applied);
+        assert!(matches!(by(&change(OpKind::Delete, 4_500, 0, "us", tombstone)), ApplyOutcome::Stale { rule: Rule::OlderHlc, .. }));
+        let row = raw_rows_of(&db.pool).pop().unwrap();
+        assert_eq!((row.name.as_str(), row.sync_origin.as_str()), ("gone later", "ap"));
+    }
+
     async fn delete_and_update_are_ordered_by_version(db: TestDb) {
         let tombstone = payload("gone", Some("2026-11-25T16:00:00.000000Z"));
         // A delete that arrives first, for a row this region never saw, is kept as a tombstone.
@@ -95,8 +135,12 @@ ship::backend_tests! {
         // An older update does not resurrect it.
         assert!(matches!(apply(&db.pool, &upsert(2_000, "us", "older")), ApplyOutcome::Stale { current_payload, .. } if current_payload == tombstone));
         assert!(raw_rows_of(&db.pool)[0].deleted_at.is_some());
-        // A newer update does.
-        assert_eq!(apply(&db.pool, &upsert(4_000, "us", "back")), ApplyOutcome::Applied);
+        // A newer update does: the delete is lost, said so (a conflict: the updating region
+        // had not seen the delete).
+        assert_eq!(
+            apply(&db.pool, &upsert(4_000, "us", "back")),
+            ApplyOutcome::AppliedOver { lost: Version::new(Hlc::new(3_000, 0), "eu"), lost_payload: tombstone.clone(), rule: Rule::OlderHlc }
+        );
         let row = raw_rows_of(&db.pool).pop().unwrap();
         assert_eq!((row.name.as_str(), row.deleted_at), ("back", None));
         // And an older delete loses against it.
@@ -130,10 +174,10 @@ ship::backend_tests! {
         let mut bad = upsert(1_000, "eu", "x");
         bad.entity_id = "01939d2e-0000-7000-8000-0000000000bb".into();
         let mut conn = db.pool.get().unwrap();
-        assert!(CustomersResource.apply(&mut conn, &bad).is_err());
+        assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
         bad.payload["status"] = json!("gone");
-        assert!(CustomersResource.apply(&mut conn, &bad).is_err());
+        assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         drop(conn);
         assert!(raw_rows_of(&db.pool).is_empty());
     }

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use ship::contracts::{
-    ApplyOutcome, Change, FieldError, Hlc, OpKind, Reference, RowInfo, RowState, SyncResource,
-    Version,
+    ApplyOutcome, Change, ConflictPolicy, FieldError, Hlc, OpKind, Reference, RowInfo, RowState,
+    SyncResource, Version,
 };
 use ship::{AnyConnection, DbError};
 
@@ -73,14 +73,19 @@ impl SyncResource for OrdersResource {
     /// [`SyncResource::validate`]; an invalid one (or one whose `id` is not the op's entity) is
     /// an error, never a partial write.
     #[tracing::instrument(name = "orders.apply", skip_all, fields(entity_id = %change.entity_id, kind = change.kind.as_str()))]
-    fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError> {
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        change: &Change,
+        policy: ConflictPolicy,
+    ) -> Result<ApplyOutcome, DbError> {
         let payload = checked(change)?;
         let item = Item {
             index: 0,
             payload,
             version: &change.version,
         };
-        ApplyRemoteBatchTask::run(conn, vec![item])?
+        ApplyRemoteBatchTask::run(conn, vec![item], policy)?
             .pop()
             .map(|(_, outcome)| outcome)
             .ok_or_else(|| invalid("the change got no outcome"))
@@ -94,6 +99,7 @@ impl SyncResource for OrdersResource {
         &self,
         conn: &mut AnyConnection,
         changes: &[&Change],
+        policy: ConflictPolicy,
     ) -> Result<Vec<ApplyOutcome>, DbError> {
         let mut items = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
@@ -104,7 +110,7 @@ impl SyncResource for OrdersResource {
             });
         }
         let mut outcomes: Vec<Option<ApplyOutcome>> = vec![None; changes.len()];
-        for (index, outcome) in ApplyRemoteBatchTask::run(conn, items)? {
+        for (index, outcome) in ApplyRemoteBatchTask::run(conn, items, policy)? {
             outcomes[index] = Some(outcome);
         }
         outcomes

@@ -11,7 +11,8 @@ use common::{raw_rows_of, registry, RawRow};
 use orders::{OrdersResource, CUSTOMER_REF};
 use serde_json::{json, Value};
 use ship::contracts::{
-    ApplyOutcome, Change, Hlc, OpKind, Reference, RowInfo, RowState, SyncResource, Version,
+    ApplyOutcome, Change, ConflictPolicy, Hlc, OpKind, Reference, RowInfo, RowState, Rule,
+    SyncResource, Version,
 };
 use ship::db::transact;
 use ship::{AnyConnection, DbError, DbPool};
@@ -95,7 +96,11 @@ fn in_transaction<T>(pool: &DbPool, f: impl FnOnce(&mut AnyConnection) -> Result
 fn apply_each(pool: &DbPool, changes: &[Change]) -> Vec<ApplyOutcome> {
     changes
         .iter()
-        .map(|c| in_transaction(pool, |conn| OrdersResource.apply(conn, c)))
+        .map(|c| {
+            in_transaction(pool, |conn| {
+                OrdersResource.apply(conn, c, ConflictPolicy::Lww)
+            })
+        })
         .collect()
 }
 
@@ -108,7 +113,9 @@ fn apply(pool: &DbPool, change: &Change) -> ApplyOutcome {
 /// `changes` as one batch, in one transaction.
 fn apply_batch(pool: &DbPool, changes: &[Change]) -> Vec<ApplyOutcome> {
     let refs: Vec<&Change> = changes.iter().collect();
-    in_transaction(pool, |conn| OrdersResource.apply_batch(conn, &refs))
+    in_transaction(pool, |conn| {
+        OrdersResource.apply_batch(conn, &refs, ConflictPolicy::Lww)
+    })
 }
 
 fn stored_number(pool: &DbPool) -> String {
@@ -144,7 +151,7 @@ ship::backend_tests! {
         assert_eq!(apply(&db.pool, &upsert(2_000, "eu", "second")), ApplyOutcome::Applied);
         assert_eq!(apply(&db.pool, &upsert(2_000, "eu", "second")), ApplyOutcome::Duplicate);
         match apply(&db.pool, &upsert(1_500, "us", "older")) {
-            ApplyOutcome::Stale { current, current_payload } => {
+            ApplyOutcome::Stale { current, current_payload, .. } => {
                 assert_eq!(current, Version::new(Hlc::new(2_000, 0), "eu"));
                 assert_eq!(current_payload, payload("second", None));
             }
@@ -172,7 +179,7 @@ ship::backend_tests! {
         assert_eq!(apply(&db.pool, &change_of(ID, OpKind::Delete, 3_000, 0, "eu", gone.clone())), ApplyOutcome::Applied);
         assert!(matches!(apply(&db.pool, &upsert(2_000, "us", "older")), ApplyOutcome::Stale { current_payload, .. } if current_payload == gone));
         assert!(raw_rows_of(&db.pool)[0].deleted_at.is_some());
-        assert_eq!(apply(&db.pool, &upsert(4_000, "us", "back")), ApplyOutcome::Applied);
+        assert!(matches!(apply(&db.pool, &upsert(4_000, "us", "back")), ApplyOutcome::AppliedOver { rule: Rule::OlderHlc, .. }));
         let row = raw_rows_of(&db.pool).pop().unwrap();
         assert_eq!((row.number.as_str(), row.deleted_at), ("back", None));
     }
@@ -181,14 +188,14 @@ ship::backend_tests! {
         let mut conn = db.pool.get().unwrap();
         let mut bad = upsert(1_000, "eu", "x");
         bad.entity_id = id(1);
-        assert!(OrdersResource.apply(&mut conn, &bad).is_err());
+        assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
         bad.payload["total_minor"] = json!(1_401);
-        assert!(OrdersResource.apply(&mut conn, &bad).is_err());
-        assert!(OrdersResource.apply_batch(&mut conn, &[&upsert(1_000, "eu", "ok"), &bad]).is_err());
+        assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
+        assert!(OrdersResource.apply_batch(&mut conn, &[&upsert(1_000, "eu", "ok"), &bad], ConflictPolicy::Lww).is_err());
         let mut other = upsert(1_000, "eu", "x");
         other.resource = "customers".into();
-        assert!(OrdersResource.apply(&mut conn, &other).is_err());
+        assert!(OrdersResource.apply(&mut conn, &other, ConflictPolicy::Lww).is_err());
         drop(conn);
         assert!(raw_rows_of(&db.pool).is_empty());
     }
@@ -225,6 +232,7 @@ ship::backend_tests! {
         let stale = |ms: u64, origin: &str, k: u32, number: &str| ApplyOutcome::Stale {
             current: Version::new(Hlc::new(ms, 0), origin),
             current_payload: payload_of(&id(k), number, None),
+            rule: Rule::OlderHlc,
         };
         assert_eq!(outcomes, vec![
             ApplyOutcome::Applied,
@@ -240,6 +248,7 @@ ship::backend_tests! {
             ApplyOutcome::Stale {
                 current: Version::new(Hlc::new(15_000, 0), "us"),
                 current_payload: payload_of(&id(6), "six gone", Some("2026-12-06T16:00:00.000000Z")),
+                rule: Rule::OlderHlc,
             },
             ApplyOutcome::Applied,
         ]);

@@ -71,6 +71,10 @@ pub struct SyncConfig {
     pub push_batch_ops: u32,
     /// Bytes of ops per pushed batch.
     pub push_batch_bytes: usize,
+    /// How each resource decides conflicts (`[sync.conflict_policy]`, `customers =
+    /// "delete_wins"`); a resource not named uses `lww`. Must be the same in every region: a
+    /// peer with another policy for a resource is refused (PROTOCOL.md, "Conflict policy").
+    pub conflict_policy: std::collections::BTreeMap<String, ship::contracts::ConflictPolicy>,
     /// gzip on the wire between regions: the push sends its ops bodies gzipped
     /// (`Content-Encoding: gzip`) and the pull asks for gzipped pages (`Accept-Encoding`);
     /// every region answers gzip to a reader that asks for it, whatever this says.
@@ -93,6 +97,11 @@ pub struct SyncConfig {
     /// Deleted rows (tombstones) are purged after this many days, when no peer is still owed
     /// a change of them; it must outlast the longest partition between regions.
     pub tombstone_retention_days: u64,
+    /// The longest (hours) a feed reader's acknowledgment holds changelog entries back (ADR
+    /// 0016): older entries it has not read are pruned anyway, and it needs a bootstrap
+    /// (`history_loss_risk` warns before). 0: held for ever (ADR 0008). What a push peer is
+    /// owed is never capped.
+    pub feed_hold_max_hours: u64,
     /// A scheduled pull with no cursor into a peer's feed (valid in this database's
     /// incarnation), or answered `410 cursor_expired` / `409 cursor_diverged`: `auto` bootstraps
     /// from that peer's snapshot by itself — the same refusal right after a finished bootstrap
@@ -133,6 +142,7 @@ impl Default for SyncConfig {
             dispatch_linger_ms: 25,
             push_batch_ops: 500,
             push_batch_bytes: 1024 * 1024,
+            conflict_policy: Default::default(),
             compression: true,
             max_attempts: 30,
             retry_base_ms: 1_000,
@@ -142,6 +152,7 @@ impl Default for SyncConfig {
             outbox_retention_hours: 24,
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
+            feed_hold_max_hours: 0,
             bootstrap: BootstrapMode::Auto,
             verify_at: "03:30".into(),
         }

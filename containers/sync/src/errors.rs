@@ -28,6 +28,10 @@ pub enum SyncError {
     BatchTooLarge(String),
     #[error("invalid batch: {0}")]
     InvalidBatch(String),
+    /// The sender decides this resource's conflicts by another policy (PROTOCOL.md, "Conflict
+    /// policy"): applying its ops would let the regions diverge.
+    #[error("{0}")]
+    ConflictPolicyMismatch(String),
     #[error(
         "{} op(s) of the batch are invalid; nothing was applied",
         invalid_ops(errors)
@@ -80,6 +84,16 @@ pub enum SyncError {
          snapshot's watermark, then run `regionsync sync bootstrap --peer {peer}`"
     )]
     BootstrapLoop { peer: String, resource: String },
+    #[error(
+        "peer `{peer}` decides conflicts of `{resource}` by {theirs}, this region by {ours}: \
+         nothing of it is applied until every region has the same `sync.conflict_policy`"
+    )]
+    PeerPolicyMismatch {
+        peer: String,
+        resource: String,
+        theirs: String,
+        ours: String,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -107,7 +121,9 @@ impl ApiError for SyncError {
             | SyncError::InvalidLimit { .. }
             | SyncError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             SyncError::CursorExpired { .. } => StatusCode::GONE,
-            SyncError::CursorDiverged(_) => StatusCode::CONFLICT,
+            SyncError::CursorDiverged(_) | SyncError::ConflictPolicyMismatch(_) => {
+                StatusCode::CONFLICT
+            }
             SyncError::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SyncError::InvalidBatch(_) | SyncError::InvalidOps { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -119,7 +135,8 @@ impl ApiError for SyncError {
             | SyncError::BootstrapFirst { .. }
             | SyncError::PeerAuthRefused { .. }
             | SyncError::PeerSentInvalid { .. }
-            | SyncError::BootstrapLoop { .. } => StatusCode::BAD_GATEWAY,
+            | SyncError::BootstrapLoop { .. }
+            | SyncError::PeerPolicyMismatch { .. } => StatusCode::BAD_GATEWAY,
             SyncError::Directory(ship::contracts::DirectoryError::UnknownPeer(_)) => {
                 StatusCode::NOT_FOUND
             }
@@ -138,6 +155,7 @@ impl ApiError for SyncError {
             SyncError::InvalidQuery(_) => "invalid_query",
             SyncError::BatchTooLarge(_) => "batch_too_large",
             SyncError::InvalidBatch(_) => "invalid_batch",
+            SyncError::ConflictPolicyMismatch(_) => "conflict_policy_mismatch",
             SyncError::InvalidOps { .. } => "invalid_ops",
             SyncError::PeerUnreachable { .. } => "peer_unreachable",
             SyncError::PeerRefused { .. } => "peer_refused",
@@ -157,6 +175,7 @@ impl ApiError for SyncError {
             }
             SyncError::PeerSentInvalid { .. } => "peer_sent_invalid_ops",
             SyncError::BootstrapLoop { .. } => "bootstrap_loop",
+            SyncError::PeerPolicyMismatch { .. } => "peer_conflict_policy_mismatch",
             SyncError::Db(e) => e.code(),
         }
     }
@@ -240,6 +259,16 @@ mod tests {
                 },
                 502,
                 "peer_sent_invalid_ops",
+            ),
+            (
+                SyncError::PeerPolicyMismatch {
+                    peer: peer(),
+                    resource: "customers".into(),
+                    theirs: "lww".into(),
+                    ours: "delete_wins".into(),
+                },
+                502,
+                "peer_conflict_policy_mismatch",
             ),
             (
                 SyncError::Directory(DirectoryError::BrokerUnreachable("down".into())),

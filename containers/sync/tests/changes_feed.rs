@@ -33,7 +33,12 @@ impl SyncResource for Widgets {
     fn validate(&self, _id: &str, _kind: OpKind, _payload: &Value) -> Result<(), Vec<FieldError>> {
         Ok(())
     }
-    fn apply(&self, _conn: &mut AnyConnection, _change: &Change) -> Result<ApplyOutcome, DbError> {
+    fn apply(
+        &self,
+        _conn: &mut AnyConnection,
+        _change: &Change,
+        _policy: ship::contracts::ConflictPolicy,
+    ) -> Result<ApplyOutcome, DbError> {
         Ok(ApplyOutcome::Duplicate)
     }
     fn snapshot_page(
@@ -433,7 +438,7 @@ ship::backend_tests! {
         let mut writers_done = false;
         loop {
             let page = action
-                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None, reader: None, ack: None })
+                .run(GetChangesInput { resource: "widgets".into(), since: cursor, limit: 3, exclude_origin: None, reader: None, ack: None, reader_policy: None })
                 .await
                 .map_err(|e: SyncError| e.to_string())
                 .unwrap();

@@ -300,6 +300,7 @@ fn apply_input(k: usize, ops: Vec<Value>) -> ApplyOpsInput {
         schema_version: 1,
         ops,
         source_incarnation: String::new(),
+        source_policy: String::new(),
     }
 }
 
@@ -651,6 +652,7 @@ async fn side_state(db: &TestDb) -> SideState {
             exclude_origin: None,
             reader: None,
             ack: None,
+            reader_policy: None,
         })
         .await
         .expect("the feed");

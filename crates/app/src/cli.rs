@@ -360,12 +360,46 @@ pub enum ConflictsCommand {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Replay the recorded conflicts of a resource under another policy and list those whose
+    /// outcome it would turn around (the version that lost would win); changes nothing. Try
+    /// it in every region before changing `sync.conflict_policy` (each region records the
+    /// conflicts that arrive there).
+    WhatIf {
+        #[arg(long)]
+        resource: String,
+        #[arg(long, value_enum)]
+        policy: PolicyArg,
+        /// At most this many listed (all are counted).
+        #[arg(
+            long,
+            default_value_t = 50,
+            value_parser = clap::value_parser!(i64).range(1..=CONFLICTS_LISTED_MAX)
+        )]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TakeArg {
     Winner,
     Loser,
+}
+
+/// A conflict policy on the command line (`lww`, `delete-wins` or `delete_wins`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    Lww,
+    #[value(alias = "delete_wins")]
+    DeleteWins,
+}
+
+impl From<PolicyArg> for ship::contracts::ConflictPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Lww => ship::contracts::ConflictPolicy::Lww,
+            PolicyArg::DeleteWins => ship::contracts::ConflictPolicy::DeleteWins,
+        }
+    }
 }
 
 /// The largest `conflicts list --limit`.

@@ -5,7 +5,7 @@ use sync::actions::conflicts::GetResolutionAction;
 use sync::actions::conflicts::{hlc_time, rule_in_words};
 use sync::actions::{
     ConflictFilter, GetConflictAction, ListConflictsAction, ListConflictsInput,
-    ResolveConflictAction, ResolveConflictInput, Resolved, Take,
+    ResolveConflictAction, ResolveConflictInput, Resolved, Take, WhatIfAction, WhatIfInput,
 };
 
 use crate::cli::{output, ConflictsCommand, TakeArg};
@@ -35,6 +35,14 @@ fn pretty(payload: &str) -> String {
 pub async fn run(settings: &Settings, command: ConflictsCommand) -> anyhow::Result<()> {
     if let ConflictsCommand::Resolve { id, take, why, by } = command {
         return resolve(settings, id, take, why, by).await;
+    }
+    if let ConflictsCommand::WhatIf {
+        resource,
+        policy,
+        limit,
+    } = command
+    {
+        return what_if(settings, resource, policy.into(), limit).await;
     }
     let pool = startup::connect(settings).await?;
     match command {
@@ -120,7 +128,72 @@ pub async fn run(settings: &Settings, command: ConflictsCommand) -> anyhow::Resu
                 ));
             }
         }
-        ConflictsCommand::Resolve { .. } => {}
+        ConflictsCommand::Resolve { .. } | ConflictsCommand::WhatIf { .. } => {}
+    }
+    Ok(())
+}
+
+/// `regionsync conflicts what-if --resource R --policy P [--limit N]`.
+async fn what_if(
+    settings: &Settings,
+    resource: String,
+    policy: ship::contracts::ConflictPolicy,
+    limit: i64,
+) -> anyhow::Result<()> {
+    let (pool, wiring) =
+        startup::prepare(settings, startup::StartOptions { migrate: false }).await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let input = WhatIfInput {
+        resource: resource.clone(),
+        policy,
+        limit,
+    };
+    let answer = WhatIfAction::new(pool, wiring.registry.clone())
+        .run(input)
+        .await?;
+    output(&format!(
+        "{resource}: decided by {} here; {} recorded conflict(s) replayed under {policy}: {} would end the other way",
+        answer.current, answer.examined, answer.turned
+    ));
+    if answer.unreadable > 0 {
+        output(&format!(
+            "{} conflict(s) not judged: a payload passes neither kind's validation",
+            answer.unreadable
+        ));
+    }
+    if answer.listed.is_empty() {
+        return Ok(());
+    }
+    output(&format!(
+        "{:>6}  {:<19}  {:<36}  {:<25}  {:<28}  UNDER {}",
+        "ID",
+        "DETECTED (UTC)",
+        "ENTITY",
+        "RULE THEN",
+        "WON THEN",
+        policy.as_str().to_uppercase()
+    ));
+    let side = |(origin, hlc, kind): &(String, i64, ship::contracts::OpKind)| {
+        let at = hlc_time(*hlc)
+            .map_or_else(|| hlc.to_string(), |t| t.format("%H:%M:%S%.3f").to_string());
+        format!("{} {origin} {at}", kind.as_str())
+    };
+    for t in &answer.listed {
+        output(&format!(
+            "{:>6}  {:<19}  {:<36}  {:<25}  {:<28}  {}",
+            t.id,
+            t.detected_at.format("%Y-%m-%d %H:%M:%S"),
+            t.entity_id,
+            t.reason,
+            side(&t.winner),
+            side(&t.loser)
+        ));
+    }
+    if answer.turned > answer.listed.len() as u64 {
+        output(&format!(
+            "… and {} more (--limit)",
+            answer.turned - answer.listed.len() as u64
+        ));
     }
     Ok(())
 }

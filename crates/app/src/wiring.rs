@@ -31,6 +31,9 @@ pub struct Wiring {
     pub clock: Arc<HybridClock>,
     pub recorder: Arc<SyncChangeRecorder>,
     pub broker: BrokerWiring,
+    /// Where this process measures the peers' clocks (ADR 0016): the web routes (one way) and
+    /// the scheduler's jobs that call peers (round trip).
+    pub clock_meter: sync::actions::PeerClockMeter,
 }
 
 /// The broker role (when this region runs it), the peer directory and the token verifier.
@@ -79,7 +82,12 @@ impl Wiring {
         conn: &mut AnyConnection,
         pool: &DbPool,
     ) -> Result<Self, ShipError> {
-        let registry = resources().map_err(ShipError::Wiring)?;
+        let mut registry = resources().map_err(ShipError::Wiring)?;
+        for (resource, policy) in &settings.sync.conflict_policy {
+            registry
+                .set_policy(resource, *policy)
+                .map_err(|e| ShipError::Wiring(format!("sync.conflict_policy: {e}")))?;
+        }
         let clock = Arc::new(region_clock(settings.sync.max_clock_drift_ms));
         sync::recorder::resume_clock(conn, &clock)?;
         sync::recorder::prepare_resources(conn, registry.names())?;
@@ -96,25 +104,31 @@ impl Wiring {
             schema_versions,
         ));
         let broker = BrokerWiring::build(settings, pool, &registry)?;
+        let clock_meter = sync::actions::PeerClockMeter::new(pool.clone(), Arc::clone(&clock));
         Ok(Self {
             registry,
             clock,
             recorder,
             broker,
+            clock_meter,
         })
     }
 
-    /// The route table of every container, with its state.
-    pub fn routes(&self, pool: &DbPool, settings: &Settings) -> Configure {
+    /// The route table of every container, with its state, and `GET /openapi.json` with the
+    /// document of them ([`openapi`]).
+    pub fn routes(&self, pool: &DbPool, settings: &Settings) -> Result<Configure, ShipError> {
         let keys: Arc<dyn KeySource> = self.broker.directory.clone();
         let gate = AuthGate::new(Arc::clone(&self.broker.verifier), Some(keys));
-        let sync_state = web::Data::new(SyncState::new(
-            pool.clone(),
-            self.registry.clone(),
-            Arc::clone(&self.clock),
-            settings.sync.clone(),
-            gate,
-        ));
+        let sync_state = web::Data::new(
+            SyncState::new(
+                pool.clone(),
+                self.registry.clone(),
+                Arc::clone(&self.clock),
+                settings.sync.clone(),
+                gate,
+            )
+            .measuring_clocks(self.clock_meter.clone()),
+        );
         let broker_state = match (&self.broker.keys, &self.broker.resolve) {
             (Some(keys), Some(resolve)) => Some(web::Data::new(BrokerState {
                 resolve: Arc::clone(resolve),
@@ -135,9 +149,14 @@ impl Wiring {
                 sync::actions::SyncMetricsAction::new(pool.clone(), settings.region_id.clone()),
             )),
         ]));
+        let document = openapi(broker_state.is_some()).map_err(ShipError::Wiring)?;
+        let document = web::Data::new(
+            ship::http::openapi::OpenApiJson::render(&document)
+                .map_err(|e| ShipError::Wiring(format!("the OpenAPI document: {e}")))?,
+        );
         let registry = self.registry.clone();
         let domains = domains();
-        Arc::new(move |cfg: &mut web::ServiceConfig| {
+        Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(status.clone());
             cfg.app_data(region.clone());
             cfg.app_data(metrics.clone());
@@ -148,7 +167,13 @@ impl Wiring {
             if let Some(state) = &broker_state {
                 broker::ui::http::configure(cfg, state.clone());
             }
-        })
+            ship::http::openapi::configure(cfg, document.clone());
+        }))
+    }
+
+    /// `job`, its exchanges with peers measuring their clocks (ADR 0016).
+    pub fn measuring<J: ship::parents::Job>(&self, job: J) -> sync::peer_clock::MeasuringJob<J> {
+        sync::peer_clock::MeasuringJob::new(job, Arc::new(self.clock_meter.clone()))
     }
 
     /// The peers' directory, as the contract the sync container uses.
@@ -173,7 +198,8 @@ impl Wiring {
             settings.region_id.clone(),
             settings.sync.clone(),
         )
-        .in_dependency_order(order.into_iter().map(String::from).collect()))
+        .in_dependency_order(order.into_iter().map(String::from).collect())
+        .with_policies(self.registry.clone()))
     }
 
     /// The anomaly alerts use case, with an HTTP client for the webhook.
@@ -189,6 +215,10 @@ impl Wiring {
             http_client(None)?,
             settings.region_id.clone(),
             settings.alerts.clone(),
+        )
+        .with_feed_hold(
+            Duration::from_secs(settings.sync.feed_hold_max_hours.saturating_mul(3600)),
+            Duration::from_secs(settings.sync.changelog_retention_hours.saturating_mul(3600)),
         ))
     }
 
@@ -286,6 +316,28 @@ impl Wiring {
                 .await
             }
         }
+    }
+}
+
+/// The OpenAPI document of the routes this process serves (`GET /openapi.json`): ship's part
+/// (health, metrics, the document itself, the error envelope, the bearer schemes), each domain's
+/// (`Domain::openapi`), the sync container's, and the broker's on the region that runs the
+/// broker role (`broker`). A route or schema documented twice is refused with what clashed.
+pub fn openapi(broker: bool) -> Result<utoipa::openapi::OpenApi, String> {
+    let mut document = ship::http::openapi::document();
+    let mut parts = vec![sync::ui::http::openapi()];
+    parts.extend(domains().iter().map(|domain| (domain.openapi)()));
+    if broker {
+        parts.push(broker::ui::http::openapi());
+    }
+    let clashes: Vec<String> = parts
+        .into_iter()
+        .flat_map(|part| ship::http::openapi::merge(&mut document, part))
+        .collect();
+    if clashes.is_empty() {
+        Ok(document)
+    } else {
+        Err(format!("the OpenAPI document: {}", clashes.join("; ")))
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
-use ship::contracts::HybridClock;
+use ship::contracts::{ConflictPolicy, HybridClock};
 use ship::db::Backend;
 use ship::parents::Action;
 use ship::testing::TestDb;
@@ -118,19 +118,31 @@ fn to_op(op: &GenOp, base: u64, k: usize) -> Value {
 }
 
 fn action(db: &TestDb) -> ApplyOpsAction {
+    action_by(db, ConflictPolicy::Lww)
+}
+
+/// The ops action of a region whose `customers` decide conflicts by `policy`.
+fn action_by(db: &TestDb, policy: ConflictPolicy) -> ApplyOpsAction {
     sync::recorder::prepare_resources(&mut db.pool.get().unwrap(), ["customers"]).unwrap();
+    let mut registry = app::wiring::resources().unwrap();
+    registry.set_policy("customers", policy).unwrap();
     ApplyOpsAction::new(
         "here",
         db.pool.clone(),
-        app::wiring::resources().unwrap(),
+        registry,
         Arc::new(HybridClock::new(Duration::from_secs(5))),
         BatchLimits { max_ops: 1_000 },
     )
 }
 
 /// Apply `ops` in order as pushes: a push speaks only for its sender, so each run of ops of
-/// one origin is one batch from that region.
+/// one origin is one batch from that region (`lww`).
 async fn apply(action: &ApplyOpsAction, ops: Vec<Value>) {
+    apply_by(action, ops, ConflictPolicy::Lww).await
+}
+
+/// As [`apply`], from senders that decide by `policy`.
+async fn apply_by(action: &ApplyOpsAction, ops: Vec<Value>, policy: ConflictPolicy) {
     let mut runs: Vec<Vec<Value>> = Vec::new();
     for op in ops {
         match runs.last_mut() {
@@ -147,6 +159,7 @@ async fn apply(action: &ApplyOpsAction, ops: Vec<Value>) {
                 schema_version: 1,
                 ops,
                 source_incarnation: String::new(),
+                source_policy: policy.as_str().to_string(),
             })
             .await
             .map_err(|e| e.to_string())
@@ -175,11 +188,11 @@ struct VersionRow {
     sync_origin: String,
 }
 
-/// R2 on `backend`: any delivery order, duplicates and batch split give the digest of the
-/// reference (everything in one batch, in generated order), and each entity ends at its
-/// maximum `(hlc, origin)`. With MariaDB the reference runs on SQLite: digests agree across
-/// backends.
-fn property_of_apply(backend: Backend, cases: u32) {
+/// R2 on `backend` under `policy`: any delivery order, duplicates and batch split give the
+/// digest of the reference (everything in one batch, in generated order), and each entity ends
+/// at its maximum — `(hlc, origin)` under `lww`, `(is_tombstone, hlc, origin)` under
+/// `delete_wins`. With MariaDB the reference runs on SQLite: digests agree across backends.
+fn property_of_apply(backend: Backend, cases: u32, policy: ConflictPolicy) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut runner = TestRunner::new(Config {
         cases,
@@ -196,17 +209,17 @@ fn property_of_apply(backend: Backend, cases: u32) {
                     .enumerate()
                     .map(|(k, o)| to_op(o, base, k))
                     .collect();
-                apply(&action(&reference), all).await;
+                apply_by(&action_by(&reference, policy), all, policy).await;
 
                 let db = TestDb::new(backend);
-                let act = action(&db);
+                let act = action_by(&db, policy);
                 let mut delivery: Vec<Value> =
                     order.iter().map(|&i| to_op(&ops[i], base, i)).collect();
                 let mut s = 0;
                 while !delivery.is_empty() {
                     let take = splits[s % splits.len()].min(delivery.len());
                     s += 1;
-                    apply(&act, delivery.drain(..take).collect()).await;
+                    apply_by(&act, delivery.drain(..take).collect(), policy).await;
                 }
 
                 assert_eq!(
@@ -214,10 +227,11 @@ fn property_of_apply(backend: Backend, cases: u32) {
                     common::customers_digest(&reference),
                     "ops {ops:?} order {order:?}"
                 );
-                // Each entity holds its maximum version.
-                let mut expected: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+                // Each entity holds its maximum version under the policy.
+                let mut expected: BTreeMap<&str, (bool, i64, &str)> = BTreeMap::new();
                 for o in &ops {
                     let v = (
+                        o.delete && policy == ConflictPolicy::DeleteWins,
                         (((base + o.ms) << 16) | u64::from(o.counter)) as i64,
                         ORIGINS[o.origin],
                     );
@@ -229,7 +243,7 @@ fn property_of_apply(backend: Backend, cases: u32) {
                 let stored = versions(&db);
                 let want: Vec<_> = expected
                     .iter()
-                    .map(|(id, (h, o))| (id.to_string(), *h, o.to_string()))
+                    .map(|(id, (_, h, o))| (id.to_string(), *h, o.to_string()))
                     .collect();
                 assert_eq!(stored, want);
             });
@@ -243,12 +257,23 @@ mod apply_is_order_independent {
 
     #[test]
     fn sqlite() {
-        property_of_apply(Backend::Sqlite, 48);
+        property_of_apply(Backend::Sqlite, 48, ConflictPolicy::Lww);
     }
 
     #[test]
     fn mysql() {
-        property_of_apply(Backend::Mysql, 12);
+        property_of_apply(Backend::Mysql, 12, ConflictPolicy::Lww);
+    }
+
+    /// Issue 16.2: R2 holds under `delete_wins` too.
+    #[test]
+    fn sqlite_under_delete_wins() {
+        property_of_apply(Backend::Sqlite, 48, ConflictPolicy::DeleteWins);
+    }
+
+    #[test]
+    fn mysql_under_delete_wins() {
+        property_of_apply(Backend::Mysql, 12, ConflictPolicy::DeleteWins);
     }
 }
 

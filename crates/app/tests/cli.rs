@@ -854,3 +854,141 @@ fn conflicts_are_listed_and_shown_from_the_cli() {
     assert_eq!(out.status.code(), Some(1), "{stdout} {stderr}");
     assert!(stderr.contains("no conflict 999"), "{stderr}");
 }
+
+/// `conflicts what-if` (issue 16.3) and `[sync.conflict_policy]` in the configuration file.
+#[test]
+fn what_if_replays_the_ledger_under_another_policy_from_the_cli() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    run(regionsync(dir.path()).args(["migrate", "run"]));
+    let payload = |deleted: &str| {
+        format!(
+            "{{\"id\":\"01939d2e-0000-7000-8000-00000000000a\",\"tenant_id\":\"t1\",\"name\":\"Ada\",\
+             \"email\":\"ada@example.com\",\"status\":\"active\",\"created_at\":\"2026-11-25T15:00:00.000000Z\",\
+             \"updated_at\":\"2026-11-25T15:00:00.000000Z\",\"deleted_at\":{deleted}}}"
+        )
+    };
+    // us-east's update (00:31:10.123) undid ap-south's delete (00:30:10.000).
+    let path = dir.path().join("data/regionsync.db");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO sync_conflicts (resource, entity_id, winner_hlc, winner_origin, \
+         winner_payload, loser_hlc, loser_origin, loser_payload, reason, detected_at) VALUES \
+         ('customers', '01939d2e-0000-7000-8000-00000000000a', 117736542707580928, 'us-east', '{}', \
+         117736538767360003, 'ap-south', '{}', 'older_hlc', '2026-12-06 00:31:10')",
+        payload("null"),
+        payload("\"2026-11-25T16:00:00.000000Z\"")
+    ))
+    .execute(&mut conn)
+    .unwrap();
+
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args([
+        "conflicts",
+        "what-if",
+        "--resource",
+        "customers",
+        "--policy",
+        "delete-wins",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("customers: decided by lww here; 1 recorded conflict(s) replayed under delete_wins: 1 would end the other way"),
+        "{stdout}"
+    );
+    let line = stdout.lines().nth(2).unwrap_or_default();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "1",
+            "2026-12-06",
+            "00:31:10",
+            "01939d2e-0000-7000-8000-00000000000a",
+            "older_hlc",
+            "upsert",
+            "us-east",
+            "00:31:10.123",
+            "delete",
+            "ap-south",
+            "00:30:10.000"
+        ],
+        "{stdout}"
+    );
+
+    // The region's own policy comes from the configuration file.
+    std::fs::write(
+        dir.path().join("region.toml"),
+        "[sync.conflict_policy]\ncustomers = \"delete_wins\"\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args([
+        "--config",
+        "region.toml",
+        "conflicts",
+        "what-if",
+        "--resource",
+        "customers",
+        "--policy",
+        "lww",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("customers: decided by delete_wins here; 1 recorded conflict(s) replayed under lww: 0 would end the other way"),
+        "{stdout}"
+    );
+    // A policy that does not exist is refused, in the file and on the command line.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[sync.conflict_policy]\ncustomers = \"newest_wins\"\n",
+    )
+    .unwrap();
+    let (out, _, stderr) =
+        run(regionsync(dir.path()).args(["--config", "bad.toml", "config", "show"]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("conflict_policy") && stderr.contains("newest_wins"),
+        "{stderr}"
+    );
+    let (out, _, stderr) = run(regionsync(dir.path()).args([
+        "conflicts",
+        "what-if",
+        "--resource",
+        "customers",
+        "--policy",
+        "newest",
+    ]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("--policy"), "{stderr}");
+    let (out, _, stderr) = run(regionsync(dir.path()).args([
+        "conflicts",
+        "what-if",
+        "--resource",
+        "nope",
+        "--policy",
+        "lww",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("nope"), "{stderr}");
+}
+
+/// README's configuration example is what `regionsync` takes: every key of it loads, and the
+/// conflict policy it shows is read.
+#[test]
+fn the_readme_configuration_example_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("```toml\nregion_id = \"eu-west\"")
+        .expect("the example")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("region.toml");
+    std::fs::write(&file, &readme[start..end]).unwrap();
+    let settings = app::Settings::load(Some(&file)).unwrap();
+    assert_eq!(settings.region_id, "eu-west");
+    assert_eq!(
+        settings.sync.conflict_policy.get("customers"),
+        Some(&ship::contracts::ConflictPolicy::DeleteWins)
+    );
+}

@@ -320,3 +320,202 @@ ship::backend_tests! {
         region.stop().await;
     }
 }
+
+/// A push of one op of `kind` from its origin, saying the sender's conflict policy (`None`: no
+/// header): (status, the op's status or the error code).
+async fn push_as(
+    region: &Region,
+    (id, kind, hlc, origin): (&str, &str, i64, &str),
+    payload: &Value,
+    policy: Option<&str>,
+) -> (u16, String) {
+    let body = json!({"source_region": origin, "batch_id": format!("b-{origin}-{hlc}"), "schema_version": 1,
+        "ops": [{"op_id": format!("{origin}-{hlc}"), "entity_id": id, "kind": kind, "hlc": hlc, "origin": origin, "payload": payload}]});
+    let mut request = region
+        .client
+        .post(region.url("/sync/customers/ops"))
+        .bearer_auth(region.token_from(origin))
+        .json(&body);
+    if let Some(policy) = policy {
+        request = request.header("regionsync-conflict-policy", policy);
+    }
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    let answer: Value = res.json().await.unwrap();
+    let what = if status == 200 {
+        &answer["results"][0]["status"]
+    } else {
+        &answer["error"]
+    };
+    (status, what.as_str().unwrap().to_string())
+}
+
+fn delete_wins(db: &TestDb) -> app::Settings {
+    let mut settings = settings_for(db, "eu-west");
+    settings.sync.conflict_policy.insert(
+        "customers".into(),
+        ship::contracts::ConflictPolicy::DeleteWins,
+    );
+    settings
+}
+
+ship::backend_tests! {
+    /// Issue 16.2: under `delete_wins` a delete sticks — an older delete replaces a concurrent
+    /// update and a later update of the deleted row is stale, each recorded with reason
+    /// `delete_wins` — while under `lww` the later update undoes the delete, recorded too.
+    async fn delete_wins_makes_a_delete_stick_and_records_both_arrivals(db: TestDb) {
+        let region = Region::start(&delete_wins(&db)).await;
+        let dw = Some("delete_wins");
+        let (h0, h1, h2) = (hlc(-3_000), hlc(-2_000), hlc(-1_000));
+        assert_eq!(push_as(&region, (X, "upsert", h1, "us-east"), &customer(X, "updated in us-east", false), dw).await, (200, "applied".into()));
+        // ap-south deleted X before us-east's update arrived there: the delete wins anyway.
+        assert_eq!(push_as(&region, (X, "delete", h0, "ap-south"), &customer(X, "deleted in ap-south", true), dw).await, (200, "applied".into()));
+        let (status, _) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(status, 404, "deleted");
+        // A later update does not bring it back.
+        assert_eq!(push_as(&region, (X, "upsert", h2, "us-east"), &customer(X, "updated again", false), dw).await, (200, "stale".into()));
+        let (status, _) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(status, 404, "still deleted");
+
+        let all = list(&db, ConflictFilter::default(), 50).await;
+        assert_eq!(all.len(), 2, "{all:?}");
+        for c in &all {
+            assert_eq!((c.reason.as_str(), c.winner_origin.as_str(), c.winner_hlc), ("delete_wins", "ap-south", h0));
+            assert_eq!(c.loser_origin, "us-east");
+        }
+        let losers: Vec<i64> = all.iter().map(|c| c.loser_hlc).collect();
+        assert_eq!(losers, [h2, h1], "the lost update, then the refused one (newest first)");
+        let text = metrics(&region).await;
+        assert!(text.contains("regionsync_sync_conflicts{reason=\"delete_wins\",resource=\"customers\"} 2.0"), "{text}");
+
+        // `conflicts resolve --take loser` would write a live version over the tombstone, which
+        // every other region refuses: refused here too, nothing written (the same under lww
+        // restores the row: `the_loser_of_a_delete_is_restored_under_lww`).
+        use sync::actions::{ResolveConflictAction, ResolveConflictInput, Resolved, Take};
+        let (pool, wiring) = app::startup::prepare(&delete_wins(&db), app::startup::StartOptions::default()).await.unwrap();
+        let recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder> = wiring.recorder.clone();
+        let refused = ResolveConflictAction::new(pool, wiring.registry.clone(), recorder)
+            .run(ResolveConflictInput { id: all[0].id, take: Take::Loser, by: "ops".into(), why: "test".into() })
+            .await
+            .unwrap();
+        assert!(matches!(refused, Resolved::Refused(ref why) if why.contains("delete_wins")), "{refused:?}");
+        let (status, _) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(status, 404);
+        region.stop().await;
+
+        // The same under lww (another region): the update undoes the delete, and the undone
+        // delete is recorded (reason older_hlc).
+        let lww = TestDb::new(db.backend());
+        let region = Region::start(&settings_for(&lww, "eu-west")).await;
+        assert_eq!(push_as(&region, (Y, "delete", h0, "ap-south"), &customer(Y, "deleted", true), None).await, (200, "applied".into()));
+        assert_eq!(push_as(&region, (Y, "upsert", h1, "us-east"), &customer(Y, "back", false), None).await, (200, "applied".into()));
+        let (status, got) = region.get(&format!("/api/v1/customers/{Y}")).await;
+        assert_eq!((status, got["name"].as_str()), (200, Some("back")));
+        let all = list(&lww, ConflictFilter::default(), 50).await;
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].reason.as_str(), all[0].winner_origin.as_str(), all[0].winner_hlc, all[0].loser_origin.as_str(), all[0].loser_hlc),
+            ("older_hlc", "us-east", h1, "ap-south", h0)
+        );
+        region.stop().await;
+    }
+
+    /// Regression (review): under `lww`, taking the live loser of a conflict whose winner is a
+    /// tombstone restores the row — the apply answered `AppliedOver` (a delete undone), which
+    /// resolve took for a row changed under it and refused on every try.
+    async fn the_loser_of_a_delete_is_restored_under_lww(db: TestDb) {
+        use sync::actions::{ResolveConflictAction, ResolveConflictInput, Resolved, Take};
+        let settings = settings_for(&db, "eu-west");
+        let region = Region::start(&settings).await;
+        let (h0, h1) = (hlc(-2_000), hlc(-1_000));
+        assert_eq!(push_as(&region, (X, "delete", h1, "ap-south"), &customer(X, "deleted", true), None).await, (200, "applied".into()));
+        assert_eq!(push_as(&region, (X, "upsert", h0, "us-east"), &customer(X, "kept in us-east", false), None).await, (200, "stale".into()));
+        let id = list(&db, ConflictFilter::default(), 1).await[0].id;
+        let (pool, wiring) = app::startup::prepare(&settings, app::startup::StartOptions::default()).await.unwrap();
+        let recorder: std::sync::Arc<dyn ship::contracts::ChangeRecorder> = wiring.recorder.clone();
+        let done = ResolveConflictAction::new(pool, wiring.registry.clone(), recorder)
+            .run(ResolveConflictInput { id, take: Take::Loser, by: "ops".into(), why: "not to be deleted".into() })
+            .await
+            .unwrap();
+        assert!(matches!(done, Resolved::Written(_)), "{done:?}");
+        let (status, got) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!((status, got["name"].as_str()), (200, Some("kept in us-east")));
+        region.stop().await;
+    }
+
+    /// `conflicts what-if` replays the ledger under another policy and lists the outcomes it
+    /// would turn around, changing nothing.
+    async fn what_if_lists_the_conflicts_another_policy_would_turn_around(db: TestDb) {
+        use sync::actions::{WhatIfAction, WhatIfInput};
+        use ship::contracts::{ConflictPolicy, OpKind};
+        let settings = settings_for(&db, "eu-west");
+        let region = Region::start(&settings).await;
+        let (h0, h1, h2) = (hlc(-3_000), hlc(-2_000), hlc(-1_000));
+        // X: a delete undone by a later update (lww) — delete_wins would keep the delete.
+        push_as(&region, (X, "delete", h0, "ap-south"), &customer(X, "deleted", true), None).await;
+        push_as(&region, (X, "upsert", h1, "us-east"), &customer(X, "back", false), None).await;
+        // Y: an older update losing to a newer one — the same under either policy.
+        push_as(&region, (Y, "upsert", h2, "us-east"), &customer(Y, "new", false), None).await;
+        push_as(&region, (Y, "upsert", h1, "ap-south"), &customer(Y, "old", false), None).await;
+        let before = common::customers_digest(&db);
+
+        let (pool, wiring) = app::startup::prepare(&settings, app::startup::StartOptions::default()).await.unwrap();
+        let what_if = WhatIfAction::new(pool, wiring.registry.clone());
+        let run = |policy, limit| what_if.run(WhatIfInput { resource: "customers".into(), policy, limit });
+        let under = run(ConflictPolicy::DeleteWins, 50).await.unwrap();
+        assert_eq!((under.current, under.examined, under.turned, under.unreadable), (ConflictPolicy::Lww, 2, 1, 0));
+        assert_eq!(under.listed.len(), 1);
+        let t = &under.listed[0];
+        assert_eq!((t.entity_id.as_str(), t.reason.as_str()), (X, "older_hlc"));
+        assert_eq!(t.winner, ("us-east".to_string(), h1, OpKind::Upsert));
+        assert_eq!(t.loser, ("ap-south".to_string(), h0, OpKind::Delete));
+        // Under the policy that decided them, nothing turns; the limit bounds the list only.
+        let same = run(ConflictPolicy::Lww, 50).await.unwrap();
+        assert_eq!((same.examined, same.turned), (2, 0));
+        let none_listed = run(ConflictPolicy::DeleteWins, 0).await.unwrap();
+        assert_eq!((none_listed.turned, none_listed.listed.len()), (1, 0));
+        let unknown = what_if.run(WhatIfInput { resource: "nope".into(), policy: ConflictPolicy::Lww, limit: 1 }).await;
+        assert!(matches!(unknown, Err(sync::errors::SyncError::UnknownResource(_))), "{unknown:?}");
+        assert_eq!(common::customers_digest(&db), before, "a what-if changes nothing");
+        region.stop().await;
+    }
+
+    /// Regions with different policies for a resource refuse each other's batches and reads
+    /// (409 `conflict_policy_mismatch`), applying nothing; a caller without the header is a
+    /// region from before policies: `lww`.
+    async fn a_peer_with_another_conflict_policy_is_refused(db: TestDb) {
+        let region = Region::start(&delete_wins(&db)).await;
+        let h = hlc(-1_000);
+        let live = customer(X, "x", false);
+        assert_eq!(push_as(&region, (X, "upsert", h, "us-east"), &live, Some("lww")).await, (409, "conflict_policy_mismatch".into()));
+        assert_eq!(push_as(&region, (X, "upsert", h, "us-east"), &live, None).await, (409, "conflict_policy_mismatch".into()), "no header: lww");
+        assert_eq!(push_as(&region, (X, "upsert", h, "us-east"), &live, Some("newest_wins")).await, (409, "conflict_policy_mismatch".into()));
+        let (status, _) = region.get(&format!("/api/v1/customers/{X}")).await;
+        assert_eq!(status, 404, "nothing applied");
+        assert_eq!(push_as(&region, (X, "upsert", h, "us-east"), &live, Some("delete_wins")).await, (200, "applied".into()));
+
+        let token = region.token_from("us-east");
+        for path in ["/sync/customers/changes", "/sync/customers/snapshot", "/sync/customers/digest?prefix=&depth=1"] {
+            let read = |policy: Option<&str>| {
+                let mut request = region.client.get(region.url(path)).bearer_auth(&token);
+                if let Some(policy) = policy {
+                    request = request.header("regionsync-conflict-policy", policy);
+                }
+                request.send()
+            };
+            for policy in [Some("lww"), None] {
+                let refused = read(policy).await.unwrap();
+                assert_eq!(refused.status().as_u16(), 409, "{path} {policy:?}");
+                let body: Value = refused.json().await.unwrap();
+                assert_eq!(body["error"], "conflict_policy_mismatch", "{path}: {body}");
+            }
+            let served = read(Some("delete_wins")).await.unwrap();
+            assert_eq!(served.status().as_u16(), 200, "{path}");
+            assert_eq!(served.headers()["regionsync-conflict-policy"], "delete_wins", "{path}: the answer says ours");
+        }
+        // Orders keep the default.
+        let (status, _) = region.get("/sync/orders/changes").await;
+        assert_eq!(status, 200);
+        region.stop().await;
+    }
+}

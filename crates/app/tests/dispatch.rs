@@ -875,3 +875,63 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Issue 16.2: a push peer that decides `customers` by another conflict policy refuses the
+    /// batches (409 `conflict_policy_mismatch`): retried later without an attempt counted, never
+    /// dead, and delivered once the operators agree.
+    async fn a_peer_with_another_conflict_policy_is_retried_not_dead_lettered(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let b = Region::start(&settings_for(&db_b, "us-east")).await;
+        let delete_wins = |s: &mut app::Settings| {
+            s.sync.conflict_policy.insert("customers".into(), ship::contracts::ConflictPolicy::DeleteWins);
+        };
+        let (a, dispatch) = region_with_outbox(&db, "us-east", &b.base, 2, |s| {
+            s.sync.max_attempts = 1;
+            delete_wins(s);
+        })
+        .await;
+        for _ in 0..2 {
+            let summary = dispatch.run("w".into()).await.unwrap();
+            assert_eq!((summary.delivered, summary.dead), (0, 0), "{summary:?}");
+            assert_eq!((outbox(&db, "dead"), outbox(&db, "pending")), (0, 2));
+            let mut conn = db.pool.get().unwrap();
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE attempts > 0"), 0);
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE last_error LIKE '%conflict_policy_mismatch%'"), 1);
+            diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE sync_delivery SET next_attempt_at = created_at"), &mut conn).unwrap();
+        }
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0, "nothing applied");
+        // B's operator sets the same policy as A's (delete_wins) and restarts it (same
+        // address): the next pass delivers — A's batches say delete_wins.
+        let address = b.base.trim_start_matches("http://").to_string();
+        b.stop().await;
+        let mut b_settings = settings_for(&db_b, "us-east");
+        delete_wins(&mut b_settings);
+        b_settings.http.bind = address;
+        let b = Region::start(&b_settings).await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!(summary.delivered, 2, "{summary:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        a.stop().await;
+        b.stop().await;
+    }
+
+    /// A receiver from before policies ignores the header and answers 200 without one (it
+    /// decided by `lww`): a `delete_wins` sender stops there, the entries kept and retried
+    /// (review: the answer's policy was not read, so every batch went).
+    async fn a_receiver_that_does_not_state_its_policy_counts_as_lww(db: TestDb) {
+        let peer = StubPeer::start(Arc::new(|_, _| ok()), Duration::ZERO);
+        let (a, dispatch) = region_with_outbox(&db, "stub", &peer.base, 2, |s| {
+            s.sync.max_attempts = 1;
+            s.sync.conflict_policy.insert("customers".into(), ship::contracts::ConflictPolicy::DeleteWins);
+        })
+        .await;
+        let summary = dispatch.run("w".into()).await.unwrap();
+        assert_eq!((summary.delivered, summary.dead), (0, 0), "{summary:?}");
+        assert_eq!(outbox(&db, "pending"), 2);
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM sync_delivery_ranges WHERE last_error LIKE '%decides `customers` by lww%'"), 1);
+        peer.handle.stop(true).await;
+        a.stop().await;
+    }
+}

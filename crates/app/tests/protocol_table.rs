@@ -161,6 +161,11 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
         "containers/sync/src/errors.rs",
         "outbound_failures_answer_the_documented_status_and_code",
     ),
+    (
+        "peer_conflict_policy_mismatch",
+        "containers/sync/src/errors.rs",
+        "outbound_failures_answer_the_documented_status_and_code",
+    ),
 ];
 
 fn workspace() -> &'static Path {
@@ -267,6 +272,7 @@ const LIVE: &[&str] = &[
     "batch_too_large",
     "invalid_batch",
     "invalid_ops",
+    "conflict_policy_mismatch",
     "validation_failed",
     "customer_not_found",
     "token_missing",
@@ -311,6 +317,7 @@ ship::backend_tests! {
             ("batch_too_large", c.post(&ops).bearer_auth(&peer_token).json(&batch(vec![op("us-east"), op("us-east")]))),
             ("invalid_batch", c.post(&ops).bearer_auth(&peer_token).json(&batch(vec![]))),
             ("invalid_ops", c.post(&ops).bearer_auth(&peer_token).json(&batch(vec![op("ap-south")]))),
+            ("conflict_policy_mismatch", c.post(&ops).bearer_auth(&peer_token).header("regionsync-conflict-policy", "delete_wins").json(&batch(vec![op("us-east")]))),
             ("validation_failed", c.post(&customers).json(&json!({}))),
             ("customer_not_found", c.get(region.url("/api/v1/customers/01939d2e-0000-7000-8000-00000000000a"))),
             ("token_missing", c.get(region.url("/sync/customers/changes"))),

@@ -479,3 +479,40 @@ ship::backend_tests! {
         a.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Issue 16.2: a peer that decides `customers` by another conflict policy is refused by
+    /// its feed (409), so the pull applies nothing and keeps no cursor, with a clear error; the
+    /// orders (same policy on both sides) still pull.
+    async fn a_peer_with_another_conflict_policy_is_not_pulled(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.conflict_policy.insert("customers".into(), ship::contracts::ConflictPolicy::DeleteWins);
+        let a = Region::start(&settings).await;
+        let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": "c", "email": "c@example.com"})).await;
+        assert_eq!(status, 201);
+        let pull = puller(&db_b, &a.base).await;
+        let refused = pull.run(input("eu-west")).await.unwrap_err();
+        assert!(
+            matches!(&refused, SyncError::PeerPolicyMismatch { peer, resource, ours, .. } if peer == "eu-west" && resource == "customers" && ours == "lww"),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("sync.conflict_policy"), "{refused}");
+        assert_eq!(count(&mut db_b.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
+        assert_eq!(stored_cursor(&db_b), 0);
+        let orders = pull.run(PullChangesInput { resource: "orders".into(), ..input("eu-west") }).await.unwrap();
+        assert!(orders.caught_up, "{orders:?}");
+
+        // A puller on delete_wins too reads it (its header says so).
+        let db_c = TestDb::new(db.backend());
+        let mut settings = settings_for(&db_c, "ap-south");
+        settings.sync.peers = vec![PeerConfig::both("eu-west")];
+        settings.sync.conflict_policy.insert("customers".into(), ship::contracts::ConflictPolicy::DeleteWins);
+        let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
+        register_region(&db_c, "eu-west", &a.base).await;
+        let pulled = wiring.pull_action(&pool, &settings).unwrap().run(input("eu-west")).await.unwrap();
+        assert_eq!((pulled.applied, pulled.caught_up), (1, true), "{pulled:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_c));
+        a.stop().await;
+    }
+}

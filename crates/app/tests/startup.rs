@@ -21,6 +21,19 @@ ship::backend_tests! {
         region.stop().await;
     }
 
+    /// `[sync.conflict_policy]` naming a resource this binary does not sync is refused at
+    /// start, naming the key (a typo would otherwise leave the resource on `lww` silently).
+    async fn a_conflict_policy_for_an_unknown_resource_is_refused_at_start(db: TestDb) {
+        let mut settings = settings_for(&db, "eu-west");
+        settings.sync.conflict_policy.insert("custmers".into(), ship::contracts::ConflictPolicy::DeleteWins);
+        let err = Application::build(&settings, StartOptions::default())
+            .await
+            .err()
+            .expect("refused");
+        let message = err.to_string();
+        assert!(message.contains("sync.conflict_policy") && message.contains("custmers") && message.contains("customers, orders"), "{message}");
+    }
+
     async fn a_second_region_cannot_start_on_the_same_database(db: TestDb) {
         let first = Application::build(&settings_for(&db, "eu-west"), StartOptions::default()).await.unwrap();
         first.run_until(async {}).await.unwrap();

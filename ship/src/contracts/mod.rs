@@ -133,18 +133,106 @@ pub trait ChangeRecorder: Send + Sync {
     fn committed(&self) {}
 }
 
+/// How a resource decides between two versions of one row (`[sync.conflict_policy]`, the same
+/// in every region: a peer with another policy for a resource is refused — PROTOCOL.md,
+/// "Conflict policy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Last writer wins: the greater `(hlc, origin)`.
+    #[default]
+    Lww,
+    /// A tombstone is final: any tombstone beats any live version, then the greater
+    /// `(hlc, origin)` — last-writer-wins on `(is_tombstone, hlc, origin)`, a total order, so
+    /// regions converge whatever the delivery order.
+    DeleteWins,
+}
+
+impl ConflictPolicy {
+    pub const ALL: [ConflictPolicy; 2] = [ConflictPolicy::Lww, ConflictPolicy::DeleteWins];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictPolicy::Lww => "lww",
+            ConflictPolicy::DeleteWins => "delete_wins",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// How `a` compares with `b` (each a version and whether it is a tombstone) under this
+    /// policy: `Greater` — `a` wins.
+    pub fn compare(self, a: (&Version, bool), b: (&Version, bool)) -> std::cmp::Ordering {
+        match self {
+            ConflictPolicy::Lww => a.0.cmp(b.0),
+            ConflictPolicy::DeleteWins => a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)),
+        }
+    }
+}
+
+impl std::fmt::Display for ConflictPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an op lost (the conflict ledger's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The stored version has the greater hlc.
+    OlderHlc,
+    /// Equal hlc: the greater origin won.
+    EqualHlcOriginTiebreak,
+    /// `delete_wins`: a tombstone beat a live version whatever their clocks.
+    DeleteWins,
+}
+
+impl Rule {
+    /// The rule that decided between the loser `lost` and the winner `won` under `policy`.
+    pub fn deciding(policy: ConflictPolicy, lost: (&Version, bool), won: (&Version, bool)) -> Rule {
+        if policy == ConflictPolicy::DeleteWins && lost.1 != won.1 {
+            Rule::DeleteWins
+        } else if lost.0.hlc == won.0.hlc {
+            Rule::EqualHlcOriginTiebreak
+        } else {
+            Rule::OlderHlc
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::OlderHlc => "older_hlc",
+            Rule::EqualHlcOriginTiebreak => "equal_hlc_origin_tiebreak",
+            Rule::DeleteWins => "delete_wins",
+        }
+    }
+}
+
 /// What applying one op did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApplyOutcome {
-    /// The op's version was newer than the stored one (or the row was absent): written.
+    /// The op's version won over the stored one (or the row was absent): written.
     Applied,
+    /// Written, over a stored version of another region that a conflict discards: a live
+    /// version over a tombstone (the delete is undone — a local write never updates a
+    /// tombstone, so the writer had not seen the delete), or under `delete_wins` a tombstone
+    /// over a live version with a newer clock (that update is lost). For the conflict record,
+    /// with the rule that decided.
+    AppliedOver {
+        lost: Version,
+        lost_payload: serde_json::Value,
+        rule: Rule,
+    },
     /// The op's version equals the stored one: already applied, nothing written.
     Duplicate,
-    /// The stored version is newer: nothing written. `current` is the winner, for the
-    /// conflict record.
+    /// The stored version wins: nothing written. `current` is the winner, for the conflict
+    /// record, and `rule` what decided.
     Stale {
         current: Version,
         current_payload: serde_json::Value,
+        rule: Rule,
     },
 }
 
@@ -218,9 +306,15 @@ pub trait SyncResource: Send + Sync {
         payload: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>>;
 
-    /// Apply one op atomically by last-writer-wins on `(hlc, origin)`, inside the caller's
-    /// transaction. Must decide and write in one atomic step (row lock or one statement).
-    fn apply(&self, conn: &mut AnyConnection, change: &Change) -> Result<ApplyOutcome, DbError>;
+    /// Apply one op atomically, inside the caller's transaction, deciding against the stored
+    /// row by `policy` ([`ConflictPolicy::compare`] of the op's and the row's version and
+    /// tombstone flag). Must decide and write in one atomic step (row lock or one statement).
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        change: &Change,
+        policy: ConflictPolicy,
+    ) -> Result<ApplyOutcome, DbError>;
 
     /// Apply `changes` in order, with exactly the outcomes [`SyncResource::apply`] would give
     /// one by one (a later change of the same entity sees the earlier ones). The default does
@@ -229,8 +323,12 @@ pub trait SyncResource: Send + Sync {
         &self,
         conn: &mut AnyConnection,
         changes: &[&Change],
+        policy: ConflictPolicy,
     ) -> Result<Vec<ApplyOutcome>, DbError> {
-        changes.iter().map(|c| self.apply(conn, c)).collect()
+        changes
+            .iter()
+            .map(|c| self.apply(conn, c, policy))
+            .collect()
     }
 
     /// Up to `limit` rows with an id greater than `after` (every row when `None`), in id order,
@@ -338,6 +436,8 @@ pub trait SyncResource: Send + Sync {
 #[derive(Clone, Default)]
 pub struct ResourceRegistry {
     resources: BTreeMap<&'static str, Arc<dyn SyncResource>>,
+    /// The conflict policy of each resource that does not use the default ([`ConflictPolicy::Lww`]).
+    policies: BTreeMap<&'static str, ConflictPolicy>,
 }
 
 impl std::fmt::Debug for ResourceRegistry {
@@ -363,6 +463,24 @@ impl ResourceRegistry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn SyncResource>> {
         self.resources.get(name)
+    }
+
+    /// Decide the conflicts of `resource` by `policy` (`[sync.conflict_policy]`); a name that is
+    /// not registered is refused.
+    pub fn set_policy(&mut self, resource: &str, policy: ConflictPolicy) -> Result<(), String> {
+        let (&name, _) = self.resources.get_key_value(resource).ok_or_else(|| {
+            format!(
+                "`{resource}` is not a synced resource of this binary (they are: {})",
+                self.names().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        self.policies.insert(name, policy);
+        Ok(())
+    }
+
+    /// The conflict policy of `resource` (the default for every resource: `lww`).
+    pub fn policy(&self, resource: &str) -> ConflictPolicy {
+        self.policies.get(resource).copied().unwrap_or_default()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -453,6 +571,9 @@ pub struct Domain {
     /// Registers the container's routes; every local write is recorded through the recorder,
     /// and the registry answers for rows of other resources (references, ADR 0015).
     pub routes: fn(&mut actix_web::web::ServiceConfig, Arc<dyn ChangeRecorder>, ResourceRegistry),
+    /// The container's part of the OpenAPI document (`GET /openapi.json`): every route `routes`
+    /// registers, with its parameters, bodies and error answers (`ship::http::openapi`).
+    pub openapi: fn() -> utoipa::openapi::OpenApi,
 }
 
 /// An error of a contract's use (a programming or wiring error, not bad input).
@@ -483,7 +604,12 @@ mod tests {
         ) -> Result<(), Vec<FieldError>> {
             Ok(())
         }
-        fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
+        fn apply(
+            &self,
+            _: &mut AnyConnection,
+            _: &Change,
+            _: ConflictPolicy,
+        ) -> Result<ApplyOutcome, DbError> {
             Ok(ApplyOutcome::Duplicate)
         }
         fn snapshot_page(

@@ -9,6 +9,7 @@
 pub mod body;
 mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod spans;
 
@@ -41,6 +42,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The incarnation of the sending region's database (ADR 0012), on every sync request a
 /// region makes and every sync answer it gives.
 pub const INCARNATION_HEADER: &str = "regionsync-incarnation";
+
+/// The conflict policy (`lww`, `delete_wins`) by which the sending region decides the
+/// resource's conflicts, on every ops batch it pushes and every feed or snapshot page it
+/// answers; absent means `lww` (regions from before policies). A peer whose policy differs is
+/// refused: regions with different policies would diverge.
+pub const CONFLICT_POLICY_HEADER: &str = "regionsync-conflict-policy";
 
 /// JSON bodies: size limit, and every failure as the envelope.
 /// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape is 422

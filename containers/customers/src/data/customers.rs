@@ -1,6 +1,7 @@
 //! Queries on `customers`. Every function takes the caller's connection (and transaction).
 
 use diesel::prelude::*;
+use ship::contracts::ConflictPolicy;
 use ship::AnyConnection;
 
 use super::schema::customers;
@@ -206,38 +207,36 @@ pub(crate) fn find_all_for_update(
     }
 }
 
-/// The conflict branch of [`overwrite_all`] on MariaDB: each column takes the incoming value
-/// only when the incoming `(sync_version, sync_origin)` is greater than the stored one.
-///
-/// The assignment-order trap: MariaDB evaluates the assignments left to right and each one sees
-/// the columns assigned before it, so the version columns, which every condition reads, are
-/// assigned last — `sync_origin` before `sync_version` (a winner with a greater version and a
-/// smaller origin would otherwise keep the stored origin).
-const OVERWRITE_IF_NEWER: &str = " ON DUPLICATE KEY UPDATE \
-    tenant_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(tenant_id), tenant_id), \
-    name = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(name), name), \
-    email = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(email), email), \
-    status = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(status), status), \
-    created_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(created_at), created_at), \
-    updated_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(updated_at), updated_at), \
-    deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(deleted_at), deleted_at), \
-    sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
-    sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
+/// (`ship::lww::mysql_overwrite_clause`).
+const OVERWRITTEN: [&str; 6] = [
+    "tenant_id",
+    "name",
+    "email",
+    "status",
+    "created_at",
+    "updated_at",
+];
 
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
 /// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
-/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by version
-/// ([`OVERWRITE_IF_NEWER`]) so that a row can never go back to an older version. Returns how
+/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by `policy`
+/// (`ship::lww::mysql_overwrite_clause`) so that a row can never go back to a version the
+/// policy ranks lower. Returns how
 /// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
 /// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
-pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryResult<usize> {
+pub(crate) fn overwrite_all(
+    conn: &mut AnyConnection,
+    rows: &[Customer],
+    policy: ConflictPolicy,
+) -> QueryResult<usize> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     match conn {
         AnyConnection::Mysql(c) => {
+            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN, policy);
             let mut overwritten = 0;
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut sql =
-                    String::with_capacity(200 + chunk.len() * 34 + OVERWRITE_IF_NEWER.len());
+                let mut sql = String::with_capacity(200 + chunk.len() * 34 + clause.len());
                 sql.push_str(
                     "INSERT INTO customers (id, tenant_id, name, email, status, created_at, \
                      updated_at, sync_version, sync_origin, deleted_at) VALUES ",
@@ -246,7 +245,7 @@ pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Customer]) -> Quer
                     sql.push_str(if k == 0 { "" } else { ", " });
                     sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
                 }
-                sql.push_str(OVERWRITE_IF_NEWER);
+                sql.push_str(&clause);
                 let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
                 for r in chunk {
                     query = query
@@ -417,18 +416,51 @@ mod tests {
             // Greater version, smaller origin: both version columns change (the assignment-order
             // trap would keep the stored origin).
             let newer = Customer { sync_origin: "ap".into(), ..row("newer", 20) };
-            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer)).unwrap(), 1);
+            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer), ConflictPolicy::Lww).unwrap(), 1);
             assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
             if matches!(*conn, AnyConnection::Mysql(_)) {
                 // The conflict branch still decides by version: an older row is not written,
                 // and the count says so.
                 let older = Customer { sync_origin: "zz".into(), ..row("older", 15) };
-                assert_eq!(overwrite_all(&mut conn, &[older]).unwrap(), 0);
+                assert_eq!(overwrite_all(&mut conn, &[older], ConflictPolicy::Lww).unwrap(), 0);
                 assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
                 // An equal version with a greater origin wins the tie.
                 let tie = Customer { sync_origin: "zz".into(), ..row("tie", 20) };
-                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie)).unwrap(), 1);
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie), ConflictPolicy::Lww).unwrap(), 1);
                 assert_eq!(find(&mut conn, &tie.id).unwrap(), Some(tie));
+            }
+        }
+
+        async fn overwrite_all_under_delete_wins_ranks_a_tombstone_above_any_live_version(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let live = Customer { sync_origin: "us".into(), ..row("live", 20) };
+            insert(&mut conn, &live).unwrap();
+            if matches!(*conn, AnyConnection::Mysql(_)) {
+                let gone = Some(ship::db::utc_now());
+                // An older tombstone overwrites a newer live version, every column with it.
+                let tombstone = Customer { sync_origin: "ap".into(), deleted_at: gone, ..row("deleted", 10) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tombstone), ConflictPolicy::DeleteWins).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(tombstone.clone()));
+                // A newer live version does not bring it back under delete_wins (it would under lww).
+                let back = Customer { sync_origin: "zz".into(), ..row("back", 30) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&back), ConflictPolicy::DeleteWins).unwrap(), 0);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(tombstone.clone()));
+                // Between tombstones the greater version wins, its deleted_at too.
+                let later = Customer { sync_origin: "eu".into(), deleted_at: Some(ship::db::utc_now() + chrono::Duration::seconds(5)), ..row("later", 11) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&later), ConflictPolicy::DeleteWins).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(later.clone()));
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tombstone), ConflictPolicy::DeleteWins).unwrap(), 0);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(later.clone()));
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&back), ConflictPolicy::Lww).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(back.clone()));
+                // One statement, mixed outcomes: the count is of the rows that won.
+                let other = Customer { id: "01939d2e-0000-7000-8000-0000000000dd".into(), ..later.clone() };
+                insert(&mut conn, &other).unwrap();
+                let gone_again = Customer { sync_origin: "ap".into(), deleted_at: gone, ..row("gone again", 1) };
+                let revived = Customer { id: other.id.clone(), ..row("revived", 99) };
+                assert_eq!(overwrite_all(&mut conn, &[gone_again.clone(), revived], ConflictPolicy::DeleteWins).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(gone_again));
+                assert_eq!(find(&mut conn, &other.id).unwrap(), Some(other));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! ApplyRemoteBatch: last-writer-wins for a batch of replicated writes to `customers`, set-wise on
 //! both backends — `ship::lww::apply_batch` (ADR 0013) over the table as described here.
 
-use ship::contracts::{ApplyOutcome, Version};
+use ship::contracts::{ApplyOutcome, ConflictPolicy, Version};
 use ship::lww::{self, Incoming, SyncedTable};
 use ship::parents::Task;
 use ship::{AnyConnection, DbError};
@@ -35,6 +35,9 @@ impl SyncedTable for Table {
     fn version(row: &Customer) -> (i64, &str) {
         (row.sync_version, &row.sync_origin)
     }
+    fn is_tombstone(row: &Customer) -> bool {
+        row.is_deleted()
+    }
     fn payload(row: &Customer) -> serde_json::Value {
         CustomerPayload::from(row).to_value()
     }
@@ -59,8 +62,12 @@ impl SyncedTable for Table {
     ) -> diesel::QueryResult<Vec<String>> {
         customers::insert_or_lock_all(conn, rows)
     }
-    fn overwrite_all(conn: &mut AnyConnection, rows: &[Customer]) -> diesel::QueryResult<usize> {
-        customers::overwrite_all(conn, rows)
+    fn overwrite_all(
+        conn: &mut AnyConnection,
+        rows: &[Customer],
+        policy: ConflictPolicy,
+    ) -> diesel::QueryResult<usize> {
+        customers::overwrite_all(conn, rows, policy)
     }
 }
 
@@ -70,6 +77,7 @@ impl ApplyRemoteBatchTask {
     pub(crate) fn run(
         conn: &mut AnyConnection,
         items: Vec<Item<'_>>,
+        policy: ConflictPolicy,
     ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
         let incoming = items
             .into_iter()
@@ -85,6 +93,6 @@ impl ApplyRemoteBatchTask {
                 })
             })
             .collect::<Result<Vec<_>, DbError>>()?;
-        lww::apply_batch::<Table>(conn, &incoming)
+        lww::apply_batch::<Table>(conn, &incoming, policy)
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use ship::contracts::ConflictPolicy;
 use ship::AnyConnection;
 
 use super::schema::orders;
@@ -206,42 +207,39 @@ pub(crate) fn insert_or_lock_all(
     }
 }
 
-/// The conflict branch of [`overwrite_all`] on MariaDB: each column takes the incoming value
-/// only when the incoming `(sync_version, sync_origin)` is greater than the stored one.
-///
-/// The assignment-order trap: MariaDB evaluates the assignments left to right and each one sees
-/// the columns assigned before it, so the version columns, which every condition reads, are
-/// assigned last — `sync_origin` before `sync_version` (a winner with a greater version and a
-/// smaller origin would otherwise keep the stored origin). `lines` is a reserved word in
-/// MariaDB: quoted.
-const OVERWRITE_IF_NEWER: &str = " ON DUPLICATE KEY UPDATE \
-    tenant_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(tenant_id), tenant_id), \
-    customer_id = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(customer_id), customer_id), \
-    number = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(number), number), \
-    status = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(status), status), \
-    currency = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(currency), currency), \
-    `lines` = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(`lines`), `lines`), \
-    total_minor = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(total_minor), total_minor), \
-    created_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(created_at), created_at), \
-    updated_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(updated_at), updated_at), \
-    deleted_at = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(deleted_at), deleted_at), \
-    sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
-    sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
+/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
+/// (`ship::lww::mysql_overwrite_clause`).
+const OVERWRITTEN: [&str; 9] = [
+    "tenant_id",
+    "customer_id",
+    "number",
+    "status",
+    "currency",
+    "`lines`",
+    "total_minor",
+    "created_at",
+    "updated_at",
+];
 
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
 /// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
-/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by version
-/// ([`OVERWRITE_IF_NEWER`]) so that a row can never go back to an older version. Returns how
+/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by `policy`
+/// (`ship::lww::mysql_overwrite_clause`) so that a row can never go back to a version the
+/// policy ranks lower. Returns how
 /// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
 /// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
-pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Order]) -> QueryResult<usize> {
+pub(crate) fn overwrite_all(
+    conn: &mut AnyConnection,
+    rows: &[Order],
+    policy: ConflictPolicy,
+) -> QueryResult<usize> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     match conn {
         AnyConnection::Mysql(c) => {
+            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN, policy);
             let mut overwritten = 0;
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut sql =
-                    String::with_capacity(200 + chunk.len() * 46 + OVERWRITE_IF_NEWER.len());
+                let mut sql = String::with_capacity(200 + chunk.len() * 46 + clause.len());
                 sql.push_str(
                     "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, \
                      `lines`, total_minor, created_at, updated_at, sync_version, sync_origin, \
@@ -251,7 +249,7 @@ pub(crate) fn overwrite_all(conn: &mut AnyConnection, rows: &[Order]) -> QueryRe
                     sql.push_str(if k == 0 { "" } else { ", " });
                     sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
                 }
-                sql.push_str(OVERWRITE_IF_NEWER);
+                sql.push_str(&clause);
                 let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
                 for r in chunk {
                     query = query
@@ -448,15 +446,40 @@ mod tests {
             insert(&mut conn, &stored).unwrap();
             // Greater version, smaller origin: both version columns change.
             let newer = Order { sync_origin: "ap".into(), status: "shipped".into(), ..row("newer", 20) };
-            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer)).unwrap(), 1);
+            assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer), ConflictPolicy::Lww).unwrap(), 1);
             assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
             if matches!(*conn, AnyConnection::Mysql(_)) {
                 let older = Order { sync_origin: "zz".into(), ..row("older", 15) };
-                assert_eq!(overwrite_all(&mut conn, &[older]).unwrap(), 0);
+                assert_eq!(overwrite_all(&mut conn, &[older], ConflictPolicy::Lww).unwrap(), 0);
                 assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
                 let tie = Order { sync_origin: "zz".into(), ..row("tie", 20) };
-                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie)).unwrap(), 1);
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tie), ConflictPolicy::Lww).unwrap(), 1);
                 assert_eq!(find(&mut conn, &tie.id).unwrap(), Some(tie));
+            }
+        }
+
+        async fn overwrite_all_under_delete_wins_ranks_a_tombstone_above_any_live_version(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let live = Order { sync_origin: "us".into(), ..row("live", 20) };
+            insert(&mut conn, &live).unwrap();
+            if matches!(*conn, AnyConnection::Mysql(_)) {
+                let gone = Some(ship::db::utc_now());
+                // An older tombstone overwrites a newer live version, every column with it.
+                let tombstone = Order { sync_origin: "ap".into(), deleted_at: gone, ..row("deleted", 10) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tombstone), ConflictPolicy::DeleteWins).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(tombstone.clone()));
+                // A newer live version does not bring it back under delete_wins (it would under lww).
+                let back = Order { sync_origin: "zz".into(), ..row("back", 30) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&back), ConflictPolicy::DeleteWins).unwrap(), 0);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(tombstone.clone()));
+                // Between tombstones the greater version wins, its deleted_at too.
+                let later = Order { sync_origin: "eu".into(), deleted_at: Some(ship::db::utc_now() + chrono::Duration::seconds(5)), ..row("later", 11) };
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&later), ConflictPolicy::DeleteWins).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(later.clone()));
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&tombstone), ConflictPolicy::DeleteWins).unwrap(), 0);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(later.clone()));
+                assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&back), ConflictPolicy::Lww).unwrap(), 1);
+                assert_eq!(find(&mut conn, &live.id).unwrap(), Some(back));
             }
         }
     }

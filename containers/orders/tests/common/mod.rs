@@ -45,7 +45,12 @@ impl SyncResource for CustomersStub {
     fn validate(&self, _: &str, _: OpKind, _: &serde_json::Value) -> Result<(), Vec<FieldError>> {
         Ok(())
     }
-    fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
+    fn apply(
+        &self,
+        _: &mut AnyConnection,
+        _: &Change,
+        _: ship::contracts::ConflictPolicy,
+    ) -> Result<ApplyOutcome, DbError> {
         Ok(ApplyOutcome::Duplicate)
     }
     fn snapshot_page(

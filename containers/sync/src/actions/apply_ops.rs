@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use ship::contracts::{HybridClock, ResourceRegistry, SyncResource};
+use ship::contracts::{ConflictPolicy, HybridClock, ResourceRegistry, SyncResource};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -35,6 +35,9 @@ pub struct ApplyOpsInput {
     pub ops: Vec<Value>,
     /// The sender's database incarnation (its `Regionsync-Incarnation` header; '' if absent).
     pub source_incarnation: String,
+    /// The sender's conflict policy for the resource (its `Regionsync-Conflict-Policy` header;
+    /// '' if absent, which is `lww`): a batch from a region with another policy is refused.
+    pub source_policy: String,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,9 @@ pub struct ApplyOpsOutput {
     pub receiver_hlc: i64,
     /// This database's incarnation (answered in the `Regionsync-Incarnation` header).
     pub incarnation: String,
+    /// How this region decides the resource's conflicts (answered in the
+    /// `Regionsync-Conflict-Policy` header: a sender whose policy differs stops sending).
+    pub policy: ConflictPolicy,
 }
 
 impl ApplyOpsOutput {
@@ -104,6 +110,7 @@ impl Action for ApplyOpsAction {
     async fn run(&self, input: ApplyOpsInput) -> Result<ApplyOpsOutput, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
         check_batch(&input, resource.as_ref(), self.limits, &self.region_id)?;
+        check_policy(&input.source_policy, resource.name(), &self.registry)?;
         crate::counters::received(&input.source_region, resource.name(), &input.ops);
         // A push carries only its sender's own changes: a relay of another region's would
         // reach this region but never that region (its pull leaves its own origin out), and
@@ -157,6 +164,7 @@ impl Action for ApplyOpsAction {
             results: ops.into_iter().map(|op| op.op_id).zip(statuses).collect(),
             receiver_hlc: self.clock.last().as_i64(),
             incarnation,
+            policy: self.registry.policy(&input.resource),
         };
         tracing::info!(
             applied = output.count(OpStatus::Applied),
@@ -167,6 +175,33 @@ impl Action for ApplyOpsAction {
         );
         Ok(output)
     }
+}
+
+/// The sender must decide the resource's conflicts as this region does (`theirs`: its header,
+/// '' for `lww`): under different policies the same ops would leave the regions different.
+pub(crate) fn check_policy(
+    theirs: &str,
+    resource: &str,
+    registry: &ResourceRegistry,
+) -> Result<(), SyncError> {
+    let ours = registry.policy(resource);
+    let sent = if theirs.is_empty() {
+        Some(ConflictPolicy::Lww)
+    } else {
+        ConflictPolicy::parse(theirs)
+    };
+    if sent == Some(ours) {
+        return Ok(());
+    }
+    let theirs = match sent {
+        Some(p) => p.as_str().to_string(),
+        None => format!("an unknown policy `{theirs}`"),
+    };
+    Err(SyncError::ConflictPolicyMismatch(format!(
+        "this region decides conflicts of `{resource}` by {ours}, the sender by {theirs}: \
+         every region must have the same `sync.conflict_policy` for a resource, or they \
+         would diverge; nothing was applied"
+    )))
 }
 
 /// Batch-level checks that need no op parsing.

@@ -133,7 +133,7 @@ impl Action for BootstrapAction {
                 name,
                 after.as_deref(),
                 input.page_limit,
-                &ours,
+                (&ours, self.registry.policy(name)),
             )
             .await;
             let page = match fetched {

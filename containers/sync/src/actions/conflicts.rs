@@ -1,9 +1,11 @@
-//! The conflict ledger (`regionsync conflicts list | show`): the remote writes that lost by
-//! last-writer-wins when they arrived here, each with both versions and both payloads, as
+//! The conflict ledger (`regionsync conflicts list | show | what-if | resolve`): the writes a
+//! conflict discarded here — a remote write that lost when it arrived, or the stored version a
+//! remote one replaced although it had not seen it (a delete undone; under `delete_wins` an
+//! update lost to a tombstone) — each with both versions and both payloads, as
 //! `ApplyChangesTask` recorded them in `sync_conflicts`.
 
 use chrono::{DateTime, Utc};
-use ship::contracts::Hlc;
+use ship::contracts::{ConflictPolicy, Hlc, OpKind, ResourceRegistry, SyncResource, Version};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -19,6 +21,7 @@ pub fn rule_in_words(reason: &str) -> &'static str {
     match reason {
         "older_hlc" => "the later clock wins",
         "equal_hlc_origin_tiebreak" => "equal clocks: the greater origin wins",
+        "delete_wins" => "delete_wins: a tombstone is final",
         _ => "an unknown rule",
     }
 }
@@ -96,6 +99,139 @@ impl Action for GetConflictAction {
     }
 }
 
+/// Whether a recorded payload is a live row or a tombstone (the kind whose validation it
+/// passes); `None`: neither (recorded by another schema).
+pub(crate) fn payload_kind(
+    resource: &dyn SyncResource,
+    entity: &str,
+    payload: &serde_json::Value,
+) -> Option<OpKind> {
+    [OpKind::Upsert, OpKind::Delete]
+        .into_iter()
+        .find(|k| resource.validate(entity, *k, payload).is_ok())
+}
+
+/// `regionsync conflicts what-if --resource R --policy P`: the recorded conflicts of `R`
+/// replayed under `P`.
+#[derive(Debug, Clone)]
+pub struct WhatIfInput {
+    pub resource: String,
+    pub policy: ConflictPolicy,
+    /// At most this many changed outcomes are listed (all are counted).
+    pub limit: usize,
+}
+
+/// One recorded conflict whose outcome `P` would turn around: the version that lost would win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnedAround {
+    pub id: i64,
+    pub entity_id: String,
+    pub detected_at: chrono::NaiveDateTime,
+    /// The rule that decided then.
+    pub reason: String,
+    /// `(origin, hlc, kind)` of the recorded winner and loser.
+    pub winner: (String, i64, OpKind),
+    pub loser: (String, i64, OpKind),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatIf {
+    /// The resource's policy here now.
+    pub current: ConflictPolicy,
+    /// Conflicts of the resource in the ledger, and how many of them `P` would turn around.
+    pub examined: u64,
+    pub turned: u64,
+    /// Conflicts whose payloads pass neither kind's validation (not judged).
+    pub unreadable: u64,
+    /// The first `limit` turned around, oldest first.
+    pub listed: Vec<TurnedAround>,
+}
+
+/// Replays the ledger of one resource under another policy, changing nothing. Only what the
+/// ledger holds can be replayed: a conflict recorded in another region is in that region's
+/// ledger (each region records the conflicts that arrive there).
+pub struct WhatIfAction {
+    pool: DbPool,
+    registry: ResourceRegistry,
+}
+
+impl WhatIfAction {
+    pub fn new(pool: DbPool, registry: ResourceRegistry) -> Self {
+        Self { pool, registry }
+    }
+}
+
+/// Rows of the ledger read per query.
+const WHAT_IF_PAGE: i64 = 1_000;
+
+impl Action for WhatIfAction {
+    const NAME: &'static str = "sync.conflicts_what_if";
+    type Input = WhatIfInput;
+    type Output = WhatIf;
+    type Error = SyncError;
+
+    #[tracing::instrument(name = "sync.conflicts_what_if", skip_all, fields(resource = %input.resource, policy = %input.policy))]
+    async fn run(&self, input: WhatIfInput) -> Result<WhatIf, SyncError> {
+        let resource = super::synced(&self.registry, &input.resource)?;
+        let current = self.registry.policy(resource.name());
+        self.pool
+            .run(move |conn| {
+                let mut out = WhatIf {
+                    current,
+                    examined: 0,
+                    turned: 0,
+                    unreadable: 0,
+                    listed: Vec::new(),
+                };
+                let mut after = 0;
+                loop {
+                    let page = conflicts::page_of(conn, resource.name(), after, WHAT_IF_PAGE)?;
+                    let Some(last) = page.last() else { break };
+                    after = last.id;
+                    for c in page {
+                        out.examined += 1;
+                        let kind = |payload: &str| {
+                            let payload = serde_json::from_str(payload).ok()?;
+                            payload_kind(resource.as_ref(), &c.entity_id, &payload)
+                        };
+                        let version = |hlc: i64, origin: &str| {
+                            Hlc::from_i64(hlc)
+                                .ok()
+                                .map(|hlc| Version::new(hlc, origin.to_string()))
+                        };
+                        let (Some(wk), Some(lk), Some(wv), Some(lv)) = (
+                            kind(&c.winner_payload),
+                            kind(&c.loser_payload),
+                            version(c.winner_hlc, &c.winner_origin),
+                            version(c.loser_hlc, &c.loser_origin),
+                        ) else {
+                            out.unreadable += 1;
+                            continue;
+                        };
+                        let tomb = |k: OpKind| k == OpKind::Delete;
+                        let order = input.policy.compare((&lv, tomb(lk)), (&wv, tomb(wk)));
+                        if order != std::cmp::Ordering::Greater {
+                            continue;
+                        }
+                        out.turned += 1;
+                        if out.listed.len() < input.limit {
+                            out.listed.push(TurnedAround {
+                                id: c.id,
+                                entity_id: c.entity_id,
+                                detected_at: c.detected_at,
+                                reason: c.reason,
+                                winner: (c.winner_origin, c.winner_hlc, wk),
+                                loser: (c.loser_origin, c.loser_hlc, lk),
+                            });
+                        }
+                    }
+                }
+                Ok::<_, SyncError>(out)
+            })
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +242,10 @@ mod tests {
         assert_eq!(
             rule_in_words("equal_hlc_origin_tiebreak"),
             "equal clocks: the greater origin wins"
+        );
+        assert_eq!(
+            rule_in_words("delete_wins"),
+            "delete_wins: a tombstone is final"
         );
         assert_eq!(rule_in_words("other"), "an unknown rule");
     }
@@ -219,7 +359,7 @@ impl Action for ResolveConflictAction {
 
     #[tracing::instrument(name = "sync.resolve_conflict", skip_all, fields(id = input.id, take = input.take.as_str()))]
     async fn run(&self, input: ResolveConflictInput) -> Result<Resolved, SyncError> {
-        use ship::contracts::{contract_error, ApplyOutcome, Change, OpKind};
+        use ship::contracts::{contract_error, ApplyOutcome, Change};
         let (registry, recorder) = (self.registry.clone(), std::sync::Arc::clone(&self.recorder));
         let broken = |m: String| SyncError::Db(contract_error(m));
         let resolved = self
@@ -241,18 +381,25 @@ impl Action for ResolveConflictAction {
                 let payload: serde_json::Value = serde_json::from_str(stored)
                     .map_err(|e| broken(format!("the recorded payload is not JSON: {e}")))?;
                 let entity = conflict.entity_id.clone();
-                let kind = [OpKind::Upsert, OpKind::Delete]
-                    .into_iter()
-                    .find(|k| resource.validate(&entity, *k, &payload).is_ok())
+                let kind = payload_kind(resource.as_ref(), &entity, &payload)
                     .ok_or_else(|| {
                         broken("the recorded payload does not pass this region's validation".into())
                     })?;
-                let current = resource.entity(conn, &entity)?.map(|c| c.version);
+                let stored = resource.entity(conn, &entity)?;
+                let deleted = stored.as_ref().is_some_and(|c| c.kind == OpKind::Delete);
+                let current = stored.map(|c| c.version);
                 let winner = (conflict.winner_hlc, conflict.winner_origin.as_str());
                 if current.as_ref().map(|v| (v.hlc.as_i64(), v.origin.as_str())) != Some(winner) {
                     return Ok(Resolved::Refused(format!(
                         "the row no longer holds the version that won ({}.{}): a later write changed it; see it with the API and write what it should hold",
                         conflict.winner_hlc, conflict.winner_origin
+                    )));
+                }
+                let policy = registry.policy(&conflict.resource);
+                if policy == ConflictPolicy::DeleteWins && deleted && kind == OpKind::Upsert {
+                    return Ok(Resolved::Refused(format!(
+                        "`{}` decides conflicts by delete_wins: its tombstone is final in every region, so a live version written over it would lose everywhere else; create a new row instead",
+                        conflict.resource
                     )));
                 }
                 if let Some(why) = breaks_a_reference(conn, &registry, resource.as_ref(), &entity, kind, &payload)? {
@@ -266,8 +413,10 @@ impl Action for ResolveConflictAction {
                     version,
                     payload,
                 };
-                match resource.apply(conn, &change)? {
-                    ApplyOutcome::Applied => {}
+                match resource.apply(conn, &change, policy)? {
+                    // Over a tombstone, the chosen live version is `AppliedOver`: the delete
+                    // is what the operator undoes.
+                    ApplyOutcome::Applied | ApplyOutcome::AppliedOver { .. } => {}
                     other => {
                         return Err(broken(format!(
                             "the row changed while it was resolved ({other:?}): run it again"

@@ -8,7 +8,8 @@
 //! - 413 → halves, down to single ops (a single op still too large is dead);
 //! - 422 `invalid_ops` → exactly the named ops are dead, the rest is resent;
 //! - 401 `token_expired` → one forced token refresh and one resend;
-//! - 422 `clock_drift` → given back without an attempt counted (never dead);
+//! - 422 `clock_drift`, 409 `conflict_policy_mismatch` → given back without an attempt
+//!   counted (never dead);
 //! - unreachable, 5xx, anything else → one more attempt counted, the next one after an
 //!   exponential backoff with jitter; after `max_attempts` the entries are dead.
 //!
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ship::contracts::{PeerDirectory, Refresh};
+use ship::contracts::{PeerDirectory, Refresh, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -60,6 +61,8 @@ pub struct DispatchOutboxAction {
     /// The resources in dependency order (a customer before its orders, ADR 0015): a peer's
     /// streams are sent in this order; a resource not listed goes last, by name.
     order: Vec<String>,
+    /// The resources' conflict policies (told to the peer with each batch).
+    policies: ResourceRegistry,
 }
 
 impl DispatchOutboxAction {
@@ -80,7 +83,16 @@ impl DispatchOutboxAction {
             incarnation: Default::default(),
             down: Default::default(),
             order: Vec::new(),
+            policies: ResourceRegistry::default(),
         }
+    }
+
+    /// Tell peers each resource's conflict policy from `registry` (`lww` for a resource not
+    /// in it); a peer with another policy refuses the batches (PROTOCOL.md, "Conflict
+    /// policy").
+    pub fn with_policies(mut self, registry: ResourceRegistry) -> Self {
+        self.policies = registry;
+        self
     }
 
     /// Send each peer's streams in this resource order (`ResourceRegistry::dependency_order`),
@@ -396,6 +408,7 @@ impl DispatchOutboxAction {
                 body,
                 &ours,
                 self.config.compression,
+                self.policies.policy(resource),
             );
             match self.keeping_lease(owner, &sending.range, send).await {
                 SendOutcome::Applied => {
@@ -467,7 +480,7 @@ impl DispatchOutboxAction {
                     pending.push(batch);
                     break (reason, Again::AfterFailure);
                 }
-                SendOutcome::ClockDrift(reason) => {
+                SendOutcome::ClockDrift(reason) | SendOutcome::PolicyMismatch(reason) => {
                     pending.push(batch);
                     break (reason, Again::Postponed);
                 }

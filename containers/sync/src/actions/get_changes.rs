@@ -21,7 +21,7 @@
 //! nothing back). Recording it inside a transaction with the read would buy nothing (the
 //! acknowledgment is a lower bound either way) and would make the read fail with the write.
 
-use ship::contracts::ResourceRegistry;
+use ship::contracts::{ConflictPolicy, ResourceRegistry};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -44,6 +44,10 @@ pub struct GetChangesInput {
     /// What the reader acknowledges when it is behind `since` (a reader that fetches a page
     /// ahead while it applies the one before); `None`: `since`.
     pub ack: Option<i64>,
+    /// The reader's conflict policy for the resource (its `Regionsync-Conflict-Policy`
+    /// header, '' when absent: `lww`): another than ours is refused (409
+    /// `conflict_policy_mismatch`). `None`: not judged (an in-process caller).
+    pub reader_policy: Option<String>,
 }
 
 #[derive(Debug)]
@@ -56,6 +60,9 @@ pub struct ChangesPage {
     pub schema_version: u32,
     /// The incarnation of the database that served the page.
     pub incarnation: String,
+    /// How this region decides the resource's conflicts (answered in the
+    /// `Regionsync-Conflict-Policy` header; a reader with another policy refuses the page).
+    pub policy: ConflictPolicy,
 }
 
 pub struct GetChangesAction {
@@ -97,6 +104,10 @@ impl Action for GetChangesAction {
             .ok_or_else(|| SyncError::UnknownResource(input.resource.clone()))?;
         let schema_version = resource.schema_version();
         let name = resource.name();
+        let policy = self.registry.policy(name);
+        if let Some(theirs) = input.reader_policy.as_deref() {
+            super::apply_ops::check_policy(theirs, name, &self.registry)?;
+        }
 
         self.pool
             .run(move |conn| {
@@ -162,6 +173,7 @@ impl Action for GetChangesAction {
                     changes,
                     schema_version,
                     incarnation: ours.id.clone(),
+                    policy,
                 })
             })
             .await

@@ -22,6 +22,10 @@ pub struct GetDigestInput {
     pub depth: Option<usize>,
     /// With rows: each with its kind and payload (what `sync repair` takes).
     pub full: bool,
+    /// The reader's conflict policy, judged as the feed does
+    /// (`GetChangesInput::reader_policy`): rows compared or repaired across policies would
+    /// mean nothing.
+    pub reader_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,9 @@ impl Action for GetDigestAction {
     #[tracing::instrument(name = "sync.get_digest", skip_all, fields(resource = %input.resource, prefix = %input.prefix))]
     async fn run(&self, input: GetDigestInput) -> Result<DigestAnswer, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
+        if let Some(theirs) = input.reader_policy.as_deref() {
+            super::apply_ops::check_policy(theirs, resource.name(), &self.registry)?;
+        }
         let region = self.region_id.clone();
         self.pool
             .run(move |conn| match input.depth {

@@ -15,7 +15,7 @@
 //! Each answered page acknowledges `W` for the reader (`sync_feed_acks`), so prune keeps the
 //! feed after `W` for as long as the reader needs it to continue.
 
-use ship::contracts::{Change, ResourceRegistry, Version};
+use ship::contracts::{Change, ConflictPolicy, ResourceRegistry, Version};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -33,6 +33,9 @@ pub struct GetSnapshotInput {
     pub max_bytes: usize,
     /// The calling region (the token's `sub`): each page acknowledges the watermark for it.
     pub reader: Option<String>,
+    /// The reader's conflict policy (`Regionsync-Conflict-Policy`), judged as the feed does
+    /// (`GetChangesInput::reader_policy`).
+    pub reader_policy: Option<String>,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub struct SnapshotPage {
     pub incarnation: String,
     /// On the first page, how many rows the snapshot holds (when the resource can tell).
     pub total_rows: Option<i64>,
+    /// How this region decides the resource's conflicts (`Regionsync-Conflict-Policy`).
+    pub policy: ConflictPolicy,
 }
 
 pub struct GetSnapshotAction {
@@ -77,6 +82,10 @@ impl Action for GetSnapshotAction {
     async fn run(&self, input: GetSnapshotInput) -> Result<SnapshotPage, SyncError> {
         let resource = super::synced(&self.registry, &input.resource)?;
         let region_id = self.region_id.clone();
+        let registry_policy = self.registry.policy(resource.name());
+        if let Some(theirs) = input.reader_policy.as_deref() {
+            super::apply_ops::check_policy(theirs, resource.name(), &self.registry)?;
+        }
         self.pool
             .run(move |conn| {
                 let name = resource.name();
@@ -151,6 +160,7 @@ impl Action for GetSnapshotAction {
                     schema_version: resource.schema_version(),
                     incarnation: ours.id,
                     total_rows,
+                    policy: registry_policy,
                 })
             })
             .await

@@ -67,5 +67,9 @@ pub mod conflicts;
 
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictSummary, GetConflictAction, ListConflictsAction,
-    ListConflictsInput, ResolveConflictAction, ResolveConflictInput, Resolved, Take,
+    ListConflictsInput, ResolveConflictAction, ResolveConflictInput, Resolved, Take, TurnedAround,
+    WhatIf, WhatIfAction, WhatIfInput,
 };
+pub mod peer_clocks;
+
+pub use peer_clocks::PeerClockMeter;

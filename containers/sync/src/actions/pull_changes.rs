@@ -192,7 +192,7 @@ impl Action for PullChangesAction {
                         (since.as_deref(), acked.as_deref()),
                         input.page_limit,
                         &self.region_id,
-                        &incarnation,
+                        (&incarnation, self.registry.policy(name)),
                     )
                     .await
                 }
@@ -278,6 +278,7 @@ impl Action for PullChangesAction {
                     (page.next_cursor.clone(), acked.clone()),
                     input.page_limit,
                     (self.region_id.clone(), incarnation.clone()),
+                    self.registry.policy(name),
                 ));
             }
             let checked = match checked {
@@ -594,6 +595,7 @@ impl Ahead {
         (since, ack): (String, Option<String>),
         limit: u32,
         (region, incarnation): (String, String),
+        policy: ship::contracts::ConflictPolicy,
     ) -> Ahead {
         let peer = grant.id.clone();
         Ahead(
@@ -605,7 +607,7 @@ impl Ahead {
                     (Some(&since), ack.as_deref()),
                     limit,
                     &region,
-                    &incarnation,
+                    (&incarnation, policy),
                 )
                 .await;
                 let checked = fetched

@@ -32,7 +32,9 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use ship::contracts::{Hlc, HybridClock, PeerDirectory, PeerGrant, Refresh, ResourceRegistry};
+use ship::contracts::{
+    ConflictPolicy, Hlc, HybridClock, OpKind, PeerDirectory, PeerGrant, Refresh, ResourceRegistry,
+};
 use ship::parents::Action;
 use ship::DbPool;
 
@@ -127,13 +129,24 @@ enum Plan {
 }
 
 impl Plan {
-    fn of(d: &Divergence, region: &str, prefer: Prefer) -> Plan {
+    /// `tombstones`: whether the row is a tombstone here and at the peer (`None`: no row), for
+    /// `policy` to rank the two versions as the apply does.
+    fn of(
+        d: &Divergence,
+        tombstones: (Option<bool>, Option<bool>),
+        policy: ConflictPolicy,
+        region: &str,
+        prefer: Prefer,
+    ) -> Plan {
+        let first =
+            |tomb: Option<bool>| tomb.unwrap_or(false) && policy == ConflictPolicy::DeleteWins;
+        let (here, there) = (first(tombstones.0), first(tombstones.1));
         match (&d.local, &d.remote) {
             (Some(l), Some(r)) if l == r => Plan::Reassert {
                 peer_content: prefer == Prefer::Peer,
             },
             (None, _) => Plan::Take,
-            (Some(l), Some(r)) if (r.0, &r.1) > (l.0, &l.1) => Plan::Take,
+            (Some(l), Some(r)) if (there, r.0, &r.1) > (here, l.0, &l.1) => Plan::Take,
             (Some(l), _) if l.1 == region => Plan::Send,
             (Some(_), _) => Plan::Reassert {
                 peer_content: false,
@@ -145,6 +158,13 @@ impl Plan {
     fn content_from_peer(self) -> bool {
         matches!(self, Plan::Take | Plan::Reassert { peer_content: true })
     }
+}
+
+/// Whether `id` is a tombstone among `rows` (`None`: not there).
+fn tombstone_of(rows: &[RowDigest], id: &str) -> Option<bool> {
+    rows.iter()
+        .find(|r| r.entity_id == id)
+        .map(|r| r.kind.as_deref() == Some(OpKind::Delete.as_str()))
 }
 
 /// The version `id` has among `rows` (`None`: not there).
@@ -188,7 +208,10 @@ impl RepairAction {
         let prefix = &bucket[..MAX_PREFIX];
         let mut refreshed = false;
         loop {
-            match FetchDigestTask::run(&self.client, grant, resource, prefix, None, full).await {
+            let policy = self.registry.policy(resource);
+            match FetchDigestTask::run(&self.client, grant, resource, prefix, None, (full, policy))
+                .await
+            {
                 Ok((DigestAnswer::Rows(rows), _)) => return Ok(rows),
                 Ok((DigestAnswer::Buckets(_), _)) => {
                     return Err(SyncError::PeerRefused {
@@ -264,7 +287,17 @@ impl RepairAction {
                 .map_err(|e| {
                     SyncError::InvalidBatch(format!("a repair batch could not be encoded: {e}"))
                 })?;
-            match SendOpsTask::run(&self.client, grant, resource, body, &ours, self.gzip).await {
+            let policy = self.registry.policy(resource);
+            let send = SendOpsTask::run(
+                &self.client,
+                grant,
+                resource,
+                body,
+                &ours,
+                self.gzip,
+                policy,
+            );
+            match send.await {
                 SendOutcome::Applied => {
                     refreshed = false;
                     sent += batch.iter().filter(|(_, counts)| *counts).count();
@@ -307,6 +340,7 @@ impl RepairAction {
                     ));
                 }
                 SendOutcome::ClockDrift(reason) => return Err(refused(422, reason)),
+                SendOutcome::PolicyMismatch(reason) => return Err(refused(409, reason)),
                 SendOutcome::Unreachable { reason, .. } => {
                     self.directory.invalidate(peer);
                     return Err(SyncError::PeerUnreachable {
@@ -343,26 +377,26 @@ impl Action for RepairAction {
         let (peer, name) = (input.peer.as_str(), input.resource.as_str());
         let mut summary = RepairSummary::default();
         let mut outgoing: Outgoing = Vec::new();
+        let policy = self.registry.policy(name);
         for d in input.differing {
-            let plan = Plan::of(&d, &self.region_id, input.prefer);
             let id = d.entity_id.as_str();
-            // The peer must still hold the version verify saw.
-            let at_peer = self
-                .peer_rows(&mut grant, peer, name, id, plan.content_from_peer())
-                .await?;
+            // Both sides must still hold the versions verify saw; their kinds decide the plan
+            // under `delete_wins`.
+            let at_peer = self.peer_rows(&mut grant, peer, name, id, true).await?;
             if version_of(&at_peer, id) != d.remote {
                 summary.changed += 1;
                 continue;
             }
-            // The side whose content is taken must still hold it too.
+            let here = self.local_rows(&resource, id).await?;
+            if version_of(&here, id) != d.local {
+                summary.changed += 1;
+                continue;
+            }
+            let tombstones = (tombstone_of(&here, id), tombstone_of(&at_peer, id));
+            let plan = Plan::of(&d, tombstones, policy, &self.region_id, input.prefer);
             let rows = if plan.content_from_peer() {
                 at_peer
             } else {
-                let here = self.local_rows(&resource, id).await?;
-                if version_of(&here, id) != d.local {
-                    summary.changed += 1;
-                    continue;
-                }
                 here
             };
             let stamp = match plan {
@@ -470,7 +504,16 @@ mod tests {
     /// (a push may not speak for it); the peer's newer rows are taken.
     #[test]
     fn each_difference_gets_its_plan() {
-        let plan = |local, remote| Plan::of(&d(local, remote), "eu-west", Prefer::Peer);
+        let live = (Some(false), Some(false));
+        let plan = |local, remote| {
+            Plan::of(
+                &d(local, remote),
+                live,
+                ConflictPolicy::Lww,
+                "eu-west",
+                Prefer::Peer,
+            )
+        };
         assert_eq!(plan(None, Some((5, "us-east"))), Plan::Take);
         assert_eq!(plan(Some((4, "eu-west")), Some((5, "us-east"))), Plan::Take);
         assert_eq!(plan(Some((5, "eu-west")), Some((4, "us-east"))), Plan::Send);
@@ -483,13 +526,86 @@ mod tests {
         // A tie on the clock is ordered by origin, as last-writer-wins orders it.
         assert_eq!(plan(Some((5, "eu-west")), Some((5, "us-east"))), Plan::Take);
         assert_eq!(plan(Some((5, "us-east")), Some((5, "eu-west"))), third);
-        let same = |prefer| Plan::of(&d(Some((5, "x")), Some((5, "x"))), "eu-west", prefer);
+        let same = |prefer| {
+            let d = d(Some((5, "x")), Some((5, "x")));
+            Plan::of(&d, live, ConflictPolicy::Lww, "eu-west", prefer)
+        };
         assert_eq!(same(Prefer::Peer), Plan::Reassert { peer_content: true });
         assert_eq!(
             same(Prefer::Local),
             Plan::Reassert {
                 peer_content: false
             }
+        );
+    }
+
+    /// Under `delete_wins` a tombstone ranks above any live version, on either side (review:
+    /// the plan compared versions only, so a repair took a live row the apply then refused, or
+    /// sent one the peer refused, every run).
+    #[test]
+    fn under_delete_wins_a_tombstone_side_wins_the_plan() {
+        let plan = |tombstones, local, remote, policy| {
+            Plan::of(
+                &d(local, remote),
+                tombstones,
+                policy,
+                "eu-west",
+                Prefer::Peer,
+            )
+        };
+        let dw = ConflictPolicy::DeleteWins;
+        // Our tombstone (older) against the peer's later live row: ours goes to the peer.
+        let ours_deleted = (Some(true), Some(false));
+        assert_eq!(
+            plan(ours_deleted, Some((4, "eu-west")), Some((5, "us-east")), dw),
+            Plan::Send
+        );
+        assert_eq!(
+            plan(
+                ours_deleted,
+                Some((4, "eu-west")),
+                Some((5, "us-east")),
+                ConflictPolicy::Lww
+            ),
+            Plan::Take
+        );
+        // A third region's tombstone here: re-asserted, not replaced by the peer's live row.
+        assert_eq!(
+            plan(
+                ours_deleted,
+                Some((4, "ap-south")),
+                Some((5, "us-east")),
+                dw
+            ),
+            Plan::Reassert {
+                peer_content: false
+            }
+        );
+        // The peer's tombstone against our later live row: taken.
+        let theirs_deleted = (Some(false), Some(true));
+        assert_eq!(
+            plan(
+                theirs_deleted,
+                Some((5, "eu-west")),
+                Some((4, "us-east")),
+                dw
+            ),
+            Plan::Take
+        );
+        assert_eq!(
+            plan(
+                theirs_deleted,
+                Some((5, "eu-west")),
+                Some((4, "us-east")),
+                ConflictPolicy::Lww
+            ),
+            Plan::Send
+        );
+        // Two tombstones: the clock decides.
+        let both = (Some(true), Some(true));
+        assert_eq!(
+            plan(both, Some((5, "eu-west")), Some((4, "us-east")), dw),
+            Plan::Send
         );
     }
 

@@ -114,6 +114,7 @@ impl Action for VerifyAction {
     async fn run(&self, input: VerifyInput) -> Result<VerifySummary, SyncError> {
         let grant = self.directory.grant(&input.peer, Refresh::IfNeeded).await?;
         let name = input.resource.as_str();
+        let policy = self.registry.policy(name);
         let mut summary = VerifySummary::default();
         let mut ranges = vec![String::new()];
         let mut listed = Vec::new();
@@ -121,9 +122,15 @@ impl Action for VerifyAction {
             let DigestAnswer::Buckets(local) = self.local(name, &prefix, Some(STEP)).await? else {
                 continue;
             };
-            let (remote, bytes) =
-                FetchDigestTask::run(&self.client, &grant, name, &prefix, Some(STEP), false)
-                    .await?;
+            let (remote, bytes) = FetchDigestTask::run(
+                &self.client,
+                &grant,
+                name,
+                &prefix,
+                Some(STEP),
+                (false, policy),
+            )
+            .await?;
             summary.requests += 1;
             summary.bytes += bytes;
             let DigestAnswer::Buckets(remote) = remote else {
@@ -153,7 +160,8 @@ impl Action for VerifyAction {
                 continue;
             };
             let (remote, bytes) =
-                FetchDigestTask::run(&self.client, &grant, name, &prefix, None, false).await?;
+                FetchDigestTask::run(&self.client, &grant, name, &prefix, None, (false, policy))
+                    .await?;
             summary.requests += 1;
             summary.bytes += bytes;
             let DigestAnswer::Rows(remote) = remote else {

@@ -109,7 +109,7 @@ pub struct Conflict {
     pub loser_hlc: i64,
     pub loser_origin: String,
     pub loser_payload: String,
-    /// The rule that decided: `older_hlc` or `equal_hlc_origin_tiebreak`.
+    /// The rule that decided: `older_hlc`, `equal_hlc_origin_tiebreak` or `delete_wins`.
     pub reason: String,
     pub detected_at: chrono::NaiveDateTime,
 }
@@ -172,6 +172,23 @@ pub fn get(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Conflict>> {
         .select(Conflict::as_select())
         .first(conn)
         .optional()
+}
+
+/// Up to `limit` recorded conflicts of `resource` with an id above `after`, by id, with their
+/// payloads (`conflicts what-if` reads the ledger a page at a time).
+pub fn page_of(
+    conn: &mut AnyConnection,
+    resource: &str,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<Conflict>> {
+    sync_conflicts::table
+        .filter(sync_conflicts::resource.eq(resource))
+        .filter(sync_conflicts::id.gt(after))
+        .order(sync_conflicts::id.asc())
+        .limit(limit)
+        .select(Conflict::as_select())
+        .load(conn)
 }
 
 /// An operator's resolution of a conflict (`regionsync conflicts resolve`).

@@ -109,8 +109,9 @@ impl ApplyChangesTask {
             .collect();
         let mut winners = Vec::new();
         let mut lost = Vec::new();
+        let mut overridden = Vec::new();
         let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
-        let outcomes = resource.apply_batch(conn, &batch)?;
+        let outcomes = resource.apply_batch(conn, &batch, registry.policy(resource.name()))?;
         for (i, outcome) in order.into_iter().zip(outcomes) {
             let change = &ops[i].change;
             statuses[i] = match outcome {
@@ -118,20 +119,30 @@ impl ApplyChangesTask {
                     winners.push(i);
                     OpStatus::Applied
                 }
+                ApplyOutcome::AppliedOver {
+                    lost,
+                    lost_payload,
+                    rule,
+                } => {
+                    // The stored version is the loser (a delete undone, or under `delete_wins`
+                    // a later update): recorded like a losing op — the region that wrote it
+                    // records the other side's arrival the other way round.
+                    if lost.origin != change.version.origin {
+                        overridden.push((i, lost, lost_payload, rule.as_str()));
+                    }
+                    winners.push(i);
+                    OpStatus::Applied
+                }
                 ApplyOutcome::Duplicate => OpStatus::Duplicate,
                 ApplyOutcome::Stale {
                     current,
                     current_payload,
+                    rule,
                 } => {
                     // Another region's write lost: keep both versions. A stale op of the stored
                     // write's own origin is just an old, superseded write, not a conflict.
                     if current.origin != change.version.origin {
-                        let reason = if current.hlc == change.version.hlc {
-                            "equal_hlc_origin_tiebreak"
-                        } else {
-                            "older_hlc"
-                        };
-                        lost.push((i, current, current_payload, reason));
+                        lost.push((i, current, current_payload, rule.as_str()));
                     }
                     OpStatus::Stale
                 }
@@ -161,9 +172,9 @@ impl ApplyChangesTask {
                 .collect();
             changelog::insert_all(conn, &entries)?;
         }
-        if !lost.is_empty() {
+        if !lost.is_empty() || !overridden.is_empty() {
             let now = utc_now();
-            let records: Vec<NewConflict> = lost
+            let mut records: Vec<NewConflict> = lost
                 .into_iter()
                 .map(|(i, winner, winner_payload, reason)| {
                     let loser = &ops[i].change;
@@ -181,6 +192,25 @@ impl ApplyChangesTask {
                     }
                 })
                 .collect();
+            records.extend(
+                overridden
+                    .into_iter()
+                    .map(|(i, loser, loser_payload, reason)| {
+                        let winner = &ops[i].change;
+                        NewConflict {
+                            resource: winner.resource.clone(),
+                            entity_id: winner.entity_id.clone(),
+                            winner_hlc: winner.version.hlc.as_i64(),
+                            winner_origin: winner.version.origin.clone(),
+                            winner_payload: winner.payload.to_string(),
+                            loser_hlc: loser.hlc.as_i64(),
+                            loser_origin: loser.origin,
+                            loser_payload: loser_payload.to_string(),
+                            reason: reason.to_string(),
+                            detected_at: now,
+                        }
+                    }),
+            );
             conflicts::insert_all_once(conn, &records)?;
         }
         if !winners.is_empty() && depth < MAX_RELEASE_DEPTH {

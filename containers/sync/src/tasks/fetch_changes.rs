@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use ship::contracts::PeerGrant;
+use ship::contracts::{ConflictPolicy, PeerGrant};
 use ship::parents::Task;
 
 use crate::errors::SyncError;
@@ -33,7 +33,7 @@ impl FetchChangesTask {
         (since, ack): (Option<&str>, Option<&str>),
         limit: u32,
         exclude_origin: &str,
-        ours: &str,
+        (ours, policy): (&str, ConflictPolicy),
     ) -> Result<FetchedPage, SyncError> {
         let url = format!(
             "{}/sync/{resource}/changes",
@@ -53,17 +53,19 @@ impl FetchChangesTask {
         if let Some(ack) = ack.filter(|a| Some(*a) != since) {
             query.push(("ack", ack.to_string()));
         }
-        get_json(client, (peer, token, ours), &url, &query, "a changes page").await
+        let caller = (peer, token, ours, Some(policy));
+        get_json(client, caller, &url, &query, "a changes page").await
     }
 }
 
 /// GET `url` from `peer` with its token, telling it this database's incarnation `ours` (when
-/// known): the answer as `T`, or what the peer's refusal means (410 → `PeerCursorExpired`,
-/// 409 `cursor_diverged` → `PeerCursorDiverged`, `token_*` → `PeerAuthRefused`, else
-/// `PeerRefused`).
+/// known) and our conflict policy for the resource (when given: the peer refuses another):
+/// the answer as `T`, or what the peer's refusal means (410 → `PeerCursorExpired`, 409
+/// `cursor_diverged` → `PeerCursorDiverged`, 409 `conflict_policy_mismatch` →
+/// `PeerPolicyMismatch`, `token_*` → `PeerAuthRefused`, else `PeerRefused`).
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
-    (peer, token, ours): (&str, &str, &str),
+    (peer, token, ours, policy): (&str, &str, &str, Option<ConflictPolicy>),
     url: &str,
     query: &[(&str, String)],
     what: &str,
@@ -76,8 +78,33 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     if !ours.is_empty() {
         request = request.header(ship::http::INCARNATION_HEADER, ours);
     }
+    if let Some(policy) = policy {
+        request = request.header(ship::http::CONFLICT_POLICY_HEADER, policy.as_str());
+    }
+    // Our clock on the request, the peer's on its answer (ADR 0016).
+    let exchange = crate::peer_clock::Exchange::start();
+    if let Some(exchange) = &exchange {
+        request = request.header(exchange.header().0, exchange.header().1);
+    }
     let res = request.send().await.map_err(unreachable)?;
+    if let Some(exchange) = exchange {
+        let theirs = res.headers().get(crate::peer_clock::CLOCK_HEADER);
+        exchange.finish(peer, theirs.and_then(|v| v.to_str().ok()));
+    }
     let status = res.status();
+    if let Some(ours) = policy.filter(|_| status.is_success()) {
+        // A peer that ignored our header (one from before policies says none: `lww`) would
+        // hand us a page decided by another policy: refused here too.
+        let theirs = crate::tasks::send_ops::answered_policy(res.headers());
+        if theirs != ours.as_str() {
+            return Err(SyncError::PeerPolicyMismatch {
+                peer: peer.to_string(),
+                resource: resource_of(url),
+                theirs,
+                ours: ours.as_str().to_string(),
+            });
+        }
+    }
     let read = read_capped(res, MAX_ANSWER_BYTES).await;
     if status.is_success() {
         let refused = |message: String| SyncError::PeerRefused {
@@ -104,6 +131,14 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             peer: peer.to_string(),
         });
     }
+    if code == "conflict_policy_mismatch" {
+        return Err(SyncError::PeerPolicyMismatch {
+            peer: peer.to_string(),
+            resource: resource_of(url),
+            theirs: "another policy".into(),
+            ours: policy.map_or("lww", ConflictPolicy::as_str).to_string(),
+        });
+    }
     // A peer's words are bounded like a client's: they reach the log and the operator's
     // status on every pull.
     let message = ship::errors::clip_to(body["message"].as_str().unwrap_or_default(), 1024);
@@ -119,6 +154,12 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         status: status.as_u16(),
         message: format!("{}: {message}", ship::errors::clip(code)),
     })
+}
+
+/// The resource of a `/sync/{resource}/…` URL (for an error message).
+fn resource_of(url: &str) -> String {
+    let resource = url.rsplit('/').nth(1).unwrap_or_default();
+    ship::errors::clip(resource).into_owned()
 }
 
 /// A feed entry as an op (`op_id` = `<origin>-<seq>`, the other fields as they are): what a

@@ -1,7 +1,7 @@
 //! FetchDigest: one answer of a peer's `GET /sync/{resource}/digest`, with its size.
 
 use serde_json::Value;
-use ship::contracts::PeerGrant;
+use ship::contracts::{ConflictPolicy, PeerGrant};
 use ship::parents::Task;
 
 use crate::actions::get_digest::{Bucket, DigestAnswer, RowDigest};
@@ -23,7 +23,7 @@ impl FetchDigestTask {
         resource: &str,
         prefix: &str,
         depth: Option<usize>,
-        full: bool,
+        (full, policy): (bool, ConflictPolicy),
     ) -> Result<(DigestAnswer, usize), SyncError> {
         let url = format!(
             "{}/sync/{resource}/digest",
@@ -41,7 +41,7 @@ impl FetchDigestTask {
         }
         let body: Value = get_json(
             client,
-            (&peer.id, &peer.token, ""),
+            (&peer.id, &peer.token, "", Some(policy)),
             &url,
             &query,
             "a digest",

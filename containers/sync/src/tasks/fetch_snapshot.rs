@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use ship::contracts::PeerGrant;
+use ship::contracts::{ConflictPolicy, PeerGrant};
 use ship::parents::Task;
 
 use crate::errors::SyncError;
@@ -37,7 +37,7 @@ impl FetchSnapshotTask {
         resource: &str,
         after: Option<&str>,
         limit: u32,
-        ours: &str,
+        (ours, policy): (&str, ConflictPolicy),
     ) -> Result<FetchedSnapshot, SyncError> {
         let url = format!(
             "{}/sync/{resource}/snapshot",
@@ -49,7 +49,7 @@ impl FetchSnapshotTask {
         }
         get_json(
             client,
-            (&peer.id, &peer.token, ours),
+            (&peer.id, &peer.token, ours, Some(policy)),
             &url,
             &query,
             "a snapshot page",

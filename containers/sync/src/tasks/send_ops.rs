@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use ship::contracts::PeerGrant;
+use ship::contracts::{ConflictPolicy, PeerGrant};
 use ship::parents::Task;
 
 use crate::models::ChangeLogEntry;
@@ -28,6 +28,10 @@ pub(crate) enum SendOutcome {
     /// 422 `clock_drift`: the peer's clock is behind ours beyond its bound. Not the entries'
     /// fault: retried later without counting an attempt (never a dead letter).
     ClockDrift(String),
+    /// 409 `conflict_policy_mismatch`: the peer decides this resource's conflicts by another
+    /// policy. A configuration to fix, not the entries' fault: retried later without counting
+    /// an attempt (never a dead letter).
+    PolicyMismatch(String),
 }
 
 #[derive(Serialize)]
@@ -111,6 +115,20 @@ impl Task for SendOpsTask {
     const NAME: &'static str = "sync.send_ops";
 }
 
+/// The conflict policy a peer's answer states (`lww` when it says none: a region from before
+/// policies), clipped for the log.
+pub(crate) fn answered_policy(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(ship::http::CONFLICT_POLICY_HEADER)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(32)
+                .collect()
+        })
+        .unwrap_or_else(|| ConflictPolicy::Lww.as_str().to_string())
+}
+
 /// Bodies smaller than this go plain: gzip would save next to nothing.
 const GZIP_FROM_BYTES: usize = 1024;
 
@@ -137,6 +155,7 @@ impl SendOpsTask {
         body: Vec<u8>,
         ours: &str,
         gzip: bool,
+        policy: ConflictPolicy,
     ) -> SendOutcome {
         let url = format!(
             "{}/sync/{resource}/ops",
@@ -146,6 +165,7 @@ impl SendOpsTask {
             .post(&url)
             .bearer_auth(&peer.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
+        request = request.header(ship::http::CONFLICT_POLICY_HEADER, policy.as_str());
         if !ours.is_empty() {
             request = request.header(ship::http::INCARNATION_HEADER, ours);
         }
@@ -166,6 +186,11 @@ impl SendOpsTask {
         } else {
             body
         };
+        // Our clock on the request, the peer's on its answer (ADR 0016).
+        let exchange = crate::peer_clock::Exchange::start();
+        if let Some(exchange) = &exchange {
+            request = request.header(exchange.header().0, exchange.header().1);
+        }
         let res = match request.body(body).send().await {
             Ok(res) => res,
             Err(e) => {
@@ -175,8 +200,21 @@ impl SendOpsTask {
                 }
             }
         };
+        if let Some(exchange) = exchange {
+            let theirs = res.headers().get(crate::peer_clock::CLOCK_HEADER);
+            exchange.finish(&peer.id, theirs.and_then(|v| v.to_str().ok()));
+        }
         let status = res.status().as_u16();
         if status == 200 {
+            // A receiver that ignored our policy (a region from before policies, answering no
+            // header: `lww`) applied this batch by its own: stop here, loudly, before more go.
+            let theirs = answered_policy(res.headers());
+            if theirs != policy.as_str() {
+                return SendOutcome::PolicyMismatch(format!(
+                    "200, but the peer decides `{resource}` by {theirs} and this region by {policy}: \
+                     not sending more until every region has the same `sync.conflict_policy`"
+                ));
+            }
             return SendOutcome::Applied;
         }
         let answer: Value = res.json().await.unwrap_or(Value::Null);
@@ -186,6 +224,10 @@ impl SendOpsTask {
             // attempt instead would dead-letter a slow link's big batches).
             (413, _) | (408, _) => SendOutcome::TooLarge,
             (401, "token_expired") => SendOutcome::TokenExpired,
+            (409, "conflict_policy_mismatch") => SendOutcome::PolicyMismatch(format!(
+                "{status} conflict_policy_mismatch: {}",
+                ship::errors::clip_to(answer["message"].as_str().unwrap_or_default(), 1024)
+            )),
             (422, "invalid_ops")
                 if answer["details"]["errors"]
                     .as_array()

@@ -300,7 +300,12 @@ mod tests {
                 )])
             }
         }
-        fn apply(&self, _: &mut AnyConnection, _: &Change) -> Result<ApplyOutcome, DbError> {
+        fn apply(
+            &self,
+            _: &mut AnyConnection,
+            _: &Change,
+            _: ship::contracts::ConflictPolicy,
+        ) -> Result<ApplyOutcome, DbError> {
             Ok(ApplyOutcome::Duplicate)
         }
         fn snapshot_page(

@@ -5,6 +5,22 @@ pub mod get_snapshot;
 
 /// The calling region's database incarnation (its `Regionsync-Incarnation` header), when it
 /// sent a plausible one ('' otherwise: older regions send none).
+/// The caller's `Regionsync-Conflict-Policy` header, as sent (clipped to 32 characters; ''
+/// if absent: a region that does not say — one from before policies, or a `curl` — is `lww`).
+/// The action judges it.
+pub(crate) fn sender_policy(request: &actix_web::HttpRequest) -> String {
+    request
+        .headers()
+        .get(ship::http::CONFLICT_POLICY_HEADER)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn sender_incarnation(request: &actix_web::HttpRequest) -> String {
     request
         .headers()
