@@ -226,6 +226,18 @@ impl Validate for SyncConfig {
                 "must be at least 1024",
             ));
         }
+        if self.feed_hold_max_hours != 0
+            && self.feed_hold_max_hours <= self.changelog_retention_hours
+        {
+            problems.push(ConfigProblem::new(
+                key(prefix, "feed_hold_max_hours"),
+                format!(
+                    "must be 0 (hold for ever) or more than changelog_retention_hours ({}): a \
+                     smaller cap does nothing, entries that young are kept anyway",
+                    self.changelog_retention_hours
+                ),
+            ));
+        }
         if self.pull_interval_secs == 0 {
             problems.push(ConfigProblem::new(
                 key(prefix, "pull_interval_secs"),
@@ -307,6 +319,25 @@ mod tests {
             .validate("sync", &mut problems);
             assert_eq!(problems.is_empty(), ok, "{at}: {problems:?}");
             assert!(ok || problems[0].key == "sync.verify_at", "{problems:?}");
+        }
+    }
+
+    /// Review: a feed hold cap at or below the changelog retention would do nothing (entries
+    /// that young are kept anyway): refused, naming the key.
+    #[test]
+    fn a_feed_hold_cap_must_exceed_the_changelog_retention() {
+        for (cap, ok) in [(0, true), (169, true), (168, false), (24, false)] {
+            let mut problems = Vec::new();
+            SyncConfig {
+                feed_hold_max_hours: cap,
+                ..SyncConfig::default()
+            }
+            .validate("sync", &mut problems);
+            assert_eq!(problems.is_empty(), ok, "{cap}: {problems:?}");
+            assert!(
+                ok || problems[0].key == "sync.feed_hold_max_hours",
+                "{problems:?}"
+            );
         }
     }
 

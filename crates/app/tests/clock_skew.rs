@@ -187,9 +187,10 @@ ship::backend_tests! {
 
 ship::backend_tests! {
     /// The alert from the measurements as the meter records them: past the bound it fires; a
-    /// round trip's error (half of it) is not counted as skew; a stale measurement neither
-    /// resolves nor fires; a fresh one within the bound resolves it; a one-way measurement
-    /// does not replace a fresh round-trip one.
+    /// round trip's error (half of it) is not counted as skew; a one-way reading fires only for
+    /// a peer ahead (behind, it may be transit time); a stale measurement neither resolves nor
+    /// fires, one older than a day resolves; a fresh one within the bound resolves it; a
+    /// one-way measurement does not replace a fresh round-trip one.
     async fn clock_skew_fires_stands_while_stale_and_resolves(db: TestDb) {
         let mut settings = settings_for(&db, "eu-west");
         settings.alerts.clock_skew_max_ms = 1_000;
@@ -203,7 +204,8 @@ ship::backend_tests! {
         };
         assert!(record("us-east", 4_000, Some(20)).await);
         assert!(record("ap-south", -1_500, Some(1_200)).await, "within its error: ±600 ms");
-        assert!(record("sa-east", -2_500, None).await);
+        assert!(record("sa-east", 2_500, None).await);
+        assert!(record("af-south", -2_500, None).await, "one way and behind: not judged");
         alerts_action.run(AlertsInput::default()).await.unwrap();
         assert_eq!(
             alerts(&db).await,
@@ -218,14 +220,23 @@ ship::backend_tests! {
         assert!(!record("us-east", 0, None).await);
         assert_eq!(clock_of(&db, "us-east").unwrap().offset_ms, 4_000);
 
-        // us-east's measurement is old (it is not exchanged with any more): its alert stands.
+        // us-east's measurement is an hour old (it is not exchanged with any more): its alert
+        // stands; a day old, it resolves (review: it stood for ever).
+        let hour_ago = (ship::db::utc_now() - chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("UPDATE sync_peer_clocks SET offset_ms = 0, measured_at = '{hour_ago}' WHERE peer = 'us-east'")),
+            &mut db.pool.get().unwrap(),
+        )
+        .unwrap();
+        alerts_action.run(AlertsInput::default()).await.unwrap();
+        assert!(alerts(&db).await.contains(&alert("clock_skew", "us-east", "firing")));
         diesel::RunQueryDsl::execute(
             diesel::sql_query("UPDATE sync_peer_clocks SET offset_ms = 0, measured_at = '2020-01-01 00:00:00' WHERE peer = 'us-east'"),
             &mut db.pool.get().unwrap(),
         )
         .unwrap();
         alerts_action.run(AlertsInput::default()).await.unwrap();
-        assert!(alerts(&db).await.contains(&alert("clock_skew", "us-east", "firing")));
+        assert!(alerts(&db).await.contains(&alert("clock_skew", "us-east", "resolved")), "{:?}", alerts(&db).await);
         // A fresh one within the bound resolves it; so does forgetting a peer.
         assert!(record("us-east", 300, Some(40)).await);
         sync::actions::DiscardOutboxAction::new(pool.clone(), "eu-west")

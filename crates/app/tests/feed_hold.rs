@@ -194,3 +194,37 @@ ship::backend_tests! {
         region.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// Review: with the cap, a reader away longer than the tombstone retention bootstrapped
+    /// and kept the rows deleted meanwhile (their deletes pruned by the cap, then their
+    /// tombstones purged). While a reader has lost history no tombstone is purged; once it
+    /// has bootstrapped (its acknowledgment at the snapshot's watermark) they go again.
+    async fn no_tombstone_is_purged_while_a_reader_has_lost_history(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let body = json!({"tenant_id": "t1", "name": "gone", "email": "x@example.com"});
+        let (status, created) = region.post("/api/v1/customers", &body).await;
+        assert_eq!(status, 201);
+        let id = created["id"].as_str().unwrap().to_string();
+        let res = region.client.delete(region.url(&format!("/api/v1/customers/{id}"))).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 204);
+        assert_eq!(read_as(&region, "us-east", 0).await, 200);
+        // Everything is old: the create and the delete, and the tombstone.
+        exec(&db, "UPDATE sync_changelog SET created_at = '2020-01-01 00:00:00'");
+        exec(&db, "UPDATE customers SET deleted_at = '2020-01-01 00:00:00' WHERE deleted_at IS NOT NULL");
+        let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap())
+            .holding_feed_for(Duration::from_secs(24 * 3600));
+        let first = prune.run(input()).await.unwrap();
+        assert_eq!((first.changelog_deleted, first.tombstones_purged), (2, 0), "the deletes went, the tombstone stays");
+        assert_eq!(read_as(&region, "us-east", 0).await, 410, "us-east lost its history");
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 1);
+        assert_eq!(prune.run(input()).await.unwrap().tombstones_purged, 0, "still lost: still kept");
+
+        // us-east bootstraps: its snapshot read acknowledges the watermark.
+        let (status, _) = region.get_with("/sync/customers/snapshot", Some(&region.token_from("us-east"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(prune.run(input()).await.unwrap().tombstones_purged, 1);
+        assert_eq!(count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM customers"), 0);
+        region.stop().await;
+    }
+}

@@ -27,7 +27,9 @@
 //!
 //! Predictive ones (ADR 0016): `clock_skew` (per peer: its wall clock, as last measured from
 //! the `Regionsync-Clock` headers, is off ours by more than `clock_skew_max_ms`; a measurement
-//! older than [`CLOCK_MEASUREMENT_MAX_AGE_SECS`] neither fires nor resolves it) and
+//! older than [`CLOCK_MEASUREMENT_MAX_AGE_SECS`] neither fires nor resolves it, one older
+//! than [`CLOCK_MEASUREMENT_FORGOTTEN_SECS`] resolves it; a one-way reading fires only for a
+//! peer ahead of us) and
 //! `history_loss_risk` (per reader/resource, only with a feed hold cap: at the reader's
 //! measured rate, the oldest entry it has not read passes the cap within
 //! `history_loss_horizon_secs`, or is gone already).
@@ -87,6 +89,15 @@ type AgeSample = (DateTime<Utc>, f64);
 /// `clock_skew` alert is neither fired nor resolved from it (a peer that is unreachable, or no
 /// longer exchanged with, keeps its alert as it stood).
 pub const CLOCK_MEASUREMENT_MAX_AGE_SECS: i64 = 600;
+
+/// A measurement older than this (seconds) no longer holds a `clock_skew` alert: it resolves
+/// (review: a peer that stopped sending the header kept its alert firing for ever, and the only
+/// way out was to forget the peer altogether).
+pub const CLOCK_MEASUREMENT_FORGOTTEN_SECS: i64 = 86_400;
+
+/// A feed reader whose last read is younger than this (seconds) is taken as keeping pace when
+/// this process has no earlier sample of its lag (`history_loss_risk`).
+const READING_LATELY_SECS: i64 = 600;
 
 /// Per peer: pending, dead, oldest pending creation, last delivery.
 #[derive(Default)]
@@ -162,12 +173,21 @@ impl EvaluateAlertsAction {
         for c in clocks {
             let key = ("clock_skew".to_string(), c.peer.clone());
             let age = (now - c.measured_at.and_utc()).num_seconds();
+            if age > CLOCK_MEASUREMENT_FORGOTTEN_SECS {
+                continue; // resolves
+            }
             if age > CLOCK_MEASUREMENT_MAX_AGE_SECS {
                 unjudged.insert(key);
                 continue;
             }
             let error = c.round_trip_ms.map_or(0, |rt| rt / 2);
             if c.offset_ms.saturating_abs().saturating_sub(error) <= max {
+                continue;
+            }
+            // One way (no round trip), the reading is the offset minus the transit time: a
+            // bound for "ahead", none for "behind" (a far caller on a new TLS connection would
+            // look behind by its set-up time). Review finding.
+            if c.round_trip_ms.is_none() && c.offset_ms < 0 {
                 continue;
             }
             let how = match c.round_trip_ms {
@@ -241,6 +261,11 @@ impl EvaluateAlertsAction {
                     let elapsed = (now - *at).num_milliseconds() as f64 / 1000.0;
                     ((age - before) / elapsed).min(1.0)
                 }
+                // No sample in this process (it just started, or another scheduler evaluated
+                // before): a reader that read lately is taken as keeping pace, one that did
+                // not as stalled (review: assuming every reader stalled fired false alerts
+                // after each restart, and the flapping rule then held a real one back).
+                _ if (now - r.last_seen_at.and_utc()).num_seconds() < READING_LATELY_SECS => 0.0,
                 _ => 1.0,
             };
             ages.insert((peer.clone(), resource.clone()), (now, age));

@@ -81,6 +81,13 @@ impl Action for PeerClockMeter {
         if !self.due(&sample.peer, sample.round_trip_ms.is_some()) {
             return Ok(false);
         }
+        self.write(sample).await
+    }
+}
+
+impl PeerClockMeter {
+    /// Write `sample` (its throttle slot is taken).
+    async fn write(&self, sample: ClockSample) -> Result<bool, SyncError> {
         self.pool
             .run(move |conn| {
                 let now = ship::db::utc_now();
@@ -106,23 +113,18 @@ impl ClockSink for PeerClockMeter {
     }
 
     fn sample(&self, sample: ClockSample) {
-        // Cheap rejection first: no task for a throttled measurement.
-        if self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&(sample.peer.clone(), sample.round_trip_ms.is_some()))
-            .is_some_and(|at| at.elapsed() < self.every)
-        {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // The throttle slot is taken here, before any task: a burst of requests spawns one
+        // write, not one task each (review).
+        if !self.due(&sample.peer, sample.round_trip_ms.is_some()) {
+            return;
+        }
         let meter = self.clone();
         runtime.spawn(async move {
             let peer = sample.peer.clone();
-            if let Err(e) = meter.run(sample).await {
+            if let Err(e) = meter.write(sample).await {
                 tracing::warn!(peer = %peer, error = %e, "could not record the peer's clock offset");
             }
         });

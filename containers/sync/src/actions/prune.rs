@@ -105,6 +105,10 @@ impl Action for PruneAction {
             summary.tombstones_purged += self
                 .pool
                 .transaction(move |conn| {
+                    if prune::a_reader_lost_history(conn, name)? {
+                        tracing::info!(resource = name, "a feed reader lost history: no tombstone purged until it bootstraps or is forgotten");
+                        return Ok(0);
+                    }
                     let mut owed = prune::owed_entities(conn, name)?;
                     // A tombstone a row of another resource names (a deleted customer of an
                     // order) stays: without it, an op naming it — a late one, or one in a

@@ -84,6 +84,24 @@ pub fn changelog(
     Ok(deleted as i64)
 }
 
+/// Whether a reader of `resource`'s feed has lost history: its acknowledgment is below what
+/// prune deleted (the feed hold cap let prune pass it, ADR 0016). While one has, no tombstone
+/// of the resource is purged: a tombstone in the snapshot it bootstraps from is its only way to
+/// learn of a delete it missed (review: with the cap, a reader away longer than the tombstone
+/// retention bootstrapped and kept rows deleted meanwhile). Its acknowledgment moves on when it
+/// bootstraps (the snapshot acknowledges its watermark), or it is forgotten.
+pub fn a_reader_lost_history(conn: &mut AnyConnection, resource: &str) -> QueryResult<bool> {
+    let Some(lowest) = feed_acks::lowest(conn, resource)? else {
+        return Ok(false);
+    };
+    let pruned_through: Option<i64> = sync_sequences::table
+        .find(resource)
+        .select(sync_sequences::pruned_through)
+        .first(conn)
+        .optional()?;
+    Ok(pruned_through.is_some_and(|pruned| lowest < pruned))
+}
+
 /// The entities of `resource` with a change still owed to some peer: a pending or dead outbox
 /// entry, or a delete above the lowest `delivered_through` of a push stream or the lowest
 /// feed acknowledgment (pull peers). For the
