@@ -185,14 +185,7 @@ impl PeerDirectory for FlakyBroker {
 
 /// The (kind, subject, state) of every alert recorded, oldest first.
 async fn history(db: &TestDb) -> Vec<(String, String, String)> {
-    let mut all = ListAlertsAction::new(db.pool.clone())
-        .run(100)
-        .await
-        .unwrap();
-    all.reverse();
-    all.into_iter()
-        .map(|a| (a.kind, a.subject, a.state))
-        .collect()
+    common::alert_history(db).await
 }
 
 /// The (kind, subject, state) of every notification the webhook took, in order.

@@ -17,7 +17,7 @@ use serde_json::json;
 use ship::contracts::HybridClock;
 use ship::parents::{Action, Job};
 use ship::testing::TestDb;
-use sync::actions::{AlertsInput, ListAlertsAction, PeerClockMeter};
+use sync::actions::{AlertsInput, PeerClockMeter};
 use sync::peer_clock::{ClockSample, CLOCK_HEADER};
 use sync::PeerConfig;
 
@@ -84,14 +84,7 @@ async fn start_skewed(
 
 /// (kind, subject, state) of the alerts of `db`, oldest first.
 async fn alerts(db: &TestDb) -> Vec<(String, String, String)> {
-    let mut all = ListAlertsAction::new(db.pool.clone())
-        .run(100)
-        .await
-        .unwrap();
-    all.reverse();
-    all.into_iter()
-        .map(|a| (a.kind, a.subject, a.state))
-        .collect()
+    common::alert_history(db).await
 }
 
 fn alert(kind: &str, subject: &str, state: &str) -> (String, String, String) {

@@ -78,16 +78,13 @@ fn input() -> PruneInput {
     }
 }
 
-/// (kind, subject, state) of the `history_loss_risk` alerts, oldest first.
+/// (subject, state) of the `history_loss_risk` alerts, oldest first.
 async fn history_alerts(db: &TestDb) -> Vec<(String, String)> {
-    let mut all = ListAlertsAction::new(db.pool.clone())
-        .run(100)
+    common::alert_history(db)
         .await
-        .unwrap();
-    all.reverse();
-    all.into_iter()
-        .filter(|a| a.kind == "history_loss_risk")
-        .map(|a| (a.subject, a.state))
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "history_loss_risk")
+        .map(|(_, subject, state)| (subject, state))
         .collect()
 }
 
@@ -144,8 +141,9 @@ ship::backend_tests! {
 
 ship::backend_tests! {
     /// Cap 2 h (retention 1 h), horizon 1 h. Entries 1..2 were written 100 min ago, 3 just now.
-    /// us-east stalled before 1: at 1 s/s its oldest unread entry passes the cap within the
-    /// hour — fires. ap-south read everything, sa-east only misses the fresh 3: neither fires.
+    /// us-east stalled before 1: from the second evaluation on (the first has no rate to
+    /// judge by, so it changes nothing — a restarted scheduler raises no false alert) at 1 s/s
+    /// its oldest unread entry passes the cap within the hour — fires. ap-south read everything, sa-east only misses the fresh 3: neither fires.
     /// us-east catches up to 2: its oldest unread entry is the fresh one, its age fell — it
     /// resolves. Without a cap nothing is predicted (a new stalled reader fires only with it).
     async fn history_loss_risk_fires_for_a_stalled_reader_and_resolves_when_it_catches_up(db: TestDb) {
@@ -162,6 +160,9 @@ ship::backend_tests! {
 
         let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
         let alerts = wiring.alerts_action(&pool, &settings).unwrap();
+        alerts.run(AlertsInput::default()).await.unwrap();
+        assert_eq!(history_alerts(&db).await, vec![], "one sample: no rate yet, nothing judged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
         alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!(history_alerts(&db).await, vec![firing("us-east/customers")]);
         // Still stalled: still firing, and the gauge shows its oldest unread entry's age.
@@ -189,6 +190,8 @@ ship::backend_tests! {
         uncapped.sync.feed_hold_max_hours = 0;
         wiring.alerts_action(&pool, &uncapped).unwrap().run(AlertsInput::default()).await.unwrap();
         assert_eq!(history_alerts(&db).await, vec![("us-east/customers".into(), "resolved".into())]);
+        alerts.run(AlertsInput::default()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
         alerts.run(AlertsInput::default()).await.unwrap();
         assert_eq!(history_alerts(&db).await, vec![("us-east/customers".into(), "resolved".into()), firing("me-central/customers")]);
         region.stop().await;

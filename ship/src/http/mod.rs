@@ -49,6 +49,12 @@ pub const INCARNATION_HEADER: &str = "regionsync-incarnation";
 /// refused: regions with different policies would diverge.
 pub const CONFLICT_POLICY_HEADER: &str = "regionsync-conflict-policy";
 
+/// A peer's `Regionsync-Conflict-Policy` value as text for judging and messages: lossy UTF-8,
+/// at most 32 characters (a header is the peer's words: bounded like a client's).
+pub fn stated_policy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).chars().take(32).collect()
+}
+
 /// JSON bodies: size limit, and every failure as the envelope.
 /// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape is 422
 /// `invalid_body`; too large is 413 `payload_too_large`; a wrong content type is 415.

@@ -95,10 +95,6 @@ pub const CLOCK_MEASUREMENT_MAX_AGE_SECS: i64 = 600;
 /// way out was to forget the peer altogether).
 pub const CLOCK_MEASUREMENT_FORGOTTEN_SECS: i64 = 86_400;
 
-/// A feed reader whose last read is younger than this (seconds) is taken as keeping pace when
-/// this process has no earlier sample of its lag (`history_loss_risk`).
-const READING_LATELY_SECS: i64 = 600;
-
 /// Per peer: pending, dead, oldest pending creation, last delivery.
 #[derive(Default)]
 struct Owed {
@@ -218,6 +214,7 @@ impl EvaluateAlertsAction {
         &self,
         now: DateTime<Utc>,
         out: &mut Conditions,
+        unjudged: &mut Unjudged,
     ) -> Result<(), SyncError> {
         let Some(cap) = self.feed_hold else {
             return Ok(());
@@ -261,11 +258,17 @@ impl EvaluateAlertsAction {
                     let elapsed = (now - *at).num_milliseconds() as f64 / 1000.0;
                     ((age - before) / elapsed).min(1.0)
                 }
-                // No sample in this process (it just started, or another scheduler evaluated
-                // before): a reader that read lately is taken as keeping pace, one that did
-                // not as stalled (review: assuming every reader stalled fired false alerts
-                // after each restart, and the flapping rule then held a real one back).
-                _ if (now - r.last_seen_at.and_utc()).num_seconds() < READING_LATELY_SECS => 0.0,
+                // No sample in this process yet (it just started): nothing is judged from one
+                // point — the alert stays as it stands until the next evaluation has a rate
+                // (review: taking every reader as stalled fired false alerts after each
+                // restart, and the flapping rule then held a real one back). A reader already
+                // past the cap needs no rate.
+                _ if age < cap_secs => {
+                    ages.insert((peer.clone(), resource.clone()), (now, age));
+                    kept.insert((peer.clone(), resource.clone()));
+                    unjudged.insert(key);
+                    continue;
+                }
                 _ => 1.0,
             };
             ages.insert((peer.clone(), resource.clone()), (now, age));
@@ -612,7 +615,8 @@ impl EvaluateAlertsAction {
             );
         }
         self.clock_conditions(now, &mut out, &mut unjudged).await?;
-        self.history_conditions(now, &mut out).await?;
+        self.history_conditions(now, &mut out, &mut unjudged)
+            .await?;
         Ok((out, unjudged))
     }
 }

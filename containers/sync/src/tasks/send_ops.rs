@@ -120,12 +120,7 @@ impl Task for SendOpsTask {
 pub(crate) fn answered_policy(headers: &reqwest::header::HeaderMap) -> String {
     headers
         .get(ship::http::CONFLICT_POLICY_HEADER)
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .chars()
-                .take(32)
-                .collect()
-        })
+        .map(|v| ship::http::stated_policy(v.as_bytes()))
         .unwrap_or_else(|| ConflictPolicy::Lww.as_str().to_string())
 }
 

@@ -325,3 +325,16 @@ pub async fn auto_pull_job(
     )
     .with_bootstrap(wiring.bootstrap_action(&pool, &settings).unwrap())
 }
+
+/// (kind, subject, state) of every alert recorded in `db`, oldest first.
+pub async fn alert_history(db: &TestDb) -> Vec<(String, String, String)> {
+    use ship::parents::Action;
+    let mut all = sync::actions::ListAlertsAction::new(db.pool.clone())
+        .run(100)
+        .await
+        .unwrap();
+    all.reverse();
+    all.into_iter()
+        .map(|a| (a.kind, a.subject, a.state))
+        .collect()
+}

@@ -12,12 +12,7 @@ pub(crate) fn sender_policy(request: &actix_web::HttpRequest) -> String {
     request
         .headers()
         .get(ship::http::CONFLICT_POLICY_HEADER)
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .chars()
-                .take(32)
-                .collect()
-        })
+        .map(|v| ship::http::stated_policy(v.as_bytes()))
         .unwrap_or_default()
 }
 
