@@ -15,6 +15,9 @@ if [ -z "${TEST_MYSQL_URL:-}" ]; then
   fi
   args=(--skip ::mysql)
 fi
+if [ -z "${TEST_PG_URL:-}" ]; then
+  args+=(--skip ::postgres)
+fi
 
 # A hung test must not eat the CI budget: the whole run is bounded.
 status=0
