@@ -550,4 +550,53 @@ mod tests {
             }
         }
     }
+
+    /// PostgreSQL (ADR 0018): the insert-or-lock pass locks a present row as strongly as the
+    /// `SELECT … FOR UPDATE` that follows (another session cannot even take `FOR KEY SHARE`),
+    /// and writes nothing to it (no new row version: its `xmin` is unchanged).
+    mod insert_or_lock_all_locks_a_present_row_for_update_without_writing_it {
+        use super::*;
+        use diesel::connection::SimpleConnection;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            let db = ship::testing::TestDb::new(ship::db::Backend::Postgres);
+            let mut conn = db.pool.get().unwrap();
+            let stored = row("stored", 5);
+            insert(&mut conn, &stored).unwrap();
+            let version_of_row = |conn: &mut AnyConnection| -> String {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
+                    "(SELECT xmin::text FROM customers WHERE id = '{}')",
+                    stored.id
+                )))
+                .get_result(conn)
+                .unwrap()
+            };
+            let before = version_of_row(&mut conn);
+
+            let mut other = db.pool.get().unwrap();
+            conn.batch_execute("BEGIN").unwrap();
+            let incoming = Customer {
+                name: "incoming".into(),
+                ..row("incoming", 9)
+            };
+            let existed = insert_or_lock_all(&mut conn, &[incoming]).unwrap();
+            assert_eq!(existed, vec![stored.id.clone()]);
+            let err = other
+                .batch_execute(&format!(
+                    "SELECT id FROM customers WHERE id = '{}' FOR KEY SHARE NOWAIT",
+                    stored.id
+                ))
+                .unwrap_err();
+            assert!(err.to_string().contains("could not obtain lock"), "{err}");
+            conn.batch_execute("COMMIT").unwrap();
+
+            assert_eq!(
+                version_of_row(&mut other),
+                before,
+                "the present row was not written"
+            );
+            assert_eq!(find(&mut other, &stored.id).unwrap(), Some(stored));
+        }
+    }
 }
