@@ -27,7 +27,7 @@ chaos: setup ## R1 on SEEDS seeds (default 500): 3 regions as processes under fa
 	$(CARGO) build --bin regionsync -p app
 	CHAOS_SEEDS=$(SEEDS) $(CARGO) test -p harness --test r1_convergence r1_three -- --nocapture
 
-test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB when TEST_MYSQL_URL is set)
+test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB, PostgreSQL when TEST_MYSQL_URL, TEST_PG_URL are set)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 	scripts/test-suites.sh

@@ -7,7 +7,7 @@ Writes, from the templates in scripts/container-template/ (files with {{placehol
   SyncResource, the route table with controllers/requests/transformers, errors, validation)
   and its tests (actions, HTTP, the resource's last-writer-wins apply, two regions), every
   database test once per backend (ship::backend_tests!);
-- migrations/{sqlite,mysql}/<version>_<name>_create_<name>/ and
+- migrations/{sqlite,mysql,postgres}/<version>_<name>_create_<name>/ and
   <version+1>_<name>_add_sync_columns/ (up.sql and down.sql each);
 - the wiring: `<name>::domain(),` in crates/app/src/wiring.rs `domains()`, the path dependency
   in the root Cargo.toml and `<name> = { workspace = true }` in crates/app/Cargo.toml.
@@ -171,7 +171,8 @@ def check_name(name: str, root: Path) -> None:
     manifest = (root / "Cargo.toml").read_text()
     if re.search(rf"^{re.escape(name)}\s*=", manifest, re.M):
         raise Refused(f"`{name}` is a dependency of the workspace already (root Cargo.toml)")
-    migrations = [p.name for b in ("sqlite", "mysql") for p in (root / "migrations" / b).glob("*")]
+    migrations = [p.name for b in ("sqlite", "mysql", "postgres")
+                  for p in (root / "migrations" / b).glob("*")]
     if any(re.match(rf"^[\d-]+_{re.escape(name)}_", m) for m in migrations):
         raise Refused(f"migrations named after `{name}` exist already (migrations/*/*_{name}_*)")
 
@@ -296,13 +297,24 @@ def i64_literal(v: int, bound: str) -> str:
 
 
 def sql_type(f: Field, backend: str) -> str:
+    # PostgreSQL (ADR 0018): every character column COLLATE "C", TIMESTAMP (UTC, µs).
+    collate = ' COLLATE "C"' if backend == "postgres" else ""
     return {
-        "string": f"VARCHAR({f.max_len})",
-        "text": "TEXT",
+        "string": f"VARCHAR({f.max_len}){collate}",
+        "text": f"TEXT{collate}",
         "int": "BIGINT",
         "bool": "BOOLEAN",
-        "timestamp": "TIMESTAMP" if backend == "sqlite" else "DATETIME(6)",
+        "timestamp": "DATETIME(6)" if backend == "mysql" else "TIMESTAMP",
     }[f.type]
+
+
+def pg_checks(fields: list["Field"], name: str) -> str:
+    """MariaDB's TEXT byte limit as a named CHECK per text column (ADR 0018), each after a
+    `,` that ends the line before."""
+    return "".join(
+        f",\n    CONSTRAINT {name}_{f.name}_bytes CHECK (octet_length({f.name}) <= 65535)"
+        for f in fields if f.type == "text"
+    )
 
 
 def samples(f: Field) -> tuple[object, object]:
@@ -452,6 +464,8 @@ def fragments(name: str, fields: list[Field]) -> dict[str, str]:
         "update_build": lines(lambda f: f"            {f.name}: v_{f.name},"),
         "sqlite_columns": lines(lambda f: f"    {f.name} {sql_type(f, 'sqlite')} NOT NULL,"),
         "mysql_columns": lines(lambda f: f"    {f.name} {sql_type(f, 'mysql')} NOT NULL,"),
+        "pg_columns": lines(lambda f: f"    {f.name} {sql_type(f, 'postgres')} NOT NULL,"),
+        "pg_checks": pg_checks(fields, name),
         "sample_input": lines(lambda f: f"        {f.name}: {rust_value(f, samples(f)[0], name)},"),
         "changed_input": lines(lambda f: f"        {f.name}: Some({rust_value(f, samples(f)[1], name)}),"),
         "sample_json": lines(lambda f: f"        \"{f.name}\": {json.dumps(samples(f)[0], ensure_ascii=False)},"),
@@ -491,7 +505,7 @@ def render(text: str, context: dict[str, str], types: set[str], origin: str) -> 
 def migration_versions(root: Path, today: str) -> tuple[str, str]:
     """Two versions after every existing migration: today's date (or the latest one used, when
     migrations are dated ahead), the next free block of 100 in HHMMSS."""
-    existing = [p.name.split("_", 1)[0] for b in ("sqlite", "mysql")
+    existing = [p.name.split("_", 1)[0] for b in ("sqlite", "mysql", "postgres")
                 for p in (root / "migrations" / b).iterdir() if p.is_dir()]
     dates = sorted({v[:10] for v in existing} | {today})
     date = dates[-1]
@@ -644,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         d.name == "lib.rs" or (d.parent.name == "tests"))]
     if not args.no_fmt and shutil.which("rustfmt"):
         subprocess.run(["rustfmt", "--edition", "2021", *map(str, rust)], check=True, cwd=root)
-    print(f"done: `cargo test -p {name}` runs its tests (add `-- --skip ::mysql` without MariaDB); "
+    print(f"done: `cargo test -p {name}` runs its tests (add `-- --skip ::mysql` without MariaDB, `--skip ::postgres` without PostgreSQL); "
           "ARCHITECTURE.md, \"Adding a domain\", says what to do next.")
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the workspace. Tests that need a database exist once per backend, named
-# `<test>::sqlite` and `<test>::mysql` (ship::backend_tests!). The MariaDB ones run when
-# TEST_MYSQL_URL is set; with REQUIRE_MYSQL=1 (CI) their absence is a failure, never a skip.
+# `<test>::sqlite`, `<test>::mysql` and `<test>::postgres` (ship::backend_tests!). The MariaDB
+# ones run when TEST_MYSQL_URL is set, the PostgreSQL ones when TEST_PG_URL is set; with
+# REQUIRE_MYSQL=1 / REQUIRE_PG=1 (CI) their absence is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,13 @@ if [ -z "${TEST_MYSQL_URL:-}" ]; then
   fi
   args=(--skip ::mysql)
 fi
+if [ -z "${TEST_PG_URL:-}" ]; then
+  if [ "${REQUIRE_PG:-0}" = 1 ]; then
+    echo "test: REQUIRE_PG=1 but TEST_PG_URL is not set" >&2
+    exit 1
+  fi
+  args+=(--skip ::postgres)
+fi
 
 # A hung test must not eat the CI budget: the whole run is bounded.
 status=0
@@ -22,6 +30,7 @@ timeout --signal=TERM 25m "${CARGO:-cargo}" test --workspace --all-features --lo
 
 sqlite=$(grep -cE '^test .*::sqlite \.\.\. ok$' "$log" || true)
 mysql=$(grep -cE '^test .*::mysql \.\.\. ok$' "$log" || true)
+postgres=$(grep -cE '^test .*::postgres \.\.\. ok$' "$log" || true)
 echo
 echo "backends: sqlite ran ($sqlite per-backend tests passed)"
 if [ -n "${TEST_MYSQL_URL:-}" ]; then
@@ -29,12 +38,21 @@ if [ -n "${TEST_MYSQL_URL:-}" ]; then
 else
   echo "backends: mariadb NOT run — set TEST_MYSQL_URL=mysql://root@127.0.0.1:3306/test to run those suites"
 fi
+if [ -n "${TEST_PG_URL:-}" ]; then
+  echo "backends: postgresql ran ($postgres per-backend tests passed) on ${TEST_PG_URL%%@*}@…"
+else
+  echo "backends: postgresql NOT run — set TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres to run those suites"
+fi
 if [ "$status" -ne 0 ]; then
   echo "test: FAILED (exit $status)" >&2
   exit "$status"
 fi
 if [ "${REQUIRE_MYSQL:-0}" = 1 ] && [ "$mysql" -eq 0 ]; then
   echo "test: REQUIRE_MYSQL=1 but no MariaDB test passed" >&2
+  exit 1
+fi
+if [ "${REQUIRE_PG:-0}" = 1 ] && [ "$postgres" -eq 0 ]; then
+  echo "test: REQUIRE_PG=1 but no PostgreSQL test passed" >&2
   exit 1
 fi
 if [ "$sqlite" -eq 0 ]; then

@@ -1,6 +1,7 @@
 //! Last-writer-wins for a batch of replicated writes to one synced table — on `(hlc, origin)`,
 //! or on `(is_tombstone, hlc, origin)` under `delete_wins` ([`ConflictPolicy`]) — decided in
-//! memory in batch order against the batch's stored rows, read (and, on MariaDB, locked) set-wise — a
+//! memory in batch order against the batch's stored rows, read (and, on MariaDB and PostgreSQL,
+//! locked) set-wise — a
 //! constant number of statements per batch, not a few per row (ADR 0013). A domain container
 //! describes its table ([`SyncedTable`]: its rows and six queries) and calls [`apply_batch`]
 //! from its `SyncResource::apply_batch`.
@@ -8,7 +9,7 @@
 //! SQLite (one writer at a time, inside `BEGIN IMMEDIATE`): one read of the batch's rows, the
 //! decision, then one write per row that changed.
 //!
-//! MariaDB (many writers, row locks):
+//! MariaDB and PostgreSQL (many writers, row locks):
 //!
 //! 1. [`SyncedTable::insert_or_lock_all`]: one row per distinct id, in ascending id order — the
 //!    state the batch leaves when the id is absent. Absent ids are inserted (and so locked);
@@ -20,7 +21,13 @@
 //! 2. If some ids existed: [`SyncedTable::find_all_for_update`] of those rows (already locked:
 //!    no wait), the decision against them, and [`SyncedTable::overwrite_all`] of the rows the
 //!    batch overwrites, whose branch still decides by the policy's order
-//!    ([`mysql_overwrite_clause`]): a row never goes back to a version the policy ranks lower.
+//!    ([`mysql_overwrite_clause`], [`pg_overwrite_clause`]): a row never goes back to a
+//!    version the policy ranks lower.
+//!
+//! On PostgreSQL the lock pass is one `INSERT … ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+//! WHERE false RETURNING id` per chunk (ADR 0018): the conflicting rows are locked `FOR UPDATE`
+//! before the (false) condition is evaluated, nothing is written to them, and the ids returned
+//! are those inserted.
 //!
 //! Absent rows cannot be locked by a read (READ COMMITTED takes no gap locks), which is why
 //! the lock pass is an insert: an id inserted by a concurrent writer between a read and an
@@ -48,7 +55,8 @@ pub trait SyncedTable {
 
     /// The rows with these ids, without locking (SQLite: the caller holds the write lock).
     fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<Self::Row>>;
-    /// The rows with these ids, locked (MariaDB: already locked by the insert-or-lock pass).
+    /// The rows with these ids, locked (MariaDB, PostgreSQL: already locked by the
+    /// insert-or-lock pass).
     fn find_all_for_update(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<Self::Row>>;
     fn insert(conn: &mut AnyConnection, row: &Self::Row) -> QueryResult<()>;
     fn update(conn: &mut AnyConnection, row: &Self::Row) -> QueryResult<()>;
@@ -57,7 +65,8 @@ pub trait SyncedTable {
     fn insert_or_lock_all(conn: &mut AnyConnection, rows: &[Self::Row])
         -> QueryResult<Vec<String>>;
     /// Overwrite these stored rows where the row wins over the stored one under `policy`
-    /// (MariaDB: [`mysql_overwrite_clause`]); how many were overwritten.
+    /// (MariaDB: [`mysql_overwrite_clause`]; PostgreSQL: [`pg_overwrite_clause`]); how many
+    /// were overwritten.
     fn overwrite_all(
         conn: &mut AnyConnection,
         rows: &[Self::Row],
@@ -83,8 +92,63 @@ pub fn apply_batch<T: SyncedTable>(
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     match conn {
         AnyConnection::Sqlite(_) => single_writer::<T>(conn, items, policy),
-        AnyConnection::Mysql(_) => locked::<T>(conn, items, policy),
+        AnyConnection::Mysql(_) | AnyConnection::Pg(_) => locked::<T>(conn, items, policy),
     }
+}
+
+/// The `VALUES` list of a multi-row statement written in raw SQL: `rows` tuples of `columns`
+/// placeholders, in the backend's syntax (`?` on MariaDB and SQLite, `$1, $2, …` on
+/// PostgreSQL, numbered row after row).
+pub fn values_placeholders(backend: crate::db::Backend, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                crate::db::Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(r * columns + c + 1).to_string());
+                }
+                crate::db::Backend::Mysql | crate::db::Backend::Sqlite => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// The `ON CONFLICT` clause of a PostgreSQL multi-row overwrite of the synced table `table`
+/// (`INSERT INTO table (…) VALUES …` + this): every one of `columns` (every column but the
+/// key, `deleted_at`, `sync_version` and `sync_origin`) and those three take the incoming
+/// value, on the rows where the incoming row wins over the stored one under `policy` — a row
+/// can never go back to a version the policy ranks lower, whatever the caller decided.
+///
+/// Unlike MariaDB's, this clause has no assignment-order trap: PostgreSQL decides the branch
+/// once per row by its `WHERE`, and every `SET` expression reads the row as stored. A row
+/// updated counts 1 in the affected rows (MariaDB: 2), a row the `WHERE` keeps counts 0.
+pub fn pg_overwrite_clause(table: &str, columns: &[&str], policy: ConflictPolicy) -> String {
+    let wins = match policy {
+        ConflictPolicy::Lww => format!(
+            "(EXCLUDED.sync_version, EXCLUDED.sync_origin) > \
+             ({table}.sync_version, {table}.sync_origin)"
+        ),
+        ConflictPolicy::DeleteWins => format!(
+            "(EXCLUDED.deleted_at IS NOT NULL, EXCLUDED.sync_version, EXCLUDED.sync_origin) > \
+             ({table}.deleted_at IS NOT NULL, {table}.sync_version, {table}.sync_origin)"
+        ),
+    };
+    let mut sql = String::from(" ON CONFLICT (id) DO UPDATE SET ");
+    for column in columns {
+        sql.push_str(&format!("{column} = EXCLUDED.{column}, "));
+    }
+    sql.push_str(&format!(
+        "sync_version = EXCLUDED.sync_version, sync_origin = EXCLUDED.sync_origin, \
+         deleted_at = EXCLUDED.deleted_at WHERE {wins}"
+    ));
+    sql
 }
 
 /// The `ON DUPLICATE KEY UPDATE` clause of a MariaDB multi-row overwrite of a synced table:
@@ -200,7 +264,7 @@ fn single_writer<T: SyncedTable>(
     Ok(decision.outcomes)
 }
 
-/// MariaDB: lock (or insert) every id of the batch in one id-ordered pass, then decide against
+/// MariaDB, PostgreSQL: lock (or insert) every id of the batch in one id-ordered pass, then decide against
 /// the rows that existed and overwrite those the batch wins in one statement (module docs).
 fn locked<T: SyncedTable>(
     conn: &mut AnyConnection,
@@ -293,4 +357,40 @@ fn decide<T: SyncedTable>(
         inserts,
         updates,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Backend;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        assert_eq!(values_placeholders(Backend::Mysql, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_placeholders(Backend::Sqlite, 1, 3), "(?, ?, ?)");
+        assert_eq!(
+            values_placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+    }
+
+    #[test]
+    fn the_pg_overwrite_decides_by_the_policy_order() {
+        let lww = pg_overwrite_clause("t", &["a", "b"], ConflictPolicy::Lww);
+        assert_eq!(
+            lww,
+            " ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a, b = EXCLUDED.b, \
+             sync_version = EXCLUDED.sync_version, sync_origin = EXCLUDED.sync_origin, \
+             deleted_at = EXCLUDED.deleted_at \
+             WHERE (EXCLUDED.sync_version, EXCLUDED.sync_origin) > (t.sync_version, t.sync_origin)"
+        );
+        let dw = pg_overwrite_clause("t", &[], ConflictPolicy::DeleteWins);
+        assert!(
+            dw.ends_with(
+                "WHERE (EXCLUDED.deleted_at IS NOT NULL, EXCLUDED.sync_version, \
+                 EXCLUDED.sync_origin) > (t.deleted_at IS NOT NULL, t.sync_version, t.sync_origin)"
+            ),
+            "{dw}"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! The database layer against real databases: SQLite always, MariaDB when TEST_MYSQL_URL is set.
+//! The database layer against real databases: SQLite always, MariaDB when TEST_MYSQL_URL is set,
+//! PostgreSQL when TEST_PG_URL is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -110,6 +111,48 @@ ship::backend_tests! {
                     scalar_text(&mut conn, "(SELECT TABLE_COLLATION FROM information_schema.TABLES \
                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ship_instance')"),
                     "utf8mb4_nopad_bin"
+                );
+            }
+            Backend::Postgres => {
+                assert_eq!(scalar_text(&mut conn, "current_setting('transaction_isolation')"), "read committed");
+                assert_eq!(scalar_text(&mut conn, "current_setting('TimeZone')"), "UTC");
+                assert_eq!(scalar_text(&mut conn, "current_setting('client_encoding')"), "UTF8");
+                assert_eq!(scalar_text(&mut conn, "current_setting('lock_timeout')"), "5s");
+                assert_eq!(scalar_text(&mut conn, "current_setting('statement_timeout')"), "1min");
+                assert_eq!(
+                    scalar_text(&mut conn, "current_setting('idle_in_transaction_session_timeout')"),
+                    "1min"
+                );
+                // A `TIMESTAMP` column holds what was written, whatever the session's zone.
+                let now = db::utc_now();
+                conn.batch_execute("CREATE TABLE t_at (at TIMESTAMP NOT NULL)").unwrap();
+                diesel::sql_query("INSERT INTO t_at VALUES ($1)")
+                    .bind::<diesel::sql_types::Timestamp, _>(now)
+                    .execute(&mut conn)
+                    .unwrap();
+                let back: chrono::NaiveDateTime =
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>("(SELECT at FROM t_at)"))
+                        .get_result(&mut conn)
+                        .unwrap();
+                assert_eq!(back, now);
+                // Every character column compares byte-wise (`COLLATE "C"`, ADR 0018),
+                // whatever the database's locale.
+                conn.batch_execute(
+                    "INSERT INTO ship_scheduler_leases (job, owner, expires_at) VALUES \
+                     ('a', '', now()), ('a ', '', now()), ('B', '', now()), ('é', '', now()), \
+                     ('z', '', now())",
+                )
+                .unwrap();
+                assert_eq!(
+                    scalar_text(&mut conn, "(SELECT string_agg(job, '|' ORDER BY job) FROM ship_scheduler_leases)"),
+                    "B|a|a |z|é"
+                );
+                assert_eq!(
+                    scalar_text(&mut conn, "(SELECT CAST(count(*) AS TEXT) FROM information_schema.columns \
+                        WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+                        AND data_type IN ('character varying', 'text') \
+                        AND collation_name IS DISTINCT FROM 'C')"),
+                    "0"
                 );
             }
         }
@@ -232,6 +275,82 @@ mod wrong_password {
         assert!(message.contains("Access denied"), "{message}");
         assert!(!message.contains("definitely-wrong"), "{message}");
     }
+
+    /// PostgreSQL names the role it refused (with `trust` authentication a password is not
+    /// even asked: an unknown role is the refusal a test can count on).
+    #[test]
+    fn postgres() {
+        let server = ship::testing::pg_server_url().expect(
+            "TEST_PG_URL must be set for PostgreSQL tests (or skip them with --skip ::postgres)",
+        );
+        let mut parsed = url::Url::parse(server.expose()).unwrap();
+        parsed.set_username("regionsync_nobody").unwrap();
+        parsed.set_password(Some("definitely-wrong")).unwrap();
+        let url = DatabaseUrl::parse(parsed.as_str()).unwrap();
+        let err = DbPool::connect(&url, PoolOptions::default()).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, DbError::Unreachable { .. }), "{message}");
+        assert!(message.contains("regionsync_nobody"), "{message}");
+        assert!(!message.contains("definitely-wrong"), "{message}");
+    }
+}
+
+/// PostgreSQL reports a lock wait that timed out (55P03) and a deadlock (40P01) as `Unknown`
+/// errors: both must still count as transient (503 `database_busy`, retried by the sender).
+mod pg_lock_failures_are_transient {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let db = TestDb::new(Backend::Postgres);
+        let mut setup = db.pool.get().unwrap();
+        setup
+            .batch_execute(
+                "CREATE TABLE t_rows (id BIGINT PRIMARY KEY); INSERT INTO t_rows VALUES (1), (2)",
+            )
+            .unwrap();
+        drop(setup);
+        let lock = |conn: &mut ship::AnyConnection, id: i64| -> Result<(), DbError> {
+            Ok(conn.batch_execute(&format!("SELECT id FROM t_rows WHERE id = {id} FOR UPDATE"))?)
+        };
+
+        // A lock wait that times out.
+        let mut holder = db.pool.get().unwrap();
+        let mut waiter = db.pool.get().unwrap();
+        holder.batch_execute("BEGIN").unwrap();
+        lock(&mut holder, 1).unwrap();
+        waiter
+            .batch_execute("SET lock_timeout = '50ms'; BEGIN")
+            .unwrap();
+        let err = lock(&mut waiter, 1).unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        waiter
+            .batch_execute("ROLLBACK; SET lock_timeout = '5s'")
+            .unwrap();
+        holder.batch_execute("ROLLBACK").unwrap();
+
+        // A deadlock: each holds one row and waits for the other's.
+        let (mut a, mut b) = (holder, waiter);
+        a.batch_execute("BEGIN").unwrap();
+        b.batch_execute("BEGIN").unwrap();
+        lock(&mut a, 1).unwrap();
+        lock(&mut b, 2).unwrap();
+        let other = std::thread::spawn(move || {
+            let result = lock(&mut b, 1);
+            let _ = b.batch_execute("ROLLBACK");
+            result
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let mine = lock(&mut a, 2);
+        let _ = a.batch_execute("ROLLBACK");
+        let theirs = other.join().unwrap();
+        let victim = mine
+            .err()
+            .or(theirs.err())
+            .expect("one of the two is the deadlock victim");
+        assert!(victim.to_string().contains("deadlock detected"), "{victim}");
+        assert!(victim.is_transient(), "{victim}");
+    }
 }
 
 /// Every migration exists under the same folder name for every backend, with both scripts.
@@ -258,4 +377,5 @@ fn every_backend_has_the_same_migrations() {
     let sqlite = list("sqlite");
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, list("mysql"));
+    assert_eq!(sqlite, list("postgres"));
 }

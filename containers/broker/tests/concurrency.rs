@@ -148,6 +148,11 @@ mod concurrent_registrations_of_one_id_give_one_region_and_409s {
     async fn mysql() {
         concurrent_registrations_of_one_id(Backend::Mysql).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        concurrent_registrations_of_one_id(Backend::Postgres).await;
+    }
 }
 
 mod concurrent_first_placements_give_one_epoch_1_row {
@@ -163,6 +168,11 @@ mod concurrent_first_placements_give_one_epoch_1_row {
     async fn mysql() {
         concurrent_first_placements_of_one_tenant(Backend::Mysql).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        concurrent_first_placements_of_one_tenant(Backend::Postgres).await;
+    }
 }
 
 mod a_region_is_never_removed_while_a_tenant_is_placed_there {
@@ -177,5 +187,10 @@ mod a_region_is_never_removed_while_a_tenant_is_placed_there {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
         removing_a_region_while_a_tenant_is_placed_there(Backend::Mysql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        removing_a_region_while_a_tenant_is_placed_there(Backend::Postgres).await;
     }
 }

@@ -39,6 +39,7 @@ fn migrate_up_to(conn: &mut AnyConnection, last: &str) {
     match conn {
         AnyConnection::Sqlite(c) => go(c, migrations::SQLITE, last),
         AnyConnection::Mysql(c) => go(c, migrations::MYSQL, last),
+        AnyConnection::Pg(c) => go(c, migrations::POSTGRES, last),
     }
 }
 

@@ -39,6 +39,7 @@ fn migrate_up_to(conn: &mut AnyConnection, last: &str) {
     match conn {
         AnyConnection::Sqlite(c) => go(c, migrations::SQLITE, last),
         AnyConnection::Mysql(c) => go(c, migrations::MYSQL, last),
+        AnyConnection::Pg(c) => go(c, migrations::POSTGRES, last),
     }
 }
 
@@ -69,9 +70,15 @@ const ROWS: [(&str, &str); 5] = [
 
 fn insert_legacy_rows(conn: &mut AnyConnection) {
     for (i, (id, updated)) in ROWS.iter().enumerate() {
-        // `lines` is a reserved word in MariaDB; SQLite takes the backquotes too.
+        // `lines` is a reserved word in MariaDB; SQLite takes the backquotes too, PostgreSQL
+        // takes it bare.
+        let lines = if matches!(conn, AnyConnection::Pg(_)) {
+            "lines"
+        } else {
+            "`lines`"
+        };
         conn.batch_execute(&format!(
-            "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, `lines`, \
+            "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, {lines}, \
              total_minor, created_at, updated_at) VALUES ('{id}', 'acme', \
              '01939d2e-0000-7000-8000-0000000000cc', 'SO-{i}', 'pending', 'EUR', \
              '[{{\"sku\":\"A\",\"quantity\":1,\"unit_price_minor\":{i}}}]', {i}, \

@@ -480,7 +480,10 @@ const INSERT: &str = "INSERT INTO customers \
 fn exec_row(conn: &mut AnyConnection, sql: &'static str, r: &Customer) -> QueryResult<usize> {
     macro_rules! bound {
         () => {
-            diesel::sql_query(sql)
+            bound!(sql)
+        };
+        ($sql:expr) => {
+            diesel::sql_query($sql)
                 .bind::<Text, _>(&r.id)
                 .bind::<Text, _>(&r.tenant_id)
                 .bind::<Text, _>(&r.name)
@@ -496,7 +499,23 @@ fn exec_row(conn: &mut AnyConnection, sql: &'static str, r: &Customer) -> QueryR
     match conn {
         AnyConnection::Sqlite(c) => bound!().execute(c),
         AnyConnection::Mysql(c) => bound!().execute(c),
+        AnyConnection::Pg(c) => bound!(numbered_placeholders(sql)).execute(c),
     }
+}
+
+/// `sql` with its `?` placeholders numbered as PostgreSQL takes them (`$1`, `$2`, …).
+fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// B1' B: the same rows by a bare LWW upsert, one transaction per batch; rows per second.
@@ -2054,7 +2073,7 @@ async fn mysql_settings() -> String {
             .get_result::<Row>(c)
             .map(|r| r.settings)
             .unwrap_or_else(|e| format!("unknown ({e})")),
-        AnyConnection::Sqlite(_) => "not MariaDB".into(),
+        AnyConnection::Sqlite(_) | AnyConnection::Pg(_) => "not MariaDB".into(),
     }
 }
 

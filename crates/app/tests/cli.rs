@@ -388,8 +388,8 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         ),
         (
             vec!["config", "show"],
-            vec![("REGIONSYNC_DATABASE__URL", "postgres://u@h/db")],
-            "PostgreSQL",
+            vec![("REGIONSYNC_DATABASE__URL", "postgres://u@h")],
+            "the PostgreSQL URL names no database",
         ),
         (
             vec!["config", "show"],

@@ -142,7 +142,7 @@ fn a_dry_run_lists_the_container_and_the_wiring_without_writing() {
     ] {
         assert!(stdout.contains(expected), "`{expected}` not in:\n{stdout}");
     }
-    for backend in ["sqlite", "mysql"] {
+    for backend in ["sqlite", "mysql", "postgres"] {
         assert_eq!(stdout.matches(&format!("migrations/{backend}/")).count(), 4);
     }
     assert!(!root.join("containers/gen_probe").exists());
@@ -204,7 +204,8 @@ fn cargo(dir: &Path, target: &Path, args: &[&str]) -> String {
 }
 
 /// Generate a container into a scratch copy of the workspace, then build it, lint it and run
-/// its tests there — every backend this run has (`TEST_MYSQL_URL` passes through) — and the
+/// its tests there — every backend this run has (`TEST_MYSQL_URL`, `TEST_PG_URL` pass
+/// through) — and the
 /// crate rules. The target directory is shared (`CARGO_TARGET_DIR`, else
 /// `<workspace>/target/generator`) so dependencies are built once, and the copy lives at a
 /// fixed place in it (`generator-workspace/`, replaced on each run).
@@ -234,9 +235,13 @@ fn a_generated_container_builds_and_its_tests_pass_on_every_backend() {
     );
 
     let mysql = std::env::var("TEST_MYSQL_URL").is_ok_and(|v| !v.trim().is_empty());
-    let mut test = vec!["test", "-p", "inventory"];
+    let postgres = std::env::var("TEST_PG_URL").is_ok_and(|v| !v.trim().is_empty());
+    let mut test = vec!["test", "-p", "inventory", "--"];
     if !mysql {
-        test.extend(["--", "--skip", "::mysql"]);
+        test.extend(["--skip", "::mysql"]);
+    }
+    if !postgres {
+        test.extend(["--skip", "::postgres"]);
     }
     let output = cargo(&copy, &target, &test);
     let passed = |backend: &str| {
@@ -245,11 +250,17 @@ fn a_generated_container_builds_and_its_tests_pass_on_every_backend() {
             .filter(|l| l.starts_with("test ") && l.ends_with(&format!("::{backend} ... ok")))
             .count()
     };
-    let (sqlite, mariadb) = (passed("sqlite"), passed("mysql"));
-    eprintln!("generator: the generated tests passed: {sqlite} on SQLite, {mariadb} on MariaDB");
+    let (sqlite, mariadb, pg) = (passed("sqlite"), passed("mysql"), passed("postgres"));
+    eprintln!(
+        "generator: the generated tests passed: {sqlite} on SQLite, {mariadb} on MariaDB, \
+         {pg} on PostgreSQL"
+    );
     assert!(sqlite >= 16, "{sqlite} SQLite tests passed");
     if mysql {
         assert_eq!(mariadb, sqlite, "every backend test ran on MariaDB too");
+    }
+    if postgres {
+        assert_eq!(pg, sqlite, "every backend test ran on PostgreSQL too");
     }
     cargo(&copy, &target, &["fmt", "-p", "inventory", "--", "--check"]);
     cargo(

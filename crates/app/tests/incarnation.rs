@@ -93,6 +93,10 @@ fn tables(db: &TestDb) -> Vec<String> {
             "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
              WHERE table_schema = DATABASE() AND table_name <> '__diesel_schema_migrations'"
         }
+        ship::db::Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations'"
+        }
     };
     diesel::sql_query(sql)
         .load::<Name>(&mut db.pool.get().unwrap())
@@ -113,9 +117,10 @@ fn back_up(db: &TestDb, copy: &TestDb) {
             #[diesel(sql_type = diesel::sql_types::Text)]
             j: String,
         }
-        let (quote, object) = match db.backend() {
-            ship::db::Backend::Sqlite => ('"', "json_object"),
-            ship::db::Backend::Mysql => ('`', "JSON_OBJECT"),
+        let (quote, object, text) = match db.backend() {
+            ship::db::Backend::Sqlite => ('"', "json_object", "CHAR"),
+            ship::db::Backend::Mysql => ('`', "JSON_OBJECT", "CHAR"),
+            ship::db::Backend::Postgres => ('"', "json_build_object", "TEXT"),
         };
         let pairs = columns(&mut from, &table)
             .iter()
@@ -123,7 +128,7 @@ fn back_up(db: &TestDb, copy: &TestDb) {
             .collect::<Vec<_>>()
             .join(", ");
         let rows: Vec<Value> = diesel::sql_query(format!(
-            "SELECT CAST({object}({pairs}) AS CHAR) AS j FROM {quote}{table}{quote}"
+            "SELECT CAST({object}({pairs}) AS {text}) AS j FROM {quote}{table}{quote}"
         ))
         .load::<Row>(&mut from)
         .unwrap()
@@ -150,7 +155,36 @@ fn back_up(db: &TestDb, copy: &TestDb) {
             ))
             .unwrap();
         }
+        // PostgreSQL: rows written with their ids do not advance the identity (ADR 0018), so
+        // the restore moves it past them, as `pg_dump` does.
+        if db.backend() == ship::db::Backend::Postgres {
+            for column in identity_columns(&mut to, &table) {
+                to.batch_execute(&format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
+                     COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
+                ))
+                .unwrap();
+            }
+        }
     }
+}
+
+/// The identity columns of `table` (PostgreSQL).
+fn identity_columns(conn: &mut ship::AnyConnection, table: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    diesel::sql_query(format!(
+        "SELECT CAST(column_name AS TEXT) AS name FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = '{table}' AND is_identity = 'YES'"
+    ))
+    .load::<Name>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
 }
 
 fn columns(conn: &mut ship::AnyConnection, table: &str) -> Vec<String> {
@@ -164,6 +198,10 @@ fn columns(conn: &mut ship::AnyConnection, table: &str) -> Vec<String> {
         ship::AnyConnection::Mysql(_) => format!(
             "SELECT CAST(column_name AS CHAR) AS name FROM information_schema.columns \
              WHERE table_schema = DATABASE() AND table_name = '{table}'"
+        ),
+        ship::AnyConnection::Pg(_) => format!(
+            "SELECT CAST(column_name AS TEXT) AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
         ),
     };
     diesel::sql_query(sql)

@@ -101,6 +101,7 @@ ship::backend_tests! {
         match &mut *conn {
             ship::AnyConnection::Sqlite(c) => diesel::RunQueryDsl::execute(diesel::sql_query(insert), c),
             ship::AnyConnection::Mysql(c) => diesel::RunQueryDsl::execute(diesel::sql_query(insert), c),
+            ship::AnyConnection::Pg(c) => diesel::RunQueryDsl::execute(diesel::sql_query(insert), c),
         }
         .unwrap();
         drop(conn);

@@ -207,8 +207,13 @@ fn field(db: &TestDb, id: &str, column: &str) -> String {
         #[diesel(sql_type = diesel::sql_types::Text)]
         v: String,
     }
+    // PostgreSQL's `CHAR` is one character: `TEXT` there.
+    let text = match db.backend() {
+        ship::db::Backend::Postgres => "TEXT",
+        ship::db::Backend::Mysql | ship::db::Backend::Sqlite => "CHAR",
+    };
     diesel::sql_query(format!(
-        "SELECT CAST({column} AS CHAR) AS v FROM customers WHERE id = '{id}'"
+        "SELECT CAST({column} AS {text}) AS v FROM customers WHERE id = '{id}'"
     ))
     .get_result::<One>(&mut db.pool.get().unwrap())
     .unwrap()

@@ -41,7 +41,8 @@ pub struct ChaosPlan {
     pub ops: usize,
     /// Customers created first (the key space; creates during the run add to it).
     pub keys: usize,
-    /// The region (index) on MariaDB, if any (`server` URL without a database).
+    /// The region (index) on a database server, if any (`server` URL without a database:
+    /// `mysql://…` for MariaDB, `postgres://…` for PostgreSQL).
     pub mysql: Option<(usize, String)>,
     /// How long quiescence may take after healing.
     pub settle_within: Duration,
@@ -186,9 +187,7 @@ pub async fn run(plan: &ChaosPlan) -> Result<ChaosReport> {
         .map(|(i, id)| RegionSpec {
             id: (*id).to_string(),
             store: match &plan.mysql {
-                Some((index, server)) if *index == i => Store::Mysql {
-                    server: server.clone(),
-                },
+                Some((index, server)) if *index == i => Store::on_server(server),
                 _ => Store::Sqlite,
             },
             skew_ms: if i == skewed { skew } else { 0 },

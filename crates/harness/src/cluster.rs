@@ -25,6 +25,18 @@ pub fn mysql_server_from_env() -> String {
     }
 }
 
+/// The PostgreSQL server of `TEST_PG_URL` without its database (`postgres://user@host:port`),
+/// for [`Store::Postgres`]: each region gets a fresh database there. Panics when it is not set
+/// (the PostgreSQL suites require it).
+pub fn pg_server_from_env() -> String {
+    let url = std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| panic!("TEST_PG_URL is not set: the PostgreSQL suites need a server"));
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => url,
+    }
+}
+
 /// Where a region keeps its data.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -32,6 +44,22 @@ pub enum Store {
     Sqlite,
     /// A fresh MariaDB database on this server (`mysql://user@host:port`, no database).
     Mysql { server: String },
+    /// A fresh PostgreSQL database on this server (`postgres://user@host:port`, no database).
+    Postgres { server: String },
+}
+
+impl Store {
+    /// A fresh database on `server`, MariaDB or PostgreSQL by its scheme.
+    pub fn on_server(server: &str) -> Store {
+        match crate::state::server_backend(server) {
+            Backend::Postgres => Store::Postgres {
+                server: server.to_string(),
+            },
+            _ => Store::Mysql {
+                server: server.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +137,7 @@ impl Region {
         match self.spec.store {
             Store::Sqlite => Backend::Sqlite,
             Store::Mysql { .. } => Backend::Mysql,
+            Store::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -256,13 +285,13 @@ impl Cluster {
                 "sqlite://{}",
                 self.dir.path().join(format!("{}.db", spec.id)).display()
             ),
-            Store::Mysql { server } => {
+            Store::Mysql { server } | Store::Postgres { server } => {
                 let name = format!(
                     "rs_chaos_{}_{:08x}",
                     spec.id.replace('-', "_"),
                     fastrand::u32(..)
                 );
-                crate::state::create_mysql_database(server, &name)?;
+                crate::state::create_database(server, &name)?;
                 self.mysql_databases.push((server.clone(), name.clone()));
                 format!("{}/{name}", server.trim_end_matches('/'))
             }
@@ -610,7 +639,7 @@ impl Cluster {
             proxy.stop();
         }
         for (server, name) in std::mem::take(&mut self.mysql_databases) {
-            if let Err(e) = crate::state::drop_mysql_database(&server, &name) {
+            if let Err(e) = crate::state::drop_database(&server, &name) {
                 first_error.get_or_insert(e);
             }
         }

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::chaos::{check, settle_and_pull, write, Kind, Write};
 use crate::cluster::{Cluster, RegionSpec, Store, Tuning};
-use crate::state::{RegionState, Row};
+use crate::state::{Backend, RegionState, Row};
 use crate::surgery::{
     copy_database, insert_legacy_rows, prune_changelog, random_uuid, replace_database, LegacyRow,
 };
@@ -349,9 +349,7 @@ async fn conclude(
 
 fn store(mysql: &Option<String>, on_mysql: bool) -> Store {
     match mysql {
-        Some(server) if on_mysql => Store::Mysql {
-            server: server.clone(),
-        },
+        Some(server) if on_mysql => Store::on_server(server),
         _ => Store::Sqlite,
     }
 }
@@ -378,8 +376,8 @@ pub enum Join {
 #[derive(Debug, Clone)]
 pub struct LateJoin {
     pub seed: u64,
-    /// The MariaDB server (no database) for `eu-west` (with the legacy rows) and `ap-south`
-    /// (the late region); SQLite everywhere when `None`.
+    /// The database server (no database; `mysql://…` or `postgres://…`) for `eu-west` (with
+    /// the legacy rows) and `ap-south` (the late region); SQLite everywhere when `None`.
     pub mysql: Option<String>,
     /// Prune `eu-west`'s and `us-east`'s changelogs before `ap-south` joins.
     pub prune: bool,
@@ -425,10 +423,10 @@ pub async fn late_join(plan: &LateJoin) -> Result<LifecycleReport> {
             "late join ({}, {:?}{})",
             if plan.prune { "pruned" } else { "unpruned" },
             plan.join,
-            if plan.mysql.is_some() {
-                ", eu-west and ap-south on MariaDB"
-            } else {
-                ""
+            match plan.mysql.as_deref().map(crate::state::server_backend) {
+                Some(Backend::Postgres) => ", eu-west and ap-south on PostgreSQL",
+                Some(_) => ", eu-west and ap-south on MariaDB",
+                None => "",
             }
         ),
         seed: plan.seed,
@@ -568,7 +566,8 @@ pub enum Restore {
 #[derive(Debug, Clone)]
 pub struct Restored {
     pub seed: u64,
-    /// The MariaDB server (no database) for the restored region; SQLite when `None`.
+    /// The database server (no database; `mysql://…` or `postgres://…`) for the restored
+    /// region; SQLite when `None`.
     pub mysql: Option<String>,
     pub restore: Restore,
 }
@@ -599,10 +598,10 @@ pub async fn restored(plan: &Restored) -> Result<LifecycleReport> {
                 Restore::OlderCopy => "an older copy",
                 Restore::Empty => "an empty database",
             },
-            if plan.mysql.is_some() {
-                " (on MariaDB)"
-            } else {
-                ""
+            match plan.mysql.as_deref().map(crate::state::server_backend) {
+                Some(Backend::Postgres) => " (on PostgreSQL)",
+                Some(_) => " (on MariaDB)",
+                None => "",
             }
         ),
         seed: plan.seed,

@@ -1,4 +1,4 @@
-//! A region's end state, read straight from its database (SQLite file or MariaDB): every
+//! A region's end state, read straight from its database (SQLite file, MariaDB or PostgreSQL): every
 //! customer and order row with its version, the outbox by status, and what is parked.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
@@ -14,6 +15,13 @@ use diesel::sqlite::SqliteConnection;
 pub enum Backend {
     Sqlite,
     Mysql,
+    Postgres,
+}
+
+/// A query of this module as PostgreSQL spells it: `lines` bare (MariaDB's backquotes), text
+/// casts to `TEXT` (PostgreSQL's `CHAR` is one character).
+pub(crate) fn pg_sql(sql: &str) -> String {
+    sql.replace('`', "").replace(" AS CHAR)", " AS TEXT)")
 }
 
 /// One customer as stored, sync columns included (tombstones too).
@@ -222,6 +230,20 @@ impl RegionState {
                         diesel::sql_query(PARKED).load(&mut conn)?,
                     )
                 }
+                Backend::Postgres => {
+                    let mut conn = PgConnection::establish(url)
+                        .with_context(|| format!("connecting to {url}"))?;
+                    (
+                        diesel::sql_query(pg_sql(ROWS)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(&outbox_query(region))).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(CONFLICTS)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(CHANGES)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(REFUSALS)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(CURSORS)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(ORDERS)).load(&mut conn)?,
+                        diesel::sql_query(pg_sql(PARKED)).load(&mut conn)?,
+                    )
+                }
             };
         Ok(RegionState {
             region: region.to_string(),
@@ -284,6 +306,45 @@ impl RegionState {
             }
         }
         format!("{hash:016x}")
+    }
+}
+
+/// The backend of a server URL (`mysql://…`, `postgres://…`).
+pub fn server_backend(server: &str) -> Backend {
+    if server.starts_with("postgres://") || server.starts_with("postgresql://") {
+        Backend::Postgres
+    } else {
+        Backend::Mysql
+    }
+}
+
+/// Create database `name` on `server` (MariaDB or PostgreSQL, by its scheme).
+pub fn create_database(server: &str, name: &str) -> Result<()> {
+    match server_backend(server) {
+        Backend::Postgres => {
+            let mut conn = PgConnection::establish(server)
+                .with_context(|| format!("connecting to {server}"))?;
+            // template0: nobody is connected to it; every character column says its own
+            // `COLLATE "C"` (ADR 0018), whatever the server's locale.
+            conn.batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
+            ))?;
+            Ok(())
+        }
+        _ => create_mysql_database(server, name),
+    }
+}
+
+/// Drop database `name` on `server` (MariaDB or PostgreSQL, by its scheme), if it exists.
+pub fn drop_database(server: &str, name: &str) -> Result<()> {
+    match server_backend(server) {
+        Backend::Postgres => {
+            let mut conn = PgConnection::establish(server)
+                .with_context(|| format!("connecting to {server}"))?;
+            conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?;
+            Ok(())
+        }
+        _ => drop_mysql_database(server, name),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What an operator (or a disaster) does to a region's database behind the process's back: a
 //! consistent copy taken while it runs, the database replaced by that copy or by an empty one,
-//! rows that predate the sync columns, and the changelog pruned. SQLite and MariaDB alike.
+//! rows that predate the sync columns, and the changelog pruned. SQLite, MariaDB and
+//! PostgreSQL alike.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,6 +9,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 use diesel::sqlite::SqliteConnection;
@@ -19,6 +21,7 @@ use crate::state::Backend;
 pub enum Db {
     Sqlite(SqliteConnection),
     Mysql(MysqlConnection),
+    Pg(PgConnection),
 }
 
 #[derive(QueryableByName)]
@@ -40,6 +43,13 @@ impl Db {
             Backend::Mysql => Db::Mysql(
                 MysqlConnection::establish(url).with_context(|| format!("connecting to {url}"))?,
             ),
+            Backend::Postgres => {
+                let mut conn =
+                    PgConnection::establish(url).with_context(|| format!("connecting to {url}"))?;
+                // As the region's own sessions (ship's `PG_SETUP`).
+                conn.batch_execute("SET TIME ZONE 'UTC'; SET lock_timeout = '5s';")?;
+                Db::Pg(conn)
+            }
         })
     }
 
@@ -53,6 +63,7 @@ impl Db {
         match self {
             Db::Sqlite(conn) => diesel::sql_query(sql).execute(conn),
             Db::Mysql(conn) => diesel::sql_query(sql).execute(conn),
+            Db::Pg(conn) => diesel::sql_query(sql).execute(conn),
         }
         .with_context(|| format!("running {sql}"))
     }
@@ -62,6 +73,7 @@ impl Db {
         let rows: Vec<Scalar> = match self {
             Db::Sqlite(conn) => diesel::sql_query(sql).load(conn),
             Db::Mysql(conn) => diesel::sql_query(sql).load(conn),
+            Db::Pg(conn) => diesel::sql_query(sql).load(conn),
         }
         .with_context(|| format!("running {sql}"))?;
         Ok(rows.first().and_then(|r| r.v))
@@ -72,6 +84,7 @@ impl Db {
         match self {
             Db::Sqlite(conn) => conn.batch_execute("BEGIN IMMEDIATE")?,
             Db::Mysql(conn) => conn.batch_execute("START TRANSACTION")?,
+            Db::Pg(conn) => conn.batch_execute("BEGIN")?,
         }
         Ok(())
     }
@@ -81,6 +94,7 @@ impl Db {
         match self {
             Db::Sqlite(conn) => conn.batch_execute(sql)?,
             Db::Mysql(conn) => conn.batch_execute(sql)?,
+            Db::Pg(conn) => conn.batch_execute(sql)?,
         }
         Ok(())
     }
@@ -100,6 +114,9 @@ fn sync_columns_update(backend: Backend) -> Result<&'static str> {
         ),
         Backend::Mysql => include_str!(
             "../../../migrations/mysql/2026-11-25-000201_customers_add_sync_columns/up.sql"
+        ),
+        Backend::Postgres => include_str!(
+            "../../../migrations/postgres/2026-11-25-000201_customers_add_sync_columns/up.sql"
         ),
     };
     let start = up
@@ -144,6 +161,7 @@ pub fn insert_legacy_rows(region: &Region, rows: &[LegacyRow]) -> Result<()> {
     let a_day_ago = match backend {
         Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day')",
         Backend::Mysql => "UTC_TIMESTAMP(6) - INTERVAL 1 DAY",
+        Backend::Postgres => "(now() AT TIME ZONE 'UTC') - INTERVAL '1 day'",
     };
     let mut db = Db::of(region)?;
     db.begin()?;
@@ -315,6 +333,7 @@ impl MysqlUrl {
 /// creates). SQLite: `VACUUM INTO` (one read transaction: the database as of one commit, WAL
 /// included — a file copy of a live WAL database is not). MariaDB: `mysqldump
 /// --single-transaction` (one consistent-snapshot transaction over every InnoDB table).
+/// PostgreSQL: `pg_dump` (one snapshot, always), as plain SQL.
 pub async fn copy_database(region: &Region, to: &Path) -> Result<()> {
     match region.backend() {
         Backend::Sqlite => {
@@ -325,7 +344,7 @@ pub async fn copy_database(region: &Region, to: &Path) -> Result<()> {
                     Db::Sqlite(conn) => conn
                         .batch_execute(&format!("VACUUM INTO {}", quote(&target)))
                         .with_context(|| format!("VACUUM INTO {target}"))?,
-                    Db::Mysql(_) => bail!("not a SQLite database"),
+                    Db::Mysql(_) | Db::Pg(_) => bail!("not a SQLite database"),
                 }
                 Ok(())
             })
@@ -351,7 +370,36 @@ pub async fn copy_database(region: &Region, to: &Path) -> Result<()> {
             }
             Ok(())
         }
+        Backend::Postgres => {
+            let status = tokio::process::Command::new("pg_dump")
+                .args(["--no-owner", "--no-privileges", "--file"])
+                .arg(to)
+                .arg(format!("--dbname={}", region.db_url))
+                .stdin(Stdio::null())
+                .status()
+                .await
+                .context("running pg_dump")?;
+            if !status.success() {
+                bail!("pg_dump of {} failed: {status}", region.spec.id);
+            }
+            Ok(())
+        }
     }
+}
+
+/// `postgres://user@host:port/database` → (the server URL without the database, the database).
+fn split_pg_url(url: &str) -> Result<(String, String)> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .with_context(|| format!("not a postgres:// URL: {url}"))?;
+    let (server, database) = rest
+        .split_once('/')
+        .with_context(|| format!("no database in {url}"))?;
+    let database = database.split('?').next().unwrap_or(database);
+    if database.is_empty() {
+        bail!("no database in {url}");
+    }
+    Ok((format!("{scheme}://{server}"), database.to_string()))
 }
 
 /// Replace `region`'s database (the region must be down) by the copy at `copy`, or by an empty
@@ -402,6 +450,28 @@ pub async fn replace_database(region: &Region, copy: Option<&Path>) -> Result<()
             }
             Ok(())
         }
+        Backend::Postgres => {
+            let (server, database) = split_pg_url(&region.db_url)?;
+            tokio::task::block_in_place(|| -> Result<()> {
+                crate::state::drop_database(&server, &database)?;
+                crate::state::create_database(&server, &database)
+            })?;
+            if let Some(copy) = copy {
+                let status = tokio::process::Command::new("psql")
+                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--file"])
+                    .arg(copy)
+                    .arg(format!("--dbname={}", region.db_url))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                    .await
+                    .context("running psql")?;
+                if !status.success() {
+                    bail!("loading the copy into {database} failed: {status}");
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -431,8 +501,21 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_split_into_server_and_database() {
+        assert_eq!(
+            split_pg_url("postgres://postgres@127.0.0.1:5432/rs_x?sslmode=disable").unwrap(),
+            (
+                "postgres://postgres@127.0.0.1:5432".to_string(),
+                "rs_x".to_string()
+            )
+        );
+        assert!(split_pg_url("postgres://postgres@127.0.0.1:5432").is_err());
+        assert!(split_pg_url("postgres://postgres@127.0.0.1:5432/").is_err());
+    }
+
+    #[test]
     fn the_migrations_update_is_found_whole() {
-        for backend in [Backend::Sqlite, Backend::Mysql] {
+        for backend in [Backend::Sqlite, Backend::Mysql, Backend::Postgres] {
             let update = sync_columns_update(backend).unwrap();
             assert!(update.starts_with("UPDATE customers SET"), "{update}");
             assert!(update.contains("sync_origin = COALESCE"), "{update}");

@@ -5,7 +5,8 @@
 //! quiescence every region holds the same rows, with every acknowledged write that could
 //! survive at its final value and no deleted row live again.
 //!
-//! Each scenario runs on SQLite and with a region on MariaDB (`::mysql`, TEST_MYSQL_URL).
+//! Each scenario runs on SQLite, with a region on MariaDB (`::mysql`, TEST_MYSQL_URL) and with
+//! one on PostgreSQL (`::postgres`, TEST_PG_URL).
 //! `CHAOS_SEED=<n>` replays a seed; `R10_JOIN=cli` makes the late region bootstrap by the
 //! operator's `regionsync sync bootstrap` instead of by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -77,6 +78,10 @@ fn mysql_server() -> Option<String> {
     Some(harness::cluster::mysql_server_from_env())
 }
 
+fn pg_server() -> Option<String> {
+    Some(harness::cluster::pg_server_from_env())
+}
+
 fn late(mysql: Option<String>, prune: bool) -> LateJoin {
     LateJoin {
         mysql,
@@ -103,6 +108,14 @@ mod r10_late_join {
             late_join(&late(mysql_server(), true)),
         );
     }
+
+    #[test]
+    fn postgres() {
+        scenario(
+            "late join (PostgreSQL)",
+            late_join(&late(pg_server(), true)),
+        );
+    }
 }
 
 /// Nothing is pruned: the pair's feeds start at 1, and the rows older than the sync columns
@@ -120,6 +133,14 @@ mod r10_late_join_unpruned {
         scenario(
             "late join, unpruned (MariaDB)",
             late_join(&late(mysql_server(), false)),
+        );
+    }
+
+    #[test]
+    fn postgres() {
+        scenario(
+            "late join, unpruned (PostgreSQL)",
+            late_join(&late(pg_server(), false)),
         );
     }
 }
@@ -150,6 +171,14 @@ mod r10_restored_from_older_copy {
             restored(&restore(mysql_server(), Restore::OlderCopy)),
         );
     }
+
+    #[test]
+    fn postgres() {
+        scenario(
+            "restored from an older copy (PostgreSQL)",
+            restored(&restore(pg_server(), Restore::OlderCopy)),
+        );
+    }
 }
 
 mod r10_restored_empty {
@@ -165,6 +194,14 @@ mod r10_restored_empty {
         scenario(
             "restored empty (MariaDB)",
             restored(&restore(mysql_server(), Restore::Empty)),
+        );
+    }
+
+    #[test]
+    fn postgres() {
+        scenario(
+            "restored empty (PostgreSQL)",
+            restored(&restore(pg_server(), Restore::Empty)),
         );
     }
 }

@@ -83,3 +83,29 @@ mod r1_with_a_region_on_mariadb {
         );
     }
 }
+
+/// One region on PostgreSQL, the others on SQLite.
+mod r1_with_a_region_on_postgresql {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let server = harness::cluster::pg_server_from_env();
+        let mut failures = Vec::new();
+        for seed in seeds().into_iter().take(3) {
+            let mut plan = ChaosPlan::new(seed);
+            plan.mysql = Some(((seed % 3) as usize, server.clone()));
+            match run(&plan).await {
+                Ok(report) => eprintln!("R1/PostgreSQL seed {seed}: ok {report:?}"),
+                Err(e) => {
+                    eprintln!("R1/PostgreSQL seed {seed}: FAILED\n{e:?}");
+                    failures.push(seed);
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "R1 with a PostgreSQL region failed for seeds {failures:?}"
+        );
+    }
+}

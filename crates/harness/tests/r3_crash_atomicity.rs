@@ -65,3 +65,27 @@ mod r3_on_mariadb {
         }
     }
 }
+
+/// Both regions on PostgreSQL: SIGKILL during a paged pull and during claim/dispatch, as on
+/// MariaDB.
+mod r3_on_postgresql {
+    use harness::cluster::Store;
+    use harness::crash::{run_on, Crash};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let server = harness::cluster::pg_server_from_env();
+        let seed = super::seed();
+        for crash in [Crash::CursorAdvance, Crash::Dispatch] {
+            let store = Store::Postgres {
+                server: server.clone(),
+            };
+            match run_on(crash, seed, super::BACKLOG, store).await {
+                Ok(report) => eprintln!("R3/PostgreSQL {report:?}"),
+                Err(e) => {
+                    panic!("R3/PostgreSQL {crash:?} failed (replay: CHAOS_SEED={seed}):\n{e:?}")
+                }
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ async fn spec_run(mysql: Option<String>) {
         .map(RegionSpec::sqlite)
         .collect();
     if let Some(server) = mysql {
-        specs[AP].store = harness::cluster::Store::Mysql { server };
+        specs[AP].store = harness::cluster::Store::on_server(&server);
     }
     let cluster = Cluster::start(specs, Tuning::default(), 15).await.unwrap();
     let client = reqwest::Client::new();
@@ -141,5 +141,13 @@ mod with_the_parking_region_on_mariadb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
         super::spec_run(Some(harness::cluster::mysql_server_from_env())).await;
+    }
+}
+
+/// The region that parks runs on PostgreSQL.
+mod with_the_parking_region_on_postgresql {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::spec_run(Some(harness::cluster::pg_server_from_env())).await;
     }
 }

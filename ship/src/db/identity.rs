@@ -52,24 +52,25 @@ pub fn bind_region(conn: &mut AnyConnection, region_id: &str) -> Result<bool, Re
     if let Some(bound) = bound_region(conn)? {
         return check(bound).map(|()| false);
     }
-    let inserted = diesel::insert_into(ship_instance::table)
-        .values((
+    // `ON CONFLICT DO NOTHING` (not insert-and-catch): the error of a duplicate would abort a
+    // caller's PostgreSQL transaction.
+    let inserted = crate::insert_if_absent!(
+        conn,
+        ship_instance::table,
+        (
             ship_instance::id.eq(INSTANCE_ROW),
             ship_instance::region_id.eq(region_id),
             ship_instance::created_at.eq(super::utc_now()),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(true),
-        // Another process (the scheduler next to the web server) bound it a moment ago.
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => match bound_region(conn)? {
-            Some(bound) => check(bound).map(|()| false),
-            None => Err(DbError::Migration("ship_instance row vanished".into()).into()),
-        },
-        Err(e) => Err(DbError::from(e).into()),
+        )
+    )
+    .map_err(DbError::from)?;
+    if inserted == 1 {
+        return Ok(true);
+    }
+    // Another process (the scheduler next to the web server) bound it a moment ago.
+    match bound_region(conn)? {
+        Some(bound) => check(bound).map(|()| false),
+        None => Err(DbError::Migration("ship_instance row vanished".into()).into()),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Embedded migrations, one set per backend (`migrations/sqlite`, `migrations/mysql`), with the
-//! same folder names in each. The set is chosen at run time from the connection's variant.
+//! Embedded migrations, one set per backend (`migrations/sqlite`, `migrations/mysql`,
+//! `migrations/postgres`), with the same folder names in each. The set is chosen at run time from the connection's variant.
 
 use diesel::backend::Backend as DieselBackend;
 use diesel::migration::{Migration, MigrationSource};
@@ -9,6 +9,7 @@ use super::{AnyConnection, DbError};
 
 pub const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 pub const MYSQL: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+pub const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
 /// One migration and whether it has been applied to this database.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -20,6 +21,23 @@ pub struct MigrationStatus {
 
 fn migration_error(e: impl std::fmt::Display) -> DbError {
     DbError::Migration(e.to_string())
+}
+
+/// Run `f` on a PostgreSQL connection with `statement_timeout` lifted: the session's 60 s bound
+/// (`PG_SETUP`) is for the application's statements, not for a backfill of a large table. The
+/// bound is restored afterwards, whatever `f` returned.
+fn without_statement_timeout<T>(
+    conn: &mut diesel::PgConnection,
+    f: impl FnOnce(&mut diesel::PgConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SET statement_timeout = 0")?;
+    let result = f(conn);
+    conn.batch_execute(&format!(
+        "SET statement_timeout = '{}'",
+        super::pool::PG_STATEMENT_TIMEOUT
+    ))?;
+    result
 }
 
 /// Apply every pending migration; returns the names applied, in order.
@@ -36,6 +54,7 @@ pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
     match conn {
         AnyConnection::Sqlite(c) => go(c, SQLITE)?,
         AnyConnection::Mysql(c) => go(c, MYSQL)?,
+        AnyConnection::Pg(c) => without_statement_timeout(c, |c| go(c, POSTGRES))?,
     }
     Ok(names)
 }
@@ -56,6 +75,7 @@ pub fn revert_last(conn: &mut AnyConnection) -> Result<Option<String>, DbError> 
     match conn {
         AnyConnection::Sqlite(c) => go(c, SQLITE)?,
         AnyConnection::Mysql(c) => go(c, MYSQL)?,
+        AnyConnection::Pg(c) => without_statement_timeout(c, |c| go(c, POSTGRES))?,
     }
     Ok(Some(newest.name))
 }
@@ -92,6 +112,7 @@ pub fn status(conn: &mut AnyConnection) -> Result<Vec<MigrationStatus>, DbError>
     match conn {
         AnyConnection::Sqlite(c) => go(c, SQLITE),
         AnyConnection::Mysql(c) => go(c, MYSQL),
+        AnyConnection::Pg(c) => go(c, POSTGRES),
     }
 }
 

@@ -20,11 +20,12 @@ pub use url::{Backend, DatabaseUrl};
 
 /// One connection type for every backend (diesel `MultiConnection`).
 ///
-/// PostgreSQL becomes a third variant (`Postgresql(diesel::PgConnection)`) placed before
-/// `Sqlite`, which must stay last: the derive tries variants in order.
+/// `Sqlite` must stay last: the derive tries variants in order when establishing from a URL,
+/// and SQLite accepts any string as a file name.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
     Mysql(diesel::MysqlConnection),
+    Pg(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
 }
 
@@ -33,9 +34,48 @@ impl AnyConnection {
     pub fn backend(&self) -> Backend {
         match self {
             AnyConnection::Mysql(_) => Backend::Mysql,
+            AnyConnection::Pg(_) => Backend::Postgres,
             AnyConnection::Sqlite(_) => Backend::Sqlite,
         }
     }
+}
+
+/// Insert one row `values` into `table` unless a row with its key exists; the number of rows
+/// inserted (0: another's row was there first), a `QueryResult<usize>`.
+///
+/// The form that is safe inside a transaction on every backend (ADR 0018): on PostgreSQL a
+/// failed insert — a caught unique violation — aborts the whole transaction, so PostgreSQL and
+/// SQLite say `INSERT … ON CONFLICT DO NOTHING`. MariaDB keeps the plain insert and counts a
+/// duplicate-key error as 0 (its transaction carries on after an error), not `INSERT IGNORE`,
+/// which would also turn strict mode's data errors into warnings.
+///
+/// ```ignore
+/// let inserted = ship::insert_if_absent!(conn, my_table::table, (my_table::id.eq(id), …))?;
+/// ```
+#[macro_export]
+macro_rules! insert_if_absent {
+    ($conn:expr, $table:expr, $values:expr) => {{
+        use ::diesel::RunQueryDsl as _;
+        match $conn {
+            $crate::db::AnyConnection::Mysql(c) => {
+                match ::diesel::insert_into($table).values($values).execute(c) {
+                    Err(::diesel::result::Error::DatabaseError(
+                        ::diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => Ok(0),
+                    other => other,
+                }
+            }
+            $crate::db::AnyConnection::Pg(c) => ::diesel::insert_into($table)
+                .values($values)
+                .on_conflict_do_nothing()
+                .execute(c),
+            $crate::db::AnyConnection::Sqlite(c) => ::diesel::insert_into($table)
+                .values($values)
+                .on_conflict_do_nothing()
+                .execute(c),
+        }
+    }};
 }
 
 /// Errors of the database layer. Every variant that concerns a server names it by its redacted
@@ -65,6 +105,9 @@ pub enum DbError {
 impl DbError {
     /// True for failures a retry may cure: a deadlock victim, a lock wait that timed out, a
     /// SQLite database busy beyond `busy_timeout`. Answered 503 `database_busy`, never 500.
+    ///
+    /// diesel maps only PostgreSQL's 40001 to `SerializationFailure`; a PG deadlock (40P01) and
+    /// a lock timeout (55P03) come as `Unknown` and are recognised by their messages.
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
@@ -76,6 +119,9 @@ impl DbError {
                 m.contains("Lock wait timeout")
                     || m.contains("database is locked")
                     || m.contains("Deadlock")
+                    || m.contains("deadlock detected")
+                    || m.contains("canceling statement due to lock timeout")
+                    || m.contains("could not serialize access")
             }
             _ => false,
         }

@@ -26,6 +26,20 @@ SET time_zone = '+00:00';
 SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;
 SET SESSION innodb_lock_wait_timeout = 5;";
 
+/// The bound on one statement of a PostgreSQL session (lifted while migrations run).
+pub(crate) const PG_STATEMENT_TIMEOUT: &str = "60s";
+
+/// Per-connection setup for PostgreSQL (ADR 0018), as `MYSQL_SETUP`: READ COMMITTED (PG's
+/// default, set anyway: a server may change it), UTC (`TIMESTAMP` columns hold UTC), UTF-8, a
+/// row lock waited for 5 s then `503 database_busy` (lock timeout 55P03), a runaway statement
+/// bounded while it holds locks, and a transaction left idle by a vanished client ended.
+const PG_SETUP: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;
+SET TIME ZONE 'UTC';
+SET client_encoding = 'UTF8';
+SET lock_timeout = '5s';
+SET statement_timeout = '60s';
+SET idle_in_transaction_session_timeout = '60s';";
+
 /// How a pool is sized and how long it waits.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
@@ -106,6 +120,13 @@ pub fn establish(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
             conn.batch_execute(MYSQL_SETUP)
                 .map_err(|e| unreachable(&format!("connection setup failed: {e}")))?;
             Ok(AnyConnection::Mysql(conn))
+        }
+        Backend::Postgres => {
+            let mut conn = diesel::PgConnection::establish(url.expose())
+                .map_err(|e: ConnectionError| unreachable(&e))?;
+            conn.batch_execute(PG_SETUP)
+                .map_err(|e| unreachable(&format!("connection setup failed: {e}")))?;
+            Ok(AnyConnection::Pg(conn))
         }
     }
 }
@@ -238,6 +259,7 @@ where
         AnyConnection::Mysql(inner) => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?
         }
+        AnyConnection::Pg(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?,
     }
     match f(conn) {
         Ok(value) => match Tm::commit_transaction(conn) {

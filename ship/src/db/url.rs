@@ -10,6 +10,7 @@ use super::DbError;
 pub enum Backend {
     Sqlite,
     Mysql,
+    Postgres,
 }
 
 impl Backend {
@@ -17,6 +18,7 @@ impl Backend {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Mysql => "mysql",
+            Backend::Postgres => "postgres",
         }
     }
 }
@@ -30,7 +32,8 @@ impl fmt::Display for Backend {
 /// A database URL whose backend is known from its scheme.
 ///
 /// Accepted forms: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, `file://path`, a
-/// bare file path (SQLite), `mysql://user:pass@host:3306/db` and `mariadb://…` (MariaDB/MySQL).
+/// bare file path (SQLite), `mysql://user:pass@host:3306/db` and `mariadb://…` (MariaDB/MySQL),
+/// `postgres://user:pass@host:5432/db` and `postgresql://…` (PostgreSQL).
 ///
 /// `Display`, `Debug` and `Serialize` show the URL with the password replaced by `***`; only
 /// [`DatabaseUrl::expose`] gives the real string.
@@ -53,15 +56,12 @@ impl DatabaseUrl {
         let backend = match raw.split_once("://").map(|(scheme, _)| scheme) {
             Some("mysql") | Some("mariadb") => Backend::Mysql,
             Some("sqlite") | Some("file") => Backend::Sqlite,
-            Some("postgres") | Some("postgresql") => {
-                return Err(invalid(
-                    "PostgreSQL is planned but not built in yet; set database.url to sqlite:// or mysql://",
-                ))
-            }
+            Some("postgres") | Some("postgresql") => Backend::Postgres,
             Some(other) => {
                 let shown = if is_scheme_word(other) { other } else { "…" };
                 return Err(invalid(&format!(
-                    "database.url has an unknown scheme `{shown}`; expected sqlite://, mysql:// or mariadb://"
+                    "database.url has an unknown scheme `{shown}`; expected sqlite://, mysql://, \
+                     mariadb://, postgres:// or postgresql://"
                 )));
             }
             None => {
@@ -103,6 +103,22 @@ impl DatabaseUrl {
                 if parsed.path().trim_start_matches('/').is_empty() {
                     return Err(invalid(
                         "the MySQL URL names no database (mysql://user@host:3306/NAME)",
+                    ));
+                }
+            }
+            Backend::Postgres => {
+                let parsed =
+                    ::url::Url::parse(url.expose()).map_err(|e| invalid(&e.to_string()))?;
+                // libpq also takes the host (a socket directory) from `?host=…`.
+                let host_in_query = parsed
+                    .query_pairs()
+                    .any(|(k, v)| k == "host" && !v.is_empty());
+                if parsed.host_str().unwrap_or_default().is_empty() && !host_in_query {
+                    return Err(invalid("the PostgreSQL URL names no host"));
+                }
+                if parsed.path().trim_start_matches('/').is_empty() {
+                    return Err(invalid(
+                        "the PostgreSQL URL names no database (postgres://user@host:5432/NAME)",
                     ));
                 }
             }
@@ -279,7 +295,7 @@ fn mistyped_scheme(raw: &str) -> Option<String> {
         _ if separators.starts_with(':') => Some(format!(
             "database.url starts with a scheme `{}:` but has no `://`, and regionsync knows no \
              such scheme; set database.url to sqlite://PATH (or a plain file path), \
-             mysql://user:password@host:3306/db or mariadb://…",
+             mysql://user:password@host:3306/db, mariadb://… or postgres://user:password@host:5432/db",
             &raw[..word_len],
         )),
         _ => None,
@@ -289,11 +305,6 @@ fn mistyped_scheme(raw: &str) -> Option<String> {
 /// The reason for a mistyped URL of a known scheme, with the suggested form (redacted; the
 /// error shows the URL itself, redacted too).
 fn suggestion(scheme: &str, rest: &str) -> String {
-    if scheme == "postgres" {
-        return "database.url looks like a mistyped PostgreSQL URL, and PostgreSQL is not built \
-                in yet; set database.url to sqlite://PATH or mysql://user:password@host:3306/db"
-            .to_string();
-    }
     let suggested = redact(&format!("{scheme}://{rest}"));
     format!(
         "database.url is not a URL (no `://` after the scheme) and not a plain SQLite file path; \
@@ -338,6 +349,18 @@ mod tests {
             ("data/region.db", Backend::Sqlite),
             ("mysql://root@127.0.0.1:3306/regionsync", Backend::Mysql),
             ("mariadb://root@127.0.0.1:3306/regionsync", Backend::Mysql),
+            (
+                "postgres://postgres@127.0.0.1:5432/regionsync",
+                Backend::Postgres,
+            ),
+            (
+                "postgresql://app:pw@db.example/regionsync",
+                Backend::Postgres,
+            ),
+            (
+                "postgres:///regionsync?host=/var/run/postgresql",
+                Backend::Postgres,
+            ),
         ];
         for (raw, backend) in cases {
             assert_eq!(DatabaseUrl::parse(raw).unwrap().backend(), backend, "{raw}");
@@ -356,7 +379,9 @@ mod tests {
     fn unsupported_and_broken_urls_are_refused_with_a_reason() {
         for raw in [
             "",
-            "postgres://u@h/db",
+            "postgres://u@h",
+            "postgres://u@h/",
+            "postgresql:///db",
             "redis://h",
             "sqlite://",
             "sqlite://:memory:",
@@ -380,6 +405,29 @@ mod tests {
         }
         assert_eq!(url.expose(), "mysql://app:s3cret@db.example:3306/rs");
         assert_eq!(redact("my sql://u:secret@h/x"), "my sql://***@h/x");
+    }
+
+    #[test]
+    fn postgres_urls_keep_their_scheme_and_name_host_and_database() {
+        for raw in [
+            "postgres://app:s3cret@db.example:5432/rs",
+            "postgresql://app:s3cret@db.example:5432/rs",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            assert_eq!(url.backend(), Backend::Postgres);
+            assert_eq!(url.expose(), raw);
+            assert!(!url.to_string().contains("s3cret"), "{url}");
+            assert_eq!(url.host().as_deref(), Some("db.example:5432"));
+            assert_eq!(url.database_name().as_deref(), Some("rs"));
+            let other = url.with_database("other").unwrap();
+            assert_eq!(other.backend(), Backend::Postgres);
+            assert_eq!(other.database_name().as_deref(), Some("other"));
+            assert!(
+                other.expose().contains("app:s3cret@"),
+                "{}",
+                other.redacted()
+            );
+        }
     }
 
     #[test]
@@ -424,8 +472,8 @@ mod tests {
                 "mariadb:u:s3cret@h:3306/db",
                 Some("mariadb://u:***@h:3306/db"),
             ),
-            ("postgres//u:s3cret@h/db", None),
-            ("postgresql:u:s3cret@h/db", None),
+            ("postgres//u:s3cret@h/db", Some("postgres://u:***@h/db")),
+            ("postgresql:u:s3cret@h/db", Some("postgres://u:***@h/db")),
             ("sqlite:data/region.db", Some("sqlite://data/region.db")),
             (
                 "sqlite:/var/lib/region.db",

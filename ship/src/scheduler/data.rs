@@ -33,7 +33,8 @@ fn later(ttl: Duration) -> NaiveDateTime {
     utc_now() + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::seconds(60))
 }
 
-/// The lease of `job`, locked (MariaDB `FOR UPDATE`; SQLite holds the write lock already).
+/// The lease of `job`, locked (MariaDB and PostgreSQL `FOR UPDATE`; SQLite holds the write
+/// lock already).
 fn lease_for_update(
     conn: &mut AnyConnection,
     job: &str,
@@ -44,6 +45,7 @@ fn lease_for_update(
     ));
     match conn {
         AnyConnection::Mysql(c) => query.for_update().first(c).optional(),
+        AnyConnection::Pg(c) => query.for_update().first(c).optional(),
         AnyConnection::Sqlite(c) => query.first(c).optional(),
     }
 }
@@ -141,6 +143,10 @@ pub(super) fn start_run(
     );
     let id = match conn {
         AnyConnection::Sqlite(c) => diesel::insert_into(ship_scheduler_runs::table)
+            .values(row)
+            .returning(ship_scheduler_runs::id)
+            .get_result(c),
+        AnyConnection::Pg(c) => diesel::insert_into(ship_scheduler_runs::table)
             .values(row)
             .returning(ship_scheduler_runs::id)
             .get_result(c),

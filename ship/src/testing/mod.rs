@@ -2,9 +2,11 @@
 //! `--all-features` for ship's own integration tests).
 //!
 //! - [`TestDb`]: a fresh database per test — a temporary SQLite file, or a freshly created
-//!   MariaDB database on the server named by `TEST_MYSQL_URL`, dropped when the `TestDb` drops.
+//!   database on the MariaDB server named by `TEST_MYSQL_URL` or the PostgreSQL server named by
+//!   `TEST_PG_URL`, dropped when the `TestDb` drops.
 //! - [`backend_tests!`](crate::backend_tests): one test body, one test per backend, named
-//!   `<test>::sqlite` and `<test>::mysql`, so a run can skip or count a backend by name.
+//!   `<test>::sqlite`, `<test>::mysql` and `<test>::postgres`, so a run can skip or count a
+//!   backend by name.
 //! - [`spawn_app`]: the real HTTP server on `127.0.0.1:0`.
 //!
 //! Set-up failures panic with a clear message: this is test code, and a test that cannot get
@@ -31,11 +33,34 @@ pub fn mysql_server_url() -> Option<DatabaseUrl> {
     Some(DatabaseUrl::parse(&raw).unwrap_or_else(|e| panic!("{TEST_MYSQL_URL} is invalid: {e}")))
 }
 
-/// The backends this test run covers: SQLite always, MariaDB when `TEST_MYSQL_URL` is set.
+/// The environment variable naming the PostgreSQL server tests create their databases on, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres` (the database in the URL is only used to
+/// connect).
+pub const TEST_PG_URL: &str = "TEST_PG_URL";
+
+/// The PostgreSQL server for tests, if configured.
+pub fn pg_server_url() -> Option<DatabaseUrl> {
+    let raw = std::env::var(TEST_PG_URL)
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    let url = DatabaseUrl::parse(&raw).unwrap_or_else(|e| panic!("{TEST_PG_URL} is invalid: {e}"));
+    assert_eq!(
+        url.backend(),
+        Backend::Postgres,
+        "{TEST_PG_URL} must be a postgres:// URL"
+    );
+    Some(url)
+}
+
+/// The backends this test run covers: SQLite always, MariaDB when `TEST_MYSQL_URL` is set,
+/// PostgreSQL when `TEST_PG_URL` is set.
 pub fn configured_backends() -> Vec<Backend> {
     let mut out = vec![Backend::Sqlite];
     if mysql_server_url().is_some() {
         out.push(Backend::Mysql);
+    }
+    if pg_server_url().is_some() {
+        out.push(Backend::Postgres);
     }
     out
 }
@@ -45,7 +70,8 @@ pub struct TestDb {
     pub pool: DbPool,
     pub url: DatabaseUrl,
     _dir: Option<tempfile::TempDir>,
-    mysql_cleanup: Option<(DatabaseUrl, String)>,
+    /// The server and the database to drop with this `TestDb` (MariaDB, PostgreSQL).
+    cleanup: Option<(DatabaseUrl, String)>,
 }
 
 impl TestDb {
@@ -66,6 +92,10 @@ impl TestDb {
         Self::new(Backend::Mysql)
     }
 
+    pub fn postgres() -> Self {
+        Self::new(Backend::Postgres)
+    }
+
     /// A fresh database with no migrations applied.
     pub fn unmigrated(backend: Backend) -> Self {
         match backend {
@@ -79,7 +109,7 @@ impl TestDb {
                     pool,
                     url,
                     _dir: Some(dir),
-                    mysql_cleanup: None,
+                    cleanup: None,
                 }
             }
             Backend::Mysql => {
@@ -107,7 +137,36 @@ impl TestDb {
                     pool,
                     url,
                     _dir: None,
-                    mysql_cleanup: Some((server, name)),
+                    cleanup: Some((server, name)),
+                }
+            }
+            Backend::Postgres => {
+                let server = pg_server_url().unwrap_or_else(|| {
+                    panic!(
+                        "this is a PostgreSQL test but {TEST_PG_URL} is not set; set it \
+                         (e.g. postgres://postgres@127.0.0.1:5432/postgres) or skip these tests \
+                         with `--skip ::postgres`"
+                    )
+                });
+                let name = format!("rs_t_{}", uuid::Uuid::new_v4().simple());
+                let mut control =
+                    db::establish(&server).unwrap_or_else(|e| panic!("{TEST_PG_URL}: {e}"));
+                // template0: nobody is connected to it (a session on template1 would make a
+                // concurrent CREATE DATABASE fail). The server's locale is kept: every
+                // character column is `COLLATE "C"` itself (ADR 0018).
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut control,
+                    &format!("CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"),
+                )
+                .expect("CREATE DATABASE for the test");
+                let url = server.with_database(&name).expect("test database URL");
+                let pool =
+                    DbPool::connect(&url, test_pool_options()).expect("PostgreSQL test database");
+                Self {
+                    pool,
+                    url,
+                    _dir: None,
+                    cleanup: Some((server, name)),
                 }
             }
         }
@@ -127,12 +186,15 @@ fn test_pool_options() -> PoolOptions {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some((server, name)) = self.mysql_cleanup.take() {
+        if let Some((server, name)) = self.cleanup.take() {
+            // The pool (a field) still holds connections here: PostgreSQL refuses to drop a
+            // database in use unless forced.
+            let drop = match server.backend() {
+                Backend::Postgres => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS `{name}`"),
+            };
             if let Ok(mut control) = db::establish(&server) {
-                let _ = diesel::connection::SimpleConnection::batch_execute(
-                    &mut control,
-                    &format!("DROP DATABASE IF EXISTS `{name}`"),
-                );
+                let _ = diesel::connection::SimpleConnection::batch_execute(&mut control, &drop);
             }
         }
     }
@@ -148,9 +210,10 @@ impl Drop for TestDb {
 /// }
 /// ```
 ///
-/// expands to `mod migrations_round_trip { async fn sqlite(); async fn mysql(); }` (tokio tests;
-/// the calling crate needs `tokio` as a dev-dependency). The MariaDB variant fails — it never
-/// silently passes — when `TEST_MYSQL_URL` is not set; `make test` skips it by name instead.
+/// expands to `mod migrations_round_trip { async fn sqlite(); async fn mysql(); async fn
+/// postgres(); }` (tokio tests; the calling crate needs `tokio` as a dev-dependency). The
+/// MariaDB variant fails — it never silently passes — when `TEST_MYSQL_URL` is not set, the
+/// PostgreSQL one when `TEST_PG_URL` is not; `make test` skips them by name instead.
 #[macro_export]
 macro_rules! backend_tests {
     ($($(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block)*) => {
@@ -169,6 +232,12 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn mysql() {
                     let $db = $crate::testing::TestDb::new($crate::db::Backend::Mysql);
+                    $body
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let $db = $crate::testing::TestDb::new($crate::db::Backend::Postgres);
                     $body
                 }
             }

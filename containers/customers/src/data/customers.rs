@@ -18,13 +18,20 @@ pub(crate) fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Cus
 
 /// The row, locked until the end of the caller's transaction.
 ///
-/// MariaDB: `SELECT … FOR UPDATE` (diesel's `for_update()` exists for MySQL only, hence the
-/// match on the variant). SQLite has no row locks: the caller's transaction is
-/// `BEGIN IMMEDIATE` (ship's `transact`), so it already holds the database's write lock.
+/// MariaDB, PostgreSQL: `SELECT … FOR UPDATE` (diesel's `for_update()` exists for the server
+/// backends only, hence the match on the variant). SQLite has no row locks: the caller's
+/// transaction is `BEGIN IMMEDIATE` (ship's `transact`), so it already holds the database's
+/// write lock.
 pub(crate) fn find_for_update(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Customer>> {
     // One query per arm: `as_select()` is typed by its backend.
     match conn {
         AnyConnection::Mysql(c) => customers::table
+            .find(id)
+            .select(Customer::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        AnyConnection::Pg(c) => customers::table
             .find(id)
             .select(Customer::as_select())
             .for_update()
@@ -54,7 +61,7 @@ pub(crate) fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Ve
 
 /// `(id, tenant_id, deleted?)` of the rows with these ids, tombstones included (for a
 /// reference to them); with `lock`, locked until the end of the caller's transaction
-/// (MariaDB; see [`find_for_update`]).
+/// (MariaDB, PostgreSQL; see [`find_for_update`]).
 pub(crate) fn states(
     conn: &mut AnyConnection,
     ids: &[&str],
@@ -70,6 +77,7 @@ pub(crate) fn states(
             .select((customers::id, customers::tenant_id, customers::deleted_at));
         let found: Vec<(String, String, Option<chrono::NaiveDateTime>)> = match conn {
             AnyConnection::Mysql(c) if lock => query.for_update().load(c)?,
+            AnyConnection::Pg(c) if lock => query.for_update().load(c)?,
             _ => query.load(conn)?,
         };
         rows.extend(
@@ -89,11 +97,19 @@ pub(crate) fn insert(conn: &mut AnyConnection, row: &Customer) -> QueryResult<()
 }
 
 /// New rows (fresh ids: nothing to lock or decide), in one multi-row statement per
-/// [`INSERT_CHUNK`] rows on MariaDB, where a round trip per row is what a bulk write costs; one
-/// cached prepared insert per row on SQLite (in process: no round trip to save).
+/// [`INSERT_CHUNK`] rows on MariaDB and PostgreSQL, where a round trip per row is what a bulk
+/// write costs; one cached prepared insert per row on SQLite (in process: no round trip to
+/// save).
 pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryResult<()> {
     match conn {
         AnyConnection::Mysql(c) => {
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(customers::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+        AnyConnection::Pg(c) => {
             for chunk in rows.chunks(INSERT_CHUNK) {
                 diesel::insert_into(customers::table)
                     .values(chunk)
@@ -110,7 +126,7 @@ pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryRe
 }
 
 /// Rows per multi-row `INSERT`: a whole batch at the default `sync.max_ops_per_batch` (1,000)
-/// in one statement; 10 columns × 1,000 binds (MariaDB takes 65,535), and under 1 MiB of
+/// in one statement; 10 columns × 1,000 binds (MariaDB and PostgreSQL take 65,535), and under 1 MiB of
 /// statement (a customer row is under 1 KiB), below any `max_allowed_packet` MariaDB allows.
 const INSERT_CHUNK: usize = 1_000;
 
@@ -130,8 +146,13 @@ const EXISTED_VAR: &str = "@customers_batch_existed";
 /// of a failed plain insert: two such shared locks would deadlock when both appliers then
 /// write), changes nothing, and appends the id to a
 /// session variable, read back afterwards: three statements whatever the batch's size (ids are
-/// UUIDs, so `,` separates them unambiguously). SQLite (one writer, `BEGIN IMMEDIATE`): read
-/// which ids exist, insert the others.
+/// UUIDs, so `,` separates them unambiguously).
+///
+/// PostgreSQL (ADR 0018): `INSERT … ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
+/// RETURNING id` — the conflicting row is locked `FOR UPDATE` before the (false) condition is
+/// evaluated, nothing is written to it, and the ids returned are those inserted: one statement.
+///
+/// SQLite (one writer, `BEGIN IMMEDIATE`): read which ids exist, insert the others.
 pub(crate) fn insert_or_lock_all(
     conn: &mut AnyConnection,
     rows: &[Customer],
@@ -165,6 +186,27 @@ pub(crate) fn insert_or_lock_all(
                 .map(str::to_string)
                 .collect())
         }
+        AnyConnection::Pg(c) => {
+            use diesel::query_dsl::methods::FilterDsl;
+            use diesel::upsert::excluded;
+            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let ids: Vec<String> = diesel::insert_into(customers::table)
+                    .values(chunk)
+                    .on_conflict(customers::id)
+                    .do_update()
+                    .set(customers::id.eq(excluded(customers::id)))
+                    .filter(sql::<diesel::sql_types::Bool>("false"))
+                    .returning(customers::id)
+                    .get_results(c)?;
+                inserted.extend(ids);
+            }
+            Ok(rows
+                .iter()
+                .filter(|r| !inserted.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect())
+        }
         AnyConnection::Sqlite(_) => {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             let existed: std::collections::HashSet<String> =
@@ -182,8 +224,8 @@ pub(crate) fn insert_or_lock_all(
 }
 
 /// The rows with these ids, in id order, locked until the end of the caller's transaction
-/// (MariaDB `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite: [`find_all`] under
-/// the caller's write lock).
+/// (MariaDB, PostgreSQL `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite:
+/// [`find_all`] under the caller's write lock).
 pub(crate) fn find_all_for_update(
     conn: &mut AnyConnection,
     ids: &[&str],
@@ -203,12 +245,26 @@ pub(crate) fn find_all_for_update(
             }
             Ok(rows)
         }
+        AnyConnection::Pg(c) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IN_CHUNK) {
+                rows.extend(
+                    customers::table
+                        .filter(customers::id.eq_any(chunk))
+                        .order(customers::id.asc())
+                        .select(Customer::as_select())
+                        .for_update()
+                        .load(c)?,
+                );
+            }
+            Ok(rows)
+        }
         AnyConnection::Sqlite(_) => find_all(conn, ids),
     }
 }
 
 /// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
-/// (`ship::lww::mysql_overwrite_clause`).
+/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`).
 const OVERWRITTEN: [&str; 6] = [
     "tenant_id",
     "name",
@@ -218,61 +274,91 @@ const OVERWRITTEN: [&str; 6] = [
     "updated_at",
 ];
 
+/// The multi-row overwrite of [`overwrite_all`] for `rows` rows, ending with `clause`.
+fn overwrite_sql(backend: ship::Backend, rows: usize, clause: &str) -> String {
+    format!(
+        "INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, \
+         sync_version, sync_origin, deleted_at) VALUES {}{clause}",
+        ship::lww::values_placeholders(backend, rows, 10)
+    )
+}
+
+/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders, on either server backend.
+fn bind_overwrite<'f, DB>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+    chunk: &[Customer],
+) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+    Option<chrono::NaiveDateTime>:
+        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, DB>,
+{
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    for r in chunk {
+        query = query
+            .bind::<Text, _>(r.id.clone())
+            .bind::<Text, _>(r.tenant_id.clone())
+            .bind::<Text, _>(r.name.clone())
+            .bind::<Text, _>(r.email.clone())
+            .bind::<Text, _>(r.status.clone())
+            .bind::<Timestamp, _>(r.created_at)
+            .bind::<Timestamp, _>(r.updated_at)
+            .bind::<BigInt, _>(r.sync_version)
+            .bind::<Text, _>(r.sync_origin.clone())
+            .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+    }
+    query
+}
+
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
-/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
-/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by `policy`
-/// (`ship::lww::mysql_overwrite_clause`) so that a row can never go back to a version the
-/// policy ranks lower. Returns how
-/// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
-/// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
+/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB and
+/// PostgreSQL, an upsert whose conflict branch still decides by `policy`
+/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`) so that a row can
+/// never go back to a version the policy ranks lower. Returns how many rows were overwritten:
+/// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
+/// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
     conn: &mut AnyConnection,
     rows: &[Customer],
     policy: ConflictPolicy,
 ) -> QueryResult<usize> {
-    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    let backend = conn.backend();
+    let mut overwritten = 0;
     match conn {
         AnyConnection::Mysql(c) => {
             let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN, policy);
-            let mut overwritten = 0;
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut sql = String::with_capacity(200 + chunk.len() * 34 + clause.len());
-                sql.push_str(
-                    "INSERT INTO customers (id, tenant_id, name, email, status, created_at, \
-                     updated_at, sync_version, sync_origin, deleted_at) VALUES ",
-                );
-                for k in 0..chunk.len() {
-                    sql.push_str(if k == 0 { "" } else { ", " });
-                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                }
-                sql.push_str(&clause);
-                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                for r in chunk {
-                    query = query
-                        .bind::<Text, _>(r.id.clone())
-                        .bind::<Text, _>(r.tenant_id.clone())
-                        .bind::<Text, _>(r.name.clone())
-                        .bind::<Text, _>(r.email.clone())
-                        .bind::<Text, _>(r.status.clone())
-                        .bind::<Timestamp, _>(r.created_at)
-                        .bind::<Timestamp, _>(r.updated_at)
-                        .bind::<BigInt, _>(r.sync_version)
-                        .bind::<Text, _>(r.sync_origin.clone())
-                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
-                }
+                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                    .into_boxed::<diesel::mysql::Mysql>();
                 // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
-                let affected = query.execute(c)?;
+                let affected = bind_overwrite(query, chunk).execute(c)?;
                 overwritten += affected.saturating_sub(chunk.len());
             }
-            Ok(overwritten)
+        }
+        AnyConnection::Pg(c) => {
+            let clause = ship::lww::pg_overwrite_clause("customers", &OVERWRITTEN, policy);
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                    .into_boxed::<diesel::pg::Pg>();
+                // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
+                // locked by the caller: none is absent, none inserted).
+                overwritten += bind_overwrite(query, chunk).execute(c)?;
+            }
         }
         AnyConnection::Sqlite(_) => {
             for row in rows {
                 update(conn, row)?;
             }
-            Ok(rows.len())
+            overwritten = rows.len();
         }
     }
+    Ok(overwritten)
 }
 
 /// Overwrite every column but the id with `row`'s values.
@@ -418,7 +504,7 @@ mod tests {
             let newer = Customer { sync_origin: "ap".into(), ..row("newer", 20) };
             assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer), ConflictPolicy::Lww).unwrap(), 1);
             assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
-            if matches!(*conn, AnyConnection::Mysql(_)) {
+            if !matches!(*conn, AnyConnection::Sqlite(_)) {
                 // The conflict branch still decides by version: an older row is not written,
                 // and the count says so.
                 let older = Customer { sync_origin: "zz".into(), ..row("older", 15) };
@@ -435,7 +521,7 @@ mod tests {
             let mut conn = db.pool.get().unwrap();
             let live = Customer { sync_origin: "us".into(), ..row("live", 20) };
             insert(&mut conn, &live).unwrap();
-            if matches!(*conn, AnyConnection::Mysql(_)) {
+            if !matches!(*conn, AnyConnection::Sqlite(_)) {
                 let gone = Some(ship::db::utc_now());
                 // An older tombstone overwrites a newer live version, every column with it.
                 let tombstone = Customer { sync_origin: "ap".into(), deleted_at: gone, ..row("deleted", 10) };
@@ -462,6 +548,55 @@ mod tests {
                 assert_eq!(find(&mut conn, &live.id).unwrap(), Some(gone_again));
                 assert_eq!(find(&mut conn, &other.id).unwrap(), Some(other));
             }
+        }
+    }
+
+    /// PostgreSQL (ADR 0018): the insert-or-lock pass locks a present row as strongly as the
+    /// `SELECT … FOR UPDATE` that follows (another session cannot even take `FOR KEY SHARE`),
+    /// and writes nothing to it (no new row version: its `xmin` is unchanged).
+    mod insert_or_lock_all_locks_a_present_row_for_update_without_writing_it {
+        use super::*;
+        use diesel::connection::SimpleConnection;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            let db = ship::testing::TestDb::new(ship::db::Backend::Postgres);
+            let mut conn = db.pool.get().unwrap();
+            let stored = row("stored", 5);
+            insert(&mut conn, &stored).unwrap();
+            let version_of_row = |conn: &mut AnyConnection| -> String {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
+                    "(SELECT xmin::text FROM customers WHERE id = '{}')",
+                    stored.id
+                )))
+                .get_result(conn)
+                .unwrap()
+            };
+            let before = version_of_row(&mut conn);
+
+            let mut other = db.pool.get().unwrap();
+            conn.batch_execute("BEGIN").unwrap();
+            let incoming = Customer {
+                name: "incoming".into(),
+                ..row("incoming", 9)
+            };
+            let existed = insert_or_lock_all(&mut conn, &[incoming]).unwrap();
+            assert_eq!(existed, vec![stored.id.clone()]);
+            let err = other
+                .batch_execute(&format!(
+                    "SELECT id FROM customers WHERE id = '{}' FOR KEY SHARE NOWAIT",
+                    stored.id
+                ))
+                .unwrap_err();
+            assert!(err.to_string().contains("could not obtain lock"), "{err}");
+            conn.batch_execute("COMMIT").unwrap();
+
+            assert_eq!(
+                version_of_row(&mut other),
+                before,
+                "the present row was not written"
+            );
+            assert_eq!(find(&mut other, &stored.id).unwrap(), Some(stored));
         }
     }
 }

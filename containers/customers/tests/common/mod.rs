@@ -36,6 +36,7 @@ pub fn raw_rows(conn: &mut AnyConnection) -> Vec<RawRow> {
     match conn {
         AnyConnection::Sqlite(c) => diesel::sql_query(sql).load(c).unwrap(),
         AnyConnection::Mysql(c) => diesel::sql_query(sql).load(c).unwrap(),
+        AnyConnection::Pg(c) => diesel::sql_query(sql).load(c).unwrap(),
     }
 }
 

@@ -28,13 +28,20 @@ pub(crate) fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Ord
 
 /// The row, locked until the end of the caller's transaction.
 ///
-/// MariaDB: `SELECT … FOR UPDATE` (diesel's `for_update()` exists for MySQL only, hence the
-/// match on the variant). SQLite has no row locks: the caller's transaction is
-/// `BEGIN IMMEDIATE` (ship's `transact`), so it already holds the database's write lock.
+/// MariaDB, PostgreSQL: `SELECT … FOR UPDATE` (diesel's `for_update()` exists for the server
+/// backends only, hence the match on the variant). SQLite has no row locks: the caller's
+/// transaction is `BEGIN IMMEDIATE` (ship's `transact`), so it already holds the database's
+/// write lock.
 pub(crate) fn find_for_update(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Order>> {
     // One query per arm: `as_select()` is typed by its backend.
     match conn {
         AnyConnection::Mysql(c) => orders::table
+            .find(id)
+            .select(Order::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        AnyConnection::Pg(c) => orders::table
             .find(id)
             .select(Order::as_select())
             .for_update()
@@ -61,8 +68,8 @@ pub(crate) fn find_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Ve
 }
 
 /// The rows with these ids, in id order, locked until the end of the caller's transaction
-/// (MariaDB `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite: [`find_all`] under
-/// the caller's write lock).
+/// (MariaDB, PostgreSQL `SELECT … FOR UPDATE`, [`IN_CHUNK`] ids per statement; SQLite:
+/// [`find_all`] under the caller's write lock).
 pub(crate) fn find_all_for_update(
     conn: &mut AnyConnection,
     ids: &[&str],
@@ -82,13 +89,27 @@ pub(crate) fn find_all_for_update(
             }
             Ok(rows)
         }
+        AnyConnection::Pg(c) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IN_CHUNK) {
+                rows.extend(
+                    orders::table
+                        .filter(orders::id.eq_any(chunk))
+                        .order(orders::id.asc())
+                        .select(Order::as_select())
+                        .for_update()
+                        .load(c)?,
+                );
+            }
+            Ok(rows)
+        }
         AnyConnection::Sqlite(_) => find_all(conn, ids),
     }
 }
 
 /// `(id, tenant_id, deleted?)` of the rows with these ids, tombstones included: one query per
 /// [`IN_CHUNK`] ids, in id order. With `lock`, the rows found stay locked until the end of the
-/// caller's transaction (MariaDB `FOR UPDATE`, taken in id order; SQLite: the caller's write
+/// caller's transaction (MariaDB, PostgreSQL `FOR UPDATE`, taken in id order; SQLite: the caller's write
 /// transaction holds the database).
 pub(crate) fn states(
     conn: &mut AnyConnection,
@@ -106,6 +127,7 @@ pub(crate) fn states(
             .select((orders::id, orders::tenant_id, orders::deleted_at));
         let found: Vec<(String, String, Option<NaiveDateTime>)> = match conn {
             AnyConnection::Mysql(c) if lock => query.for_update().load(c)?,
+            AnyConnection::Pg(c) if lock => query.for_update().load(c)?,
             _ => query.load(conn)?,
         };
         rows.extend(
@@ -156,8 +178,13 @@ const EXISTED_VAR: &str = "@orders_batch_existed";
 /// of a failed plain insert: two such shared locks would deadlock when both appliers then
 /// write), changes nothing, and appends the id to a
 /// session variable, read back afterwards (ids are UUIDs, so `,` separates them
-/// unambiguously). SQLite (one writer, `BEGIN IMMEDIATE`): read which ids exist, insert the
-/// others.
+/// unambiguously).
+///
+/// PostgreSQL (ADR 0018): `INSERT … ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
+/// RETURNING id` — the conflicting row is locked `FOR UPDATE` before the (false) condition is
+/// evaluated, nothing is written to it, and the ids returned are those inserted.
+///
+/// SQLite (one writer, `BEGIN IMMEDIATE`): read which ids exist, insert the others.
 pub(crate) fn insert_or_lock_all(
     conn: &mut AnyConnection,
     rows: &[Order],
@@ -191,6 +218,27 @@ pub(crate) fn insert_or_lock_all(
                 .map(str::to_string)
                 .collect())
         }
+        AnyConnection::Pg(c) => {
+            use diesel::query_dsl::methods::FilterDsl;
+            use diesel::upsert::excluded;
+            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let ids: Vec<String> = diesel::insert_into(orders::table)
+                    .values(chunk.to_vec())
+                    .on_conflict(orders::id)
+                    .do_update()
+                    .set(orders::id.eq(excluded(orders::id)))
+                    .filter(sql::<diesel::sql_types::Bool>("false"))
+                    .returning(orders::id)
+                    .get_results(c)?;
+                inserted.extend(ids);
+            }
+            Ok(rows
+                .iter()
+                .filter(|r| !inserted.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect())
+        }
         AnyConnection::Sqlite(_) => {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             let existed: std::collections::HashSet<String> =
@@ -208,8 +256,21 @@ pub(crate) fn insert_or_lock_all(
 }
 
 /// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
-/// (`ship::lww::mysql_overwrite_clause`).
+/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`); `lines` is a
+/// reserved word of MariaDB's, quoted there (`OVERWRITTEN_MYSQL`), bare on PostgreSQL.
 const OVERWRITTEN: [&str; 9] = [
+    "tenant_id",
+    "customer_id",
+    "number",
+    "status",
+    "currency",
+    "lines",
+    "total_minor",
+    "created_at",
+    "updated_at",
+];
+
+const OVERWRITTEN_MYSQL: [&str; 9] = [
     "tenant_id",
     "customer_id",
     "number",
@@ -221,65 +282,98 @@ const OVERWRITTEN: [&str; 9] = [
     "updated_at",
 ];
 
+/// The multi-row overwrite of [`overwrite_all`] for `rows` rows, ending with `clause`.
+fn overwrite_sql(backend: ship::Backend, rows: usize, clause: &str) -> String {
+    let lines = match backend {
+        ship::Backend::Mysql => "`lines`",
+        ship::Backend::Postgres | ship::Backend::Sqlite => "lines",
+    };
+    format!(
+        "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, {lines}, \
+         total_minor, created_at, updated_at, sync_version, sync_origin, deleted_at) VALUES {}{clause}",
+        ship::lww::values_placeholders(backend, rows, 13)
+    )
+}
+
+/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders, on either server backend.
+fn bind_overwrite<'f, DB>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+    chunk: &[Order],
+) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+    Option<NaiveDateTime>:
+        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, DB>,
+{
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    for r in chunk {
+        query = query
+            .bind::<Text, _>(r.id.clone())
+            .bind::<Text, _>(r.tenant_id.clone())
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.number.clone())
+            .bind::<Text, _>(r.status.clone())
+            .bind::<Text, _>(r.currency.clone())
+            .bind::<Text, _>(r.lines.to_json())
+            .bind::<BigInt, _>(r.total_minor)
+            .bind::<Timestamp, _>(r.created_at)
+            .bind::<Timestamp, _>(r.updated_at)
+            .bind::<BigInt, _>(r.sync_version)
+            .bind::<Text, _>(r.sync_origin.clone())
+            .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+    }
+    query
+}
+
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
-/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB,
-/// an `INSERT … ON DUPLICATE KEY UPDATE` whose branch still decides by `policy`
-/// (`ship::lww::mysql_overwrite_clause`) so that a row can never go back to a version the
-/// policy ranks lower. Returns how
-/// many rows were overwritten: a row that was not (absent, or not older) is a broken invariant
-/// the caller reports. SQLite: one `UPDATE` per row, under the caller's write lock.
+/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB and
+/// PostgreSQL, an upsert whose conflict branch still decides by `policy`
+/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`) so that a row can
+/// never go back to a version the policy ranks lower. Returns how many rows were overwritten:
+/// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
+/// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
     conn: &mut AnyConnection,
     rows: &[Order],
     policy: ConflictPolicy,
 ) -> QueryResult<usize> {
-    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    let backend = conn.backend();
+    let mut overwritten = 0;
     match conn {
         AnyConnection::Mysql(c) => {
-            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN, policy);
-            let mut overwritten = 0;
+            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN_MYSQL, policy);
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut sql = String::with_capacity(200 + chunk.len() * 46 + clause.len());
-                sql.push_str(
-                    "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, \
-                     `lines`, total_minor, created_at, updated_at, sync_version, sync_origin, \
-                     deleted_at) VALUES ",
-                );
-                for k in 0..chunk.len() {
-                    sql.push_str(if k == 0 { "" } else { ", " });
-                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                }
-                sql.push_str(&clause);
-                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                for r in chunk {
-                    query = query
-                        .bind::<Text, _>(r.id.clone())
-                        .bind::<Text, _>(r.tenant_id.clone())
-                        .bind::<Text, _>(r.customer_id.clone())
-                        .bind::<Text, _>(r.number.clone())
-                        .bind::<Text, _>(r.status.clone())
-                        .bind::<Text, _>(r.currency.clone())
-                        .bind::<Text, _>(r.lines.to_json())
-                        .bind::<BigInt, _>(r.total_minor)
-                        .bind::<Timestamp, _>(r.created_at)
-                        .bind::<Timestamp, _>(r.updated_at)
-                        .bind::<BigInt, _>(r.sync_version)
-                        .bind::<Text, _>(r.sync_origin.clone())
-                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
-                }
+                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                    .into_boxed::<diesel::mysql::Mysql>();
                 // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
-                let affected = query.execute(c)?;
+                let affected = bind_overwrite(query, chunk).execute(c)?;
                 overwritten += affected.saturating_sub(chunk.len());
             }
-            Ok(overwritten)
+        }
+        AnyConnection::Pg(c) => {
+            let clause = ship::lww::pg_overwrite_clause("orders", &OVERWRITTEN, policy);
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                    .into_boxed::<diesel::pg::Pg>();
+                // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
+                // locked by the caller: none is absent, none inserted).
+                overwritten += bind_overwrite(query, chunk).execute(c)?;
+            }
         }
         AnyConnection::Sqlite(_) => {
             for row in rows {
                 update(conn, row)?;
             }
-            Ok(rows.len())
+            overwritten = rows.len();
         }
     }
+    Ok(overwritten)
 }
 
 /// Overwrite every column but the id with `row`'s values.
@@ -448,7 +542,7 @@ mod tests {
             let newer = Order { sync_origin: "ap".into(), status: "shipped".into(), ..row("newer", 20) };
             assert_eq!(overwrite_all(&mut conn, std::slice::from_ref(&newer), ConflictPolicy::Lww).unwrap(), 1);
             assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
-            if matches!(*conn, AnyConnection::Mysql(_)) {
+            if !matches!(*conn, AnyConnection::Sqlite(_)) {
                 let older = Order { sync_origin: "zz".into(), ..row("older", 15) };
                 assert_eq!(overwrite_all(&mut conn, &[older], ConflictPolicy::Lww).unwrap(), 0);
                 assert_eq!(find(&mut conn, &newer.id).unwrap(), Some(newer.clone()));
@@ -462,7 +556,7 @@ mod tests {
             let mut conn = db.pool.get().unwrap();
             let live = Order { sync_origin: "us".into(), ..row("live", 20) };
             insert(&mut conn, &live).unwrap();
-            if matches!(*conn, AnyConnection::Mysql(_)) {
+            if !matches!(*conn, AnyConnection::Sqlite(_)) {
                 let gone = Some(ship::db::utc_now());
                 // An older tombstone overwrites a newer live version, every column with it.
                 let tombstone = Order { sync_origin: "ap".into(), deleted_at: gone, ..row("deleted", 10) };

@@ -77,8 +77,13 @@ impl SyncResource for CustomersStub {
         let mut out = HashMap::new();
         for id in ids {
             let sql = format!(
-                "SELECT id, tenant_id, deleted_at FROM customers WHERE id = ?{}",
-                if lock && matches!(conn, AnyConnection::Mysql(_)) {
+                "SELECT id, tenant_id, deleted_at FROM customers WHERE id = {}{}",
+                if matches!(conn, AnyConnection::Pg(_)) {
+                    "$1"
+                } else {
+                    "?"
+                },
+                if lock && !matches!(conn, AnyConnection::Sqlite(_)) {
                     " FOR UPDATE"
                 } else {
                     ""
@@ -87,6 +92,7 @@ impl SyncResource for CustomersStub {
             let query = diesel::sql_query(sql).bind::<Text, _>(id.to_string());
             let rows: Vec<CustomerInfo> = match conn {
                 AnyConnection::Mysql(c) => query.load(c)?,
+                AnyConnection::Pg(c) => query.load(c)?,
                 AnyConnection::Sqlite(c) => query.load(c)?,
             };
             for row in rows {
@@ -167,12 +173,14 @@ pub struct RawRow {
 }
 
 pub fn raw_rows(conn: &mut AnyConnection) -> Vec<RawRow> {
-    // `lines` is a reserved word in MariaDB; SQLite takes the backquotes too.
+    // `lines` is a reserved word in MariaDB; SQLite takes the backquotes too, PostgreSQL
+    // takes it bare.
     let sql = "SELECT id, number, status, `lines`, total_minor, updated_at, sync_version, \
                sync_origin, deleted_at FROM orders ORDER BY id";
     match conn {
         AnyConnection::Sqlite(c) => diesel::sql_query(sql).load(c).unwrap(),
         AnyConnection::Mysql(c) => diesel::sql_query(sql).load(c).unwrap(),
+        AnyConnection::Pg(c) => diesel::sql_query(sql.replace('`', "")).load(c).unwrap(),
     }
 }
 

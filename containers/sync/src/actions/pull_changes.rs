@@ -89,7 +89,7 @@ impl PullChangesAction {
         directory: Arc<dyn PeerDirectory>,
     ) -> Self {
         Self {
-            pipelined: pool.backend() == ship::db::Backend::Mysql,
+            pipelined: pool.backend() != ship::db::Backend::Sqlite,
             pool,
             registry,
             clock,

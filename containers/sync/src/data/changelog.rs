@@ -1,7 +1,7 @@
 //! Changelog queries: sequence allocation, appends, the feed's page and watermark.
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use ship::AnyConnection;
 
 use super::schema::{sync_changelog, sync_sequences};
@@ -24,17 +24,16 @@ pub fn ensure_sequences<'a>(
         if exists {
             continue;
         }
-        let inserted = diesel::insert_into(sync_sequences::table)
-            .values((
+        // Created by another process a moment ago: 0 inserted, nothing to do.
+        ship::insert_if_absent!(
+            conn,
+            sync_sequences::table,
+            (
                 sync_sequences::resource.eq(resource),
                 sync_sequences::last_seq.eq(0_i64),
                 sync_sequences::pruned_through.eq(0_i64),
-            ))
-            .execute(conn);
-        match inserted {
-            Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-            Err(e) => return Err(e),
-        }
+            )
+        )?;
     }
     Ok(())
 }
@@ -57,6 +56,13 @@ pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryR
     let last = match conn {
         // One round trip: UPDATE … RETURNING (SQLite >= 3.35, bundled).
         AnyConnection::Sqlite(c) => diesel::update(sync_sequences::table.find(resource))
+            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+            .returning(sync_sequences::last_seq)
+            .get_result::<i64>(c)
+            .optional()?
+            .ok_or_else(unprepared)?,
+        // The same on PostgreSQL (ADR 0018; never a SEQUENCE: not transactional).
+        AnyConnection::Pg(c) => diesel::update(sync_sequences::table.find(resource))
             .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
             .returning(sync_sequences::last_seq)
             .get_result::<i64>(c)
@@ -144,6 +150,7 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
         match conn {
             AnyConnection::Sqlite(c) => query.execute(c),
             AnyConnection::Mysql(c) => query.execute(c),
+            AnyConnection::Pg(c) => query.execute(c),
         }?;
         start = end;
     }

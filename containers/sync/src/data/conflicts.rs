@@ -90,6 +90,7 @@ pub fn insert_all_once(conn: &mut AnyConnection, conflicts: &[NewConflict]) -> Q
         match conn {
             AnyConnection::Sqlite(c) => query.execute(c),
             AnyConnection::Mysql(c) => query.execute(c),
+            AnyConnection::Pg(c) => query.execute(c),
         }?;
         start = end;
     }
@@ -221,6 +222,7 @@ pub fn record_resolution(conn: &mut AnyConnection, row: &Resolution) -> QueryRes
     match conn {
         AnyConnection::Sqlite(c) => query.execute(c),
         AnyConnection::Mysql(c) => query.execute(c),
+        AnyConnection::Pg(c) => query.execute(c),
     }?;
     Ok(())
 }

@@ -71,6 +71,12 @@ pub fn save(
             .do_update()
             .set(changes)
             .execute(c),
+        AnyConnection::Pg(c) => diesel::insert_into(sync_peer_cursors::table)
+            .values(row)
+            .on_conflict((sync_peer_cursors::peer, sync_peer_cursors::resource))
+            .do_update()
+            .set(changes)
+            .execute(c),
         AnyConnection::Mysql(c) => diesel::insert_into(sync_peer_cursors::table)
             .values(row)
             .on_conflict(diesel::dsl::DuplicatedKeys)
@@ -118,23 +124,16 @@ pub fn flag_bootstrap(conn: &mut AnyConnection, peer: &str, resource: &str) -> Q
         .get_result::<i64>(conn)?
         > 0;
     if !exists {
-        let inserted = diesel::insert_into(sync_peer_flags::table)
-            .values((
+        // 0 inserted: a concurrent pull flagged it first, flagged either way.
+        ship::insert_if_absent!(
+            conn,
+            sync_peer_flags::table,
+            (
                 sync_peer_flags::peer.eq(peer),
                 sync_peer_flags::resource.eq(resource),
                 sync_peer_flags::needs_bootstrap_since.eq(ship::db::utc_now()),
-            ))
-            .execute(conn);
-        match inserted {
-            // A concurrent pull flagged it first: flagged either way.
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => {}
-            other => {
-                other?;
-            }
-        }
+            )
+        )?;
     }
     Ok(())
 }

@@ -21,7 +21,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use ship::AnyConnection;
 
 use super::outbox;
@@ -86,8 +85,11 @@ pub fn ensure_streams<'a>(
                 continue;
             }
             let head = committed_head(conn, resource)?;
-            let inserted = diesel::insert_into(sync_delivery::table)
-                .values((
+            // Created by another process a moment ago: 0 inserted, nothing to do.
+            ship::insert_if_absent!(
+                conn,
+                sync_delivery::table,
+                (
                     sync_delivery::peer.eq(peer),
                     sync_delivery::resource.eq(resource),
                     sync_delivery::delivered_through.eq(head),
@@ -96,12 +98,8 @@ pub fn ensure_streams<'a>(
                     sync_delivery::next_attempt_at.eq(now),
                     sync_delivery::created_at.eq(now),
                     sync_delivery::updated_at.eq(now),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(e) => return Err(e),
-            }
+                )
+            )?;
         }
     }
     Ok(())
@@ -170,6 +168,7 @@ fn lock_stream(
     ));
     let row: Option<(i64, i64, NaiveDateTime)> = match conn {
         AnyConnection::Mysql(c) => query.for_update().first(c).optional()?,
+        AnyConnection::Pg(c) => query.for_update().first(c).optional()?,
         AnyConnection::Sqlite(c) => query.first(c).optional()?,
     };
     Ok(row.map(

@@ -5,7 +5,6 @@
 use chrono::NaiveDateTime;
 use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use ship::AnyConnection;
 
@@ -39,17 +38,19 @@ pub fn record(
         if updated > 0 {
             return Ok(());
         }
-        let inserted = diesel::insert_into(sync_feed_acks::table)
-            .values((
+        let inserted = ship::insert_if_absent!(
+            conn,
+            sync_feed_acks::table,
+            (
                 sync_feed_acks::peer.eq(peer),
                 sync_feed_acks::resource.eq(resource),
                 sync_feed_acks::acked_seq.eq(seq),
                 sync_feed_acks::last_seen_at.eq(now),
-            ))
-            .execute(conn);
+            )
+        );
         match inserted {
             // Inserted concurrently: raise that row instead.
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
+            Ok(0) => continue,
             other => return other.map(drop),
         }
     }

@@ -65,6 +65,7 @@ fn insert_all(conn: &mut AnyConnection, entries: &[NewOutboxEntry<'_>]) -> Query
     match conn {
         AnyConnection::Sqlite(c) => query.execute(c),
         AnyConnection::Mysql(c) => query.execute(c),
+        AnyConnection::Pg(c) => query.execute(c),
     }
     .map(drop)
 }

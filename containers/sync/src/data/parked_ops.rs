@@ -65,6 +65,11 @@ pub fn park_all(conn: &mut AnyConnection, ops: &[ParkedOp]) -> QueryResult<usize
         parked += match conn {
             AnyConnection::Sqlite(c) => query.execute(c),
             AnyConnection::Mysql(c) => query.execute(c),
+            // diesel has no `INSERT OR IGNORE` for PostgreSQL: the same skip of a parked key.
+            AnyConnection::Pg(c) => diesel::insert_into(sync_parked_ops::table)
+                .values(&chunk)
+                .on_conflict_do_nothing()
+                .execute(c),
         }?;
         start = end;
     }

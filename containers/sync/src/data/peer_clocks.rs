@@ -4,7 +4,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use ship::AnyConnection;
 
 use super::schema::sync_peer_clocks;
@@ -55,13 +54,15 @@ pub fn record(
         if updated > 0 {
             return Ok(true);
         }
-        let inserted = diesel::insert_into(sync_peer_clocks::table)
-            .values((sync_peer_clocks::peer.eq(peer), values))
-            .execute(conn);
+        let inserted = ship::insert_if_absent!(
+            conn,
+            sync_peer_clocks::table,
+            (sync_peer_clocks::peer.eq(peer), values)
+        );
         match inserted {
             // The row exists: a fresh round-trip measurement a one-way one leaves alone, or
             // a concurrent first insert (update that one instead).
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(0) => {
                 if round_trip_ms.is_none() {
                     return Ok(false);
                 }

@@ -38,22 +38,18 @@ pub fn observe(
             Ok(Some(known))
         }
         None => {
-            let inserted = diesel::insert_into(sync_peer_incarnations::table)
-                .values((
+            // 0 inserted: another process recorded it a moment ago.
+            ship::insert_if_absent!(
+                conn,
+                sync_peer_incarnations::table,
+                (
                     sync_peer_incarnations::peer.eq(peer),
                     sync_peer_incarnations::incarnation.eq(incarnation),
                     sync_peer_incarnations::previous.eq(""),
                     sync_peer_incarnations::first_seen_at.eq(now),
-                ))
-                .execute(conn);
-            match inserted {
-                // Another process recorded it a moment ago.
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => Ok(None),
-                other => other.map(|_| None),
-            }
+                )
+            )?;
+            Ok(None)
         }
     }
 }

@@ -2,7 +2,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use ship::AnyConnection;
 
 use super::schema::sync_refusals;
@@ -20,17 +19,19 @@ pub fn add(conn: &mut AnyConnection, kind: &str, source: &str, n: i64) -> QueryR
         if updated > 0 {
             return Ok(());
         }
-        let inserted = diesel::insert_into(sync_refusals::table)
-            .values((
+        let inserted = ship::insert_if_absent!(
+            conn,
+            sync_refusals::table,
+            (
                 sync_refusals::kind.eq(kind),
                 sync_refusals::source.eq(source),
                 sync_refusals::refused.eq(n),
                 sync_refusals::last_at.eq(now),
-            ))
-            .execute(conn);
+            )
+        );
         match inserted {
             // Inserted concurrently: add to it.
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
+            Ok(0) => continue,
             other => return other.map(drop),
         }
     }

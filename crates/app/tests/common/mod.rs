@@ -161,12 +161,18 @@ pub async fn register_region(db: &TestDb, id: &str, base_url: &str) -> String {
         .await
         .unwrap()
         .credential;
-    let beat = diesel::sql_query("UPDATE broker_regions SET last_heartbeat_at = ? WHERE id = ?")
-        .bind::<Timestamp, _>(ship::db::utc_now())
-        .bind::<Text, _>(id);
+    let beat = |sql: &'static str| {
+        diesel::sql_query(sql)
+            .bind::<Timestamp, _>(ship::db::utc_now())
+            .bind::<Text, _>(id)
+    };
+    let question_marks = "UPDATE broker_regions SET last_heartbeat_at = ? WHERE id = ?";
     match &mut *db.pool.get().unwrap() {
-        AnyConnection::Sqlite(c) => beat.execute(c),
-        AnyConnection::Mysql(c) => beat.execute(c),
+        AnyConnection::Sqlite(c) => beat(question_marks).execute(c),
+        AnyConnection::Mysql(c) => beat(question_marks).execute(c),
+        AnyConnection::Pg(c) => {
+            beat("UPDATE broker_regions SET last_heartbeat_at = $1 WHERE id = $2").execute(c)
+        }
     }
     .unwrap();
     credential
@@ -210,14 +216,17 @@ pub fn order(id: &str, customer_id: &str, status: &str, deleted: bool) -> Value 
     })
 }
 
-/// One number from the database.
+/// One number from the database (PostgreSQL keeps an `INTEGER` column's type through `MIN`
+/// and the like: cast to `BIGINT` there).
 pub fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
     use diesel::prelude::*;
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-        "({sql})"
-    )))
-    .get_result(conn)
-    .unwrap()
+    let expr = match conn {
+        AnyConnection::Pg(_) => format!("CAST(({sql}) AS BIGINT)"),
+        AnyConnection::Mysql(_) | AnyConnection::Sqlite(_) => format!("({sql})"),
+    };
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&expr))
+        .get_result(conn)
+        .unwrap()
 }
 
 /// The customers digest of a database (rows, tombstones and versions).
