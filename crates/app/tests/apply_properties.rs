@@ -275,6 +275,16 @@ mod apply_is_order_independent {
     fn mysql_under_delete_wins() {
         property_of_apply(Backend::Mysql, 12, ConflictPolicy::DeleteWins);
     }
+
+    #[test]
+    fn postgres() {
+        property_of_apply(Backend::Postgres, 12, ConflictPolicy::Lww);
+    }
+
+    #[test]
+    fn postgres_under_delete_wins() {
+        property_of_apply(Backend::Postgres, 12, ConflictPolicy::DeleteWins);
+    }
 }
 
 ship::backend_tests! {

@@ -992,3 +992,27 @@ fn the_readme_configuration_example_loads() {
         Some(&ship::contracts::ConflictPolicy::DeleteWins)
     );
 }
+
+/// Regression (PostgreSQL): a short command used to exit while the pool's background thread was
+/// still in libpq's TLS handshake, and OpenSSL's exit-time cleanup segfaulted the process
+/// (6 of 40 runs of `migrate status`). The pool now opens connections on demand only.
+mod short_commands_exit_cleanly {
+    use super::*;
+
+    #[test]
+    fn postgres() {
+        let db = ship::testing::TestDb::new(ship::db::Backend::Postgres);
+        let dir = tempfile::tempdir().unwrap();
+        for attempt in 0..40 {
+            let (out, _, stderr) = run(regionsync(dir.path())
+                .env("REGIONSYNC_DATABASE__URL", db.url.expose())
+                .args(["migrate", "status"]));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "run {attempt}: {:?} {stderr}",
+                out.status
+            );
+        }
+    }
+}
