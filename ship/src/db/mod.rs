@@ -52,6 +52,24 @@ impl AnyConnection {
 /// ```ignore
 /// let inserted = ship::insert_if_absent!(conn, my_table::table, (my_table::id.eq(id), …))?;
 /// ```
+/// The same diesel query on either server — MariaDB or PostgreSQL, `$c` bound to the typed
+/// connection (a query that `AnyConnection` cannot run, like `FOR UPDATE` or a multi-row
+/// insert) — and `$sqlite` on SQLite:
+///
+/// ```ignore
+/// ship::on_server!(conn, |c| query.for_update().load(c), sqlite => find_all(conn, ids))
+/// ```
+#[macro_export]
+macro_rules! on_server {
+    ($conn:expr, |$c:ident| $server:expr, sqlite => $sqlite:expr) => {
+        match $conn {
+            $crate::AnyConnection::Mysql($c) => $server,
+            $crate::AnyConnection::Pg($c) => $server,
+            $crate::AnyConnection::Sqlite(_) => $sqlite,
+        }
+    };
+}
+
 #[macro_export]
 macro_rules! insert_if_absent {
     ($conn:expr, $table:expr, $values:expr) => {{

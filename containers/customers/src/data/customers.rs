@@ -101,27 +101,17 @@ pub(crate) fn insert(conn: &mut AnyConnection, row: &Customer) -> QueryResult<()
 /// write costs; one cached prepared insert per row on SQLite (in process: no round trip to
 /// save).
 pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryResult<()> {
-    match conn {
-        AnyConnection::Mysql(c) => {
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(customers::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
+    ship::on_server!(conn, |c| {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            diesel::insert_into(customers::table)
+                .values(chunk)
+                .execute(c)?;
         }
-        AnyConnection::Pg(c) => {
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(customers::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
+    }, sqlite => {
+        for row in rows {
+            insert(conn, row)?;
         }
-        AnyConnection::Sqlite(_) => {
-            for row in rows {
-                insert(conn, row)?;
-            }
-        }
-    }
+    });
     Ok(())
 }
 
@@ -230,8 +220,7 @@ pub(crate) fn find_all_for_update(
     conn: &mut AnyConnection,
     ids: &[&str],
 ) -> QueryResult<Vec<Customer>> {
-    match conn {
-        AnyConnection::Mysql(c) => {
+    ship::on_server!(conn, |c| {
             let mut rows = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(IN_CHUNK) {
                 rows.extend(
@@ -244,23 +233,7 @@ pub(crate) fn find_all_for_update(
                 );
             }
             Ok(rows)
-        }
-        AnyConnection::Pg(c) => {
-            let mut rows = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(IN_CHUNK) {
-                rows.extend(
-                    customers::table
-                        .filter(customers::id.eq_any(chunk))
-                        .order(customers::id.asc())
-                        .select(Customer::as_select())
-                        .for_update()
-                        .load(c)?,
-                );
-            }
-            Ok(rows)
-        }
-        AnyConnection::Sqlite(_) => find_all(conn, ids),
-    }
+        }, sqlite => find_all(conn, ids))
 }
 
 /// The columns [`overwrite_all`]'s conflict branch assigns before the key columns

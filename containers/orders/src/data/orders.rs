@@ -74,8 +74,7 @@ pub(crate) fn find_all_for_update(
     conn: &mut AnyConnection,
     ids: &[&str],
 ) -> QueryResult<Vec<Order>> {
-    match conn {
-        AnyConnection::Mysql(c) => {
+    ship::on_server!(conn, |c| {
             let mut rows = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(IN_CHUNK) {
                 rows.extend(
@@ -88,23 +87,7 @@ pub(crate) fn find_all_for_update(
                 );
             }
             Ok(rows)
-        }
-        AnyConnection::Pg(c) => {
-            let mut rows = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(IN_CHUNK) {
-                rows.extend(
-                    orders::table
-                        .filter(orders::id.eq_any(chunk))
-                        .order(orders::id.asc())
-                        .select(Order::as_select())
-                        .for_update()
-                        .load(c)?,
-                );
-            }
-            Ok(rows)
-        }
-        AnyConnection::Sqlite(_) => find_all(conn, ids),
-    }
+        }, sqlite => find_all(conn, ids))
 }
 
 /// `(id, tenant_id, deleted?)` of the rows with these ids, tombstones included: one query per
