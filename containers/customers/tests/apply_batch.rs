@@ -364,70 +364,124 @@ impl ChangeRecorder for SequenceRecorder {
     }
 }
 
-/// Statements this session has sent, as MariaDB's `Questions` counter sees them (text queries,
-/// and prepares and executions of prepared statements).
-fn statements_sent(conn: &mut AnyConnection) -> i64 {
+/// Statements this session sent while `f` ran: on MariaDB its `Questions` counter (text
+/// queries, and prepares and executions of prepared statements, this measure's own query
+/// included); on PostgreSQL every query the connection started, through diesel's
+/// instrumentation (PostgreSQL keeps no per-session count).
+fn statements_during<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> T,
+) -> (T, i64) {
+    use diesel::connection::{Connection, InstrumentationEvent};
     use diesel::sql_types::BigInt;
     use diesel::RunQueryDsl;
+    use std::sync::atomic::{AtomicI64, Ordering};
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let AnyConnection::Mysql(c) = conn else {
-        panic!("MariaDB only");
-    };
-    let sent: Count = diesel::sql_query(
-        "SELECT CAST(SUM(VARIABLE_VALUE) AS SIGNED) AS n FROM information_schema.SESSION_STATUS \
-         WHERE VARIABLE_NAME = 'QUESTIONS'",
-    )
-    .get_result(c)
-    .unwrap();
-    sent.n
+    fn questions(conn: &mut AnyConnection) -> i64 {
+        let AnyConnection::Mysql(c) = conn else {
+            unreachable!()
+        };
+        let sent: Count = diesel::sql_query(
+            "SELECT CAST(SUM(VARIABLE_VALUE) AS SIGNED) AS n FROM information_schema.SESSION_STATUS \
+             WHERE VARIABLE_NAME = 'QUESTIONS'",
+        )
+        .get_result(c)
+        .unwrap();
+        sent.n
+    }
+    match conn {
+        AnyConnection::Mysql(_) => {
+            let before = questions(conn);
+            let out = f(conn);
+            (out, questions(conn) - before)
+        }
+        AnyConnection::Pg(c) => {
+            let started = Arc::new(AtomicI64::new(0));
+            let counter = started.clone();
+            c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let out = f(conn);
+            if let AnyConnection::Pg(c) = conn {
+                c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+            }
+            (out, started.load(Ordering::Relaxed))
+        }
+        AnyConnection::Sqlite(_) => panic!("MariaDB and PostgreSQL only"),
+    }
 }
 
-/// MariaDB: a batch costs a constant number of statements, whatever its size — here 10 and
-/// 400 ops, each half inserts and half newer versions of stored rows (with one stale op), in
-/// one transaction on one connection.
+/// Statements per batch of 10 and of 400 ops, each half inserts and half newer versions of
+/// stored rows (with one stale op), in one transaction on one connection.
+#[allow(clippy::print_stdout)]
+fn statements_per_batch(db: &ship::testing::TestDb) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for (start, n) in [(0u32, 10u32), (100, 400)] {
+        let stored: Vec<Change> = (start..start + n / 2)
+            .map(|k| op(k, 1_000, "eu", "old"))
+            .collect();
+        apply_each(&db.pool, &stored);
+        let mut batch: Vec<Change> = (start..start + n)
+            .map(|k| op(k, 2_000, "us", "new"))
+            .collect();
+        batch.push(op(start, 500, "ap", "stale"));
+        let refs: Vec<&Change> = batch.iter().collect();
+        let mut conn = db.pool.get().unwrap();
+        let (outcomes, sent) = statements_during(&mut conn, |conn| {
+            transact(conn, |c: &mut AnyConnection| -> Result<_, DbError> {
+                CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)
+            })
+            .unwrap()
+        });
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == ApplyOutcome::Applied)
+                .count(),
+            n as usize
+        );
+        assert!(
+            matches!(outcomes.last(), Some(ApplyOutcome::Stale { .. })),
+            "the stale op lost: {:?}",
+            outcomes.last()
+        );
+        counts.push(sent);
+    }
+    println!("statements per batch of 10 and 400 ops: {counts:?}");
+    counts
+}
+
+/// MariaDB and PostgreSQL: a batch costs a constant number of statements, whatever its size.
 mod a_batch_costs_a_constant_number_of_statements {
     use super::*;
 
     #[test]
     fn mysql() {
         let db = ship::testing::TestDb::new(ship::db::Backend::Mysql);
-        let mut counts = Vec::new();
-        for (start, n) in [(0u32, 10u32), (100, 400)] {
-            let stored: Vec<Change> = (start..start + n / 2)
-                .map(|k| op(k, 1_000, "eu", "old"))
-                .collect();
-            apply_each(&db.pool, &stored);
-            let mut batch: Vec<Change> = (start..start + n)
-                .map(|k| op(k, 2_000, "us", "new"))
-                .collect();
-            batch.push(op(start, 500, "ap", "stale"));
-            let refs: Vec<&Change> = batch.iter().collect();
-            let mut conn = db.pool.get().unwrap();
-            let before = statements_sent(&mut conn);
-            let outcomes = transact(&mut conn, |c: &mut AnyConnection| -> Result<_, DbError> {
-                CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)
-            })
-            .unwrap();
-            let sent = statements_sent(&mut conn) - before;
-            assert_eq!(
-                outcomes
-                    .iter()
-                    .filter(|o| **o == ApplyOutcome::Applied)
-                    .count(),
-                n as usize
-            );
-            counts.push(sent);
-        }
-        println!("statements per batch of 10 and 400 ops: {counts:?}");
+        let counts = statements_per_batch(&db);
         assert_eq!(counts[0], counts[1], "the same count for 10 and 400 ops");
         // 14 on MariaDB 10.11 with BEGIN, COMMIT and this measure's own query (the per-row
         // apply it replaces: 64 and 2,209).
         assert!(
             counts[0] <= 20,
+            "a handful of statements per batch: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn postgres() {
+        let db = ship::testing::TestDb::new(ship::db::Backend::Postgres);
+        let counts = statements_per_batch(&db);
+        assert_eq!(counts[0], counts[1], "the same count for 10 and 400 ops");
+        // 5 on PostgreSQL 15 with BEGIN and COMMIT (`ON CONFLICT … DO UPDATE … WHERE`).
+        assert!(
+            counts[0] <= 10,
             "a handful of statements per batch: {counts:?}"
         );
     }
