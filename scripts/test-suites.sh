@@ -2,7 +2,8 @@
 # Every test of the workspace. Tests that need a database exist once per backend, named
 # `<test>::sqlite`, `<test>::mysql` and `<test>::postgres` (ship::backend_tests!). The MariaDB
 # ones run when TEST_MYSQL_URL is set, the PostgreSQL ones when TEST_PG_URL is set; with
-# REQUIRE_MYSQL=1 / REQUIRE_PG=1 (CI) their absence is a failure, never a skip.
+# REQUIRE_MYSQL=1 / REQUIRE_PG=1 (CI) their absence is a failure, never a skip. A test that needs
+# both servers is named `<test>::mysql::postgres`: either `--skip` leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -41,9 +41,10 @@ pub struct ChaosPlan {
     pub ops: usize,
     /// Customers created first (the key space; creates during the run add to it).
     pub keys: usize,
-    /// The region (index) on a database server, if any (`server` URL without a database:
-    /// `mysql://…` for MariaDB, `postgres://…` for PostgreSQL).
-    pub mysql: Option<(usize, String)>,
+    /// The regions (by index) on a database server, the others on SQLite (`server` URL
+    /// without a database: `mysql://…` for MariaDB, `postgres://…` for PostgreSQL). One
+    /// region per backend: `[(1, mariadb), (2, postgresql)]`.
+    pub servers: Vec<(usize, String)>,
     /// How long quiescence may take after healing.
     pub settle_within: Duration,
 }
@@ -54,7 +55,7 @@ impl ChaosPlan {
             seed,
             ops: 80,
             keys: 6,
-            mysql: None,
+            servers: Vec::new(),
             settle_within: Duration::from_secs(90),
         }
     }
@@ -186,9 +187,9 @@ pub async fn run(plan: &ChaosPlan) -> Result<ChaosReport> {
         .enumerate()
         .map(|(i, id)| RegionSpec {
             id: (*id).to_string(),
-            store: match &plan.mysql {
-                Some((index, server)) if *index == i => Store::on_server(server),
-                _ => Store::Sqlite,
+            store: match plan.servers.iter().find(|(index, _)| *index == i) {
+                Some((_, server)) => Store::on_server(server),
+                None => Store::Sqlite,
             },
             skew_ms: if i == skewed { skew } else { 0 },
             push: true,

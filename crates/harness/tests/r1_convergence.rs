@@ -68,7 +68,7 @@ mod r1_with_a_region_on_mariadb {
         let mut failures = Vec::new();
         for seed in seeds().into_iter().take(3) {
             let mut plan = ChaosPlan::new(seed);
-            plan.mysql = Some(((seed % 3) as usize, server.clone()));
+            plan.servers = vec![((seed % 3) as usize, server.clone())];
             match run(&plan).await {
                 Ok(report) => eprintln!("R1/MariaDB seed {seed}: ok {report:?}"),
                 Err(e) => {
@@ -94,7 +94,7 @@ mod r1_with_a_region_on_postgresql {
         let mut failures = Vec::new();
         for seed in seeds().into_iter().take(3) {
             let mut plan = ChaosPlan::new(seed);
-            plan.mysql = Some(((seed % 3) as usize, server.clone()));
+            plan.servers = vec![((seed % 3) as usize, server.clone())];
             match run(&plan).await {
                 Ok(report) => eprintln!("R1/PostgreSQL seed {seed}: ok {report:?}"),
                 Err(e) => {
@@ -107,5 +107,40 @@ mod r1_with_a_region_on_postgresql {
             failures.is_empty(),
             "R1 with a PostgreSQL region failed for seeds {failures:?}"
         );
+    }
+}
+
+/// One region per backend — SQLite, MariaDB and PostgreSQL — under the same faults, kills and
+/// skew (issue 17): the backend of each region rotates with the seed. Named `mysql::postgres`
+/// so that it runs when both servers are configured and is skipped (never passed) otherwise.
+mod r1_one_region_per_backend {
+    pub mod mysql {
+        use super::super::*;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            let mariadb = harness::cluster::mysql_server_from_env();
+            let postgresql = harness::cluster::pg_server_from_env();
+            let mut failures = Vec::new();
+            for seed in seeds().into_iter().take(3) {
+                let mut plan = ChaosPlan::new(seed);
+                let first = (seed % 3) as usize;
+                plan.servers = vec![
+                    (first, mariadb.clone()),
+                    ((first + 1) % 3, postgresql.clone()),
+                ];
+                match run(&plan).await {
+                    Ok(report) => eprintln!("R1/three backends seed {seed}: ok {report:?}"),
+                    Err(e) => {
+                        eprintln!("R1/three backends seed {seed}: FAILED\n{e:?}");
+                        failures.push(seed);
+                    }
+                }
+            }
+            assert!(
+                failures.is_empty(),
+                "R1 with one region per backend failed for seeds {failures:?}"
+            );
+        }
     }
 }
