@@ -318,6 +318,15 @@ pub fn server_backend(server: &str) -> Backend {
     }
 }
 
+/// `Ok` when `server` (MariaDB or PostgreSQL, by its scheme) takes a connection.
+pub fn server_answers(server: &str) -> Result<()> {
+    match server_backend(server) {
+        Backend::Postgres => PgConnection::establish(server).map(drop),
+        _ => MysqlConnection::establish(server).map(drop),
+    }
+    .with_context(|| format!("connecting to {server}"))
+}
+
 /// Create database `name` on `server` (MariaDB or PostgreSQL, by its scheme).
 pub fn create_database(server: &str, name: &str) -> Result<()> {
     match server_backend(server) {

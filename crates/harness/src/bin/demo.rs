@@ -1,10 +1,17 @@
 //! `make demo`: what regionsync does, in a few seconds. Three regions run as real processes on
-//! loopback, each with its own SQLite database, and replicate customers and their orders to
-//! each other. The demo creates customers and orders at every region at once, then races
+//! loopback, each with its own database — one region per backend (SQLite, MariaDB,
+//! PostgreSQL) when both servers answer, else three SQLite files — and replicate customers and
+//! their orders to each other. The demo creates customers and orders at every region at once, then races
 //! writes to the same customers at two or three regions (and deletes against a rename), and
 //! a confirm against a cancel of the same orders, shows every region's state live until they
 //! all hold the same rows, and says which write won each race: last-writer-wins on the
 //! version `(hlc, origin)`, decided the same way at every region.
+//!
+//! `demo [--backends auto|mixed|sqlite] [--mysql URL] [--postgres URL]`: `auto` (the default)
+//! puts us-east on MariaDB and ap-south on PostgreSQL when both servers take a connection
+//! (`mysql://root@127.0.0.1:3306`, `postgres://postgres@127.0.0.1:5432` unless given; a
+//! database `rs_chaos_*` is created on each and dropped at the end), and says why not when they
+//! do not; `mixed` requires them; `sqlite` never asks.
 
 #![allow(clippy::print_stdout)]
 
@@ -16,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use futures_util::future::try_join_all;
 use harness::chaos::quiescence_problem;
-use harness::cluster::{Cluster, RegionSpec, Tuning};
+use harness::cluster::{Cluster, RegionSpec, Store, Tuning};
 use harness::state::RegionState;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -68,13 +75,125 @@ struct Race {
     writes: Vec<(&'static str, Option<&'static str>, (i64, String))>,
 }
 
+const USAGE: &str = "usage: demo [--backends auto|mixed|sqlite] [--mysql URL] [--postgres URL]";
+
+/// Where the regions keep their data (`--backends`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backends {
+    /// One region per backend when both servers answer, else SQLite everywhere.
+    Auto,
+    /// One region per backend, or fail.
+    Mixed,
+    Sqlite,
+}
+
+struct Options {
+    backends: Backends,
+    mysql: String,
+    postgres: String,
+}
+
+fn options(args: impl Iterator<Item = String>) -> Result<Options> {
+    let mut o = Options {
+        backends: Backends::Auto,
+        mysql: "mysql://root@127.0.0.1:3306".into(),
+        postgres: "postgres://postgres@127.0.0.1:5432".into(),
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => bail!("{USAGE}"),
+            "--backends" | "--mysql" | "--postgres" => {}
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => bail!("{flag} needs a value\n{USAGE}"),
+        };
+        match flag.as_str() {
+            "--backends" => {
+                o.backends = match value.as_str() {
+                    "auto" => Backends::Auto,
+                    "mixed" => Backends::Mixed,
+                    "sqlite" => Backends::Sqlite,
+                    other => bail!("--backends {other}: auto, mixed or sqlite\n{USAGE}"),
+                }
+            }
+            "--mysql" if value.starts_with("mysql://") => o.mysql = value,
+            "--postgres"
+                if value.starts_with("postgres://") || value.starts_with("postgresql://") =>
+            {
+                o.postgres = value
+            }
+            _ => bail!("{flag} {value}: not a {} URL", &flag[2..]),
+        }
+    }
+    Ok(o)
+}
+
+/// The regions' stores: eu-west on SQLite, us-east on MariaDB and ap-south on PostgreSQL, or
+/// all three on SQLite (`auto` says why).
+fn stores(o: &Options) -> Result<[Store; 3]> {
+    let sqlite = [Store::Sqlite, Store::Sqlite, Store::Sqlite];
+    if o.backends == Backends::Sqlite {
+        return Ok(sqlite);
+    }
+    let answers = [&o.mysql, &o.postgres]
+        .into_iter()
+        .map(|server| harness::state::server_answers(server))
+        .collect::<Result<Vec<()>>>();
+    match (answers, o.backends) {
+        (Ok(_), _) => Ok([
+            Store::Sqlite,
+            Store::on_server(&o.mysql),
+            Store::on_server(&o.postgres),
+        ]),
+        (Err(e), Backends::Mixed) => Err(e.context("--backends mixed needs both servers")),
+        (Err(e), _) => {
+            println!(
+                "(one region per backend needs MariaDB and PostgreSQL: {e:#}; using SQLite for all \
+                 three — give --mysql/--postgres, or --backends sqlite to not ask)"
+            );
+            Ok(sqlite)
+        }
+    }
+}
+
+fn backend_name(store: &Store) -> &'static str {
+    match store {
+        Store::Sqlite => "SQLite",
+        Store::Mysql { .. } => "MariaDB",
+        Store::Postgres { .. } => "PostgreSQL",
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    println!(
-        "starting 3 regions on loopback ({}), one SQLite database each…",
-        REGIONS.join(", ")
-    );
-    let specs = REGIONS.iter().map(|id| RegionSpec::sqlite(id)).collect();
+    let stores = match options(std::env::args().skip(1)).and_then(|o| stores(&o)) {
+        Ok(stores) => stores,
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let placed: Vec<String> = REGIONS
+        .iter()
+        .zip(&stores)
+        .map(|(id, store)| format!("{id} on {}", backend_name(store)))
+        .collect();
+    println!("starting 3 regions on loopback: {}…", placed.join(", "));
+    let specs = REGIONS
+        .iter()
+        .zip(stores)
+        .map(|(id, store)| RegionSpec {
+            store,
+            ..RegionSpec::sqlite(id)
+        })
+        .collect();
     let cluster = tokio::select! {
         started = Cluster::start(specs, Tuning::default(), fastrand::u64(..)) => started,
         // Dropping a half-started cluster kills what it spawned (`kill_on_drop`).
@@ -118,7 +237,7 @@ async fn run(cluster: &Cluster) -> Result<()> {
     let client = Client::builder().timeout(Duration::from_secs(5)).build()?;
     let urls: Vec<String> = cluster.regions.iter().map(|r| r.base_url()).collect();
     let progress = Progress::default();
-    let mut screen = Screen::new();
+    let mut screen = Screen::new(cluster);
 
     // The writes go on while the table is redrawn (both in this task: no locks needed).
     let writes = workload(&client, &urls, &progress);
@@ -319,6 +438,8 @@ fn etag(res: &Response) -> Result<(i64, String)> {
 /// The live table: redrawn in place on a terminal; elsewhere (a pipe, a CI log) printed again
 /// only when something in it changed.
 struct Screen {
+    /// Each region's backend, by region id.
+    backends: std::collections::BTreeMap<String, &'static str>,
     tty: bool,
     started: Instant,
     drawn: usize,
@@ -326,10 +447,16 @@ struct Screen {
 }
 
 impl Screen {
-    fn new() -> Self {
+    fn new(cluster: &Cluster) -> Self {
         let tty = std::io::stdout().is_terminal();
         let (started, drawn, last) = (Instant::now(), 0, String::new());
+        let backends = cluster
+            .regions
+            .iter()
+            .map(|r| (r.spec.id.clone(), backend_name(&r.spec.store)))
+            .collect();
         Self {
+            backends,
             tty,
             started,
             drawn,
@@ -342,7 +469,7 @@ impl Screen {
         let (phase, deletes) = (p.phase.load(Relaxed), p.deletes.load(Relaxed));
         let mut body = format!(
             "{}\nwrites acknowledged: {creates} creates, {updates} updates, {deletes} deletes\n\n\
-             region     customers  tombstones  orders  parked  outbox pending  conflicts  digest\n",
+             region     backend     customers  tombstones  orders  parked  outbox pending  conflicts  digest\n",
             PHASES[phase.min(PHASES.len() - 1)],
         );
         for s in states {
@@ -351,8 +478,9 @@ impl Screen {
             let (pending, conflicts, parked) = (s.pending(), s.conflicts, s.parked);
             let digest = s.digest().chars().take(8).collect::<String>();
             let region = &s.region;
+            let backend = self.backends.get(region).copied().unwrap_or("?");
             body += &format!(
-                "{region:<10} {live:>9} {dead:>11} {orders:>7} {parked:>7} {pending:>15} {conflicts:>10}  {digest}\n"
+                "{region:<10} {backend:<10} {live:>9} {dead:>11} {orders:>7} {parked:>7} {pending:>15} {conflicts:>10}  {digest}\n"
             );
         }
         body += &match quiescence_problem(states) {
@@ -458,4 +586,78 @@ who won each race (last-writer-wins: the highest (hlc, origin), at every region)
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        options(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn options_default_to_auto_on_the_local_servers() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.backends, Backends::Auto);
+        assert_eq!(o.mysql, "mysql://root@127.0.0.1:3306");
+        assert_eq!(o.postgres, "postgres://postgres@127.0.0.1:5432");
+    }
+
+    #[test]
+    fn options_take_both_spellings_and_refuse_what_they_do_not_know() {
+        let o = parse(&[
+            "--backends",
+            "mixed",
+            "--mysql=mysql://u@h:1",
+            "--postgres",
+            "postgresql://p@h:2",
+        ])
+        .unwrap();
+        assert_eq!(o.backends, Backends::Mixed);
+        assert_eq!(
+            (o.mysql.as_str(), o.postgres.as_str()),
+            ("mysql://u@h:1", "postgresql://p@h:2")
+        );
+        for (args, says) in [
+            (&["--backends", "oracle"][..], "auto, mixed or sqlite"),
+            (&["--backends"][..], "needs a value"),
+            (&["--mysql", "postgres://x"][..], "not a mysql URL"),
+            (&["--postgres", "mysql://x"][..], "not a postgres URL"),
+            (&["--fast"][..], "unknown argument --fast"),
+        ] {
+            let e = parse(args).err().unwrap().to_string();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn sqlite_never_asks_a_server_and_mixed_fails_without_one() {
+        let o = Options {
+            backends: Backends::Sqlite,
+            mysql: "mysql://root@127.0.0.1:1".into(),
+            postgres: "postgres://postgres@127.0.0.1:1".into(),
+        };
+        assert!(stores(&o)
+            .unwrap()
+            .iter()
+            .all(|s| matches!(s, Store::Sqlite)));
+        let o = Options {
+            backends: Backends::Mixed,
+            ..o
+        };
+        assert!(stores(&o)
+            .unwrap_err()
+            .to_string()
+            .contains("needs both servers"));
+        let o = Options {
+            backends: Backends::Auto,
+            ..o
+        };
+        assert!(stores(&o)
+            .unwrap()
+            .iter()
+            .all(|s| matches!(s, Store::Sqlite)));
+    }
 }
