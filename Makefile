@@ -17,10 +17,10 @@ run: setup ## one region on SQLite (./data/regionsync.db), no configuration; Ctr
 	@echo "regionsync: serving region '$${REGIONSYNC_REGION_ID:-local}' at http://$${REGIONSYNC_HTTP__BIND:-127.0.0.1:8080} (try /health/ready)"
 	$(BIN) serve --with-scheduler
 
-demo: setup ## 3 regions on loopback race writes to the same customers and orders; a live table until they converge
+demo: setup ## 3 regions (SQLite, MariaDB, PostgreSQL when they answer) race writes to the same rows; a live table until they converge; ARGS='--backends sqlite'
 	$(CARGO) build --release --bin regionsync -p app
 	$(CARGO) build --release -p harness --bin demo
-	$(TARGET_DIR)/release/demo
+	$(TARGET_DIR)/release/demo $(ARGS)
 
 SEEDS ?= 500
 chaos: setup ## R1 on SEEDS seeds (default 500): 3 regions as processes under faults, kills and skew
