@@ -1,6 +1,6 @@
 //! R2 and R8: apply is idempotent and commutative per key, and concurrent conflicting applies
-//! end at the last-writer-wins maximum — on SQLite and MariaDB, with equal digests across the
-//! two backends.
+//! end at the last-writer-wins maximum — on SQLite, MariaDB and PostgreSQL, with equal digests
+//! across the three backends (the reference of every case runs on SQLite).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -191,7 +191,8 @@ struct VersionRow {
 /// R2 on `backend` under `policy`: any delivery order, duplicates and batch split give the
 /// digest of the reference (everything in one batch, in generated order), and each entity ends
 /// at its maximum — `(hlc, origin)` under `lww`, `(is_tombstone, hlc, origin)` under
-/// `delete_wins`. With MariaDB the reference runs on SQLite: digests agree across backends.
+/// `delete_wins`. The reference runs on SQLite: on MariaDB and PostgreSQL, digests agree across
+/// backends.
 fn property_of_apply(backend: Backend, cases: u32, policy: ConflictPolicy) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut runner = TestRunner::new(Config {
