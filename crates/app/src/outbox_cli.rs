@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use ship::parents::Action;
 use sync::actions::{
-    DiscardOutboxAction, ListAlertsAction, ListOutboxAction, ListParkedAction, RetryDeadAction,
-    SyncStatusAction,
+    DiscardOutboxAction, ListAlertsAction, ListOutboxAction, ListParkedAction,
+    ListPeerClocksAction, RetryDeadAction, SyncStatusAction,
 };
 
 use crate::cli::{output, OutboxCommand};
@@ -32,13 +32,38 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
             c.oldest.format("%Y-%m-%d %H:%M:%S")
         ));
     }
+    let clocks = ListPeerClocksAction::new(pool.clone()).run(()).await?;
     let rows = SyncStatusAction::new(pool, settings.region_id.clone())
         .run(())
         .await?;
     if rows.is_empty() {
         output("no peer has entries or cursors yet");
-        return Ok(());
+    } else {
+        status_table(rows);
     }
+    let skew_max = i64::try_from(settings.alerts.clock_skew_max_ms).unwrap_or(i64::MAX);
+    for c in clocks {
+        let error = c.round_trip_ms.map_or_else(
+            || "one way".to_string(),
+            |rt| format!("±{} ms", (rt + 1) / 2),
+        );
+        let beyond = if c.offset_ms.saturating_abs() > skew_max {
+            format!(" — beyond alerts.clock_skew_max_ms ({skew_max} ms)")
+        } else {
+            String::new()
+        };
+        output(&format!(
+            "{}: clock {:+} ms against ours ({error}, measured {}){beyond}",
+            c.peer,
+            c.offset_ms,
+            c.measured_at.format("%Y-%m-%d %H:%M:%S")
+        ));
+    }
+    Ok(())
+}
+
+/// The table of `sync status`: a line per peer and resource, then what needs a word.
+fn status_table(rows: Vec<sync::actions::PeerStatus>) {
     output(&format!(
         "{:<16} {:<14} {:>8} {:>6} {:<20} {:<20} {:>8} {:<20} PUSH LAG",
         "PEER", "RESOURCE", "PENDING", "DEAD", "LAST PUSH", "LAST PULL", "READ TO", "LAST READ"
@@ -84,7 +109,6 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
     for (peer, incarnation) in incarnations {
         output(&format!("{peer}: database incarnation {incarnation}"));
     }
-    Ok(())
 }
 
 pub async fn alerts(settings: &Settings, limit: i64) -> anyhow::Result<()> {

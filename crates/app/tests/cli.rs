@@ -706,6 +706,37 @@ fn outbox_and_status_commands_on_an_empty_region() {
     );
 }
 
+/// `sync status` shows each peer's last clock measurement (ADR 0016), and says which are
+/// beyond `alerts.clock_skew_max_ms` (1 000 ms by default).
+#[test]
+fn sync_status_shows_the_peers_clock_offsets() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    run(regionsync(dir.path()).args(["migrate", "run"]));
+    let path = dir.path().join("data/regionsync.db");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO sync_peer_clocks VALUES ('ap-south', -2500, NULL, '2026-12-06 05:00:01'), \
+         ('us-east', 12, 7, '2026-12-06 05:00:00')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "status"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(
+            "ap-south: clock -2500 ms against ours (one way, measured 2026-12-06 05:00:01) \
+             — beyond alerts.clock_skew_max_ms (1000 ms)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("us-east: clock +12 ms against ours (±4 ms, measured 2026-12-06 05:00:00)\n"),
+        "{stdout}"
+    );
+}
+
 /// `sync parked list | release` and the parked line of `sync status` (ADR 0015).
 #[test]
 fn parked_ops_are_listed_and_released_from_the_cli() {

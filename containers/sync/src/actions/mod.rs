@@ -72,4 +72,4 @@ pub use conflicts::{
 };
 pub mod peer_clocks;
 
-pub use peer_clocks::PeerClockMeter;
+pub use peer_clocks::{ListPeerClocksAction, PeerClockMeter};

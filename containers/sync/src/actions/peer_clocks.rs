@@ -130,3 +130,27 @@ impl ClockSink for PeerClockMeter {
         });
     }
 }
+
+/// The last measurement of each peer's clock, by peer (`regionsync sync status`).
+pub struct ListPeerClocksAction {
+    pool: DbPool,
+}
+
+impl ListPeerClocksAction {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Action for ListPeerClocksAction {
+    const NAME: &'static str = "sync.list_peer_clocks";
+    type Input = ();
+    type Output = Vec<peer_clocks::PeerClock>;
+    type Error = SyncError;
+
+    async fn run(&self, _input: ()) -> Result<Self::Output, SyncError> {
+        self.pool
+            .run(|conn| Ok::<_, SyncError>(peer_clocks::all(conn)?))
+            .await
+    }
+}
