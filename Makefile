@@ -34,10 +34,12 @@ test: setup ## formatting, clippy -D warnings, every test on SQLite (+ MariaDB, 
 
 bench: setup ## ratio benchmarks (QUALITY-BARS.md) with a table; ARGS='--json out.json --ops 200000', BENCH_*
 	$(CARGO) bench -p app --bench sync -- $(ARGS)
-	@# B12/B13: the drains of a 100 K backlog by release-build processes (scripts/drain.py).
-	@case ",$${BENCH_ONLY:-B12}," in *,B12,*|*,B13,*) \
+	@# B12/B13: the drains of a 100 K backlog by release-build processes (scripts/drain.py), on
+	@# SQLite, + MariaDB when TEST_MYSQL_URL is set, + PostgreSQL when TEST_PG_URL is set.
+	@backends=sqlite$${TEST_MYSQL_URL:+,mysql}$${TEST_PG_URL:+,postgres}; \
+	case ",$${BENCH_ONLY:-B12}," in *,B12,*|*,B13,*) \
 	  $(CARGO) build --release -p app && \
-	  python3 scripts/drain.py --backend $(if $(TEST_MYSQL_URL),both,sqlite) --bulk 1000 \
+	  python3 scripts/drain.py --backend $$backends --bulk 1000 \
 	    --rows $${BENCH_DRAIN_ROWS:-100000} --repeat $${BENCH_DRAIN_REPEAT:-3};; \
 	  *) echo "B12/B13 skipped (BENCH_ONLY)";; esac
 

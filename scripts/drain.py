@@ -8,12 +8,17 @@ written through its public API while its scheduler is stopped; then
     cursor from before the backlog, so it reads the feed, not a snapshot).
 Each drain is timed from the scheduler's start until the receiver holds N rows.
 
-  scripts/drain.py [--rows 100000] [--backend sqlite|mysql] [--bin target/release/regionsync]
-                   [--page-limit 500] [--bulk 1000] [--load-only] [--only push|pull]
-                   [--repeat N]
+  scripts/drain.py [--rows 100000] [--backend sqlite|mysql|postgres|both|all]
+                   [--bin target/release/regionsync] [--page-limit 500] [--bulk 1000]
+                   [--load-only] [--only push|pull] [--repeat N]
 
-MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created and dropped).
-Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12).
+both = SQLite and MariaDB, all = SQLite, MariaDB and PostgreSQL; with several backends the runs
+are interleaved (run 1 of each, then run 2 of each, …) so that they see the same machine noise.
+MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created and dropped with
+`mariadb`). PostgreSQL: --pg postgres://postgres@127.0.0.1:5432 (the same with `psql`; default:
+TEST_PG_URL's server).
+Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12), and with SQLite in
+the run, each server's push ÷ SQLite's push (B13 for MariaDB).
 """
 import argparse
 import http.client
@@ -47,6 +52,15 @@ def mysql(sql, server):
                    check=True, capture_output=True, text=True)
 
 
+def psql(sql, server, db="postgres", check=True):
+    """Each statement of `sql` (a list) sent alone (CREATE/DROP DATABASE refuse a transaction
+    block); the output, unaligned and without headers."""
+    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", f"{server}/{db}"]
+    for stmt in sql:
+        cmd += ["-c", stmt]
+    return subprocess.run(cmd, check=check, capture_output=True, text=True).stdout
+
+
 def count_rows(url, args):
     if url.startswith("sqlite://"):
         try:
@@ -57,6 +71,11 @@ def count_rows(url, args):
         except sqlite3.OperationalError:
             return 0
     db = url.rsplit("/", 1)[1]
+    if url.startswith("postgres"):
+        try:
+            return int(psql(["SELECT COUNT(*) FROM customers"], args.pg, db, check=False).strip())
+        except ValueError:
+            return 0
     host, port = args.mysql.split("//")[1].split("@")[1].split(":")
     out = subprocess.run(["mariadb", "--protocol=tcp", f"-h{host}", f"-P{port}", "-uroot", "-N", "-e",
                           f"SELECT COUNT(*) FROM `{db}`.customers"], capture_output=True, text=True)
@@ -123,11 +142,17 @@ def load(port, rows, clients=16, bulk=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--backend", choices=["sqlite", "mysql", "both"], default="sqlite")
+    ap.add_argument("--backend", type=backend_arg, default="sqlite",
+                    help="sqlite, mysql, postgres or a comma list of them (sqlite,postgres); "
+                         "both: sqlite,mysql; all: sqlite,mysql,postgres")
     ap.add_argument("--repeat", type=int, default=1, help="runs per backend (medians printed)")
     test_url = os.environ.get("TEST_MYSQL_URL", "").strip()
     ap.add_argument("--mysql", default=test_url.rsplit("/", 1)[0] if test_url.count("/") > 2
                     else "mysql://root@127.0.0.1:3306", help="the server (default: TEST_MYSQL_URL's)")
+    pg_url = os.environ.get("TEST_PG_URL", "").strip()
+    ap.add_argument("--pg", default=pg_url.rsplit("/", 1)[0] if pg_url.count("/") > 2
+                    else "postgres://postgres@127.0.0.1:5432",
+                    help="the PostgreSQL server (default: TEST_PG_URL's)")
     ap.add_argument("--bin", default="target/release/regionsync")
     ap.add_argument("--page-limit", type=int, default=500)
     ap.add_argument("--bulk", type=int, default=0,
@@ -140,7 +165,7 @@ def main():
     args = ap.parse_args()
     if args.compression == "ab":
         return compare_compression(args)
-    backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
+    backends = backend_list(args.backend)
     results = {b: [] for b in backends}
     for i in range(args.repeat):
         for backend in backends:  # interleaved: both backends see the same machine noise
@@ -156,14 +181,34 @@ def main():
         push, pull = med([r[0] for r in results[b]]), med([r[1] for r in results[b]])
         ratios = [r[1] / r[0] for r in results[b]]
         print(f"| {b} | {push:,.0f} | {pull:,.0f} | {med(ratios):.2f} (min {min(ratios):.2f}) |")
-    if len(backends) == 2:
+    if "sqlite" in backends and "mysql" in backends:
         ratios = [m[0] / s[0] for s, m in zip(results["sqlite"], results["mysql"])]
         print(f"B13 MariaDB push ÷ SQLite push (≥ 0.5): {med(ratios):.2f} (min {min(ratios):.2f})")
+    if "sqlite" in backends and "postgres" in backends:
+        ratios = [p[0] / s[0] for s, p in zip(results["sqlite"], results["postgres"])]
+        print(f"PostgreSQL push ÷ SQLite push (B13's bar ≥ 0.5): {med(ratios):.2f} "
+              f"(min {min(ratios):.2f})")
+
+
+BACKENDS = ["sqlite", "mysql", "postgres"]
+
+
+def backend_list(backend):
+    """The backends of --backend, in the order each round runs them."""
+    named = {"both": "sqlite,mysql", "all": ",".join(BACKENDS)}.get(backend, backend)
+    return [b for b in BACKENDS if b in named.split(",")]
+
+
+def backend_arg(value):
+    if value in ("both", "all") or all(n in BACKENDS for n in value.split(",")):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r}: sqlite, mysql, postgres, a comma list of them, both or all")
 
 
 def compare_compression(args):
     """B14b: the drains with sync.compression on ÷ off, interleaved runs, per backend."""
-    backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
+    backends = backend_list(args.backend)
     results = {(b, m): [] for b in backends for m in ["on", "off"]}
     for _ in range(args.repeat):
         for backend in backends:
@@ -190,10 +235,14 @@ def run_once(args):
     ports = {r: free_port() for r in REGIONS}
     dbs = {}
     for r in REGIONS:
+        name = f"rs_drain_{r.replace('-', '_')}_{os.getpid()}"
         if args.backend == "sqlite":
             dbs[r] = f"sqlite://{work}/{r}.db"
+        elif args.backend == "postgres":
+            psql([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'],
+                 args.pg)
+            dbs[r] = f"{args.pg}/{name}"
         else:
-            name = f"rs_drain_{r.replace('-', '_')}_{os.getpid()}"
             mysql(f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`", args.mysql)
             dbs[r] = f"{args.mysql}/{name}"
     procs = []
@@ -260,6 +309,12 @@ def run_once(args):
                      "server tx_isolation (regionsync sets READ COMMITTED per session)",
                      "innodb_lock_wait_timeout", "innodb_buffer_pool_size MiB"]
             print("server: " + ", ".join(f"{n}={v}" for n, v in zip(names, settings)))
+        if args.backend == "postgres":
+            names = ["server_version", "synchronous_commit", "fsync", "wal_level",
+                     "default_transaction_isolation", "shared_buffers"]
+            settings = psql(["SELECT " + ", ".join(f"current_setting('{n}')" for n in names)],
+                            args.pg).strip().split("|")
+            print("server: " + ", ".join(f"{n}={v}" for n, v in zip(names, settings)))
         rate = load(ports["eu-west"], args.rows, bulk=args.bulk)
         how = f"{args.bulk} per request" if args.bulk else "one per request"
         print(f"loaded {args.rows} customers at eu-west ({args.backend}): {rate:,.0f} writes/s "
@@ -290,9 +345,14 @@ def run_once(args):
         for p in procs:
             if p.poll() is None:
                 p.kill()
+        for p in procs:
+            p.wait(30)
         if args.backend == "mysql":
             for r in REGIONS:
                 mysql(f"DROP DATABASE IF EXISTS `{dbs[r].rsplit('/', 1)[1]}`", args.mysql)
+        if args.backend == "postgres":
+            for r in REGIONS:
+                psql([f'DROP DATABASE IF EXISTS "{dbs[r].rsplit("/", 1)[1]}" WITH (FORCE)'], args.pg)
         shutil.rmtree(work, ignore_errors=True)
 
 

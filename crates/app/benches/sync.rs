@@ -1,5 +1,9 @@
 //! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 and B8' (need
-//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
+//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert), B8p and B8p'
+//! (need `TEST_PG_URL`, issue 17: B8p = B1 on PostgreSQL, HTTP apply ÷ in-process apply; B8p' =
+//! PostgreSQL in-process apply ÷ a bare multi-row `INSERT … ON CONFLICT (id) DO UPDATE … WHERE`
+//! LWW upsert; B8p'b its bound, that upsert plus a bare changelog insert ÷ the upsert; skipped
+//! with a line when `TEST_PG_URL` is unset), B5 (MariaDB dispatch, 4 workers ÷ 1), B7 (replicated rate at the maximum
 //! offered load ÷ the write rate of a region without peers) and B9 (drain after a partition
 //! that built a backlog ÷ B1's steady apply rate; B9m the same on MariaDB ÷ B8's). Below the table: B6, the end-to-end lag
 //! between two regions (p50/p99 in ms at half the maximum write rate for `BENCH_LAG_SECS`,
@@ -118,7 +122,9 @@ fn config() -> Config {
                 println!(
                     "usage: make bench ARGS='[--json PATH] [--ops N] [--batch N] [--writes N] \
                      [--pairs N] [--seed N] [--only B1,B3]'\n(or BENCH_OPS, BENCH_BATCH, \
-                     BENCH_WRITES, BENCH_PAIRS, BENCH_SEED, BENCH_ONLY; B8, B8' need TEST_MYSQL_URL)"
+                     BENCH_WRITES, BENCH_PAIRS, BENCH_SEED, BENCH_ONLY; B8, B8', B9m, B5 need \
+                     TEST_MYSQL_URL; B8p, B8p' need TEST_PG_URL, \
+                     e.g. postgres://postgres@127.0.0.1:5432/postgres)"
                 );
                 std::process::exit(0);
             }
@@ -422,7 +428,7 @@ where
 // ---------------------------------------------------------------------------------------------
 // Arms
 
-/// B1/B8 A: every batch POSTed to a fresh region on a fresh database; ops per second.
+/// B1/B8/B8p A: every batch POSTed to a fresh region on a fresh database; ops per second.
 async fn arm_http_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
     let db = fresh_db(backend).await;
     let region = Region::start(&db, cfg.batch).await;
@@ -455,7 +461,7 @@ async fn arm_http_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
     rate(cfg.ops, secs)
 }
 
-/// B1/B1'/B8 A or B: the same batches through `ApplyOpsAction` in-process; ops per second.
+/// B1/B1'/B8/B8p A or B: the same batches through `ApplyOpsAction` in-process; ops per second.
 async fn arm_inproc_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
     let db = fresh_db(backend).await;
     let action = apply_action(&db, cfg.batch);
@@ -542,7 +548,8 @@ async fn arm_bare_upsert(cfg: &Config, data: &Data) -> f64 {
     rate(cfg.ops, spent.as_secs_f64())
 }
 
-/// The column list of the bare MariaDB upsert (B8' B), in `Customer`'s order.
+/// The column list of the bare MariaDB and PostgreSQL upserts (B8' B, B8p' B), in `Customer`'s
+/// order.
 const MYSQL_COLUMNS: &str = "(id, tenant_id, name, email, status, created_at, updated_at, \
     sync_version, sync_origin, deleted_at)";
 
@@ -646,6 +653,111 @@ async fn bare_upsert_mysql(cfg: &Config, data: &Data, changelog: bool) -> f64 {
             })
             .await
             .expect("bare multi-row upsert");
+        spent += t.elapsed();
+        assert_eq!(written, chunk.len(), "every row inserted");
+    }
+    rate(cfg.ops, spent.as_secs_f64())
+}
+
+/// B8p' B's conflict branch on PostgreSQL: last-writer-wins on `(sync_version, sync_origin)`,
+/// decided once per row by the `WHERE` of `DO UPDATE` (a row that loses is left as it is).
+const PG_LWW: &str = " ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, \
+    name = excluded.name, email = excluded.email, status = excluded.status, \
+    created_at = excluded.created_at, updated_at = excluded.updated_at, \
+    sync_version = excluded.sync_version, sync_origin = excluded.sync_origin, \
+    deleted_at = excluded.deleted_at \
+    WHERE (excluded.sync_version, excluded.sync_origin) > (customers.sync_version, customers.sync_origin)";
+
+/// B8p' B: the same rows by a bare multi-row LWW upsert on PostgreSQL (`INSERT … VALUES (…), …
+/// ON CONFLICT (id) DO UPDATE … WHERE` deciding by version), one statement and one transaction
+/// per batch; rows per second.
+async fn arm_bare_upsert_pg(cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_pg(cfg, data, false).await
+}
+
+/// B8p' bound: as B8p' B, and each batch's changelog entries by one bare multi-row insert in
+/// the same transaction (payload text made beforehand, seqs counted here: no validation, no
+/// decision, no sequence row); ops per second.
+async fn arm_bare_upsert_with_changelog_pg(cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_pg(cfg, data, true).await
+}
+
+/// `INSERT INTO … VALUES` with `rows` tuples of `width` `$n` placeholders, numbered in order.
+fn pg_values(head: &str, rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    numbered_placeholders(&format!("{head}{}", vec![tuple; rows].join(", ")))
+}
+
+async fn bare_upsert_pg(cfg: &Config, data: &Data, changelog: bool) -> f64 {
+    let db = fresh_db(Backend::Postgres).await;
+    let mut seq = 0i64;
+    let mut spent = Duration::ZERO;
+    for chunk in data.rows.chunks(cfg.batch) {
+        let rows = chunk.to_vec();
+        let entries: Vec<(i64, String)> = if changelog {
+            chunk
+                .iter()
+                .map(|r| {
+                    seq += 1;
+                    (seq, CustomerPayload::from(r).to_value().to_string())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let t = Instant::now();
+        let written = db
+            .pool
+            .transaction(move |conn| -> Result<usize, DbError> {
+                let AnyConnection::Pg(c) = conn else {
+                    panic!("B8p' B runs on PostgreSQL");
+                };
+                if !entries.is_empty() {
+                    let sql = pg_values(
+                        "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+                         origin_region, schema_version, created_at) VALUES ",
+                        entries.len(),
+                        9,
+                    );
+                    let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+                    for (r, (seq, payload)) in rows.iter().zip(&entries) {
+                        query = query
+                            .bind::<Text, _>(customers::RESOURCE)
+                            .bind::<BigInt, _>(*seq)
+                            .bind::<Text, _>(r.id.clone())
+                            .bind::<Text, _>("upsert")
+                            .bind::<Text, _>(payload.clone())
+                            .bind::<BigInt, _>(r.sync_version)
+                            .bind::<Text, _>(r.sync_origin.clone())
+                            .bind::<Integer, _>(1)
+                            .bind::<Timestamp, _>(r.created_at);
+                    }
+                    query.execute(c)?;
+                }
+                let mut sql = pg_values(
+                    &format!("INSERT INTO customers {MYSQL_COLUMNS} VALUES "),
+                    rows.len(),
+                    10,
+                );
+                sql.push_str(PG_LWW);
+                let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+                for r in &rows {
+                    query = query
+                        .bind::<Text, _>(r.id.clone())
+                        .bind::<Text, _>(r.tenant_id.clone())
+                        .bind::<Text, _>(r.name.clone())
+                        .bind::<Text, _>(r.email.clone())
+                        .bind::<Text, _>(r.status.clone())
+                        .bind::<Timestamp, _>(r.created_at)
+                        .bind::<Timestamp, _>(r.updated_at)
+                        .bind::<BigInt, _>(r.sync_version)
+                        .bind::<Text, _>(r.sync_origin.clone())
+                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                }
+                Ok(query.execute(c)?)
+            })
+            .await
+            .expect("bare multi-row upsert on PostgreSQL");
         spent += t.elapsed();
         assert_eq!(written, chunk.len(), "every row inserted");
     }
@@ -2077,15 +2189,41 @@ async fn mysql_settings() -> String {
     }
 }
 
+/// The PostgreSQL server's settings the figures depend on, as the server reports them, printed
+/// beside the figures like MariaDB's.
+async fn pg_settings() -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        settings: String,
+    }
+    let db = fresh_db(Backend::Postgres).await;
+    let mut conn = db.pool.get().expect("a PostgreSQL connection");
+    let query = "SELECT concat_ws(', ', 'version=' || current_setting('server_version'), \
+        'synchronous_commit=' || current_setting('synchronous_commit'), \
+        'fsync=' || current_setting('fsync'), \
+        'wal_level=' || current_setting('wal_level'), \
+        'default_transaction_isolation=' || current_setting('default_transaction_isolation'), \
+        'shared_buffers=' || current_setting('shared_buffers')) AS settings";
+    match &mut *conn {
+        AnyConnection::Pg(c) => diesel::sql_query(query)
+            .get_result::<Row>(c)
+            .map(|r| r.settings)
+            .unwrap_or_else(|e| format!("unknown ({e})")),
+        AnyConnection::Sqlite(_) | AnyConnection::Mysql(_) => "not PostgreSQL".into(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cfg = config();
     let started = Instant::now();
     let data = generate(&cfg);
     let mysql = ship::testing::mysql_server_url().is_some();
+    let pg = ship::testing::pg_server_url().is_some();
     println!(
         "regionsync bench: ops={} batch={} ({} batches) writes={} pairs={} (+1 warm-up) seed={:#x}; \
-         payload {:.0} B, op {:.0} B JSON on average; MariaDB {}",
+         payload {:.0} B, op {:.0} B JSON on average; MariaDB {}; PostgreSQL {}",
         cfg.ops,
         cfg.batch,
         data.batches.len(),
@@ -2094,10 +2232,14 @@ async fn main() {
         cfg.seed,
         data.payload_bytes,
         data.op_bytes,
-        if mysql { "configured (B8, B8' run)" } else { "not configured" }
+        if mysql { "configured (B8, B8' run)" } else { "not configured" },
+        if pg { "configured (B8p, B8p' run)" } else { "not configured" }
     );
     if mysql {
         println!("MariaDB server: {}", mysql_settings().await);
+    }
+    if pg && (cfg.wants("B8p") || cfg.wants("B8p'")) {
+        println!("PostgreSQL server: {}", pg_settings().await);
     }
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
@@ -2374,6 +2516,73 @@ async fn main() {
             });
         } else {
             skipped.push("B8' skipped: set TEST_MYSQL_URL".to_string());
+        }
+    }
+    if cfg.wants("B8p") {
+        if pg {
+            let samples = interleave(
+                c,
+                "B8p",
+                || arm_http_apply(Backend::Postgres, c, d),
+                || arm_inproc_apply(Backend::Postgres, c, d),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B8p",
+                what: format!(
+                    "PostgreSQL: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
+                    cfg.batch
+                ),
+                unit: "ops/s",
+                target: Some(0.75),
+                samples,
+                note: None,
+            });
+        } else {
+            skipped.push("B8p skipped: set TEST_PG_URL".to_string());
+        }
+    }
+    if cfg.wants("B8p'") {
+        if pg {
+            let samples = interleave(
+                c,
+                "B8p'",
+                || arm_inproc_apply(Backend::Postgres, c, d),
+                || arm_bare_upsert_pg(c, d),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B8p'",
+                what: format!(
+                    "PostgreSQL: ApplyOpsAction in-process ÷ bare multi-row LWW upsert, 1 tx/batch {}",
+                    cfg.batch
+                ),
+                unit: "ops/s",
+                target: Some(0.5),
+                samples,
+                note: None,
+            });
+            let bound = interleave(
+                c,
+                "B8p'b",
+                || arm_bare_upsert_with_changelog_pg(c, d),
+                || arm_bare_upsert_pg(c, d),
+            )
+            .await;
+            outcomes.push(Outcome {
+                id: "B8p'b",
+                what: "PostgreSQL: the bound of B8p' — bare upsert + a bare multi-row changelog insert ÷ bare upsert"
+                    .into(),
+                unit: "ops/s",
+                target: None,
+                samples: bound,
+                note: Some(
+                    "no bar: the least the changelog costs on PostgreSQL; B8p' ÷ this is how near the apply comes to it"
+                        .into(),
+                ),
+            });
+        } else {
+            skipped.push("B8p' skipped: set TEST_PG_URL".to_string());
         }
     }
 
