@@ -97,6 +97,9 @@ pub struct SyncConfig {
     /// Deleted rows (tombstones) are purged after this many days, when no peer is still owed
     /// a change of them; it must outlast the longest partition between regions.
     pub tombstone_retention_days: u64,
+    /// Recorded conflicts (`sync_conflicts`, `regionsync conflicts list`) and their
+    /// resolutions are deleted after this many days; 0: kept for ever.
+    pub conflict_retention_days: u64,
     /// The longest (hours) a feed reader's acknowledgment holds changelog entries back (ADR
     /// 0016): older entries it has not read are pruned anyway, and it needs a bootstrap
     /// (`history_loss_risk` warns before). 0: held for ever (ADR 0008). What a push peer is
@@ -152,6 +155,7 @@ impl Default for SyncConfig {
             outbox_retention_hours: 24,
             changelog_retention_hours: 24 * 7,
             tombstone_retention_days: 30,
+            conflict_retention_days: 90,
             feed_hold_max_hours: 0,
             bootstrap: BootstrapMode::Auto,
             verify_at: "03:30".into(),

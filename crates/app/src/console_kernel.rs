@@ -145,9 +145,13 @@ pub fn kernel(
     kernel
         .schedule(
             Arc::new(PruneJob::new(
-                PruneAction::new(pool.clone(), wiring.registry.clone()).holding_feed_for(
-                    Duration::from_secs(settings.sync.feed_hold_max_hours.saturating_mul(3600)),
-                ),
+                PruneAction::new(pool.clone(), wiring.registry.clone())
+                    .holding_feed_for(Duration::from_secs(
+                        settings.sync.feed_hold_max_hours.saturating_mul(3600),
+                    ))
+                    .keeping_conflicts_for(Duration::from_secs(
+                        settings.sync.conflict_retention_days.saturating_mul(86_400),
+                    )),
                 PruneInput {
                     outbox_retention: Duration::from_secs(
                         settings.sync.outbox_retention_hours * 3600,

@@ -12,6 +12,11 @@
 //! PostgreSQL's `max_slot_wal_keep_size` caps a replication slot: older ones go even when a
 //! reader has not acknowledged them (it then gets 410 and bootstraps; the
 //! `history_loss_risk` alert warns before). What a push peer is owed is never capped.
+//!
+//! Recorded conflicts (`sync_conflicts`) and their resolutions go after
+//! `sync.conflict_retention_days` ([`PruneAction::keeping_conflicts_for`]): the ledger is an
+//! audit of what was overwritten, not state any exchange needs, and `/metrics` counts it on
+//! every scrape.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +40,7 @@ pub struct PruneSummary {
     pub outbox_deleted: usize,
     pub changelog_deleted: i64,
     pub tombstones_purged: usize,
+    pub conflicts_deleted: usize,
 }
 
 pub struct PruneAction {
@@ -42,6 +48,8 @@ pub struct PruneAction {
     registry: ResourceRegistry,
     /// The longest a reader's acknowledgment holds an entry back; `None`: for ever.
     feed_hold: Option<Duration>,
+    /// How long recorded conflicts are kept; `None`: for ever.
+    conflicts_kept: Option<Duration>,
 }
 
 impl PruneAction {
@@ -50,7 +58,15 @@ impl PruneAction {
             pool,
             registry,
             feed_hold: None,
+            conflicts_kept: None,
         }
+    }
+
+    /// Delete recorded conflicts (and their resolutions) detected more than `keep` ago
+    /// (`sync.conflict_retention_days`); a zero `keep` keeps them for ever (the default).
+    pub fn keeping_conflicts_for(mut self, keep: Duration) -> Self {
+        self.conflicts_kept = (!keep.is_zero()).then_some(keep);
+        self
     }
 
     /// Cap what the readers' acknowledgments hold back at entries younger than `cap`
@@ -60,6 +76,9 @@ impl PruneAction {
         self
     }
 }
+
+/// Recorded conflicts deleted per transaction.
+const CONFLICTS_PER_CHUNK: usize = 5_000;
 
 fn before(retention: Duration) -> chrono::NaiveDateTime {
     ship::db::utc_now()
@@ -122,7 +141,30 @@ impl Action for PruneAction {
                 })
                 .await?;
         }
+        if let Some(keep) = self.conflicts_kept {
+            let conflicts_before = before(keep);
+            // Chunks of their own transactions: a first prune of a long-kept ledger must not
+            // be one huge transaction.
+            loop {
+                let deleted = self
+                    .pool
+                    .transaction(move |conn| {
+                        crate::data::conflicts::delete_detected_before(
+                            conn,
+                            conflicts_before,
+                            CONFLICTS_PER_CHUNK,
+                        )
+                        .map_err(SyncError::from)
+                    })
+                    .await?;
+                summary.conflicts_deleted += deleted;
+                if deleted < CONFLICTS_PER_CHUNK {
+                    break;
+                }
+            }
+        }
         tracing::info!(
+            conflicts = summary.conflicts_deleted,
             tombstones = summary.tombstones_purged,
             outbox = summary.outbox_deleted,
             changelog = summary.changelog_deleted,

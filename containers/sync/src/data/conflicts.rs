@@ -228,6 +228,31 @@ pub fn record_resolution(conn: &mut AnyConnection, row: &Resolution) -> QueryRes
 }
 
 /// Recorded conflicts per resource and rule: (resource, reason, count).
+/// Delete at most `limit` recorded conflicts detected before `before` (oldest ids first) with
+/// their resolutions; how many conflicts were deleted.
+pub fn delete_detected_before(
+    conn: &mut AnyConnection,
+    before: chrono::NaiveDateTime,
+    limit: usize,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = sync_conflicts::table
+        .filter(sync_conflicts::detected_at.lt(before))
+        .order(sync_conflicts::id.asc())
+        .select(sync_conflicts::id)
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .load(conn)?;
+    for chunk in ids.chunks(CHUNK) {
+        diesel::delete(
+            sync_conflict_resolutions::table
+                .filter(sync_conflict_resolutions::conflict_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+        diesel::delete(sync_conflicts::table.filter(sync_conflicts::id.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    Ok(ids.len())
+}
+
 pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
     sync_conflicts::table
         .group_by((sync_conflicts::resource, sync_conflicts::reason))

@@ -121,7 +121,7 @@ fn gauges(data: SyncMetricsData) -> Vec<Gauge> {
     for (resource, reason, count) in conflicts {
         out.push(Gauge {
             name: "regionsync_sync_conflicts",
-            help: "Remote writes that lost by last-writer-wins here, both versions kept (`regionsync conflicts list`), by resource and rule",
+            help: "Remote writes that lost by the conflict policy here and are still in the ledger (`regionsync conflicts list`; kept sync.conflict_retention_days), by resource and rule",
             labels: vec![("reason", reason), ("resource", resource)],
             value: count as f64,
         });
