@@ -203,3 +203,97 @@ mod tests {
         );
     }
 }
+
+/// What a peer's last clock measurement says against `alerts.clock_skew_max_ms` — the one
+/// judgement the `clock_skew` alert and `regionsync sync status` share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockVerdict {
+    /// Within the bound, once the measurement's error (half its round trip) is allowed for.
+    Within,
+    /// Beyond the bound by more than the measurement's error.
+    Beyond,
+    /// Measured one way with the peer behind: its transit time makes any caller look behind,
+    /// so the reading bounds nothing (the alert fires one-way readings only for "ahead").
+    BehindOneWay,
+    /// Older than [`MEASUREMENT_MAX_AGE_SECS`]: neither fires nor resolves the alert.
+    Stale,
+    /// Older than [`MEASUREMENT_FORGOTTEN_SECS`]: as if never measured (the alert resolves).
+    Forgotten,
+}
+
+/// A measurement older than this (seconds) is stale: it neither fires nor resolves
+/// `clock_skew` (a peer not exchanged with lately, or a process no longer measuring).
+pub const MEASUREMENT_MAX_AGE_SECS: i64 = 600;
+
+/// A measurement older than this (seconds) is forgotten: `clock_skew` resolves.
+pub const MEASUREMENT_FORGOTTEN_SECS: i64 = 86_400;
+
+/// Judge a measurement of `offset_ms` (peer − us) taken at `measured_at` over `round_trip_ms`
+/// (`None`: one way) against `max_ms`, at `now`.
+pub fn verdict(
+    offset_ms: i64,
+    round_trip_ms: Option<i64>,
+    measured_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    max_ms: i64,
+) -> ClockVerdict {
+    let age = (now - measured_at).num_seconds();
+    if age > MEASUREMENT_FORGOTTEN_SECS {
+        return ClockVerdict::Forgotten;
+    }
+    if age > MEASUREMENT_MAX_AGE_SECS {
+        return ClockVerdict::Stale;
+    }
+    let error = round_trip_ms.map_or(0, |rt| rt / 2);
+    if offset_ms.saturating_abs().saturating_sub(error) <= max_ms {
+        ClockVerdict::Within
+    } else if round_trip_ms.is_none() && offset_ms < 0 {
+        // One way, the reading is the offset minus the transit time: a bound for "ahead",
+        // none for "behind" (a far caller on a new TLS connection would look behind by its
+        // set-up time). Review finding.
+        ClockVerdict::BehindOneWay
+    } else {
+        ClockVerdict::Beyond
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_allows_for_the_error_and_the_age() {
+        let now = chrono::Utc::now();
+        let ago = |s: i64| now - chrono::Duration::seconds(s);
+        assert_eq!(
+            verdict(1_500, Some(1_000), ago(1), now, 1_000),
+            ClockVerdict::Within,
+            "1500 - 500 ≤ 1000"
+        );
+        assert_eq!(
+            verdict(1_600, Some(1_000), ago(1), now, 1_000),
+            ClockVerdict::Beyond
+        );
+        assert_eq!(
+            verdict(-1_600, Some(1_000), ago(1), now, 1_000),
+            ClockVerdict::Beyond
+        );
+        assert_eq!(
+            verdict(1_001, None, ago(1), now, 1_000),
+            ClockVerdict::Beyond,
+            "one way, ahead"
+        );
+        assert_eq!(
+            verdict(-5_000, None, ago(1), now, 1_000),
+            ClockVerdict::BehindOneWay
+        );
+        assert_eq!(
+            verdict(-5_000, None, ago(601), now, 1_000),
+            ClockVerdict::Stale
+        );
+        assert_eq!(
+            verdict(5_000, Some(2), ago(86_401), now, 1_000),
+            ClockVerdict::Forgotten
+        );
+    }
+}

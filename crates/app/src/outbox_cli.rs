@@ -6,6 +6,7 @@ use sync::actions::{
     DiscardOutboxAction, ListAlertsAction, ListOutboxAction, ListParkedAction,
     ListPeerClocksAction, RetryDeadAction, SyncStatusAction,
 };
+use sync::peer_clock::ClockVerdict;
 
 use crate::cli::{output, OutboxCommand};
 use crate::settings::Settings;
@@ -32,7 +33,10 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
             c.oldest.format("%Y-%m-%d %H:%M:%S")
         ));
     }
-    let clocks = ListPeerClocksAction::new(pool.clone()).run(()).await?;
+    let skew_max = settings.alerts.clock_skew_max_ms;
+    let clocks = ListPeerClocksAction::new(pool.clone())
+        .run(skew_max)
+        .await?;
     let rows = SyncStatusAction::new(pool, settings.region_id.clone())
         .run(())
         .await?;
@@ -41,19 +45,23 @@ pub async fn status(settings: &Settings) -> anyhow::Result<()> {
     } else {
         status_table(rows);
     }
-    let skew_max = i64::try_from(settings.alerts.clock_skew_max_ms).unwrap_or(i64::MAX);
-    for c in clocks {
-        let error = c.round_trip_ms.map_or_else(
-            || "one way".to_string(),
-            |rt| format!("±{} ms", (rt + 1) / 2),
-        );
-        let beyond = if c.offset_ms.saturating_abs() > skew_max {
-            format!(" — beyond alerts.clock_skew_max_ms ({skew_max} ms)")
-        } else {
-            String::new()
+    for (c, judged) in clocks {
+        let error = c
+            .round_trip_ms
+            .map_or_else(|| "one way".to_string(), |rt| format!("±{} ms", rt / 2));
+        let verdict = match judged {
+            ClockVerdict::Within => String::new(),
+            ClockVerdict::Beyond => {
+                format!(" — beyond alerts.clock_skew_max_ms ({skew_max} ms): clock_skew")
+            }
+            ClockVerdict::BehindOneWay => {
+                " — not judged: one way, a caller looks behind by its transit time".into()
+            }
+            ClockVerdict::Stale => " — stale (over 10 minutes old): not judged".into(),
+            ClockVerdict::Forgotten => " — forgotten (over a day old)".into(),
         };
         output(&format!(
-            "{}: clock {:+} ms against ours ({error}, measured {}){beyond}",
+            "{}: clock {:+} ms against ours ({error}, measured {}){verdict}",
             c.peer,
             c.offset_ms,
             c.measured_at.format("%Y-%m-%d %H:%M:%S")

@@ -706,8 +706,8 @@ fn outbox_and_status_commands_on_an_empty_region() {
     );
 }
 
-/// `sync status` shows each peer's last clock measurement (ADR 0016), and says which are
-/// beyond `alerts.clock_skew_max_ms` (1 000 ms by default).
+/// `sync status` shows each peer's last clock measurement (ADR 0016), judged as the
+/// `clock_skew` alert judges it against `alerts.clock_skew_max_ms` (1 000 ms by default).
 #[test]
 fn sync_status_shows_the_peers_clock_offsets() {
     use diesel::{Connection, RunQueryDsl};
@@ -716,25 +716,47 @@ fn sync_status_shows_the_peers_clock_offsets() {
     let path = dir.path().join("data/regionsync.db");
     let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     diesel::sql_query(
-        "INSERT INTO sync_peer_clocks VALUES ('ap-south', -2500, NULL, '2026-12-06 05:00:01'), \
-         ('us-east', 12, 7, '2026-12-06 05:00:00')",
+        "INSERT INTO sync_peer_clocks VALUES ('ap-south', -2500, NULL, CURRENT_TIMESTAMP), \
+         ('eu-north', 2500, NULL, CURRENT_TIMESTAMP), ('us-east', 12, 7, CURRENT_TIMESTAMP), \
+         ('us-west', 1400, 1000, CURRENT_TIMESTAMP), ('sa-east', 5000, 2, '2020-01-01 00:00:00')",
     )
     .execute(&mut conn)
     .unwrap();
     let (out, stdout, stderr) = run(regionsync(dir.path()).args(["sync", "status"]));
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains(
-            "ap-south: clock -2500 ms against ours (one way, measured 2026-12-06 05:00:01) \
-             — beyond alerts.clock_skew_max_ms (1000 ms)"
-        ),
-        "{stdout}"
-    );
-    assert!(
+    let line = |peer: &str| {
         stdout
-            .contains("us-east: clock +12 ms against ours (±4 ms, measured 2026-12-06 05:00:00)\n"),
-        "{stdout}"
+            .lines()
+            .find(|l| l.starts_with(&format!("{peer}: clock ")))
+            .unwrap_or_else(|| panic!("no clock line for {peer}: {stdout}"))
+            .to_string()
+    };
+    let ap = line("ap-south");
+    assert!(
+        ap.starts_with("ap-south: clock -2500 ms against ours (one way, measured "),
+        "{ap}"
     );
+    assert!(
+        ap.ends_with("not judged: one way, a caller looks behind by its transit time"),
+        "{ap}"
+    );
+    let eu = line("eu-north");
+    assert!(
+        eu.ends_with("beyond alerts.clock_skew_max_ms (1000 ms): clock_skew"),
+        "{eu}"
+    );
+    let us = line("us-east");
+    assert!(
+        us.starts_with("us-east: clock +12 ms against ours (±3 ms, measured "),
+        "{us}"
+    );
+    assert!(us.ends_with(')'), "within the bound: nothing said: {us}");
+    let west = line("us-west");
+    assert!(
+        west.ends_with(')'),
+        "1400 ms ± 500 ms is within 1000 ms: {west}"
+    );
+    assert!(line("sa-east").ends_with("forgotten (over a day old)"));
 }
 
 /// `sync parked list | release` and the parked line of `sync status` (ADR 0015).

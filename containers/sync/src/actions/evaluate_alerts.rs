@@ -54,6 +54,7 @@ use ship::DbPool;
 use crate::alerts_config::AlertsConfig;
 use crate::data::alerts::{self, Alert};
 use crate::errors::SyncError;
+use crate::peer_clock::ClockVerdict;
 use crate::tasks::peer_status::PeerStatusTask;
 use crate::tasks::send_alert::{AlertSent, SendAlertTask};
 
@@ -88,12 +89,12 @@ type AgeSample = (DateTime<Utc>, f64);
 /// A peer clock measurement older than this (seconds) says nothing about the clock now: a
 /// `clock_skew` alert is neither fired nor resolved from it (a peer that is unreachable, or no
 /// longer exchanged with, keeps its alert as it stood).
-pub const CLOCK_MEASUREMENT_MAX_AGE_SECS: i64 = 600;
+pub const CLOCK_MEASUREMENT_MAX_AGE_SECS: i64 = crate::peer_clock::MEASUREMENT_MAX_AGE_SECS;
 
 /// A measurement older than this (seconds) no longer holds a `clock_skew` alert: it resolves
 /// (review: a peer that stopped sending the header kept its alert firing for ever, and the only
 /// way out was to forget the peer altogether).
-pub const CLOCK_MEASUREMENT_FORGOTTEN_SECS: i64 = 86_400;
+pub const CLOCK_MEASUREMENT_FORGOTTEN_SECS: i64 = crate::peer_clock::MEASUREMENT_FORGOTTEN_SECS;
 
 /// Per peer: pending, dead, oldest pending creation, last delivery.
 #[derive(Default)]
@@ -168,24 +169,25 @@ impl EvaluateAlertsAction {
         let max = i64::try_from(self.config.clock_skew_max_ms).unwrap_or(i64::MAX);
         for c in clocks {
             let key = ("clock_skew".to_string(), c.peer.clone());
-            let age = (now - c.measured_at.and_utc()).num_seconds();
-            if age > CLOCK_MEASUREMENT_FORGOTTEN_SECS {
-                continue; // resolves
-            }
-            if age > CLOCK_MEASUREMENT_MAX_AGE_SECS {
-                unjudged.insert(key);
-                continue;
+            let judged = crate::peer_clock::verdict(
+                c.offset_ms,
+                c.round_trip_ms,
+                c.measured_at.and_utc(),
+                now,
+                max,
+            );
+            match judged {
+                // Forgotten resolves; within and one-way-behind do not fire.
+                ClockVerdict::Forgotten | ClockVerdict::Within | ClockVerdict::BehindOneWay => {
+                    continue
+                }
+                ClockVerdict::Stale => {
+                    unjudged.insert(key);
+                    continue;
+                }
+                ClockVerdict::Beyond => {}
             }
             let error = c.round_trip_ms.map_or(0, |rt| rt / 2);
-            if c.offset_ms.saturating_abs().saturating_sub(error) <= max {
-                continue;
-            }
-            // One way (no round trip), the reading is the offset minus the transit time: a
-            // bound for "ahead", none for "behind" (a far caller on a new TLS connection would
-            // look behind by its set-up time). Review finding.
-            if c.round_trip_ms.is_none() && c.offset_ms < 0 {
-                continue;
-            }
             let how = match c.round_trip_ms {
                 Some(rt) => format!("over a {rt} ms round trip, ±{error} ms"),
                 None => "one way, from its request: its transit time makes it look behind".into(),

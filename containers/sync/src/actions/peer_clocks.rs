@@ -19,7 +19,7 @@ use ship::DbPool;
 
 use crate::data::peer_clocks;
 use crate::errors::SyncError;
-use crate::peer_clock::{ClockSample, ClockSink};
+use crate::peer_clock::{verdict, ClockSample, ClockSink, ClockVerdict};
 
 /// How long a round-trip measurement is preferred over a later one-way one.
 pub const ROUND_TRIP_PREFERRED_FOR: Duration = Duration::from_secs(60);
@@ -131,7 +131,9 @@ impl ClockSink for PeerClockMeter {
     }
 }
 
-/// The last measurement of each peer's clock, by peer (`regionsync sync status`).
+/// The last measurement of each peer's clock, by peer, judged against a bound
+/// (`alerts.clock_skew_max_ms`) as the `clock_skew` alert judges it (`regionsync sync
+/// status`).
 pub struct ListPeerClocksAction {
     pool: DbPool,
 }
@@ -144,13 +146,32 @@ impl ListPeerClocksAction {
 
 impl Action for ListPeerClocksAction {
     const NAME: &'static str = "sync.list_peer_clocks";
-    type Input = ();
-    type Output = Vec<peer_clocks::PeerClock>;
+    /// The bound, in milliseconds.
+    type Input = u64;
+    type Output = Vec<(peer_clocks::PeerClock, ClockVerdict)>;
     type Error = SyncError;
 
-    async fn run(&self, _input: ()) -> Result<Self::Output, SyncError> {
-        self.pool
+    async fn run(&self, max_ms: u64) -> Result<Self::Output, SyncError> {
+        let clocks = self
+            .pool
             .run(|conn| Ok::<_, SyncError>(peer_clocks::all(conn)?))
-            .await
+            .await?;
+        let (now, max) = (
+            chrono::Utc::now(),
+            i64::try_from(max_ms).unwrap_or(i64::MAX),
+        );
+        Ok(clocks
+            .into_iter()
+            .map(|c| {
+                let judged = verdict(
+                    c.offset_ms,
+                    c.round_trip_ms,
+                    c.measured_at.and_utc(),
+                    now,
+                    max,
+                );
+                (c, judged)
+            })
+            .collect())
     }
 }
