@@ -314,7 +314,8 @@ ship::backend_tests! {
     async fn old_conflicts_and_their_resolutions_go_after_their_retention(db: TestDb) {
         // A started region: its changelog sequences exist (prune reads them).
         let region = Region::start(&settings_for(&db, "eu-west")).await;
-        for (entity, detected) in [("e-old", "2020-01-01 00:00:00"), ("e-resolved", "2020-01-02 00:00:00"), ("e-new", "2100-01-01 00:00:00")] {
+        let conflicts_at = [("e-old", "2020-01-01 00:00:00"), ("e-resolved", "2020-01-02 00:00:00"), ("e-resolved-lately", "2020-01-03 00:00:00"), ("e-new", "2100-01-01 00:00:00")];
+        for (entity, detected) in conflicts_at {
             exec(&db, &format!(
                 "INSERT INTO sync_conflicts (resource, entity_id, winner_hlc, winner_origin, winner_payload, \
                  loser_hlc, loser_origin, loser_payload, reason, detected_at) \
@@ -327,6 +328,12 @@ ship::backend_tests! {
              VALUES ({}, 'loser', 3, 'eu-west', 'ops', 'test', '2020-01-03 00:00:00')",
             id_of("e-resolved")
         ));
+        // Resolved within the retention (a date to come stands for "lately"): it stays.
+        exec(&db, &format!(
+            "INSERT INTO sync_conflict_resolutions (conflict_id, took, hlc, origin_region, resolved_by, why, resolved_at) \
+             VALUES ({}, 'winner', 4, 'eu-west', 'ops', 'test', '2100-01-02 00:00:00')",
+            id_of("e-resolved-lately")
+        ));
         let conflicts = || count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_conflicts");
         let resolutions = || count(&mut db.pool.get().unwrap(), "SELECT COUNT(*) FROM sync_conflict_resolutions");
 
@@ -334,13 +341,13 @@ ship::backend_tests! {
         assert_eq!(kept_for_ever.run(input()).await.unwrap().conflicts_deleted, 0);
         let zero = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap()).keeping_conflicts_for(Duration::ZERO);
         assert_eq!(zero.run(input()).await.unwrap().conflicts_deleted, 0, "0: kept for ever");
-        assert_eq!((conflicts(), resolutions()), (3, 1));
+        assert_eq!((conflicts(), resolutions()), (4, 2));
 
         let prune = PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap())
             .keeping_conflicts_for(Duration::from_secs(90 * 86_400));
         assert_eq!(prune.run(input()).await.unwrap().conflicts_deleted, 2);
-        assert_eq!((conflicts(), resolutions()), (1, 0), "the young one stays; the resolution went with its conflict");
-        assert!(id_of("e-new") > 0);
+        assert_eq!((conflicts(), resolutions()), (2, 1), "the young one and the lately resolved one stay; the old resolution went with its conflict");
+        assert!(id_of("e-new") > 0 && id_of("e-resolved-lately") > 0);
         assert_eq!(prune.run(input()).await.unwrap().conflicts_deleted, 0, "nothing more to delete");
         region.stop().await;
     }

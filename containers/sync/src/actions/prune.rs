@@ -62,8 +62,9 @@ impl PruneAction {
         }
     }
 
-    /// Delete recorded conflicts (and their resolutions) detected more than `keep` ago
-    /// (`sync.conflict_retention_days`); a zero `keep` keeps them for ever (the default).
+    /// Delete recorded conflicts (and their resolutions) detected more than `keep` ago, unless
+    /// resolved less than `keep` ago (`sync.conflict_retention_days`). Without this call, or
+    /// with a zero `keep`, they are kept for ever.
     pub fn keeping_conflicts_for(mut self, keep: Duration) -> Self {
         self.conflicts_kept = (!keep.is_zero()).then_some(keep);
         self

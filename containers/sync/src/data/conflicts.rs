@@ -227,16 +227,21 @@ pub fn record_resolution(conn: &mut AnyConnection, row: &Resolution) -> QueryRes
     Ok(())
 }
 
-/// Recorded conflicts per resource and rule: (resource, reason, count).
 /// Delete at most `limit` recorded conflicts detected before `before` (oldest ids first) with
-/// their resolutions; how many conflicts were deleted.
+/// their resolutions — except a conflict resolved at or after `before` (an operator's recent
+/// resolution stays, with its conflict, until it is as old as the retention); how many
+/// conflicts were deleted.
 pub fn delete_detected_before(
     conn: &mut AnyConnection,
     before: chrono::NaiveDateTime,
     limit: usize,
 ) -> QueryResult<usize> {
+    let resolved_since = sync_conflict_resolutions::table
+        .filter(sync_conflict_resolutions::conflict_id.eq(sync_conflicts::id))
+        .filter(sync_conflict_resolutions::resolved_at.ge(before));
     let ids: Vec<i64> = sync_conflicts::table
         .filter(sync_conflicts::detected_at.lt(before))
+        .filter(diesel::dsl::not(diesel::dsl::exists(resolved_since)))
         .order(sync_conflicts::id.asc())
         .select(sync_conflicts::id)
         .limit(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -253,6 +258,7 @@ pub fn delete_detected_before(
     Ok(ids.len())
 }
 
+/// Recorded conflicts per resource and rule: (resource, reason, count).
 pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
     sync_conflicts::table
         .group_by((sync_conflicts::resource, sync_conflicts::reason))

@@ -218,3 +218,6 @@ diesel::table! {
         measured_at -> Timestamp,
     }
 }
+
+// A conflict and its resolution meet in one query (prune keeps a lately resolved conflict).
+diesel::allow_tables_to_appear_in_same_query!(sync_conflicts, sync_conflict_resolutions);
