@@ -646,3 +646,25 @@ impl Cluster {
         first_error.map_or(Ok(()), Err)
     }
 }
+
+/// A cluster dropped without [`Cluster::shutdown`] — a failed start, a panic, a demo
+/// interrupted while starting — still leaves no database behind on the servers: its processes
+/// are killed (as `kill_on_drop` would, but first, so that nothing holds the databases), then
+/// the databases dropped, best effort.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.mysql_databases.is_empty() {
+            return;
+        }
+        for region in &mut self.regions {
+            if let Some(child) = region.child.as_mut() {
+                let _ = child.start_kill();
+            }
+        }
+        for (server, name) in std::mem::take(&mut self.mysql_databases) {
+            if let Err(e) = crate::state::drop_database(&server, &name) {
+                eprintln!("harness: database {name} could not be dropped: {e:#}");
+            }
+        }
+    }
+}

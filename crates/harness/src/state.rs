@@ -324,7 +324,21 @@ pub fn server_answers(server: &str) -> Result<()> {
         Backend::Postgres => PgConnection::establish(server).map(drop),
         _ => MysqlConnection::establish(server).map(drop),
     }
-    .with_context(|| format!("connecting to {server}"))
+    .with_context(|| format!("connecting to {}", without_password(server)))
+}
+
+/// `scheme://user:password@host` as `scheme://user@host`, for messages.
+pub fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or(user);
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// Create database `name` on `server` (MariaDB or PostgreSQL, by its scheme).

@@ -93,7 +93,8 @@ struct Options {
     postgres: String,
 }
 
-fn options(args: impl Iterator<Item = String>) -> Result<Options> {
+/// The options, or `None` when help was asked for.
+fn options(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
     let mut o = Options {
         backends: Backends::Auto,
         mysql: "mysql://root@127.0.0.1:3306".into(),
@@ -106,7 +107,7 @@ fn options(args: impl Iterator<Item = String>) -> Result<Options> {
             None => (arg.clone(), None),
         };
         match flag.as_str() {
-            "-h" | "--help" => bail!("{USAGE}"),
+            "-h" | "--help" => return Ok(None),
             "--backends" | "--mysql" | "--postgres" => {}
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
@@ -132,7 +133,7 @@ fn options(args: impl Iterator<Item = String>) -> Result<Options> {
             _ => bail!("{flag} {value}: not a {} URL", &flag[2..]),
         }
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 /// The regions' stores: eu-west on SQLite, us-east on MariaDB and ap-south on PostgreSQL, or
@@ -173,13 +174,22 @@ fn backend_name(store: &Store) -> &'static str {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let stores = match options(std::env::args().skip(1)).and_then(|o| stores(&o)) {
+    let stores = match options(std::env::args().skip(1)) {
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Some(o)) => stores(&o),
+        Err(e) => Err(e),
+    };
+    let stores = match stores {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("demo: {e:#}");
             return ExitCode::from(2);
         }
     };
+    let on_servers = stores.iter().any(|s| !matches!(s, Store::Sqlite));
     let placed: Vec<String> = REGIONS
         .iter()
         .zip(&stores)
@@ -203,6 +213,9 @@ async fn main() -> ExitCode {
         Ok(cluster) => cluster,
         Err(e) => {
             eprintln!("demo: the regions did not start: {e:#}");
+            if on_servers {
+                eprintln!("(`make demo ARGS='--backends sqlite'` runs all three on SQLite)");
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -469,7 +482,7 @@ impl Screen {
         let (phase, deletes) = (p.phase.load(Relaxed), p.deletes.load(Relaxed));
         let mut body = format!(
             "{}\nwrites acknowledged: {creates} creates, {updates} updates, {deletes} deletes\n\n\
-             region     backend     customers  tombstones  orders  parked  outbox pending  conflicts  digest\n",
+             region     backend    customers  tombstones  orders  parked  outbox pending  conflicts  digest\n",
             PHASES[phase.min(PHASES.len() - 1)],
         );
         for s in states {
@@ -594,7 +607,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Options> {
-        options(args.iter().map(|a| a.to_string()))
+        options(args.iter().map(|a| a.to_string())).map(|o| o.unwrap())
     }
 
     #[test]
@@ -603,6 +616,22 @@ mod tests {
         assert_eq!(o.backends, Backends::Auto);
         assert_eq!(o.mysql, "mysql://root@127.0.0.1:3306");
         assert_eq!(o.postgres, "postgres://postgres@127.0.0.1:5432");
+    }
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        use harness::state::without_password;
+        assert_eq!(without_password("mysql://u:secret@h:1"), "mysql://u@h:1");
+        assert_eq!(without_password("postgres://p@h:2"), "postgres://p@h:2");
+        let e = harness::state::server_answers("mysql://root:hunter2@127.0.0.1:1").unwrap_err();
+        assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+    }
+
+    #[test]
+    fn help_is_asked_for() {
+        for flag in ["-h", "--help"] {
+            assert!(options([flag.to_string()].into_iter()).unwrap().is_none());
+        }
     }
 
     #[test]
