@@ -36,16 +36,20 @@ fi
 
 sqlite=$(grep -cE '^test .*::sqlite \.\.\. ok$' "$log" || true)
 mysql=$(grep -cE '^test .*::mysql \.\.\. ok$' "$log" || true)
-postgres=$(grep -cE '^test .*::postgres \.\.\. ok$' "$log" || true)
+both=$(grep -cE '^test .*::mysql::postgres \.\.\. ok$' "$log" || true)
+postgres=$(( $(grep -cE '^test .*::postgres \.\.\. ok$' "$log" || true) - both ))
 echo
 echo "backends: sqlite ran ($sqlite per-backend tests passed)"
 if [ -n "${TEST_MYSQL_URL:-}" ]; then
-  echo "backends: mariadb ran ($mysql per-backend tests passed) on ${TEST_MYSQL_URL%%@*}@…"
+  echo "backends: mariadb ran ($mysql per-backend tests passed) on ${TEST_MYSQL_URL#*@}"
 else
   echo "backends: mariadb NOT run — set TEST_MYSQL_URL=mysql://root@127.0.0.1:3306/test to run those suites"
 fi
 if [ -n "${TEST_PG_URL:-}" ]; then
-  echo "backends: postgresql ran ($postgres per-backend tests passed) on ${TEST_PG_URL%%@*}@…"
+  echo "backends: postgresql ran ($postgres per-backend tests passed) on ${TEST_PG_URL#*@}"
+  if [ -n "${TEST_MYSQL_URL:-}" ]; then
+    echo "backends: mariadb and postgresql together ran ($both mixed-backend tests passed)"
+  fi
 else
   echo "backends: postgresql NOT run — set TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres to run those suites"
 fi
