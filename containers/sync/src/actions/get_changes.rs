@@ -21,14 +21,16 @@
 //! nothing back). Recording it inside a transaction with the read would buy nothing (the
 //! acknowledgment is a lower bound either way) and would make the read fail with the write.
 
+use diesel::result::Error as DieselError;
+use diesel::QueryResult;
 use ship::contracts::{ConflictPolicy, ResourceRegistry};
 use ship::parents::Action;
-use ship::DbPool;
+use ship::{AnyConnection, DbPool};
 
 use crate::cursor::FeedCursor;
 use crate::data::{changelog, feed_acks};
 use crate::errors::SyncError;
-use crate::models::ChangeLogEntry;
+use crate::models::{ChangeLogEntry, FeedRow};
 use crate::tasks::check_cursor::CheckCursorTask;
 
 pub struct GetChangesInput {
@@ -50,10 +52,13 @@ pub struct GetChangesInput {
     pub reader_policy: Option<String>,
 }
 
+/// A page of the feed. `changes` holds its entries as the caller took them: the entries
+/// themselves for [`GetChangesAction::run`] ([`ChangesPage`]), or what an [`EntrySink`] made of
+/// them as they were read ([`GetChangesAction::run_into`]: the HTTP answer writes its JSON).
 #[derive(Debug)]
-pub struct ChangesPage {
+pub struct Page<T> {
     pub resource: String,
-    pub changes: Vec<ChangeLogEntry>,
+    pub changes: T,
     pub next_cursor: FeedCursor,
     pub has_more: bool,
     pub high_watermark: FeedCursor,
@@ -64,6 +69,21 @@ pub struct ChangesPage {
     /// `Regionsync-Conflict-Policy` header; a reader with another policy refuses the page).
     pub policy: ConflictPolicy,
 }
+
+/// A page with its entries as changelog rows (in-process callers).
+pub type ChangesPage = Page<Vec<ChangeLogEntry>>;
+
+/// What a reader of the feed does with a page's entries, one by one as they are read, on the
+/// blocking pool inside the read (so a page is never held as a thousand rows: B3).
+pub trait EntrySink: Send + 'static {
+    /// Before the first entry, with the resource's name.
+    fn begin(&mut self, resource: &str) -> Result<(), SinkError>;
+    /// Each entry, in feed order.
+    fn entry(&mut self, entry: &FeedRow) -> Result<(), SinkError>;
+}
+
+/// Why an [`EntrySink`] could not take an entry (the read fails with it).
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct GetChangesAction {
     pool: DbPool,
@@ -77,7 +97,7 @@ impl GetChangesAction {
 }
 
 /// Best effort: a failed acknowledgment is logged and the read goes on.
-fn record_ack(conn: &mut ship::AnyConnection, reader: &str, resource: &str, seq: i64) {
+fn record_ack(conn: &mut AnyConnection, reader: &str, resource: &str, seq: i64) {
     if ship::config::check_region_id(reader).is_err() {
         tracing::warn!(
             reader,
@@ -90,14 +110,50 @@ fn record_ack(conn: &mut ship::AnyConnection, reader: &str, resource: &str, seq:
     }
 }
 
-impl Action for GetChangesAction {
-    const NAME: &'static str = "sync.get_changes";
-    type Input = GetChangesInput;
-    type Output = ChangesPage;
-    type Error = SyncError;
+/// The entries of a page as the page query gives them: what the caller made of them, how many,
+/// and the `(seq, hlc)` of the last.
+type Entries<T> = (T, usize, Option<(i64, i64)>);
 
+impl GetChangesAction {
+    /// As [`Action::run`], the page's entries handed to `sink` as they are read instead of
+    /// collected (only the columns the feed serves are read: [`FeedRow`]).
+    pub async fn run_into<S: EntrySink>(
+        &self,
+        input: GetChangesInput,
+        sink: S,
+    ) -> Result<Page<S>, SyncError> {
+        self.serve(
+            input,
+            move |conn, name, after, upto, exclude_origin, limit| {
+                let mut sink = sink;
+                sink.begin(name).map_err(DieselError::SerializationError)?;
+                let (n, last) =
+                    changelog::page_each(conn, name, after, upto, exclude_origin, limit, |row| {
+                        sink.entry(&row).map_err(DieselError::SerializationError)
+                    })?;
+                Ok((sink, n, last))
+            },
+        )
+        .await
+    }
+
+    /// One page: the watermark, the cursor's check, the entries (`read`), the acknowledgment
+    /// and the cursors handed out.
     #[tracing::instrument(name = "sync.get_changes", skip_all, fields(resource = %input.resource))]
-    async fn run(&self, input: GetChangesInput) -> Result<ChangesPage, SyncError> {
+    async fn serve<T, R>(&self, input: GetChangesInput, read: R) -> Result<Page<T>, SyncError>
+    where
+        T: Send + 'static,
+        R: FnOnce(
+                &mut AnyConnection,
+                &'static str,
+                i64,
+                i64,
+                Option<&str>,
+                i64,
+            ) -> QueryResult<Entries<T>>
+            + Send
+            + 'static,
+    {
         let resource = self
             .registry
             .get(&input.resource)
@@ -130,7 +186,7 @@ impl Action for GetChangesAction {
                     return Err(SyncError::CursorExpired { pruned_through });
                 }
                 let limit = i64::from(input.limit);
-                let changes = changelog::page(
+                let (changes, n, last) = read(
                     conn,
                     name,
                     since.0,
@@ -155,17 +211,18 @@ impl Action for GetChangesAction {
                         input.ack.unwrap_or(since.0).min(since.0),
                     );
                 }
-                let full = changes.len() as i64 == limit;
+                let full = n as i64 == limit;
                 // A short page has seen everything up to the watermark, even what it left out.
-                let next = match changes.last() {
-                    Some(last) if full => last.seq,
+                let next = match last {
+                    Some((seq, _)) if full => seq,
                     _ => last_seq,
                 };
-                let anchor = |conn: &mut ship::AnyConnection, seq: i64| {
-                    let known = changes.iter().rev().find(|c| c.seq == seq).map(|c| c.hlc);
+                // The clock at a position is at hand when it is the page's last entry.
+                let anchor = |conn: &mut AnyConnection, seq: i64| {
+                    let known = last.filter(|(s, _)| *s == seq).map(|(_, hlc)| hlc);
                     CheckCursorTask::anchor(conn, name, seq, known, &ours.id)
                 };
-                Ok(ChangesPage {
+                Ok(Page {
                     resource: name.to_string(),
                     next_cursor: anchor(conn, next)?,
                     has_more: next < last_seq,
@@ -177,5 +234,22 @@ impl Action for GetChangesAction {
                 })
             })
             .await
+    }
+}
+
+impl Action for GetChangesAction {
+    const NAME: &'static str = "sync.get_changes";
+    type Input = GetChangesInput;
+    type Output = ChangesPage;
+    type Error = SyncError;
+
+    async fn run(&self, input: GetChangesInput) -> Result<ChangesPage, SyncError> {
+        self.serve(input, |conn, name, after, upto, exclude_origin, limit| {
+            let changes = changelog::page(conn, name, after, upto, exclude_origin, limit)?;
+            let last = changes.last().map(|c| (c.seq, c.hlc));
+            let n = changes.len();
+            Ok((changes, n, last))
+        })
+        .await
     }
 }

@@ -13,7 +13,7 @@ pub(crate) fn synced(
 }
 pub mod get_changes;
 
-pub use get_changes::{ChangesPage, GetChangesAction, GetChangesInput};
+pub use get_changes::{ChangesPage, EntrySink, GetChangesAction, GetChangesInput, Page, SinkError};
 pub mod get_snapshot;
 
 pub use get_snapshot::{GetSnapshotAction, GetSnapshotInput, SnapshotPage};

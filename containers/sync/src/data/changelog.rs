@@ -5,7 +5,7 @@ use diesel::result::Error as DieselError;
 use ship::AnyConnection;
 
 use super::schema::{sync_changelog, sync_sequences};
-use crate::models::ChangeLogEntry;
+use crate::models::{ChangeLogEntry, FeedRow};
 
 /// Create the sequence row of each resource that has none (idempotent; run outside the
 /// writing transactions, at start). Creating it lazily inside concurrent appends would make
@@ -186,6 +186,62 @@ pub fn page(
             .limit(limit)
             .load(conn),
     }
+}
+
+/// The entries [`page`] selects, as the feed serves them ([`FeedRow`]), handed to `each` one by
+/// one as they are read (none is kept: the caller writes it out and drops it). How many, and
+/// the `(seq, hlc)` of the last.
+///
+/// On the backend's own connection: through [`AnyConnection`] every column of every row went
+/// through the multi-backend's value conversion, a fifth of a page's cost on SQLite (B3). The
+/// SQL is fixed (two queries), so each backend's statement cache keeps it prepared.
+pub fn page_each(
+    conn: &mut AnyConnection,
+    resource: &str,
+    after: i64,
+    upto: i64,
+    exclude_origin: Option<&str>,
+    limit: i64,
+    mut each: impl FnMut(FeedRow) -> QueryResult<()>,
+) -> QueryResult<(usize, Option<(i64, i64)>)> {
+    let range = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::seq.gt(after))
+        .filter(sync_changelog::seq.le(upto));
+    let mut n = 0;
+    let mut last = None;
+    let mut take = |row: QueryResult<FeedRow>| -> QueryResult<()> {
+        let row = row?;
+        n += 1;
+        last = Some((row.seq, row.hlc));
+        each(row)
+    };
+    // One arm per backend and query: `load_iter` is typed by the concrete connection.
+    macro_rules! each_row {
+        ($conn:expr) => {
+            match exclude_origin {
+                Some(origin) => range
+                    .filter(sync_changelog::origin_region.ne(origin))
+                    .select(FeedRow::as_select())
+                    .order(sync_changelog::seq.asc())
+                    .limit(limit)
+                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .try_for_each(&mut take)?,
+                None => range
+                    .select(FeedRow::as_select())
+                    .order(sync_changelog::seq.asc())
+                    .limit(limit)
+                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .try_for_each(&mut take)?,
+            }
+        };
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => each_row!(c),
+        AnyConnection::Mysql(c) => each_row!(c),
+        AnyConnection::Pg(c) => each_row!(c),
+    }
+    Ok((n, last))
 }
 
 /// The largest HLC in the changelog (the clock resumes from it at start).

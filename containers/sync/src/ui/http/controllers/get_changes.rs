@@ -3,7 +3,6 @@
 use actix_web::{web, HttpResponse};
 use ship::auth::TokenClaims;
 use ship::errors::{HttpError, StatusCode};
-use ship::parents::Action;
 
 use crate::ui::http::requests::get_changes_request::GetChangesRequest;
 use crate::ui::http::transformers::changes_transformer;
@@ -48,8 +47,10 @@ pub async fn get_changes(
         .into_inner()
         .into_input(resource.into_inner(), reader, &state.config)?;
     input.reader_policy = Some(super::sender_policy(&request));
-    let page = state.get_changes.run(input).await?;
-    let body = changes_transformer::render(&page).map_err(|e| {
+    // The body is written as the entries are read (on the blocking pool), then finished here.
+    let sink = changes_transformer::JsonPage::for_limit(input.limit);
+    let mut page = state.get_changes.run_into(input, sink).await?;
+    let body = changes_transformer::finish(&mut page).map_err(|e| {
         tracing::error!(error = %e, "the changes page could not be written");
         HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
