@@ -567,98 +567,6 @@ const MYSQL_LWW: &str = " ON DUPLICATE KEY UPDATE \
     sync_origin = IF((VALUES(sync_version), VALUES(sync_origin)) > (sync_version, sync_origin), VALUES(sync_origin), sync_origin), \
     sync_version = IF(VALUES(sync_version) > sync_version, VALUES(sync_version), sync_version)";
 
-/// B8' B: the same rows by a bare multi-row LWW upsert on MariaDB (`INSERT … VALUES (…), …
-/// ON DUPLICATE KEY UPDATE` deciding by version), one statement and one transaction per batch;
-/// rows per second.
-async fn arm_bare_upsert_mysql(cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_mysql(cfg, data, false).await
-}
-
-/// B8' bound: as B8' B, and each batch's changelog entries by one bare multi-row insert in
-/// the same transaction (payload text made beforehand, seqs counted here: no validation, no
-/// decision, no sequence row) — what the changelog costs at the least; ops per second.
-async fn arm_bare_upsert_with_changelog_mysql(cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_mysql(cfg, data, true).await
-}
-
-async fn bare_upsert_mysql(cfg: &Config, data: &Data, changelog: bool) -> f64 {
-    let db = fresh_db(Backend::Mysql).await;
-    let mut seq = 0i64;
-    let mut spent = Duration::ZERO;
-    for chunk in data.rows.chunks(cfg.batch) {
-        let rows = chunk.to_vec();
-        let entries: Vec<(i64, String)> = if changelog {
-            chunk
-                .iter()
-                .map(|r| {
-                    seq += 1;
-                    (seq, CustomerPayload::from(r).to_value().to_string())
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let t = Instant::now();
-        let written = db
-            .pool
-            .transaction(move |conn| -> Result<usize, DbError> {
-                let AnyConnection::Mysql(c) = conn else {
-                    panic!("B8' B runs on MariaDB");
-                };
-                if !entries.is_empty() {
-                    let mut sql = String::from(
-                        "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
-                         origin_region, schema_version, created_at) VALUES ",
-                    );
-                    for k in 0..entries.len() {
-                        sql.push_str(if k == 0 { "" } else { ", " });
-                        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                    }
-                    let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                    for (r, (seq, payload)) in rows.iter().zip(&entries) {
-                        query = query
-                            .bind::<Text, _>(customers::RESOURCE)
-                            .bind::<BigInt, _>(*seq)
-                            .bind::<Text, _>(r.id.clone())
-                            .bind::<Text, _>("upsert")
-                            .bind::<Text, _>(payload.clone())
-                            .bind::<BigInt, _>(r.sync_version)
-                            .bind::<Text, _>(r.sync_origin.clone())
-                            .bind::<Integer, _>(1)
-                            .bind::<Timestamp, _>(r.created_at);
-                    }
-                    query.execute(c)?;
-                }
-                let mut sql = format!("INSERT INTO customers {MYSQL_COLUMNS} VALUES ");
-                for k in 0..rows.len() {
-                    sql.push_str(if k == 0 { "" } else { ", " });
-                    sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                }
-                sql.push_str(MYSQL_LWW);
-                let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                for r in &rows {
-                    query = query
-                        .bind::<Text, _>(r.id.clone())
-                        .bind::<Text, _>(r.tenant_id.clone())
-                        .bind::<Text, _>(r.name.clone())
-                        .bind::<Text, _>(r.email.clone())
-                        .bind::<Text, _>(r.status.clone())
-                        .bind::<Timestamp, _>(r.created_at)
-                        .bind::<Timestamp, _>(r.updated_at)
-                        .bind::<BigInt, _>(r.sync_version)
-                        .bind::<Text, _>(r.sync_origin.clone())
-                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
-                }
-                Ok(query.execute(c)?)
-            })
-            .await
-            .expect("bare multi-row upsert");
-        spent += t.elapsed();
-        assert_eq!(written, chunk.len(), "every row inserted");
-    }
-    rate(cfg.ops, spent.as_secs_f64())
-}
-
 /// B8p' B's conflict branch on PostgreSQL: last-writer-wins on `(sync_version, sync_origin)`,
 /// decided once per row by the `WHERE` of `DO UPDATE` (a row that loses is left as it is).
 const PG_LWW: &str = " ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, \
@@ -668,28 +576,33 @@ const PG_LWW: &str = " ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenan
     deleted_at = excluded.deleted_at \
     WHERE (excluded.sync_version, excluded.sync_origin) > (customers.sync_version, customers.sync_origin)";
 
-/// B8p' B: the same rows by a bare multi-row LWW upsert on PostgreSQL (`INSERT … VALUES (…), …
-/// ON CONFLICT (id) DO UPDATE … WHERE` deciding by version), one statement and one transaction
-/// per batch; rows per second.
-async fn arm_bare_upsert_pg(cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_pg(cfg, data, false).await
+/// B8' B (MariaDB) and B8p' B (PostgreSQL): the same rows by a bare multi-row LWW upsert of
+/// the server (`INSERT … VALUES (…), …` with [`MYSQL_LWW`] or [`PG_LWW`] deciding by version),
+/// one statement and one transaction per batch; rows per second.
+async fn arm_bare_upsert_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_server(backend, cfg, data, false).await
 }
 
-/// B8p' bound: as B8p' B, and each batch's changelog entries by one bare multi-row insert in
-/// the same transaction (payload text made beforehand, seqs counted here: no validation, no
-/// decision, no sequence row); ops per second.
-async fn arm_bare_upsert_with_changelog_pg(cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_pg(cfg, data, true).await
+/// B8'b and B8p'b, the bound: as [`arm_bare_upsert_server`], and each batch's changelog entries
+/// by one bare multi-row insert in the same transaction (payload text made beforehand, seqs
+/// counted here: no validation, no decision, no sequence row) — what the changelog costs at
+/// the least; ops per second.
+async fn arm_bare_upsert_with_changelog_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_server(backend, cfg, data, true).await
 }
 
-/// `INSERT INTO … VALUES` with `rows` tuples of `width` `$n` placeholders, numbered in order.
-fn pg_values(head: &str, rows: usize, width: usize) -> String {
+/// `head` followed by `rows` tuples of `width` placeholders (`?`; numbered `$n` on PostgreSQL).
+fn values_sql(backend: Backend, head: &str, rows: usize, width: usize) -> String {
     let tuple = format!("({})", vec!["?"; width].join(", "));
-    numbered_placeholders(&format!("{head}{}", vec![tuple; rows].join(", ")))
+    let sql = format!("{head}{}", vec![tuple; rows].join(", "));
+    match backend {
+        Backend::Postgres => numbered_placeholders(&sql),
+        _ => sql,
+    }
 }
 
-async fn bare_upsert_pg(cfg: &Config, data: &Data, changelog: bool) -> f64 {
-    let db = fresh_db(Backend::Postgres).await;
+async fn bare_upsert_server(backend: Backend, cfg: &Config, data: &Data, changelog: bool) -> f64 {
+    let db = fresh_db(backend).await;
     let mut seq = 0i64;
     let mut spent = Duration::ZERO;
     for chunk in data.rows.chunks(cfg.batch) {
@@ -705,59 +618,72 @@ async fn bare_upsert_pg(cfg: &Config, data: &Data, changelog: bool) -> f64 {
         } else {
             Vec::new()
         };
+        let changelog_sql = values_sql(
+            backend,
+            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+             origin_region, schema_version, created_at) VALUES ",
+            entries.len(),
+            9,
+        );
+        let mut upsert_sql = values_sql(
+            backend,
+            &format!("INSERT INTO customers {MYSQL_COLUMNS} VALUES "),
+            rows.len(),
+            10,
+        );
+        upsert_sql.push_str(if backend == Backend::Postgres {
+            PG_LWW
+        } else {
+            MYSQL_LWW
+        });
         let t = Instant::now();
         let written = db
             .pool
             .transaction(move |conn| -> Result<usize, DbError> {
-                let AnyConnection::Pg(c) = conn else {
-                    panic!("B8p' B runs on PostgreSQL");
-                };
-                if !entries.is_empty() {
-                    let sql = pg_values(
-                        "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
-                         origin_region, schema_version, created_at) VALUES ",
-                        entries.len(),
-                        9,
-                    );
-                    let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
-                    for (r, (seq, payload)) in rows.iter().zip(&entries) {
-                        query = query
-                            .bind::<Text, _>(customers::RESOURCE)
-                            .bind::<BigInt, _>(*seq)
-                            .bind::<Text, _>(r.id.clone())
-                            .bind::<Text, _>("upsert")
-                            .bind::<Text, _>(payload.clone())
-                            .bind::<BigInt, _>(r.sync_version)
-                            .bind::<Text, _>(r.sync_origin.clone())
-                            .bind::<Integer, _>(1)
-                            .bind::<Timestamp, _>(r.created_at);
-                    }
-                    query.execute(c)?;
+                // The binds of both statements, on the backend's own boxed query type.
+                macro_rules! run {
+                    ($c:expr, $db:ty) => {{
+                        if !entries.is_empty() {
+                            let mut query = diesel::sql_query(changelog_sql).into_boxed::<$db>();
+                            for (r, (seq, payload)) in rows.iter().zip(&entries) {
+                                query = query
+                                    .bind::<Text, _>(customers::RESOURCE)
+                                    .bind::<BigInt, _>(*seq)
+                                    .bind::<Text, _>(r.id.clone())
+                                    .bind::<Text, _>("upsert")
+                                    .bind::<Text, _>(payload.clone())
+                                    .bind::<BigInt, _>(r.sync_version)
+                                    .bind::<Text, _>(r.sync_origin.clone())
+                                    .bind::<Integer, _>(1)
+                                    .bind::<Timestamp, _>(r.created_at);
+                            }
+                            query.execute($c)?;
+                        }
+                        let mut query = diesel::sql_query(upsert_sql).into_boxed::<$db>();
+                        for r in &rows {
+                            query = query
+                                .bind::<Text, _>(r.id.clone())
+                                .bind::<Text, _>(r.tenant_id.clone())
+                                .bind::<Text, _>(r.name.clone())
+                                .bind::<Text, _>(r.email.clone())
+                                .bind::<Text, _>(r.status.clone())
+                                .bind::<Timestamp, _>(r.created_at)
+                                .bind::<Timestamp, _>(r.updated_at)
+                                .bind::<BigInt, _>(r.sync_version)
+                                .bind::<Text, _>(r.sync_origin.clone())
+                                .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                        }
+                        Ok(query.execute($c)?)
+                    }};
                 }
-                let mut sql = pg_values(
-                    &format!("INSERT INTO customers {MYSQL_COLUMNS} VALUES "),
-                    rows.len(),
-                    10,
-                );
-                sql.push_str(PG_LWW);
-                let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
-                for r in &rows {
-                    query = query
-                        .bind::<Text, _>(r.id.clone())
-                        .bind::<Text, _>(r.tenant_id.clone())
-                        .bind::<Text, _>(r.name.clone())
-                        .bind::<Text, _>(r.email.clone())
-                        .bind::<Text, _>(r.status.clone())
-                        .bind::<Timestamp, _>(r.created_at)
-                        .bind::<Timestamp, _>(r.updated_at)
-                        .bind::<BigInt, _>(r.sync_version)
-                        .bind::<Text, _>(r.sync_origin.clone())
-                        .bind::<Nullable<Timestamp>, _>(r.deleted_at);
+                match conn {
+                    AnyConnection::Mysql(c) => run!(c, diesel::mysql::Mysql),
+                    AnyConnection::Pg(c) => run!(c, diesel::pg::Pg),
+                    AnyConnection::Sqlite(_) => panic!("B8' and B8p' B run on a server"),
                 }
-                Ok(query.execute(c)?)
             })
             .await
-            .expect("bare multi-row upsert on PostgreSQL");
+            .expect("bare multi-row upsert");
         spent += t.elapsed();
         assert_eq!(written, chunk.len(), "every row inserted");
     }
@@ -2451,138 +2377,92 @@ async fn main() {
             ),
         });
     }
-    if cfg.wants("B8") {
-        if mysql {
-            let samples = interleave(
-                c,
-                "B8",
-                || arm_http_apply(Backend::Mysql, c, d),
-                || arm_inproc_apply(Backend::Mysql, c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8",
-                what: format!(
-                    "MariaDB: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
-                    cfg.batch
-                ),
-                unit: "ops/s",
-                target: Some(0.6),
-                samples,
-                note: None,
-            });
-        } else {
-            skipped.push("B8 skipped: set TEST_MYSQL_URL".to_string());
+    // B8 / B8' / B8'b on MariaDB, B8p / B8p' / B8p'b on PostgreSQL: the same three rows.
+    let servers = [
+        (
+            Backend::Mysql,
+            "MariaDB",
+            mysql,
+            "TEST_MYSQL_URL",
+            ["B8", "B8'", "B8'b"],
+            0.6,
+        ),
+        (
+            Backend::Postgres,
+            "PostgreSQL",
+            pg,
+            "TEST_PG_URL",
+            ["B8p", "B8p'", "B8p'b"],
+            0.75,
+        ),
+    ];
+    for (backend, server, configured, env, [http, inproc, bound], http_bar) in servers {
+        if cfg.wants(http) {
+            if configured {
+                let samples = interleave(
+                    c,
+                    http,
+                    || arm_http_apply(backend, c, d),
+                    || arm_inproc_apply(backend, c, d),
+                )
+                .await;
+                outcomes.push(Outcome {
+                    id: http,
+                    what: format!(
+                        "{server}: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
+                        cfg.batch
+                    ),
+                    unit: "ops/s",
+                    target: Some(http_bar),
+                    samples,
+                    note: None,
+                });
+            } else {
+                skipped.push(format!("{http} skipped: set {env}"));
+            }
         }
-    }
-    if cfg.wants("B8'") {
-        if mysql {
-            let samples = interleave(
-                c,
-                "B8'",
-                || arm_inproc_apply(Backend::Mysql, c, d),
-                || arm_bare_upsert_mysql(c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8'",
-                what: format!(
-                    "MariaDB: ApplyOpsAction in-process ÷ bare multi-row LWW upsert, 1 tx/batch {}",
-                    cfg.batch
-                ),
-                unit: "ops/s",
-                target: Some(0.5),
-                samples,
-                note: None,
-            });
-            let bound = interleave(
-                c,
-                "B8'b",
-                || arm_bare_upsert_with_changelog_mysql(c, d),
-                || arm_bare_upsert_mysql(c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8'b",
-                what: "MariaDB: B8's bound — bare upsert + a bare multi-row changelog insert ÷ bare upsert"
-                    .into(),
-                unit: "ops/s",
-                target: None,
-                samples: bound,
-                note: Some(
-                    "no bar: the least the changelog costs on MariaDB; B8' ÷ this is how near the apply comes to it"
-                        .into(),
-                ),
-            });
-        } else {
-            skipped.push("B8' skipped: set TEST_MYSQL_URL".to_string());
-        }
-    }
-    if cfg.wants("B8p") {
-        if pg {
-            let samples = interleave(
-                c,
-                "B8p",
-                || arm_http_apply(Backend::Postgres, c, d),
-                || arm_inproc_apply(Backend::Postgres, c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8p",
-                what: format!(
-                    "PostgreSQL: HTTP POST /sync/customers/ops ÷ ApplyOpsAction in-process, batch {}",
-                    cfg.batch
-                ),
-                unit: "ops/s",
-                target: Some(0.75),
-                samples,
-                note: None,
-            });
-        } else {
-            skipped.push("B8p skipped: set TEST_PG_URL".to_string());
-        }
-    }
-    if cfg.wants("B8p'") {
-        if pg {
-            let samples = interleave(
-                c,
-                "B8p'",
-                || arm_inproc_apply(Backend::Postgres, c, d),
-                || arm_bare_upsert_pg(c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8p'",
-                what: format!(
-                    "PostgreSQL: ApplyOpsAction in-process ÷ bare multi-row LWW upsert, 1 tx/batch {}",
-                    cfg.batch
-                ),
-                unit: "ops/s",
-                target: Some(0.5),
-                samples,
-                note: None,
-            });
-            let bound = interleave(
-                c,
-                "B8p'b",
-                || arm_bare_upsert_with_changelog_pg(c, d),
-                || arm_bare_upsert_pg(c, d),
-            )
-            .await;
-            outcomes.push(Outcome {
-                id: "B8p'b",
-                what: "PostgreSQL: the bound of B8p' — bare upsert + a bare multi-row changelog insert ÷ bare upsert"
-                    .into(),
-                unit: "ops/s",
-                target: None,
-                samples: bound,
-                note: Some(
-                    "no bar: the least the changelog costs on PostgreSQL; B8p' ÷ this is how near the apply comes to it"
-                        .into(),
-                ),
-            });
-        } else {
-            skipped.push("B8p' skipped: set TEST_PG_URL".to_string());
+        if cfg.wants(inproc) {
+            if configured {
+                let samples = interleave(
+                    c,
+                    inproc,
+                    || arm_inproc_apply(backend, c, d),
+                    || arm_bare_upsert_server(backend, c, d),
+                )
+                .await;
+                outcomes.push(Outcome {
+                    id: inproc,
+                    what: format!(
+                        "{server}: ApplyOpsAction in-process ÷ bare multi-row LWW upsert, 1 tx/batch {}",
+                        cfg.batch
+                    ),
+                    unit: "ops/s",
+                    target: Some(0.5),
+                    samples,
+                    note: None,
+                });
+                let samples = interleave(
+                    c,
+                    bound,
+                    || arm_bare_upsert_with_changelog_server(backend, c, d),
+                    || arm_bare_upsert_server(backend, c, d),
+                )
+                .await;
+                outcomes.push(Outcome {
+                    id: bound,
+                    what: format!(
+                        "{server}: the bound of {inproc} — bare upsert + a bare multi-row changelog insert ÷ bare upsert"
+                    ),
+                    unit: "ops/s",
+                    target: None,
+                    samples,
+                    note: Some(format!(
+                        "no bar: the least the changelog costs on {server}; {inproc} ÷ this is how near the apply comes to it"
+                    )),
+                });
+            } else {
+                skipped.push(format!("{inproc} skipped: set {env}"));
+            }
         }
     }
 
