@@ -591,14 +591,12 @@ async fn arm_bare_upsert_with_changelog_server(backend: Backend, cfg: &Config, d
     bare_upsert_server(backend, cfg, data, true).await
 }
 
-/// `head` followed by `rows` tuples of `width` placeholders (`?`; numbered `$n` on PostgreSQL).
+/// `head` followed by `rows` tuples of `width` placeholders (`ship::lww::values_placeholders`).
 fn values_sql(backend: Backend, head: &str, rows: usize, width: usize) -> String {
-    let tuple = format!("({})", vec!["?"; width].join(", "));
-    let sql = format!("{head}{}", vec![tuple; rows].join(", "));
-    match backend {
-        Backend::Postgres => numbered_placeholders(&sql),
-        _ => sql,
-    }
+    format!(
+        "{head}{}",
+        ship::lww::values_placeholders(backend, rows, width)
+    )
 }
 
 async fn bare_upsert_server(backend: Backend, cfg: &Config, data: &Data, changelog: bool) -> f64 {
