@@ -43,6 +43,13 @@ bench: setup ## ratio benchmarks (QUALITY-BARS.md) with a table; ARGS='--json ou
 	    --rows $${BENCH_DRAIN_ROWS:-100000} --repeat $${BENCH_DRAIN_REPEAT:-3};; \
 	  *) echo "B12/B13 skipped (BENCH_ONLY)";; esac
 
+.PHONY: bench-pouchdb
+bench-pouchdb: setup ## bench's drains (B12/B13) beside a PouchDB HTTP replication, issue 14's reference (needs node, npm)
+	$(CARGO) build --release -p app
+	@backends=sqlite$${TEST_MYSQL_URL:+,mysql}$${TEST_PG_URL:+,postgres}; \
+	python3 scripts/drain.py --backend $$backends --bulk 1000 --pouchdb \
+	  --rows $${BENCH_DRAIN_ROWS:-100000} --repeat $${BENCH_DRAIN_REPEAT:-3}
+
 lint: ## clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 

@@ -11,6 +11,7 @@ Each drain is timed from the scheduler's start until the receiver holds N rows.
   scripts/drain.py [--rows 100000] [--backend sqlite|mysql|postgres|both|all]
                    [--bin target/release/regionsync] [--page-limit 500] [--bulk 1000]
                    [--load-only] [--only push|pull] [--repeat N]
+                   [--pouchdb [--pouchdb-adapter auto|leveldb|memory]]
 
 both = SQLite and MariaDB, all = SQLite, MariaDB and PostgreSQL; with several backends the runs
 are interleaved (run 1 of each, then run 2 of each, …) so that they see the same machine noise.
@@ -19,6 +20,10 @@ MariaDB: --mysql mysql://root@127.0.0.1:3306 (databases rs_drain_* are created a
 TEST_PG_URL's server).
 Prints rows/s of each drain and their ratio (pull ÷ push, issue 14's B12), and with SQLite in
 the run, each server's push ÷ SQLite's push (B13 for MariaDB).
+--pouchdb: after each round of our drains, one PouchDB HTTP replication of as many docs shaped
+like these customers (scripts/pouchdb/drain.js, Node; `npm ci` there when node_modules is
+missing or older than package-lock.json), the reference of issue 14's goal: prints its median
+docs/s and each backend's push ÷ PouchDB and pull ÷ PouchDB (bar ≥ 5 for MariaDB).
 """
 import argparse
 import http.client
@@ -36,6 +41,7 @@ import time
 import urllib.request
 
 REGIONS = ["eu-west", "us-east", "ap-south"]
+POUCHDB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pouchdb")
 
 
 def free_port():
@@ -162,15 +168,31 @@ def main():
     ap.add_argument("--compression", choices=["on", "off", "ab"], default="on",
                     help="sync.compression of the regions; ab: each run with it on, then off "
                          "(B14b: drain rate gzip ÷ plain)")
+    ap.add_argument("--pouchdb", action="store_true",
+                    help="one PouchDB HTTP replication of as many docs per round, the reference "
+                         "of issue 14's goal (scripts/pouchdb/drain.js; needs node and npm)")
+    ap.add_argument("--pouchdb-adapter", choices=["auto", "leveldb", "memory"], default="auto",
+                    help="PouchDB's adapter on both sides; auto: LevelDB, memory if leveldown "
+                         "does not load")
     args = ap.parse_args()
+    if args.pouchdb and (args.load_only or args.compression == "ab"):
+        ap.error("--pouchdb goes with the drains, not with --load-only or --compression ab")
+    if args.pouchdb:
+        missing = pouchdb_missing()
+        if missing:
+            print(f"--pouchdb: {missing}", file=sys.stderr)
+            return 1
     if args.compression == "ab":
         return compare_compression(args)
     backends = backend_list(args.backend)
     results = {b: [] for b in backends}
+    pouch = []
     for i in range(args.repeat):
         for backend in backends:  # interleaved: both backends see the same machine noise
             args.backend = backend
             results[backend].append(run_once(args))
+        if args.pouchdb:  # and the reference in the same round
+            pouch.append(pouchdb_once(args, i))
     if args.load_only:
         return
     med = lambda xs: statistics.median(xs)
@@ -188,6 +210,76 @@ def main():
         ratios = [p[0] / s[0] for s, p in zip(results["sqlite"], results["postgres"])]
         print(f"PostgreSQL push ÷ SQLite push (B13's bar ≥ 0.5): {med(ratios):.2f} "
               f"(min {min(ratios):.2f})")
+    if pouch:
+        pouchdb_summary(args, backends, results, pouch)
+
+
+def pouchdb_missing():
+    """Why the PouchDB reference cannot run (node, npm or its packages missing), or None; runs
+    `npm ci` in scripts/pouchdb when node_modules is missing or older than package-lock.json."""
+    for tool in ["node", "npm"]:
+        if not shutil.which(tool):
+            return f"`{tool}` is not on PATH: install Node.js 20 (and npm) to measure the reference"
+    lock = os.path.join(POUCHDB_DIR, "package-lock.json")
+    installed = os.path.join(POUCHDB_DIR, "node_modules", ".package-lock.json")
+    if not os.path.exists(installed) or os.path.getmtime(installed) < os.path.getmtime(lock):
+        print(f"npm ci --prefix {POUCHDB_DIR}", flush=True)
+        out = subprocess.run(["npm", "ci", "--prefix", POUCHDB_DIR, "--no-audit", "--no-fund"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            return f"`npm ci` in {POUCHDB_DIR} failed: {(out.stderr or out.stdout).strip()[-2000:]}"
+    return None
+
+
+def pouchdb_once(args, round_no):
+    """One run of scripts/pouchdb/drain.js: {batch size: docs/s, "adapter": …, "note": …}; the
+    order of its two replications (PouchDB's default batch size, 500) alternates by round."""
+    sizes = "default,500" if round_no % 2 == 0 else "500,default"
+    out = subprocess.run(["node", os.path.join(POUCHDB_DIR, "drain.js"), "--docs", str(args.rows),
+                          "--batch-sizes", sizes, "--adapter", args.pouchdb_adapter],
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"the PouchDB reference failed: {out.stderr.strip()[-2000:]}")
+    run = {}
+    for line in out.stdout.splitlines():
+        r = json.loads(line)
+        run["adapter"], run["note"] = r["adapter"], r["adapter_note"]
+        if r["default_batch_size"]:
+            run["default"], run["default_size"] = r["docs_per_s"], r["batch_size"]
+        else:
+            run[r["batch_size"]] = r["docs_per_s"]
+        print(f"PouchDB HTTP replication, {r['adapter']}, batch_size {r['batch_size']}"
+              f"{' (default)' if r['default_batch_size'] else ''}: {r['docs_per_s']:,} docs/s "
+              f"({r['docs']} docs in {r['seconds']:.1f} s)")
+    return run
+
+
+def pouchdb_summary(args, backends, results, pouch):
+    """The reference's medians and our drains ÷ it, round by round (issue 14: MariaDB ≥ 5×)."""
+    med = statistics.median
+    adapters = sorted({p["adapter"] for p in pouch})
+    print(f"\nPouchDB reference (issue 14), medians of {len(pouch)} run(s), {args.rows} docs, "
+          f"PouchDB {', '.join(adapters)} adapter on both sides ({pouch[0]['note']}), "
+          f"replicating from express-pouchdb over HTTP on 127.0.0.1:")
+    print(f"  batch_size {pouch[0]['default_size']} (PouchDB's default, the reference): "
+          f"{med([p['default'] for p in pouch]):,.0f} docs/s; "
+          f"batch_size 500 (our page): {med([p[500] for p in pouch]):,.0f} docs/s")
+    print("| backend | push ÷ PouchDB | pull ÷ PouchDB | push ÷ PouchDB at 500 | pull ÷ PouchDB at 500 "
+          "| bar |")
+    print("|---|---|---|---|---|---|")
+    for b in backends:
+        cells = []
+        for k, ref in [(0, "default"), (1, "default"), (0, 500), (1, 500)]:
+            ratios = [r[k] / p[ref] for r, p in zip(results[b], pouch) if r[k] == r[k]]
+            cells.append(f"{med(ratios):.2f} (min {min(ratios):.2f})" if ratios else "–")
+        bar = "≥ 5 (issue 14)" if b == "mysql" else "–"
+        print(f"| {b} | {' | '.join(cells)} | {bar} |")
+    if "mysql" in backends:
+        ref = med([p["default"] for p in pouch])
+        push, pull = (med([r[k] for r in results["mysql"]]) for k in (0, 1))
+        met = lambda x: "yes" if x >= 5 * ref and x >= 35_000 else "no"
+        print(f"issue 14 (MariaDB ≥ 35 K rows/s and ≥ 5× PouchDB's {ref:,.0f} docs/s): "
+              f"push {push:,.0f} rows/s {met(push)}, pull {pull:,.0f} rows/s {met(pull)}")
 
 
 BACKENDS = ["sqlite", "mysql", "postgres"]
