@@ -110,7 +110,12 @@ for m in "${migrations[@]}"; do
       plant "INSERT INTO sync_outbox (peer, resource, seq, status, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at)
              VALUES ('us', 'customers', 5, 'pending', 2, '2026-11-20 00:00:00', NULL, NULL, 'timeout', '2026-11-20 00:00:00', '2026-11-20 00:00:01'),
                     ('us', 'customers', 6, 'dead', 9, '2026-11-20 00:00:00', NULL, NULL, 'refused', '2026-11-20 00:00:00', '2026-11-20 00:00:01'),
-                    ('ap', 'customers', 7, 'pending', 0, '2026-11-20 00:00:00', 'w1', '2026-11-20 00:01:00', NULL, '2026-11-20 00:00:00', '2026-11-20 00:00:02')" ;;
+                    ('ap', 'customers', 7, 'pending', 0, '2026-11-20 00:00:00', 'w1', '2026-11-20 00:01:00', NULL, '2026-11-20 00:00:00', '2026-11-20 00:00:02')"
+      plant "INSERT INTO sync_sequences (resource, last_seq, pruned_through) VALUES ('customers', 3, 0), ('orders', 0, 0)"
+      plant "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, origin_region, schema_version, created_at)
+             VALUES ('customers', 1, 'a', 'upsert', '{}', 900, 'eu', 1, '2026-11-20 00:00:00'),
+                    ('customers', 2, 'b', 'upsert', '{}', 700, 'us', 1, '2026-11-20 00:00:00'),
+                    ('customers', 3, 'a', 'delete', '{}', 800, 'eu', 1, '2026-11-20 00:00:00')" ;;
     *_customers_create_customers)
       plant "INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at)
              VALUES $(rows "('{id}', 'acme', 'n', 'n@example.com', 'active', '{t}', '{t}')")" ;;
@@ -201,7 +206,8 @@ not_c=$(pg -d "$scratch" -c "SELECT string_agg(table_name || '.' || column_name,
   fail "reading the collations"
 [ -z "$not_c" ] || fail "character columns without COLLATE \"C\": $not_c"
 
-# The planted rows: HLC backfill, origin, the outbox-to-ranges move, and ORDER BY order.
+# The planted rows: HLC backfill, origin, the outbox-to-ranges move, the clock mark's backfill
+# (ADR 0019), and ORDER BY order.
 read -r -d '' readback <<'SQL' || true
 SELECT concat_ws(' ', 'customers', id, sync_version, sync_origin, deleted_at IS NULL) FROM customers ORDER BY id;
 SELECT concat_ws(' ', 'orders', id, sync_version, sync_origin) FROM orders ORDER BY id;
@@ -210,6 +216,8 @@ SELECT concat_ws(' ', 'range', peer, resource, first_seq, last_seq, attempts, CO
 SELECT concat_ws(' ', 'outbox', peer, seq, status) FROM sync_outbox ORDER BY peer, seq;
 SELECT concat_ws(' ', 'instance', region_id, incarnation, previous_incarnation) FROM ship_instance;
 SELECT concat_ws(' ', 'registry', id, version) FROM broker_registry_lock;
+SELECT concat_ws(' ', 'sequence', resource, last_seq, max_hlc) FROM sync_sequences ORDER BY resource;
+SELECT concat_ws(' ', 'changelog', resource, seq, entity_id, hlc) FROM sync_changelog ORDER BY resource, seq;
 SQL
 my "$scratch" -e "$readback" >"$tmp/mysql.rows" 2>"$tmp/err" || fail "reading rows on MariaDB: $(head -1 "$tmp/err")"
 pg -d "$scratch" -c "$readback" >"$tmp/postgres.rows" 2>"$tmp/err" || fail "reading rows on PostgreSQL: $(head -1 "$tmp/err")"
@@ -218,6 +226,9 @@ if ! diff "$tmp/mysql.rows" "$tmp/postgres.rows" >"$tmp/rows.diff"; then
   fail "the planted rows read back differently (< MariaDB, > PostgreSQL):
 $(grep '^[<>]' "$tmp/rows.diff")"
 fi
+grep -qx "sequence customers 3 900" "$tmp/postgres.rows" ||
+  fail "the clock mark of customers should be its changelog's largest hlc, 900:
+$(grep '^sequence' "$tmp/postgres.rows")"
 expected_hlc=$((1795178096789 * 65536))
 grep -qx "customers a $expected_hlc eu 1" "$tmp/postgres.rows" ||
   fail "customer 'a' (updated 2026-11-20 12:34:56.789999) should have sync_version $expected_hlc, origin eu:

@@ -125,7 +125,12 @@ impl ChangeRecorder for SyncChangeRecorder {
                 .iter()
                 .take_while(|c| &c.resource == resource)
                 .count();
-            let first = changelog::allocate_seqs(conn, resource, run as i64)?;
+            let largest = changes[start..start + run]
+                .iter()
+                .map(|c| c.version.hlc.as_i64())
+                .max()
+                .unwrap_or(0);
+            let first = changelog::allocate_seqs(conn, resource, run as i64, largest)?;
             let schema_version = self.schema_versions.get(resource).copied().unwrap_or(1);
             let entries: Vec<ChangeLogEntry> = changes[start..start + run]
                 .iter()

@@ -38,13 +38,33 @@ pub fn ensure_sequences<'a>(
     Ok(())
 }
 
-/// Reserve `n` consecutive sequence numbers for `resource`; returns the first.
+/// `max_hlc` raised to `$to` if lower: the larger of the two, which SQLite spells `max` and
+/// MariaDB and PostgreSQL `GREATEST` (`$function`).
+macro_rules! raised {
+    ($function:literal, $to:expr) => {
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(concat!($function, "(max_hlc, "))
+            .bind::<diesel::sql_types::BigInt, _>($to)
+            .sql(")")
+    };
+}
+
+/// Reserve `n` consecutive sequence numbers for `resource`, whose entries' largest HLC is
+/// `max_hlc`; returns the first.
+///
+/// The same statement raises the resource's clock mark (`max_hlc`) to `max_hlc`: the clock
+/// resumes from the largest mark at start ([`max_hlc`], ADR 0019), so every append must come
+/// through here with its entries' largest HLC.
 ///
 /// The UPDATE takes the sequence row's write lock until the transaction ends, so appends to one
 /// resource commit in seq order (the gap-safety of the changes feed). Must run inside the
 /// appending transaction. The row must exist ([`ensure_sequences`] at start): creating it here,
 /// among concurrent appenders, would deadlock on MariaDB, so a missing row is an error.
-pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryResult<i64> {
+pub fn allocate_seqs(
+    conn: &mut AnyConnection,
+    resource: &str,
+    n: i64,
+    max_hlc: i64,
+) -> QueryResult<i64> {
     let unprepared = || {
         DieselError::QueryBuilderError(
             format!(
@@ -56,14 +76,20 @@ pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryR
     let last = match conn {
         // One round trip: UPDATE … RETURNING (SQLite >= 3.35, bundled).
         AnyConnection::Sqlite(c) => diesel::update(sync_sequences::table.find(resource))
-            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+            .set((
+                sync_sequences::last_seq.eq(sync_sequences::last_seq + n),
+                sync_sequences::max_hlc.eq(raised!("max", max_hlc)),
+            ))
             .returning(sync_sequences::last_seq)
             .get_result::<i64>(c)
             .optional()?
             .ok_or_else(unprepared)?,
         // The same on PostgreSQL (ADR 0018; never a SEQUENCE: not transactional).
         AnyConnection::Pg(c) => diesel::update(sync_sequences::table.find(resource))
-            .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+            .set((
+                sync_sequences::last_seq.eq(sync_sequences::last_seq + n),
+                sync_sequences::max_hlc.eq(raised!("GREATEST", max_hlc)),
+            ))
             .returning(sync_sequences::last_seq)
             .get_result::<i64>(c)
             .optional()?
@@ -76,11 +102,15 @@ pub fn allocate_seqs(conn: &mut AnyConnection, resource: &str, n: i64) -> QueryR
             if plain_identifier(resource) {
                 use diesel::connection::SimpleConnection;
                 c.batch_execute(&format!(
-                    "UPDATE sync_sequences SET last_seq = last_seq + {n} WHERE resource = '{resource}'"
+                    "UPDATE sync_sequences SET last_seq = last_seq + {n}, \
+                     max_hlc = GREATEST(max_hlc, {max_hlc}) WHERE resource = '{resource}'"
                 ))?;
             } else {
                 diesel::update(sync_sequences::table.find(resource))
-                    .set(sync_sequences::last_seq.eq(sync_sequences::last_seq + n))
+                    .set((
+                        sync_sequences::last_seq.eq(sync_sequences::last_seq + n),
+                        sync_sequences::max_hlc.eq(raised!("GREATEST", max_hlc)),
+                    ))
                     .execute(c)?;
             }
             // No row, nothing bumped: the read finds none either.
@@ -244,11 +274,14 @@ pub fn page_each(
     Ok((n, last))
 }
 
-/// The largest HLC in the changelog (the clock resumes from it at start).
+/// The largest HLC ever appended to the changelog, of any resource (the clock resumes from it
+/// at start): the largest clock mark of the sequence rows, which every append raises
+/// ([`allocate_seqs`]) and prune leaves alone. `None` before the first append.
 pub fn max_hlc(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
-    sync_changelog::table
-        .select(diesel::dsl::max(sync_changelog::hlc))
-        .first(conn)
+    let largest: Option<i64> = sync_sequences::table
+        .select(diesel::dsl::max(sync_sequences::max_hlc))
+        .first(conn)?;
+    Ok(largest.filter(|hlc| *hlc > 0))
 }
 
 /// The clock of the entry at `seq` (`None`: no such entry — pruned, or beyond the feed).
@@ -304,14 +337,35 @@ mod tests {
         async fn allocated_seqs_are_consecutive_and_an_unprepared_resource_is_refused(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             ensure_sequences(&mut conn, ["widgets"]).unwrap();
-            assert_eq!(allocate_seqs(&mut conn, "widgets", 3).unwrap(), 1);
-            assert_eq!(allocate_seqs(&mut conn, "widgets", 1).unwrap(), 4);
-            assert_eq!(allocate_seqs(&mut conn, "widgets", 100).unwrap(), 5);
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 3, 7).unwrap(), 1);
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 1, 5).unwrap(), 4);
+            assert_eq!(allocate_seqs(&mut conn, "widgets", 100, 9).unwrap(), 5);
             assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 104);
             for name in ["gadgets", "Gadgets-2"] {
-                let err = allocate_seqs(&mut conn, name, 1).unwrap_err();
+                let err = allocate_seqs(&mut conn, name, 1, 1).unwrap_err();
                 assert!(err.to_string().contains("no changelog sequence"), "{name}: {err}");
             }
+        }
+
+        /// The clock mark: the largest HLC appended to any resource, raised by every
+        /// allocation (on every backend's spelling of the larger of two), never lowered by a
+        /// smaller one, independent of the changelog's rows (prune deletes those); none before
+        /// the first append. A
+        /// resource name that is not a plain identifier takes MariaDB's other statement.
+        async fn the_clock_mark_is_the_largest_hlc_ever_appended(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            ensure_sequences(&mut conn, ["widgets", "Gadgets-2"]).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), None);
+            allocate_seqs(&mut conn, "widgets", 2, 70 << 16).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(70 << 16));
+            allocate_seqs(&mut conn, "widgets", 1, 50 << 16).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(70 << 16), "never lowered");
+            allocate_seqs(&mut conn, "Gadgets-2", 1, 90 << 16).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(90 << 16), "across resources");
+            allocate_seqs(&mut conn, "Gadgets-2", 1, 80 << 16).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(90 << 16));
+            // Nothing in the changelog itself (allocation only): the mark does not need it.
+            assert_eq!(sync_changelog::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
         }
     }
 }

@@ -6,6 +6,7 @@ diesel::table! {
         resource -> Text,
         last_seq -> BigInt,
         pruned_through -> BigInt,
+        max_hlc -> BigInt,
     }
 }
 

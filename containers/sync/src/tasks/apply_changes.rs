@@ -150,7 +150,13 @@ impl ApplyChangesTask {
         }
 
         if !winners.is_empty() {
-            let first = changelog::allocate_seqs(conn, resource.name(), winners.len() as i64)?;
+            let largest = winners
+                .iter()
+                .map(|&i| ops[i].change.version.hlc.as_i64())
+                .max()
+                .unwrap_or(0);
+            let first =
+                changelog::allocate_seqs(conn, resource.name(), winners.len() as i64, largest)?;
             let now = utc_now();
             let entries: Vec<ChangeLogEntry> = winners
                 .iter()

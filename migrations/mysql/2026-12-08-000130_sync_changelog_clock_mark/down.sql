@@ -1,0 +1,2 @@
+ALTER TABLE sync_changelog ADD INDEX sync_changelog_hlc (hlc);
+ALTER TABLE sync_sequences DROP COLUMN max_hlc;
