@@ -76,6 +76,19 @@ pub fn park_all(conn: &mut AnyConnection, ops: &[ParkedOp]) -> QueryResult<usize
     Ok(parked)
 }
 
+/// Whether any op waits for a row of `resource`: one cached, indexed probe, so a batch of a
+/// resource nothing waits for (the usual case) skips [`waiting_on`]'s reads of its ids. As
+/// racy as that read itself (READ COMMITTED, nothing locked): an op parked by a concurrent
+/// transaction is released by the sweep.
+pub fn any_waiting_on(conn: &mut AnyConnection, resource: &str) -> QueryResult<bool> {
+    Ok(sync_parked_ops::table
+        .filter(sync_parked_ops::waits_resource.eq(resource))
+        .select(sync_parked_ops::waits_id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}
+
 /// Up to `limit` of the ops parked waiting for one of `ids` of `resource`, oldest first.
 pub fn waiting_on(
     conn: &mut AnyConnection,

@@ -219,7 +219,10 @@ impl ApplyChangesTask {
             );
             conflicts::insert_all_once(conn, &records)?;
         }
-        if !winners.is_empty() && depth < MAX_RELEASE_DEPTH {
+        if !winners.is_empty()
+            && depth < MAX_RELEASE_DEPTH
+            && parked_ops::any_waiting_on(conn, resource.name())?
+        {
             let ids: Vec<&str> = winners
                 .iter()
                 .map(|&i| ops[i].change.entity_id.as_str())
