@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 use diesel::QueryResult;
 
 use crate::contracts::{contract_error, ApplyOutcome, ConflictPolicy, Hlc, Rule, Version};
+use crate::db::inline_sql::{self, Literal};
 use crate::db::{AnyConnection, DbError};
 
 /// A synced table as the batch apply needs it. The queries run on the caller's connection,
@@ -197,6 +198,92 @@ pub fn mysql_overwrite_clause(columns: &[&str], policy: ConflictPolicy) -> Strin
          VALUES(deleted_at), deleted_at)"
     ));
     sql
+}
+
+/// The session variable in which [`mysql_insert_or_lock_all`] collects the ids that existed.
+const MYSQL_EXISTED_VAR: &str = "@regionsync_batch_existed";
+
+/// The columns every synced table has, which the overwrite's conflict branch assigns last.
+const VERSION_COLUMNS: [&str; 4] = ["id", "sync_version", "sync_origin", "deleted_at"];
+
+/// MariaDB's [`SyncedTable::insert_or_lock_all`] for `table`, whose `columns` (the key `id`
+/// first, names quoted where MariaDB needs it) `literals` gives a row's values of, in order:
+/// `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) IS NULL, id, id)`,
+/// written inline (`crate::db::inline_sql`, ADR 0019). The duplicate branch takes an
+/// *exclusive* lock on the existing row (never the shared lock of a failed plain insert: two
+/// such shared locks would deadlock when both appliers then write), changes nothing, and
+/// appends the id to a session variable, read back at the end: one exchange per
+/// [`inline_sql::CHUNK_ROWS`] rows and one read, whatever the batch's size. Ids must not hold `,`
+/// (UUIDs, or what the resource's validation allows).
+///
+/// `rows` must hold distinct ids in ascending order: the order in which the rows are locked
+/// (MariaDB processes the `VALUES` list in order), the single lock order that keeps two batch
+/// appliers from deadlocking each other. Returns the ids that existed, in that order.
+pub fn mysql_insert_or_lock_all<R, const N: usize>(
+    c: &mut diesel::MysqlConnection,
+    table: &str,
+    columns: [&str; N],
+    rows: &[R],
+    literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
+) -> QueryResult<Vec<String>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    use diesel::RunQueryDsl;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    // The variable is reset by the first statement, in the same exchange; the others append.
+    let first_head = format!("SET {MYSQL_EXISTED_VAR} = ''; {head}");
+    let tail = format!(
+        " ON DUPLICATE KEY UPDATE id = \
+         IF(({MYSQL_EXISTED_VAR} := CONCAT({MYSQL_EXISTED_VAR}, id, ',')) IS NULL, id, id)"
+    );
+    inline_sql::chunked(
+        rows,
+        (&first_head, &head, &tail),
+        literals,
+        |statement, _| statement.execute(c),
+    )?;
+    let existed: Option<String> =
+        diesel::select(sql::<Nullable<Text>>(MYSQL_EXISTED_VAR)).get_result(c)?;
+    Ok(existed
+        .unwrap_or_default()
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// MariaDB's [`SyncedTable::overwrite_all`] for `table` (`columns` and `literals` as for
+/// [`mysql_insert_or_lock_all`]): a multi-row upsert whose conflict branch still decides by
+/// `policy` ([`mysql_overwrite_clause`] over every column but the key and the version columns),
+/// written inline, one exchange per [`inline_sql::CHUNK_ROWS`] rows; how many rows were overwritten
+/// (the rows are locked by the caller: none is absent).
+pub fn mysql_overwrite_all<R, const N: usize>(
+    c: &mut diesel::MysqlConnection,
+    table: &str,
+    columns: [&str; N],
+    rows: &[R],
+    policy: ConflictPolicy,
+    literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
+) -> QueryResult<usize> {
+    let assigned: Vec<&str> = columns
+        .iter()
+        .copied()
+        .filter(|c| !VERSION_COLUMNS.contains(c))
+        .collect();
+    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let tail = mysql_overwrite_clause(&assigned, policy);
+    let mut overwritten = 0;
+    inline_sql::chunked(rows, (&head, &head, &tail), literals, |statement, n| {
+        // Affected rows: 2 per row updated, 1 per row left as it was (the connection counts
+        // found rows).
+        let affected = statement.execute_counting(c)?;
+        overwritten += (affected.max(0) as usize).saturating_sub(n);
+        Ok(())
+    })?;
+    Ok(overwritten)
 }
 
 /// What an incoming version (and whether it is a tombstone) does to a stored one under

@@ -379,3 +379,97 @@ fn every_backend_has_the_same_migrations() {
     assert_eq!(sqlite, list("mysql"));
     assert_eq!(sqlite, list("postgres"));
 }
+
+/// MariaDB only: a statement written with its values inline (`ship::db::inline_sql`, the text
+/// protocol of the batch writes, ADR 0019) stores exactly the strings, numbers and timestamps
+/// given — every byte the escaping treats (quote, backslash, NUL) and their neighbours, in the
+/// session the pool opens — and counts the rows it affected.
+mod inline_statements_store_exactly_what_they_are_given {
+    use super::*;
+    use ship::db::inline_sql::{InlineStatement, Literal};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        let db = TestDb::new(Backend::Mysql);
+        let mut conn = db.pool.get().unwrap();
+        let ship::AnyConnection::Mysql(c) = &mut *conn else {
+            panic!("a MariaDB connection")
+        };
+        c.batch_execute(
+            "CREATE TABLE inline_probe (k BIGINT NOT NULL PRIMARY KEY, s MEDIUMTEXT NOT NULL, \
+             n INTEGER NOT NULL, at DATETIME(6) NULL)",
+        )
+        .unwrap();
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 6)
+            .unwrap()
+            .and_hms_micro_opt(8, 1, 2, 345)
+            .unwrap();
+        let strings = [
+            "plain".to_string(),
+            "O'Brien".into(),
+            "a\\b".into(),
+            "\\'".into(),
+            "'\\".into(),
+            "ends with \\".into(),
+            "nul\0inside".into(),
+            "\\0 is not nul".into(),
+            "line\nbreak\r\ttab\u{1a}".into(),
+            "{\"json\":\"with \\\"escapes\\\" and é ü 中 🙂\"}".into(),
+            "'; DROP TABLE inline_probe; --".into(),
+            String::new(),
+            (0u8..=127).map(char::from).collect(),
+        ];
+        let mut insert = InlineStatement::new("INSERT INTO inline_probe (k, s, n, at) VALUES ");
+        for (k, s) in strings.iter().enumerate() {
+            insert.row(&[
+                Literal::BigInt(k as i64 - 3),
+                Literal::Text(s),
+                Literal::Integer(-(k as i32)),
+                Literal::NullableTimestamp((k % 2 == 0).then_some(at)),
+            ]);
+        }
+        assert_eq!(insert.execute_counting(c).unwrap(), strings.len() as i64);
+        let stored: Vec<(i64, String, i32, Option<chrono::NaiveDateTime>)> =
+            diesel::sql_query("SELECT k, s, n, at FROM inline_probe ORDER BY k")
+                .load::<Probe>(c)
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.k, p.s, p.n, p.at))
+                .collect();
+        let expected: Vec<_> = strings
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                (
+                    k as i64 - 3,
+                    s.clone(),
+                    -(k as i32),
+                    (k % 2 == 0).then_some(at),
+                )
+            })
+            .collect();
+        assert_eq!(stored, expected);
+        // An upsert counts 2 per row it changed, as the batch apply's arithmetic expects.
+        let mut upsert = InlineStatement::new("INSERT INTO inline_probe (k, s, n, at) VALUES ");
+        upsert.row(&[
+            Literal::BigInt(-3),
+            Literal::Text("changed"),
+            Literal::Integer(0),
+            Literal::Timestamp(at),
+        ]);
+        upsert.push_sql(" ON DUPLICATE KEY UPDATE s = VALUES(s)");
+        assert_eq!(upsert.execute_counting(c).unwrap(), 2);
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Probe {
+        #[diesel(sql_type = BigInt)]
+        k: i64,
+        #[diesel(sql_type = Text)]
+        s: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        n: i32,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+        at: Option<chrono::NaiveDateTime>,
+    }
+}

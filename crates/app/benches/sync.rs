@@ -576,11 +576,28 @@ const PG_LWW: &str = " ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenan
     deleted_at = excluded.deleted_at \
     WHERE (excluded.sync_version, excluded.sync_origin) > (customers.sync_version, customers.sync_origin)";
 
+/// How the bare arms send their statements to MariaDB.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Values inline, the text protocol (`ship::db::inline_sql`): what the product's apply
+    /// uses on MariaDB (ADR 0019), so the bare arms compare like with like.
+    Inline,
+    /// A server-side prepared statement with bound values (diesel's way; PostgreSQL's arms
+    /// always).
+    Prepared,
+}
+
 /// B8' B (MariaDB) and B8p' B (PostgreSQL): the same rows by a bare multi-row LWW upsert of
 /// the server (`INSERT … VALUES (…), …` with [`MYSQL_LWW`] or [`PG_LWW`] deciding by version),
-/// one statement and one transaction per batch; rows per second.
+/// one statement and one transaction per batch, sent the way the product sends its own; rows
+/// per second.
 async fn arm_bare_upsert_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_server(backend, cfg, data, false).await
+    bare_upsert_server(backend, cfg, data, false, Protocol::Inline).await
+}
+
+/// B8'x B: [`arm_bare_upsert_server`] on MariaDB as a server-side prepared statement.
+async fn arm_bare_upsert_prepared(cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_server(Backend::Mysql, cfg, data, false, Protocol::Prepared).await
 }
 
 /// B8'b and B8p'b, the bound: as [`arm_bare_upsert_server`], and each batch's changelog entries
@@ -588,7 +605,7 @@ async fn arm_bare_upsert_server(backend: Backend, cfg: &Config, data: &Data) -> 
 /// counted here: no validation, no decision, no sequence row) — what the changelog costs at
 /// the least; ops per second.
 async fn arm_bare_upsert_with_changelog_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_server(backend, cfg, data, true).await
+    bare_upsert_server(backend, cfg, data, true, Protocol::Inline).await
 }
 
 /// `head` followed by `rows` tuples of `width` placeholders (`ship::lww::values_placeholders`).
@@ -599,7 +616,13 @@ fn values_sql(backend: Backend, head: &str, rows: usize, width: usize) -> String
     )
 }
 
-async fn bare_upsert_server(backend: Backend, cfg: &Config, data: &Data, changelog: bool) -> f64 {
+async fn bare_upsert_server(
+    backend: Backend,
+    cfg: &Config,
+    data: &Data,
+    changelog: bool,
+    protocol: Protocol,
+) -> f64 {
     let db = fresh_db(backend).await;
     let mut seq = 0i64;
     let mut spent = Duration::ZERO;
@@ -675,6 +698,47 @@ async fn bare_upsert_server(backend: Backend, cfg: &Config, data: &Data, changel
                     }};
                 }
                 match conn {
+                    AnyConnection::Mysql(c) if protocol == Protocol::Inline => {
+                        use ship::db::inline_sql::{insert_all, InlineStatement, Literal};
+                        insert_all(
+                            c,
+                            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, \
+                             hlc, origin_region, schema_version, created_at) VALUES ",
+                            &rows.iter().zip(&entries).collect::<Vec<_>>(),
+                            |(r, (seq, payload))| {
+                                [
+                                    Literal::Text(customers::RESOURCE),
+                                    Literal::BigInt(*seq),
+                                    Literal::Text(&r.id),
+                                    Literal::Text("upsert"),
+                                    Literal::Text(payload),
+                                    Literal::BigInt(r.sync_version),
+                                    Literal::Text(&r.sync_origin),
+                                    Literal::Integer(1),
+                                    Literal::Timestamp(r.created_at),
+                                ]
+                            },
+                        )?;
+                        let mut upsert = InlineStatement::new(&format!(
+                            "INSERT INTO customers {MYSQL_COLUMNS} VALUES "
+                        ));
+                        for r in &rows {
+                            upsert.row(&[
+                                Literal::Text(&r.id),
+                                Literal::Text(&r.tenant_id),
+                                Literal::Text(&r.name),
+                                Literal::Text(&r.email),
+                                Literal::Text(&r.status),
+                                Literal::Timestamp(r.created_at),
+                                Literal::Timestamp(r.updated_at),
+                                Literal::BigInt(r.sync_version),
+                                Literal::Text(&r.sync_origin),
+                                Literal::NullableTimestamp(r.deleted_at),
+                            ]);
+                        }
+                        upsert.push_sql(MYSQL_LWW);
+                        Ok(upsert.execute_counting(c)? as usize)
+                    }
                     AnyConnection::Mysql(c) => run!(c, diesel::mysql::Mysql),
                     AnyConnection::Pg(c) => run!(c, diesel::pg::Pg),
                     AnyConnection::Sqlite(_) => panic!("B8' and B8p' B run on a server"),
@@ -2462,6 +2526,28 @@ async fn main() {
                 skipped.push(format!("{inproc} skipped: set {env}"));
             }
         }
+    }
+
+    if cfg.wants("B8'x") && mysql {
+        let samples = interleave(
+            c,
+            "B8'x",
+            || arm_bare_upsert_server(Backend::Mysql, c, d),
+            || arm_bare_upsert_prepared(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B8'x",
+            what: "MariaDB: bare upsert, values inline (text protocol) ÷ the same, prepared".into(),
+            unit: "ops/s",
+            target: None,
+            samples,
+            note: Some(
+                "no bar: what the protocol alone changes (ADR 0019); B8' and B8'b use the inline \
+                 arm, as the product does"
+                    .into(),
+            ),
+        });
     }
 
     if cfg.wants("B5") {

@@ -5,6 +5,7 @@
 //! matching on [`AnyConnection`]'s variant — in one helper per need, never scattered.
 
 mod identity;
+pub mod inline_sql;
 pub mod migrations;
 mod pool;
 mod url;

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use ship::contracts::ConflictPolicy;
+use ship::db::inline_sql::Literal;
 use ship::AnyConnection;
 
 use super::schema::customers;
@@ -120,23 +121,48 @@ pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryRe
 /// statement (a customer row is under 1 KiB), below any `max_allowed_packet` MariaDB allows.
 const INSERT_CHUNK: usize = 1_000;
 
-/// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
-const EXISTED_VAR: &str = "@customers_batch_existed";
+/// A row's columns, the key first, in [`literals`]' order (MariaDB's statements written
+/// inline, `ship::lww::mysql_insert_or_lock_all`).
+const COLUMNS: [&str; 10] = [
+    "id",
+    "tenant_id",
+    "name",
+    "email",
+    "status",
+    "created_at",
+    "updated_at",
+    "sync_version",
+    "sync_origin",
+    "deleted_at",
+];
+
+/// A row's values in [`COLUMNS`]' order.
+fn literals(r: &Customer) -> [Literal<'_>; 10] {
+    [
+        Literal::Text(&r.id),
+        Literal::Text(&r.tenant_id),
+        Literal::Text(&r.name),
+        Literal::Text(&r.email),
+        Literal::Text(&r.status),
+        Literal::Timestamp(r.created_at),
+        Literal::Timestamp(r.updated_at),
+        Literal::BigInt(r.sync_version),
+        Literal::Text(&r.sync_origin),
+        Literal::NullableTimestamp(r.deleted_at),
+    ]
+}
 
 /// Insert every row of `rows` whose id is absent and lock every
-/// row whose id exists (leaving it unchanged), one statement per [`INSERT_CHUNK`] rows, in the
-/// order of `rows`. Returns the ids that existed, in the order of `rows`.
+/// row whose id exists (leaving it unchanged), in the order of `rows`. Returns the ids that
+/// existed, in the order of `rows`.
 ///
 /// `rows` must hold distinct ids in ascending order: that is the order in which the rows are
 /// locked (MariaDB processes the `VALUES` list in order), the single lock order that keeps two
 /// batch appliers from deadlocking each other.
 ///
-/// MariaDB: `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) …, id, id)`.
-/// The duplicate branch takes an *exclusive* lock on the existing row (never the shared lock
-/// of a failed plain insert: two such shared locks would deadlock when both appliers then
-/// write), changes nothing, and appends the id to a
-/// session variable, read back afterwards: three statements whatever the batch's size (ids are
-/// UUIDs, so `,` separates them unambiguously).
+/// MariaDB: `ship::lww::mysql_insert_or_lock_all` (`INSERT … ON DUPLICATE KEY UPDATE id =
+/// IF((@v := CONCAT(@v, id, ',')) …, id, id)`, values inline; ids are UUIDs, so `,` separates
+/// them unambiguously).
 ///
 /// PostgreSQL (ADR 0018): `INSERT … ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
 /// RETURNING id` — the conflicting row is locked `FOR UPDATE` before the (false) condition is
@@ -147,34 +173,14 @@ pub(crate) fn insert_or_lock_all(
     conn: &mut AnyConnection,
     rows: &[Customer],
 ) -> QueryResult<Vec<String>> {
-    use diesel::connection::SimpleConnection;
-    use diesel::dsl::{sql, DuplicatedKeys};
-    use diesel::sql_types::{Nullable, Text};
+    use diesel::dsl::sql;
     debug_assert!(
         rows.windows(2).all(|w| w[0].id < w[1].id),
         "distinct ids in ascending order"
     );
     match conn {
         AnyConnection::Mysql(c) => {
-            c.batch_execute(&format!("SET {EXISTED_VAR} = ''"))?;
-            let record =
-                format!("IF(({EXISTED_VAR} := CONCAT({EXISTED_VAR}, id, ',')) IS NULL, id, id)");
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(customers::table)
-                    .values(chunk)
-                    .on_conflict(DuplicatedKeys)
-                    .do_update()
-                    .set(customers::id.eq(sql::<Text>(&record)))
-                    .execute(c)?;
-            }
-            let existed: Option<String> =
-                diesel::select(sql::<Nullable<Text>>(EXISTED_VAR)).get_result(c)?;
-            Ok(existed
-                .unwrap_or_default()
-                .split(',')
-                .filter(|id| !id.is_empty())
-                .map(str::to_string)
-                .collect())
+            ship::lww::mysql_insert_or_lock_all(c, "customers", COLUMNS, rows, literals)
         }
         AnyConnection::Pg(c) => {
             use diesel::query_dsl::methods::FilterDsl;
@@ -236,8 +242,8 @@ pub(crate) fn find_all_for_update(
         }, sqlite => find_all(conn, ids))
 }
 
-/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
-/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`).
+/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns on
+/// PostgreSQL (`ship::lww::pg_overwrite_clause`; MariaDB's are [`COLUMNS`]').
 const OVERWRITTEN: [&str; 6] = [
     "tenant_id",
     "name",
@@ -247,31 +253,25 @@ const OVERWRITTEN: [&str; 6] = [
     "updated_at",
 ];
 
-/// The multi-row overwrite of [`overwrite_all`] for `rows` rows, ending with `clause`.
-fn overwrite_sql(backend: ship::Backend, rows: usize, clause: &str) -> String {
+/// The multi-row overwrite of [`overwrite_all`] on PostgreSQL for `rows` rows, ending with
+/// `clause`.
+fn overwrite_sql(rows: usize, clause: &str) -> String {
     format!(
         "INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, \
          sync_version, sync_origin, deleted_at) VALUES {}{clause}",
-        ship::lww::values_placeholders(backend, rows, 10)
+        ship::lww::values_placeholders(ship::Backend::Postgres, rows, 10)
     )
 }
 
-/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders, on either server backend.
-fn bind_overwrite<'f, DB>(
-    mut query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders (PostgreSQL).
+fn bind_overwrite<'f>(
+    mut query: diesel::query_builder::BoxedSqlQuery<
+        'f,
+        diesel::pg::Pg,
+        diesel::query_builder::SqlQuery,
+    >,
     chunk: &[Customer],
-) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
-    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
-    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-    Option<chrono::NaiveDateTime>:
-        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, DB>,
-{
+) -> diesel::query_builder::BoxedSqlQuery<'f, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     for r in chunk {
         query = query
@@ -290,10 +290,10 @@ where
 }
 
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
-/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB and
-/// PostgreSQL, an upsert whose conflict branch still decides by `policy`
-/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`) so that a row can
-/// never go back to a version the policy ranks lower. Returns how many rows were overwritten:
+/// and locked by the caller): multi-row upserts whose conflict branch still decides by
+/// `policy`, so that a row can never go back to a version the policy ranks lower — on MariaDB
+/// `ship::lww::mysql_overwrite_all` (values inline), on PostgreSQL one statement per
+/// [`INSERT_CHUNK`] rows with `ship::lww::pg_overwrite_clause`. Returns how many rows were overwritten:
 /// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
 /// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
@@ -301,23 +301,16 @@ pub(crate) fn overwrite_all(
     rows: &[Customer],
     policy: ConflictPolicy,
 ) -> QueryResult<usize> {
-    let backend = conn.backend();
     let mut overwritten = 0;
     match conn {
         AnyConnection::Mysql(c) => {
-            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN, policy);
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
-                    .into_boxed::<diesel::mysql::Mysql>();
-                // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
-                let affected = bind_overwrite(query, chunk).execute(c)?;
-                overwritten += affected.saturating_sub(chunk.len());
-            }
+            overwritten =
+                ship::lww::mysql_overwrite_all(c, "customers", COLUMNS, rows, policy, literals)?;
         }
         AnyConnection::Pg(c) => {
             let clause = ship::lww::pg_overwrite_clause("customers", &OVERWRITTEN, policy);
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                let query = diesel::sql_query(overwrite_sql(chunk.len(), &clause))
                     .into_boxed::<diesel::pg::Pg>();
                 // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
                 // locked by the caller: none is absent, none inserted).

@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use ship::contracts::ConflictPolicy;
+use ship::db::inline_sql::Literal;
 use ship::AnyConnection;
 
 use super::schema::orders;
@@ -146,22 +147,59 @@ pub(crate) fn insert(conn: &mut AnyConnection, row: &Order) -> QueryResult<()> {
 }
 
 /// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
-const EXISTED_VAR: &str = "@orders_batch_existed";
+/// A row's columns on MariaDB (`lines` is a reserved word there), the key first, in
+/// [`literals`]' order (statements written inline, `ship::lww::mysql_insert_or_lock_all`).
+const COLUMNS_MYSQL: [&str; 13] = [
+    "id",
+    "tenant_id",
+    "customer_id",
+    "number",
+    "status",
+    "currency",
+    "`lines`",
+    "total_minor",
+    "created_at",
+    "updated_at",
+    "sync_version",
+    "sync_origin",
+    "deleted_at",
+];
+
+/// Each row with its lines as JSON text (the column's value).
+fn with_lines(rows: &[Order]) -> Vec<(&Order, String)> {
+    rows.iter().map(|r| (r, r.lines.to_json())).collect()
+}
+
+/// A row's values in [`COLUMNS_MYSQL`]' order.
+fn literals<'r>((r, lines): &'r (&Order, String)) -> [Literal<'r>; 13] {
+    [
+        Literal::Text(&r.id),
+        Literal::Text(&r.tenant_id),
+        Literal::Text(&r.customer_id),
+        Literal::Text(&r.number),
+        Literal::Text(&r.status),
+        Literal::Text(&r.currency),
+        Literal::Text(lines),
+        Literal::BigInt(r.total_minor),
+        Literal::Timestamp(r.created_at),
+        Literal::Timestamp(r.updated_at),
+        Literal::BigInt(r.sync_version),
+        Literal::Text(&r.sync_origin),
+        Literal::NullableTimestamp(r.deleted_at),
+    ]
+}
 
 /// Insert every row of `rows` whose id is absent and lock every
-/// row whose id exists (leaving it unchanged), one statement per [`INSERT_CHUNK`] rows, in the
-/// order of `rows`. Returns the ids that existed, in the order of `rows`.
+/// row whose id exists (leaving it unchanged), in the order of `rows`. Returns the ids that
+/// existed, in the order of `rows`.
 ///
 /// `rows` must hold distinct ids in ascending order: that is the order in which the rows are
 /// locked (MariaDB processes the `VALUES` list in order), the single lock order that keeps two
 /// batch appliers from deadlocking each other.
 ///
-/// MariaDB: `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) …, id, id)`.
-/// The duplicate branch takes an *exclusive* lock on the existing row (never the shared lock
-/// of a failed plain insert: two such shared locks would deadlock when both appliers then
-/// write), changes nothing, and appends the id to a
-/// session variable, read back afterwards (ids are UUIDs, so `,` separates them
-/// unambiguously).
+/// MariaDB: `ship::lww::mysql_insert_or_lock_all` (`INSERT … ON DUPLICATE KEY UPDATE id =
+/// IF((@v := CONCAT(@v, id, ',')) …, id, id)`, values inline; ids are UUIDs, so `,` separates
+/// them unambiguously).
 ///
 /// PostgreSQL (ADR 0018): `INSERT … ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
 /// RETURNING id` — the conflicting row is locked `FOR UPDATE` before the (false) condition is
@@ -172,34 +210,15 @@ pub(crate) fn insert_or_lock_all(
     conn: &mut AnyConnection,
     rows: &[Order],
 ) -> QueryResult<Vec<String>> {
-    use diesel::connection::SimpleConnection;
-    use diesel::dsl::{sql, DuplicatedKeys};
-    use diesel::sql_types::{Nullable, Text};
+    use diesel::dsl::sql;
     debug_assert!(
         rows.windows(2).all(|w| w[0].id < w[1].id),
         "distinct ids in ascending order"
     );
     match conn {
         AnyConnection::Mysql(c) => {
-            c.batch_execute(&format!("SET {EXISTED_VAR} = ''"))?;
-            let record =
-                format!("IF(({EXISTED_VAR} := CONCAT({EXISTED_VAR}, id, ',')) IS NULL, id, id)");
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(orders::table)
-                    .values(chunk.to_vec())
-                    .on_conflict(DuplicatedKeys)
-                    .do_update()
-                    .set(orders::id.eq(sql::<Text>(&record)))
-                    .execute(c)?;
-            }
-            let existed: Option<String> =
-                diesel::select(sql::<Nullable<Text>>(EXISTED_VAR)).get_result(c)?;
-            Ok(existed
-                .unwrap_or_default()
-                .split(',')
-                .filter(|id| !id.is_empty())
-                .map(str::to_string)
-                .collect())
+            let rows = with_lines(rows);
+            ship::lww::mysql_insert_or_lock_all(c, "orders", COLUMNS_MYSQL, &rows, literals)
         }
         AnyConnection::Pg(c) => {
             use diesel::query_dsl::methods::FilterDsl;
@@ -238,9 +257,8 @@ pub(crate) fn insert_or_lock_all(
     }
 }
 
-/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns
-/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`); `lines` is a
-/// reserved word of MariaDB's, quoted there (`OVERWRITTEN_MYSQL`), bare on PostgreSQL.
+/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns on
+/// PostgreSQL (`ship::lww::pg_overwrite_clause`; MariaDB's are [`COLUMNS_MYSQL`]').
 const OVERWRITTEN: [&str; 9] = [
     "tenant_id",
     "customer_id",
@@ -253,47 +271,25 @@ const OVERWRITTEN: [&str; 9] = [
     "updated_at",
 ];
 
-const OVERWRITTEN_MYSQL: [&str; 9] = [
-    "tenant_id",
-    "customer_id",
-    "number",
-    "status",
-    "currency",
-    "`lines`",
-    "total_minor",
-    "created_at",
-    "updated_at",
-];
-
-/// The multi-row overwrite of [`overwrite_all`] for `rows` rows, ending with `clause`.
-fn overwrite_sql(backend: ship::Backend, rows: usize, clause: &str) -> String {
-    let lines = match backend {
-        ship::Backend::Mysql => "`lines`",
-        ship::Backend::Postgres | ship::Backend::Sqlite => "lines",
-    };
+/// The multi-row overwrite of [`overwrite_all`] on PostgreSQL for `rows` rows, ending with
+/// `clause`.
+fn overwrite_sql(rows: usize, clause: &str) -> String {
     format!(
-        "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, {lines}, \
+        "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, lines, \
          total_minor, created_at, updated_at, sync_version, sync_origin, deleted_at) VALUES {}{clause}",
-        ship::lww::values_placeholders(backend, rows, 13)
+        ship::lww::values_placeholders(ship::Backend::Postgres, rows, 13)
     )
 }
 
-/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders, on either server backend.
-fn bind_overwrite<'f, DB>(
-    mut query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders (PostgreSQL).
+fn bind_overwrite<'f>(
+    mut query: diesel::query_builder::BoxedSqlQuery<
+        'f,
+        diesel::pg::Pg,
+        diesel::query_builder::SqlQuery,
+    >,
     chunk: &[Order],
-) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
-    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-    Option<NaiveDateTime>:
-        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, DB>,
-{
+) -> diesel::query_builder::BoxedSqlQuery<'f, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     for r in chunk {
         query = query
@@ -315,10 +311,10 @@ where
 }
 
 /// Overwrite stored rows with `rows` (distinct ids, ascending, each newer than the stored row
-/// and locked by the caller): one multi-row statement per [`INSERT_CHUNK`] rows on MariaDB and
-/// PostgreSQL, an upsert whose conflict branch still decides by `policy`
-/// (`ship::lww::mysql_overwrite_clause`, `ship::lww::pg_overwrite_clause`) so that a row can
-/// never go back to a version the policy ranks lower. Returns how many rows were overwritten:
+/// and locked by the caller): multi-row upserts whose conflict branch still decides by
+/// `policy`, so that a row can never go back to a version the policy ranks lower — on MariaDB
+/// `ship::lww::mysql_overwrite_all` (values inline), on PostgreSQL one statement per
+/// [`INSERT_CHUNK`] rows with `ship::lww::pg_overwrite_clause`. Returns how many rows were overwritten:
 /// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
 /// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
@@ -326,23 +322,23 @@ pub(crate) fn overwrite_all(
     rows: &[Order],
     policy: ConflictPolicy,
 ) -> QueryResult<usize> {
-    let backend = conn.backend();
     let mut overwritten = 0;
     match conn {
         AnyConnection::Mysql(c) => {
-            let clause = ship::lww::mysql_overwrite_clause(&OVERWRITTEN_MYSQL, policy);
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
-                    .into_boxed::<diesel::mysql::Mysql>();
-                // Affected rows: 2 per row updated, 1 per row inserted or left as it was.
-                let affected = bind_overwrite(query, chunk).execute(c)?;
-                overwritten += affected.saturating_sub(chunk.len());
-            }
+            let rows = with_lines(rows);
+            overwritten = ship::lww::mysql_overwrite_all(
+                c,
+                "orders",
+                COLUMNS_MYSQL,
+                &rows,
+                policy,
+                literals,
+            )?;
         }
         AnyConnection::Pg(c) => {
             let clause = ship::lww::pg_overwrite_clause("orders", &OVERWRITTEN, policy);
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(backend, chunk.len(), &clause))
+                let query = diesel::sql_query(overwrite_sql(chunk.len(), &clause))
                     .into_boxed::<diesel::pg::Pg>();
                 // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
                 // locked by the caller: none is absent, none inserted).

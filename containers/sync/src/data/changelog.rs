@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use ship::db::inline_sql::Literal;
 use ship::AnyConnection;
 
 use super::schema::{sync_changelog, sync_sequences};
@@ -163,8 +164,30 @@ const INSERT_CHUNK_BYTES: usize = 512 * 1024;
 
 /// Insert `entries` with multi-row statements of at most [`INSERT_CHUNK`] rows and about
 /// [`INSERT_CHUNK_BYTES`] of payload (diesel builds those only on a concrete connection, hence
-/// the match on the backend).
+/// the match on the backend); on MariaDB with the values inline (`ship::db::inline_sql`).
 pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
+    if let AnyConnection::Mysql(c) = conn {
+        // Values inline (the text protocol, ADR 0019): no prepare of thousands of parameters.
+        return ship::db::inline_sql::insert_all(
+            c,
+            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+             origin_region, schema_version, created_at) VALUES ",
+            entries,
+            |e| {
+                [
+                    Literal::Text(&e.resource),
+                    Literal::BigInt(e.seq),
+                    Literal::Text(&e.entity_id),
+                    Literal::Text(&e.op),
+                    Literal::Text(&e.payload),
+                    Literal::BigInt(e.hlc),
+                    Literal::Text(&e.origin_region),
+                    Literal::Integer(e.schema_version),
+                    Literal::Timestamp(e.created_at),
+                ]
+            },
+        );
+    }
     let mut start = 0;
     while start < entries.len() {
         let mut end = start;
