@@ -211,11 +211,12 @@ impl Action for BootstrapAction {
                 });
             }
             let ops: Vec<Value> = page.rows.iter().enumerate().map(row_to_op).collect();
-            let valid = ValidateOpsTask::run(resource.as_ref(), &self.clock, Origins::Any, &ops)
-                .map_err(|errors| SyncError::PeerSentInvalid {
-                    peer: input.peer.clone(),
-                    errors,
-                })?;
+            let valid =
+                ValidateOpsTask::run_owned(resource.as_ref(), &self.clock, Origins::Any, ops)
+                    .map_err(|errors| SyncError::PeerSentInvalid {
+                        peer: input.peer.clone(),
+                        errors,
+                    })?;
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let rows = summary.rows + valid.len() as i64;
             let (peer, res, next, watermark, theirs) = (

@@ -525,13 +525,14 @@ fn check(
     region: &str,
     changes: &[Value],
 ) -> Checked {
-    let ops: Vec<Value> = changes.iter().map(entry_to_op).collect();
     let origins = Origins::NotOurs(region);
-    match ValidateOpsTask::run(resource, clock, origins, &ops) {
+    let ops = || changes.iter().map(entry_to_op).collect::<Vec<Value>>();
+    match ValidateOpsTask::run_owned(resource, clock, origins, ops()) {
         Ok(valid) => Ok((valid, Vec::new())),
         Err(errors) if errors.iter().any(|e| e.code == "clock_drift") => Err(errors),
         Err(errors) => {
-            let (rest, parked) = quarantine(changes, &ops, &errors);
+            // The rare page with an entry that can never apply: its ops made again to split.
+            let (rest, parked) = quarantine(changes, &ops(), &errors);
             let valid = ValidateOpsTask::run(resource, clock, origins, &rest)?;
             Ok((valid, parked))
         }
