@@ -212,7 +212,7 @@ const VERSION_COLUMNS: [&str; 4] = ["id", "sync_version", "sync_origin", "delete
 /// written inline (`crate::db::inline_sql`, ADR 0019). The duplicate branch takes an
 /// *exclusive* lock on the existing row (never the shared lock of a failed plain insert: two
 /// such shared locks would deadlock when both appliers then write), changes nothing, and
-/// appends the id to a session variable, read back at the end: one exchange per
+/// appends the id to a session variable, read back at the end: one text query per
 /// [`inline_sql::CHUNK_ROWS`] rows and one read, whatever the batch's size. Ids must not hold `,`
 /// (UUIDs, or what the resource's validation allows).
 ///
@@ -233,7 +233,7 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
         return Ok(Vec::new());
     }
     let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-    // The variable is reset by the first statement, in the same exchange; the others append.
+    // The variable is reset by the first statement, in the same text query; the others append.
     let first_head = format!("SET {MYSQL_EXISTED_VAR} = ''; {head}");
     let tail = format!(
         " ON DUPLICATE KEY UPDATE id = \
@@ -258,7 +258,7 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
 /// MariaDB's [`SyncedTable::overwrite_all`] for `table` (`columns` and `literals` as for
 /// [`mysql_insert_or_lock_all`]): a multi-row upsert whose conflict branch still decides by
 /// `policy` ([`mysql_overwrite_clause`] over every column but the key and the version columns),
-/// written inline, one exchange per [`inline_sql::CHUNK_ROWS`] rows; how many rows were overwritten
+/// written inline, one text query per [`inline_sql::CHUNK_ROWS`] rows; how many rows were overwritten
 /// (the rows are locked by the caller: none is absent).
 pub fn mysql_overwrite_all<R, const N: usize>(
     c: &mut diesel::MysqlConnection,

@@ -449,7 +449,7 @@ mod inline_statements_store_exactly_what_they_are_given {
             })
             .collect();
         assert_eq!(stored, expected);
-        // An upsert counts 2 per row it changed, as the batch apply's arithmetic expects.
+        // An upsert counts 2 per row it changed …
         let mut upsert = InlineStatement::new("INSERT INTO inline_probe (k, s, n, at) VALUES ");
         upsert.row(&[
             Literal::BigInt(-3),
@@ -459,6 +459,9 @@ mod inline_statements_store_exactly_what_they_are_given {
         ]);
         upsert.push_sql(" ON DUPLICATE KEY UPDATE s = VALUES(s)");
         assert_eq!(upsert.execute_counting(c).unwrap(), 2);
+        // … and 1 per row it found and left as it was (the pool's connections count found
+        // rows, CLIENT_FOUND_ROWS): `mysql_overwrite_all`'s arithmetic rests on both.
+        assert_eq!(upsert.execute_counting(c).unwrap(), 1);
     }
 
     #[derive(diesel::QueryableByName)]

@@ -10,13 +10,14 @@ use ship::{AnyConnection, DbError};
 use crate::data::{changelog, delivery};
 use crate::models::ChangeLogEntry;
 
-/// Resume `clock` from the largest HLC in the changelog, so a restarted region never issues a
-/// timestamp at or below one it already wrote or applied. Call once at start.
+/// Resume `clock` from the largest HLC appended to the changelog (the sequence rows' clock
+/// marks, ADR 0019; [`changelog::max_hlc`]), so a restarted region never issues a timestamp at
+/// or below one it already wrote or applied. Call once at start.
 pub fn resume_clock(conn: &mut AnyConnection, clock: &HybridClock) -> Result<(), DbError> {
     if let Some(largest) = changelog::max_hlc(conn)? {
         let largest = Hlc::from_i64(largest).map_err(|e| {
             DbError::Query(diesel::result::Error::DeserializationError(
-                format!("sync_changelog holds an invalid hlc: {e}").into(),
+                format!("the changelog's clock mark is not a valid hlc: {e}").into(),
             ))
         })?;
         clock.resume_from(largest);

@@ -10,9 +10,9 @@
 //! B8'x). Most MySQL clients do this for every statement by default (Connector/J without
 //! `useServerPrepStmts`, PyMySQL, mysqlclient).
 //!
-//! Strings are escaped as `mysql_real_escape_string` does for utf8mb4 — `\`, `\'` and `\0`
-//! for the backslash, the quote and NUL, every other byte as it is — which is exact under the
-//! session this project opens: `SET NAMES utf8mb4` and an `sql_mode` without
+//! Strings are quoted with the backslash, the quote and NUL escaped (`\\`, `\'`, `\0`) and every
+//! other byte as it is — a sufficient subset of what `mysql_real_escape_string` escapes, exact
+//! under the session this project opens: `SET NAMES utf8mb4` and an `sql_mode` without
 //! `NO_BACKSLASH_ESCAPES`, both set at connect (`ship::db` pool setup, ADR 0003). utf8mb4 has no
 //! multi-byte character whose bytes contain a quote or a backslash, so nothing can end a
 //! literal early. A test round-trips strings made of every special byte through a real server.
@@ -66,6 +66,12 @@ impl InlineStatement {
         self.rows += 1;
     }
 
+    /// Take back the last row appended, the statement having been `len` bytes long before it.
+    fn unrow(&mut self, len: usize) {
+        self.sql.truncate(len);
+        self.rows -= 1;
+    }
+
     /// Room for `additional` more bytes.
     pub fn reserve(&mut self, additional: usize) {
         self.sql.reserve(additional);
@@ -94,15 +100,21 @@ impl InlineStatement {
         &self.sql
     }
 
-    /// Run it: one text-protocol exchange.
+    /// Run it as a text query (diesel's `batch_execute`: the query, between two `COM_SET_OPTION`
+    /// round trips that turn multi-statements on and off; nothing prepared, no parameter
+    /// described). A failing statement's error is the result, and the statements after it in
+    /// the batch do not run; the caller's transaction rolls back what ran before it. An error
+    /// comes back as diesel's `Unknown` kind: `DbError::is_transient` knows a deadlock or a
+    /// lock wait by its message as well.
     pub fn execute(&self, conn: &mut MysqlConnection) -> QueryResult<()> {
         conn.batch_execute(&self.sql)
     }
 
     /// Run it and return the rows it affected: an `INSERT … ON DUPLICATE KEY UPDATE` counts 1
-    /// per row inserted, 2 per row updated, 0 per row left as it was. `ROW_COUNT()` is kept in
-    /// a session variable by the same exchange (diesel turns multi-statements off after it,
-    /// which resets `ROW_COUNT()`), then read by a cached statement.
+    /// per row inserted, 2 per row updated, and 1 per row found and left as it was (the pool's
+    /// connections count found rows, `CLIENT_FOUND_ROWS`). `ROW_COUNT()` is kept in a session
+    /// variable by the same statement batch (diesel turns multi-statements off after it, which
+    /// resets `ROW_COUNT()`), then read by a cached statement.
     pub fn execute_counting(&mut self, conn: &mut MysqlConnection) -> QueryResult<i64> {
         let len = self.sql.len();
         self.sql
@@ -121,15 +133,17 @@ impl InlineStatement {
 /// `sync.max_ops_per_batch` (1,000).
 pub const CHUNK_ROWS: usize = 1_000;
 
-/// ... and bytes: a statement ends after the row that takes it past this (a row always goes),
-/// far below the 16 MiB of MariaDB's default `max_allowed_packet` (a statement of 1,000
+/// ... and bytes: a statement ends before the row that would take it past this (a row too
+/// large for it goes alone), far below the 16 MiB of MariaDB's default `max_allowed_packet`
+/// and the 512 KiB of payload the changelog's statements held before (a statement of 1,000
 /// customers is about 300 KiB).
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = 512 * 1024;
 
 /// `rows` written into multi-row statements `head` … `tail` — the first one starting with
-/// `first_head` instead — of at most [`CHUNK_ROWS`] rows and about [`CHUNK_BYTES`], each run by
-/// `run` with its number of rows, in the order of `rows` (the order MariaDB writes and locks
-/// them in). `literals` gives a row's values in the order of the head's columns.
+/// `first_head` instead — of at most [`CHUNK_ROWS`] rows and [`CHUNK_BYTES`] (a larger row
+/// alone), each run by `run` with its number of rows, in the order of `rows` (the order MariaDB
+/// writes and locks them in). `literals` gives a row's values in the order of the head's
+/// columns.
 pub fn chunked<R, const N: usize>(
     rows: &[R],
     (first_head, head, tail): (&str, &str, &str),
@@ -138,15 +152,25 @@ pub fn chunked<R, const N: usize>(
 ) -> QueryResult<()> {
     let mut statement = InlineStatement::new(first_head);
     for (i, row) in rows.iter().enumerate() {
+        let values = literals(row);
         let before = statement.len();
-        statement.row(&literals(row));
+        statement.row(&values);
+        if statement.rows() > 1 && statement.len() + tail.len() > CHUNK_BYTES {
+            // This row would take the statement past the limit: it starts the next one.
+            statement.unrow(before);
+            statement.push_sql(tail);
+            let n = statement.rows();
+            run(&mut statement, n)?;
+            statement = InlineStatement::new(head);
+            statement.row(&values);
+        }
         if statement.rows() == 1 {
             // Room for the chunk, judged by its first row (no copy of a growing statement).
-            let per_row = statement.len() - before + 2;
+            let per_row = statement.len() - head.len().min(statement.len()) + 2;
             let rows_left = (rows.len() - i).min(CHUNK_ROWS);
             statement.reserve((per_row * rows_left).min(CHUNK_BYTES) + tail.len());
         }
-        if statement.rows() == CHUNK_ROWS || statement.len() >= CHUNK_BYTES || i + 1 == rows.len() {
+        if statement.rows() == CHUNK_ROWS || i + 1 == rows.len() {
             statement.push_sql(tail);
             let n = statement.rows();
             run(&mut statement, n)?;
@@ -157,7 +181,7 @@ pub fn chunked<R, const N: usize>(
 }
 
 /// Insert `rows` with `head` (`INSERT INTO t (a, b, …) VALUES `): [`chunked`] statements, one
-/// exchange each.
+/// text query each.
 pub fn insert_all<R, const N: usize>(
     conn: &mut MysqlConnection,
     head: &str,
@@ -304,6 +328,61 @@ mod tests {
             "'2026-12-06 08:01:02.000345'"
         );
         assert_eq!(rendered(Literal::NullableTimestamp(None)), "NULL");
+    }
+
+    /// Each statement `chunked` runs, with its row count.
+    fn chunks_of(rows: &[String]) -> Vec<(String, usize)> {
+        let mut ran = Vec::new();
+        chunked(
+            rows,
+            ("FIRST ", "NEXT ", " TAIL"),
+            |r| [Literal::Text(r)],
+            |s, n| {
+                ran.push((s.sql().to_string(), n));
+                Ok(())
+            },
+        )
+        .unwrap();
+        ran
+    }
+
+    /// Statements end at CHUNK_ROWS rows, or before the row that would take them past
+    /// CHUNK_BYTES; the first has its own head; every row is written once, in order; a row
+    /// larger than the limit goes alone.
+    #[test]
+    fn rows_are_cut_into_statements_by_count_and_by_bytes() {
+        let small: Vec<String> = (0..2_500).map(|k| format!("r{k:05}")).collect();
+        let ran = chunks_of(&small);
+        assert_eq!(
+            ran.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![1_000, 1_000, 500]
+        );
+        assert!(
+            ran[0].0.starts_with("FIRST ('r00000'), ('r00001')"),
+            "{}",
+            &ran[0].0[..40]
+        );
+        assert!(ran[1].0.starts_with("NEXT ('r01000'), "));
+        assert!(ran.iter().all(|(sql, _)| sql.ends_with("') TAIL")));
+        let order: Vec<&str> = ran
+            .iter()
+            .flat_map(|(sql, _)| sql.split('\'').skip(1).step_by(2))
+            .collect();
+        assert_eq!(order, small.iter().map(String::as_str).collect::<Vec<_>>());
+
+        let big = "x".repeat(200 * 1024);
+        let huge = "y".repeat(CHUNK_BYTES + 10);
+        let rows = vec![big.clone(), big.clone(), big.clone(), huge, big.clone()];
+        let ran = chunks_of(&rows);
+        assert_eq!(
+            ran.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![2, 1, 1, 1]
+        );
+        assert!(ran
+            .iter()
+            .all(|(sql, n)| *n == 1 || sql.len() <= CHUNK_BYTES));
+        assert!(ran[0].0.starts_with("FIRST ") && ran[1].0.starts_with("NEXT "));
+        assert!(chunks_of(&[]).is_empty());
     }
 
     #[test]

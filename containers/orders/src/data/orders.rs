@@ -146,7 +146,6 @@ pub(crate) fn insert(conn: &mut AnyConnection, row: &Order) -> QueryResult<()> {
         .map(drop)
 }
 
-/// The session variable that collects, during [`insert_or_lock_all`], the ids that existed.
 /// A row's columns on MariaDB (`lines` is a reserved word there), the key first, in
 /// [`literals`]' order (statements written inline, `ship::lww::mysql_insert_or_lock_all`).
 const COLUMNS_MYSQL: [&str; 13] = [

@@ -162,9 +162,10 @@ const INSERT_CHUNK: usize = 1_000;
 /// `max_allowed_packet` (16 MiB by default, 1 MiB at the least) whatever the payloads' size.
 const INSERT_CHUNK_BYTES: usize = 512 * 1024;
 
-/// Insert `entries` with multi-row statements of at most [`INSERT_CHUNK`] rows and about
-/// [`INSERT_CHUNK_BYTES`] of payload (diesel builds those only on a concrete connection, hence
-/// the match on the backend); on MariaDB with the values inline (`ship::db::inline_sql`).
+/// Insert `entries` with multi-row statements: on MariaDB with the values inline
+/// (`ship::db::inline_sql::insert_all`: at most 1,000 rows or 512 KiB each); elsewhere bound, at
+/// most [`INSERT_CHUNK`] rows and about [`INSERT_CHUNK_BYTES`] of payload (diesel builds those
+/// only on a concrete connection, hence the match on the backend).
 pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
     if let AnyConnection::Mysql(c) = conn {
         // Values inline (the text protocol, ADR 0019): no prepare of thousands of parameters.
@@ -297,14 +298,33 @@ pub fn page_each(
     Ok((n, last))
 }
 
-/// The largest HLC ever appended to the changelog, of any resource (the clock resumes from it
-/// at start): the largest clock mark of the sequence rows, which every append raises
-/// ([`allocate_seqs`]) and prune leaves alone. `None` before the first append.
+/// Entries of each resource, the newest, whose HLCs [`max_hlc`] reads besides the marks.
+const RESUME_WINDOW: i64 = 10_000;
+
+/// The largest HLC appended to the changelog, of any resource (the clock resumes from it at
+/// start): the largest clock mark of the sequence rows, which every append raises
+/// ([`allocate_seqs`]) and prune leaves alone — and, for entries appended without raising it
+/// (by a process still running the version before the mark, during a rolling upgrade), the
+/// largest HLC among each resource's newest [`RESUME_WINDOW`] entries, read by primary key.
+/// `None` before the first append.
 pub fn max_hlc(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
-    let largest: Option<i64> = sync_sequences::table
-        .select(diesel::dsl::max(sync_sequences::max_hlc))
-        .first(conn)?;
-    Ok(largest.filter(|hlc| *hlc > 0))
+    let marks: Vec<(String, i64, i64)> = sync_sequences::table
+        .select((
+            sync_sequences::resource,
+            sync_sequences::last_seq,
+            sync_sequences::max_hlc,
+        ))
+        .load(conn)?;
+    let mut largest = 0;
+    for (resource, last_seq, mark) in marks {
+        let newest: Option<i64> = sync_changelog::table
+            .filter(sync_changelog::resource.eq(&resource))
+            .filter(sync_changelog::seq.gt(last_seq.saturating_sub(RESUME_WINDOW)))
+            .select(diesel::dsl::max(sync_changelog::hlc))
+            .first(conn)?;
+        largest = largest.max(mark).max(newest.unwrap_or(0));
+    }
+    Ok((largest > 0).then_some(largest))
 }
 
 /// The clock of the entry at `seq` (`None`: no such entry — pruned, or beyond the feed).
@@ -389,6 +409,76 @@ mod tests {
             assert_eq!(max_hlc(&mut conn).unwrap(), Some(90 << 16));
             // Nothing in the changelog itself (allocation only): the mark does not need it.
             assert_eq!(sync_changelog::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        }
+
+        /// A restarted region's clock resumes past an entry stamped ahead of its wall clock
+        /// (a remote write within the drift bound) after prune deleted the entry; and past one
+        /// a process of the version before the mark appended without raising it (a rolling
+        /// upgrade), read from the newest entries.
+        async fn the_clock_resumes_past_pruned_entries_and_unmarked_ones(db: TestDb) {
+            use ship::contracts::{Hlc, HybridClock};
+            let mut conn = db.pool.get().unwrap();
+            ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            let wall = HybridClock::new(std::time::Duration::from_secs(30)).now().as_i64();
+            let ahead = wall + (4_000 << 16);
+            let entry = |seq: i64, hlc: i64| ChangeLogEntry {
+                resource: "widgets".into(),
+                seq,
+                entity_id: format!("w{seq}"),
+                op: "upsert".into(),
+                payload: "{}".into(),
+                hlc,
+                origin_region: "us-east".into(),
+                schema_version: 1,
+                created_at: ship::db::utc_now(),
+            };
+            let first = allocate_seqs(&mut conn, "widgets", 1, ahead).unwrap();
+            insert_all(&mut conn, &[entry(first, ahead)]).unwrap();
+            diesel::delete(sync_changelog::table).execute(&mut conn).unwrap();
+            let resumed = HybridClock::new(std::time::Duration::from_secs(30));
+            crate::recorder::resume_clock(&mut conn, &resumed).unwrap();
+            assert!(resumed.now().as_i64() > ahead, "past the pruned entry");
+
+            // Appended by an older process: no sequence bump through allocate_seqs, no mark.
+            let further = ahead + (2_000 << 16);
+            diesel::update(sync_sequences::table.find("widgets"))
+                .set(sync_sequences::last_seq.eq(first + 1))
+                .execute(&mut conn)
+                .unwrap();
+            insert_all(&mut conn, &[entry(first + 1, further)]).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(further));
+            let resumed = HybridClock::new(std::time::Duration::from_secs(30));
+            crate::recorder::resume_clock(&mut conn, &resumed).unwrap();
+            assert!(resumed.now() > Hlc::from_i64(further).unwrap());
+        }
+
+        /// The migration that brought the mark fills it from the changelog (largest HLC of
+        /// each resource's entries, 0 for a resource without any) — on every backend.
+        async fn the_mark_migration_fills_the_mark_from_the_changelog(db: TestDb) {
+            use ship::db::migrations;
+            const MARK: &str = "2026-12-08-000130_sync_changelog_clock_mark";
+            let mut conn = db.pool.get().unwrap();
+            while !migrations::pending(&mut conn).unwrap().iter().any(|m| m.contains(MARK)) {
+                migrations::revert_last(&mut conn).unwrap().expect("a migration to revert");
+            }
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute(
+                "INSERT INTO sync_sequences (resource, last_seq, pruned_through) \
+                 VALUES ('gadgets', 0, 0), ('widgets', 3, 0); \
+                 INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+                 origin_region, schema_version, created_at) VALUES \
+                 ('widgets', 1, 'a', 'upsert', '{}', 900, 'eu', 1, '2026-11-20 00:00:00'), \
+                 ('widgets', 2, 'b', 'upsert', '{}', 700, 'us', 1, '2026-11-20 00:00:00'), \
+                 ('widgets', 3, 'a', 'delete', '{}', 800, 'eu', 1, '2026-11-20 00:00:00')",
+            )
+            .unwrap();
+            migrations::run_pending(&mut conn).unwrap();
+            let marks: Vec<(String, i64)> = sync_sequences::table
+                .select((sync_sequences::resource, sync_sequences::max_hlc))
+                .order(sync_sequences::resource)
+                .load(&mut conn)
+                .unwrap();
+            assert_eq!(marks, vec![("gadgets".to_string(), 0), ("widgets".to_string(), 900)]);
         }
     }
 }
