@@ -2528,6 +2528,29 @@ async fn main() {
         }
     }
 
+    if cfg.wants("B8'prep") && mysql {
+        let samples = interleave(
+            c,
+            "B8'prep",
+            || arm_inproc_apply(Backend::Mysql, c, d),
+            || arm_bare_upsert_prepared(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B8'prep",
+            what: "MariaDB: B8' against the bare upsert as a prepared statement (B8' through session 11)"
+                .into(),
+            unit: "ops/s",
+            target: None,
+            samples,
+            note: Some(
+                "no bar: B8' itself compares with the bare upsert sent inline, the faster; this \
+                 row is the comparison the earlier sessions' B8' made"
+                    .into(),
+            ),
+        });
+    }
+
     if cfg.wants("B8'x") && mysql {
         let samples = interleave(
             c,
