@@ -206,8 +206,40 @@ const MYSQL_EXISTED_VAR: &str = "@regionsync_batch_existed";
 /// The columns every synced table has, which the overwrite's conflict branch assigns last.
 const VERSION_COLUMNS: [&str; 4] = ["id", "sync_version", "sync_origin", "deleted_at"];
 
+/// What an overwrite assigns before the key and version columns: every other of `columns`.
+fn overwritten<'a>(columns: &[&'a str]) -> Vec<&'a str> {
+    columns
+        .iter()
+        .copied()
+        .filter(|c| !VERSION_COLUMNS.contains(c))
+        .collect()
+}
+
+/// `columns` as MariaDB names, each between backticks (a column may be a reserved word there,
+/// as `lines` is).
+fn mysql_quoted(columns: &[&str]) -> Vec<String> {
+    columns.iter().map(|c| format!("`{c}`")).collect()
+}
+
+/// PostgreSQL's multi-row overwrite of `rows` rows of `table`, whose `columns` (the key `id`
+/// first) the placeholders follow row after row: `INSERT … VALUES ($1, …), …` and
+/// [`pg_overwrite_clause`] over every column but the key and the version columns.
+pub fn pg_overwrite_sql(
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+    policy: ConflictPolicy,
+) -> String {
+    format!(
+        "INSERT INTO {table} ({}) VALUES {}{}",
+        columns.join(", "),
+        values_placeholders(crate::db::Backend::Postgres, rows, columns.len()),
+        pg_overwrite_clause(table, &overwritten(columns), policy)
+    )
+}
+
 /// MariaDB's [`SyncedTable::insert_or_lock_all`] for `table`, whose `columns` (the key `id`
-/// first, names quoted where MariaDB needs it) `literals` gives a row's values of, in order:
+/// first) `literals` gives a row's values of, in order:
 /// `INSERT … ON DUPLICATE KEY UPDATE id = IF((@v := CONCAT(@v, id, ',')) IS NULL, id, id)`,
 /// written inline (`crate::db::inline_sql`, ADR 0019). The duplicate branch takes an
 /// *exclusive* lock on the existing row (never the shared lock of a failed plain insert: two
@@ -232,7 +264,10 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let head = format!(
+        "INSERT INTO {table} ({}) VALUES ",
+        mysql_quoted(&columns).join(", ")
+    );
     // The variable is reset by the first statement, in the same text query; the others append.
     let first_head = format!("SET {MYSQL_EXISTED_VAR} = ''; {head}");
     let tail = format!(
@@ -268,12 +303,12 @@ pub fn mysql_overwrite_all<R, const N: usize>(
     policy: ConflictPolicy,
     literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
 ) -> QueryResult<usize> {
-    let assigned: Vec<&str> = columns
-        .iter()
-        .copied()
-        .filter(|c| !VERSION_COLUMNS.contains(c))
-        .collect();
-    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let quoted = mysql_quoted(&overwritten(&columns));
+    let assigned: Vec<&str> = quoted.iter().map(String::as_str).collect();
+    let head = format!(
+        "INSERT INTO {table} ({}) VALUES ",
+        mysql_quoted(&columns).join(", ")
+    );
     let tail = mysql_overwrite_clause(&assigned, policy);
     let mut overwritten = 0;
     inline_sql::chunked(rows, (&head, &head, &tail), literals, |statement, n| {

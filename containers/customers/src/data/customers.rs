@@ -121,8 +121,8 @@ pub(crate) fn insert_all(conn: &mut AnyConnection, rows: &[Customer]) -> QueryRe
 /// statement (a customer row is under 1 KiB), below any `max_allowed_packet` MariaDB allows.
 const INSERT_CHUNK: usize = 1_000;
 
-/// A row's columns, the key first, in [`literals`]' order (MariaDB's statements written
-/// inline, `ship::lww::mysql_insert_or_lock_all`).
+/// A row's columns, the key first, in [`literals`]' and [`bind_overwrite`]'s order (the
+/// batch writes of `ship::lww` on MariaDB and PostgreSQL).
 const COLUMNS: [&str; 10] = [
     "id",
     "tenant_id",
@@ -242,28 +242,7 @@ pub(crate) fn find_all_for_update(
         }, sqlite => find_all(conn, ids))
 }
 
-/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns on
-/// PostgreSQL (`ship::lww::pg_overwrite_clause`; MariaDB's are [`COLUMNS`]').
-const OVERWRITTEN: [&str; 6] = [
-    "tenant_id",
-    "name",
-    "email",
-    "status",
-    "created_at",
-    "updated_at",
-];
-
-/// The multi-row overwrite of [`overwrite_all`] on PostgreSQL for `rows` rows, ending with
-/// `clause`.
-fn overwrite_sql(rows: usize, clause: &str) -> String {
-    format!(
-        "INSERT INTO customers (id, tenant_id, name, email, status, created_at, updated_at, \
-         sync_version, sync_origin, deleted_at) VALUES {}{clause}",
-        ship::lww::values_placeholders(ship::Backend::Postgres, rows, 10)
-    )
-}
-
-/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders (PostgreSQL).
+/// `chunk`'s rows bound to `ship::lww::pg_overwrite_sql`'s placeholders, in [`COLUMNS`]' order.
 fn bind_overwrite<'f>(
     mut query: diesel::query_builder::BoxedSqlQuery<
         'f,
@@ -293,7 +272,7 @@ fn bind_overwrite<'f>(
 /// and locked by the caller): multi-row upserts whose conflict branch still decides by
 /// `policy`, so that a row can never go back to a version the policy ranks lower — on MariaDB
 /// `ship::lww::mysql_overwrite_all` (values inline), on PostgreSQL one statement per
-/// [`INSERT_CHUNK`] rows with `ship::lww::pg_overwrite_clause`. Returns how many rows were overwritten:
+/// [`INSERT_CHUNK`] rows by `ship::lww::pg_overwrite_sql`. Returns how many rows were overwritten:
 /// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
 /// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
@@ -308,10 +287,9 @@ pub(crate) fn overwrite_all(
                 ship::lww::mysql_overwrite_all(c, "customers", COLUMNS, rows, policy, literals)?;
         }
         AnyConnection::Pg(c) => {
-            let clause = ship::lww::pg_overwrite_clause("customers", &OVERWRITTEN, policy);
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(chunk.len(), &clause))
-                    .into_boxed::<diesel::pg::Pg>();
+                let sql = ship::lww::pg_overwrite_sql("customers", &COLUMNS, chunk.len(), policy);
+                let query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
                 // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
                 // locked by the caller: none is absent, none inserted).
                 overwritten += bind_overwrite(query, chunk).execute(c)?;

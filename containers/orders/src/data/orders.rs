@@ -146,16 +146,17 @@ pub(crate) fn insert(conn: &mut AnyConnection, row: &Order) -> QueryResult<()> {
         .map(drop)
 }
 
-/// A row's columns on MariaDB (`lines` is a reserved word there), the key first, in
-/// [`literals`]' order (statements written inline, `ship::lww::mysql_insert_or_lock_all`).
-const COLUMNS_MYSQL: [&str; 13] = [
+/// A row's columns, the key first, in [`literals`]' and [`bind_overwrite`]'s order (the
+/// batch writes of `ship::lww` on MariaDB — which quotes them: `lines` is a reserved word
+/// there — and PostgreSQL).
+const COLUMNS: [&str; 13] = [
     "id",
     "tenant_id",
     "customer_id",
     "number",
     "status",
     "currency",
-    "`lines`",
+    "lines",
     "total_minor",
     "created_at",
     "updated_at",
@@ -169,7 +170,7 @@ fn with_lines(rows: &[Order]) -> Vec<(&Order, String)> {
     rows.iter().map(|r| (r, r.lines.to_json())).collect()
 }
 
-/// A row's values in [`COLUMNS_MYSQL`]' order.
+/// A row's values in [`COLUMNS`]' order.
 fn literals<'r>((r, lines): &'r (&Order, String)) -> [Literal<'r>; 13] {
     [
         Literal::Text(&r.id),
@@ -217,7 +218,7 @@ pub(crate) fn insert_or_lock_all(
     match conn {
         AnyConnection::Mysql(c) => {
             let rows = with_lines(rows);
-            ship::lww::mysql_insert_or_lock_all(c, "orders", COLUMNS_MYSQL, &rows, literals)
+            ship::lww::mysql_insert_or_lock_all(c, "orders", COLUMNS, &rows, literals)
         }
         AnyConnection::Pg(c) => {
             use diesel::query_dsl::methods::FilterDsl;
@@ -256,31 +257,7 @@ pub(crate) fn insert_or_lock_all(
     }
 }
 
-/// The columns [`overwrite_all`]'s conflict branch assigns before the key columns on
-/// PostgreSQL (`ship::lww::pg_overwrite_clause`; MariaDB's are [`COLUMNS_MYSQL`]').
-const OVERWRITTEN: [&str; 9] = [
-    "tenant_id",
-    "customer_id",
-    "number",
-    "status",
-    "currency",
-    "lines",
-    "total_minor",
-    "created_at",
-    "updated_at",
-];
-
-/// The multi-row overwrite of [`overwrite_all`] on PostgreSQL for `rows` rows, ending with
-/// `clause`.
-fn overwrite_sql(rows: usize, clause: &str) -> String {
-    format!(
-        "INSERT INTO orders (id, tenant_id, customer_id, number, status, currency, lines, \
-         total_minor, created_at, updated_at, sync_version, sync_origin, deleted_at) VALUES {}{clause}",
-        ship::lww::values_placeholders(ship::Backend::Postgres, rows, 13)
-    )
-}
-
-/// `chunk`'s rows bound to [`overwrite_sql`]'s placeholders (PostgreSQL).
+/// `chunk`'s rows bound to `ship::lww::pg_overwrite_sql`'s placeholders, in [`COLUMNS`]' order.
 fn bind_overwrite<'f>(
     mut query: diesel::query_builder::BoxedSqlQuery<
         'f,
@@ -313,7 +290,7 @@ fn bind_overwrite<'f>(
 /// and locked by the caller): multi-row upserts whose conflict branch still decides by
 /// `policy`, so that a row can never go back to a version the policy ranks lower — on MariaDB
 /// `ship::lww::mysql_overwrite_all` (values inline), on PostgreSQL one statement per
-/// [`INSERT_CHUNK`] rows with `ship::lww::pg_overwrite_clause`. Returns how many rows were overwritten:
+/// [`INSERT_CHUNK`] rows by `ship::lww::pg_overwrite_sql`. Returns how many rows were overwritten:
 /// a row that was not (absent, or not older) is a broken invariant the caller reports. SQLite:
 /// one `UPDATE` per row, under the caller's write lock.
 pub(crate) fn overwrite_all(
@@ -325,20 +302,13 @@ pub(crate) fn overwrite_all(
     match conn {
         AnyConnection::Mysql(c) => {
             let rows = with_lines(rows);
-            overwritten = ship::lww::mysql_overwrite_all(
-                c,
-                "orders",
-                COLUMNS_MYSQL,
-                &rows,
-                policy,
-                literals,
-            )?;
+            overwritten =
+                ship::lww::mysql_overwrite_all(c, "orders", COLUMNS, &rows, policy, literals)?;
         }
         AnyConnection::Pg(c) => {
-            let clause = ship::lww::pg_overwrite_clause("orders", &OVERWRITTEN, policy);
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let query = diesel::sql_query(overwrite_sql(chunk.len(), &clause))
-                    .into_boxed::<diesel::pg::Pg>();
+                let sql = ship::lww::pg_overwrite_sql("orders", &COLUMNS, chunk.len(), policy);
+                let query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
                 // Affected rows: 1 per row updated, 0 per row the condition kept (the rows are
                 // locked by the caller: none is absent, none inserted).
                 overwritten += bind_overwrite(query, chunk).execute(c)?;

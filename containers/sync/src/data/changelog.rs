@@ -155,21 +155,22 @@ pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<(
 }
 
 /// Rows per multi-row INSERT: a whole batch at the default `sync.max_ops_per_batch` (1,000);
-/// 9 columns × 1,000 binds stays far below SQLite's (32,766) and MariaDB's (65,535) limits.
+/// 9 columns × 1,000 binds stays far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 const INSERT_CHUNK: usize = 1_000;
 
-/// Payload bytes per multi-row INSERT: a statement stays far below MariaDB's
-/// `max_allowed_packet` (16 MiB by default, 1 MiB at the least) whatever the payloads' size.
+/// Payload bytes per bound multi-row INSERT (SQLite, PostgreSQL): statements of a bounded
+/// size whatever the payloads' size.
 const INSERT_CHUNK_BYTES: usize = 512 * 1024;
 
 /// Insert `entries` with multi-row statements: on MariaDB with the values inline
-/// (`ship::db::inline_sql::insert_all`: at most 1,000 rows or 512 KiB each); elsewhere bound, at
-/// most [`INSERT_CHUNK`] rows and about [`INSERT_CHUNK_BYTES`] of payload (diesel builds those
-/// only on a concrete connection, hence the match on the backend).
+/// (`ship::db::inline_sql::insert_all`: at most 1,000 rows or 512 KiB each); elsewhere bound,
+/// by [`bound_chunks`] (diesel builds those only on a concrete connection, hence the match on
+/// the backend).
 pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
-    if let AnyConnection::Mysql(c) = conn {
+    let insert = || diesel::insert_into(sync_changelog::table);
+    match conn {
         // Values inline (the text protocol, ADR 0019): no prepare of thousands of parameters.
-        return ship::db::inline_sql::insert_all(
+        AnyConnection::Mysql(c) => ship::db::inline_sql::insert_all(
             c,
             "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
              origin_region, schema_version, created_at) VALUES ",
@@ -187,8 +188,20 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
                     Literal::Timestamp(e.created_at),
                 ]
             },
-        );
+        ),
+        AnyConnection::Sqlite(c) => {
+            bound_chunks(entries, |chunk| insert().values(chunk).execute(c))
+        }
+        AnyConnection::Pg(c) => bound_chunks(entries, |chunk| insert().values(chunk).execute(c)),
     }
+}
+
+/// `entries` cut into runs of at most [`INSERT_CHUNK`] rows and about [`INSERT_CHUNK_BYTES`] of
+/// payload, each inserted by `insert`.
+fn bound_chunks(
+    entries: &[ChangeLogEntry],
+    mut insert: impl FnMut(&[ChangeLogEntry]) -> QueryResult<usize>,
+) -> QueryResult<()> {
     let mut start = 0;
     while start < entries.len() {
         let mut end = start;
@@ -200,12 +213,7 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
             bytes += entries[end].payload.len();
             end += 1;
         }
-        let query = diesel::insert_into(sync_changelog::table).values(&entries[start..end]);
-        match conn {
-            AnyConnection::Sqlite(c) => query.execute(c),
-            AnyConnection::Mysql(c) => query.execute(c),
-            AnyConnection::Pg(c) => query.execute(c),
-        }?;
+        insert(&entries[start..end])?;
         start = end;
     }
     Ok(())
