@@ -381,9 +381,11 @@ fn every_backend_has_the_same_migrations() {
 }
 
 /// MariaDB only: a statement written with its values inline (`ship::db::inline_sql`, the text
-/// protocol of the batch writes, ADR 0019) stores exactly the strings, numbers and timestamps
-/// given — every byte the escaping treats (quote, backslash, NUL) and their neighbours, in the
-/// session the pool opens — and counts the rows it affected.
+/// protocol of the batch writes, ADR 0019; strings and timestamps as hexadecimal literals, ADR
+/// 0020) stores exactly the strings, numbers and timestamps given — quotes, backslashes, NUL,
+/// SQL, every ASCII byte, 4-byte characters, strings of many kilobytes, timestamps at the edges
+/// of their fields — in the session the pool opens; a `VARCHAR(n)` counts a hexadecimal
+/// string's characters, not its bytes; and the statement counts the rows it affected.
 mod inline_statements_store_exactly_what_they_are_given {
     use super::*;
     use ship::db::inline_sql::{InlineStatement, Literal};
@@ -397,13 +399,27 @@ mod inline_statements_store_exactly_what_they_are_given {
         };
         c.batch_execute(
             "CREATE TABLE inline_probe (k BIGINT NOT NULL PRIMARY KEY, s MEDIUMTEXT NOT NULL, \
-             n INTEGER NOT NULL, at DATETIME(6) NULL)",
+             n INTEGER NOT NULL, at DATETIME(6) NULL, \
+             v VARCHAR(4) COLLATE utf8mb4_nopad_bin NULL)",
         )
         .unwrap();
         let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 6)
             .unwrap()
             .and_hms_micro_opt(8, 1, 2, 345)
             .unwrap();
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let times = [
+            Some(at),
+            None,
+            Some(day(2026, 1, 1).and_hms_micro_opt(0, 0, 0, 0).unwrap()),
+            Some(
+                day(2026, 12, 31)
+                    .and_hms_micro_opt(23, 59, 59, 999_999)
+                    .unwrap(),
+            ),
+            Some(day(999, 2, 3).and_hms_micro_opt(4, 5, 6, 7).unwrap()),
+        ];
+        let time = |k: usize| times[k % times.len()];
         let strings = [
             "plain".to_string(),
             "O'Brien".into(),
@@ -418,6 +434,7 @@ mod inline_statements_store_exactly_what_they_are_given {
             "'; DROP TABLE inline_probe; --".into(),
             String::new(),
             (0u8..=127).map(char::from).collect(),
+            "é🙂'\\".repeat(20_000),
         ];
         let mut insert = InlineStatement::new("INSERT INTO inline_probe (k, s, n, at) VALUES ");
         for (k, s) in strings.iter().enumerate() {
@@ -425,7 +442,7 @@ mod inline_statements_store_exactly_what_they_are_given {
                 Literal::BigInt(k as i64 - 3),
                 Literal::Text(s),
                 Literal::Integer(-(k as i32)),
-                Literal::NullableTimestamp((k % 2 == 0).then_some(at)),
+                Literal::NullableTimestamp(time(k)),
             ]);
         }
         assert_eq!(insert.execute_counting(c).unwrap(), strings.len() as i64);
@@ -439,14 +456,7 @@ mod inline_statements_store_exactly_what_they_are_given {
         let expected: Vec<_> = strings
             .iter()
             .enumerate()
-            .map(|(k, s)| {
-                (
-                    k as i64 - 3,
-                    s.clone(),
-                    -(k as i32),
-                    (k % 2 == 0).then_some(at),
-                )
-            })
+            .map(|(k, s)| (k as i64 - 3, s.clone(), -(k as i32), time(k)))
             .collect();
         assert_eq!(stored, expected);
         // An upsert counts 2 per row it changed …
@@ -462,6 +472,33 @@ mod inline_statements_store_exactly_what_they_are_given {
         // … and 1 per row it found and left as it was (the pool's connections count found
         // rows, CLIENT_FOUND_ROWS): `mysql_overwrite_all`'s arithmetic rests on both.
         assert_eq!(upsert.execute_counting(c).unwrap(), 1);
+
+        // A VARCHAR(4) holds four 2-byte characters sent as eight hexadecimal bytes, and
+        // refuses five: the length is checked in characters, as for a quoted string.
+        let mut fits = InlineStatement::new("INSERT INTO inline_probe (k, s, n, v) VALUES ");
+        fits.row(&[
+            Literal::BigInt(100),
+            Literal::Text(""),
+            Literal::Integer(0),
+            Literal::Text("éééé"),
+        ]);
+        fits.execute(c).unwrap();
+        let v: Option<String> =
+            diesel::select(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Text>,
+            >("(SELECT v FROM inline_probe WHERE k = 100)"))
+            .get_result(c)
+            .unwrap();
+        assert_eq!(v.as_deref(), Some("éééé"));
+        let mut too_long = InlineStatement::new("INSERT INTO inline_probe (k, s, n, v) VALUES ");
+        too_long.row(&[
+            Literal::BigInt(101),
+            Literal::Text(""),
+            Literal::Integer(0),
+            Literal::Text("ééééé"),
+        ]);
+        let refused = too_long.execute(c).unwrap_err().to_string();
+        assert!(refused.contains("too long"), "{refused}");
     }
 
     #[derive(diesel::QueryableByName)]

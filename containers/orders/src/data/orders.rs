@@ -12,10 +12,10 @@ use crate::models::Order;
 /// Ids per `IN (…)` list.
 const IN_CHUNK: usize = 500;
 
-/// Rows per multi-row `INSERT` on MariaDB. An order row can be far larger than a customer's
-/// (100 lines of up to 64-character SKUs: under 50 KiB, even escaped), so 100 rows are at most
-/// 5 MiB of statement, below MariaDB's default `max_allowed_packet` (16 MiB); 13 columns × 100
-/// binds, far below the 65,535 a statement takes. A 1,000-op batch is 10 statements per pass.
+/// Rows per multi-row `INSERT` on PostgreSQL (MariaDB's inline statements are cut by
+/// `ship::db::inline_sql::chunked`): 13 columns × 100 binds, far below the 65,535 a statement
+/// takes, and at most about 5 MiB of values (an order of 100 lines is under 50 KiB). A
+/// 1,000-op batch is 10 statements per pass.
 const INSERT_CHUNK: usize = 100;
 
 /// The row, tombstone or not, without locking it.
