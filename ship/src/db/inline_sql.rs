@@ -225,11 +225,16 @@ pub fn push_literal(sql: &mut String, value: Literal<'_>) {
 /// `VALUES` list: compared with a column, a binary string would compare as binary, without
 /// the column's index.
 fn push_text(sql: &mut String, text: &str) {
+    push_hex(sql, text.as_bytes());
+}
+
+/// `bytes` as `X'…'`, two lowercase digits a byte: nothing that can fail, nothing that can be
+/// left out.
+fn push_hex(sql: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    sql.reserve(2 * text.len() + 3);
+    sql.reserve(2 * bytes.len() + 3);
     sql.push_str("X'");
-    // Two digits a byte: nothing that can fail, nothing that can be left out.
-    sql.extend(text.bytes().flat_map(|b| {
+    sql.extend(bytes.iter().flat_map(|&b| {
         [
             char::from(DIGITS[usize::from(b >> 4)]),
             char::from(DIGITS[usize::from(b & 0x0f)]),
@@ -263,8 +268,7 @@ fn push_timestamp(sql: &mut String, at: NaiveDateTime) {
     put(14, 2, at.minute());
     put(17, 2, at.second());
     put(20, 6, nanos / 1_000);
-    // Only ASCII digits were written into an ASCII template.
-    push_text(sql, std::str::from_utf8(&buf).unwrap_or_default());
+    push_hex(sql, &buf);
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ const INSERT_CHUNK: usize = 1_000;
 const INSERT_CHUNK_BYTES: usize = 512 * 1024;
 
 /// Insert `entries` with multi-row statements: on MariaDB with the values inline
-/// (`ship::db::inline_sql::insert_all`: at most 1,000 rows or 1 MiB each); elsewhere bound,
+/// (`ship::db::inline_sql::insert_all`: at most 1,000 rows or 1000 KiB each); elsewhere bound,
 /// by [`bound_chunks`] (diesel builds those only on a concrete connection, hence the match on
 /// the backend).
 pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> QueryResult<()> {
