@@ -221,6 +221,14 @@ fn mysql_quoted(columns: &[&str]) -> Vec<String> {
     columns.iter().map(|c| format!("`{c}`")).collect()
 }
 
+/// `INSERT INTO table (`a`, `b`, …) VALUES `: the head of MariaDB's inline batch statements.
+fn mysql_insert_head(table: &str, columns: &[&str]) -> String {
+    format!(
+        "INSERT INTO {table} ({}) VALUES ",
+        mysql_quoted(columns).join(", ")
+    )
+}
+
 /// PostgreSQL's multi-row overwrite of `rows` rows of `table`, whose `columns` (the key `id`
 /// first) the placeholders follow row after row: `INSERT … VALUES ($1, …), …` and
 /// [`pg_overwrite_clause`] over every column but the key and the version columns.
@@ -264,10 +272,7 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let head = format!(
-        "INSERT INTO {table} ({}) VALUES ",
-        mysql_quoted(&columns).join(", ")
-    );
+    let head = mysql_insert_head(table, &columns);
     // The variable is reset by the first statement, in the same text query; the others append.
     let first_head = format!("SET {MYSQL_EXISTED_VAR} = ''; {head}");
     let tail = format!(
@@ -305,10 +310,7 @@ pub fn mysql_overwrite_all<R, const N: usize>(
 ) -> QueryResult<usize> {
     let quoted = mysql_quoted(&overwritten(&columns));
     let assigned: Vec<&str> = quoted.iter().map(String::as_str).collect();
-    let head = format!(
-        "INSERT INTO {table} ({}) VALUES ",
-        mysql_quoted(&columns).join(", ")
-    );
+    let head = mysql_insert_head(table, &columns);
     let tail = mysql_overwrite_clause(&assigned, policy);
     let mut overwritten = 0;
     inline_sql::chunked(rows, (&head, &head, &tail), literals, |statement, n| {

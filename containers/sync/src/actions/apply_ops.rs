@@ -116,32 +116,33 @@ impl Action for ApplyOpsAction {
         // reach this region but never that region (its pull leaves its own origin out), and
         // an op claiming this region's origin would be pushed on as our own write.
         let origins = Origins::SenderOnly(&input.source_region);
-        let ops =
-            match ValidateOpsTask::run_owned(resource.as_ref(), &self.clock, origins, input.ops) {
-                Ok(ops) => ops,
-                Err(errors) => {
-                    let drift = errors.iter().filter(|e| e.code == "clock_drift").count() as i64;
-                    if drift > 0 {
-                        tracing::warn!(
-                            refused = drift,
-                            "ops refused: remote clock beyond the drift bound"
-                        );
-                        // Counted for the anomaly alerts (operational record, not data).
-                        let source = input.source_region.clone();
-                        let counted = self
-                            .pool
-                            .run(move |conn| {
-                                refusals::add(conn, "clock_drift", &source, drift)
-                                    .map_err(SyncError::from)
-                            })
-                            .await;
-                        if let Err(e) = counted {
-                            tracing::warn!(error = %e, "the refusal could not be counted");
-                        }
+        let validated =
+            ValidateOpsTask::run_owned(resource.as_ref(), &self.clock, origins, input.ops);
+        let ops = match validated {
+            Ok(ops) => ops,
+            Err(errors) => {
+                let drift = errors.iter().filter(|e| e.code == "clock_drift").count() as i64;
+                if drift > 0 {
+                    tracing::warn!(
+                        refused = drift,
+                        "ops refused: remote clock beyond the drift bound"
+                    );
+                    // Counted for the anomaly alerts (operational record, not data).
+                    let source = input.source_region.clone();
+                    let counted = self
+                        .pool
+                        .run(move |conn| {
+                            refusals::add(conn, "clock_drift", &source, drift)
+                                .map_err(SyncError::from)
+                        })
+                        .await;
+                    if let Err(e) = counted {
+                        tracing::warn!(error = %e, "the refusal could not be counted");
                     }
-                    return Err(SyncError::InvalidOps { errors });
                 }
-            };
+                return Err(SyncError::InvalidOps { errors });
+            }
+        };
         let newest = ops.iter().map(|op| op.change.version.hlc).max();
         let (source, theirs) = (input.source_region.clone(), input.source_incarnation);
         let registry = self.registry.clone();
