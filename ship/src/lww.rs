@@ -202,6 +202,7 @@ pub fn mysql_overwrite_clause(columns: &[&str], policy: ConflictPolicy) -> Strin
 
 /// The session variable in which [`mysql_insert_or_lock_all`] collects the ids that existed.
 const MYSQL_EXISTED_VAR: &str = "@regionsync_batch_existed";
+const MYSQL_EXISTED_SELECT: &str = "SELECT @regionsync_batch_existed";
 
 /// The columns every synced table has, which the overwrite's conflict branch assigns last.
 const VERSION_COLUMNS: [&str; 4] = ["id", "sync_version", "sync_origin", "deleted_at"];
@@ -266,7 +267,7 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
     rows: &[R],
     literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
 ) -> QueryResult<Vec<String>> {
-    use diesel::dsl::sql;
+    use crate::db::mysql_cached::Fixed;
     use diesel::sql_types::{Nullable, Text};
     use diesel::RunQueryDsl;
     if rows.is_empty() {
@@ -285,8 +286,9 @@ pub fn mysql_insert_or_lock_all<R, const N: usize>(
         literals,
         |statement, _| statement.execute(c),
     )?;
+    // A cached prepared statement: one round trip (ADR 0021).
     let existed: Option<String> =
-        diesel::select(sql::<Nullable<Text>>(MYSQL_EXISTED_VAR)).get_result(c)?;
+        Fixed::<Nullable<Text>>::new(MYSQL_EXISTED_SELECT).get_result(c)?;
     Ok(existed
         .unwrap_or_default()
         .split(',')

@@ -509,3 +509,81 @@ mod inline_statements_store_exactly_what_they_are_given {
         at: Option<chrono::NaiveDateTime>,
     }
 }
+
+/// ADR 0021: on MariaDB a transaction's `BEGIN` and `COMMIT` are cached prepared statements —
+/// one round trip each, none of the `COM_SET_OPTION` pair a text query goes between, and
+/// prepared once per connection — and the transactions still commit and roll back.
+mod mariadb_begin_and_commit_are_cached_prepared_statements {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Counter {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+
+    /// (COM_SET_OPTION, prepares, executions) this session sent, this read's own included.
+    fn sent(conn: &mut ship::AnyConnection) -> (i64, i64, i64) {
+        let rows: Vec<Counter> = diesel::sql_query(
+            "SELECT VARIABLE_NAME AS name, CAST(VARIABLE_VALUE AS SIGNED) AS value \
+             FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME IN \
+             ('COM_SET_OPTION', 'COM_STMT_PREPARE', 'COM_STMT_EXECUTE')",
+        )
+        .load(conn)
+        .unwrap();
+        let get = |n: &str| rows.iter().find(|r| r.name == n).map(|r| r.value).unwrap();
+        (
+            get("COM_SET_OPTION"),
+            get("COM_STMT_PREPARE"),
+            get("COM_STMT_EXECUTE"),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        let db = TestDb::new(Backend::Mysql);
+        let mut conn = db.pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t_cached (id BIGINT NOT NULL PRIMARY KEY)")
+            .unwrap();
+        let insert = |c: &mut ship::AnyConnection, id: i64| -> Result<(), DbError> {
+            diesel::sql_query("INSERT INTO t_cached VALUES (?)")
+                .bind::<BigInt, _>(id)
+                .execute(c)?;
+            Ok(())
+        };
+        transact(&mut conn, |c| insert(c, 1)).unwrap();
+        let before = sent(&mut conn);
+        for id in 2..=4 {
+            transact(&mut conn, |c| insert(c, id)).unwrap();
+        }
+        let failed = transact(&mut conn, |c| {
+            insert(c, 5)?;
+            Err::<(), _>(DbError::Migration("the action failed".into()))
+        });
+        assert!(failed.is_err());
+        let after = sent(&mut conn);
+        let (set_option, prepares, executions) =
+            (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+        // The rollback is a text query, as diesel sends it: one COM_SET_OPTION pair.
+        assert_eq!(set_option, 2, "no COM_SET_OPTION around BEGIN or COMMIT");
+        // 4 inserts (a `sql_query` is never cached) and the second read of the counters.
+        assert_eq!(prepares, 5, "BEGIN and COMMIT were prepared once, before");
+        // 4 BEGIN, 3 COMMIT, 4 inserts, the second read.
+        assert_eq!(executions, 12);
+        let mut other = db.pool.get().unwrap();
+        let ids: Vec<i64> =
+            diesel::sql_query("SELECT id AS value, 'id' AS name FROM t_cached ORDER BY id")
+                .load::<Counter>(&mut other)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.value)
+                .collect();
+        assert_eq!(
+            ids,
+            vec![1, 2, 3, 4],
+            "committed, and the failed one rolled back"
+        );
+    }
+}

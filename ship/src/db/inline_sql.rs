@@ -119,7 +119,7 @@ impl InlineStatement {
     /// per row inserted, 2 per row updated, and 1 per row found and left as it was (the pool's
     /// connections count found rows, `CLIENT_FOUND_ROWS`). `ROW_COUNT()` is kept in a session
     /// variable by the same statement batch (diesel turns multi-statements off after it, which
-    /// resets `ROW_COUNT()`), then read by a cached statement.
+    /// resets `ROW_COUNT()`), then read by a cached prepared statement.
     pub fn execute_counting(&mut self, conn: &mut MysqlConnection) -> QueryResult<i64> {
         let len = self.sql.len();
         self.sql
@@ -127,10 +127,8 @@ impl InlineStatement {
         let ran = conn.batch_execute(&self.sql);
         self.sql.truncate(len);
         ran?;
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "@regionsync_row_count",
-        ))
-        .get_result(conn)
+        super::mysql_cached::Fixed::<diesel::sql_types::BigInt>::new("SELECT @regionsync_row_count")
+            .get_result(conn)
     }
 }
 

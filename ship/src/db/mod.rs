@@ -7,6 +7,7 @@
 mod identity;
 pub mod inline_sql;
 pub mod migrations;
+pub mod mysql_cached;
 mod pool;
 mod url;
 
