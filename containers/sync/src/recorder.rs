@@ -131,14 +131,13 @@ impl ChangeRecorder for SyncChangeRecorder {
                 .map(|c| c.version.hlc.as_i64())
                 .max()
                 .unwrap_or(0);
-            let first = changelog::allocate_seqs(conn, resource, run as i64, largest)?;
             let schema_version = self.schema_versions.get(resource).copied().unwrap_or(1);
             let entries: Vec<ChangeLogEntry> = changes[start..start + run]
                 .iter()
-                .zip(first..)
-                .map(|(change, seq)| ChangeLogEntry {
+                .map(|change| ChangeLogEntry {
                     resource: change.resource.clone(),
-                    seq,
+                    // The next seqs, taken by `append`.
+                    seq: 0,
                     entity_id: change.entity_id.clone(),
                     op: change.kind.as_str().to_string(),
                     payload: change.payload.to_string(),
@@ -148,11 +147,7 @@ impl ChangeRecorder for SyncChangeRecorder {
                     created_at: now,
                 })
                 .collect();
-            match entries.as_slice() {
-                // The common single write: the prepared (cached) one-row statement.
-                [entry] => changelog::insert(conn, entry)?,
-                _ => changelog::insert_all(conn, &entries)?,
-            }
+            changelog::append(conn, resource, entries, largest)?;
             start += run;
         }
         Ok(())

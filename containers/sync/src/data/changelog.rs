@@ -66,14 +66,7 @@ pub fn allocate_seqs(
     n: i64,
     max_hlc: i64,
 ) -> QueryResult<i64> {
-    let unprepared = || {
-        DieselError::QueryBuilderError(
-            format!(
-                "resource `{resource}` has no changelog sequence: it was not prepared at start"
-            )
-            .into(),
-        )
-    };
+    let unprepared = || unprepared(resource);
     let last = match conn {
         // One round trip: UPDATE … RETURNING (SQLite >= 3.35, bundled).
         AnyConnection::Sqlite(c) => diesel::update(sync_sequences::table.find(resource))
@@ -96,24 +89,17 @@ pub fn allocate_seqs(
             .optional()?
             .ok_or_else(unprepared)?,
         // MariaDB has no UPDATE … RETURNING: bump under the row lock, then read it back (a
-        // cached prepared SELECT). Diesel never caches an UPDATE (prepare, execute, close: three
-        // round trips on every local write), so a plain resource name is bumped by one text
-        // query instead; the values are a number and an identifier, nothing to escape.
+        // cached prepared SELECT). Diesel never caches its own UPDATE (prepare, execute,
+        // close), so the bump is a statement of fixed text with parameters, prepared once per
+        // connection: one round trip, under the lock every writer of the resource waits for
+        // (ADR 0021).
         AnyConnection::Mysql(c) => {
-            if plain_identifier(resource) {
-                use diesel::connection::SimpleConnection;
-                c.batch_execute(&format!(
-                    "UPDATE sync_sequences SET last_seq = last_seq + {n}, \
-                     max_hlc = GREATEST(max_hlc, {max_hlc}) WHERE resource = '{resource}'"
-                ))?;
-            } else {
-                diesel::update(sync_sequences::table.find(resource))
-                    .set((
-                        sync_sequences::last_seq.eq(sync_sequences::last_seq + n),
-                        sync_sequences::max_hlc.eq(raised!("GREATEST", max_hlc)),
-                    ))
-                    .execute(c)?;
+            BumpSequence {
+                resource,
+                n,
+                max_hlc,
             }
+            .execute(c)?;
             // No row, nothing bumped: the read finds none either.
             sync_sequences::table
                 .find(resource)
@@ -126,13 +112,45 @@ pub fn allocate_seqs(
     Ok(last - n + 1)
 }
 
-/// A resource name that can be written into SQL as it is (`[a-z0-9_]`, 1 to 64 characters).
-fn plain_identifier(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+/// The error of an append to a resource whose sequence row is missing.
+fn unprepared(resource: &str) -> DieselError {
+    DieselError::QueryBuilderError(
+        format!("resource `{resource}` has no changelog sequence: it was not prepared at start")
+            .into(),
+    )
 }
+
+/// MariaDB's sequence bump: `n` more seqs for `resource`, its clock mark raised to `max_hlc`.
+/// Its text never varies, so diesel prepares it once per connection and caches it (keyed by
+/// the text: `QueryId` is not static).
+struct BumpSequence<'a> {
+    resource: &'a str,
+    n: i64,
+    max_hlc: i64,
+}
+
+impl diesel::query_builder::QueryId for BumpSequence<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for BumpSequence<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Text};
+        out.push_sql("UPDATE sync_sequences SET last_seq = last_seq + ");
+        out.push_bind_param::<BigInt, _>(&self.n)?;
+        out.push_sql(", max_hlc = GREATEST(max_hlc, ");
+        out.push_bind_param::<BigInt, _>(&self.max_hlc)?;
+        out.push_sql(") WHERE resource = ");
+        out.push_bind_param::<Text, _>(self.resource)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::MysqlConnection> for BumpSequence<'_> {}
 
 /// `(last_seq, pruned_through)` of `resource`; `(0, 0)` before its first change.
 ///
@@ -153,6 +171,88 @@ pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<(
         .execute(conn)
         .map(drop)
 }
+
+/// Append `entries` (all of `resource`, their largest HLC `max_hlc`; their own `seq` is not
+/// read) with the next seqs, in order: one sequence bump for them all ([`allocate_seqs`]) and one insert —
+/// the cached one-row statement for a single entry, multi-row statements for more. On MariaDB
+/// a single entry (a local write's) takes its seq from the sequence row it locks, so no
+/// read-back round trip is made under that lock, which every writer of the resource waits
+/// for ([`AppendOne`], ADR 0021).
+pub fn append(
+    conn: &mut AnyConnection,
+    resource: &str,
+    mut entries: Vec<ChangeLogEntry>,
+    max_hlc: i64,
+) -> QueryResult<()> {
+    if let (AnyConnection::Mysql(c), [entry]) = (&mut *conn, entries.as_slice()) {
+        let inserted = AppendOne { resource, entry }.execute(c)?;
+        if inserted == 0 {
+            return Err(unprepared(resource));
+        }
+        BumpSequence {
+            resource,
+            n: 1,
+            max_hlc,
+        }
+        .execute(c)?;
+        return Ok(());
+    }
+    let first = allocate_seqs(conn, resource, entries.len() as i64, max_hlc)?;
+    for (entry, seq) in entries.iter_mut().zip(first..) {
+        entry.seq = seq;
+    }
+    match entries.as_slice() {
+        [entry] => insert(conn, entry),
+        _ => insert_all(conn, &entries),
+    }
+}
+
+/// MariaDB: one changelog entry inserted with the seq after the sequence row's `last_seq`,
+/// read under that row's write lock (`FOR UPDATE`: taken here, held to the commit, as the bump
+/// that follows takes it). The entry's own `seq` is not read. A statement of fixed text:
+/// prepared once per connection and cached.
+struct AppendOne<'a> {
+    resource: &'a str,
+    entry: &'a ChangeLogEntry,
+}
+
+impl diesel::query_builder::QueryId for AppendOne<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for AppendOne<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+        let e = self.entry;
+        out.push_sql(
+            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
+             origin_region, schema_version, created_at) SELECT resource, last_seq + 1, ",
+        );
+        out.push_bind_param::<Text, _>(&e.entity_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&e.op)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&e.payload)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&e.hlc)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&e.origin_region)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&e.schema_version)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&e.created_at)?;
+        out.push_sql(" FROM sync_sequences WHERE resource = ");
+        out.push_bind_param::<Text, _>(self.resource)?;
+        out.push_sql(" FOR UPDATE");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::MysqlConnection> for AppendOne<'_> {}
 
 /// Rows per multi-row INSERT: a whole batch at the default `sync.max_ops_per_batch` (1,000);
 /// 9 columns × 1,000 binds stays far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
@@ -398,11 +498,75 @@ mod tests {
             }
         }
 
+        /// ADR 0021: `append` gives one entry or many the next seqs in order — a single one
+        /// on MariaDB taking its seq from the sequence row it locks — stores them, raises the
+        /// clock mark, and refuses a resource without a sequence row. Appenders in parallel
+        /// transactions on their own connections get every seq once, with no gap.
+        async fn appends_take_consecutive_seqs_alone_and_in_parallel(db: TestDb) {
+            let entry = |hlc: i64| ChangeLogEntry {
+                resource: "widgets".into(),
+                seq: -1,
+                entity_id: format!("w{hlc}"),
+                op: "upsert".into(),
+                payload: "{}".into(),
+                hlc,
+                origin_region: "eu".into(),
+                schema_version: 1,
+                created_at: ship::db::utc_now(),
+            };
+            let mut conn = db.pool.get().unwrap();
+            ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            let stored = |conn: &mut AnyConnection| -> Vec<(i64, i64)> {
+                sync_changelog::table
+                    .order(sync_changelog::seq)
+                    .select((sync_changelog::seq, sync_changelog::hlc))
+                    .load(conn)
+                    .unwrap()
+            };
+            ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(5 << 16)], 5 << 16)).unwrap();
+            assert_eq!(stored(&mut conn), vec![(1, 5 << 16)]);
+            let three = vec![entry(7 << 16), entry(6 << 16), entry(8 << 16)];
+            ship::db::transact(&mut conn, |c| append(c, "widgets", three, 8 << 16)).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(8 << 16));
+            ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(6 << 16)], 6 << 16)).unwrap();
+            assert_eq!(max_hlc(&mut conn).unwrap(), Some(8 << 16), "the mark is never lowered");
+            assert_eq!(stored(&mut conn), vec![(1, 5 << 16), (2, 7 << 16), (3, 6 << 16), (4, 8 << 16), (5, 6 << 16)]);
+            for many in [1, 2] {
+                let entries: Vec<ChangeLogEntry> = (0..many).map(|_| entry(1)).collect();
+                let err = ship::db::transact(&mut conn, |c| append(c, "gadgets", entries, 1)).unwrap_err();
+                assert!(err.to_string().contains("no changelog sequence"), "{many}: {err}");
+            }
+            drop(conn);
+
+            let appenders: Vec<_> = (0..4)
+                .map(|k| {
+                    let pool = db.pool.clone();
+                    std::thread::spawn(move || {
+                        let mut conn = pool.get().unwrap();
+                        for i in 0..25 {
+                            let hlc = ((100 + k * 25 + i) as i64) << 16;
+                            ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(hlc)], hlc)).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for appender in appenders {
+                appender.join().unwrap();
+            }
+            let mut conn = db.pool.get().unwrap();
+            let seqs: Vec<i64> = sync_changelog::table
+                .order(sync_changelog::seq)
+                .select(sync_changelog::seq)
+                .load(&mut conn)
+                .unwrap();
+            assert_eq!(seqs, (1..=105).collect::<Vec<i64>>());
+            assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 105);
+        }
+
         /// The clock mark: the largest HLC appended to any resource, raised by every
         /// allocation (on every backend's spelling of the larger of two), never lowered by a
         /// smaller one, independent of the changelog's rows (prune deletes those); none before
-        /// the first append. A
-        /// resource name that is not a plain identifier takes MariaDB's other statement.
+        /// the first append, whatever the resource's name.
         async fn the_clock_mark_is_the_largest_hlc_ever_appended(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             ensure_sequences(&mut conn, ["widgets", "Gadgets-2"]).unwrap();
