@@ -201,8 +201,14 @@ pub fn mysql_overwrite_clause(columns: &[&str], policy: ConflictPolicy) -> Strin
 }
 
 /// The session variable in which [`mysql_insert_or_lock_all`] collects the ids that existed.
-const MYSQL_EXISTED_VAR: &str = "@regionsync_batch_existed";
-const MYSQL_EXISTED_SELECT: &str = "SELECT @regionsync_batch_existed";
+macro_rules! mysql_existed_var {
+    () => {
+        "@regionsync_batch_existed"
+    };
+}
+const MYSQL_EXISTED_VAR: &str = mysql_existed_var!();
+/// Its read, a statement of fixed text (cached).
+const MYSQL_EXISTED_SELECT: &str = concat!("SELECT ", mysql_existed_var!());
 
 /// The columns every synced table has, which the overwrite's conflict branch assigns last.
 const VERSION_COLUMNS: [&str; 4] = ["id", "sync_version", "sync_origin", "deleted_at"];

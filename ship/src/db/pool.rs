@@ -270,8 +270,11 @@ where
             Ok(()) => Ok(value),
             Err(commit_error) => {
                 // Same policy as diesel's `Connection::transaction`: try to roll back, report
-                // the commit error.
-                let _ = Tm::rollback_transaction(conn);
+                // the commit error (a rollback that fails too marks the connection broken, and
+                // the pool drops it).
+                if let Err(rollback_error) = Tm::rollback_transaction(conn) {
+                    tracing::warn!(%commit_error, %rollback_error, "a commit failed and so did the rollback after it");
+                }
                 Err(commit_error.into())
             }
         },

@@ -167,7 +167,7 @@ enum Flow {
 }
 
 /// A claimed range being sent: the range, and the retried dead letters among its changes
-/// (`delivery::Loaded::retried`, sorted), settled with it.
+/// (`Loaded::retried` of `delivery::entries`, sorted), settled with it.
 struct Sending {
     range: ClaimedRange,
     retried: Vec<i64>,

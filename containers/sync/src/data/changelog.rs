@@ -526,11 +526,18 @@ mod tests {
             ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(5 << 16)], 5 << 16)).unwrap();
             assert_eq!(stored(&mut conn), vec![(1, 5 << 16)]);
             let three = vec![entry(7 << 16), entry(6 << 16), entry(8 << 16)];
+            // The mark as stored (`max_hlc` also reads the newest entries).
+            let mark = |conn: &mut AnyConnection| -> i64 {
+                sync_sequences::table.find("widgets").select(sync_sequences::max_hlc).first(conn).unwrap()
+            };
+            assert_eq!(mark(&mut conn), 5 << 16, "raised by a single append");
             ship::db::transact(&mut conn, |c| append(c, "widgets", three, 8 << 16)).unwrap();
-            assert_eq!(max_hlc(&mut conn).unwrap(), Some(8 << 16));
+            assert_eq!(mark(&mut conn), 8 << 16);
             ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(6 << 16)], 6 << 16)).unwrap();
-            assert_eq!(max_hlc(&mut conn).unwrap(), Some(8 << 16), "the mark is never lowered");
-            assert_eq!(stored(&mut conn), vec![(1, 5 << 16), (2, 7 << 16), (3, 6 << 16), (4, 8 << 16), (5, 6 << 16)]);
+            assert_eq!(mark(&mut conn), 8 << 16, "never lowered");
+            ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(9 << 16)], 9 << 16)).unwrap();
+            assert_eq!(mark(&mut conn), 9 << 16, "raised by a single append again");
+            assert_eq!(stored(&mut conn), vec![(1, 5 << 16), (2, 7 << 16), (3, 6 << 16), (4, 8 << 16), (5, 6 << 16), (6, 9 << 16)]);
             for many in [1, 2] {
                 let entries: Vec<ChangeLogEntry> = (0..many).map(|_| entry(1)).collect();
                 let err = ship::db::transact(&mut conn, |c| append(c, "gadgets", entries, 1)).unwrap_err();
@@ -559,8 +566,8 @@ mod tests {
                 .select(sync_changelog::seq)
                 .load(&mut conn)
                 .unwrap();
-            assert_eq!(seqs, (1..=105).collect::<Vec<i64>>());
-            assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 105);
+            assert_eq!(seqs, (1..=106).collect::<Vec<i64>>());
+            assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 106);
         }
 
         /// The clock mark: the largest HLC appended to any resource, raised by every

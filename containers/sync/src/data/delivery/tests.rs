@@ -401,4 +401,10 @@ fn a_restart_cuts_pieces_around_the_ranges_held() {
         around(1, 7, &[(6, 6)], 2),
         vec![(1, 2), (3, 4), (5, 5), (7, 7)]
     );
+    assert_eq!(
+        around(1, 10, &[(12, 15)], 100),
+        vec![(1, 10)],
+        "a range beyond: no matter"
+    );
+    assert_eq!(around(1, 10, &[(8, 15)], 100), vec![(1, 7)]);
 }
