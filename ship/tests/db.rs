@@ -516,29 +516,13 @@ mod inline_statements_store_exactly_what_they_are_given {
 mod mariadb_begin_and_commit_are_cached_prepared_statements {
     use super::*;
 
-    #[derive(QueryableByName)]
-    struct Counter {
-        #[diesel(sql_type = Text)]
-        name: String,
-        #[diesel(sql_type = BigInt)]
-        value: i64,
-    }
-
     /// (COM_SET_OPTION, prepares, executions) this session sent, this read's own included.
     fn sent(conn: &mut ship::AnyConnection) -> (i64, i64, i64) {
-        let rows: Vec<Counter> = diesel::sql_query(
-            "SELECT VARIABLE_NAME AS name, CAST(VARIABLE_VALUE AS SIGNED) AS value \
-             FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME IN \
-             ('COM_SET_OPTION', 'COM_STMT_PREPARE', 'COM_STMT_EXECUTE')",
-        )
-        .load(conn)
-        .unwrap();
-        let get = |n: &str| rows.iter().find(|r| r.name == n).map(|r| r.value).unwrap();
-        (
-            get("COM_SET_OPTION"),
-            get("COM_STMT_PREPARE"),
-            get("COM_STMT_EXECUTE"),
-        )
+        let n = ship::testing::mysql_session_counters(
+            conn,
+            &["COM_SET_OPTION", "COM_STMT_PREPARE", "COM_STMT_EXECUTE"],
+        );
+        (n[0], n[1], n[2])
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,16 +557,12 @@ mod mariadb_begin_and_commit_are_cached_prepared_statements {
         // 4 BEGIN, 3 COMMIT, 4 inserts, the second read.
         assert_eq!(executions, 12);
         let mut other = db.pool.get().unwrap();
-        let ids: Vec<i64> =
-            diesel::sql_query("SELECT id AS value, 'id' AS name FROM t_cached ORDER BY id")
-                .load::<Counter>(&mut other)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.value)
-                .collect();
         assert_eq!(
-            ids,
-            vec![1, 2, 3, 4],
+            scalar_text(
+                &mut other,
+                "(SELECT GROUP_CONCAT(id ORDER BY id) FROM t_cached)"
+            ),
+            "1,2,3,4",
             "committed, and the failed one rolled back"
         );
     }

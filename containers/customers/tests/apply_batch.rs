@@ -373,25 +373,9 @@ fn statements_during<T>(
     f: impl FnOnce(&mut AnyConnection) -> T,
 ) -> (T, i64) {
     use diesel::connection::{Connection, InstrumentationEvent};
-    use diesel::sql_types::BigInt;
-    use diesel::RunQueryDsl;
     use std::sync::atomic::{AtomicI64, Ordering};
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
     fn questions(conn: &mut AnyConnection) -> i64 {
-        let AnyConnection::Mysql(c) = conn else {
-            unreachable!()
-        };
-        let sent: Count = diesel::sql_query(
-            "SELECT CAST(SUM(VARIABLE_VALUE) AS SIGNED) AS n FROM information_schema.SESSION_STATUS \
-             WHERE VARIABLE_NAME = 'QUESTIONS'",
-        )
-        .get_result(c)
-        .unwrap();
-        sent.n
+        ship::testing::mysql_session_counters(conn, &["QUESTIONS"])[0]
     }
     match conn {
         AnyConnection::Mysql(_) => {

@@ -8,6 +8,7 @@
 //!   `<test>::sqlite`, `<test>::mysql` and `<test>::postgres`, so a run can skip or count a
 //!   backend by name.
 //! - [`spawn_app`]: the real HTTP server on `127.0.0.1:0`.
+//! - [`mysql_session_counters`]: what a MariaDB session has sent (round trips, prepares).
 //!
 //! Set-up failures panic with a clear message: this is test code, and a test that cannot get
 //! its database must fail loudly, never pass.
@@ -214,6 +215,39 @@ impl Drop for TestDb {
 /// postgres(); }` (tokio tests; the calling crate needs `tokio` as a dev-dependency). The
 /// MariaDB variant fails — it never silently passes — when `TEST_MYSQL_URL` is not set, the
 /// PostgreSQL one when `TEST_PG_URL` is not; `make test` skips them by name instead.
+/// MariaDB: this session's counters `names` (`SESSION_STATUS`, e.g. `COM_SET_OPTION`,
+/// `COM_STMT_PREPARE`, `COM_STMT_EXECUTE`), in the order given. The read is itself one prepare
+/// and one execution, counted in what it returns.
+pub fn mysql_session_counters(conn: &mut crate::AnyConnection, names: &[&str]) -> Vec<i64> {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Counter {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+    let crate::AnyConnection::Mysql(c) = conn else {
+        panic!("session counters are MariaDB's")
+    };
+    let rows: Vec<Counter> = diesel::sql_query(
+        "SELECT VARIABLE_NAME AS name, CAST(VARIABLE_VALUE AS SIGNED) AS value \
+         FROM information_schema.SESSION_STATUS",
+    )
+    .load(c)
+    .unwrap_or_else(|e| panic!("reading the session's counters: {e}"));
+    names
+        .iter()
+        .map(|n| {
+            rows.iter()
+                .find(|r| r.name.eq_ignore_ascii_case(n))
+                .map(|r| r.value)
+                .unwrap_or_else(|| panic!("no session counter {n}"))
+        })
+        .collect()
+}
+
 #[macro_export]
 macro_rules! backend_tests {
     ($($(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block)*) => {

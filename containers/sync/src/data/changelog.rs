@@ -122,16 +122,17 @@ fn unprepared(resource: &str) -> DieselError {
 
 /// MariaDB's sequence bump: `n` more seqs for `resource`, its clock mark raised to `max_hlc`.
 /// Its text never varies, so diesel prepares it once per connection and caches it (keyed by
-/// the text: `QueryId` is not static).
+/// its type: a static `QueryId`).
 struct BumpSequence<'a> {
     resource: &'a str,
     n: i64,
     max_hlc: i64,
 }
 
+// A static id: the statement cache finds it by its type, without writing its SQL first.
 impl diesel::query_builder::QueryId for BumpSequence<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+    type QueryId = BumpSequence<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
 impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for BumpSequence<'_> {
@@ -216,9 +217,10 @@ struct AppendOne<'a> {
     entry: &'a ChangeLogEntry,
 }
 
+// A static id: the statement cache finds it by its type, without writing its SQL first.
 impl diesel::query_builder::QueryId for AppendOne<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+    type QueryId = AppendOne<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
 impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for AppendOne<'_> {
@@ -538,6 +540,23 @@ mod tests {
             ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(9 << 16)], 9 << 16)).unwrap();
             assert_eq!(mark(&mut conn), 9 << 16, "raised by a single append again");
             assert_eq!(stored(&mut conn), vec![(1, 5 << 16), (2, 7 << 16), (3, 6 << 16), (4, 8 << 16), (5, 6 << 16), (6, 9 << 16)]);
+            if conn.backend() == ship::db::Backend::Mysql {
+                // Cached statements (ADR 0021): appends after the first prepare nothing (the
+                // counters' own read is the one prepare), and only the multi-row insert, a text
+                // query, goes between a COM_SET_OPTION pair.
+                let sent = |c: &mut AnyConnection| ship::testing::mysql_session_counters(c, &["COM_STMT_PREPARE", "COM_SET_OPTION"]);
+                let before = sent(&mut conn);
+                for hlc in [10 << 16, 11 << 16] {
+                    ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(hlc)], hlc)).unwrap();
+                }
+                let three = vec![entry(12 << 16), entry(12 << 16), entry(12 << 16)];
+                ship::db::transact(&mut conn, |c| append(c, "widgets", three, 12 << 16)).unwrap();
+                let after = sent(&mut conn);
+                assert_eq!(after[0] - before[0], 1, "the bump, the single insert, BEGIN and COMMIT are cached");
+                assert_eq!(after[1] - before[1], 2, "no text query but the multi-row insert");
+                diesel::delete(sync_changelog::table.filter(sync_changelog::seq.gt(6))).execute(&mut conn).unwrap();
+                diesel::update(sync_sequences::table.find("widgets")).set(sync_sequences::last_seq.eq(6)).execute(&mut conn).unwrap();
+            }
             for many in [1, 2] {
                 let entries: Vec<ChangeLogEntry> = (0..many).map(|_| entry(1)).collect();
                 let err = ship::db::transact(&mut conn, |c| append(c, "gadgets", entries, 1)).unwrap_err();
