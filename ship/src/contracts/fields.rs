@@ -30,7 +30,10 @@ pub fn length(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
 /// A UUID in lowercase hyphenated form (`invalid_uuid`).
 pub fn uuid(field: &str, value: &str) -> Result<(), FieldError> {
     match uuid::Uuid::parse_str(value) {
-        Ok(u) if u.hyphenated().to_string() == value => Ok(()),
+        // The lowercase hyphenated form is the only one 36 bytes long without an uppercase
+        // digit (`parse_str` also takes the simple, braced and URN forms): checked without
+        // writing the form out.
+        Ok(_) if value.len() == 36 && !value.bytes().any(|b| b.is_ascii_uppercase()) => Ok(()),
         _ => Err(FieldError::new(
             field,
             "invalid_uuid",
@@ -135,6 +138,18 @@ mod tests {
             code(uuid("id", "01939d2e-0000-7000-8000-00000000000a")),
             None
         );
+        // The other forms `Uuid::parse_str` takes are not the wire form.
+        for other in [
+            "01939d2e00007000800000000000000a",
+            "{01939d2e-0000-7000-8000-00000000000a}",
+            "urn:uuid:01939d2e-0000-7000-8000-00000000000a",
+        ] {
+            assert_eq!(
+                code(uuid("id", other)),
+                Some(("id".into(), "invalid_uuid".into())),
+                "{other}"
+            );
+        }
         assert_eq!(
             code(timestamp("at", "2026-11-25")),
             Some(("at".into(), "invalid_timestamp".into()))
