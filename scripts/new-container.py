@@ -471,6 +471,15 @@ def fragments(name: str, fields: list[Field]) -> dict[str, str]:
         "sample_json": lines(lambda f: f"        \"{f.name}\": {json.dumps(samples(f)[0], ensure_ascii=False)},"),
         "changed_json": lines(lambda f: f"        \"{f.name}\": {json.dumps(samples(f)[1], ensure_ascii=False)},"),
         "bad_field": bad_field(fields[0]),
+        "column_count": str(len(fields) + 7),
+        "column_names": lines(lambda f: f'    "{f.name}",'),
+        "row_literals": lines(lambda f: "        {0},".format({
+            "string": f"Literal::Text(&r.{f.name})", "text": f"Literal::Text(&r.{f.name})",
+            "int": f"Literal::BigInt(r.{f.name})", "bool": f"Literal::Integer(i32::from(r.{f.name}))",
+            "timestamp": f"Literal::Timestamp(r.{f.name})"}[f.type])),
+        "pg_binds": lines(lambda f: "            .bind::<{0}, _>({1})".format(
+            DIESEL_TYPE[f.type],
+            f"r.{f.name}.clone()" if f.type in ("string", "text") else f"r.{f.name}")),
     }
 
 

@@ -333,7 +333,7 @@ pub fn mysql_overwrite_all<R, const N: usize>(
 
 /// What an incoming version (and whether it is a tombstone) does to a stored one under
 /// `policy`; `stored_payload` gives the stored row's payload for a conflict record. For a
-/// resource that applies row by row (a generated container) as much as for [`apply_batch`].
+/// resource that applies row by row as much as for [`apply_batch`].
 pub fn outcome(
     policy: ConflictPolicy,
     incoming: (&Version, bool),
