@@ -179,6 +179,18 @@ fn versions(db: &TestDb) -> Vec<(String, i64, String)> {
 }
 
 #[derive(diesel::QueryableByName)]
+struct EntryRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    entity_id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hlc: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    payload: String,
+}
+
+#[derive(diesel::QueryableByName)]
 struct VersionRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     id: String,
@@ -289,6 +301,73 @@ mod apply_is_order_independent {
 }
 
 ship::backend_tests! {
+    /// A batch's changelog entries are its winners, in the order they were applied (entity
+    /// id), with the next seqs — every op of a batch winning, some losing, a single winner (on
+    /// MariaDB appended as a local write is, by the statement that locks the sequence row) —
+    /// and a re-delivery adds none.
+    async fn a_batch_appends_its_winners_in_apply_order(db: TestDb) {
+        use diesel::prelude::*;
+        let action = action(&db);
+        let base = base_ms();
+        let id = |k: usize| format!("01939d2e-0000-7000-8000-{k:012x}");
+        let op = |k: usize, ms: u64, origin: &str, name: &str| -> Value {
+            json!({
+                "op_id": format!("op-{k}-{ms}"),
+                "entity_id": id(k),
+                "kind": "upsert",
+                "hlc": ((base + ms) << 16) as i64,
+                "origin": origin,
+                "payload": {
+                    "id": id(k), "tenant_id": "t1", "name": name, "email": "x@example.com",
+                    "status": "active",
+                    "created_at": "2026-11-25T15:00:00.000000Z",
+                    "updated_at": "2026-11-25T15:00:00.123456Z",
+                    "deleted_at": null,
+                },
+            })
+        };
+        let entries = |db: &TestDb| -> Vec<(i64, String, i64, String)> {
+            diesel::sql_query("SELECT seq, entity_id, hlc, payload FROM sync_changelog ORDER BY seq")
+                .load::<EntryRow>(&mut db.pool.get().unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.seq, r.entity_id, r.hlc, r.payload))
+                .collect()
+        };
+        // 100 new rows, sent in reverse id order: every op wins.
+        let first: Vec<Value> = (0..100).rev().map(|k| op(k, 1_000, "eu-west", "first")).collect();
+        apply(&action, first.clone()).await;
+        let expected: Vec<(i64, String, i64, String)> = (0..100)
+            .map(|k| {
+                let sent = &first[99 - k];
+                (k as i64 + 1, id(k), sent["hlc"].as_i64().unwrap(), sent["payload"].to_string())
+            })
+            .collect();
+        assert_eq!(entries(&db), expected);
+        // 100 ops: the even ids newer, the odd ones older than what is stored.
+        let second: Vec<Value> = (0..100)
+            .map(|k| op(k, if k % 2 == 0 { 2_000 } else { 500 }, "us-east", "second"))
+            .collect();
+        apply(&action, second.clone()).await;
+        let mut expected = expected;
+        expected.extend((0..50).map(|j| {
+            let sent = &second[2 * j];
+            (101 + j as i64, id(2 * j), sent["hlc"].as_i64().unwrap(), sent["payload"].to_string())
+        }));
+        assert_eq!(entries(&db), expected);
+        apply(&action, second).await;
+        assert_eq!(entries(&db).len(), 150, "a re-delivery appends nothing");
+        let one = op(7, 3_000, "ap-south", "third");
+        apply(&action, vec![one.clone(), op(8, 100, "ap-south", "stale")]).await;
+        expected.push((151, id(7), one["hlc"].as_i64().unwrap(), one["payload"].to_string()));
+        assert_eq!(entries(&db), expected);
+        let last: i64 = diesel::sql_query("SELECT last_seq AS seq, '' AS entity_id, max_hlc AS hlc, '' AS payload FROM sync_sequences WHERE resource = 'customers'")
+            .get_result::<EntryRow>(&mut db.pool.get().unwrap())
+            .map(|r| r.seq)
+            .unwrap();
+        assert_eq!(last, 151);
+    }
+
     /// R8: many concurrent appliers of conflicting ops on a few keys end at the LWW maximum
     /// per key — no lost update, no deadlock surfaced to the caller.
     async fn concurrent_conflicting_applies_end_at_the_maximum(db: TestDb) {

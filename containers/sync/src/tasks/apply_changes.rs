@@ -155,17 +155,15 @@ impl ApplyChangesTask {
                 .map(|&i| ops[i].change.version.hlc.as_i64())
                 .max()
                 .unwrap_or(0);
-            let first =
-                changelog::allocate_seqs(conn, resource.name(), winners.len() as i64, largest)?;
             let now = utc_now();
             let entries: Vec<ChangeLogEntry> = winners
                 .iter()
-                .enumerate()
-                .map(|(k, &i)| {
+                .map(|&i| {
                     let change = &ops[i].change;
                     ChangeLogEntry {
                         resource: change.resource.clone(),
-                        seq: first + k as i64,
+                        // The next seqs, in this order, taken by `append`.
+                        seq: 0,
                         entity_id: change.entity_id.clone(),
                         op: change.kind.as_str().to_string(),
                         payload: change.payload_text(),
@@ -176,7 +174,9 @@ impl ApplyChangesTask {
                     }
                 })
                 .collect();
-            changelog::insert_all(conn, &entries)?;
+            // As a local write's: one winner on MariaDB takes its seq from the sequence row it
+            // locks, with no read-back under that lock (ADR 0021).
+            changelog::append(conn, resource.name(), entries, largest)?;
         }
         if !lost.is_empty() || !overridden.is_empty() {
             let now = utc_now();
