@@ -364,43 +364,6 @@ impl ChangeRecorder for SequenceRecorder {
     }
 }
 
-/// Statements this session sent while `f` ran: on MariaDB its `Questions` counter (text
-/// queries, and prepares and executions of prepared statements, this measure's own query
-/// included); on PostgreSQL every query the connection started, through diesel's
-/// instrumentation (PostgreSQL keeps no per-session count).
-fn statements_during<T>(
-    conn: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> T,
-) -> (T, i64) {
-    use diesel::connection::{Connection, InstrumentationEvent};
-    use std::sync::atomic::{AtomicI64, Ordering};
-    fn questions(conn: &mut AnyConnection) -> i64 {
-        ship::testing::mysql_session_counters(conn, &["QUESTIONS"])[0]
-    }
-    match conn {
-        AnyConnection::Mysql(_) => {
-            let before = questions(conn);
-            let out = f(conn);
-            (out, questions(conn) - before)
-        }
-        AnyConnection::Pg(c) => {
-            let started = Arc::new(AtomicI64::new(0));
-            let counter = started.clone();
-            c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                if matches!(event, InstrumentationEvent::StartQuery { .. }) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-            let out = f(conn);
-            if let AnyConnection::Pg(c) = conn {
-                c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-            }
-            (out, started.load(Ordering::Relaxed))
-        }
-        AnyConnection::Sqlite(_) => panic!("MariaDB and PostgreSQL only"),
-    }
-}
-
 /// Statements per batch of 10 and of 400 ops, each half inserts and half newer versions of
 /// stored rows (with one stale op), in one transaction on one connection.
 #[allow(clippy::print_stdout)]
@@ -417,7 +380,7 @@ fn statements_per_batch(db: &ship::testing::TestDb) -> Vec<i64> {
         batch.push(op(start, 500, "ap", "stale"));
         let refs: Vec<&Change> = batch.iter().collect();
         let mut conn = db.pool.get().unwrap();
-        let (outcomes, sent) = statements_during(&mut conn, |conn| {
+        let (outcomes, sent) = ship::testing::statements_during(&mut conn, |conn| {
             transact(conn, |c: &mut AnyConnection| -> Result<_, DbError> {
                 CustomersResource.apply_batch(c, &refs, ConflictPolicy::Lww)
             })

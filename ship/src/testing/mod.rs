@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 
@@ -246,6 +247,46 @@ pub fn mysql_session_counters(conn: &mut crate::AnyConnection, names: &[&str]) -
                 .unwrap_or_else(|| panic!("no session counter {n}"))
         })
         .collect()
+}
+
+/// Statements `conn` sent while `f` ran: on MariaDB its session's `Questions` counter (text
+/// queries, and prepares and executions of prepared statements, this measure's own read
+/// included); on PostgreSQL and SQLite every query diesel started (neither keeps a per-session
+/// count).
+pub fn statements_during<T>(
+    conn: &mut crate::AnyConnection,
+    f: impl FnOnce(&mut crate::AnyConnection) -> T,
+) -> (T, i64) {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    if matches!(conn, crate::AnyConnection::Mysql(_)) {
+        let before = mysql_session_counters(conn, &["QUESTIONS"])[0];
+        let out = f(conn);
+        return (
+            out,
+            mysql_session_counters(conn, &["QUESTIONS"])[0] - before,
+        );
+    }
+    let started = Arc::new(AtomicI64::new(0));
+    let counter = Arc::clone(&started);
+    let count = move |event: InstrumentationEvent<'_>| {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let quiet = |_: InstrumentationEvent<'_>| {};
+    match conn {
+        crate::AnyConnection::Pg(c) => c.set_instrumentation(count),
+        crate::AnyConnection::Sqlite(c) => c.set_instrumentation(count),
+        crate::AnyConnection::Mysql(_) => {}
+    }
+    let out = f(conn);
+    match conn {
+        crate::AnyConnection::Pg(c) => c.set_instrumentation(quiet),
+        crate::AnyConnection::Sqlite(c) => c.set_instrumentation(quiet),
+        crate::AnyConnection::Mysql(_) => {}
+    }
+    (out, started.load(Ordering::Relaxed))
 }
 
 #[macro_export]
