@@ -20,11 +20,6 @@ use crate::{validation, RESOURCE};
 /// Rows read per query while computing the digest.
 const DIGEST_PAGE: i64 = 1_000;
 
-/// Tombstones read per query while purging, and purged per call at the most (the next prune
-/// goes on).
-const PURGE_PAGE: i64 = 1_000;
-const PURGE_MAX: usize = 10_000;
-
 /// `customers` for the sync container. Payloads are [`CustomerPayload`]s (schema version 1).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CustomersResource;
@@ -111,33 +106,23 @@ impl SyncResource for CustomersResource {
             .collect()
     }
 
-    /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
-    /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
-    /// Up to [`PURGE_MAX`] tombstones deleted before `before`, by id, skipping those in `keep`
-    /// (read past them: kept tombstones — owed to a peer, or named by an order — never starve
-    /// the others).
-    fn purge_tombstones(
+    /// The purge candidates of prune, locked (the contract's locking rule).
+    fn tombstones_before(
         &self,
         conn: &mut AnyConnection,
         before: chrono::NaiveDateTime,
-        keep: &std::collections::HashSet<String>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, DbError> {
+        Ok(customers::tombstones_before(conn, before, after, limit)?)
+    }
+
+    fn delete_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[String],
     ) -> Result<usize, DbError> {
-        let mut purged = 0;
-        let mut after: Option<String> = None;
-        while purged < PURGE_MAX {
-            let page = customers::tombstones_before(conn, before, after.as_deref(), PURGE_PAGE)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            let ids: Vec<String> = page
-                .into_iter()
-                .filter(|id| !keep.contains(id))
-                .take(PURGE_MAX - purged)
-                .collect();
-            purged += customers::delete_tombstones(conn, &ids)?;
-            after = Some(last);
-        }
-        Ok(purged)
+        Ok(customers::delete_tombstones(conn, ids)?)
     }
 
     fn snapshot_page(
@@ -182,6 +167,8 @@ impl SyncResource for CustomersResource {
             .transpose()
     }
 
+    /// Hex SHA-256 over every row (tombstones included) ordered by id, each row one line of
+    /// `{"payload":{…},"version":<i64>,"origin":"…"}\n`.
     fn digest(&self, conn: &mut AnyConnection) -> Result<String, DbError> {
         let mut hasher = Sha256::new();
         let mut after: Option<String> = None;

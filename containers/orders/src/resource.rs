@@ -26,12 +26,6 @@ pub const CUSTOMER_REF: Reference = Reference {
 /// Rows read per query while computing the digest.
 const DIGEST_PAGE: i64 = 1_000;
 
-/// Tombstones read per query while purging.
-const PURGE_PAGE: i64 = 1_000;
-
-/// The most tombstones one purge deletes; the next purge goes on.
-const PURGE_MAX: usize = 10_000;
-
 /// `orders` for the sync container. Payloads are [`OrderPayload`]s (schema version 1).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OrdersResource;
@@ -202,42 +196,38 @@ impl SyncResource for OrdersResource {
         Ok(orders::count_live_of_customers(conn, targets)?)
     }
 
-    /// Every customer an order (tombstones included) names.
-    fn named_ids(
+    /// Of `targets`, the customers some order (tombstones included) names.
+    fn named_among(
         &self,
         conn: &mut AnyConnection,
         reference: &Reference,
+        targets: &[&str],
     ) -> Result<HashSet<String>, DbError> {
         if *reference != CUSTOMER_REF {
             return Ok(HashSet::new());
         }
-        Ok(orders::named_customers(conn)?.into_iter().collect())
+        Ok(orders::named_customers_among(conn, targets)?
+            .into_iter()
+            .collect())
     }
 
-    /// Up to [`PURGE_MAX`] tombstones deleted before `before`, by id, skipping those in `keep`
-    /// (read past them, so that kept tombstones never starve the others).
-    fn purge_tombstones(
+    /// The purge candidates of prune, locked (the contract's locking rule).
+    fn tombstones_before(
         &self,
         conn: &mut AnyConnection,
         before: chrono::NaiveDateTime,
-        keep: &HashSet<String>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, DbError> {
+        Ok(orders::tombstones_before(conn, before, after, limit)?)
+    }
+
+    fn delete_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[String],
     ) -> Result<usize, DbError> {
-        let mut purged = 0;
-        let mut after: Option<String> = None;
-        while purged < PURGE_MAX {
-            let page = orders::tombstones_before(conn, before, after.as_deref(), PURGE_PAGE)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            let ids: Vec<String> = page
-                .into_iter()
-                .filter(|id| !keep.contains(id))
-                .take(PURGE_MAX - purged)
-                .collect();
-            purged += orders::delete_tombstones(conn, &ids)?;
-            after = Some(last);
-        }
-        Ok(purged)
+        Ok(orders::delete_tombstones(conn, ids)?)
     }
 }
 

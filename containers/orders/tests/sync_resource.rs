@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
-
 use common::{raw_rows_of, registry, RawRow};
 use orders::{OrdersResource, CUSTOMER_REF};
 use serde_json::{json, Value};
@@ -357,20 +355,26 @@ ship::backend_tests! {
         assert_eq!(registry.dependency_order().unwrap(), vec!["customers", "orders"]);
     }
 
-    async fn purge_deletes_old_tombstones_except_the_kept_ones(db: TestDb) {
-        // More kept tombstones than one page, before the purgeable one: it is still reached.
-        let mut ops: Vec<Change> = (0..1_050).map(|k| tombstone(k, 5_000, "eu", "t")).collect();
+    async fn tombstones_are_paged_by_id_and_only_tombstones_are_deleted(db: TestDb) {
+        let mut ops: Vec<Change> = (0..5).map(|k| tombstone(k, 5_000, "eu", "t")).collect();
         ops.push(op(2_000, 5_000, "eu", "live"));
         apply_batch(&db.pool, &ops);
-        let keep: HashSet<String> = (0..1_049).map(id).collect();
         let before = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_opt(0, 0, 0).unwrap();
-        let purged = in_transaction(&db.pool, |c| OrdersResource.purge_tombstones(c, before, &keep));
-        assert_eq!(purged, 1);
-        let rows = raw_rows_of(&db.pool);
-        assert_eq!(rows.len(), 1_050);
-        assert!(!rows.iter().any(|r| r.id == id(1_049)));
+        let page = |after: Option<String>, limit| {
+            in_transaction(&db.pool, |c| OrdersResource.tombstones_before(c, before, after.as_deref(), limit))
+        };
+        assert_eq!(page(None, 3), (0..3).map(id).collect::<Vec<_>>(), "by id, the live row left out");
+        assert_eq!(page(Some(id(2)), 3), (3..5).map(id).collect::<Vec<_>>(), "after the cursor");
+        assert!(page(Some(id(4)), 3).is_empty());
         let early = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap().and_hms_opt(0, 0, 0).unwrap();
-        assert_eq!(in_transaction(&db.pool, |c| OrdersResource.purge_tombstones(c, early, &HashSet::new())), 0, "not old enough");
+        assert!(in_transaction(&db.pool, |c| OrdersResource.tombstones_before(c, early, None, 10)).is_empty(), "not old enough");
+
+        let live = op(2_000, 5_000, "eu", "live").entity_id;
+        let deleted = in_transaction(&db.pool, |c| OrdersResource.delete_tombstones(c, &[id(1), live.clone()]));
+        assert_eq!(deleted, 1, "a live row is never deleted");
+        let rows = raw_rows_of(&db.pool);
+        assert_eq!(rows.len(), 5);
+        assert!(!rows.iter().any(|r| r.id == id(1)) && rows.iter().any(|r| r.id == live));
     }
 }
 

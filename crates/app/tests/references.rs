@@ -6,8 +6,14 @@
 
 mod common;
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use common::{count, customer, hlc, order, settings_for, Region};
+use diesel::connection::SimpleConnection;
 use serde_json::{json, Value};
+use ship::contracts::{Change, ConflictPolicy, OpKind, SyncResource, Version};
+use ship::db::Backend;
 use ship::parents::Action;
 use ship::testing::TestDb;
 
@@ -20,6 +26,42 @@ fn op(op_id: &str, id: &str, kind: &str, hlc: i64, payload: Value) -> Value {
 
 fn batch(id: &str, ops: Vec<Value>) -> Value {
     json!({"source_region": "us-east", "batch_id": id, "schema_version": 1, "ops": ops})
+}
+
+/// How long a test lets a blocked transaction stay blocked before it checks that it still is.
+const STILL_WAITING: Duration = Duration::from_millis(700);
+
+/// A transaction on a connection of its own, as another process of the region (the scheduler's
+/// prune, or a web worker's apply) would hold it: `first` runs in it, the thread tells what it
+/// returned and waits for the word, then `then` runs and the transaction commits.
+fn hold<T: Send + 'static>(
+    db: &TestDb,
+    first: impl FnOnce(&mut ship::AnyConnection) -> T + Send + 'static,
+    then: impl FnOnce(&mut ship::AnyConnection) + Send + 'static,
+) -> (T, mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (pool, backend) = (db.pool.clone(), db.backend());
+    let (done, first_done) = mpsc::channel();
+    let (go, word) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut conn = pool.get().unwrap();
+        // SQLite: the write lock from the start, as the region's own transactions take it.
+        let begin = if backend == Backend::Sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        conn.batch_execute(begin).unwrap();
+        done.send(first(&mut conn)).unwrap();
+        word.recv().unwrap();
+        then(&mut conn);
+        conn.batch_execute("COMMIT").unwrap();
+    });
+    (first_done.recv().unwrap(), go, thread)
+}
+
+/// A day before now: the customers' tombstones of these tests (deleted 2026-11-25) are older.
+fn a_day_ago() -> chrono::NaiveDateTime {
+    ship::db::utc_now() - chrono::Duration::days(1)
 }
 
 fn parked(db: &TestDb) -> i64 {
@@ -247,6 +289,127 @@ ship::backend_tests! {
         let (_, list) = region.get(&format!("/api/v1/orders?tenant_id=t1&customer_id={ada}")).await;
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
         assert_eq!(list["items"][0]["customer_state"], "deleted");
+        region.stop().await;
+    }
+
+    /// Regression (the prune race of ADR 0015): prune's page of purge candidates holds a
+    /// customer's tombstone while an order naming it arrives. The apply waits for the prune;
+    /// the prune purges the tombstone; the order is parked, not applied against a customer
+    /// that is gone. Before, the apply read the tombstone unlocked and applied the order.
+    async fn an_order_naming_a_tombstone_prune_holds_waits_for_it_and_parks_when_it_is_purged(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let tombstone = batch("b-c", vec![op("c1", C, "delete", hlc(-2_000), customer(C, "Ada", true))]);
+        assert_eq!(region.post("/sync/customers/ops", &tombstone).await.0, 200);
+
+        let (page, go, prune) = hold(
+            &db,
+            |conn| customers::CustomersResource.tombstones_before(conn, a_day_ago(), None, 10).unwrap(),
+            |conn| assert_eq!(customers::CustomersResource.delete_tombstones(conn, &[C.to_string()]).unwrap(), 1),
+        );
+        assert_eq!(page, vec![C.to_string()]);
+
+        let orders = batch("b-o", vec![op("o1", O, "upsert", hlc(-1_000), order(O, C, "pending", false))]);
+        let (client, url, token) = (region.client.clone(), region.url("/sync/orders/ops"), region.token_from("us-east"));
+        let push = tokio::spawn(async move {
+            let res = client.post(url).bearer_auth(token).json(&orders).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        });
+        tokio::time::sleep(STILL_WAITING).await;
+        assert!(!push.is_finished(), "the apply waits for the tombstone the prune holds");
+        go.send(()).unwrap();
+        prune.join().unwrap();
+
+        let (status, body) = push.await.unwrap();
+        assert_eq!((status, body["results"][0]["status"].as_str()), (200, Some("parked")), "{body}");
+        assert_eq!(parked(&db), 1);
+        assert_eq!(region.get(&format!("/api/v1/orders/{O}")).await.0, 404, "not applied");
+        region.stop().await;
+    }
+
+    /// Regression (the prune race of ADR 0015), the other way round: an apply holds a
+    /// customer's tombstone (as the apply of an order naming it now does) and has written the
+    /// order, uncommitted, when prune runs. Prune waits for it, then reads the order and keeps
+    /// the tombstone. Before, prune listed what orders name before it waited, missed this
+    /// order, and purged its customer once the apply committed.
+    async fn prune_waits_for_an_apply_that_names_a_tombstone_and_keeps_it(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let tombstone = batch("b-c", vec![op("c1", C, "delete", hlc(-2_000), customer(C, "Ada", true))]);
+        assert_eq!(region.post("/sync/customers/ops", &tombstone).await.0, 200);
+
+        let the_order = Change {
+            resource: "orders".into(),
+            entity_id: O.into(),
+            kind: OpKind::Upsert,
+            version: Version::new(ship::contracts::Hlc::from_i64(hlc(-1_000)).unwrap(), "us-east"),
+            payload: order(O, C, "pending", false),
+        };
+        let ((), go, apply) = hold(
+            &db,
+            move |conn| {
+                let here = customers::CustomersResource.row_info(conn, &[C], true).unwrap();
+                assert_eq!(here[C].state, ship::contracts::RowState::Deleted);
+                orders::OrdersResource.apply_batch(conn, &[&the_order], ConflictPolicy::Lww).unwrap();
+            },
+            |_| {},
+        );
+
+        let prune = sync::actions::PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        let pruning = tokio::spawn(async move {
+            prune
+                .run(sync::actions::PruneInput {
+                    outbox_retention: Duration::from_secs(3600),
+                    changelog_retention: Duration::from_secs(3600),
+                    tombstone_retention: Duration::from_secs(86_400),
+                })
+                .await
+        });
+        tokio::time::sleep(STILL_WAITING).await;
+        assert!(!pruning.is_finished(), "prune waits for the apply that holds the tombstone");
+        go.send(()).unwrap();
+        apply.join().unwrap();
+
+        let summary = pruning.await.unwrap().unwrap();
+        assert_eq!(summary.tombstones_purged, 0, "{summary:?}");
+        let left = count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{C}'"));
+        assert_eq!(left, 1, "the order names it: kept");
+        let (status, got) = region.get(&format!("/api/v1/orders/{O}")).await;
+        assert_eq!((status, got["customer_state"].as_str()), (200, Some("deleted")), "{got}");
+        region.stop().await;
+    }
+
+    /// More kept tombstones than one page of prune (1 000), before the purgeable one by id:
+    /// prune reads past them, a page per transaction, and still reaches it.
+    async fn prune_reads_past_a_page_of_kept_tombstones(db: TestDb) {
+        let region = Region::start(&settings_for(&db, "eu-west")).await;
+        let customer_id = |k: usize| format!("01939d2e-0000-7000-8000-{k:012x}");
+        let order_id = |k: usize| format!("01939d2e-0000-7000-9000-{k:012x}");
+        let (kept, h) = (1_050, hlc(-60_000));
+        let tombstones: Vec<Value> = (0..=kept)
+            .map(|k| op(&format!("c{k}"), &customer_id(k), "delete", h + k as i64, customer(&customer_id(k), "Ada", true)))
+            .collect();
+        for (n, chunk) in tombstones.chunks(500).enumerate() {
+            let (status, body) = region.post("/sync/customers/ops", &batch(&format!("b-c{n}"), chunk.to_vec())).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let orders: Vec<Value> = (0..kept)
+            .map(|k| op(&format!("o{k}"), &order_id(k), "upsert", h + k as i64, order(&order_id(k), &customer_id(k), "pending", false)))
+            .collect();
+        for (n, chunk) in orders.chunks(500).enumerate() {
+            let (status, body) = region.post("/sync/orders/ops", &batch(&format!("b-o{n}"), chunk.to_vec())).await;
+            assert_eq!((status, body["applied"].as_u64()), (200, Some(chunk.len() as u64)), "{body}");
+        }
+        let prune = sync::actions::PruneAction::new(db.pool.clone(), app::wiring::resources().unwrap());
+        let summary = prune
+            .run(sync::actions::PruneInput {
+                outbox_retention: Duration::from_secs(3600),
+                changelog_retention: Duration::from_secs(3600),
+                tombstone_retention: Duration::from_secs(86_400),
+            })
+            .await
+            .unwrap();
+        assert_eq!(summary.tombstones_purged, 1, "{summary:?}");
+        let left = |id: &str| count(&mut db.pool.get().unwrap(), &format!("SELECT COUNT(*) FROM customers WHERE id = '{id}'"));
+        assert_eq!((left(&customer_id(0)), left(&customer_id(kept - 1)), left(&customer_id(kept))), (1, 1, 0));
         region.stop().await;
     }
 }

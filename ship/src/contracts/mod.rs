@@ -418,19 +418,22 @@ pub trait SyncResource: Send + Sync {
         Ok(0)
     }
 
-    /// Every id any row of this resource (tombstones included) names in `reference.field`: the
-    /// rows of the referenced resource whose tombstones prune must keep (a later op naming a
-    /// purged one would park for good). Only asked for a reference this resource declares; the
-    /// default (a resource that declares none) is empty.
-    fn named_ids(
+    /// Of `targets`, the ids some row of this resource (tombstones included) names in
+    /// `reference.field`: the tombstones of the referenced resource prune must keep (a later
+    /// op naming a purged one would park for good). One read per chunk of `targets`, on the
+    /// caller's connection, inside the transaction that holds those tombstones locked (see
+    /// [`SyncResource::tombstones_before`]). Only asked for a reference this resource declares;
+    /// the default (a resource that declares none) is empty.
+    fn named_among(
         &self,
         conn: &mut AnyConnection,
         reference: &Reference,
+        targets: &[&str],
     ) -> Result<std::collections::HashSet<String>, DbError> {
-        let _ = conn;
+        let _ = (conn, targets);
         if self.references().contains(reference) {
             return Err(contract_error(format!(
-                "resource `{}` declares the reference `{}` but does not list what it names",
+                "resource `{}` declares the reference `{}` but does not say which rows it names",
                 self.name(),
                 reference.field
             )));
@@ -438,16 +441,31 @@ pub trait SyncResource: Send + Sync {
         Ok(Default::default())
     }
 
-    /// Delete tombstones (rows deleted before `before`) except the entities in `keep` (their
-    /// delete is still owed to a peer). Runs in the caller's transaction. How many went. The
-    /// default keeps every tombstone.
-    fn purge_tombstones(
+    /// Up to `limit` ids of rows deleted before `before` whose id is above `after`, ascending,
+    /// **locked** to the end of the caller's transaction (MariaDB and PostgreSQL: `FOR
+    /// UPDATE`; SQLite's write transaction holds the database): prune's page of purge
+    /// candidates. An applier that names one of them waits for the prune, and the prune that
+    /// waited for an applier reads the rows it committed (ADR 0015). The default: none (a
+    /// resource that keeps every tombstone).
+    fn tombstones_before(
         &self,
         conn: &mut AnyConnection,
         before: chrono::NaiveDateTime,
-        keep: &std::collections::HashSet<String>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, DbError> {
+        let _ = (conn, before, after, limit);
+        Ok(Vec::new())
+    }
+
+    /// Delete the rows of `ids` that are tombstones (a live one is left); how many went. Runs
+    /// in the caller's transaction.
+    fn delete_tombstones(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[String],
     ) -> Result<usize, DbError> {
-        let _ = (conn, before, keep);
+        let _ = (conn, ids);
         Ok(0)
     }
 }
@@ -535,6 +553,24 @@ impl ResourceRegistry {
             live += referrer.live_referrers(conn, reference, ids)?;
         }
         Ok(live)
+    }
+
+    /// Of `ids` of `resource`, those a row of any resource names (tombstones included):
+    /// [`SyncResource::named_among`] over every reference to `resource`.
+    pub fn named_among(
+        &self,
+        conn: &mut AnyConnection,
+        resource: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let mut named = std::collections::HashSet::new();
+        if ids.is_empty() {
+            return Ok(named);
+        }
+        for (referrer, reference) in self.referrers(resource) {
+            named.extend(referrer.named_among(conn, reference, ids)?);
+        }
+        Ok(named)
     }
 
     /// [`SyncResource::row_info`] of the registered `resource`, the rows found locked (for a

@@ -350,23 +350,26 @@ pub(crate) fn all_page(
     query.load(conn)
 }
 
-/// Ids of up to `limit` rows deleted before `before`.
+/// Ids of up to `limit` rows deleted before `before`, with `id > after`, by id, locked to the
+/// end of the caller's transaction on a server (`SyncResource::tombstones_before`).
 pub(crate) fn tombstones_before(
     conn: &mut AnyConnection,
     before: chrono::NaiveDateTime,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
-    let mut query = customers::table
+    // Every id is above "" (ids are non-empty): one statement shape with or without `after`.
+    let query = customers::table
         .filter(customers::deleted_at.lt(before))
+        .filter(customers::id.gt(after.unwrap_or("")))
         .order(customers::id.asc())
         .limit(limit)
-        .select(customers::id)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(customers::id.gt(after.to_string()));
+        .select(customers::id);
+    match conn {
+        AnyConnection::Mysql(c) => query.for_update().load(c),
+        AnyConnection::Pg(c) => query.for_update().load(c),
+        AnyConnection::Sqlite(_) => query.load(conn),
     }
-    query.load(conn)
 }
 
 /// Delete these rows if they are still tombstones.

@@ -375,31 +375,44 @@ pub(crate) fn all_page(
     query.load(conn)
 }
 
-/// Ids of up to `limit` rows deleted before `before`, with `id > after`, by id.
-/// Every customer id some order (tombstones included) names.
-pub(crate) fn named_customers(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
-    orders::table
-        .select(orders::customer_id)
-        .distinct()
-        .load(conn)
+/// Of `customer_ids`, those some order (tombstones included) names.
+pub(crate) fn named_customers_among(
+    conn: &mut AnyConnection,
+    customer_ids: &[&str],
+) -> QueryResult<Vec<String>> {
+    let mut named = Vec::new();
+    for chunk in customer_ids.chunks(IN_CHUNK) {
+        named.extend(
+            orders::table
+                .filter(orders::customer_id.eq_any(chunk))
+                .select(orders::customer_id)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(named)
 }
 
+/// Ids of up to `limit` rows deleted before `before`, with `id > after`, by id, locked to the
+/// end of the caller's transaction on a server (`SyncResource::tombstones_before`).
 pub(crate) fn tombstones_before(
     conn: &mut AnyConnection,
-    before: NaiveDateTime,
+    before: chrono::NaiveDateTime,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
-    let mut query = orders::table
+    // Every id is above "" (ids are non-empty): one statement shape with or without `after`.
+    let query = orders::table
         .filter(orders::deleted_at.lt(before))
+        .filter(orders::id.gt(after.unwrap_or("")))
         .order(orders::id.asc())
         .limit(limit)
-        .select(orders::id)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(orders::id.gt(after.to_string()));
+        .select(orders::id);
+    match conn {
+        AnyConnection::Mysql(c) => query.for_update().load(c),
+        AnyConnection::Pg(c) => query.for_update().load(c),
+        AnyConnection::Sqlite(_) => query.load(conn),
     }
-    query.load(conn)
 }
 
 /// Delete these rows if they are still tombstones.

@@ -27,6 +27,7 @@ use ship::DbPool;
 
 use crate::data::prune;
 use crate::errors::SyncError;
+use crate::tasks::purge_tombstones::{PurgeTombstonesTask, PurgedPage};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PruneInput {
@@ -78,6 +79,55 @@ impl PruneAction {
     }
 }
 
+/// Tombstones purged per resource and run at the most (the next prune goes on).
+const PURGE_MAX: usize = 10_000;
+
+impl PruneAction {
+    /// Up to [`PURGE_MAX`] of `name`'s tombstones deleted before `before`, a page per
+    /// transaction (`PurgeTombstonesTask`: the page's rows stay locked only while their page
+    /// is decided), read past the kept ones so they never starve the others.
+    async fn purge_tombstones(
+        &self,
+        name: &'static str,
+        before: chrono::NaiveDateTime,
+    ) -> Result<usize, SyncError> {
+        let Some(resource) = self.registry.get(name).map(Arc::clone) else {
+            return Ok(0);
+        };
+        let mut purged = 0;
+        let mut after: Option<String> = None;
+        while purged < PURGE_MAX {
+            let (registry, resource) = (self.registry.clone(), Arc::clone(&resource));
+            let (room, from) = (PURGE_MAX - purged, after.take());
+            let page = self
+                .pool
+                .transaction(move |conn| {
+                    PurgeTombstonesTask::run(
+                        conn,
+                        &registry,
+                        resource.as_ref(),
+                        before,
+                        from.as_deref(),
+                        room,
+                    )
+                })
+                .await?;
+            match page {
+                PurgedPage::Held => {
+                    tracing::info!(resource = name, "a feed reader lost history: no tombstone purged until it bootstraps or is forgotten");
+                    break;
+                }
+                PurgedPage::Done => break,
+                PurgedPage::Page { purged: n, last } => {
+                    purged += n;
+                    after = Some(last);
+                }
+            }
+        }
+        Ok(purged)
+    }
+}
+
 /// Recorded conflicts deleted per transaction.
 const CONFLICTS_PER_CHUNK: usize = 5_000;
 
@@ -118,29 +168,7 @@ impl Action for PruneAction {
         }
         let tombstones_before = before(input.tombstone_retention);
         for name in self.registry.names() {
-            let Some(resource) = self.registry.get(name).map(Arc::clone) else {
-                continue;
-            };
-            let registry = self.registry.clone();
-            summary.tombstones_purged += self
-                .pool
-                .transaction(move |conn| {
-                    if prune::a_reader_lost_history(conn, name)? {
-                        tracing::info!(resource = name, "a feed reader lost history: no tombstone purged until it bootstraps or is forgotten");
-                        return Ok(0);
-                    }
-                    let mut owed = prune::owed_entities(conn, name)?;
-                    // A tombstone a row of another resource names (a deleted customer of an
-                    // order) stays: without it, an op naming it — a late one, or one in a
-                    // joining region's snapshot — would park for good (ADR 0015).
-                    for (referrer, reference) in registry.referrers(name) {
-                        owed.extend(referrer.named_ids(conn, reference)?);
-                    }
-                    resource
-                        .purge_tombstones(conn, tombstones_before, &owed)
-                        .map_err(SyncError::from)
-                })
-                .await?;
+            summary.tombstones_purged += self.purge_tombstones(name, tombstones_before).await?;
         }
         if let Some(keep) = self.conflicts_kept {
             let conflicts_before = before(keep);

@@ -303,7 +303,32 @@ fn park_missing(
         if ids.is_empty() {
             continue;
         }
-        let here = target.row_info(conn, &ids, false)?;
+        let mut here = target.row_info(conn, &ids, false)?;
+        // A named row that is a tombstone is read again, locked to the end of this
+        // transaction: prune purges tombstones, and its page lock and this one serialize the
+        // two (`PurgeTombstonesTask`). A tombstone purged in between is missing: the op parks.
+        // Live rows are not locked — prune never purges one.
+        let tombstones: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                here.get(*id)
+                    .is_some_and(|info| info.state == ship::contracts::RowState::Deleted)
+            })
+            .collect();
+        if !tombstones.is_empty() {
+            let locked = target.row_info(conn, &tombstones, true)?;
+            for id in tombstones {
+                match locked.get(id) {
+                    Some(info) => {
+                        here.insert(id.to_string(), info.clone());
+                    }
+                    None => {
+                        here.remove(id);
+                    }
+                }
+            }
+        }
         let now = utc_now();
         for (i, id) in named.iter().enumerate() {
             let Some(id) = id else { continue };

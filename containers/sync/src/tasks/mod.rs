@@ -7,6 +7,7 @@ pub mod fetch_digest;
 pub mod fetch_snapshot;
 pub mod observe_peer;
 pub mod peer_status;
+pub mod purge_tombstones;
 pub mod send_alert;
 pub mod send_ops;
 pub mod validate_ops;
