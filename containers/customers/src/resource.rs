@@ -206,7 +206,7 @@ fn as_change(row: &crate::models::Customer) -> Result<Change, DbError> {
             OpKind::Upsert
         },
         version: Version::new(hlc, row.sync_origin.clone()),
-        payload: CustomerPayload::from(row).to_value(),
+        payload: CustomerPayload::from(row).to_value().into(),
     })
 }
 

@@ -45,14 +45,14 @@ fn op(k: u32, ms: u64, origin: &str, name: &str) -> Change {
         entity_id: id(k),
         kind: OpKind::Upsert,
         version: Version::new(Hlc::new(ms, 0), origin),
-        payload: payload(k, name, None),
+        payload: payload(k, name, None).into(),
     }
 }
 
 fn tombstone(k: u32, ms: u64, origin: &str, name: &str) -> Change {
     Change {
         kind: OpKind::Delete,
-        payload: payload(k, name, Some("2026-11-25T16:00:00.000000Z")),
+        payload: payload(k, name, Some("2026-11-25T16:00:00.000000Z")).into(),
         ..op(k, ms, origin, name)
     }
 }

@@ -34,7 +34,7 @@ fn change(kind: OpKind, ms: u64, counter: u16, origin: &str, payload: Value) -> 
         entity_id: ID.into(),
         kind,
         version: Version::new(Hlc::new(ms, counter), origin),
-        payload,
+        payload: payload.into(),
     }
 }
 
@@ -176,7 +176,9 @@ ship::backend_tests! {
         let mut conn = db.pool.get().unwrap();
         assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
-        bad.payload["status"] = json!("gone");
+        let mut payload = bad.payload.into_value();
+        payload["status"] = json!("gone");
+        bad.payload = payload.into();
         assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         drop(conn);
         assert!(raw_rows_of(&db.pool).is_empty());

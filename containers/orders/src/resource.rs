@@ -243,7 +243,7 @@ fn as_change(row: &Order) -> Result<Change, DbError> {
             OpKind::Upsert
         },
         version: Version::new(hlc, row.sync_origin.clone()),
-        payload: OrderPayload::from(row).to_value(),
+        payload: OrderPayload::from(row).to_value().into(),
     })
 }
 

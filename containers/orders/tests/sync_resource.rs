@@ -55,7 +55,7 @@ fn change_of(
         entity_id: entity.into(),
         kind,
         version: Version::new(Hlc::new(ms, counter), origin),
-        payload,
+        payload: payload.into(),
     }
 }
 
@@ -188,7 +188,9 @@ ship::backend_tests! {
         bad.entity_id = id(1);
         assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
-        bad.payload["total_minor"] = json!(1_401);
+        let mut payload = bad.payload.into_value();
+        payload["total_minor"] = json!(1_401);
+        bad.payload = payload.into();
         assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         assert!(OrdersResource.apply_batch(&mut conn, &[&upsert(1_000, "eu", "ok"), &bad], ConflictPolicy::Lww).is_err());
         let mut other = upsert(1_000, "eu", "x");
@@ -300,7 +302,7 @@ ship::backend_tests! {
         // documented order.
         let mut expected = String::new();
         for (op, hlc) in [(&ops[1], v(6_000)), (&ops[0], v(5_000))] {
-            let payload: orders::models::OrderPayload = serde_json::from_value(op.payload.clone()).unwrap();
+            let payload: orders::models::OrderPayload = serde_json::from_value(op.payload.value().clone()).unwrap();
             expected.push_str(&format!("{{\"payload\":{},\"version\":{hlc},\"origin\":\"{}\"}}\n", serde_json::to_string(&payload).unwrap(), op.version.origin));
         }
         assert!(expected.starts_with(&format!("{{\"payload\":{{\"id\":\"{}\",\"tenant_id\":\"acme\",\"customer_id\":", id(1))), "{expected}");

@@ -122,7 +122,7 @@ async fn write_widget(
                 entity_id: id.clone(),
                 kind: OpKind::Upsert,
                 version,
-                payload: widget_payload(&id),
+                payload: widget_payload(&id).into(),
             },
         )?;
         std::thread::sleep(hold);
@@ -202,7 +202,7 @@ ship::backend_tests! {
             entity_id: id.into(),
             kind: OpKind::Upsert,
             version: rec.stamp(None),
-            payload: widget_payload(id),
+            payload: widget_payload(id).into(),
         };
         let batch = vec![change("widgets", "b"), change("widgets", "c"), change("gadgets", "x"), change("widgets", "d")];
         let (r, b) = (rec.clone(), batch.clone());

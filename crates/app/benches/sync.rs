@@ -1191,7 +1191,7 @@ async fn arm_recorded_batched(cfg: &Config, data: &Data, per_tx: usize) -> f64 {
                         entity_id: row.id.clone(),
                         kind: OpKind::Upsert,
                         version,
-                        payload: CustomerPayload::from(&row).to_value(),
+                        payload: CustomerPayload::from(&row).to_payload()?,
                     });
                 }
                 recorder.record_local_all(conn, &changes)
@@ -1904,7 +1904,7 @@ async fn drain_b9(backlog: usize, backend: Backend) -> f64 {
                             entity_id: row.id.clone(),
                             kind: OpKind::Upsert,
                             version,
-                            payload: CustomerPayload::from(&row).to_value(),
+                            payload: CustomerPayload::from(&row).to_payload()?,
                         },
                     )?;
                 }

@@ -341,7 +341,7 @@ ship::backend_tests! {
             entity_id: O.into(),
             kind: OpKind::Upsert,
             version: Version::new(ship::contracts::Hlc::from_i64(hlc(-1_000)).unwrap(), "us-east"),
-            payload: order(O, C, "pending", false),
+            payload: order(O, C, "pending", false).into(),
         };
         let ((), go, apply) = hold(
             &db,

@@ -12,6 +12,7 @@
 
 pub mod fields;
 pub mod hlc;
+pub mod payload;
 pub mod peers;
 pub mod timestamps;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use hlc::{system_time_ms, Hlc, HlcError, HybridClock, Version};
+pub use payload::Payload;
 /// Something a process reports about itself in `GET /health/ready` (under `status.<name>`);
 /// informational: it never makes the process unready.
 pub trait StatusSource: Send + Sync {
@@ -94,16 +96,16 @@ pub struct Change {
     pub kind: OpKind,
     pub version: Version,
     /// The full row state (for a delete: the state at deletion).
-    pub payload: serde_json::Value,
+    pub payload: Payload,
 }
 
 impl Change {
-    /// The payload as the changelog stores it: compact JSON, the text `payload.to_string()`
-    /// gives, written straight into a byte buffer (`Value`'s `Display` goes through the
-    /// formatter piece by piece, which was the largest single cost of an applied batch's
-    /// changelog entries; issue 14).
+    /// The payload as the changelog stores it: compact JSON — the text a local write made it
+    /// from, or the text `payload.to_string()` gives, written straight into a byte buffer
+    /// (`Value`'s `Display` goes through the formatter piece by piece, which was the largest
+    /// single cost of an applied batch's changelog entries; issue 14).
     pub fn payload_text(&self) -> String {
-        json_text(&self.payload)
+        self.payload.text()
     }
 }
 
@@ -754,7 +756,7 @@ mod tests {
                 entity_id: "e".into(),
                 kind: OpKind::Upsert,
                 version: Version::new(Hlc::from_i64(1).unwrap(), "eu"),
-                payload: value.clone(),
+                payload: value.clone().into(),
             };
             assert_eq!(change.payload_text(), value.to_string());
             assert_eq!(json_text(&value), value.to_string());

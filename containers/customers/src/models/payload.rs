@@ -62,6 +62,13 @@ impl From<&Customer> for CustomerPayload {
 }
 
 impl CustomerPayload {
+    /// The payload as a local write's change carries it: its text, written straight from this
+    /// struct in the documented key order (no JSON tree built only to be written out again).
+    pub fn to_payload(&self) -> Result<ship::contracts::Payload, ship::DbError> {
+        ship::contracts::Payload::serialized(self)
+            .map_err(|e| crate::tasks::invalid(&format!("the payload does not serialize: {e}")))
+    }
+
     /// The payload as a JSON value (what a `Change` carries).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::json!({
@@ -112,5 +119,32 @@ mod tests {
         assert_eq!(format_timestamp(offset), "2026-11-25T15:00:00.500000Z");
         assert_eq!(parse_timestamp("2026-11-25T15:00:00.123456789Z"), None);
         assert_eq!(parse_timestamp("2026-11-25 15:00:00"), None);
+    }
+
+    #[test]
+    fn a_local_write_carries_the_payload_as_text_in_the_documented_order_and_as_the_same_value() {
+        let payload = CustomerPayload {
+            id: "0193a6f2-7c4e-7b1a-9f3e-2d4c5b6a7e8f".into(),
+            tenant_id: "acme".into(),
+            name: "Zoë \"Z\" Ünïcode".into(),
+            email: "zoe@example.com".into(),
+            status: "active".into(),
+            created_at: "2026-11-25T15:00:00.123456Z".into(),
+            updated_at: "2026-11-25T15:00:00.123456Z".into(),
+            deleted_at: None,
+        };
+        let carried = payload.to_payload().unwrap();
+        assert_eq!(
+            carried.text(),
+            "{\"id\":\"0193a6f2-7c4e-7b1a-9f3e-2d4c5b6a7e8f\",\"tenant_id\":\"acme\",\
+             \"name\":\"Zoë \\\"Z\\\" Ünïcode\",\"email\":\"zoe@example.com\",\"status\":\"active\",\
+             \"created_at\":\"2026-11-25T15:00:00.123456Z\",\"updated_at\":\"2026-11-25T15:00:00.123456Z\",\
+             \"deleted_at\":null}"
+        );
+        assert_eq!(
+            carried,
+            payload.to_value(),
+            "the same JSON as the value a peer's op carries"
+        );
     }
 }

@@ -56,7 +56,7 @@ impl SaveLocalWriteTask {
             entity_id: row.id.clone(),
             kind,
             version,
-            payload: CustomerPayload::from(&row).to_value(),
+            payload: CustomerPayload::from(&row).to_payload()?,
         };
         recorder.record_local(conn, &change)?;
         Ok(row)
@@ -80,7 +80,7 @@ impl SaveLocalWriteTask {
                 entity_id: row.id.clone(),
                 kind: OpKind::Upsert,
                 version,
-                payload: CustomerPayload::from(&*row).to_value(),
+                payload: CustomerPayload::from(&*row).to_payload()?,
             });
         }
         customers::insert_all(conn, &rows)?;

@@ -93,6 +93,13 @@ impl From<&Order> for OrderPayload {
 }
 
 impl OrderPayload {
+    /// The payload as a local write's change carries it: its text, written straight from this
+    /// struct in the documented key order (no JSON tree built only to be written out again).
+    pub fn to_payload(&self) -> Result<ship::contracts::Payload, ship::DbError> {
+        ship::contracts::Payload::serialized(self)
+            .map_err(|e| crate::tasks::invalid(&format!("the payload does not serialize: {e}")))
+    }
+
     /// The payload as a JSON value (what a `Change` carries).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::json!({
@@ -186,5 +193,29 @@ mod tests {
             serde_json::from_value::<OrderPayload>(payload.to_value()).unwrap(),
             payload
         );
+    }
+
+    #[test]
+    fn a_local_write_carries_the_same_json_as_the_value() {
+        let payload = OrderPayload {
+            id: "i".into(),
+            tenant_id: "t".into(),
+            customer_id: "c".into(),
+            number: "n\"1".into(),
+            status: "pending".into(),
+            currency: "EUR".into(),
+            lines: OrderLines(vec![OrderLine {
+                sku: "s".into(),
+                quantity: 2,
+                unit_price_minor: 5,
+            }]),
+            total_minor: 10,
+            created_at: "a".into(),
+            updated_at: "b".into(),
+            deleted_at: Some("d".into()),
+        };
+        let carried = payload.to_payload().unwrap();
+        assert_eq!(carried.text(), serde_json::to_string(&payload).unwrap());
+        assert_eq!(carried, payload.to_value());
     }
 }

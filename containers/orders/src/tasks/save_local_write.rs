@@ -56,7 +56,7 @@ impl SaveLocalWriteTask {
             entity_id: row.id.clone(),
             kind,
             version,
-            payload: OrderPayload::from(&row).to_value(),
+            payload: OrderPayload::from(&row).to_payload()?,
         };
         recorder.record_local(conn, &change)?;
         Ok(row)

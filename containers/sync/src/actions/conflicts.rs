@@ -411,7 +411,7 @@ impl Action for ResolveConflictAction {
                     entity_id: entity,
                     kind,
                     version,
-                    payload,
+                    payload: payload.into(),
                 };
                 match resource.apply(conn, &change, policy)? {
                     // Over a tombstone, the chosen live version is `AppliedOver`: the delete

@@ -454,7 +454,7 @@ fn unpark(registry: &ResourceRegistry, op: &ParkedOp) -> Result<ValidOp, String>
             entity_id: op.entity_id.clone(),
             kind,
             version: Version::new(hlc, op.origin_region.clone()),
-            payload,
+            payload: payload.into(),
         },
     })
 }

@@ -80,7 +80,7 @@ fn digest_row(change: &Change, region: &str, full: bool) -> Result<RowDigest, Sy
         origin: origin.to_string(),
         hash: row_hash(change, origin)?,
         kind: full.then(|| change.kind.as_str().to_string()),
-        payload: full.then(|| change.payload.clone()),
+        payload: full.then(|| change.payload.value().clone()),
     })
 }
 

@@ -89,7 +89,7 @@ impl ValidateOpsTask {
     ) -> Result<Vec<ValidOp>, Vec<OpError>> {
         let mut valid = Self::check(resource, clock, origins, ops)?;
         for (op, raw) in valid.iter_mut().zip(ops) {
-            op.change.payload = raw.get("payload").cloned().unwrap_or_default();
+            op.change.payload = raw.get("payload").cloned().unwrap_or_default().into();
         }
         Ok(valid)
     }
@@ -105,7 +105,7 @@ impl ValidateOpsTask {
         let mut valid = Self::check(resource, clock, origins, &ops)?;
         for (op, raw) in valid.iter_mut().zip(ops) {
             if let Value::Object(mut fields) = raw {
-                op.change.payload = fields.remove("payload").unwrap_or_default();
+                op.change.payload = fields.remove("payload").unwrap_or_default().into();
             }
         }
         Ok(valid)
@@ -267,7 +267,7 @@ fn validate_op(
                     kind,
                     version: Version::new(hlc, origin),
                     // Filled in by `run` or `run_owned`, which own or copy it.
-                    payload: Value::Null,
+                    payload: Value::Null.into(),
                 },
             })
         }
