@@ -176,9 +176,7 @@ ship::backend_tests! {
         let mut conn = db.pool.get().unwrap();
         assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
-        let mut payload = bad.payload.into_value();
-        payload["status"] = json!("gone");
-        bad.payload = payload.into();
+        bad.payload["status"] = json!("gone");
         assert!(CustomersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         drop(conn);
         assert!(raw_rows_of(&db.pool).is_empty());

@@ -188,9 +188,7 @@ ship::backend_tests! {
         bad.entity_id = id(1);
         assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         let mut bad = upsert(1_000, "eu", "x");
-        let mut payload = bad.payload.into_value();
-        payload["total_minor"] = json!(1_401);
-        bad.payload = payload.into();
+        bad.payload["total_minor"] = json!(1_401);
         assert!(OrdersResource.apply(&mut conn, &bad, ConflictPolicy::Lww).is_err());
         assert!(OrdersResource.apply_batch(&mut conn, &[&upsert(1_000, "eu", "ok"), &bad], ConflictPolicy::Lww).is_err());
         let mut other = upsert(1_000, "eu", "x");

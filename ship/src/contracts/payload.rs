@@ -1,7 +1,7 @@
 //! [`Payload`]: a change's payload, as a JSON value, as compact JSON text, or both.
 
 use std::fmt;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -15,29 +15,40 @@ use super::json_text;
 ///
 /// A local write makes the text straight from its typed payload ([`Payload::serialized`]): the
 /// changelog stores text, and building a `Value` only to write it out again was a twentieth of
-/// a bulk write's time (B4/100, issue 14). A change that arrives as JSON (an op, a feed entry)
-/// is a `Value` already, and is validated and applied as one. Reads go through `Deref<Target =
-/// Value>` (`change.payload.get("id")`); [`Payload::text`] gives the changelog's text.
+/// a bulk write's time (B4/100, issue 14; ADR 0022). A change that arrives as JSON (an op, a
+/// feed entry) is a `Value` already, and is validated and applied as one. Reads go through
+/// `Deref<Target = Value>` (`change.payload.get("id")`); an edit through `DerefMut` drops the
+/// text, which no longer holds; [`Payload::text`] gives the changelog's text.
 #[derive(Clone, Default)]
 pub struct Payload {
-    value: OnceLock<Value>,
-    text: OnceLock<String>,
+    /// The value, when the payload was made from one (or has been edited).
+    value: Option<Value>,
+    /// The value parsed from `text`, the first time it was read.
+    parsed: OnceLock<Value>,
+    /// The text, when the payload was made from it.
+    text: Option<String>,
+}
+
+/// `text` parsed. The text was written by serde_json (`Payload::serialized`), so it parses:
+/// `Null` is never reached, and only keeps this free of a panic.
+fn parse(text: Option<&str>) -> Value {
+    text.and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
 }
 
 impl Payload {
     /// The payload `payload` serializes to (its fields in their declared order), as text only.
     pub fn serialized<T: Serialize + ?Sized>(payload: &T) -> Result<Self, serde_json::Error> {
-        let text = serde_json::to_string(payload)?;
         Ok(Self {
-            value: OnceLock::new(),
-            text: OnceLock::from(text),
+            text: Some(serde_json::to_string(payload)?),
+            ..Self::default()
         })
     }
 
     /// The payload as compact JSON text: the text it was made from, or its value written out
     /// (identical to `value.to_string()`).
     pub fn text(&self) -> String {
-        match self.text.get() {
+        match &self.text {
             Some(text) => text.clone(),
             None => json_text(self.value()),
         }
@@ -45,32 +56,30 @@ impl Payload {
 
     /// The payload as a JSON value (parsed from its text the first time).
     pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| match self.text.get() {
-            // The text was written by serde_json (`serialized`): it parses. `Null` is never
-            // reached, and kept only to stay free of a panic.
-            Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-            None => Value::Null,
-        })
+        match &self.value {
+            Some(value) => value,
+            None => self.parsed.get_or_init(|| parse(self.text.as_deref())),
+        }
     }
 
-    /// The value, taken out (parsed from the text when there is no value yet).
+    /// The value, taken out (parsed from the text when it was not yet).
     pub fn into_value(self) -> Value {
-        let Payload { value, text } = self;
-        match value.into_inner() {
-            Some(value) => value,
-            None => text
-                .into_inner()
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or(Value::Null),
-        }
+        let Payload {
+            value,
+            parsed,
+            text,
+        } = self;
+        value
+            .or_else(|| parsed.into_inner())
+            .unwrap_or_else(|| parse(text.as_deref()))
     }
 }
 
 impl From<Value> for Payload {
     fn from(value: Value) -> Self {
         Self {
-            value: OnceLock::from(value),
-            text: OnceLock::new(),
+            value: Some(value),
+            ..Self::default()
         }
     }
 }
@@ -80,6 +89,15 @@ impl Deref for Payload {
 
     fn deref(&self) -> &Value {
         self.value()
+    }
+}
+
+impl DerefMut for Payload {
+    /// The value, to edit: the text is dropped (it no longer holds).
+    fn deref_mut(&mut self) -> &mut Value {
+        let (parsed, text) = (self.parsed.take(), self.text.take());
+        self.value
+            .get_or_insert_with(|| parsed.unwrap_or_else(|| parse(text.as_deref())))
     }
 }
 
@@ -109,7 +127,7 @@ impl fmt::Debug for Payload {
 
 impl fmt::Display for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.text.get() {
+        match &self.text {
             Some(text) => f.write_str(text),
             None => fmt::Display::fmt(self.value(), f),
         }
@@ -174,6 +192,31 @@ mod tests {
         assert_eq!(payload.to_string(), value.to_string());
         assert_eq!(payload.into_value(), value);
         assert_eq!(Payload::default(), Value::Null);
+    }
+
+    #[test]
+    fn an_edit_drops_the_text_it_was_made_from() {
+        let mut payload = Payload::serialized(&Row {
+            id: "a",
+            name: "n",
+            deleted_at: None,
+        })
+        .unwrap();
+        payload["name"] = Value::from("m");
+        assert_eq!(payload.text(), r#"{"deleted_at":null,"id":"a","name":"m"}"#);
+        assert_eq!(payload.to_string(), payload.text());
+        let mut read_first = Payload::serialized(&Row {
+            id: "a",
+            name: "n",
+            deleted_at: None,
+        })
+        .unwrap();
+        assert_eq!(read_first["name"], "n");
+        read_first["id"] = Value::from("b");
+        assert_eq!(
+            read_first.into_value(),
+            serde_json::json!({"deleted_at": null, "id": "b", "name": "n"})
+        );
     }
 
     #[test]
