@@ -140,7 +140,7 @@ impl ChangeRecorder for SyncChangeRecorder {
                     seq: 0,
                     entity_id: change.entity_id.clone(),
                     op: change.kind.as_str().to_string(),
-                    payload: change.payload_text(),
+                    payload: change.payload.text(),
                     hlc: change.version.hlc.as_i64(),
                     origin_region: change.version.origin.clone(),
                     schema_version,

@@ -99,27 +99,6 @@ pub struct Change {
     pub payload: Payload,
 }
 
-impl Change {
-    /// The payload as the changelog stores it: compact JSON — the text a local write made it
-    /// from, or the text `payload.to_string()` gives, written straight into a byte buffer
-    /// (`Value`'s `Display` goes through the formatter piece by piece, which was the largest
-    /// single cost of an applied batch's changelog entries; issue 14).
-    pub fn payload_text(&self) -> String {
-        self.payload.text()
-    }
-}
-
-/// `value` as compact JSON text, identical to `value.to_string()`, written into a byte buffer.
-pub fn json_text(value: &serde_json::Value) -> String {
-    let mut out = Vec::with_capacity(256);
-    // Writing a `Value` into a `Vec` cannot fail: its map keys are strings.
-    if serde_json::to_writer(&mut out, value).is_err() {
-        return value.to_string();
-    }
-    // serde_json writes UTF-8 only.
-    String::from_utf8(out).unwrap_or_else(|_| value.to_string())
-}
-
 /// Records local writes for replication.
 pub trait ChangeRecorder: Send + Sync {
     /// A fresh version for a local write: this region as origin and a timestamp greater than
@@ -734,32 +713,5 @@ mod tests {
         let dangling = registry(vec![Named("a", &[]), Named("b", TO_Z)]);
         let err = dangling.dependency_order().unwrap_err();
         assert!(err.contains('b') && err.contains("unregistered"), "{err}");
-    }
-
-    #[test]
-    fn json_text_is_the_text_to_string_gives() {
-        let values = [
-            serde_json::json!({
-                "id": "01939d2e-0000-7000-8000-00000000000a",
-                "name": "Zoë \"quoted\" \\ back\nslash \u{0001} 🦀",
-                "n": -12.5e-3, "big": 18446744073709551615u64, "i": -9223372036854775808i64,
-                "nested": {"z": [1, null, true, {"a": ""}], "a": []},
-                "deleted_at": null
-            }),
-            serde_json::json!("a string alone"),
-            serde_json::json!(null),
-            serde_json::json!([]),
-        ];
-        for value in values {
-            let change = Change {
-                resource: "r".into(),
-                entity_id: "e".into(),
-                kind: OpKind::Upsert,
-                version: Version::new(Hlc::from_i64(1).unwrap(), "eu"),
-                payload: value.clone().into(),
-            };
-            assert_eq!(change.payload_text(), value.to_string());
-            assert_eq!(json_text(&value), value.to_string());
-        }
     }
 }
