@@ -3,11 +3,13 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ship::contracts::{
-    ApplyOutcome, Change, ConflictPolicy, FieldError, Hlc, OpKind, RowInfo, RowState, SyncResource,
-    Version,
+    ApplyOutcome, Change, Checked, ConflictPolicy, FieldError, Hlc, OpKind, RowInfo, RowState,
+    SyncResource, Version,
 };
 use ship::{AnyConnection, DbError};
 
@@ -44,6 +46,16 @@ impl SyncResource for CustomersResource {
         kind: OpKind,
         payload: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>> {
+        self.validate_checked(entity_id, kind, payload).map(|_| ())
+    }
+
+    /// The payload decoded into a [`CustomerPayload`], kept with the change for the apply.
+    fn validate_checked(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Checked>, Vec<FieldError>> {
         let payload = validation::payload(kind, payload)?;
         if payload.id != entity_id {
             return Err(vec![FieldError::new(
@@ -52,7 +64,7 @@ impl SyncResource for CustomersResource {
                 "the payload's id is not the op's entity_id",
             )]);
         }
-        Ok(())
+        Ok(Some(Arc::new(payload)))
     }
 
     /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided
@@ -212,12 +224,19 @@ fn as_change(row: &crate::models::Customer) -> Result<Change, DbError> {
 
 /// The change's payload, validated and decoded (the contract: a change that did not pass
 /// `validate` is refused, never written).
-fn checked(change: &Change) -> Result<CustomerPayload, DbError> {
+/// The change's payload as a [`CustomerPayload`]: the one its validation kept, or decoded here (a
+/// change that did not come through the sync container's validation).
+fn checked(change: &Change) -> Result<Cow<'_, CustomerPayload>, DbError> {
     if change.resource != RESOURCE {
         return Err(invalid(&format!(
             "a `{}` change was handed to the customers resource",
             change.resource
         )));
+    }
+    if let Some(payload) = change.payload.checked::<CustomerPayload>() {
+        if payload.id == change.entity_id {
+            return Ok(Cow::Borrowed(payload));
+        }
     }
     let payload = validation::payload(change.kind, &change.payload).map_err(|errors| {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -229,5 +248,5 @@ fn checked(change: &Change) -> Result<CustomerPayload, DbError> {
     if payload.id != change.entity_id {
         return Err(invalid("the payload's id is not the change's entity_id"));
     }
-    Ok(payload)
+    Ok(Cow::Owned(payload))
 }

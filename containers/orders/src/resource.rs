@@ -1,13 +1,15 @@
 //! The orders table as a [`SyncResource`]: what the sync container calls to validate, apply
 //! and compare replicated orders, and to follow their references to customers.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use ship::contracts::{
-    ApplyOutcome, Change, ConflictPolicy, FieldError, Hlc, OpKind, Reference, RowInfo, RowState,
-    SyncResource, Version,
+    ApplyOutcome, Change, Checked, ConflictPolicy, FieldError, Hlc, OpKind, Reference, RowInfo,
+    RowState, SyncResource, Version,
 };
 use ship::{AnyConnection, DbError};
 
@@ -50,6 +52,16 @@ impl SyncResource for OrdersResource {
         kind: OpKind,
         payload: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>> {
+        self.validate_checked(entity_id, kind, payload).map(|_| ())
+    }
+
+    /// The payload decoded into a [`OrderPayload`], kept with the change for the apply.
+    fn validate_checked(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Checked>, Vec<FieldError>> {
         let payload = validation::payload(kind, payload)?;
         if payload.id != entity_id {
             return Err(vec![FieldError::new(
@@ -58,7 +70,7 @@ impl SyncResource for OrdersResource {
                 "the payload's id is not the op's entity_id",
             )]);
         }
-        Ok(())
+        Ok(Some(Arc::new(payload)))
     }
 
     /// Last-writer-wins on `(sync_version, sync_origin)` vs the op's `(hlc, origin)`, decided
@@ -249,12 +261,19 @@ fn as_change(row: &Order) -> Result<Change, DbError> {
 
 /// The change's payload, validated and decoded (the contract: a change that did not pass
 /// `validate` is refused, never written).
-fn checked(change: &Change) -> Result<OrderPayload, DbError> {
+/// The change's payload as a [`OrderPayload`]: the one its validation kept, or decoded here (a
+/// change that did not come through the sync container's validation).
+fn checked(change: &Change) -> Result<Cow<'_, OrderPayload>, DbError> {
     if change.resource != RESOURCE {
         return Err(invalid(&format!(
             "a `{}` change was handed to the orders resource",
             change.resource
         )));
+    }
+    if let Some(payload) = change.payload.checked::<OrderPayload>() {
+        if payload.id == change.entity_id {
+            return Ok(Cow::Borrowed(payload));
+        }
     }
     let payload = validation::payload(change.kind, &change.payload).map_err(|errors| {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -266,5 +285,5 @@ fn checked(change: &Change) -> Result<OrderPayload, DbError> {
     if payload.id != change.entity_id {
         return Err(invalid("the payload's id is not the change's entity_id"));
     }
-    Ok(payload)
+    Ok(Cow::Owned(payload))
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use hlc::{system_time_ms, Hlc, HlcError, HybridClock, Version};
-pub use payload::Payload;
+pub use payload::{Checked, Payload};
 /// Something a process reports about itself in `GET /health/ready` (under `status.<name>`);
 /// informational: it never makes the process unready.
 pub trait StatusSource: Send + Sync {
@@ -307,6 +307,19 @@ pub trait SyncResource: Send + Sync {
         kind: OpKind,
         payload: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>>;
+
+    /// [`SyncResource::validate`], giving the typed form the payload was decoded into, which
+    /// the sync container keeps with the change ([`Payload::with_checked`]) for
+    /// [`SyncResource::apply_batch`] to read back instead of decoding the payload again (ADR
+    /// 0023). The default decodes nothing and keeps nothing.
+    fn validate_checked(
+        &self,
+        entity_id: &str,
+        kind: OpKind,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Checked>, Vec<FieldError>> {
+        self.validate(entity_id, kind, payload).map(|()| None)
+    }
 
     /// Apply one op atomically, inside the caller's transaction, deciding against the stored
     /// row by `policy` ([`ConflictPolicy::compare`] of the op's and the row's version and

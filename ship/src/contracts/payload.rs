@@ -1,8 +1,9 @@
 //! [`Payload`]: a change's payload, as a JSON value, as compact JSON text, or both.
 
+use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -18,6 +19,10 @@ use serde_json::Value;
 /// feed entry) is a `Value` already, and is validated and applied as one. Reads go through
 /// `Deref<Target = Value>` (`change.payload.get("id")`); an edit through `DerefMut` drops the
 /// text, which no longer holds; [`Payload::text`] gives the changelog's text.
+///
+/// It may also hold the payload's typed form, which the resource's validation decoded it into
+/// ([`Checked`]): the apply takes that, not a second decode of the value (ADR 0023). An edit
+/// drops it too.
 #[derive(Clone, Default)]
 pub struct Payload {
     /// The value, when the payload was made from one (or has been edited).
@@ -26,7 +31,14 @@ pub struct Payload {
     parsed: OnceLock<Value>,
     /// The text, when the payload was made from it.
     text: Option<String>,
+    /// The typed form the resource's validation made of it.
+    checked: Option<Checked>,
 }
+
+/// A payload's typed form, as a resource's validation made it
+/// (`SyncResource::validate_checked`); only that resource knows the type, and reads it back
+/// with [`Payload::checked`]. Never from the wire: a payload deserialized has none.
+pub type Checked = Arc<dyn Any + Send + Sync>;
 
 /// `value` as compact JSON text, identical to `value.to_string()`, written straight into a
 /// byte buffer (`Value`'s `Display` goes through the formatter piece by piece, which was the
@@ -75,11 +87,23 @@ impl Payload {
     }
 
     /// The value, taken out (parsed from the text when it was not yet).
+    /// This payload with the typed form its validation made (none: as it is).
+    pub fn with_checked(mut self, checked: Option<Checked>) -> Self {
+        self.checked = checked;
+        self
+    }
+
+    /// The typed form validation kept, when it is a `T`.
+    pub fn checked<T: Any>(&self) -> Option<&T> {
+        self.checked.as_deref()?.downcast_ref()
+    }
+
     pub fn into_value(self) -> Value {
         let Payload {
             value,
             parsed,
             text,
+            checked: _,
         } = self;
         value
             .or_else(|| parsed.into_inner())
@@ -105,8 +129,9 @@ impl Deref for Payload {
 }
 
 impl DerefMut for Payload {
-    /// The value, to edit: the text is dropped (it no longer holds).
+    /// The value, to edit: the text and the typed form are dropped (they no longer hold).
     fn deref_mut(&mut self) -> &mut Value {
+        self.checked = None;
         let (parsed, text) = (self.parsed.take(), self.text.take());
         self.value
             .get_or_insert_with(|| parsed.unwrap_or_else(|| parse(text.as_deref())))
@@ -243,6 +268,28 @@ mod tests {
         assert_eq!(wire, r#"{"deleted_at":"t","id":"a","name":"n"}"#);
         let back: Payload = serde_json::from_str(&wire).unwrap();
         assert_eq!(back, payload);
+    }
+
+    #[test]
+    fn the_typed_form_is_read_back_as_its_type_travels_with_clones_and_goes_with_an_edit() {
+        let payload = Payload::from(serde_json::json!({"id": "a"}))
+            .with_checked(Some(Arc::new(String::from("typed"))));
+        assert_eq!(
+            payload.checked::<String>().map(String::as_str),
+            Some("typed")
+        );
+        assert_eq!(payload.checked::<u32>(), None, "another type is not it");
+        let mut copy = payload.clone();
+        assert_eq!(copy.checked::<String>().map(String::as_str), Some("typed"));
+        copy["id"] = serde_json::json!("b");
+        assert_eq!(copy.checked::<String>(), None, "an edit drops it");
+        assert_eq!(
+            payload.checked::<String>().map(String::as_str),
+            Some("typed")
+        );
+        let wire: Payload =
+            serde_json::from_str(&serde_json::to_string(&payload).unwrap()).unwrap();
+        assert_eq!(wire.checked::<String>(), None, "never from the wire");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! ApplyRemoteBatch: last-writer-wins for a batch of replicated writes to `orders`, set-wise on
 //! both backends — `ship::lww::apply_batch` (ADR 0013) over the table as described here.
 
+use std::borrow::Cow;
+
 use ship::contracts::{ApplyOutcome, ConflictPolicy, Version};
 use ship::lww::{self, Incoming, SyncedTable};
 use ship::parents::Task;
@@ -19,7 +21,7 @@ impl Task for ApplyRemoteBatchTask {
 /// One change of the batch: its position, its payload (validated) and its version.
 pub(crate) struct Item<'a> {
     pub index: usize,
-    pub payload: OrderPayload,
+    pub payload: Cow<'a, OrderPayload>,
     pub version: &'a Version,
 }
 

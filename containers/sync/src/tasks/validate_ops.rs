@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use ship::config::check_region_id;
-use ship::contracts::{Change, Hlc, HybridClock, OpKind, SyncResource, Version};
+use ship::contracts::{Change, Checked, Hlc, HybridClock, OpKind, Payload, SyncResource, Version};
 use ship::parents::Task;
 
 /// What is wrong with one op of a batch.
@@ -87,11 +87,16 @@ impl ValidateOpsTask {
         origins: Origins<'_>,
         ops: &[Value],
     ) -> Result<Vec<ValidOp>, Vec<OpError>> {
-        let mut valid = Self::check(resource, clock, origins, ops)?;
-        for (op, raw) in valid.iter_mut().zip(ops) {
-            op.change.payload = raw.get("payload").cloned().unwrap_or_default().into();
-        }
-        Ok(valid)
+        let checked = Self::check(resource, clock, origins, ops)?;
+        Ok(checked
+            .into_iter()
+            .zip(ops)
+            .map(|((mut op, typed), raw)| {
+                op.change.payload = Payload::from(raw.get("payload").cloned().unwrap_or_default())
+                    .with_checked(typed);
+                op
+            })
+            .collect())
     }
 
     /// [`Self::run`] taking the ops: each payload moves into its change, uncopied (a batch of
@@ -102,23 +107,29 @@ impl ValidateOpsTask {
         origins: Origins<'_>,
         ops: Vec<Value>,
     ) -> Result<Vec<ValidOp>, Vec<OpError>> {
-        let mut valid = Self::check(resource, clock, origins, &ops)?;
-        for (op, raw) in valid.iter_mut().zip(ops) {
-            if let Value::Object(mut fields) = raw {
-                op.change.payload = fields.remove("payload").unwrap_or_default().into();
-            }
-        }
-        Ok(valid)
+        let checked = Self::check(resource, clock, origins, &ops)?;
+        Ok(checked
+            .into_iter()
+            .zip(ops)
+            .map(|((mut op, typed), raw)| {
+                if let Value::Object(mut fields) = raw {
+                    op.change.payload = Payload::from(fields.remove("payload").unwrap_or_default())
+                        .with_checked(typed);
+                }
+                op
+            })
+            .collect())
     }
 
     /// Every op valid → the changes in batch order, each payload still `null` (the callers
-    /// above fill it in); otherwise every error of every op.
+    /// above fill it in), each with the typed form the resource's validation made of its
+    /// payload (ADR 0023); otherwise every error of every op.
     fn check(
         resource: &dyn SyncResource,
         clock: &HybridClock,
         origins: Origins<'_>,
         ops: &[Value],
-    ) -> Result<Vec<ValidOp>, Vec<OpError>> {
+    ) -> Result<Vec<(ValidOp, Option<Checked>)>, Vec<OpError>> {
         let mut valid = Vec::with_capacity(ops.len());
         let mut errors = Vec::new();
         for (index, raw) in ops.iter().enumerate() {
@@ -141,7 +152,7 @@ fn validate_op(
     origins: Origins<'_>,
     index: usize,
     raw: &Value,
-) -> Result<ValidOp, Vec<OpError>> {
+) -> Result<(ValidOp, Option<Checked>), Vec<OpError>> {
     let Some(op) = raw.as_object() else {
         return Err(vec![error(
             index,
@@ -248,10 +259,14 @@ fn validate_op(
     if payload.is_none() {
         fail(Some("payload"), "required", "`payload` is required".into());
     }
+    let mut typed = None;
     if let (Some(entity_id), Some(kind), Some(payload)) = (&entity_id, kind, payload) {
-        if let Err(field_errors) = resource.validate(entity_id, kind, payload) {
-            for e in field_errors {
-                fail(Some(&format!("payload.{}", e.field)), &e.code, e.message);
+        match resource.validate_checked(entity_id, kind, payload) {
+            Ok(checked) => typed = checked,
+            Err(field_errors) => {
+                for e in field_errors {
+                    fail(Some(&format!("payload.{}", e.field)), &e.code, e.message);
+                }
             }
         }
     }
@@ -259,17 +274,20 @@ fn validate_op(
         (Some(op_id), Some(entity_id), Some(kind), Some(hlc), Some(origin), Some(_))
             if errors.is_empty() =>
         {
-            Ok(ValidOp {
-                op_id,
-                change: Change {
-                    resource: resource.name().to_string(),
-                    entity_id,
-                    kind,
-                    version: Version::new(hlc, origin),
-                    // Filled in by `run` or `run_owned`, which own or copy it.
-                    payload: Value::Null.into(),
+            Ok((
+                ValidOp {
+                    op_id,
+                    change: Change {
+                        resource: resource.name().to_string(),
+                        entity_id,
+                        kind,
+                        version: Version::new(hlc, origin),
+                        // Filled in by `run` or `run_owned`, which own or copy it.
+                        payload: Value::Null.into(),
+                    },
                 },
-            })
+                typed,
+            ))
         }
         _ => Err(errors),
     }
@@ -332,6 +350,16 @@ mod tests {
                     "an object",
                 )])
             }
+        }
+        /// Its typed form: the entity id it was checked against.
+        fn validate_checked(
+            &self,
+            entity_id: &str,
+            kind: OpKind,
+            payload: &Value,
+        ) -> Result<Option<Checked>, Vec<FieldError>> {
+            self.validate(entity_id, kind, payload)?;
+            Ok(Some(std::sync::Arc::new(format!("checked {entity_id}"))))
         }
         fn apply(
             &self,
@@ -416,6 +444,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn each_change_keeps_the_typed_form_its_validation_made_with_its_payload() {
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let ops: Vec<Value> = ["a", "b"]
+            .iter()
+            .map(|id| json!({"op_id": id, "entity_id": id, "kind": "upsert", "hlc": now << 16, "origin": "eu-west", "payload": {"id": id}}))
+            .collect();
+        let borrowed = ValidateOpsTask::run(&Anything, &clock(), PUSH, &ops).unwrap();
+        let owned = ValidateOpsTask::run_owned(&Anything, &clock(), PUSH, ops.clone()).unwrap();
+        for valid in [borrowed, owned] {
+            let kept: Vec<(Option<&String>, &Value)> = valid
+                .iter()
+                .map(|op| {
+                    (
+                        op.change.payload.checked::<String>(),
+                        op.change.payload.value(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                kept,
+                [
+                    (Some(&"checked a".to_string()), &json!({"id": "a"})),
+                    (Some(&"checked b".to_string()), &json!({"id": "b"}))
+                ]
+            );
         }
     }
 
