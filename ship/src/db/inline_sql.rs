@@ -38,6 +38,13 @@ pub enum Literal<'a> {
     Integer(i32),
     Timestamp(NaiveDateTime),
     NullableTimestamp(Option<NaiveDateTime>),
+    /// A string to compare with a column (a `WHERE`): `_utf8mb4 X'…'`, a character string in
+    /// the column's collation, so the column's index serves it (a bare `X'…'` is binary).
+    Compared(&'a str),
+    /// `(@var + n)`: a session variable an earlier statement of the same text query set, plus
+    /// `n` (a MariaDB append's seqs, ADR 0023). The variable's name is a constant, never a
+    /// value.
+    VarPlus(&'static str, i64),
 }
 
 /// A statement being written: a head (`INSERT INTO t (a, b) VALUES `), rows of literals, and a
@@ -212,6 +219,13 @@ pub fn push_literal(sql: &mut String, value: Literal<'_>) {
         Literal::Timestamp(at) => push_timestamp(sql, at),
         Literal::NullableTimestamp(Some(at)) => push_timestamp(sql, at),
         Literal::NullableTimestamp(None) => sql.push_str("NULL"),
+        Literal::Compared(text) => {
+            sql.push_str("_utf8mb4 ");
+            push_text(sql, text);
+        }
+        Literal::VarPlus(var, n) => {
+            let _ = write!(sql, "({var} + {n})");
+        }
     }
 }
 

@@ -176,9 +176,10 @@ pub fn insert(conn: &mut AnyConnection, entry: &ChangeLogEntry) -> QueryResult<(
 /// Append `entries` (all of `resource`, their largest HLC `max_hlc`; their own `seq` is not
 /// read) with the next seqs, in order: one sequence bump for them all ([`allocate_seqs`]) and one insert —
 /// the cached one-row statement for a single entry, multi-row statements for more. On MariaDB
-/// a single entry (a local write's) takes its seq from the sequence row it locks, so no
-/// read-back round trip is made under that lock, which every writer of the resource waits
-/// for ([`AppendOne`], ADR 0021).
+/// no seq is read back under the sequence row's lock, which every writer of the resource
+/// waits for: a single entry (a local write's) takes its seq from the row it locks
+/// ([`AppendOne`], ADR 0021); several go in one text query with the bump, numbered from the
+/// value the bump replaced ([`append_inline`], ADR 0023).
 pub fn append(
     conn: &mut AnyConnection,
     resource: &str,
@@ -198,6 +199,9 @@ pub fn append(
         .execute(c)?;
         return Ok(());
     }
+    if let AnyConnection::Mysql(c) = &mut *conn {
+        return append_inline(c, resource, &mut entries, max_hlc);
+    }
     let first = allocate_seqs(conn, resource, entries.len() as i64, max_hlc)?;
     for (entry, seq) in entries.iter_mut().zip(first..) {
         entry.seq = seq;
@@ -206,6 +210,68 @@ pub fn append(
         [entry] => insert(conn, entry),
         _ => insert_all(conn, &entries),
     }
+}
+
+/// The session variable in which a MariaDB append of several entries keeps the `last_seq` its
+/// bump replaced ([`append_inline`]).
+const SEQ_VAR: &str = "@regionsync_seq";
+
+/// The head of MariaDB's multi-row changelog insert.
+const MYSQL_INSERT_HEAD: &str = "INSERT INTO sync_changelog (resource, seq, entity_id, op, \
+     payload, hlc, origin_region, schema_version, created_at) VALUES ";
+
+/// MariaDB, two entries or more: one text query (ADR 0023) — the sequence bump, which keeps
+/// the `last_seq` it replaces in [`SEQ_VAR`], then the multi-row insert, whose seqs are that
+/// variable plus 1, 2, … in order. No read-back round trip under the sequence row's lock, and
+/// none between the bump and the insert. The variable is cleared first: for a resource without
+/// a sequence row nothing is bumped, the seqs are NULL and the column refuses them — the clear
+/// error, never the seqs of an earlier append on the connection. The entries' own `seq`s are
+/// overwritten with their places (1, 2, …).
+fn append_inline(
+    c: &mut diesel::MysqlConnection,
+    resource: &str,
+    entries: &mut [ChangeLogEntry],
+    max_hlc: i64,
+) -> QueryResult<()> {
+    use ship::db::inline_sql::{chunked, push_literal};
+    for (entry, place) in entries.iter_mut().zip(1..) {
+        entry.seq = place;
+    }
+    let mut first_head = format!(
+        "SET {SEQ_VAR} = NULL; UPDATE sync_sequences SET last_seq = ({SEQ_VAR} := last_seq) + "
+    );
+    push_literal(&mut first_head, Literal::BigInt(entries.len() as i64));
+    first_head.push_str(", max_hlc = GREATEST(max_hlc, ");
+    push_literal(&mut first_head, Literal::BigInt(max_hlc));
+    first_head.push_str(") WHERE resource = ");
+    push_literal(&mut first_head, Literal::Compared(resource));
+    first_head.push_str("; ");
+    first_head.push_str(MYSQL_INSERT_HEAD);
+    chunked(
+        entries,
+        (&first_head, MYSQL_INSERT_HEAD, ""),
+        |e| {
+            [
+                Literal::Text(&e.resource),
+                Literal::VarPlus(SEQ_VAR, e.seq),
+                Literal::Text(&e.entity_id),
+                Literal::Text(&e.op),
+                Literal::Text(&e.payload),
+                Literal::BigInt(e.hlc),
+                Literal::Text(&e.origin_region),
+                Literal::Integer(e.schema_version),
+                Literal::Timestamp(e.created_at),
+            ]
+        },
+        |statement, _| statement.execute(c),
+    )
+    .map_err(|e| {
+        if e.to_string().contains("'seq' cannot be null") {
+            unprepared(resource)
+        } else {
+            e
+        }
+    })
 }
 
 /// MariaDB: one changelog entry inserted with the seq after the sequence row's `last_seq`,
@@ -272,12 +338,8 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
     let insert = || diesel::insert_into(sync_changelog::table);
     match conn {
         // Values inline (the text protocol, ADR 0019): no prepare of thousands of parameters.
-        AnyConnection::Mysql(c) => ship::db::inline_sql::insert_all(
-            c,
-            "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, hlc, \
-             origin_region, schema_version, created_at) VALUES ",
-            entries,
-            |e| {
+        AnyConnection::Mysql(c) => {
+            ship::db::inline_sql::insert_all(c, MYSQL_INSERT_HEAD, entries, |e| {
                 [
                     Literal::Text(&e.resource),
                     Literal::BigInt(e.seq),
@@ -289,8 +351,8 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
                     Literal::Integer(e.schema_version),
                     Literal::Timestamp(e.created_at),
                 ]
-            },
-        ),
+            })
+        }
         AnyConnection::Sqlite(c) => {
             bound_chunks(entries, |chunk| insert().values(chunk).execute(c))
         }
@@ -544,7 +606,7 @@ mod tests {
                 // Cached statements (ADR 0021): appends after the first prepare nothing (the
                 // counters' own read is the one prepare), and only the multi-row insert, a text
                 // query, goes between a COM_SET_OPTION pair.
-                let sent = |c: &mut AnyConnection| ship::testing::mysql_session_counters(c, &["COM_STMT_PREPARE", "COM_SET_OPTION"]);
+                let sent = |c: &mut AnyConnection| ship::testing::mysql_session_counters(c, &["COM_STMT_PREPARE", "COM_SET_OPTION", "COM_STMT_EXECUTE"]);
                 let before = sent(&mut conn);
                 for hlc in [10 << 16, 11 << 16] {
                     ship::db::transact(&mut conn, |c| append(c, "widgets", vec![entry(hlc)], hlc)).unwrap();
@@ -553,7 +615,13 @@ mod tests {
                 ship::db::transact(&mut conn, |c| append(c, "widgets", three, 12 << 16)).unwrap();
                 let after = sent(&mut conn);
                 assert_eq!(after[0] - before[0], 1, "the bump, the single insert, BEGIN and COMMIT are cached");
-                assert_eq!(after[1] - before[1], 2, "no text query but the multi-row insert");
+                // The pair around the multi-row insert's text query, and the `SET` of the seq
+                // variable in it (MariaDB counts `SET` statements under the same name).
+                assert_eq!(after[1] - before[1], 2 + 1, "no text query but the multi-row insert");
+                // ADR 0023: the three entries' bump goes in the insert's text query, and no seq
+                // is read back: executed are the singles' insert and bump, each append's BEGIN
+                // and COMMIT, and the counters' own read.
+                assert_eq!(after[2] - before[2], 2 * 2 + 3 * 2 + 1, "no statement but the text query for three");
                 diesel::delete(sync_changelog::table.filter(sync_changelog::seq.gt(6))).execute(&mut conn).unwrap();
                 diesel::update(sync_sequences::table.find("widgets")).set(sync_sequences::last_seq.eq(6)).execute(&mut conn).unwrap();
             }
