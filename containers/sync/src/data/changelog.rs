@@ -657,6 +657,48 @@ mod tests {
             assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 106);
         }
 
+        /// ADR 0023: an append split over several statements — by bytes (rows too large to
+        /// share one) and by rows (more than a statement's 1,000) — numbers its entries on,
+        /// statement after statement, in order and with no gap; the next append goes on from
+        /// there.
+        async fn an_append_of_several_statements_numbers_its_entries_in_order(db: TestDb) {
+            let entry = |id: String, payload: String| ChangeLogEntry {
+                resource: "widgets".into(),
+                seq: -1,
+                entity_id: id,
+                op: "upsert".into(),
+                payload,
+                hlc: 1 << 16,
+                origin_region: "eu".into(),
+                schema_version: 1,
+                created_at: ship::db::utc_now(),
+            };
+            let mut conn = db.pool.get().unwrap();
+            ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            let large = format!("\"{}\"", "x".repeat(ship::db::inline_sql::CHUNK_BYTES / 3));
+            let big: Vec<ChangeLogEntry> = (0..4).map(|i| entry(format!("big{i}"), large.clone())).collect();
+            ship::db::transact(&mut conn, |c| append(c, "widgets", big, 1 << 16)).unwrap();
+            let many: Vec<ChangeLogEntry> = (0..1_203).map(|i| entry(format!("many{i:04}"), "{}".into())).collect();
+            ship::db::transact(&mut conn, |c| append(c, "widgets", many, 1 << 16)).unwrap();
+            let two = vec![entry("after0".into(), "{}".into()), entry("after1".into(), "{}".into())];
+            ship::db::transact(&mut conn, |c| append(c, "widgets", two, 1 << 16)).unwrap();
+            let stored: Vec<(i64, String)> = sync_changelog::table
+                .order(sync_changelog::seq)
+                .select((sync_changelog::seq, sync_changelog::entity_id))
+                .load(&mut conn)
+                .unwrap();
+            let expected: Vec<(i64, String)> = (0..4)
+                .map(|i| format!("big{i}"))
+                .chain((0..1_203).map(|i| format!("many{i:04}")))
+                .chain(["after0".to_string(), "after1".to_string()])
+                .zip(1..)
+                .map(|(id, seq)| (seq, id))
+                .collect();
+            assert_eq!(stored.len(), expected.len());
+            assert!(stored == expected, "the seqs follow the entries, with no gap");
+            assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 1_209);
+        }
+
         /// The clock mark: the largest HLC appended to any resource, raised by every
         /// allocation (on every backend's spelling of the larger of two), never lowered by a
         /// smaller one, independent of the changelog's rows (prune deletes those); none before
