@@ -259,10 +259,9 @@ fn as_change(row: &Order) -> Result<Change, DbError> {
     })
 }
 
-/// The change's payload, validated and decoded (the contract: a change that did not pass
-/// `validate` is refused, never written).
-/// The change's payload as a [`OrderPayload`]: the one its validation kept, or decoded here (a
-/// change that did not come through the sync container's validation).
+/// The change's payload as an [`OrderPayload`]: the one its validation kept, or decoded and
+/// validated here (a change that did not come through the sync container's validation). The
+/// contract: a change that does not pass `validate` is refused, never written.
 fn checked(change: &Change) -> Result<Cow<'_, OrderPayload>, DbError> {
     if change.resource != RESOURCE {
         return Err(invalid(&format!(

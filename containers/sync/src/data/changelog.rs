@@ -220,6 +220,21 @@ const SEQ_VAR: &str = "@regionsync_seq";
 const MYSQL_INSERT_HEAD: &str = "INSERT INTO sync_changelog (resource, seq, entity_id, op, \
      payload, hlc, origin_region, schema_version, created_at) VALUES ";
 
+/// An entry's values for [`MYSQL_INSERT_HEAD`], its seq written as `seq`.
+fn mysql_literals<'e>(e: &'e ChangeLogEntry, seq: Literal<'e>) -> [Literal<'e>; 9] {
+    [
+        Literal::Text(&e.resource),
+        seq,
+        Literal::Text(&e.entity_id),
+        Literal::Text(&e.op),
+        Literal::Text(&e.payload),
+        Literal::BigInt(e.hlc),
+        Literal::Text(&e.origin_region),
+        Literal::Integer(e.schema_version),
+        Literal::Timestamp(e.created_at),
+    ]
+}
+
 /// MariaDB, two entries or more: one text query (ADR 0023) — the sequence bump, which keeps
 /// the `last_seq` it replaces in [`SEQ_VAR`], then the multi-row insert, whose seqs are that
 /// variable plus 1, 2, … in order. No read-back round trip under the sequence row's lock, and
@@ -250,19 +265,7 @@ fn append_inline(
     chunked(
         entries,
         (&first_head, MYSQL_INSERT_HEAD, ""),
-        |e| {
-            [
-                Literal::Text(&e.resource),
-                Literal::VarPlus(SEQ_VAR, e.seq),
-                Literal::Text(&e.entity_id),
-                Literal::Text(&e.op),
-                Literal::Text(&e.payload),
-                Literal::BigInt(e.hlc),
-                Literal::Text(&e.origin_region),
-                Literal::Integer(e.schema_version),
-                Literal::Timestamp(e.created_at),
-            ]
-        },
+        |e| mysql_literals(e, Literal::VarPlus(SEQ_VAR, e.seq)),
         |statement, _| statement.execute(c),
     )
     .map_err(|e| {
@@ -340,17 +343,7 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
         // Values inline (the text protocol, ADR 0019): no prepare of thousands of parameters.
         AnyConnection::Mysql(c) => {
             ship::db::inline_sql::insert_all(c, MYSQL_INSERT_HEAD, entries, |e| {
-                [
-                    Literal::Text(&e.resource),
-                    Literal::BigInt(e.seq),
-                    Literal::Text(&e.entity_id),
-                    Literal::Text(&e.op),
-                    Literal::Text(&e.payload),
-                    Literal::BigInt(e.hlc),
-                    Literal::Text(&e.origin_region),
-                    Literal::Integer(e.schema_version),
-                    Literal::Timestamp(e.created_at),
-                ]
+                mysql_literals(e, Literal::BigInt(e.seq))
             })
         }
         AnyConnection::Sqlite(c) => {
