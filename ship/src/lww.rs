@@ -88,11 +88,11 @@ pub struct Incoming<'a, R> {
 /// give.
 pub fn apply_batch<T: SyncedTable>(
     conn: &mut AnyConnection,
-    items: &[Incoming<'_, T::Row>],
+    items: Vec<Incoming<'_, T::Row>>,
     policy: ConflictPolicy,
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     match conn {
-        AnyConnection::Sqlite(_) => single_writer::<T>(conn, items, policy),
+        AnyConnection::Sqlite(_) => single_writer::<T>(conn, &items, policy),
         AnyConnection::Mysql(_) | AnyConnection::Pg(_) => locked::<T>(conn, items, policy),
     }
 }
@@ -400,16 +400,57 @@ fn single_writer<T: SyncedTable>(
 /// the rows that existed and overwrite those the batch wins in one statement (module docs).
 fn locked<T: SyncedTable>(
     conn: &mut AnyConnection,
-    items: &[Incoming<'_, T::Row>],
+    items: Vec<Incoming<'_, T::Row>>,
     policy: ConflictPolicy,
 ) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
+    if items
+        .windows(2)
+        .all(|w| T::id(&w[0].row) < T::id(&w[1].row))
+    {
+        // Distinct ids in ascending order (the order the sync container hands a batch over
+        // in): if absent, each row is inserted as it came — no decision to make, no copy.
+        let (places, rows): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .map(|item| ((item.index, item.version), item.row))
+            .unzip();
+        let existed = T::insert_or_lock_all(conn, &rows)?;
+        if existed.is_empty() {
+            return Ok(places
+                .into_iter()
+                .map(|(index, _)| (index, ApplyOutcome::Applied))
+                .collect());
+        }
+        let items: Vec<_> = places
+            .into_iter()
+            .zip(rows)
+            .map(|((index, version), row)| Incoming {
+                index,
+                row,
+                version,
+            })
+            .collect();
+        let locked_or_inserted = items.len();
+        return decide_existing::<T>(conn, &items, existed, locked_or_inserted, policy);
+    }
     // What the batch leaves of each id when the id is absent: every id of the batch, ascending.
-    let if_absent = decide::<T>(Vec::new(), items, policy)?;
+    let if_absent = decide::<T>(Vec::new(), &items, policy)?;
     let existed = T::insert_or_lock_all(conn, &if_absent.inserts)?;
     if existed.is_empty() {
         // Every row was absent and is now inserted: the decision from absence stands.
         return Ok(if_absent.outcomes);
     }
+    decide_existing::<T>(conn, &items, existed, if_absent.inserts.len(), policy)
+}
+
+/// [`locked`], once the lock pass found the rows of `existed` stored: decide against them,
+/// and overwrite those the batch wins (`locked_or_inserted`: the rows the lock pass was given).
+fn decide_existing<T: SyncedTable>(
+    conn: &mut AnyConnection,
+    items: &[Incoming<'_, T::Row>],
+    existed: Vec<String>,
+    locked_or_inserted: usize,
+    policy: ConflictPolicy,
+) -> Result<Vec<(usize, ApplyOutcome)>, DbError> {
     let ids: Vec<&str> = existed.iter().map(String::as_str).collect();
     let current = T::find_all_for_update(conn, &ids)?;
     if current.len() != existed.len() {
@@ -420,7 +461,7 @@ fn locked<T: SyncedTable>(
     let decision = decide::<T>(current, items, policy)?;
     debug_assert_eq!(
         decision.inserts.len() + existed.len(),
-        if_absent.inserts.len(),
+        locked_or_inserted,
         "the ids that did not exist are the ones inserted"
     );
     let overwritten = T::overwrite_all(conn, &decision.updates, policy)?;

@@ -95,6 +95,6 @@ impl ApplyRemoteBatchTask {
                 })
             })
             .collect::<Result<Vec<_>, DbError>>()?;
-        lww::apply_batch::<Table>(conn, &incoming, policy)
+        lww::apply_batch::<Table>(conn, incoming, policy)
     }
 }
