@@ -45,6 +45,37 @@ pub enum Literal<'a> {
     /// `n` (a MariaDB append's seqs, ADR 0023). The variable's name is a constant, never a
     /// value.
     VarPlus(&'static str, i64),
+    /// Values written beforehand ([`Written`]), as they were written.
+    Written(&'a Written),
+}
+
+/// Values already written as literals, separated by `, ` — a part of a row made before the
+/// statement, possibly on another thread (a MariaDB apply writes its changelog rows while the
+/// server runs the batch's insert, ADR 0024). Only [`Written::new`] makes one, from
+/// [`Literal`]s: it never holds anything but their text.
+#[derive(Debug, Clone, Default)]
+pub struct Written(String);
+
+impl Written {
+    pub fn new(values: &[Literal<'_>]) -> Self {
+        let mut sql = String::new();
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push_literal(&mut sql, *value);
+        }
+        Self(sql)
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A statement being written: a head (`INSERT INTO t (a, b) VALUES `), rows of literals, and a
@@ -226,6 +257,7 @@ pub fn push_literal(sql: &mut String, value: Literal<'_>) {
         Literal::VarPlus(var, n) => {
             let _ = write!(sql, "({var} + {n})");
         }
+        Literal::Written(written) => sql.push_str(&written.0),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use ship::db::inline_sql::Literal;
+use ship::db::inline_sql::{Literal, Written};
 use ship::AnyConnection;
 
 use super::schema::{sync_changelog, sync_sequences};
@@ -217,14 +217,14 @@ pub fn append(
 const SEQ_VAR: &str = "@regionsync_seq";
 
 /// The head of MariaDB's multi-row changelog insert.
-const MYSQL_INSERT_HEAD: &str = "INSERT INTO sync_changelog (resource, seq, entity_id, op, \
+const MYSQL_INSERT_HEAD: &str = "INSERT INTO sync_changelog (seq, resource, entity_id, op, \
      payload, hlc, origin_region, schema_version, created_at) VALUES ";
 
 /// An entry's values for [`MYSQL_INSERT_HEAD`], its seq written as `seq`.
 fn mysql_literals<'e>(e: &'e ChangeLogEntry, seq: Literal<'e>) -> [Literal<'e>; 9] {
     [
-        Literal::Text(&e.resource),
         seq,
+        Literal::Text(&e.resource),
         Literal::Text(&e.entity_id),
         Literal::Text(&e.op),
         Literal::Text(&e.payload),
@@ -233,6 +233,36 @@ fn mysql_literals<'e>(e: &'e ChangeLogEntry, seq: Literal<'e>) -> [Literal<'e>; 
         Literal::Integer(e.schema_version),
         Literal::Timestamp(e.created_at),
     ]
+}
+
+/// A changelog entry's MariaDB values but its seq, written beforehand ([`mysql_entry`]).
+#[derive(Debug, Clone)]
+pub struct MysqlEntry(Written);
+
+/// `entry` written as MariaDB values, all but its seq — which an append numbers on the server
+/// ([`append_written`]). A batch apply writes its entries this way on another thread while the
+/// server runs the batch's insert (ADR 0024).
+pub fn mysql_entry(entry: &ChangeLogEntry) -> MysqlEntry {
+    let [_, rest @ ..] = mysql_literals(entry, Literal::BigInt(0));
+    MysqlEntry(Written::new(&rest))
+}
+
+/// MariaDB: append `entries` (two or more, written by [`mysql_entry`]) to `resource`'s
+/// changelog, their seqs following the sequence row's `last_seq` in this order:
+/// [`append_inline`]'s one text query.
+pub fn append_written(
+    c: &mut diesel::MysqlConnection,
+    resource: &str,
+    entries: &[&MysqlEntry],
+    max_hlc: i64,
+) -> QueryResult<()> {
+    let numbered: Vec<(i64, &MysqlEntry)> = (1..).zip(entries.iter().copied()).collect();
+    append_statements(c, resource, &numbered, max_hlc, |(place, entry)| {
+        [
+            Literal::VarPlus(SEQ_VAR, *place),
+            Literal::Written(&entry.0),
+        ]
+    })
 }
 
 /// MariaDB, two entries or more: one text query (ADR 0023) — the sequence bump, which keeps
@@ -248,14 +278,28 @@ fn append_inline(
     entries: &mut [ChangeLogEntry],
     max_hlc: i64,
 ) -> QueryResult<()> {
-    use ship::db::inline_sql::{chunked, push_literal};
     for (entry, place) in entries.iter_mut().zip(1..) {
         entry.seq = place;
     }
+    append_statements(c, resource, entries, max_hlc, |e| {
+        mysql_literals(e, Literal::VarPlus(SEQ_VAR, e.seq))
+    })
+}
+
+/// The text query of [`append_inline`] and [`append_written`]: `rows` (entries in seq order,
+/// `literals` writing each with its seq as `(@regionsync_seq + place)`).
+fn append_statements<R, const N: usize>(
+    c: &mut diesel::MysqlConnection,
+    resource: &str,
+    rows: &[R],
+    max_hlc: i64,
+    literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
+) -> QueryResult<()> {
+    use ship::db::inline_sql::{chunked, push_literal};
     let mut first_head = format!(
         "SET {SEQ_VAR} = NULL; UPDATE sync_sequences SET last_seq = ({SEQ_VAR} := last_seq) + "
     );
-    push_literal(&mut first_head, Literal::BigInt(entries.len() as i64));
+    push_literal(&mut first_head, Literal::BigInt(rows.len() as i64));
     first_head.push_str(", max_hlc = GREATEST(max_hlc, ");
     push_literal(&mut first_head, Literal::BigInt(max_hlc));
     first_head.push_str(") WHERE resource = ");
@@ -263,9 +307,9 @@ fn append_inline(
     first_head.push_str("; ");
     first_head.push_str(MYSQL_INSERT_HEAD);
     chunked(
-        entries,
+        rows,
         (&first_head, MYSQL_INSERT_HEAD, ""),
-        |e| mysql_literals(e, Literal::VarPlus(SEQ_VAR, e.seq)),
+        literals,
         |statement, _| statement.execute(c),
     )
     .map_err(|e| {
@@ -690,6 +734,75 @@ mod tests {
             assert_eq!(stored.len(), expected.len());
             assert!(stored == expected, "the seqs follow the entries, with no gap");
             assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 1_209);
+        }
+
+        /// ADR 0024 (MariaDB): entries written beforehand (`mysql_entry`) and appended by
+        /// `append_written` are stored exactly as `append` stores the same entries — every
+        /// column, byte for byte — numbered in the order given, on from the sequence row, over
+        /// several statements (by bytes and by rows) with no gap; the clock mark is raised; a
+        /// resource without a sequence row is the clear error.
+        async fn entries_written_beforehand_are_stored_as_append_stores_them(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            if conn.backend() != ship::db::Backend::Mysql {
+                return;
+            }
+            let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_micro_opt(1, 2, 3, 456_789).unwrap();
+            let entry = |resource: &str, id: String, payload: String, hlc: i64| ChangeLogEntry {
+                resource: resource.into(),
+                seq: -1,
+                entity_id: id,
+                op: if hlc % 2 == 0 { "upsert" } else { "delete" }.into(),
+                payload,
+                hlc,
+                origin_region: "eu-west".into(),
+                schema_version: 3,
+                created_at: at,
+            };
+            let large = format!("\"{}\"", "é".repeat(ship::db::inline_sql::CHUNK_BYTES / 6));
+            let batch = |resource: &str| -> Vec<ChangeLogEntry> {
+                (0..3)
+                    .map(|i| entry(resource, format!("big{i}"), large.clone(), (10 + i) << 16))
+                    .chain((0..1_102).map(|i| entry(resource, format!("n{i:04}"), format!("{{\"k\":\"it's {i}\"}}"), 20 << 16 | i)))
+                    .collect()
+            };
+            ensure_sequences(&mut conn, ["widgets", "gadgets"]).unwrap();
+            // `gadgets` starts further on: the numbering goes on from the sequence row.
+            allocate_seqs(&mut conn, "gadgets", 5, 1).unwrap();
+            ship::db::transact(&mut conn, |c| append(c, "widgets", batch("widgets"), 30 << 16)).unwrap();
+            let gadgets = batch("gadgets");
+            let written: Vec<MysqlEntry> = gadgets.iter().map(mysql_entry).collect();
+            let refs: Vec<&MysqlEntry> = written.iter().collect();
+            ship::db::transact(&mut conn, |c| match c {
+                AnyConnection::Mysql(c) => append_written(c, "gadgets", &refs, 31 << 16),
+                _ => unreachable!(),
+            })
+            .unwrap();
+            let stored = |conn: &mut AnyConnection, resource: &str| -> Vec<ChangeLogEntry> {
+                sync_changelog::table
+                    .filter(sync_changelog::resource.eq(resource))
+                    .order(sync_changelog::seq)
+                    .select(ChangeLogEntry::as_select())
+                    .load(conn)
+                    .unwrap()
+            };
+            let (widgets, gadgets_stored) = (stored(&mut conn, "widgets"), stored(&mut conn, "gadgets"));
+            assert_eq!(gadgets_stored.len(), gadgets.len());
+            for (k, (by_append, by_written)) in widgets.iter().zip(&gadgets_stored).enumerate() {
+                let k = k as i64;
+                assert_eq!(by_append.seq, 1 + k);
+                assert_eq!(by_written.seq, 6 + k, "in the order given, with no gap");
+                let same = ChangeLogEntry { resource: "widgets".into(), seq: by_append.seq, ..by_written.clone() };
+                assert!(&same == by_append, "entry {k} stored as append stores it");
+            }
+            assert_eq!(watermark(&mut conn, "gadgets").unwrap().0, 5 + 1_105);
+            let mark: i64 = sync_sequences::table.find("gadgets").select(sync_sequences::max_hlc).first(&mut conn).unwrap();
+            assert_eq!(mark, 31 << 16);
+            let err = ship::db::transact(&mut conn, |c| match c {
+                AnyConnection::Mysql(c) => append_written(c, "nothing", &refs[..2], 1),
+                _ => unreachable!(),
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("no changelog sequence"), "{err}");
         }
 
         /// The clock mark: the largest HLC appended to any resource, raised by every

@@ -111,12 +111,40 @@ impl ApplyChangesTask {
         let mut lost = Vec::new();
         let mut overridden = Vec::new();
         let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
-        let outcomes = resource.apply_batch(conn, &batch, registry.policy(resource.name()))?;
-        for (i, outcome) in order.into_iter().zip(outcomes) {
+        let now = utc_now();
+        let schema_version = resource.schema_version() as i32;
+        let entry = |i: usize| entry_of(&ops[i].change, schema_version, now);
+        let policy = registry.policy(resource.name());
+        // MariaDB: the entries of every op that may win are written as SQL on another thread
+        // while this one sends the rows and the server applies them (ADR 0024); an op that
+        // loses wastes its text, which is rare and costs less than the wait it fills.
+        let (outcomes, written) =
+            if matches!(conn, ship::AnyConnection::Mysql(_)) && order.len() > 1 {
+                std::thread::scope(|s| {
+                    let writer = s.spawn(|| {
+                        order
+                            .iter()
+                            .map(|&i| changelog::mysql_entry(&entry(i)))
+                            .collect::<Vec<_>>()
+                    });
+                    let outcomes = resource.apply_batch(conn, &batch, policy);
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (outcomes, Some(written))
+                })
+            } else {
+                (resource.apply_batch(conn, &batch, policy), None)
+            };
+        let outcomes = outcomes?;
+        // Each winner's place in `order` (the entries written above are in that order).
+        let mut winner_places = Vec::new();
+        for (place, (i, outcome)) in order.into_iter().zip(outcomes).enumerate() {
             let change = &ops[i].change;
             statuses[i] = match outcome {
                 ApplyOutcome::Applied => {
                     winners.push(i);
+                    winner_places.push(place);
                     OpStatus::Applied
                 }
                 ApplyOutcome::AppliedOver {
@@ -131,6 +159,7 @@ impl ApplyChangesTask {
                         overridden.push((i, lost, lost_payload, rule.as_str()));
                     }
                     winners.push(i);
+                    winner_places.push(place);
                     OpStatus::Applied
                 }
                 ApplyOutcome::Duplicate => OpStatus::Duplicate,
@@ -155,28 +184,20 @@ impl ApplyChangesTask {
                 .map(|&i| ops[i].change.version.hlc.as_i64())
                 .max()
                 .unwrap_or(0);
-            let now = utc_now();
-            let entries: Vec<ChangeLogEntry> = winners
-                .iter()
-                .map(|&i| {
-                    let change = &ops[i].change;
-                    ChangeLogEntry {
-                        resource: change.resource.clone(),
-                        // The next seqs, in this order, taken by `append`.
-                        seq: 0,
-                        entity_id: change.entity_id.clone(),
-                        op: change.kind.as_str().to_string(),
-                        payload: change.payload.text(),
-                        hlc: change.version.hlc.as_i64(),
-                        origin_region: change.version.origin.clone(),
-                        schema_version: resource.schema_version() as i32,
-                        created_at: now,
-                    }
-                })
-                .collect();
-            // As a local write's: one winner on MariaDB takes its seq from the sequence row it
-            // locks, with no read-back under that lock (ADR 0021).
-            changelog::append(conn, resource.name(), entries, largest)?;
+            match (&mut *conn, written) {
+                (ship::AnyConnection::Mysql(c), Some(written)) if winners.len() > 1 => {
+                    let entries: Vec<&changelog::MysqlEntry> =
+                        winner_places.iter().map(|&place| &written[place]).collect();
+                    changelog::append_written(c, resource.name(), &entries, largest)?;
+                }
+                _ => {
+                    // The next seqs, in this order, taken by `append`. As a local write's: one
+                    // winner on MariaDB takes its seq from the sequence row it locks, with no
+                    // read-back under that lock (ADR 0021).
+                    let entries = winners.iter().map(|&i| entry(i)).collect();
+                    changelog::append(conn, resource.name(), entries, largest)?;
+                }
+            }
         }
         if !lost.is_empty() || !overridden.is_empty() {
             let now = utc_now();
@@ -267,6 +288,21 @@ impl ApplyChangesTask {
         let released = ready.len();
         release(conn, registry, ready, 1)?;
         Ok((candidates.len(), released))
+    }
+}
+
+/// `change`'s changelog entry, its seq left to the append.
+fn entry_of(change: &Change, schema_version: i32, now: chrono::NaiveDateTime) -> ChangeLogEntry {
+    ChangeLogEntry {
+        resource: change.resource.clone(),
+        seq: 0,
+        entity_id: change.entity_id.clone(),
+        op: change.kind.as_str().to_string(),
+        payload: change.payload.text(),
+        hlc: change.version.hlc.as_i64(),
+        origin_region: change.version.origin.clone(),
+        schema_version,
+        created_at: now,
     }
 }
 
