@@ -111,13 +111,18 @@ impl Action for ApplyOpsAction {
         let resource = super::synced(&self.registry, &input.resource)?;
         check_batch(&input, resource.as_ref(), self.limits, &self.region_id)?;
         check_policy(&input.source_policy, resource.name(), &self.registry)?;
-        crate::counters::received(&input.source_region, resource.name(), &input.ops);
         // A push carries only its sender's own changes: a relay of another region's would
         // reach this region but never that region (its pull leaves its own origin out), and
         // an op claiming this region's origin would be pushed on as our own write.
         let origins = Origins::SenderOnly(&input.source_region);
-        let validated =
-            ValidateOpsTask::run_owned(resource.as_ref(), &self.clock, origins, input.ops);
+        // The ops are counted (their JSON size) on another thread while they are checked.
+        let checked = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::counters::received(&input.source_region, resource.name(), &input.ops)
+            });
+            ValidateOpsTask::check(resource.as_ref(), &self.clock, origins, &input.ops)
+        });
+        let validated = checked.map(|checked| ValidateOpsTask::owned(checked, input.ops));
         let ops = match validated {
             Ok(ops) => ops,
             Err(errors) => {

@@ -108,7 +108,12 @@ impl ValidateOpsTask {
         ops: Vec<Value>,
     ) -> Result<Vec<ValidOp>, Vec<OpError>> {
         let checked = Self::check(resource, clock, origins, &ops)?;
-        Ok(checked
+        Ok(Self::owned(checked, ops))
+    }
+
+    /// The changes [`Self::check`] made of `ops`, each payload moved into its change.
+    pub(crate) fn owned(checked: Vec<(ValidOp, Option<Checked>)>, ops: Vec<Value>) -> Vec<ValidOp> {
+        checked
             .into_iter()
             .zip(ops)
             .map(|((mut op, typed), raw)| {
@@ -118,26 +123,49 @@ impl ValidateOpsTask {
                 }
                 op
             })
-            .collect())
+            .collect()
     }
 
     /// Every op valid → the changes in batch order, each payload still `null` (the callers
     /// above fill it in), each with the typed form the resource's validation made of its
-    /// payload (ADR 0023); otherwise every error of every op.
-    fn check(
+    /// payload (ADR 0023); otherwise every error of every op, in batch order.
+    ///
+    /// A batch of [`SPLIT_FROM`] ops or more is checked in two halves, the second on another
+    /// thread (ADR 0024): checking is the resource's decoding of every payload, the largest
+    /// part of an apply's own work that comes before its first statement.
+    pub(crate) fn check(
         resource: &dyn SyncResource,
         clock: &HybridClock,
         origins: Origins<'_>,
         ops: &[Value],
     ) -> Result<Vec<(ValidOp, Option<Checked>)>, Vec<OpError>> {
-        let mut valid = Vec::with_capacity(ops.len());
-        let mut errors = Vec::new();
-        for (index, raw) in ops.iter().enumerate() {
-            match validate_op(resource, clock, origins, index, raw) {
-                Ok(op) => valid.push(op),
-                Err(mut op_errors) => errors.append(&mut op_errors),
+        let check = |ops: &[Value], offset: usize| {
+            let mut valid = Vec::with_capacity(ops.len());
+            let mut errors = Vec::new();
+            for (index, raw) in (offset..).zip(ops) {
+                match validate_op(resource, clock, origins, index, raw) {
+                    Ok(op) => valid.push(op),
+                    Err(mut op_errors) => errors.append(&mut op_errors),
+                }
             }
-        }
+            (valid, errors)
+        };
+        let (valid, errors) = if ops.len() >= SPLIT_FROM {
+            let (first, second) = ops.split_at(ops.len() / 2);
+            let ((mut valid, mut errors), (valid_2, errors_2)) = std::thread::scope(|s| {
+                let later = s.spawn(|| check(second, first.len()));
+                let earlier = check(first, 0);
+                let later = later
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (earlier, later)
+            });
+            valid.extend(valid_2);
+            errors.extend(errors_2);
+            (valid, errors)
+        } else {
+            check(ops, 0)
+        };
         if errors.is_empty() {
             Ok(valid)
         } else {
@@ -145,6 +173,10 @@ impl ValidateOpsTask {
         }
     }
 }
+
+/// Ops from which a batch is checked on two threads ([`ValidateOpsTask::check`]): below it,
+/// starting a thread costs more than it saves.
+const SPLIT_FROM: usize = 128;
 
 fn validate_op(
     resource: &dyn SyncResource,
@@ -445,6 +477,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// ADR 0024: a batch of `SPLIT_FROM` ops or more is checked in two halves on two threads,
+    /// and says the same as one checked op by op — the changes in batch order, each with its
+    /// own payload and typed form; or every error, in batch order, each at its op's index (the
+    /// second half's too).
+    #[test]
+    fn a_large_batch_checked_in_halves_is_answered_in_batch_order() {
+        let now = ship::contracts::hlc::system_time_ms() as i64;
+        let n = 3 * SPLIT_FROM + 1;
+        let op = |k: usize| json!({"op_id": format!("op{k}"), "entity_id": format!("e{k}"), "kind": "upsert", "hlc": now << 16, "origin": "eu-west", "payload": {"k": k}});
+        let ops: Vec<Value> = (0..n).map(op).collect();
+        for valid in [
+            ValidateOpsTask::run(&Anything, &clock(), PUSH, &ops).unwrap(),
+            ValidateOpsTask::run_owned(&Anything, &clock(), PUSH, ops.clone()).unwrap(),
+        ] {
+            assert_eq!(valid.len(), n);
+            for (k, op) in valid.iter().enumerate() {
+                assert_eq!(op.op_id, format!("op{k}"));
+                assert_eq!(op.change.entity_id, format!("e{k}"));
+                assert_eq!(op.change.payload.value(), &json!({"k": k}));
+                assert_eq!(
+                    op.change.payload.checked::<String>(),
+                    Some(&format!("checked e{k}"))
+                );
+            }
+        }
+        let wrong = [3, n / 2 + 1, n - 1];
+        let mut ops = ops;
+        for k in wrong {
+            ops[k]["payload"] = json!(k);
+        }
+        let errors = ValidateOpsTask::run_owned(&Anything, &clock(), PUSH, ops).unwrap_err();
+        let found: Vec<(usize, Option<String>)> =
+            errors.into_iter().map(|e| (e.index, e.op_id)).collect();
+        let expected: Vec<(usize, Option<String>)> =
+            wrong.iter().map(|&k| (k, Some(format!("op{k}")))).collect();
+        assert_eq!(found, expected);
     }
 
     #[test]
