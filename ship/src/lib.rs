@@ -14,6 +14,7 @@ pub mod db;
 pub mod errors;
 pub mod http;
 pub mod lww;
+pub mod parallel;
 pub mod parents;
 pub mod scheduler;
 pub mod telemetry;

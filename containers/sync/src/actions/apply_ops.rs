@@ -116,12 +116,10 @@ impl Action for ApplyOpsAction {
         // an op claiming this region's origin would be pushed on as our own write.
         let origins = Origins::SenderOnly(&input.source_region);
         // The ops are counted (their JSON size) on another thread while they are checked.
-        let checked = std::thread::scope(|s| {
-            s.spawn(|| {
-                crate::counters::received(&input.source_region, resource.name(), &input.ops)
-            });
-            ValidateOpsTask::check(resource.as_ref(), &self.clock, origins, &input.ops)
-        });
+        let (checked, ()) = ship::parallel::join(
+            || ValidateOpsTask::check(resource.as_ref(), &self.clock, origins, &input.ops),
+            || crate::counters::received(&input.source_region, resource.name(), &input.ops),
+        );
         let validated = checked.map(|checked| ValidateOpsTask::owned(checked, input.ops));
         let ops = match validated {
             Ok(ops) => ops,

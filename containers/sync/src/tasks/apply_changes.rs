@@ -120,19 +120,16 @@ impl ApplyChangesTask {
         // loses wastes its text, which is rare and costs less than the wait it fills.
         let (outcomes, written) =
             if matches!(conn, ship::AnyConnection::Mysql(_)) && order.len() > 1 {
-                std::thread::scope(|s| {
-                    let writer = s.spawn(|| {
+                let (outcomes, written) = ship::parallel::join(
+                    || resource.apply_batch(conn, &batch, policy),
+                    || {
                         order
                             .iter()
                             .map(|&i| changelog::mysql_entry(&entry(i)))
                             .collect::<Vec<_>>()
-                    });
-                    let outcomes = resource.apply_batch(conn, &batch, policy);
-                    let written = writer
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (outcomes, Some(written))
-                })
+                    },
+                );
+                (outcomes, Some(written))
             } else {
                 (resource.apply_batch(conn, &batch, policy), None)
             };

@@ -152,14 +152,8 @@ impl ValidateOpsTask {
         };
         let (valid, errors) = if ops.len() >= SPLIT_FROM {
             let (first, second) = ops.split_at(ops.len() / 2);
-            let ((mut valid, mut errors), (valid_2, errors_2)) = std::thread::scope(|s| {
-                let later = s.spawn(|| check(second, first.len()));
-                let earlier = check(first, 0);
-                let later = later
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (earlier, later)
-            });
+            let ((mut valid, mut errors), (valid_2, errors_2)) =
+                ship::parallel::join(|| check(first, 0), || check(second, first.len()));
             valid.extend(valid_2);
             errors.extend(errors_2);
             (valid, errors)
