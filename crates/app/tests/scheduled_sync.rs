@@ -22,8 +22,12 @@ ship::backend_tests! {
         let db_b = TestDb::new(db.backend());
         let mut a_settings = settings_for(&db, "eu-west");
         a_settings.sync.pull_interval_secs = 1;
-        let a = Region::start_with_scheduler(&a_settings).await;
+        // us-east is registered before eu-west's scheduler starts: a directory keeps the peer
+        // list it fetched for a minute (new regions appear within `list_ttl`), so a first pull
+        // that ran before the registration would not see us-east within this test's 30 s
+        // (regression: it failed so once on PostgreSQL, whose registration took longer).
         let credential = register_region(&db, "us-east", "http://127.0.0.1:9").await;
+        let a = Region::start_with_scheduler(&a_settings).await;
 
         let port = free_port();
         let mut b_settings = remote_settings_with(&db_b, &a.base, &credential);
