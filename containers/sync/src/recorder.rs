@@ -134,18 +134,7 @@ impl ChangeRecorder for SyncChangeRecorder {
             let schema_version = self.schema_versions.get(resource).copied().unwrap_or(1);
             let entries: Vec<ChangeLogEntry> = changes[start..start + run]
                 .iter()
-                .map(|change| ChangeLogEntry {
-                    resource: change.resource.clone(),
-                    // The next seqs, taken by `append`.
-                    seq: 0,
-                    entity_id: change.entity_id.clone(),
-                    op: change.kind.as_str().to_string(),
-                    payload: change.payload.text(),
-                    hlc: change.version.hlc.as_i64(),
-                    origin_region: change.version.origin.clone(),
-                    schema_version,
-                    created_at: now,
-                })
+                .map(|change| ChangeLogEntry::of(change, schema_version, now))
                 .collect();
             changelog::append(conn, resource, entries, largest)?;
             start += run;

@@ -25,7 +25,7 @@ use crate::errors::SyncError;
 use crate::tasks::apply_changes::ApplyChangesTask;
 pub use crate::tasks::apply_changes::OpStatus;
 use crate::tasks::observe_peer::ObservePeerTask;
-use crate::tasks::validate_ops::{Origins, ValidateOpsTask};
+use crate::tasks::validate_ops::{Origins, ValidateOpsTask, SPLIT_FROM};
 
 pub struct ApplyOpsInput {
     pub resource: String,
@@ -115,11 +115,16 @@ impl Action for ApplyOpsAction {
         // reach this region but never that region (its pull leaves its own origin out), and
         // an op claiming this region's origin would be pushed on as our own write.
         let origins = Origins::SenderOnly(&input.source_region);
-        // The ops are counted (their JSON size) on another thread while they are checked.
-        let (checked, ()) = ship::parallel::join(
-            || ValidateOpsTask::check(resource.as_ref(), &self.clock, origins, &input.ops),
-            || crate::counters::received(&input.source_region, resource.name(), &input.ops),
-        );
+        // The ops are counted (their JSON size); a large batch on another thread while it is
+        // checked (a small one — a single local write pushed — is not worth a thread).
+        let check = || ValidateOpsTask::check(resource.as_ref(), &self.clock, origins, &input.ops);
+        let count = || crate::counters::received(&input.source_region, resource.name(), &input.ops);
+        let checked = if input.ops.len() >= SPLIT_FROM {
+            ship::parallel::join(check, count).0
+        } else {
+            count();
+            check()
+        };
         let validated = checked.map(|checked| ValidateOpsTask::owned(checked, input.ops));
         let ops = match validated {
             Ok(ops) => ops,

@@ -24,6 +24,27 @@ pub struct ChangeLogEntry {
     pub created_at: NaiveDateTime,
 }
 
+impl ChangeLogEntry {
+    /// `change`'s entry, its seq left to the append (`changelog::append` numbers it).
+    pub fn of(
+        change: &ship::contracts::Change,
+        schema_version: i32,
+        created_at: NaiveDateTime,
+    ) -> Self {
+        Self {
+            resource: change.resource.clone(),
+            seq: 0,
+            entity_id: change.entity_id.clone(),
+            op: change.kind.as_str().to_string(),
+            payload: change.payload.text(),
+            hlc: change.version.hlc.as_i64(),
+            origin_region: change.version.origin.clone(),
+            schema_version,
+            created_at,
+        }
+    }
+}
+
 /// A changelog entry as the feed serves it: the columns a page's JSON carries, nothing else
 /// (no `resource`: the page names it once; no `created_at`: not served, and parsing it per row
 /// was a tenth of a page's cost on SQLite, B3).

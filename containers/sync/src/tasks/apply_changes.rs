@@ -113,7 +113,7 @@ impl ApplyChangesTask {
         let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
         let now = utc_now();
         let schema_version = resource.schema_version() as i32;
-        let entry = |i: usize| entry_of(&ops[i].change, schema_version, now);
+        let entry = |i: usize| ChangeLogEntry::of(&ops[i].change, schema_version, now);
         let policy = registry.policy(resource.name());
         // MariaDB: the entries of every op that may win are written as SQL on another thread
         // while this one sends the rows and the server applies them (ADR 0024); an op that
@@ -285,21 +285,6 @@ impl ApplyChangesTask {
         let released = ready.len();
         release(conn, registry, ready, 1)?;
         Ok((candidates.len(), released))
-    }
-}
-
-/// `change`'s changelog entry, its seq left to the append.
-fn entry_of(change: &Change, schema_version: i32, now: chrono::NaiveDateTime) -> ChangeLogEntry {
-    ChangeLogEntry {
-        resource: change.resource.clone(),
-        seq: 0,
-        entity_id: change.entity_id.clone(),
-        op: change.kind.as_str().to_string(),
-        payload: change.payload.text(),
-        hlc: change.version.hlc.as_i64(),
-        origin_region: change.version.origin.clone(),
-        schema_version,
-        created_at: now,
     }
 }
 

@@ -170,7 +170,7 @@ impl ValidateOpsTask {
 
 /// Ops from which a batch is checked on two threads ([`ValidateOpsTask::check`]): below it,
 /// starting a thread costs more than it saves.
-const SPLIT_FROM: usize = 128;
+pub(crate) const SPLIT_FROM: usize = 128;
 
 fn validate_op(
     resource: &dyn SyncResource,
