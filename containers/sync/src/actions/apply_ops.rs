@@ -126,7 +126,7 @@ impl Action for ApplyOpsAction {
             check()
         };
         let validated = checked.map(|checked| ValidateOpsTask::owned(checked, input.ops));
-        let ops = match validated {
+        let mut ops = match validated {
             Ok(ops) => ops,
             Err(errors) => {
                 let drift = errors.iter().filter(|e| e.code == "clock_drift").count() as i64;
@@ -158,7 +158,7 @@ impl Action for ApplyOpsAction {
             .pool
             .transaction(move |conn| {
                 ObservePeerTask::run(conn, &source, &theirs)?;
-                let statuses = ApplyChangesTask::run(conn, &registry, resource.as_ref(), &ops)?;
+                let statuses = ApplyChangesTask::run(conn, &registry, resource.as_ref(), &mut ops)?;
                 let incarnation = ship::db::incarnation(conn)?.id;
                 Ok::<_, SyncError>((ops, statuses, incarnation))
             })

@@ -211,7 +211,7 @@ impl Action for BootstrapAction {
                 });
             }
             let ops: Vec<Value> = page.rows.iter().enumerate().map(row_to_op).collect();
-            let valid =
+            let mut valid =
                 ValidateOpsTask::run_owned(resource.as_ref(), &self.clock, Origins::Any, ops)
                     .map_err(|errors| SyncError::PeerSentInvalid {
                         peer: input.peer.clone(),
@@ -231,7 +231,8 @@ impl Action for BootstrapAction {
                 .pool
                 .transaction(move |conn| {
                     ObservePeerTask::run(conn, &peer, &theirs)?;
-                    let statuses = ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
+                    let statuses =
+                        ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
                     match &next {
                         Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
                         None => {

@@ -290,7 +290,7 @@ impl Action for PullChangesAction {
                     &page.changes,
                 ),
             };
-            let (valid, parked) = checked.map_err(|errors| SyncError::PeerSentInvalid {
+            let (mut valid, parked) = checked.map_err(|errors| SyncError::PeerSentInvalid {
                 peer: input.peer.clone(),
                 errors,
             })?;
@@ -341,7 +341,8 @@ impl Action for PullChangesAction {
                         if observe {
                             ObservePeerTask::run(conn, &peer, &theirs)?;
                         }
-                        let statuses = ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
+                        let statuses =
+                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
                         quarantine::add(conn, &peer, res.name(), &parked)?;
                         let saved = match &after {
                             None => {

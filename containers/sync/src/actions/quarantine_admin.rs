@@ -98,12 +98,12 @@ impl Action for RetryQuarantineAction {
             let op = entry_to_op(&change);
             let origins = Origins::NotOurs(&self.region_id);
             match ValidateOpsTask::run(resource.as_ref(), &self.clock, origins, &[op]) {
-                Ok(valid) => {
+                Ok(mut valid) => {
                     let id = entry.id;
                     let registry = self.registry.clone();
                     self.pool
                         .transaction(move |conn| {
-                            ApplyChangesTask::run(conn, &registry, resource.as_ref(), &valid)?;
+                            ApplyChangesTask::run(conn, &registry, resource.as_ref(), &mut valid)?;
                             quarantine::remove(conn, &[id])?;
                             Ok::<_, SyncError>(())
                         })

@@ -420,7 +420,7 @@ impl Action for RepairAction {
                 // A push speaks only for its sender: this row is this region's own write.
                 outgoing.push((op, true));
             } else {
-                let valid = ValidateOpsTask::run(
+                let mut valid = ValidateOpsTask::run(
                     resource.as_ref(),
                     &self.clock,
                     Origins::Any,
@@ -458,7 +458,7 @@ impl Action for RepairAction {
                             }
                         }
                         let statuses =
-                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &valid)?;
+                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
                         Ok(statuses.first() == Some(&OpStatus::Applied))
                     })
                     .await?;

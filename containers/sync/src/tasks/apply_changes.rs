@@ -20,7 +20,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ship::contracts::{
-    contract_error, ApplyOutcome, Change, Hlc, OpKind, ResourceRegistry, SyncResource, Version,
+    contract_error, ApplyOutcome, Change, Hlc, OpKind, Payload, ResourceRegistry, SyncResource,
+    Version,
 };
 use ship::db::utc_now;
 use ship::parents::Task;
@@ -31,7 +32,7 @@ use crate::data::parked_ops::{self, ParkedOp};
 use crate::data::quarantine;
 use crate::errors::SyncError;
 use crate::models::ChangeLogEntry;
-use crate::tasks::validate_ops::ValidOp;
+use crate::tasks::validate_ops::{ValidOp, SPLIT_FROM};
 
 /// How deep a release may chain (an order released by a customer releasing a shipment…).
 const MAX_RELEASE_DEPTH: usize = 4;
@@ -71,11 +72,16 @@ impl Task for ApplyChangesTask {
 impl ApplyChangesTask {
     /// Apply `ops` of `resource` (registered in `registry`) inside the caller's transaction;
     /// the statuses in batch order.
+    ///
+    /// The ops' payloads are spent: once their rows are applied and their entries written, they
+    /// are taken out of `ops` (left empty) and freed — for a large batch on a server backend,
+    /// on another thread while the server appends the entries. The ops keep their ids, entity
+    /// ids and versions.
     pub(crate) fn run(
         conn: &mut ship::AnyConnection,
         registry: &ResourceRegistry,
         resource: &dyn SyncResource,
-        ops: &[ValidOp],
+        ops: &mut [ValidOp],
     ) -> Result<Vec<OpStatus>, SyncError> {
         Self::run_at(conn, registry, resource, ops, 0)
     }
@@ -84,7 +90,7 @@ impl ApplyChangesTask {
         conn: &mut ship::AnyConnection,
         registry: &ResourceRegistry,
         resource: &dyn SyncResource,
-        ops: &[ValidOp],
+        ops: &mut [ValidOp],
         depth: usize,
     ) -> Result<Vec<OpStatus>, SyncError> {
         let parked = park_missing(conn, registry, resource, ops)?;
@@ -175,66 +181,53 @@ impl ApplyChangesTask {
             };
         }
 
+        // MariaDB appends the texts written beside the rows; otherwise the winners' entries
+        // are made here, before the payloads are spent.
+        let append_written =
+            matches!(conn, ship::AnyConnection::Mysql(_)) && written.is_some() && winners.len() > 1;
+        let entries: Vec<ChangeLogEntry> = if append_written {
+            Vec::new()
+        } else {
+            winners.iter().map(|&i| entry(i)).collect()
+        };
+        let records = conflict_records(ops, lost, overridden);
+        // The payloads are spent (the rows are applied, the entries written): a large batch's
+        // are freed while the server appends the entries (the client would wait idle), not
+        // after the commit on the answer's path.
+        let spent: Vec<Payload> = ops
+            .iter_mut()
+            .map(|op| std::mem::take(&mut op.change.payload))
+            .collect();
+        let beside = !matches!(conn, ship::AnyConnection::Sqlite(_)) && ops.len() >= SPLIT_FROM;
         if !winners.is_empty() {
             let largest = winners
                 .iter()
                 .map(|&i| ops[i].change.version.hlc.as_i64())
                 .max()
                 .unwrap_or(0);
-            match (&mut *conn, written) {
-                (ship::AnyConnection::Mysql(c), Some(written)) if winners.len() > 1 => {
-                    let entries: Vec<&changelog::MysqlEntry> =
-                        winner_places.iter().map(|&place| &written[place]).collect();
-                    changelog::append_written(c, resource.name(), &entries, largest)?;
+            let append = || -> Result<(), SyncError> {
+                match (&mut *conn, written) {
+                    (ship::AnyConnection::Mysql(c), Some(written)) if append_written => {
+                        let entries: Vec<&changelog::MysqlEntry> =
+                            winner_places.iter().map(|&place| &written[place]).collect();
+                        changelog::append_written(c, resource.name(), &entries, largest)?;
+                    }
+                    (conn, _) => {
+                        // The next seqs, in this order, taken by `append`. As a local write's:
+                        // one winner on MariaDB takes its seq from the sequence row it locks,
+                        // with no read-back under that lock (ADR 0021).
+                        changelog::append(conn, resource.name(), entries, largest)?;
+                    }
                 }
-                _ => {
-                    // The next seqs, in this order, taken by `append`. As a local write's: one
-                    // winner on MariaDB takes its seq from the sequence row it locks, with no
-                    // read-back under that lock (ADR 0021).
-                    let entries = winners.iter().map(|&i| entry(i)).collect();
-                    changelog::append(conn, resource.name(), entries, largest)?;
-                }
+                Ok(())
+            };
+            if beside {
+                ship::parallel::drop_beside(append, spent)?;
+            } else {
+                append()?;
             }
         }
-        if !lost.is_empty() || !overridden.is_empty() {
-            let now = utc_now();
-            let mut records: Vec<NewConflict> = lost
-                .into_iter()
-                .map(|(i, winner, winner_payload, reason)| {
-                    let loser = &ops[i].change;
-                    NewConflict {
-                        resource: loser.resource.clone(),
-                        entity_id: loser.entity_id.clone(),
-                        winner_hlc: winner.hlc.as_i64(),
-                        winner_origin: winner.origin,
-                        winner_payload: winner_payload.to_string(),
-                        loser_hlc: loser.version.hlc.as_i64(),
-                        loser_origin: loser.version.origin.clone(),
-                        loser_payload: loser.payload.to_string(),
-                        reason: reason.to_string(),
-                        detected_at: now,
-                    }
-                })
-                .collect();
-            records.extend(
-                overridden
-                    .into_iter()
-                    .map(|(i, loser, loser_payload, reason)| {
-                        let winner = &ops[i].change;
-                        NewConflict {
-                            resource: winner.resource.clone(),
-                            entity_id: winner.entity_id.clone(),
-                            winner_hlc: winner.version.hlc.as_i64(),
-                            winner_origin: winner.version.origin.clone(),
-                            winner_payload: winner.payload.to_string(),
-                            loser_hlc: loser.hlc.as_i64(),
-                            loser_origin: loser.origin,
-                            loser_payload: loser_payload.to_string(),
-                            reason: reason.to_string(),
-                            detected_at: now,
-                        }
-                    }),
-            );
+        if !records.is_empty() {
             conflicts::insert_all_once(conn, &records)?;
         }
         if !winners.is_empty()
@@ -286,6 +279,57 @@ impl ApplyChangesTask {
         release(conn, registry, ready, 1)?;
         Ok((candidates.len(), released))
     }
+}
+
+/// A stored version an op met, with its payload and the rule that decided: `(op's index,
+/// version, payload, rule)`.
+type Met = (usize, Version, serde_json::Value, &'static str);
+
+/// The conflict records of a batch: each op that lost to a stored version of another region
+/// (`lost`), and each stored version of another region an op overwrote (`overridden`).
+fn conflict_records(ops: &[ValidOp], lost: Vec<Met>, overridden: Vec<Met>) -> Vec<NewConflict> {
+    if lost.is_empty() && overridden.is_empty() {
+        return Vec::new();
+    }
+    let now = utc_now();
+    let mut records: Vec<NewConflict> = lost
+        .into_iter()
+        .map(|(i, winner, winner_payload, reason)| {
+            let loser = &ops[i].change;
+            NewConflict {
+                resource: loser.resource.clone(),
+                entity_id: loser.entity_id.clone(),
+                winner_hlc: winner.hlc.as_i64(),
+                winner_origin: winner.origin,
+                winner_payload: winner_payload.to_string(),
+                loser_hlc: loser.version.hlc.as_i64(),
+                loser_origin: loser.version.origin.clone(),
+                loser_payload: loser.payload.to_string(),
+                reason: reason.to_string(),
+                detected_at: now,
+            }
+        })
+        .collect();
+    records.extend(
+        overridden
+            .into_iter()
+            .map(|(i, loser, loser_payload, reason)| {
+                let winner = &ops[i].change;
+                NewConflict {
+                    resource: winner.resource.clone(),
+                    entity_id: winner.entity_id.clone(),
+                    winner_hlc: winner.version.hlc.as_i64(),
+                    winner_origin: winner.version.origin.clone(),
+                    winner_payload: winner.payload.to_string(),
+                    loser_hlc: loser.hlc.as_i64(),
+                    loser_origin: loser.origin,
+                    loser_payload: loser_payload.to_string(),
+                    reason: reason.to_string(),
+                    detected_at: now,
+                }
+            }),
+    );
+    records
 }
 
 /// Which of `ops` name a row that is not here: those are parked (status `parked`), the rest
@@ -426,13 +470,14 @@ fn release(
         .dependency_order()
         .map_err(|e| SyncError::Db(contract_error(e)))?;
     for name in order {
-        let Some(ops) = by_resource.remove(name) else {
+        let Some(mut ops) = by_resource.remove(name) else {
             continue;
         };
         let Some(resource) = registry.get(name) else {
             continue;
         };
-        let statuses = ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &ops, depth)?;
+        let statuses =
+            ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &mut ops, depth)?;
         let applied = statuses.iter().filter(|s| **s == OpStatus::Applied).count();
         tracing::info!(resource = %name, released = ops.len(), applied, "parked ops released");
     }
