@@ -1,5 +1,7 @@
 //! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 and B8' (need
-//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert), B8p and B8p'
+//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert; B8'b its
+//! bound, that upsert plus a bare changelog insert; B8'c that bound with the batch's entries in
+//! one changelog row, a layout measured for ADR 0025), B8p and B8p'
 //! (need `TEST_PG_URL`, issue 17: B8p = B1 on PostgreSQL, HTTP apply ÷ in-process apply; B8p' =
 //! PostgreSQL in-process apply ÷ a bare multi-row `INSERT … ON CONFLICT (id) DO UPDATE … WHERE`
 //! LWW upsert; B8p'b its bound, that upsert plus a bare changelog insert ÷ the upsert; skipped
@@ -587,17 +589,43 @@ enum Protocol {
     Prepared,
 }
 
+/// What a bare arm writes to a changelog beside the upsert, in the same transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Changelog {
+    /// Nothing: the bare upsert alone.
+    None,
+    /// One `sync_changelog` row per entry, by one multi-row insert (the product's layout).
+    Rows,
+    /// One row per batch holding every entry as a JSON array (B8'c: a layout the product does
+    /// not have, measured to decide whether it should; ADR 0025).
+    Chunk,
+}
+
+/// B8'c's table: a batch's entries in one row, as JSON text.
+const CHUNK_TABLE_SQL: &str = "CREATE TABLE bench_changelog_chunks (\
+    resource VARCHAR(64) NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, \
+    entries LONGTEXT NOT NULL, created_at DATETIME(6) NOT NULL, \
+    PRIMARY KEY (resource, first_seq)) \
+    ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin";
+
 /// B8' B (MariaDB) and B8p' B (PostgreSQL): the same rows by a bare multi-row LWW upsert of
 /// the server (`INSERT … VALUES (…), …` with [`MYSQL_LWW`] or [`PG_LWW`] deciding by version),
 /// one statement and one transaction per batch, sent the way the product sends its own; rows
 /// per second.
 async fn arm_bare_upsert_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_server(backend, cfg, data, false, Protocol::Inline).await
+    bare_upsert_server(backend, cfg, data, Changelog::None, Protocol::Inline).await
 }
 
 /// B8'x B: [`arm_bare_upsert_server`] on MariaDB as a server-side prepared statement.
 async fn arm_bare_upsert_prepared(cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_server(Backend::Mysql, cfg, data, false, Protocol::Prepared).await
+    bare_upsert_server(
+        Backend::Mysql,
+        cfg,
+        data,
+        Changelog::None,
+        Protocol::Prepared,
+    )
+    .await
 }
 
 /// B8'b and B8p'b, the bound: as [`arm_bare_upsert_server`], and each batch's changelog entries
@@ -605,7 +633,40 @@ async fn arm_bare_upsert_prepared(cfg: &Config, data: &Data) -> f64 {
 /// counted here: no validation, no decision, no sequence row) — what the changelog costs at
 /// the least; ops per second.
 async fn arm_bare_upsert_with_changelog_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
-    bare_upsert_server(backend, cfg, data, true, Protocol::Inline).await
+    bare_upsert_server(backend, cfg, data, Changelog::Rows, Protocol::Inline).await
+}
+
+/// B8'c A: as [`arm_bare_upsert_with_changelog_server`] on MariaDB, but each batch's entries go
+/// to the changelog as one row (a JSON array of the entries, made beforehand), not a row each:
+/// the bound B8'b would have under that layout.
+async fn arm_bare_upsert_with_chunk_server(cfg: &Config, data: &Data) -> f64 {
+    bare_upsert_server(
+        Backend::Mysql,
+        cfg,
+        data,
+        Changelog::Chunk,
+        Protocol::Inline,
+    )
+    .await
+}
+
+/// A batch's entries as B8'c stores them: a JSON array, each payload spliced as it is.
+fn chunk_text(rows: &[Customer], entries: &[(i64, String)]) -> String {
+    let mut text = String::from("[");
+    for (i, (r, (seq, payload))) in rows.iter().zip(entries).enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            "{{\"seq\":{seq},\"entity_id\":{},\"op\":\"upsert\",\"hlc\":{},\"origin\":{},\
+             \"schema_version\":1,\"payload\":{payload}}}",
+            json!(r.id),
+            r.sync_version,
+            json!(r.sync_origin),
+        ));
+    }
+    text.push(']');
+    text
 }
 
 /// `head` followed by `rows` tuples of `width` placeholders (`ship::lww::values_placeholders`).
@@ -620,15 +681,27 @@ async fn bare_upsert_server(
     backend: Backend,
     cfg: &Config,
     data: &Data,
-    changelog: bool,
+    changelog: Changelog,
     protocol: Protocol,
 ) -> f64 {
     let db = fresh_db(backend).await;
+    if changelog == Changelog::Chunk {
+        assert!(
+            backend == Backend::Mysql && protocol == Protocol::Inline,
+            "B8'c runs on MariaDB, inline"
+        );
+        db.pool
+            .run(|conn| -> Result<usize, DbError> {
+                Ok(diesel::sql_query(CHUNK_TABLE_SQL).execute(conn)?)
+            })
+            .await
+            .expect("B8'c's table");
+    }
     let mut seq = 0i64;
     let mut spent = Duration::ZERO;
     for chunk in data.rows.chunks(cfg.batch) {
         let rows = chunk.to_vec();
-        let entries: Vec<(i64, String)> = if changelog {
+        let entries: Vec<(i64, String)> = if changelog != Changelog::None {
             chunk
                 .iter()
                 .map(|r| {
@@ -636,6 +709,13 @@ async fn bare_upsert_server(
                     (seq, CustomerPayload::from(r).to_value().to_string())
                 })
                 .collect()
+        } else {
+            Vec::new()
+        };
+        let last_seq = seq;
+        let chunk_text = (changelog == Changelog::Chunk).then(|| chunk_text(&rows, &entries));
+        let entries = if changelog == Changelog::Rows {
+            entries
         } else {
             Vec::new()
         };
@@ -700,6 +780,20 @@ async fn bare_upsert_server(
                 match conn {
                     AnyConnection::Mysql(c) if protocol == Protocol::Inline => {
                         use ship::db::inline_sql::{insert_all, InlineStatement, Literal};
+                        if let (Some(text), Some(first)) = (&chunk_text, rows.first()) {
+                            let mut insert = InlineStatement::new(
+                                "INSERT INTO bench_changelog_chunks (resource, first_seq, \
+                                 last_seq, entries, created_at) VALUES ",
+                            );
+                            insert.row(&[
+                                Literal::Text(customers::RESOURCE),
+                                Literal::BigInt(last_seq - rows.len() as i64 + 1),
+                                Literal::BigInt(last_seq),
+                                Literal::Text(text),
+                                Literal::Timestamp(first.created_at),
+                            ]);
+                            insert.execute(c)?;
+                        }
                         insert_all(
                             c,
                             "INSERT INTO sync_changelog (resource, seq, entity_id, op, payload, \
@@ -2568,6 +2662,29 @@ async fn main() {
             note: Some(
                 "no bar: what the protocol alone changes (ADR 0019); B8' and B8'b use the inline \
                  arm, as the product does"
+                    .into(),
+            ),
+        });
+    }
+
+    if cfg.wants("B8'c") && mysql {
+        let samples = interleave(
+            c,
+            "B8'c",
+            || arm_bare_upsert_with_chunk_server(c, d),
+            || arm_bare_upsert_server(Backend::Mysql, c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B8'c",
+            what: "MariaDB: B8'b with the changelog as one row per batch (a JSON array of its entries) ÷ bare upsert"
+                .into(),
+            unit: "ops/s",
+            target: None,
+            samples,
+            note: Some(
+                "no bar: the bound B8' would have if a batch's entries were stored as one row \
+                 (ADR 0025); against B8'b, what that layout would buy"
                     .into(),
             ),
         });
