@@ -713,7 +713,7 @@ async fn bare_upsert_server(
             Vec::new()
         };
         let last_seq = seq;
-        let chunk_text = (changelog == Changelog::Chunk).then(|| chunk_text(&rows, &entries));
+        let batch_row = (changelog == Changelog::Chunk).then(|| chunk_text(&rows, &entries));
         let entries = if changelog == Changelog::Rows {
             entries
         } else {
@@ -780,7 +780,7 @@ async fn bare_upsert_server(
                 match conn {
                     AnyConnection::Mysql(c) if protocol == Protocol::Inline => {
                         use ship::db::inline_sql::{insert_all, InlineStatement, Literal};
-                        if let (Some(text), Some(first)) = (&chunk_text, rows.first()) {
+                        if let (Some(text), Some(first)) = (&batch_row, rows.first()) {
                             let mut insert = InlineStatement::new(
                                 "INSERT INTO bench_changelog_chunks (resource, first_seq, \
                                  last_seq, entries, created_at) VALUES ",

@@ -73,10 +73,10 @@ impl ApplyChangesTask {
     /// Apply `ops` of `resource` (registered in `registry`) inside the caller's transaction;
     /// the statuses in batch order.
     ///
-    /// The ops' payloads are spent: once their rows are applied and their entries written, they
-    /// are taken out of `ops` (left empty) and freed — for a large batch on a server backend,
-    /// on another thread while the server appends the entries. The ops keep their ids, entity
-    /// ids and versions.
+    /// The ops' payloads are spent: once their rows are applied and the winners' entries and
+    /// the conflict records made from them (before the append), they are taken out of `ops`
+    /// (left empty) and freed — for a large batch on a server backend, on another thread
+    /// while the server appends the entries. The ops keep their ids, entity ids and versions.
     pub(crate) fn run(
         conn: &mut ship::AnyConnection,
         registry: &ResourceRegistry,
@@ -183,17 +183,14 @@ impl ApplyChangesTask {
 
         // MariaDB appends the texts written beside the rows; otherwise the winners' entries
         // are made here, before the payloads are spent.
-        let append_written =
-            matches!(conn, ship::AnyConnection::Mysql(_)) && written.is_some() && winners.len() > 1;
-        let entries: Vec<ChangeLogEntry> = if append_written {
-            Vec::new()
-        } else {
-            winners.iter().map(|&i| entry(i)).collect()
+        let appending = match written {
+            Some(written) if winners.len() > 1 => Appending::Written(written),
+            _ => Appending::Entries(winners.iter().map(|&i| entry(i)).collect()),
         };
         let records = conflict_records(ops, lost, overridden);
-        // The payloads are spent (the rows are applied, the entries written): a large batch's
-        // are freed while the server appends the entries (the client would wait idle), not
-        // after the commit on the answer's path.
+        // The payloads are spent (the rows are applied, the entries and records made): a
+        // large batch's are freed while the server appends the entries (the client would wait
+        // idle), not after the commit on the answer's path.
         let spent: Vec<Payload> = ops
             .iter_mut()
             .map(|op| std::mem::take(&mut op.change.payload))
@@ -206,17 +203,22 @@ impl ApplyChangesTask {
                 .max()
                 .unwrap_or(0);
             let append = || -> Result<(), SyncError> {
-                match (&mut *conn, written) {
-                    (ship::AnyConnection::Mysql(c), Some(written)) if append_written => {
+                match (&mut *conn, appending) {
+                    (ship::AnyConnection::Mysql(c), Appending::Written(written)) => {
                         let entries: Vec<&changelog::MysqlEntry> =
                             winner_places.iter().map(|&place| &written[place]).collect();
                         changelog::append_written(c, resource.name(), &entries, largest)?;
                     }
-                    (conn, _) => {
+                    (conn, Appending::Entries(entries)) => {
                         // The next seqs, in this order, taken by `append`. As a local write's:
                         // one winner on MariaDB takes its seq from the sequence row it locks,
                         // with no read-back under that lock (ADR 0021).
                         changelog::append(conn, resource.name(), entries, largest)?;
+                    }
+                    (_, Appending::Written(_)) => {
+                        return Err(SyncError::Db(contract_error(
+                            "entries written as MariaDB SQL for another backend".to_string(),
+                        )));
                     }
                 }
                 Ok(())
@@ -281,6 +283,14 @@ impl ApplyChangesTask {
     }
 }
 
+/// How a batch's winners reach the changelog.
+enum Appending {
+    /// Every op's entry written as MariaDB SQL beside the rows (ADR 0024), in apply order.
+    Written(Vec<changelog::MysqlEntry>),
+    /// The winners' entries, in apply order.
+    Entries(Vec<ChangeLogEntry>),
+}
+
 /// A stored version an op met, with its payload and the rule that decided: `(op's index,
 /// version, payload, rule)`.
 type Met = (usize, Version, serde_json::Value, &'static str);
@@ -304,7 +314,7 @@ fn conflict_records(ops: &[ValidOp], lost: Vec<Met>, overridden: Vec<Met>) -> Ve
                 winner_payload: winner_payload.to_string(),
                 loser_hlc: loser.version.hlc.as_i64(),
                 loser_origin: loser.version.origin.clone(),
-                loser_payload: loser.payload.to_string(),
+                loser_payload: loser.payload.text(),
                 reason: reason.to_string(),
                 detected_at: now,
             }
@@ -320,7 +330,7 @@ fn conflict_records(ops: &[ValidOp], lost: Vec<Met>, overridden: Vec<Met>) -> Ve
                     entity_id: winner.entity_id.clone(),
                     winner_hlc: winner.version.hlc.as_i64(),
                     winner_origin: winner.version.origin.clone(),
-                    winner_payload: winner.payload.to_string(),
+                    winner_payload: winner.payload.text(),
                     loser_hlc: loser.hlc.as_i64(),
                     loser_origin: loser.origin,
                     loser_payload: loser_payload.to_string(),
