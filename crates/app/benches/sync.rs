@@ -604,7 +604,8 @@ enum Changelog {
 /// B8'c's table: a batch's entries in one row, as JSON text.
 const CHUNK_TABLE_SQL: &str = "CREATE TABLE bench_changelog_chunks (\
     resource VARCHAR(64) NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, \
-    entries LONGTEXT NOT NULL, created_at DATETIME(6) NOT NULL, \
+    entries LONGTEXT NOT NULL, origin_region VARCHAR(32) NOT NULL, \
+    schema_version INTEGER NOT NULL, created_at DATETIME(6) NOT NULL, \
     PRIMARY KEY (resource, first_seq)) \
     ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin";
 
@@ -650,19 +651,19 @@ async fn arm_bare_upsert_with_chunk_server(cfg: &Config, data: &Data) -> f64 {
     .await
 }
 
-/// A batch's entries as B8'c stores them: a JSON array, each payload spliced as it is.
+/// A batch's entries as B8'c stores them, as ADR 0025 proposes: a JSON array in seq order
+/// (an entry's seq is the row's first plus its place), each entry its entity id, op, HLC and
+/// payload spliced as it is; the origin, schema version and time are the row's.
 fn chunk_text(rows: &[Customer], entries: &[(i64, String)]) -> String {
     let mut text = String::from("[");
-    for (i, (r, (seq, payload))) in rows.iter().zip(entries).enumerate() {
+    for (i, (r, (_, payload))) in rows.iter().zip(entries).enumerate() {
         if i > 0 {
             text.push(',');
         }
         text.push_str(&format!(
-            "{{\"seq\":{seq},\"entity_id\":{},\"op\":\"upsert\",\"hlc\":{},\"origin\":{},\
-             \"schema_version\":1,\"payload\":{payload}}}",
+            "{{\"entity_id\":{},\"op\":\"upsert\",\"hlc\":{},\"payload\":{payload}}}",
             json!(r.id),
             r.sync_version,
-            json!(r.sync_origin),
         ));
     }
     text.push(']');
@@ -783,13 +784,16 @@ async fn bare_upsert_server(
                         if let (Some(text), Some(first)) = (&batch_row, rows.first()) {
                             let mut insert = InlineStatement::new(
                                 "INSERT INTO bench_changelog_chunks (resource, first_seq, \
-                                 last_seq, entries, created_at) VALUES ",
+                                 last_seq, entries, origin_region, schema_version, created_at) \
+                                 VALUES ",
                             );
                             insert.row(&[
                                 Literal::Text(customers::RESOURCE),
                                 Literal::BigInt(last_seq - rows.len() as i64 + 1),
                                 Literal::BigInt(last_seq),
                                 Literal::Text(text),
+                                Literal::Text(&first.sync_origin),
+                                Literal::Integer(1),
                                 Literal::Timestamp(first.created_at),
                             ]);
                             insert.execute(c)?;

@@ -298,48 +298,37 @@ type Met = (usize, Version, serde_json::Value, &'static str);
 /// The conflict records of a batch: each op that lost to a stored version of another region
 /// (`lost`), and each stored version of another region an op overwrote (`overridden`).
 fn conflict_records(ops: &[ValidOp], lost: Vec<Met>, overridden: Vec<Met>) -> Vec<NewConflict> {
-    if lost.is_empty() && overridden.is_empty() {
-        return Vec::new();
-    }
     let now = utc_now();
-    let mut records: Vec<NewConflict> = lost
-        .into_iter()
-        .map(|(i, winner, winner_payload, reason)| {
-            let loser = &ops[i].change;
+    let lost = lost.into_iter().map(|met| (met, false));
+    let overridden = overridden.into_iter().map(|met| (met, true));
+    lost.chain(overridden)
+        .map(|((i, stored, stored_payload, reason), op_won)| {
+            let change = &ops[i].change;
+            let op = (
+                change.version.hlc.as_i64(),
+                change.version.origin.clone(),
+                change.payload.text(),
+            );
+            let stored = (
+                stored.hlc.as_i64(),
+                stored.origin,
+                stored_payload.to_string(),
+            );
+            let (winner, loser) = if op_won { (op, stored) } else { (stored, op) };
             NewConflict {
-                resource: loser.resource.clone(),
-                entity_id: loser.entity_id.clone(),
-                winner_hlc: winner.hlc.as_i64(),
-                winner_origin: winner.origin,
-                winner_payload: winner_payload.to_string(),
-                loser_hlc: loser.version.hlc.as_i64(),
-                loser_origin: loser.version.origin.clone(),
-                loser_payload: loser.payload.text(),
+                resource: change.resource.clone(),
+                entity_id: change.entity_id.clone(),
+                winner_hlc: winner.0,
+                winner_origin: winner.1,
+                winner_payload: winner.2,
+                loser_hlc: loser.0,
+                loser_origin: loser.1,
+                loser_payload: loser.2,
                 reason: reason.to_string(),
                 detected_at: now,
             }
         })
-        .collect();
-    records.extend(
-        overridden
-            .into_iter()
-            .map(|(i, loser, loser_payload, reason)| {
-                let winner = &ops[i].change;
-                NewConflict {
-                    resource: winner.resource.clone(),
-                    entity_id: winner.entity_id.clone(),
-                    winner_hlc: winner.version.hlc.as_i64(),
-                    winner_origin: winner.version.origin.clone(),
-                    winner_payload: winner.payload.text(),
-                    loser_hlc: loser.hlc.as_i64(),
-                    loser_origin: loser.origin,
-                    loser_payload: loser_payload.to_string(),
-                    reason: reason.to_string(),
-                    detected_at: now,
-                }
-            }),
-    );
-    records
+        .collect()
 }
 
 /// Which of `ops` name a row that is not here: those are parked (status `parked`), the rest
