@@ -47,6 +47,10 @@ pub struct SyncConfig {
     pub max_ops_per_batch: u32,
     /// The largest `POST /ops` body in bytes (more → 413 `batch_too_large`).
     pub max_batch_bytes: usize,
+    /// Store an applied batch's upserts of another region as batch rows of the changelog (ADR
+    /// 0026). Off while a process of a version before them may still read this database's
+    /// changelog (a rolling upgrade): such a process would serve a batch row as one entry.
+    pub batch_rows: bool,
     /// How far (ms) a remote clock may run ahead of ours before its ops are refused.
     pub max_clock_drift_ms: u64,
     /// How often the scheduler pulls every peer's feed (anti-entropy), in seconds.
@@ -135,6 +139,7 @@ impl Default for SyncConfig {
             changes_max_limit: 5_000,
             max_ops_per_batch: 1_000,
             max_batch_bytes: 4 * 1024 * 1024,
+            batch_rows: true,
             max_clock_drift_ms: 5_000,
             pull_interval_secs: 10,
             pull_page_limit: 500,

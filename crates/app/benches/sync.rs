@@ -288,7 +288,9 @@ async fn fresh_db(backend: Backend) -> TestDb {
     db
 }
 
-fn apply_action(db: &TestDb, batch: usize) -> ApplyOpsAction {
+/// The ops route's use case on `db`; `batch_rows`: the applied entries go to the changelog as
+/// batch rows (the default, ADR 0026), or as a row each.
+fn apply_action(db: &TestDb, batch: usize, batch_rows: bool) -> ApplyOpsAction {
     ApplyOpsAction::new(
         "bench-receiver",
         db.pool.clone(),
@@ -296,6 +298,7 @@ fn apply_action(db: &TestDb, batch: usize) -> ApplyOpsAction {
         Arc::new(HybridClock::new(DRIFT)),
         BatchLimits {
             max_ops: batch.max(1_000),
+            batch_rows,
         },
     )
 }
@@ -466,7 +469,7 @@ async fn arm_http_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
 /// B1/B1'/B8/B8p A or B: the same batches through `ApplyOpsAction` in-process; ops per second.
 async fn arm_inproc_apply(backend: Backend, cfg: &Config, data: &Data) -> f64 {
     let db = fresh_db(backend).await;
-    let action = apply_action(&db, cfg.batch);
+    let action = apply_action(&db, cfg.batch, true);
     let secs = apply_all(&action, data, OpStatus::Applied).await;
     rate(cfg.ops, secs)
 }
@@ -877,7 +880,8 @@ async fn side_state(db: &TestDb) -> SideState {
         .pool
         .run(|conn| -> Result<_, DbError> {
             Ok((
-                count(conn, "SELECT COUNT(*) FROM sync_changelog"),
+                // Entries, not rows (a batch row holds several, ADR 0026).
+                count(conn, "SELECT COALESCE(SUM(seq - COALESCE(first_seq, seq) + 1), 0) FROM sync_changelog"),
                 count(conn, "SELECT COUNT(*) FROM sync_conflicts"),
                 count(conn, "SELECT COUNT(*) FROM sync_outbox"),
                 customers::CustomersResource.digest(conn)?,
@@ -898,7 +902,7 @@ async fn side_state(db: &TestDb) -> SideState {
 /// (re-delivery rate, first-delivery rate) and whether re-delivery changed nothing.
 async fn pair_redelivery(cfg: &Config, data: &Data) -> (f64, f64, SideState, bool) {
     let db = fresh_db(Backend::Sqlite).await;
-    let action = apply_action(&db, cfg.batch);
+    let action = apply_action(&db, cfg.batch, true);
     let first = apply_all(&action, data, OpStatus::Applied).await;
     let before = side_state(&db).await;
     let again = apply_all(&action, data, OpStatus::Duplicate).await;
@@ -907,10 +911,20 @@ async fn pair_redelivery(cfg: &Config, data: &Data) -> (f64, f64, SideState, boo
     (rate(cfg.ops, again), rate(cfg.ops, first), after, unchanged)
 }
 
-/// A database whose changelog holds every op (applied in-process, untimed).
+/// A database whose changelog holds every op (applied in-process, untimed), as batch rows.
 async fn filled_db(cfg: &Config, data: &Data) -> TestDb {
+    filled_db_of(cfg, data, true).await
+}
+
+/// [`filled_db`], the changelog as batch rows or as a row per entry (`batch_rows`).
+async fn filled_db_of(cfg: &Config, data: &Data, batch_rows: bool) -> TestDb {
     let db = fresh_db(Backend::Sqlite).await;
-    apply_all(&apply_action(&db, cfg.batch), data, OpStatus::Applied).await;
+    apply_all(
+        &apply_action(&db, cfg.batch, batch_rows),
+        data,
+        OpStatus::Applied,
+    )
+    .await;
     db
 }
 
@@ -1007,8 +1021,8 @@ async fn wire_bytes_b14(cfg: &Config, data: &Data) -> (usize, usize, usize, usiz
 }
 
 /// B3 A: the feed paged to the end over HTTP, `limit=1000`; entries per second.
-async fn arm_http_feed(cfg: &Config, data: &Data, client: FeedClient) -> f64 {
-    let db = filled_db(cfg, data).await;
+async fn arm_http_feed(cfg: &Config, data: &Data, client: FeedClient, batch_rows: bool) -> f64 {
+    let db = filled_db_of(cfg, data, batch_rows).await;
     let region = Region::start(&db, cfg.batch).await;
     let mut since: Option<String> = None;
     let mut seen = 0usize;
@@ -1078,7 +1092,7 @@ struct RawEntry {
 /// B3 B: the same entries by a raw keyset-paged SELECT over the pool (pages of 1,000, one
 /// pool checkout per page, like the feed); entries per second.
 async fn arm_raw_select(cfg: &Config, data: &Data) -> f64 {
-    let db = filled_db(cfg, data).await;
+    let db = filled_db_of(cfg, data, false).await;
     let mut after = 0i64;
     let mut seen = 0usize;
     let t = Instant::now();
@@ -1593,11 +1607,32 @@ async fn start_with_scheduler(settings: &Settings) -> (String, actix_web::dev::S
     (base, handle)
 }
 
-/// How many changes that originated in `origin` the region on `db` holds.
+/// The changelog entries that originated in `origin` on `db` (batch rows' expanded).
+fn changes_of(db: &TestDb, origin: &str) -> Vec<sync::models::ChangeLogEntry> {
+    diesel::sql_query(format!(
+        "SELECT * FROM sync_changelog WHERE origin_region = '{origin}'"
+    ))
+    .load::<sync::models::ChangeLogRow>(&mut db.pool.get().unwrap())
+    .unwrap()
+    .into_iter()
+    .flat_map(|row| row.entries().unwrap())
+    .collect()
+}
+
+/// How many changes that originated in `origin` the region on `db` holds: entries, not rows
+/// (a batch row holds `seq - first_seq + 1`, ADR 0026).
 fn change_count(db: &TestDb, origin: &str) -> usize {
+    let mut conn = db.pool.get().unwrap();
+    let int = match &*conn {
+        AnyConnection::Mysql(_) => "SIGNED",
+        _ => "BIGINT",
+    };
     count(
-        &mut db.pool.get().unwrap(),
-        &format!("SELECT COUNT(*) FROM sync_changelog WHERE origin_region = '{origin}'"),
+        &mut conn,
+        &format!(
+            "SELECT CAST(COALESCE(SUM(seq - COALESCE(first_seq, seq) + 1), 0) AS {int}) \
+             FROM sync_changelog WHERE origin_region = '{origin}'"
+        ),
     ) as usize
 }
 
@@ -1606,21 +1641,10 @@ fn change_times(
     db: &TestDb,
     origin: &str,
 ) -> std::collections::HashMap<String, chrono::NaiveDateTime> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        entity_id: String,
-        #[diesel(sql_type = Timestamp)]
-        created_at: chrono::NaiveDateTime,
-    }
-    diesel::sql_query(format!(
-        "SELECT entity_id, created_at FROM sync_changelog WHERE origin_region = '{origin}'"
-    ))
-    .load::<Row>(&mut db.pool.get().unwrap())
-    .unwrap()
-    .into_iter()
-    .map(|r| (r.entity_id, r.created_at))
-    .collect()
+    changes_of(db, origin)
+        .into_iter()
+        .map(|e| (e.entity_id, e.created_at))
+        .collect()
 }
 
 /// Two regions on loopback, SQLite, each running its scheduler in this process: eu-west (the
@@ -2420,7 +2444,7 @@ async fn main() {
         let samples = interleave(
             c,
             "B3",
-            || arm_http_feed(c, d, FeedClient::Typed),
+            || arm_http_feed(c, d, FeedClient::Typed, false),
             || arm_raw_select(c, d),
         )
         .await;
@@ -2437,7 +2461,7 @@ async fn main() {
         let samples = interleave(
             c,
             "B3v",
-            || arm_http_feed(c, d, FeedClient::Dom),
+            || arm_http_feed(c, d, FeedClient::Dom, false),
             || arm_raw_select(c, d),
         )
         .await;
@@ -2449,6 +2473,22 @@ async fn main() {
             target: None,
             samples,
             note: Some("no bar: B3 with the client's DOM counted (how B3 was measured before session 8)".into()),
+        });
+        let samples = interleave(
+            c,
+            "B3r",
+            || arm_http_feed(c, d, FeedClient::Typed, true),
+            || arm_raw_select(c, d),
+        )
+        .await;
+        outcomes.push(Outcome {
+            id: "B3r",
+            what: "SQLite: B3's feed of the same entries stored as batch rows (ADR 0026) ÷ raw SELECT of them as rows"
+                .to_string(),
+            unit: "rows/s",
+            target: None,
+            samples,
+            note: Some("no bar: what expanding batch rows costs the feed beside B3".into()),
         });
     }
     if cfg.wants("B14") {

@@ -249,7 +249,8 @@ impl Wiring {
             settings.region_id.clone(),
             peer_client(settings)?,
             self.directory(),
-        ))
+        )
+        .with_batch_rows(settings.sync.batch_rows))
     }
 
     /// The comparison with a peer (`regionsync sync verify`).

@@ -131,7 +131,10 @@ fn action_by(db: &TestDb, policy: ConflictPolicy) -> ApplyOpsAction {
         db.pool.clone(),
         registry,
         Arc::new(HybridClock::new(Duration::from_secs(5))),
-        BatchLimits { max_ops: 1_000 },
+        BatchLimits {
+            max_ops: 1_000,
+            batch_rows: true,
+        },
     )
 }
 
@@ -179,15 +182,9 @@ fn versions(db: &TestDb) -> Vec<(String, i64, String)> {
 }
 
 #[derive(diesel::QueryableByName)]
-struct EntryRow {
+struct SeqRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     seq: i64,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    entity_id: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    hlc: i64,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    payload: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -301,10 +298,10 @@ mod apply_is_order_independent {
 }
 
 ship::backend_tests! {
-    /// A batch's changelog entries are its winners, in the order they were applied (entity
-    /// id), with the next seqs — every op of a batch winning, some losing, a single winner (on
-    /// MariaDB appended as a local write is, by the statement that locks the sequence row) —
-    /// and a re-delivery adds none.
+    /// A batch's changelog entries are its winners, by clock and then entity id (ADR 0026:
+    /// one origin's, in one batch row), with the next seqs — every op of a batch winning, some
+    /// losing, a single winner (a row of its own; on MariaDB appended as a local write is, by
+    /// the statement that locks the sequence row) — and a re-delivery adds none.
     async fn a_batch_appends_its_winners_in_apply_order(db: TestDb) {
         use diesel::prelude::*;
         let action = action(&db);
@@ -327,11 +324,18 @@ ship::backend_tests! {
             })
         };
         let entries = |db: &TestDb| -> Vec<(i64, String, i64, String)> {
-            diesel::sql_query("SELECT seq, entity_id, hlc, payload FROM sync_changelog ORDER BY seq")
-                .load::<EntryRow>(&mut db.pool.get().unwrap())
+            common::changelog_entries(&mut db.pool.get().unwrap(), "1 = 1")
+                .into_iter()
+                .map(|e| (e.seq, e.entity_id, e.hlc, e.payload))
+                .collect()
+        };
+        // (seq, first_seq, op) of each stored row.
+        let rows = |db: &TestDb| -> Vec<(i64, Option<i64>, String)> {
+            diesel::sql_query("SELECT * FROM sync_changelog ORDER BY seq")
+                .load::<sync::models::ChangeLogRow>(&mut db.pool.get().unwrap())
                 .unwrap()
                 .into_iter()
-                .map(|r| (r.seq, r.entity_id, r.hlc, r.payload))
+                .map(|r| (r.seq, r.first_seq, r.op))
                 .collect()
         };
         // 100 new rows, sent in reverse id order: every op wins.
@@ -361,11 +365,17 @@ ship::backend_tests! {
         apply(&action, vec![one.clone(), op(8, 100, "ap-south", "stale")]).await;
         expected.push((151, id(7), one["hlc"].as_i64().unwrap(), one["payload"].to_string()));
         assert_eq!(entries(&db), expected);
-        let last: i64 = diesel::sql_query("SELECT last_seq AS seq, '' AS entity_id, max_hlc AS hlc, '' AS payload FROM sync_sequences WHERE resource = 'customers'")
-            .get_result::<EntryRow>(&mut db.pool.get().unwrap())
+        let last: i64 = diesel::sql_query("SELECT last_seq AS seq FROM sync_sequences WHERE resource = 'customers'")
+            .get_result::<SeqRow>(&mut db.pool.get().unwrap())
             .map(|r| r.seq)
             .unwrap();
         assert_eq!(last, 151);
+        let batch = || "batch".to_string();
+        assert_eq!(
+            rows(&db),
+            vec![(100, Some(1), batch()), (150, Some(101), batch()), (151, None, "upsert".to_string())],
+            "a batch row per batch of winners, a winner alone a row of its own"
+        );
     }
 
     /// R8: many concurrent appliers of conflicting ops on a few keys end at the LWW maximum

@@ -72,7 +72,10 @@ ship::backend_tests! {
         assert_eq!(customers_digest(&db), customers_digest(&db_b));
         // Pulled changes are relayed in B's feed with A's origin, never queued for push.
         let mut c = db_b.pool.get().unwrap();
-        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog WHERE origin_region = 'eu-west'"), 6);
+        assert_eq!(common::entry_count(&mut c, "origin_region = 'eu-west'"), 6);
+        // Pages of 2, 2 and 1, then 1 (ADR 0026): the pairs as batch rows, the others alone.
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog WHERE op = 'batch' AND seq = first_seq + 1"), 2);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog"), 4);
         assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_outbox"), 0);
         a.stop().await;
     }

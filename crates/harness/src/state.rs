@@ -124,14 +124,34 @@ struct Count {
 struct Change {
     #[diesel(sql_type = Text)]
     entity_id: String,
+    #[diesel(sql_type = Text)]
+    op: String,
+    #[diesel(sql_type = Text)]
+    payload: String,
     #[diesel(sql_type = BigInt)]
     hlc: i64,
     #[diesel(sql_type = Text)]
     origin_region: String,
 }
 
-const CHANGES: &str =
-    "SELECT entity_id, hlc, origin_region FROM sync_changelog WHERE resource = 'customers'";
+impl Change {
+    /// The (entity id, hlc, origin) of each entry the row holds: a batch row's (op `batch`,
+    /// ADR 0026) from its payload, `[[entity_id, hlc, payload], …]`.
+    fn entries(self) -> Result<Vec<(String, i64, String)>> {
+        if self.op != "batch" {
+            return Ok(vec![(self.entity_id, self.hlc, self.origin_region)]);
+        }
+        let elements: Vec<(String, i64, serde::de::IgnoredAny)> =
+            serde_json::from_str(&self.payload).context("a batch row's payload")?;
+        Ok(elements
+            .into_iter()
+            .map(|(id, hlc, _)| (id, hlc, self.origin_region.clone()))
+            .collect())
+    }
+}
+
+const CHANGES: &str = "SELECT entity_id, op, payload, hlc, origin_region FROM sync_changelog \
+     WHERE resource = 'customers'";
 #[derive(QueryableByName)]
 struct Refusal {
     #[diesel(sql_type = Text)]
@@ -252,7 +272,10 @@ impl RegionState {
             conflicts: conflicts.first().map_or(0, |c| c.n),
             changelog: changes
                 .into_iter()
-                .map(|c| (c.entity_id, c.hlc, c.origin_region))
+                .map(Change::entries)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
                 .collect(),
             refusals: refusals
                 .into_iter()

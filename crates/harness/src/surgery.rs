@@ -247,6 +247,12 @@ pub fn prune_changelog(region: &Region, resource: &str) -> Result<Pruned> {
             .flatten()
             .min();
         let upto = keep_from.map_or(last_seq, |seq| seq - 1);
+        // Whole rows only: a batch row (ADR 0026) holding the entry after `upto` stays whole.
+        let straddling = db.scalar(&format!(
+            "SELECT first_seq AS v FROM sync_changelog \
+             WHERE resource = {r} AND seq > {upto} AND first_seq <= {upto}"
+        ))?;
+        let upto = straddling.map_or(upto, |first| first - 1);
         if upto <= pruned_through {
             return Ok(Pruned {
                 deleted: 0,

@@ -78,6 +78,15 @@ impl Payload {
         }
     }
 
+    /// [`Payload::text`] appended to `out`, with no copy of its own (a batch row's entry, ADR
+    /// 0026).
+    pub fn write_text(&self, out: &mut String) {
+        match &self.text {
+            Some(text) => out.push_str(text),
+            None => out.push_str(&json_text(self.value())),
+        }
+    }
+
     /// The payload as a JSON value (parsed from its text the first time).
     pub fn value(&self) -> &Value {
         match &self.value {

@@ -47,6 +47,8 @@ pub enum Literal<'a> {
     VarPlus(&'static str, i64),
     /// Values written beforehand ([`Written`]), as they were written.
     Written(&'a Written),
+    /// `NULL`.
+    Null,
 }
 
 /// Values already written as literals, separated by `, ` — a part of a row made before the
@@ -258,6 +260,7 @@ pub fn push_literal(sql: &mut String, value: Literal<'_>) {
             let _ = write!(sql, "({var} + {n})");
         }
         Literal::Written(written) => sql.push_str(&written.0),
+        Literal::Null => sql.push_str("NULL"),
     }
 }
 
@@ -425,6 +428,7 @@ mod tests {
             rendered(Literal::Timestamp(at))
         );
         assert_eq!(rendered(Literal::NullableTimestamp(None)), "NULL");
+        assert_eq!(rendered(Literal::Null), "NULL");
     }
 
     /// Each statement `chunked` runs, with its row count.

@@ -62,6 +62,8 @@ impl ApplyOpsOutput {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
     pub max_ops: usize,
+    /// The batch's entries go to the changelog as batch rows (`sync.batch_rows`, ADR 0026).
+    pub batch_rows: bool,
 }
 
 pub struct ApplyOpsAction {
@@ -154,11 +156,18 @@ impl Action for ApplyOpsAction {
         let newest = ops.iter().map(|op| op.change.version.hlc).max();
         let (source, theirs) = (input.source_region.clone(), input.source_incarnation);
         let registry = self.registry.clone();
+        let region = self.limits.batch_rows.then(|| self.region_id.clone());
         let (ops, statuses, incarnation) = self
             .pool
             .transaction(move |conn| {
                 ObservePeerTask::run(conn, &source, &theirs)?;
-                let statuses = ApplyChangesTask::run(conn, &registry, resource.as_ref(), &mut ops)?;
+                let statuses = ApplyChangesTask::run(
+                    conn,
+                    &registry,
+                    resource.as_ref(),
+                    &mut ops,
+                    region.as_deref(),
+                )?;
                 let incarnation = ship::db::incarnation(conn)?.id;
                 Ok::<_, SyncError>((ops, statuses, incarnation))
             })

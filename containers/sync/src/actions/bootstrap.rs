@@ -231,8 +231,14 @@ impl Action for BootstrapAction {
                 .pool
                 .transaction(move |conn| {
                     ObservePeerTask::run(conn, &peer, &theirs)?;
-                    let statuses =
-                        ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
+                    let statuses = ApplyChangesTask::run(
+                        conn,
+                        &registry,
+                        res.as_ref(),
+                        &mut valid,
+                        // A snapshot holds this region's own rows too: a row per entry.
+                        None,
+                    )?;
                     match &next {
                         Some(next) => bootstraps::save(conn, &peer, res.name(), next, rows)?,
                         None => {

@@ -110,9 +110,9 @@ fn record_ack(conn: &mut AnyConnection, reader: &str, resource: &str, seq: i64) 
     }
 }
 
-/// The entries of a page as the page query gives them: what the caller made of them, how many,
-/// and the `(seq, hlc)` of the last.
-type Entries<T> = (T, usize, Option<(i64, i64)>);
+/// The entries of a page as the page query gives them: what the caller made of them, and what
+/// the read saw.
+type Entries<T> = (T, changelog::PageRead);
 
 impl GetChangesAction {
     /// As [`Action::run`], the page's entries handed to `sink` as they are read instead of
@@ -127,11 +127,11 @@ impl GetChangesAction {
             move |conn, name, after, upto, exclude_origin, limit| {
                 let mut sink = sink;
                 sink.begin(name).map_err(DieselError::SerializationError)?;
-                let (n, last) =
+                let read =
                     changelog::page_each(conn, name, after, upto, exclude_origin, limit, |row| {
                         sink.entry(&row).map_err(DieselError::SerializationError)
                     })?;
-                Ok((sink, n, last))
+                Ok((sink, read))
             },
         )
         .await
@@ -186,7 +186,7 @@ impl GetChangesAction {
                     return Err(SyncError::CursorExpired { pruned_through });
                 }
                 let limit = i64::from(input.limit);
-                let (changes, n, last) = read(
+                let (changes, read) = read(
                     conn,
                     name,
                     since.0,
@@ -211,11 +211,13 @@ impl GetChangesAction {
                         input.ack.unwrap_or(since.0).min(since.0),
                     );
                 }
-                let full = n as i64 == limit;
-                // A short page has seen everything up to the watermark, even what it left out.
+                let (full, last) = (read.n as i64 == limit, read.last);
+                // A short page has seen every entry through `seen_through`, even those it left
+                // out: the watermark, unless the page stopped short of it on rows it left out
+                // (ADR 0026).
                 let next = match last {
                     Some((seq, _)) if full => seq,
-                    _ => last_seq,
+                    _ => read.seen_through,
                 };
                 // The clock at a position is at hand when it is the page's last entry.
                 let anchor = |conn: &mut AnyConnection, seq: i64| {
@@ -245,10 +247,7 @@ impl Action for GetChangesAction {
 
     async fn run(&self, input: GetChangesInput) -> Result<ChangesPage, SyncError> {
         self.serve(input, |conn, name, after, upto, exclude_origin, limit| {
-            let changes = changelog::page(conn, name, after, upto, exclude_origin, limit)?;
-            let last = changes.last().map(|c| (c.seq, c.hlc));
-            let n = changes.len();
-            Ok((changes, n, last))
+            changelog::page(conn, name, after, upto, exclude_origin, limit)
         })
         .await
     }

@@ -77,6 +77,8 @@ pub struct PullChangesAction {
     /// A page's transaction runs beside the one before (MariaDB: two transactions use both
     /// of the server's cores, as the push's two dispatch workers do; SQLite has one writer).
     pipelined: bool,
+    /// Pulled upserts go to the changelog as batch rows (`sync.batch_rows`, ADR 0026).
+    batch_rows: bool,
 }
 
 impl PullChangesAction {
@@ -98,7 +100,15 @@ impl PullChangesAction {
             directory,
             down: Default::default(),
             bootstrap_first: false,
+            batch_rows: true,
         }
+    }
+
+    /// Whether pulled upserts go to the changelog as batch rows (on unless turned off:
+    /// `sync.batch_rows`).
+    pub fn with_batch_rows(mut self, on: bool) -> Self {
+        self.batch_rows = on;
+        self
     }
 
     /// Refuse to pull without a valid cursor (`SyncError::BootstrapFirst`).
@@ -331,6 +341,7 @@ impl Action for PullChangesAction {
             let newest = valid.iter().map(|op| op.change.version.hlc).max();
             let pool = self.pool.clone();
             let registry = self.registry.clone();
+            let region = self.batch_rows.then(|| self.region_id.clone());
             let this = InFlight {
                 cursor: page.next_cursor.clone(),
                 after: after.clone(),
@@ -341,8 +352,13 @@ impl Action for PullChangesAction {
                         if observe {
                             ObservePeerTask::run(conn, &peer, &theirs)?;
                         }
-                        let statuses =
-                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
+                        let statuses = ApplyChangesTask::run(
+                            conn,
+                            &registry,
+                            res.as_ref(),
+                            &mut valid,
+                            region.as_deref(),
+                        )?;
                         quarantine::add(conn, &peer, res.name(), &parked)?;
                         let saved = match &after {
                             None => {

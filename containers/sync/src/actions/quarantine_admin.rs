@@ -103,7 +103,13 @@ impl Action for RetryQuarantineAction {
                     let registry = self.registry.clone();
                     self.pool
                         .transaction(move |conn| {
-                            ApplyChangesTask::run(conn, &registry, resource.as_ref(), &mut valid)?;
+                            ApplyChangesTask::run(
+                                conn,
+                                &registry,
+                                resource.as_ref(),
+                                &mut valid,
+                                None,
+                            )?;
                             quarantine::remove(conn, &[id])?;
                             Ok::<_, SyncError>(())
                         })

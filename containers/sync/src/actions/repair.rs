@@ -457,8 +457,13 @@ impl Action for RepairAction {
                                 return Ok::<_, SyncError>(false);
                             }
                         }
-                        let statuses =
-                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid)?;
+                        let statuses = ApplyChangesTask::run(
+                            conn,
+                            &registry,
+                            res.as_ref(),
+                            &mut valid,
+                            Some(&region),
+                        )?;
                         Ok(statuses.first() == Some(&OpStatus::Applied))
                     })
                     .await?;

@@ -2,11 +2,11 @@
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use ship::db::inline_sql::{Literal, Written};
+use ship::db::inline_sql::Literal;
 use ship::AnyConnection;
 
 use super::schema::{sync_changelog, sync_sequences};
-use crate::models::{ChangeLogEntry, FeedRow};
+use crate::models::{ChangeLogEntry, ChangeLogRow, FeedRow};
 
 /// Create the sequence row of each resource that has none (idempotent; run outside the
 /// writing transactions, at start). Creating it lazily inside concurrent appends would make
@@ -235,35 +235,146 @@ fn mysql_literals<'e>(e: &'e ChangeLogEntry, seq: Literal<'e>) -> [Literal<'e>; 
     ]
 }
 
-/// A changelog entry's MariaDB values but its seq, written beforehand ([`mysql_entry`]).
-#[derive(Debug, Clone)]
-pub struct MysqlEntry(Written);
+/// The op of a batch row (ADR 0026): its entries, upserts all, are in its payload.
+pub const BATCH_OP: &str = "batch";
 
-/// `entry` written as MariaDB values, all but its seq — which an append numbers on the server
-/// ([`append_written`]). A batch apply writes its entries this way on another thread while the
-/// server runs the batch's insert (ADR 0024).
-pub fn mysql_entry(entry: &ChangeLogEntry) -> MysqlEntry {
-    let [_, rest @ ..] = mysql_literals(entry, Literal::BigInt(0));
-    MysqlEntry(Written::new(&rest))
+/// Entries a batch row holds at most. Part of the stored layout: a page of the feed reads the
+/// rows up to this many seqs past its last entry, to find the row that holds it.
+pub const BATCH_ROW_MAX: i64 = 1_000;
+
+/// Bytes of entries a batch row holds at most (past its first): a whole batch of ordinary rows
+/// in one, a literal far below MariaDB's packet limit.
+pub const BATCH_ROW_BYTES: usize = 512 * 1024;
+
+/// The fewest entries of one origin an apply stores as a batch row; fewer go as rows of one
+/// entry each.
+pub const BATCH_ROW_FROM: usize = 2;
+
+/// One entry of a batch row, as its payload holds it: `[entity_id, hlc, payload]` — the
+/// payload JSON text spliced as it is.
+pub fn batch_element(
+    entity_id: &str,
+    hlc: i64,
+    payload: &ship::contracts::Payload,
+) -> QueryResult<String> {
+    let id = serde_json::to_string(entity_id)
+        .map_err(|e| DieselError::SerializationError(Box::new(e)))?;
+    let mut out = String::with_capacity(id.len() + 280);
+    out.push('[');
+    out.push_str(&id);
+    out.push(',');
+    out.push_str(&hlc.to_string());
+    out.push(',');
+    payload.write_text(&mut out);
+    out.push(']');
+    Ok(out)
 }
 
-/// MariaDB: append `entries` (two or more, written by [`mysql_entry`]) to `resource`'s
-/// changelog, their seqs following the sequence row's `last_seq` in this order:
-/// [`append_inline`]'s one text query.
-pub fn append_written(
-    c: &mut diesel::MysqlConnection,
+/// A batch row's payload: its entries ([`batch_element`]) as one JSON array.
+pub fn batch_payload<'e>(elements: impl IntoIterator<Item = &'e str>) -> String {
+    let mut out = String::from("[");
+    for (k, element) in elements.into_iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        out.push_str(element);
+    }
+    out.push(']');
+    out
+}
+
+/// An entry of a batch row as read back: its entity id, HLC and payload (borrowed from the
+/// row's payload).
+#[derive(Debug, serde::Deserialize)]
+pub struct Element<'a>(
+    #[serde(borrow)] pub std::borrow::Cow<'a, str>,
+    pub i64,
+    #[serde(borrow)] pub &'a serde_json::value::RawValue,
+);
+
+/// The entries of the batch row `seq` (covering `first_seq ..= seq`, payload `payload`), with
+/// the first one's seq. A payload that does not hold exactly as many entries as the row covers
+/// is an error, never a shifted numbering.
+pub fn elements<'a>(
     resource: &str,
-    entries: &[&MysqlEntry],
+    seq: i64,
+    first_seq: Option<i64>,
+    payload: &'a str,
+) -> QueryResult<(i64, Vec<Element<'a>>)> {
+    let corrupt = |why: String| {
+        DieselError::DeserializationError(
+            format!("the changelog's batch row {resource}/{seq}: {why}").into(),
+        )
+    };
+    let first = first_seq.ok_or_else(|| corrupt("no first_seq".into()))?;
+    let elements: Vec<Element<'a>> =
+        serde_json::from_str(payload).map_err(|e| corrupt(e.to_string()))?;
+    if elements.len() as i64 != seq - first + 1 {
+        return Err(corrupt(format!(
+            "{} entries for the seqs {first}..={seq}",
+            elements.len()
+        )));
+    }
+    Ok((first, elements))
+}
+
+/// Append `rows` — rows of one entry and batch rows, their `seq` and `first_seq` their places
+/// among the `entries` they hold (1 for the first entry; a batch row of the 2nd to 5th
+/// entries has `first_seq` 2 and `seq` 5) — to `resource`'s changelog, numbered on from the
+/// sequence row (whose clock mark is raised to `max_hlc`): one bump, then multi-row inserts.
+/// On MariaDB in one text query, numbered on the server ([`append_statements`]).
+pub fn append_rows(
+    conn: &mut AnyConnection,
+    resource: &str,
+    mut rows: Vec<ChangeLogRow>,
+    entries: i64,
     max_hlc: i64,
 ) -> QueryResult<()> {
-    let numbered: Vec<(i64, &MysqlEntry)> = (1..).zip(entries.iter().copied()).collect();
-    append_statements(c, resource, &numbered, max_hlc, |(place, entry)| {
-        [
-            Literal::VarPlus(SEQ_VAR, *place),
-            Literal::Written(&entry.0),
-        ]
-    })
+    if let AnyConnection::Mysql(c) = &mut *conn {
+        return append_statements(c, resource, MYSQL_ROW_HEAD, &rows, entries, max_hlc, |r| {
+            [
+                Literal::VarPlus(SEQ_VAR, r.seq),
+                match r.first_seq {
+                    Some(first) => Literal::VarPlus(SEQ_VAR, first),
+                    None => Literal::Null,
+                },
+                Literal::Text(&r.resource),
+                Literal::Text(&r.entity_id),
+                Literal::Text(&r.op),
+                Literal::Text(&r.payload),
+                Literal::BigInt(r.hlc),
+                Literal::Text(&r.origin_region),
+                Literal::Integer(r.schema_version),
+                Literal::Timestamp(r.created_at),
+            ]
+        });
+    }
+    let before = allocate_seqs(conn, resource, entries, max_hlc)? - 1;
+    for row in &mut rows {
+        row.seq += before;
+        row.first_seq = row.first_seq.map(|first| first + before);
+    }
+    let insert = || diesel::insert_into(sync_changelog::table);
+    match conn {
+        AnyConnection::Sqlite(c) => bound_chunks(
+            &rows,
+            |r| r.payload.len(),
+            |chunk| insert().values(chunk).execute(c),
+        ),
+        AnyConnection::Pg(c) => bound_chunks(
+            &rows,
+            |r| r.payload.len(),
+            |chunk| insert().values(chunk).execute(c),
+        ),
+        AnyConnection::Mysql(_) => Err(DieselError::QueryBuilderError(
+            "unreachable: MariaDB appends above".into(),
+        )),
+    }
 }
+
+/// The head of MariaDB's multi-row insert of [`ChangeLogRow`]s.
+const MYSQL_ROW_HEAD: &str = "INSERT INTO sync_changelog (seq, first_seq, resource, entity_id, \
+     op, payload, hlc, origin_region, schema_version, created_at) VALUES ";
 
 /// MariaDB, two entries or more: one text query (ADR 0023) — the sequence bump, which keeps
 /// the `last_seq` it replaces in [`SEQ_VAR`], then the multi-row insert, whose seqs are that
@@ -281,17 +392,21 @@ fn append_inline(
     for (entry, place) in entries.iter_mut().zip(1..) {
         entry.seq = place;
     }
-    append_statements(c, resource, entries, max_hlc, |e| {
+    let n = entries.len() as i64;
+    append_statements(c, resource, MYSQL_INSERT_HEAD, entries, n, max_hlc, |e| {
         mysql_literals(e, Literal::VarPlus(SEQ_VAR, e.seq))
     })
 }
 
-/// The text query of [`append_inline`] and [`append_written`]: `rows` (entries in seq order,
-/// `literals` writing each with its seq as `(@regionsync_seq + place)`).
+/// The text query of [`append_inline`] and [`append_rows`]: `rows` (in seq order, holding
+/// `entries` entries; `literals` writing each with its seqs as `(@regionsync_seq + place)`),
+/// inserted by statements of `head`.
 fn append_statements<R, const N: usize>(
     c: &mut diesel::MysqlConnection,
     resource: &str,
+    head: &str,
     rows: &[R],
+    entries: i64,
     max_hlc: i64,
     literals: impl for<'r> Fn(&'r R) -> [Literal<'r>; N],
 ) -> QueryResult<()> {
@@ -299,19 +414,16 @@ fn append_statements<R, const N: usize>(
     let mut first_head = format!(
         "SET {SEQ_VAR} = NULL; UPDATE sync_sequences SET last_seq = ({SEQ_VAR} := last_seq) + "
     );
-    push_literal(&mut first_head, Literal::BigInt(rows.len() as i64));
+    push_literal(&mut first_head, Literal::BigInt(entries));
     first_head.push_str(", max_hlc = GREATEST(max_hlc, ");
     push_literal(&mut first_head, Literal::BigInt(max_hlc));
     first_head.push_str(") WHERE resource = ");
     push_literal(&mut first_head, Literal::Compared(resource));
     first_head.push_str("; ");
-    first_head.push_str(MYSQL_INSERT_HEAD);
-    chunked(
-        rows,
-        (&first_head, MYSQL_INSERT_HEAD, ""),
-        literals,
-        |statement, _| statement.execute(c),
-    )
+    first_head.push_str(head);
+    chunked(rows, (&first_head, head, ""), literals, |statement, _| {
+        statement.execute(c)
+    })
     .map_err(|e| {
         if e.to_string().contains("'seq' cannot be null") {
             unprepared(resource)
@@ -390,18 +502,25 @@ pub fn insert_all(conn: &mut AnyConnection, entries: &[ChangeLogEntry]) -> Query
                 mysql_literals(e, Literal::BigInt(e.seq))
             })
         }
-        AnyConnection::Sqlite(c) => {
-            bound_chunks(entries, |chunk| insert().values(chunk).execute(c))
-        }
-        AnyConnection::Pg(c) => bound_chunks(entries, |chunk| insert().values(chunk).execute(c)),
+        AnyConnection::Sqlite(c) => bound_chunks(
+            entries,
+            |e| e.payload.len(),
+            |chunk| insert().values(chunk).execute(c),
+        ),
+        AnyConnection::Pg(c) => bound_chunks(
+            entries,
+            |e| e.payload.len(),
+            |chunk| insert().values(chunk).execute(c),
+        ),
     }
 }
 
 /// `entries` cut into runs of at most [`INSERT_CHUNK`] rows and about [`INSERT_CHUNK_BYTES`] of
-/// payload, each inserted by `insert`.
-fn bound_chunks(
-    entries: &[ChangeLogEntry],
-    mut insert: impl FnMut(&[ChangeLogEntry]) -> QueryResult<usize>,
+/// payload (`bytes`), each inserted by `insert`.
+fn bound_chunks<R>(
+    entries: &[R],
+    bytes_of: impl Fn(&R) -> usize,
+    mut insert: impl FnMut(&[R]) -> QueryResult<usize>,
 ) -> QueryResult<()> {
     let mut start = 0;
     while start < entries.len() {
@@ -411,7 +530,7 @@ fn bound_chunks(
             && end - start < INSERT_CHUNK
             && (end == start || bytes < INSERT_CHUNK_BYTES)
         {
-            bytes += entries[end].payload.len();
+            bytes += bytes_of(&entries[end]);
             end += 1;
         }
         insert(&entries[start..end])?;
@@ -420,8 +539,118 @@ fn bound_chunks(
     Ok(())
 }
 
+/// What a page's read saw: how many entries it gave, the `(seq, hlc)` of the last, and the seq
+/// through which it has seen every entry (those it gave and those it left out) — the page's
+/// end when it is not full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRead {
+    pub n: usize,
+    pub last: Option<(i64, i64)>,
+    pub seen_through: i64,
+}
+
+/// The rows a page of at most `limit` entries after `after` reads (with batch rows, ADR 0026):
+/// keys in `after < seq <= hi`, `hi` the watermark `upto` or, when that is further, the
+/// page's furthest last entry plus [`BATCH_ROW_MAX`] (the row holding it ends by there), so a
+/// page never reads far beyond itself. At most `limit` rows: each holds an entry after
+/// `after`.
+fn page_bound(after: i64, upto: i64, limit: i64) -> i64 {
+    upto.min(after.saturating_add(limit).saturating_add(BATCH_ROW_MAX))
+}
+
+/// The seq through which a page has seen every entry when it is not full: the watermark when
+/// it read to there; otherwise the last row it read, or, when that is lower (the rows after it
+/// were all left out), `after + limit`: every entry up to there is in a row ending by `hi`.
+fn seen_through(after: i64, upto: i64, limit: i64, last_key: i64) -> i64 {
+    if page_bound(after, upto, limit) >= upto {
+        upto
+    } else {
+        last_key.max(after.saturating_add(limit))
+    }
+}
+
+/// A stored row as the feed reads it (the columns it serves, and the first seq of a batch
+/// row).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sync_changelog)]
+struct StoredFeedRow {
+    seq: i64,
+    first_seq: Option<i64>,
+    entity_id: String,
+    op: String,
+    payload: String,
+    hlc: i64,
+    origin_region: String,
+    schema_version: i32,
+}
+
+/// The entries of the rows `rows` hands over one by one, after `after` and at most `limit`,
+/// each given to `each` as a [`FeedRow`] (a row of one entry moved, a batch row's entries
+/// made from its payload); the page's [`PageRead`].
+struct Expander<'f, F> {
+    resource: &'f str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+    n: usize,
+    last: Option<(i64, i64)>,
+    last_key: i64,
+    each: F,
+}
+
+impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
+    fn take(&mut self, row: StoredFeedRow) -> QueryResult<()> {
+        self.last_key = row.seq;
+        if self.n as i64 >= self.limit {
+            return Ok(());
+        }
+        if row.op != BATCH_OP {
+            self.n += 1;
+            self.last = Some((row.seq, row.hlc));
+            return (self.each)(FeedRow {
+                seq: row.seq,
+                entity_id: row.entity_id,
+                op: row.op,
+                payload: row.payload,
+                hlc: row.hlc,
+                origin_region: row.origin_region,
+                schema_version: row.schema_version,
+            });
+        }
+        let (first, elements) = elements(self.resource, row.seq, row.first_seq, &row.payload)?;
+        for (seq, Element(entity_id, hlc, payload)) in (first..).zip(elements) {
+            if seq <= self.after {
+                continue;
+            }
+            if self.n as i64 >= self.limit {
+                break;
+            }
+            self.n += 1;
+            self.last = Some((seq, hlc));
+            (self.each)(FeedRow {
+                seq,
+                entity_id: entity_id.into_owned(),
+                op: ship::contracts::OpKind::Upsert.as_str().to_string(),
+                payload: payload.get().to_string(),
+                hlc,
+                origin_region: row.origin_region.clone(),
+                schema_version: row.schema_version,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn read(self) -> PageRead {
+        PageRead {
+            n: self.n,
+            last: self.last,
+            seen_through: seen_through(self.after, self.upto, self.limit, self.last_key),
+        }
+    }
+}
+
 /// Entries of `resource` with `after < seq <= upto`, oldest first, at most `limit`, leaving out
-/// those whose origin is `exclude_origin`.
+/// those whose origin is `exclude_origin`; with what the read saw ([`PageRead`]).
 pub fn page(
     conn: &mut AnyConnection,
     resource: &str,
@@ -429,31 +658,84 @@ pub fn page(
     upto: i64,
     exclude_origin: Option<&str>,
     limit: i64,
-) -> QueryResult<Vec<ChangeLogEntry>> {
-    // Two fixed queries, not one boxed: diesel caches the prepared statement of a query whose
-    // SQL is fixed, and this one runs for every page of every pull (B3).
+) -> QueryResult<(Vec<ChangeLogEntry>, PageRead)> {
     let range = sync_changelog::table
         .filter(sync_changelog::resource.eq(resource))
         .filter(sync_changelog::seq.gt(after))
-        .filter(sync_changelog::seq.le(upto));
-    match exclude_origin {
+        .filter(sync_changelog::seq.le(page_bound(after, upto, limit)));
+    let rows: Vec<ChangeLogRow> = match exclude_origin {
         Some(origin) => range
             .filter(sync_changelog::origin_region.ne(origin))
-            .select(ChangeLogEntry::as_select())
+            .select(ChangeLogRow::as_select())
             .order(sync_changelog::seq.asc())
             .limit(limit)
-            .load(conn),
+            .load(conn)?,
         None => range
-            .select(ChangeLogEntry::as_select())
+            .select(ChangeLogRow::as_select())
             .order(sync_changelog::seq.asc())
             .limit(limit)
-            .load(conn),
+            .load(conn)?,
+    };
+    let mut served = Vec::new();
+    // Each row's time, with how many entries were served before it.
+    let mut times = Vec::with_capacity(rows.len());
+    let mut expander = Expander {
+        resource,
+        after,
+        upto,
+        limit,
+        n: 0,
+        last: None,
+        last_key: after,
+        each: |row: FeedRow| {
+            served.push(row);
+            Ok(())
+        },
+    };
+    for row in rows {
+        times.push((expander.n, row.created_at));
+        expander.take(StoredFeedRow {
+            seq: row.seq,
+            first_seq: row.first_seq,
+            entity_id: row.entity_id,
+            op: row.op,
+            payload: row.payload,
+            hlc: row.hlc,
+            origin_region: row.origin_region,
+            schema_version: row.schema_version,
+        })?;
     }
+    let read = expander.read();
+    let entries = served
+        .into_iter()
+        .enumerate()
+        .map(|(k, r)| ChangeLogEntry {
+            resource: resource.to_string(),
+            // The time of the last row that began at or before entry `k`.
+            created_at: times
+                .get(
+                    times
+                        .partition_point(|(from, _)| *from <= k)
+                        .saturating_sub(1),
+                )
+                .map(|(_, at)| *at)
+                .unwrap_or_default(),
+            seq: r.seq,
+            entity_id: r.entity_id,
+            op: r.op,
+            payload: r.payload,
+            hlc: r.hlc,
+            origin_region: r.origin_region,
+            schema_version: r.schema_version,
+        })
+        .collect();
+    Ok((entries, read))
 }
 
 /// The entries [`page`] selects, as the feed serves them ([`FeedRow`]), handed to `each` one by
-/// one as they are read (none is kept: the caller writes it out and drops it). How many, and
-/// the `(seq, hlc)` of the last.
+/// one as they are read (none is kept: the caller writes it out and drops it); what the read
+/// saw ([`PageRead`]). A batch row's entries are made from its payload, those up to `after`
+/// left out ([`page_bound`] for the rows read).
 ///
 /// On the backend's own connection: through [`AnyConnection`] every column of every row went
 /// through the multi-backend's value conversion, a fifth of a page's cost on SQLite (B3). The
@@ -465,36 +747,39 @@ pub fn page_each(
     upto: i64,
     exclude_origin: Option<&str>,
     limit: i64,
-    mut each: impl FnMut(FeedRow) -> QueryResult<()>,
-) -> QueryResult<(usize, Option<(i64, i64)>)> {
+    each: impl FnMut(FeedRow) -> QueryResult<()>,
+) -> QueryResult<PageRead> {
     let range = sync_changelog::table
         .filter(sync_changelog::resource.eq(resource))
         .filter(sync_changelog::seq.gt(after))
-        .filter(sync_changelog::seq.le(upto));
-    let mut n = 0;
-    let mut last = None;
-    let mut take = |row: QueryResult<FeedRow>| -> QueryResult<()> {
-        let row = row?;
-        n += 1;
-        last = Some((row.seq, row.hlc));
-        each(row)
+        .filter(sync_changelog::seq.le(page_bound(after, upto, limit)));
+    let mut expander = Expander {
+        resource,
+        after,
+        upto,
+        limit,
+        n: 0,
+        last: None,
+        last_key: after,
+        each,
     };
+    let mut take = |row: QueryResult<StoredFeedRow>| expander.take(row?);
     // One arm per backend and query: `load_iter` is typed by the concrete connection.
     macro_rules! each_row {
         ($conn:expr) => {
             match exclude_origin {
                 Some(origin) => range
                     .filter(sync_changelog::origin_region.ne(origin))
-                    .select(FeedRow::as_select())
+                    .select(StoredFeedRow::as_select())
                     .order(sync_changelog::seq.asc())
                     .limit(limit)
-                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .load_iter::<StoredFeedRow, diesel::connection::DefaultLoadingMode>($conn)?
                     .try_for_each(&mut take)?,
                 None => range
-                    .select(FeedRow::as_select())
+                    .select(StoredFeedRow::as_select())
                     .order(sync_changelog::seq.asc())
                     .limit(limit)
-                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .load_iter::<StoredFeedRow, diesel::connection::DefaultLoadingMode>($conn)?
                     .try_for_each(&mut take)?,
             }
         };
@@ -504,7 +789,7 @@ pub fn page_each(
         AnyConnection::Mysql(c) => each_row!(c),
         AnyConnection::Pg(c) => each_row!(c),
     }
-    Ok((n, last))
+    Ok(expander.read())
 }
 
 /// Entries of each resource, the newest, whose HLCs [`max_hlc`] reads besides the marks.
@@ -536,13 +821,36 @@ pub fn max_hlc(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
     Ok((largest > 0).then_some(largest))
 }
 
-/// The clock of the entry at `seq` (`None`: no such entry — pruned, or beyond the feed).
+/// The clock of the entry at `seq` (`None`: no such entry — pruned, or beyond the feed): the
+/// row whose key is the first at or after `seq`, when it holds `seq` — a batch row's last
+/// entry's clock is the row's own, another of its entries is read from its payload.
 pub fn hlc_at(conn: &mut AnyConnection, resource: &str, seq: i64) -> QueryResult<Option<i64>> {
-    sync_changelog::table
-        .find((resource, seq))
-        .select(sync_changelog::hlc)
+    let row: Option<(i64, Option<i64>, i64)> = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::seq.ge(seq))
+        .select((
+            sync_changelog::seq,
+            sync_changelog::first_seq,
+            sync_changelog::hlc,
+        ))
+        .order(sync_changelog::seq.asc())
         .first(conn)
-        .optional()
+        .optional()?;
+    match row {
+        Some((key, _, hlc)) if key == seq => Ok(Some(hlc)),
+        Some((key, Some(first), _)) if first <= seq => {
+            let payload: String = sync_changelog::table
+                .find((resource, key))
+                .select(sync_changelog::payload)
+                .first(conn)?;
+            let (first, elements) = elements(resource, key, Some(first), &payload)?;
+            Ok(usize::try_from(seq - first)
+                .ok()
+                .and_then(|k| elements.get(k))
+                .map(|e| e.1))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Per resource and remote origin (any origin but `local`): the highest HLC among the newest
@@ -736,73 +1044,177 @@ mod tests {
             assert_eq!(watermark(&mut conn, "widgets").unwrap().0, 1_209);
         }
 
-        /// ADR 0024 (MariaDB): entries written beforehand (`mysql_entry`) and appended by
-        /// `append_written` are stored exactly as `append` stores the same entries — every
-        /// column, byte for byte — numbered in the order given, on from the sequence row, over
-        /// several statements (by bytes and by rows) with no gap; the clock mark is raised; a
-        /// resource without a sequence row is the clear error.
-        async fn entries_written_beforehand_are_stored_as_append_stores_them(db: TestDb) {
+        /// ADR 0026: rows of one entry and batch rows appended together are numbered on from
+        /// the sequence row — a batch row keyed by its last seq, `first_seq` its first —
+        /// over several statements (a row too large to share one) with no gap; the payload is
+        /// stored as given, the clock mark raised; a resource without a sequence row is the
+        /// clear error, never rows numbered from nothing.
+        async fn batch_rows_are_numbered_on_from_the_sequence_row(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
-            if conn.backend() != ship::db::Backend::Mysql {
-                return;
-            }
             let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_micro_opt(1, 2, 3, 456_789).unwrap();
-            let entry = |resource: &str, id: String, payload: String, hlc: i64| ChangeLogEntry {
-                resource: resource.into(),
-                seq: -1,
-                entity_id: id,
-                op: if hlc % 2 == 0 { "upsert" } else { "delete" }.into(),
+            let large = ship::contracts::Payload::serialized(&"é".repeat(ship::db::inline_sql::CHUNK_BYTES / 3)).unwrap();
+            let small = ship::contracts::Payload::serialized(&serde_json::json!({"k": "it's \"q\""})).unwrap();
+            let row = |place: i64, first: Option<i64>, payload: String, hlc: i64| ChangeLogRow {
+                resource: "gadgets".into(),
+                seq: place,
+                first_seq: first,
+                entity_id: if first.is_some() { String::new() } else { format!("one{place}") },
+                op: if first.is_some() { BATCH_OP } else { "delete" }.into(),
                 payload,
                 hlc,
-                origin_region: "eu-west".into(),
+                origin_region: "us-east".into(),
                 schema_version: 3,
                 created_at: at,
             };
-            let large = format!("\"{}\"", "é".repeat(ship::db::inline_sql::CHUNK_BYTES / 6));
-            let batch = |resource: &str| -> Vec<ChangeLogEntry> {
-                (0..3)
-                    .map(|i| entry(resource, format!("big{i}"), large.clone(), (10 + i) << 16))
-                    .chain((0..1_102).map(|i| entry(resource, format!("n{i:04}"), format!("{{\"k\":\"it's {i}\"}}"), 20 << 16 | i)))
-                    .collect()
+            let batch = |ids: std::ops::Range<i64>, payload: &ship::contracts::Payload| {
+                let texts: Vec<String> = ids.map(|k| batch_element(&format!("b\"{k}"), k << 16, payload).unwrap()).collect();
+                batch_payload(texts.iter().map(String::as_str))
             };
-            ensure_sequences(&mut conn, ["widgets", "gadgets"]).unwrap();
-            // `gadgets` starts further on: the numbering goes on from the sequence row.
+            let rows = vec![
+                row(1, None, "{}".into(), 1 << 16),
+                row(4, Some(2), batch(2..5, &small), 4 << 16),
+                row(6, Some(5), batch(5..7, &large), 6 << 16),
+                row(7, None, "{\"x\":1}".into(), 7 << 16),
+                row(1_007, Some(8), batch(8..1_008, &small), 1_007 << 16),
+            ];
+            ensure_sequences(&mut conn, ["gadgets"]).unwrap();
             allocate_seqs(&mut conn, "gadgets", 5, 1).unwrap();
-            ship::db::transact(&mut conn, |c| append(c, "widgets", batch("widgets"), 30 << 16)).unwrap();
-            let gadgets = batch("gadgets");
-            let written: Vec<MysqlEntry> = gadgets.iter().map(mysql_entry).collect();
-            let refs: Vec<&MysqlEntry> = written.iter().collect();
-            ship::db::transact(&mut conn, |c| match c {
-                AnyConnection::Mysql(c) => append_written(c, "gadgets", &refs, 31 << 16),
-                _ => unreachable!(),
-            })
-            .unwrap();
-            let stored = |conn: &mut AnyConnection, resource: &str| -> Vec<ChangeLogEntry> {
-                sync_changelog::table
-                    .filter(sync_changelog::resource.eq(resource))
-                    .order(sync_changelog::seq)
-                    .select(ChangeLogEntry::as_select())
-                    .load(conn)
-                    .unwrap()
-            };
-            let (widgets, gadgets_stored) = (stored(&mut conn, "widgets"), stored(&mut conn, "gadgets"));
-            assert_eq!(gadgets_stored.len(), gadgets.len());
-            for (k, (by_append, by_written)) in widgets.iter().zip(&gadgets_stored).enumerate() {
-                let k = k as i64;
-                assert_eq!(by_append.seq, 1 + k);
-                assert_eq!(by_written.seq, 6 + k, "in the order given, with no gap");
-                let same = ChangeLogEntry { resource: "widgets".into(), seq: by_append.seq, ..by_written.clone() };
-                assert!(&same == by_append, "entry {k} stored as append stores it");
+            ship::db::transact(&mut conn, |c| append_rows(c, "gadgets", rows.clone(), 1_007, 1_007 << 16)).unwrap();
+            let stored: Vec<ChangeLogRow> = sync_changelog::table
+                .order(sync_changelog::seq)
+                .select(ChangeLogRow::as_select())
+                .load(&mut conn)
+                .unwrap();
+            assert_eq!(stored.len(), rows.len());
+            for (stored, given) in stored.iter().zip(&rows) {
+                let expected = ChangeLogRow { seq: given.seq + 5, first_seq: given.first_seq.map(|f| f + 5), ..given.clone() };
+                assert!(stored == &expected, "row {} stored as given, numbered on from 5", given.seq);
             }
-            assert_eq!(watermark(&mut conn, "gadgets").unwrap().0, 5 + 1_105);
+            assert_eq!(watermark(&mut conn, "gadgets").unwrap().0, 5 + 1_007);
             let mark: i64 = sync_sequences::table.find("gadgets").select(sync_sequences::max_hlc).first(&mut conn).unwrap();
-            assert_eq!(mark, 31 << 16);
-            let err = ship::db::transact(&mut conn, |c| match c {
-                AnyConnection::Mysql(c) => append_written(c, "nothing", &refs[..2], 1),
-                _ => unreachable!(),
-            })
-            .unwrap_err();
-            assert!(err.to_string().contains("no changelog sequence"), "{err}");
+            assert_eq!(mark, 1_007 << 16);
+            // Every entry's clock, at its seq: a batch row's from its payload.
+            for seq in 6..=1_012 {
+                assert_eq!(hlc_at(&mut conn, "gadgets", seq).unwrap(), Some((seq - 5) << 16), "seq {seq}");
+            }
+            assert_eq!(hlc_at(&mut conn, "gadgets", 5).unwrap(), None, "allocated, never written");
+            assert_eq!(hlc_at(&mut conn, "gadgets", 1_013).unwrap(), None, "beyond the end");
+            for many in [1, 2] {
+                let err = ship::db::transact(&mut conn, |c| append_rows(c, "nothing", rows[..many].to_vec(), 3, 1)).unwrap_err();
+                assert!(err.to_string().contains("no changelog sequence"), "{many}: {err}");
+            }
+            let corrupt = ChangeLogRow { resource: "gadgets".into(), seq: 3, first_seq: Some(1), ..row(3, Some(1), batch(1..3, &small), 1) };
+            assert!(elements("gadgets", corrupt.seq, corrupt.first_seq, &corrupt.payload).unwrap_err().to_string().contains("2 entries for the seqs 1..=3"));
+        }
+
+        /// ADR 0026: every page of a changelog of rows of one entry and batch rows (of several
+        /// origins, some longer than a page, one spanning more than `BATCH_ROW_MAX` seqs of
+        /// others) is the entries after its cursor, in seq order, at most its limit, those of
+        /// the left-out origin left out — through `page` and `page_each` alike — and a page
+        /// that is not full has seen every entry through its end, which is past its cursor.
+        async fn every_page_over_batch_rows_is_the_entries_after_its_cursor(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let at = ship::db::utc_now();
+            // (seq, entity_id, hlc, origin), the model; rows as runs of it.
+            let mut model: Vec<(i64, String, i64, &str)> = Vec::new();
+            let mut rows = Vec::new();
+            let runs: &[(&str, usize)] = &[
+                ("eu", 1), ("us", 3), ("eu", 2), ("ap", 7), ("us", 1), ("ap", 2), ("eu", 1),
+                ("us", 1_000), ("ap", 1_000), ("eu", 3), ("us", 4), ("ap", 1),
+            ];
+            for &(origin, len) in runs {
+                let first = model.len() as i64 + 1;
+                for k in 0..len as i64 {
+                    model.push((first + k, format!("{origin}-{}", first + k), (first + k) << 16, origin));
+                }
+                let last = model.len() as i64;
+                let payload = |id: &str, hlc: i64| format!("{{\"id\":\"{id}\",\"hlc\":{hlc}}}");
+                rows.push(if len == 1 || origin == "eu" && len < 3 {
+                    let (seq, id, hlc, _) = &model[last as usize - 1];
+                    ChangeLogRow { resource: "widgets".into(), seq: *seq, first_seq: None, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at }
+                } else {
+                    let texts: Vec<String> = model[first as usize - 1..last as usize]
+                        .iter()
+                        .map(|(_, id, hlc, _)| {
+                            let p = ship::contracts::Payload::serialized(&serde_json::value::RawValue::from_string(payload(id, *hlc)).unwrap()).unwrap();
+                            batch_element(id, *hlc, &p).unwrap()
+                        })
+                        .collect();
+                    ChangeLogRow { resource: "widgets".into(), seq: last, first_seq: Some(first), entity_id: String::new(), op: BATCH_OP.into(), payload: batch_payload(texts.iter().map(String::as_str)), hlc: last << 16, origin_region: origin.into(), schema_version: 1, created_at: at }
+                });
+                // A single run of several entries goes as rows of one each.
+                if len > 1 && origin == "eu" && len < 3 {
+                    rows.pop();
+                    for (seq, id, hlc, _) in &model[first as usize - 1..last as usize] {
+                        rows.push(ChangeLogRow { resource: "widgets".into(), seq: *seq, first_seq: None, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at });
+                    }
+                }
+            }
+            let end = model.len() as i64;
+            ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            ship::db::transact(&mut conn, |c| append_rows(c, "widgets", rows, end, end << 16)).unwrap();
+            let (upto, _) = watermark(&mut conn, "widgets").unwrap();
+            assert_eq!(upto, end);
+            let mut afters: Vec<i64> = (0..=30).collect();
+            afters.extend([998, 999, 1_000, 1_019, 1_020, 1_021, 1_500, 2_019, 2_020, 2_021, 2_022, 2_025, end - 1, end]);
+            for exclude in [None, Some("us"), Some("ap")] {
+                for limit in [1, 2, 3, 7, 500, 5_000] {
+                    for &after in &afters {
+                        let expected: Vec<(i64, String, i64)> = model
+                            .iter()
+                            .filter(|(seq, _, _, origin)| *seq > after && Some(*origin) != exclude)
+                            .take(limit as usize)
+                            .map(|(seq, id, hlc, _)| (*seq, id.clone(), *hlc))
+                            .collect();
+                        let (entries, read) = page(&mut conn, "widgets", after, upto, exclude, limit).unwrap();
+                        let got: Vec<(i64, String, i64)> = entries.iter().map(|e| (e.seq, e.entity_id.clone(), e.hlc)).collect();
+                        let case = format!("after {after}, limit {limit}, leaving out {exclude:?}");
+                        // A page may stop short on rows it leaves out: then it is a prefix,
+                        // and its end says how far it saw.
+                        assert!(expected.starts_with(&got), "{case}: {got:?}");
+                        assert_eq!(read.n, got.len(), "{case}");
+                        assert_eq!(read.last, got.last().map(|(s, _, h)| (*s, *h)), "{case}");
+                        if got.len() < limit as usize {
+                            let seen = read.seen_through;
+                            assert!(after == upto || seen > after, "{case}: a page moves on ({seen})");
+                            assert!(seen <= upto, "{case}");
+                            let owed = expected.iter().filter(|(seq, _, _)| *seq <= seen).count();
+                            assert_eq!(owed, got.len(), "{case}: everything through {seen} served");
+                        } else {
+                            assert_eq!(got.len(), expected.len().min(limit as usize), "{case}");
+                        }
+                        for (entry, (seq, id, hlc, origin)) in entries.iter().zip(model.iter().filter(|m| m.0 > after && Some(m.3) != exclude)) {
+                            assert_eq!((entry.seq, &entry.entity_id, entry.hlc, entry.origin_region.as_str()), (*seq, id, *hlc, *origin));
+                            assert_eq!(entry.op, "upsert");
+                            assert_eq!(entry.payload, format!("{{\"id\":\"{id}\",\"hlc\":{hlc}}}"), "spliced as stored");
+                            assert_eq!(entry.created_at, at);
+                        }
+                        let mut fed = Vec::new();
+                        let read_each = page_each(&mut conn, "widgets", after, upto, exclude, limit, |row| {
+                            fed.push((row.seq, row.entity_id, row.hlc));
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert_eq!(read_each, read, "{case}");
+                        assert_eq!(fed, got, "{case}");
+                    }
+                }
+            }
+            // Read page after page, every origin but one is the model's entries, whatever the
+            // limit.
+            for limit in [1, 3, 250] {
+                let (mut after, mut all) = (0, Vec::new());
+                while after < upto {
+                    let (entries, read) = page(&mut conn, "widgets", after, upto, Some("ap"), limit).unwrap();
+                    all.extend(entries.iter().map(|e| e.seq));
+                    after = match read.last {
+                        Some((seq, _)) if read.n == limit as usize => seq,
+                        _ => read.seen_through,
+                    };
+                }
+                let expected: Vec<i64> = model.iter().filter(|m| m.3 != "ap").map(|m| m.0).collect();
+                assert!(all == expected, "limit {limit}");
+            }
         }
 
         /// The clock mark: the largest HLC appended to any resource, raised by every

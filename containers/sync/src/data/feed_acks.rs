@@ -99,13 +99,20 @@ pub struct FeedReader {
 pub fn readers(conn: &mut AnyConnection) -> QueryResult<Vec<FeedReader>> {
     let mut out = Vec::new();
     for (peer, resource, acked_seq, last_seen_at) in all(conn)? {
+        // The first row holding an entry after `acked_seq` (a batch row may hold some up to it
+        // as well, ADR 0026).
         let oldest_needed: Option<(i64, NaiveDateTime)> = sync_changelog::table
             .filter(sync_changelog::resource.eq(&resource))
             .filter(sync_changelog::seq.gt(acked_seq))
             .order(sync_changelog::seq)
-            .select((sync_changelog::seq, sync_changelog::created_at))
-            .first(conn)
-            .optional()?;
+            .select((
+                sync_changelog::seq,
+                sync_changelog::first_seq,
+                sync_changelog::created_at,
+            ))
+            .first::<(i64, Option<i64>, NaiveDateTime)>(conn)
+            .optional()?
+            .map(|(seq, first, at)| (first.unwrap_or(seq).max(acked_seq + 1), at));
         let pruned_through: Option<i64> = sync_sequences::table
             .find(&resource)
             .select(sync_sequences::pruned_through)

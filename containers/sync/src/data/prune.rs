@@ -68,20 +68,48 @@ pub fn changelog(
         .into_iter()
         .flatten()
         .min();
-    let upto = keep_from.map_or(last_seq, |seq| seq - 1);
+    let upto = whole_rows(conn, resource, keep_from.map_or(last_seq, |seq| seq - 1))?;
     if upto <= pruned_through {
         return Ok(0);
     }
+    // Entries, not rows: a batch row holds several (ADR 0026).
+    let batch_rows: Vec<(i64, Option<i64>)> = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::seq.le(upto))
+        .filter(sync_changelog::first_seq.is_not_null())
+        .select((sync_changelog::seq, sync_changelog::first_seq))
+        .load(conn)?;
     let deleted = diesel::delete(
         sync_changelog::table
             .filter(sync_changelog::resource.eq(resource))
             .filter(sync_changelog::seq.le(upto)),
     )
-    .execute(conn)?;
+    .execute(conn)? as i64
+        + batch_rows
+            .iter()
+            .map(|(seq, first)| first.map_or(0, |first| seq - first))
+            .sum::<i64>();
     diesel::update(sync_sequences::table.find(resource))
         .set(sync_sequences::pruned_through.eq(upto))
         .execute(conn)?;
-    Ok(deleted as i64)
+    Ok(deleted)
+}
+
+/// `upto`, or the seq before the batch row holding the entry after it (ADR 0026): what may go
+/// goes in whole rows, so `pruned_through` never falls inside one (a cursor there would be
+/// answered 410 while its entries are still here).
+pub fn whole_rows(conn: &mut AnyConnection, resource: &str, upto: i64) -> QueryResult<i64> {
+    let next: Option<Option<i64>> = sync_changelog::table
+        .filter(sync_changelog::resource.eq(resource))
+        .filter(sync_changelog::seq.gt(upto))
+        .order(sync_changelog::seq)
+        .select(sync_changelog::first_seq)
+        .first(conn)
+        .optional()?;
+    Ok(match next.flatten() {
+        Some(first) if first <= upto => first - 1,
+        _ => upto,
+    })
 }
 
 /// Whether a reader of `resource`'s feed has lost history: its acknowledgment is below what
@@ -151,4 +179,68 @@ pub fn owed_entities(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::changelog;
+    use crate::models::ChangeLogRow;
+
+    ship::backend_tests! {
+        /// ADR 0026: prune deletes whole rows. A reader that has read into a batch row keeps
+        /// all of it (and `pruned_through` stays before it, so no cursor into it is answered
+        /// 410); once it has read the row, the row goes, counted as the entries it held; the
+        /// reader's oldest needed entry is the one after its acknowledgment, inside the row.
+        async fn prune_deletes_whole_batch_rows_and_counts_their_entries(db: TestDb) {
+            let mut conn = db.pool.get().unwrap();
+            let old = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+            let single = |place: i64| ChangeLogRow {
+                resource: "widgets".into(),
+                seq: place,
+                first_seq: None,
+                entity_id: format!("w{place}"),
+                op: "upsert".into(),
+                payload: "{}".into(),
+                hlc: place << 16,
+                origin_region: "eu".into(),
+                schema_version: 1,
+                created_at: old,
+            };
+            let p = ship::contracts::Payload::serialized(&serde_json::json!({})).unwrap();
+            let texts: Vec<String> = (2..=6).map(|k| changelog::batch_element(&format!("b{k}"), k << 16, &p).unwrap()).collect();
+            let batch = ChangeLogRow {
+                seq: 6,
+                first_seq: Some(2),
+                entity_id: String::new(),
+                op: changelog::BATCH_OP.into(),
+                payload: changelog::batch_payload(texts.iter().map(String::as_str)),
+                hlc: 6 << 16,
+                origin_region: "us".into(),
+                ..single(6)
+            };
+            changelog::ensure_sequences(&mut conn, ["widgets"]).unwrap();
+            ship::db::transact(&mut conn, |c| {
+                changelog::append_rows(c, "widgets", vec![single(1), batch, single(7)], 7, 7 << 16)
+            })
+            .unwrap();
+            let now = ship::db::utc_now();
+            feed_acks::record(&mut conn, "ap-south", "widgets", 3, now).unwrap();
+            let readers = feed_acks::readers(&mut conn).unwrap();
+            assert_eq!(readers[0].oldest_needed.map(|(seq, _)| seq), Some(4), "the entry after 3, inside the batch row");
+            assert_eq!(whole_rows(&mut conn, "widgets", 3).unwrap(), 1);
+            assert_eq!(whole_rows(&mut conn, "widgets", 6).unwrap(), 6);
+            assert_eq!(whole_rows(&mut conn, "widgets", 1).unwrap(), 1);
+            let deleted = ship::db::transact(&mut conn, |c| changelog(c, "widgets", now, None)).unwrap();
+            assert_eq!(deleted, 1, "the row before the batch row only");
+            assert_eq!(changelog::watermark(&mut conn, "widgets").unwrap(), (7, 1));
+            assert_eq!(changelog::hlc_at(&mut conn, "widgets", 4).unwrap(), Some(4 << 16), "still served");
+            feed_acks::record(&mut conn, "ap-south", "widgets", 6, now).unwrap();
+            let deleted = ship::db::transact(&mut conn, |c| changelog(c, "widgets", now, None)).unwrap();
+            assert_eq!(deleted, 5, "the batch row's five entries");
+            assert_eq!(changelog::watermark(&mut conn, "widgets").unwrap(), (7, 6));
+            let readers = feed_acks::readers(&mut conn).unwrap();
+            assert_eq!(readers[0].oldest_needed.map(|(seq, _)| seq), Some(7));
+        }
+    }
 }

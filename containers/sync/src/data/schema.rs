@@ -14,6 +14,7 @@ diesel::table! {
     sync_changelog (resource, seq) {
         resource -> Text,
         seq -> BigInt,
+        first_seq -> Nullable<BigInt>,
         entity_id -> Text,
         op -> Text,
         payload -> Text,

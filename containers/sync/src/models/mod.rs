@@ -45,6 +45,87 @@ impl ChangeLogEntry {
     }
 }
 
+/// A stored row of the changelog (ADR 0026): one entry (`first_seq` `None`), or a *batch row*
+/// (op [`crate::data::changelog::BATCH_OP`]) holding the entries `first_seq ..= seq`, upserts
+/// of one origin, its payload their `[entity_id, hlc, payload]` in seq order and its `hlc` the
+/// last one's (the largest). Only the apply writes batch rows, and never of this region's own
+/// writes: delivery, which reads this region's own entries, sees rows of one entry only.
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = sync_changelog)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct ChangeLogRow {
+    pub resource: String,
+    /// The last seq the row covers (its key).
+    pub seq: i64,
+    /// The first seq a batch row covers; `None`: the row is one entry.
+    pub first_seq: Option<i64>,
+    /// A batch row's is empty.
+    pub entity_id: String,
+    pub op: String,
+    pub payload: String,
+    pub hlc: i64,
+    pub origin_region: String,
+    pub schema_version: i32,
+    pub created_at: NaiveDateTime,
+}
+
+impl ChangeLogRow {
+    /// The entries the row holds, in seq order: itself, or a batch row's from its payload (an
+    /// error when the payload does not hold exactly the seqs the row covers).
+    pub fn entries(self) -> diesel::QueryResult<Vec<ChangeLogEntry>> {
+        if self.op != crate::data::changelog::BATCH_OP {
+            return Ok(vec![ChangeLogEntry {
+                resource: self.resource,
+                seq: self.seq,
+                entity_id: self.entity_id,
+                op: self.op,
+                payload: self.payload,
+                hlc: self.hlc,
+                origin_region: self.origin_region,
+                schema_version: self.schema_version,
+                created_at: self.created_at,
+            }]);
+        }
+        let (first, elements) = crate::data::changelog::elements(
+            &self.resource,
+            self.seq,
+            self.first_seq,
+            &self.payload,
+        )?;
+        Ok((first..)
+            .zip(elements)
+            .map(|(seq, e)| ChangeLogEntry {
+                resource: self.resource.clone(),
+                seq,
+                entity_id: e.0.into_owned(),
+                op: ship::contracts::OpKind::Upsert.as_str().to_string(),
+                payload: e.2.get().to_string(),
+                hlc: e.1,
+                origin_region: self.origin_region.clone(),
+                schema_version: self.schema_version,
+                created_at: self.created_at,
+            })
+            .collect())
+    }
+}
+
+impl From<ChangeLogEntry> for ChangeLogRow {
+    fn from(e: ChangeLogEntry) -> Self {
+        Self {
+            resource: e.resource,
+            seq: e.seq,
+            first_seq: None,
+            entity_id: e.entity_id,
+            op: e.op,
+            payload: e.payload,
+            hlc: e.hlc,
+            origin_region: e.origin_region,
+            schema_version: e.schema_version,
+            created_at: e.created_at,
+        }
+    }
+}
+
 /// A changelog entry as the feed serves it: the columns a page's JSON carries, nothing else
 /// (no `resource`: the page names it once; no `created_at`: not served, and parsing it per row
 /// was a tenth of a page's cost on SQLite, B3).

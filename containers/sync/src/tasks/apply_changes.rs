@@ -31,7 +31,7 @@ use crate::data::conflicts::{self, NewConflict};
 use crate::data::parked_ops::{self, ParkedOp};
 use crate::data::quarantine;
 use crate::errors::SyncError;
-use crate::models::ChangeLogEntry;
+use crate::models::{ChangeLogEntry, ChangeLogRow};
 use crate::tasks::validate_ops::{ValidOp, SPLIT_FROM};
 
 /// How deep a release may chain (an order released by a customer releasing a shipment…).
@@ -77,13 +77,18 @@ impl ApplyChangesTask {
     /// the conflict records made from them (before the append), they are taken out of `ops`
     /// (left empty) and freed — for a large batch on a server backend, on another thread
     /// while the server appends the entries. The ops keep their ids, entity ids and versions.
+    ///
+    /// `local`: this region, when the winning upserts of other regions may go to the changelog
+    /// as batch rows (ADR 0026; never this region's own: delivery reads those row by row);
+    /// `None`: a row per entry.
     pub(crate) fn run(
         conn: &mut ship::AnyConnection,
         registry: &ResourceRegistry,
         resource: &dyn SyncResource,
         ops: &mut [ValidOp],
+        local: Option<&str>,
     ) -> Result<Vec<OpStatus>, SyncError> {
-        Self::run_at(conn, registry, resource, ops, 0)
+        Self::run_at(conn, registry, resource, ops, local, 0)
     }
 
     fn run_at(
@@ -91,6 +96,7 @@ impl ApplyChangesTask {
         registry: &ResourceRegistry,
         resource: &dyn SyncResource,
         ops: &mut [ValidOp],
+        local: Option<&str>,
         depth: usize,
     ) -> Result<Vec<OpStatus>, SyncError> {
         let parked = park_missing(conn, registry, resource, ops)?;
@@ -119,35 +125,52 @@ impl ApplyChangesTask {
         let batch: Vec<&ship::contracts::Change> = order.iter().map(|&i| &ops[i].change).collect();
         let now = utc_now();
         let schema_version = resource.schema_version() as i32;
-        let entry = |i: usize| ChangeLogEntry::of(&ops[i].change, schema_version, now);
         let policy = registry.policy(resource.name());
-        // MariaDB: the entries of every op that may win are written as SQL on another thread
-        // while this one sends the rows and the server applies them (ADR 0024); an op that
-        // loses wastes its text, which is rare and costs less than the wait it fills.
-        let (outcomes, written) =
+        // Ops whose entry may go in a batch row: upserts of another region (ADR 0026).
+        let batchable = |i: usize| {
+            let change = &ops[i].change;
+            local.is_some_and(|local| {
+                change.kind == OpKind::Upsert && change.version.origin != local
+            })
+        };
+        let element = |i: usize| {
+            let change = &ops[i].change;
+            changelog::batch_element(
+                &change.entity_id,
+                change.version.hlc.as_i64(),
+                &change.payload,
+            )
+        };
+        // MariaDB: the batch rows' entries of every op that may win are written on another
+        // thread while this one sends the rows and the server applies them (ADR 0024); an op
+        // that loses wastes its text, which is rare and costs less than the wait it fills.
+        let (outcomes, mut elements) =
             if matches!(conn, ship::AnyConnection::Mysql(_)) && order.len() > 1 {
-                let (outcomes, written) = ship::parallel::join(
+                let (outcomes, elements) = ship::parallel::join(
                     || resource.apply_batch(conn, &batch, policy),
                     || {
-                        order
-                            .iter()
-                            .map(|&i| changelog::mysql_entry(&entry(i)))
-                            .collect::<Vec<_>>()
+                        let mut elements: Vec<Option<_>> = ops.iter().map(|_| None).collect();
+                        for &i in &order {
+                            if batchable(i) {
+                                elements[i] = Some(element(i));
+                            }
+                        }
+                        elements
                     },
                 );
-                (outcomes, Some(written))
+                (outcomes, elements)
             } else {
-                (resource.apply_batch(conn, &batch, policy), None)
+                (
+                    resource.apply_batch(conn, &batch, policy),
+                    ops.iter().map(|_| None).collect(),
+                )
             };
         let outcomes = outcomes?;
-        // Each winner's place in `order` (the entries written above are in that order).
-        let mut winner_places = Vec::new();
-        for (place, (i, outcome)) in order.into_iter().zip(outcomes).enumerate() {
+        for (i, outcome) in order.into_iter().zip(outcomes) {
             let change = &ops[i].change;
             statuses[i] = match outcome {
                 ApplyOutcome::Applied => {
                     winners.push(i);
-                    winner_places.push(place);
                     OpStatus::Applied
                 }
                 ApplyOutcome::AppliedOver {
@@ -162,7 +185,6 @@ impl ApplyChangesTask {
                         overridden.push((i, lost, lost_payload, rule.as_str()));
                     }
                     winners.push(i);
-                    winner_places.push(place);
                     OpStatus::Applied
                 }
                 ApplyOutcome::Duplicate => OpStatus::Duplicate,
@@ -181,12 +203,18 @@ impl ApplyChangesTask {
             };
         }
 
-        // MariaDB appends the texts written beside the rows; otherwise the winners' entries
-        // are made here, before the payloads are spent.
-        let appending = match written {
-            Some(written) if winners.len() > 1 => Appending::Written(written),
-            _ => Appending::Entries(winners.iter().map(|&i| entry(i)).collect()),
-        };
+        // The winners' changelog rows, made before the payloads are spent.
+        let (rows, entries) = changelog_rows(
+            ops,
+            &winners,
+            &batchable,
+            |i| match elements[i].take() {
+                Some(written) => written,
+                None => element(i),
+            },
+            schema_version,
+            now,
+        )?;
         let records = conflict_records(ops, lost, overridden);
         // The payloads are spent (the rows are applied, the entries and records made): a
         // large batch's are freed while the server appends the entries (the client would wait
@@ -203,22 +231,15 @@ impl ApplyChangesTask {
                 .max()
                 .unwrap_or(0);
             let append = || -> Result<(), SyncError> {
-                match (&mut *conn, appending) {
-                    (ship::AnyConnection::Mysql(c), Appending::Written(written)) => {
-                        let entries: Vec<&changelog::MysqlEntry> =
-                            winner_places.iter().map(|&place| &written[place]).collect();
-                        changelog::append_written(c, resource.name(), &entries, largest)?;
+                // The next seqs, in this order. As a local write's, one entry alone on MariaDB
+                // takes its seq from the sequence row it locks, with no read-back under that
+                // lock (ADR 0021).
+                match rows {
+                    Rows::One(entry) => {
+                        changelog::append(conn, resource.name(), vec![entry], largest)?
                     }
-                    (conn, Appending::Entries(entries)) => {
-                        // The next seqs, in this order, taken by `append`. As a local write's:
-                        // one winner on MariaDB takes its seq from the sequence row it locks,
-                        // with no read-back under that lock (ADR 0021).
-                        changelog::append(conn, resource.name(), entries, largest)?;
-                    }
-                    (_, Appending::Written(_)) => {
-                        return Err(SyncError::Db(contract_error(
-                            "entries written as MariaDB SQL for another backend".to_string(),
-                        )));
+                    Rows::Many(rows) => {
+                        changelog::append_rows(conn, resource.name(), rows, entries, largest)?
                     }
                 }
                 Ok(())
@@ -283,12 +304,96 @@ impl ApplyChangesTask {
     }
 }
 
-/// How a batch's winners reach the changelog.
-enum Appending {
-    /// Every op's entry written as MariaDB SQL beside the rows (ADR 0024), in apply order.
-    Written(Vec<changelog::MysqlEntry>),
-    /// The winners' entries, in apply order.
-    Entries(Vec<ChangeLogEntry>),
+/// A batch's winners as changelog rows.
+enum Rows {
+    /// One entry alone: appended as a local write's (ADR 0021).
+    One(ChangeLogEntry),
+    /// Rows numbered by place ([`changelog::append_rows`]).
+    Many(Vec<ChangeLogRow>),
+}
+
+/// The changelog rows of the winners `winners` (indices into `ops`, in apply order), and how
+/// many entries they hold: first a row for each winner that stays an entry of its own (not
+/// `batchable`, or too few of its origin), in apply order; then, per origin, the others as
+/// batch rows (ADR 0026) of [`changelog::BATCH_ROW_MAX`] entries and about
+/// [`changelog::BATCH_ROW_BYTES`] at most, ordered by clock so that a row's last entry has
+/// its largest (the row's own `hlc`). `element` gives an op's entry as a batch row holds it.
+/// The order of a transaction's entries is free: they commit together, and each carries its
+/// own version.
+fn changelog_rows(
+    ops: &[ValidOp],
+    winners: &[usize],
+    batchable: &dyn Fn(usize) -> bool,
+    mut element: impl FnMut(usize) -> Result<String, diesel::result::Error>,
+    schema_version: i32,
+    now: chrono::NaiveDateTime,
+) -> Result<(Rows, i64), SyncError> {
+    let mut alone = Vec::new();
+    let mut by_origin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in winners {
+        if batchable(i) {
+            by_origin
+                .entry(ops[i].change.version.origin.as_str())
+                .or_default()
+                .push(i);
+        } else {
+            alone.push(i);
+        }
+    }
+    by_origin.retain(|_, group| {
+        let keep = group.len() >= changelog::BATCH_ROW_FROM;
+        if !keep {
+            alone.append(group);
+        }
+        keep
+    });
+    let entry = |i: usize| ChangeLogEntry::of(&ops[i].change, schema_version, now);
+    if let ([i], true) = (alone.as_slice(), by_origin.is_empty()) {
+        return Ok((Rows::One(entry(*i)), 1));
+    }
+    let mut rows = Vec::new();
+    let mut place = 0_i64;
+    for &i in &alone {
+        place += 1;
+        rows.push(ChangeLogRow {
+            seq: place,
+            ..entry(i).into()
+        });
+    }
+    for (origin, mut group) in by_origin {
+        group.sort_by_key(|&i| (ops[i].change.version.hlc.as_i64(), &ops[i].change.entity_id));
+        let mut start = 0;
+        while start < group.len() {
+            let mut texts = Vec::new();
+            let mut bytes = 0;
+            let mut end = start;
+            while end < group.len()
+                && ((end - start) as i64) < changelog::BATCH_ROW_MAX
+                && (end == start || bytes < changelog::BATCH_ROW_BYTES)
+            {
+                let text = element(group[end])?;
+                bytes += text.len();
+                texts.push(text);
+                end += 1;
+            }
+            let last = &ops[group[end - 1]].change;
+            rows.push(ChangeLogRow {
+                resource: last.resource.clone(),
+                seq: place + (end - start) as i64,
+                first_seq: Some(place + 1),
+                entity_id: String::new(),
+                op: changelog::BATCH_OP.to_string(),
+                payload: changelog::batch_payload(texts.iter().map(String::as_str)),
+                hlc: last.version.hlc.as_i64(),
+                origin_region: origin.to_string(),
+                schema_version,
+                created_at: now,
+            });
+            place += (end - start) as i64;
+            start = end;
+        }
+    }
+    Ok((Rows::Many(rows), place))
 }
 
 /// A stored version an op met, with its payload and the rule that decided: `(op's index,
@@ -476,7 +581,7 @@ fn release(
             continue;
         };
         let statuses =
-            ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &mut ops, depth)?;
+            ApplyChangesTask::run_at(conn, registry, resource.as_ref(), &mut ops, None, depth)?;
         let applied = statuses.iter().filter(|s| **s == OpStatus::Applied).count();
         tracing::info!(resource = %name, released = ops.len(), applied, "parked ops released");
     }

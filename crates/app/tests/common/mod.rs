@@ -229,6 +229,28 @@ pub fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// The changelog's entries of the rows `filter` selects (a SQL condition on the rows; `1 = 1`
+/// for all), in seq order: a batch row's (ADR 0026) expanded from its payload.
+pub fn changelog_entries(
+    conn: &mut AnyConnection,
+    filter: &str,
+) -> Vec<sync::models::ChangeLogEntry> {
+    use diesel::prelude::*;
+    diesel::sql_query(format!(
+        "SELECT * FROM sync_changelog WHERE {filter} ORDER BY resource, seq"
+    ))
+    .load::<sync::models::ChangeLogRow>(conn)
+    .unwrap()
+    .into_iter()
+    .flat_map(|row| row.entries().unwrap())
+    .collect()
+}
+
+/// How many changelog entries the rows `filter` selects hold (batch rows hold several).
+pub fn entry_count(conn: &mut AnyConnection, filter: &str) -> i64 {
+    changelog_entries(conn, filter).len() as i64
+}
+
 /// The customers digest of a database (rows, tombstones and versions).
 pub fn customers_digest(db: &TestDb) -> String {
     customers::CustomersResource

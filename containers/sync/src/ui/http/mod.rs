@@ -51,6 +51,7 @@ impl SyncState {
     ) -> Self {
         let limits = BatchLimits {
             max_ops: config.max_ops_per_batch as usize,
+            batch_rows: config.batch_rows,
         };
         Self {
             get_changes: GetChangesAction::new(pool.clone(), registry.clone()),
