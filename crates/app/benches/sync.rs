@@ -1,7 +1,7 @@
 //! `make bench`: the benchmarks of `QUALITY-BARS.md` (and issue 13: B10 bootstrap, B11 verify). Ratios: B1, B1', B2, B3, B4, B8 and B8' (need
-//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert; B8'b its
-//! bound, that upsert plus a bare changelog insert; B8'c that bound with the batch's entries in
-//! one changelog row, a layout measured for ADR 0025), B8p and B8p'
+//! `TEST_MYSQL_URL`; B8': MariaDB in-process apply ÷ a bare multi-row LWW upsert; B8'c its
+//! bound, that upsert plus the batch's entries as one batch row of the changelog, ADR 0026;
+//! B8'b the bound a row per entry gave, ADR 0025), B8p and B8p'
 //! (need `TEST_PG_URL`, issue 17: B8p = B1 on PostgreSQL, HTTP apply ÷ in-process apply; B8p' =
 //! PostgreSQL in-process apply ÷ a bare multi-row `INSERT … ON CONFLICT (id) DO UPDATE … WHERE`
 //! LWW upsert; B8p'b its bound, that upsert plus a bare changelog insert ÷ the upsert; skipped
@@ -597,20 +597,12 @@ enum Protocol {
 enum Changelog {
     /// Nothing: the bare upsert alone.
     None,
-    /// One `sync_changelog` row per entry, by one multi-row insert (the product's layout).
+    /// One `sync_changelog` row per entry, by one multi-row insert (the layout before ADR
+    /// 0026, and still local writes').
     Rows,
-    /// One row per batch holding every entry as a JSON array (B8'c: a layout the product does
-    /// not have, measured to decide whether it should; ADR 0025).
+    /// One batch row per batch (B8'c: the product's layout for an applied batch, ADR 0026).
     Chunk,
 }
-
-/// B8'c's table: a batch's entries in one row, as JSON text.
-const CHUNK_TABLE_SQL: &str = "CREATE TABLE bench_changelog_chunks (\
-    resource VARCHAR(64) NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, \
-    entries LONGTEXT NOT NULL, origin_region VARCHAR(32) NOT NULL, \
-    schema_version INTEGER NOT NULL, created_at DATETIME(6) NOT NULL, \
-    PRIMARY KEY (resource, first_seq)) \
-    ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin";
 
 /// B8' B (MariaDB) and B8p' B (PostgreSQL): the same rows by a bare multi-row LWW upsert of
 /// the server (`INSERT … VALUES (…), …` with [`MYSQL_LWW`] or [`PG_LWW`] deciding by version),
@@ -632,17 +624,17 @@ async fn arm_bare_upsert_prepared(cfg: &Config, data: &Data) -> f64 {
     .await
 }
 
-/// B8'b and B8p'b, the bound: as [`arm_bare_upsert_server`], and each batch's changelog entries
-/// by one bare multi-row insert in the same transaction (payload text made beforehand, seqs
-/// counted here: no validation, no decision, no sequence row) — what the changelog costs at
-/// the least; ops per second.
+/// B8'b and B8p'b: as [`arm_bare_upsert_server`], and each batch's changelog entries by one
+/// bare multi-row insert in the same transaction (payload text made beforehand, seqs counted
+/// here: no validation, no decision, no sequence row) — what a row per entry costs at the
+/// least (the bound before ADR 0026); ops per second.
 async fn arm_bare_upsert_with_changelog_server(backend: Backend, cfg: &Config, data: &Data) -> f64 {
     bare_upsert_server(backend, cfg, data, Changelog::Rows, Protocol::Inline).await
 }
 
 /// B8'c A: as [`arm_bare_upsert_with_changelog_server`] on MariaDB, but each batch's entries go
-/// to the changelog as one row (a JSON array of the entries, made beforehand), not a row each:
-/// the bound B8'b would have under that layout.
+/// to the changelog as one batch row (made beforehand), as the product stores them (ADR 0026):
+/// B8''s bound.
 async fn arm_bare_upsert_with_chunk_server(cfg: &Config, data: &Data) -> f64 {
     bare_upsert_server(
         Backend::Mysql,
@@ -654,20 +646,15 @@ async fn arm_bare_upsert_with_chunk_server(cfg: &Config, data: &Data) -> f64 {
     .await
 }
 
-/// A batch's entries as B8'c stores them, as ADR 0025 proposes: a JSON array in seq order
-/// (an entry's seq is the row's first plus its place), each entry its entity id, op, HLC and
-/// payload spliced as it is; the origin, schema version and time are the row's.
+/// A batch's entries as a batch row's payload (ADR 0026): `[entity_id, hlc, payload]` each,
+/// in seq order, the payload spliced as it is.
 fn chunk_text(rows: &[Customer], entries: &[(i64, String)]) -> String {
     let mut text = String::from("[");
     for (i, (r, (_, payload))) in rows.iter().zip(entries).enumerate() {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(&format!(
-            "{{\"entity_id\":{},\"op\":\"upsert\",\"hlc\":{},\"payload\":{payload}}}",
-            json!(r.id),
-            r.sync_version,
-        ));
+        text.push_str(&format!("[{},{},{payload}]", json!(r.id), r.sync_version));
     }
     text.push(']');
     text
@@ -694,12 +681,6 @@ async fn bare_upsert_server(
             backend == Backend::Mysql && protocol == Protocol::Inline,
             "B8'c runs on MariaDB, inline"
         );
-        db.pool
-            .run(|conn| -> Result<usize, DbError> {
-                Ok(diesel::sql_query(CHUNK_TABLE_SQL).execute(conn)?)
-            })
-            .await
-            .expect("B8'c's table");
     }
     let mut seq = 0i64;
     let mut spent = Duration::ZERO;
@@ -784,17 +765,22 @@ async fn bare_upsert_server(
                 match conn {
                     AnyConnection::Mysql(c) if protocol == Protocol::Inline => {
                         use ship::db::inline_sql::{insert_all, InlineStatement, Literal};
-                        if let (Some(text), Some(first)) = (&batch_row, rows.first()) {
+                        if let (Some(text), Some(first), Some(last)) =
+                            (&batch_row, rows.first(), rows.last())
+                        {
                             let mut insert = InlineStatement::new(
-                                "INSERT INTO bench_changelog_chunks (resource, first_seq, \
-                                 last_seq, entries, origin_region, schema_version, created_at) \
-                                 VALUES ",
+                                "INSERT INTO sync_changelog (seq, first_seq, resource, \
+                                 entity_id, op, payload, hlc, origin_region, schema_version, \
+                                 created_at) VALUES ",
                             );
                             insert.row(&[
-                                Literal::Text(customers::RESOURCE),
-                                Literal::BigInt(last_seq - rows.len() as i64 + 1),
                                 Literal::BigInt(last_seq),
+                                Literal::BigInt(last_seq - rows.len() as i64 + 1),
+                                Literal::Text(customers::RESOURCE),
+                                Literal::Text(""),
+                                Literal::Text("batch"),
                                 Literal::Text(text),
+                                Literal::BigInt(last.sync_version),
                                 Literal::Text(&first.sync_origin),
                                 Literal::Integer(1),
                                 Literal::Timestamp(first.created_at),
@@ -2651,13 +2637,13 @@ async fn main() {
                 outcomes.push(Outcome {
                     id: bound,
                     what: format!(
-                        "{server}: the bound of {inproc} — bare upsert + a bare multi-row changelog insert ÷ bare upsert"
+                        "{server}: bare upsert + the batch's entries as a row each (the changelog before ADR 0026) ÷ bare upsert"
                     ),
                     unit: "ops/s",
                     target: None,
                     samples,
                     note: Some(format!(
-                        "no bar: the least the changelog costs on {server}; {inproc} ÷ this is how near the apply comes to it"
+                        "no bar: the least a row per entry costs on {server}, {inproc}'s bound before batch rows (ADR 0026)"
                     )),
                 });
             } else {
@@ -2721,14 +2707,14 @@ async fn main() {
         .await;
         outcomes.push(Outcome {
             id: "B8'c",
-            what: "MariaDB: B8'b with the changelog as one row per batch (a JSON array of its entries) ÷ bare upsert"
+            what: "MariaDB: the bound of B8' — bare upsert + the batch's entries as one batch row (ADR 0026) ÷ bare upsert"
                 .into(),
             unit: "ops/s",
             target: None,
             samples,
             note: Some(
-                "no bar: the bound B8' would have if a batch's entries were stored as one row \
-                 (ADR 0025); against B8'b, what that layout would buy"
+                "no bar: the least the changelog costs on MariaDB (ADR 0026); B8' ÷ this is how \
+                 near the apply comes to it"
                     .into(),
             ),
         });

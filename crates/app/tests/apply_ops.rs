@@ -239,3 +239,65 @@ ship::backend_tests! {
         b.stop().await;
     }
 }
+
+ship::backend_tests! {
+    /// ADR 0026 through the ops route: a pushed batch's upserts are one batch row (a delete
+    /// is a row of its own), and the feed serves its entries one by one, each with its own
+    /// seq, clock and payload, whatever the page size; with `sync.batch_rows = false` every
+    /// entry is a row of its own, served the same way.
+    async fn a_pushed_batch_is_one_batch_row_served_entry_by_entry(db: TestDb) {
+        for batch_rows in [true, false] {
+            let db = TestDb::new(db.backend());
+            let mut settings = settings_for(&db, "eu-west");
+            settings.sync.batch_rows = batch_rows;
+            let region = Region::start(&settings).await;
+            let id = |k: usize| format!("01939d2e-0000-7000-8000-{k:012x}");
+            let mut ops: Vec<Value> = (0..7)
+                .map(|k| op(&format!("o{k}"), &id(k), "upsert", hlc(-7_000 + k as i64), "us-east", customer(&id(k), &format!("n{k}"), false)))
+                .collect();
+            ops.push(op("d", &id(3), "delete", hlc(-500), "us-east", customer(&id(3), "n3", true)));
+            let (status, body) = region.post(OPS, &batch(ops.clone())).await;
+            assert_eq!(status, 200, "{body}");
+            let mut c = db.pool.get().unwrap();
+            let rows = count(&mut c, "SELECT COUNT(*) FROM sync_changelog");
+            let batch_rows_stored = count(&mut c, "SELECT COUNT(*) FROM sync_changelog WHERE op = 'batch'");
+            if batch_rows {
+                assert_eq!((rows, batch_rows_stored), (2, 1), "the delete alone, then the upserts in one row");
+            } else {
+                assert_eq!((rows, batch_rows_stored), (8, 0));
+            }
+            drop(c);
+            // Upserts by clock (the order of the batch here), the delete first.
+            let mut expected: Vec<(String, String, i64, String)> = Vec::new();
+            let of = |o: &Value| (o["entity_id"].as_str().unwrap().to_string(), o["kind"].as_str().unwrap().to_string(), o["hlc"].as_i64().unwrap(), o["payload"]["name"].as_str().unwrap().to_string());
+            if batch_rows {
+                expected.push(of(&ops[7]));
+                expected.extend(ops[..7].iter().map(of));
+            } else {
+                let mut sorted = ops.clone();
+                sorted.sort_by(|a, b| a["entity_id"].as_str().cmp(&b["entity_id"].as_str()).then(a["kind"].as_str().cmp(&b["kind"].as_str()).reverse()));
+                expected.extend(sorted.iter().map(of));
+            }
+            for limit in [1, 3, 500] {
+                let (mut since, mut served) = (String::new(), Vec::new());
+                loop {
+                    let (status, page) = region.get(&format!("/sync/customers/changes?limit={limit}{since}")).await;
+                    assert_eq!(status, 200, "{page}");
+                    for c in page["changes"].as_array().unwrap() {
+                        served.push((c["seq"].as_i64().unwrap(), (c["entity_id"].as_str().unwrap().to_string(), c["kind"].as_str().unwrap().to_string(), c["hlc"].as_i64().unwrap(), c["payload"]["name"].as_str().unwrap().to_string())));
+                        assert_eq!(c["origin"], "us-east");
+                    }
+                    if page["has_more"] != true {
+                        break;
+                    }
+                    since = format!("&since={}", page["next_cursor"].as_str().unwrap());
+                }
+                let seqs: Vec<i64> = served.iter().map(|s| s.0).collect();
+                assert_eq!(seqs, (1..=8).collect::<Vec<i64>>(), "batch rows {batch_rows}, limit {limit}");
+                let entries: Vec<_> = served.into_iter().map(|s| s.1).collect();
+                assert_eq!(entries, expected, "batch rows {batch_rows}, limit {limit}");
+            }
+            region.stop().await;
+        }
+    }
+}
