@@ -302,7 +302,7 @@ ship::backend_tests! {
     /// one origin's, in one batch row), with the next seqs — every op of a batch winning, some
     /// losing, a single winner (a row of its own; on MariaDB appended as a local write is, by
     /// the statement that locks the sequence row) — and a re-delivery adds none.
-    async fn a_batch_appends_its_winners_in_apply_order(db: TestDb) {
+    async fn a_batch_appends_its_winners_with_the_next_seqs(db: TestDb) {
         use diesel::prelude::*;
         let action = action(&db);
         let base = base_ms();
@@ -376,6 +376,48 @@ ship::backend_tests! {
             vec![(100, Some(1), batch()), (150, Some(101), batch()), (151, None, "upsert".to_string())],
             "a batch row per batch of winners, a winner alone a row of its own"
         );
+    }
+
+    /// ADR 0026: one origin's winners past `BATCH_ROW_MAX` (1 000) go in several batch rows,
+    /// numbered on with no gap, by clock (here the reverse of the batch's order), each row's
+    /// clock its last entry's.
+    async fn an_origin_s_many_winners_go_in_rows_of_a_thousand_at_most(db: TestDb) {
+        use diesel::prelude::*;
+        sync::recorder::prepare_resources(&mut db.pool.get().unwrap(), ["customers"]).unwrap();
+        let action = ApplyOpsAction::new(
+            "here",
+            db.pool.clone(),
+            app::wiring::resources().unwrap(),
+            Arc::new(HybridClock::new(Duration::from_secs(5))),
+            BatchLimits { max_ops: 3_000, batch_rows: true },
+        );
+        let base = base_ms();
+        let id = |k: usize| format!("01939d2e-0000-7000-8000-{k:012x}");
+        let ops: Vec<Value> = (0..2_500)
+            .map(|k| json!({
+                "op_id": format!("op-{k}"), "entity_id": id(k), "kind": "upsert",
+                "hlc": ((base + 10_000 - k as u64) << 16) as i64, "origin": "eu-west",
+                "payload": {
+                    "id": id(k), "tenant_id": "t1", "name": format!("n{k}"), "email": "x@example.com",
+                    "status": "active", "created_at": "2026-11-25T15:00:00.000000Z",
+                    "updated_at": "2026-11-25T15:00:00.123456Z", "deleted_at": null,
+                },
+            }))
+            .collect();
+        apply(&action, ops).await;
+        let rows: Vec<(i64, Option<i64>, i64)> = diesel::sql_query("SELECT * FROM sync_changelog ORDER BY seq")
+            .load::<sync::models::ChangeLogRow>(&mut db.pool.get().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.first_seq, r.hlc))
+            .collect();
+        let clock = |k: usize| ((base + 10_000 - k as u64) << 16) as i64;
+        // By clock: the last op sent (k = 2 499) first; a row ends at k = 1 500, 500 and 0.
+        assert_eq!(rows, vec![(1_000, Some(1), clock(1_500)), (2_000, Some(1_001), clock(500)), (2_500, Some(2_001), clock(0))]);
+        let entries = common::changelog_entries(&mut db.pool.get().unwrap(), "1 = 1");
+        let got: Vec<(i64, String)> = entries.into_iter().map(|e| (e.seq, e.entity_id)).collect();
+        let expected: Vec<(i64, String)> = (0..2_500).rev().map(id).zip(1..).map(|(id, seq)| (seq, id)).collect();
+        assert!(got == expected, "every entry once, by clock, with no gap");
     }
 
     /// R8: many concurrent appliers of conflicting ops on a few keys end at the LWW maximum

@@ -16,8 +16,14 @@ use sync::{PeerConfig, SyncError};
 /// Region us-east on `db`, running the broker role (with the test key, which eu-west also
 /// trusts), with eu-west registered at `peer_base`.
 async fn puller(db: &TestDb, peer_base: &str) -> PullChangesAction {
+    puller_with(db, peer_base, true).await
+}
+
+/// [`puller`], pulled upserts stored as batch rows or not (`sync.batch_rows`).
+async fn puller_with(db: &TestDb, peer_base: &str, batch_rows: bool) -> PullChangesAction {
     let mut settings = settings_for(db, "us-east");
     settings.sync.peers = vec![PeerConfig::both("eu-west")];
+    settings.sync.batch_rows = batch_rows;
     let (pool, wiring) = prepare(&settings, StartOptions::default()).await.unwrap();
     register_region(db, "eu-west", peer_base).await;
     wiring.pull_action(&pool, &settings).unwrap()
@@ -41,6 +47,25 @@ fn stored_cursor(db: &TestDb) -> i64 {
 }
 
 ship::backend_tests! {
+    /// `sync.batch_rows = false` reaches the pull: pulled pages are stored a row per entry,
+    /// and replicate the same.
+    async fn with_batch_rows_off_a_pull_stores_a_row_per_entry(db: TestDb) {
+        let db_b = TestDb::new(db.backend());
+        let a = Region::start(&settings_for(&db, "eu-west")).await;
+        for i in 0..5 {
+            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
+            assert_eq!(status, 201);
+        }
+        let pull = puller_with(&db_b, &a.base, false).await;
+        let done = pull.run(input("eu-west")).await.unwrap();
+        assert_eq!((done.applied, done.caught_up), (5, true), "{done:?}");
+        assert_eq!(customers_digest(&db), customers_digest(&db_b));
+        let mut c = db_b.pool.get().unwrap();
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog"), 5);
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM sync_changelog WHERE op = 'batch'"), 0);
+        a.stop().await;
+    }
+
     async fn a_pull_replicates_page_by_page_and_remembers_where_it_stopped(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;

@@ -196,6 +196,7 @@ pub fn insert_legacy_rows(region: &Region, rows: &[LegacyRow]) -> Result<()> {
 /// What a prune did to one resource's changelog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
+    /// Rows deleted (a batch row holds several entries, ADR 0026).
     pub deleted: usize,
     pub pruned_through: i64,
     pub last_seq: i64,
@@ -209,8 +210,9 @@ pub struct Pruned {
 /// does, in one transaction: lock the resource's sequence row; keep every entry from the first
 /// one some peer still needs — the lowest entry still owed in the outbox (not `delivered`),
 /// the lowest `delivered_through + 1` of a delivery stream, the lowest `acked_seq + 1` of a
-/// feed reader; delete everything below it (with a retention of zero no entry is "young":
-/// every one was created before now); move `pruned_through` to the last deleted seq.
+/// feed reader; delete everything below it, in whole rows — a batch row holding the first
+/// entry kept stays whole (ADR 0026) — (with a retention of zero no entry is "young": every
+/// one was created before now); move `pruned_through` to the last deleted seq.
 pub fn prune_changelog(region: &Region, resource: &str) -> Result<Pruned> {
     let mut db = Db::of(region)?;
     let r = quote(resource);

@@ -457,13 +457,9 @@ impl Action for RepairAction {
                                 return Ok::<_, SyncError>(false);
                             }
                         }
-                        let statuses = ApplyChangesTask::run(
-                            conn,
-                            &registry,
-                            res.as_ref(),
-                            &mut valid,
-                            Some(&region),
-                        )?;
+                        // One entity at a time: a row of its own.
+                        let statuses =
+                            ApplyChangesTask::run(conn, &registry, res.as_ref(), &mut valid, None)?;
                         Ok(statuses.first() == Some(&OpStatus::Applied))
                     })
                     .await?;

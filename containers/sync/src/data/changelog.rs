@@ -294,7 +294,7 @@ pub struct Element<'a>(
 
 /// The entries of the batch row `seq` (covering `first_seq ..= seq`, payload `payload`), with
 /// the first one's seq. A payload that does not hold exactly as many entries as the row covers
-/// is an error, never a shifted numbering.
+/// is an error, never a shifted numbering; so is one covering more than [`BATCH_ROW_MAX`].
 pub fn elements<'a>(
     resource: &str,
     seq: i64,
@@ -307,6 +307,12 @@ pub fn elements<'a>(
         )
     };
     let first = first_seq.ok_or_else(|| corrupt("no first_seq".into()))?;
+    // A page reads rows up to BATCH_ROW_MAX seqs past its end: a longer row could be missed.
+    if seq - first >= BATCH_ROW_MAX {
+        return Err(corrupt(format!(
+            "the seqs {first}..={seq} are more than {BATCH_ROW_MAX}"
+        )));
+    }
     let elements: Vec<Element<'a>> =
         serde_json::from_str(payload).map_err(|e| corrupt(e.to_string()))?;
     if elements.len() as i64 != seq - first + 1 {
@@ -605,6 +611,15 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
             return Ok(());
         }
         if row.op != BATCH_OP {
+            if row.first_seq.is_some() {
+                return Err(DieselError::DeserializationError(
+                    format!(
+                        "the changelog's row {}/{} has a first_seq but is not a batch row",
+                        self.resource, row.seq
+                    )
+                    .into(),
+                ));
+            }
             self.n += 1;
             self.last = Some((row.seq, row.hlc));
             return (self.each)(FeedRow {
@@ -640,12 +655,36 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
         Ok(())
     }
 
-    fn read(self) -> PageRead {
-        PageRead {
+    /// What the page saw. A page that is not full and stopped short of the watermark (the
+    /// rows it read were mostly left out) has seen everything up to the next row it would not
+    /// leave out: one more read by key finds it, so a reader skips a run of left-out rows in
+    /// one page, not a page of `limit` at a time.
+    fn read(self, conn: &mut AnyConnection, exclude_origin: Option<&str>) -> QueryResult<PageRead> {
+        let hi = page_bound(self.after, self.upto, self.limit);
+        let mut seen = seen_through(self.after, self.upto, self.limit, self.last_key);
+        if (self.n as i64) < self.limit && hi < self.upto {
+            let next = sync_changelog::table
+                .filter(sync_changelog::resource.eq(self.resource))
+                .filter(sync_changelog::seq.gt(hi))
+                .filter(sync_changelog::seq.le(self.upto))
+                .select((sync_changelog::seq, sync_changelog::first_seq))
+                .order(sync_changelog::seq.asc());
+            let next: Option<(i64, Option<i64>)> = match exclude_origin {
+                Some(origin) => next
+                    .filter(sync_changelog::origin_region.ne(origin))
+                    .first(conn)
+                    .optional()?,
+                None => next.first(conn).optional()?,
+            };
+            // Rows are disjoint and each commits whole, so every entry before the next row
+            // kept is in a row read or left out; none kept: the watermark.
+            seen = seen.max(next.map_or(self.upto, |(key, first)| first.unwrap_or(key) - 1));
+        }
+        Ok(PageRead {
             n: self.n,
             last: self.last,
-            seen_through: seen_through(self.after, self.upto, self.limit, self.last_key),
-        }
+            seen_through: seen,
+        })
     }
 }
 
@@ -705,7 +744,7 @@ pub fn page(
             schema_version: row.schema_version,
         })?;
     }
-    let read = expander.read();
+    let read = expander.read(conn, exclude_origin)?;
     let entries = served
         .into_iter()
         .enumerate()
@@ -789,7 +828,7 @@ pub fn page_each(
         AnyConnection::Mysql(c) => each_row!(c),
         AnyConnection::Pg(c) => each_row!(c),
     }
-    Ok(expander.read())
+    expander.read(conn, exclude_origin)
 }
 
 /// Entries of each resource, the newest, whose HLCs [`max_hlc`] reads besides the marks.
@@ -1200,6 +1239,14 @@ mod tests {
                     }
                 }
             }
+            // A run of left-out rows is skipped in one page, however small: after the `us` run
+            // (seqs 18..=1017) the `ap` run (1018..=2017) is left out, and the next row kept
+            // (`eu`, 2018..=2020) ends past the page's reach.
+            assert_eq!(model[1_016].3, "us");
+            assert_eq!((model[1_017].3, model[2_016].3, model[2_017].3), ("ap", "ap", "eu"));
+            let (entries, read) = page(&mut conn, "widgets", 1_017, upto, Some("ap"), 1).unwrap();
+            assert!(entries.is_empty());
+            assert_eq!(read, PageRead { n: 0, last: None, seen_through: 2_017 });
             // Read page after page, every origin but one is the model's entries, whatever the
             // limit.
             for limit in [1, 3, 250] {

@@ -141,9 +141,10 @@ impl ApplyChangesTask {
                 &change.payload,
             )
         };
-        // MariaDB: the batch rows' entries of every op that may win are written on another
-        // thread while this one sends the rows and the server applies them (ADR 0024); an op
-        // that loses wastes its text, which is rare and costs less than the wait it fills.
+        // MariaDB: the batch-row entries of every batchable op are written on another thread
+        // while this one sends the rows and the server applies them (ADR 0024); an op that
+        // loses, or whose entry goes alone after all, wastes its text, which is rare and costs
+        // less than the wait it fills.
         let (outcomes, mut elements) =
             if matches!(conn, ship::AnyConnection::Mysql(_)) && order.len() > 1 {
                 let (outcomes, elements) = ship::parallel::join(
@@ -313,13 +314,16 @@ enum Rows {
 }
 
 /// The changelog rows of the winners `winners` (indices into `ops`, in apply order), and how
-/// many entries they hold: first a row for each winner that stays an entry of its own (not
-/// `batchable`, or too few of its origin), in apply order; then, per origin, the others as
-/// batch rows (ADR 0026) of [`changelog::BATCH_ROW_MAX`] entries and about
-/// [`changelog::BATCH_ROW_BYTES`] at most, ordered by clock so that a row's last entry has
-/// its largest (the row's own `hlc`). `element` gives an op's entry as a batch row holds it.
-/// The order of a transaction's entries is free: they commit together, and each carries its
-/// own version.
+/// many entries they hold: first a row for each winner that stays an entry of its own, in
+/// apply order; then, per origin, the others as batch rows (ADR 0026) of
+/// [`changelog::BATCH_ROW_MAX`] entries and about [`changelog::BATCH_ROW_BYTES`] at most
+/// (several when there are more), ordered by clock so that a row's last entry has its largest
+/// (the row's own `hlc`). An entry stays on its own when it is not `batchable`, when its
+/// origin has fewer than [`changelog::BATCH_ROW_FROM`] batchable winners, or when its entity
+/// has another winner that does not go in the same origin's rows: an entity's entries keep
+/// their order (its versions' order), so its delete stays its latest entry. Otherwise the
+/// order of a transaction's entries is free: they commit together, and each carries its own
+/// version. `element` gives an op's entry as a batch row holds it.
 fn changelog_rows(
     ops: &[ValidOp],
     winners: &[usize],
@@ -328,16 +332,29 @@ fn changelog_rows(
     schema_version: i32,
     now: chrono::NaiveDateTime,
 ) -> Result<(Rows, i64), SyncError> {
+    // Where each entity's winners would go: the origin of its batch rows, or `None` (alone).
+    let mut goes: HashMap<&str, Option<&str>> = HashMap::new();
+    for &i in winners {
+        let change = &ops[i].change;
+        let to = batchable(i).then_some(change.version.origin.as_str());
+        goes.entry(change.entity_id.as_str())
+            .and_modify(|was| {
+                if *was != to {
+                    *was = None;
+                }
+            })
+            .or_insert(to);
+    }
     let mut alone = Vec::new();
     let mut by_origin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in winners {
-        if batchable(i) {
-            by_origin
-                .entry(ops[i].change.version.origin.as_str())
-                .or_default()
-                .push(i);
-        } else {
-            alone.push(i);
+    for (place, &i) in winners.iter().enumerate() {
+        match goes
+            .get(ops[i].change.entity_id.as_str())
+            .copied()
+            .flatten()
+        {
+            Some(origin) => by_origin.entry(origin).or_default().push(place),
+            None => alone.push(place),
         }
     }
     by_origin.retain(|_, group| {
@@ -347,6 +364,18 @@ fn changelog_rows(
         }
         keep
     });
+    // Places in `winners`, back to indices into `ops`; those alone in apply order.
+    alone.sort_unstable();
+    let alone: Vec<usize> = alone.into_iter().map(|place| winners[place]).collect();
+    let by_origin: BTreeMap<&str, Vec<usize>> = by_origin
+        .into_iter()
+        .map(|(origin, group)| {
+            (
+                origin,
+                group.into_iter().map(|place| winners[place]).collect(),
+            )
+        })
+        .collect();
     let entry = |i: usize| ChangeLogEntry::of(&ops[i].change, schema_version, now);
     if let ([i], true) = (alone.as_slice(), by_origin.is_empty()) {
         return Ok((Rows::One(entry(*i)), 1));
