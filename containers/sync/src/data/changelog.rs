@@ -301,27 +301,44 @@ pub fn elements<'a>(
     first_seq: Option<i64>,
     payload: &'a str,
 ) -> QueryResult<(i64, Vec<Element<'a>>)> {
-    let corrupt = |why: String| {
-        DieselError::DeserializationError(
-            format!("the changelog's batch row {resource}/{seq}: {why}").into(),
-        )
-    };
-    let first = first_seq.ok_or_else(|| corrupt("no first_seq".into()))?;
-    // A page reads rows up to BATCH_ROW_MAX seqs past its end: a longer row could be missed.
-    if seq - first >= BATCH_ROW_MAX {
-        return Err(corrupt(format!(
-            "the seqs {first}..={seq} are more than {BATCH_ROW_MAX}"
-        )));
-    }
-    let elements: Vec<Element<'a>> =
-        serde_json::from_str(payload).map_err(|e| corrupt(e.to_string()))?;
-    if elements.len() as i64 != seq - first + 1 {
-        return Err(corrupt(format!(
-            "{} entries for the seqs {first}..={seq}",
-            elements.len()
-        )));
+    let first = first_seq.ok_or_else(|| corrupt(resource, seq, "no first_seq".into()))?;
+    let (counted, elements) = counted_elements(resource, seq, payload)?;
+    if counted != first {
+        return Err(corrupt(
+            resource,
+            seq,
+            format!("{} entries for the seqs {first}..={seq}", elements.len()),
+        ));
     }
     Ok((first, elements))
+}
+
+/// As [`elements`], the first seq counted back from the row's last by its entries (the feed
+/// reads no `first_seq`: a column fewer on every row it reads, B3).
+pub fn counted_elements<'a>(
+    resource: &str,
+    seq: i64,
+    payload: &'a str,
+) -> QueryResult<(i64, Vec<Element<'a>>)> {
+    let elements: Vec<Element<'a>> =
+        serde_json::from_str(payload).map_err(|e| corrupt(resource, seq, e.to_string()))?;
+    let n = elements.len() as i64;
+    // A page reads rows up to BATCH_ROW_MAX seqs past its end: a longer row could be missed.
+    if n == 0 || n > BATCH_ROW_MAX {
+        return Err(corrupt(
+            resource,
+            seq,
+            format!("{n} entries, not 1 to {BATCH_ROW_MAX}"),
+        ));
+    }
+    Ok((seq - n + 1, elements))
+}
+
+/// The error of a batch row whose payload is not what its row says.
+fn corrupt(resource: &str, seq: i64, why: String) -> DieselError {
+    DieselError::DeserializationError(
+        format!("the changelog's batch row {resource}/{seq}: {why}").into(),
+    )
 }
 
 /// Append `rows` — rows of one entry and batch rows, their `seq` and `first_seq` their places
@@ -575,13 +592,12 @@ fn seen_through(after: i64, upto: i64, limit: i64, last_key: i64) -> i64 {
     }
 }
 
-/// A stored row as the feed reads it (the columns it serves, and the first seq of a batch
-/// row).
+/// A stored row as the feed reads it: the columns it serves (a batch row's first seq is
+/// counted back from its entries, [`counted_elements`]).
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = sync_changelog)]
 struct StoredFeedRow {
     seq: i64,
-    first_seq: Option<i64>,
     entity_id: String,
     op: String,
     payload: String,
@@ -611,15 +627,6 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
             return Ok(());
         }
         if row.op != BATCH_OP {
-            if row.first_seq.is_some() {
-                return Err(DieselError::DeserializationError(
-                    format!(
-                        "the changelog's row {}/{} has a first_seq but is not a batch row",
-                        self.resource, row.seq
-                    )
-                    .into(),
-                ));
-            }
             self.n += 1;
             self.last = Some((row.seq, row.hlc));
             return (self.each)(FeedRow {
@@ -632,7 +639,7 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
                 schema_version: row.schema_version,
             });
         }
-        let (first, elements) = elements(self.resource, row.seq, row.first_seq, &row.payload)?;
+        let (first, elements) = counted_elements(self.resource, row.seq, &row.payload)?;
         for (seq, Element(entity_id, hlc, payload)) in (first..).zip(elements) {
             if seq <= self.after {
                 continue;
@@ -735,7 +742,6 @@ pub fn page(
         times.push((expander.n, row.created_at));
         expander.take(StoredFeedRow {
             seq: row.seq,
-            first_seq: row.first_seq,
             entity_id: row.entity_id,
             op: row.op,
             payload: row.payload,
