@@ -335,7 +335,7 @@ ship::backend_tests! {
                 .load::<sync::models::ChangeLogRow>(&mut db.pool.get().unwrap())
                 .unwrap()
                 .into_iter()
-                .map(|r| (r.seq, r.first_seq, r.op))
+                .map(|r| (r.entry.seq, r.first_seq, r.entry.op))
                 .collect()
         };
         // 100 new rows, sent in reverse id order: every op wins.
@@ -409,7 +409,7 @@ ship::backend_tests! {
             .load::<sync::models::ChangeLogRow>(&mut db.pool.get().unwrap())
             .unwrap()
             .into_iter()
-            .map(|r| (r.seq, r.first_seq, r.hlc))
+            .map(|r| (r.entry.seq, r.first_seq, r.entry.hlc))
             .collect();
         let clock = |k: usize| ((base + 10_000 - k as u64) << 16) as i64;
         // By clock: the last op sent (k = 2 499) first; a row ends at k = 1 500, 500 and 0.

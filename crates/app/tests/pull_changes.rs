@@ -29,6 +29,19 @@ async fn puller_with(db: &TestDb, peer_base: &str, batch_rows: bool) -> PullChan
     wiring.pull_action(&pool, &settings).unwrap()
 }
 
+/// `n` customers created at `region` through its API (`c0`, `c1`, …).
+async fn create_customers(region: &Region, n: usize) {
+    for i in 0..n {
+        let (status, _) = region
+            .post(
+                "/api/v1/customers",
+                &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+}
+
 fn input(peer: &str) -> PullChangesInput {
     PullChangesInput {
         peer: peer.into(),
@@ -52,10 +65,7 @@ ship::backend_tests! {
     async fn with_batch_rows_off_a_pull_stores_a_row_per_entry(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
-        for i in 0..5 {
-            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
-            assert_eq!(status, 201);
-        }
+        create_customers(&a, 5).await;
         let pull = puller_with(&db_b, &a.base, false).await;
         let done = pull.run(input("eu-west")).await.unwrap();
         assert_eq!((done.applied, done.caught_up), (5, true), "{done:?}");
@@ -69,10 +79,7 @@ ship::backend_tests! {
     async fn a_pull_replicates_page_by_page_and_remembers_where_it_stopped(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
-        for i in 0..5 {
-            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
-            assert_eq!(status, 201);
-        }
+        create_customers(&a, 5).await;
         let pull = puller(&db_b, &a.base).await;
 
         // A flag left by an earlier 410 goes once a pull catches up.
@@ -153,10 +160,7 @@ ship::backend_tests! {
     async fn a_pull_stopped_between_pages_resumes_where_it_stopped(db: TestDb) {
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
-        for i in 0..5 {
-            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
-            assert_eq!(status, 201);
-        }
+        create_customers(&a, 5).await;
         let pull = puller(&db_b, &a.base).await;
         let one_page = || PullChangesInput { max_pages: 1, ..input("eu-west") };
         let mut applied = 0;
@@ -424,10 +428,7 @@ ship::backend_tests! {
         use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
         let db_b = TestDb::new(db.backend());
         let a = Region::start(&settings_for(&db, "eu-west")).await;
-        for i in 0..5 {
-            let (status, _) = a.post("/api/v1/customers", &json!({"tenant_id": "t", "name": format!("c{i}"), "email": "c@example.com"})).await;
-            assert_eq!(status, 201);
-        }
+        create_customers(&a, 5).await;
         // A proxy in front of eu-west that records each feed request's query, and the cursor
         // us-east had saved when it came.
         type Asked = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;

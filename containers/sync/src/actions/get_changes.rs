@@ -211,14 +211,10 @@ impl GetChangesAction {
                         input.ack.unwrap_or(since.0).min(since.0),
                     );
                 }
-                let (full, last) = (read.n as i64 == limit, read.last);
-                // A short page has seen every entry through `seen_through`, even those it left
-                // out: the watermark, unless the page stopped short of it on rows it left out
-                // (ADR 0026).
-                let next = match last {
-                    Some((seq, _)) if full => seq,
-                    _ => read.seen_through,
-                };
+                // A full page ends at its last entry; a short one has seen every entry through
+                // the watermark, even those it left out, unless it stopped short of it on rows
+                // it left out (ADR 0026).
+                let (next, last) = (read.seen_through, read.last);
                 // The clock at a position is at hand when it is the page's last entry.
                 let anchor = |conn: &mut AnyConnection, seq: i64| {
                     let known = last.filter(|(s, _)| *s == seq).map(|(_, hlc)| hlc);

@@ -355,38 +355,32 @@ pub fn append_rows(
 ) -> QueryResult<()> {
     if let AnyConnection::Mysql(c) = &mut *conn {
         return append_statements(c, resource, MYSQL_ROW_HEAD, &rows, entries, max_hlc, |r| {
+            let [seq, resource, id, op, payload, hlc, origin, version, at] =
+                mysql_literals(&r.entry, Literal::VarPlus(SEQ_VAR, r.entry.seq));
+            let first = match r.first_seq {
+                Some(first) => Literal::VarPlus(SEQ_VAR, first),
+                None => Literal::Null,
+            };
             [
-                Literal::VarPlus(SEQ_VAR, r.seq),
-                match r.first_seq {
-                    Some(first) => Literal::VarPlus(SEQ_VAR, first),
-                    None => Literal::Null,
-                },
-                Literal::Text(&r.resource),
-                Literal::Text(&r.entity_id),
-                Literal::Text(&r.op),
-                Literal::Text(&r.payload),
-                Literal::BigInt(r.hlc),
-                Literal::Text(&r.origin_region),
-                Literal::Integer(r.schema_version),
-                Literal::Timestamp(r.created_at),
+                seq, resource, id, op, payload, hlc, origin, version, at, first,
             ]
         });
     }
     let before = allocate_seqs(conn, resource, entries, max_hlc)? - 1;
     for row in &mut rows {
-        row.seq += before;
+        row.entry.seq += before;
         row.first_seq = row.first_seq.map(|first| first + before);
     }
     let insert = || diesel::insert_into(sync_changelog::table);
     match conn {
         AnyConnection::Sqlite(c) => bound_chunks(
             &rows,
-            |r| r.payload.len(),
+            |r| r.entry.payload.len(),
             |chunk| insert().values(chunk).execute(c),
         ),
         AnyConnection::Pg(c) => bound_chunks(
             &rows,
-            |r| r.payload.len(),
+            |r| r.entry.payload.len(),
             |chunk| insert().values(chunk).execute(c),
         ),
         AnyConnection::Mysql(_) => Err(DieselError::QueryBuilderError(
@@ -395,9 +389,10 @@ pub fn append_rows(
     }
 }
 
-/// The head of MariaDB's multi-row insert of [`ChangeLogRow`]s.
-const MYSQL_ROW_HEAD: &str = "INSERT INTO sync_changelog (seq, first_seq, resource, entity_id, \
-     op, payload, hlc, origin_region, schema_version, created_at) VALUES ";
+/// The head of MariaDB's multi-row insert of [`ChangeLogRow`]s: an entry's columns
+/// ([`MYSQL_INSERT_HEAD`]), then `first_seq`.
+const MYSQL_ROW_HEAD: &str = "INSERT INTO sync_changelog (seq, resource, entity_id, op, \
+     payload, hlc, origin_region, schema_version, created_at, first_seq) VALUES ";
 
 /// MariaDB, two entries or more: one text query (ADR 0023) — the sequence bump, which keeps
 /// the `last_seq` it replaces in [`SEQ_VAR`], then the multi-row insert, whose seqs are that
@@ -563,8 +558,8 @@ fn bound_chunks<R>(
 }
 
 /// What a page's read saw: how many entries it gave, the `(seq, hlc)` of the last, and the seq
-/// through which it has seen every entry (those it gave and those it left out) — the page's
-/// end when it is not full.
+/// through which it has seen every entry (those it gave and those it left out): the page's
+/// end, its next cursor — the last entry of a full page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRead {
     pub n: usize,
@@ -581,34 +576,10 @@ fn page_bound(after: i64, upto: i64, limit: i64) -> i64 {
     upto.min(after.saturating_add(limit).saturating_add(BATCH_ROW_MAX))
 }
 
-/// The seq through which a page has seen every entry when it is not full: the watermark when
-/// it read to there; otherwise the last row it read, or, when that is lower (the rows after it
-/// were all left out), `after + limit`: every entry up to there is in a row ending by `hi`.
-fn seen_through(after: i64, upto: i64, limit: i64, last_key: i64) -> i64 {
-    if page_bound(after, upto, limit) >= upto {
-        upto
-    } else {
-        last_key.max(after.saturating_add(limit))
-    }
-}
-
-/// A stored row as the feed reads it: the columns it serves (a batch row's first seq is
-/// counted back from its entries, [`counted_elements`]).
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = sync_changelog)]
-struct StoredFeedRow {
-    seq: i64,
-    entity_id: String,
-    op: String,
-    payload: String,
-    hlc: i64,
-    origin_region: String,
-    schema_version: i32,
-}
-
-/// The entries of the rows `rows` hands over one by one, after `after` and at most `limit`,
-/// each given to `each` as a [`FeedRow`] (a row of one entry moved, a batch row's entries
-/// made from its payload); the page's [`PageRead`].
+/// The entries of the rows handed over one by one (as [`FeedRow`]s: the feed reads no
+/// `first_seq`, a batch row's first seq is counted back from its entries, B3), after `after`
+/// and at most `limit`, each given to `each` (a row of one entry as it is, a batch row's
+/// entries made from its payload); the page's [`PageRead`].
 struct Expander<'f, F> {
     resource: &'f str,
     after: i64,
@@ -616,28 +587,18 @@ struct Expander<'f, F> {
     limit: i64,
     n: usize,
     last: Option<(i64, i64)>,
-    last_key: i64,
     each: F,
 }
 
 impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
-    fn take(&mut self, row: StoredFeedRow) -> QueryResult<()> {
-        self.last_key = row.seq;
+    fn take(&mut self, row: FeedRow) -> QueryResult<()> {
         if self.n as i64 >= self.limit {
             return Ok(());
         }
         if row.op != BATCH_OP {
             self.n += 1;
             self.last = Some((row.seq, row.hlc));
-            return (self.each)(FeedRow {
-                seq: row.seq,
-                entity_id: row.entity_id,
-                op: row.op,
-                payload: row.payload,
-                hlc: row.hlc,
-                origin_region: row.origin_region,
-                schema_version: row.schema_version,
-            });
+            return (self.each)(row);
         }
         let (first, elements) = counted_elements(self.resource, row.seq, &row.payload)?;
         for (seq, Element(entity_id, hlc, payload)) in (first..).zip(elements) {
@@ -662,14 +623,17 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
         Ok(())
     }
 
-    /// What the page saw. A page that is not full and stopped short of the watermark (the
-    /// rows it read were mostly left out) has seen everything up to the next row it would not
-    /// leave out: one more read by key finds it, so a reader skips a run of left-out rows in
-    /// one page, not a page of `limit` at a time.
+    /// What the page saw. One that read to the watermark has seen everything through it. A
+    /// full one, through its last entry. One that is not full and stopped short of the
+    /// watermark (the rows it read were mostly left out) has seen everything before the next
+    /// row it would not leave out: one more read by key finds it, so a reader skips a run of
+    /// left-out rows in one page, not a page of `limit` at a time.
     fn read(self, conn: &mut AnyConnection, exclude_origin: Option<&str>) -> QueryResult<PageRead> {
         let hi = page_bound(self.after, self.upto, self.limit);
-        let mut seen = seen_through(self.after, self.upto, self.limit, self.last_key);
-        if (self.n as i64) < self.limit && hi < self.upto {
+        let mut seen = self.upto;
+        if self.n as i64 == self.limit {
+            seen = self.last.map_or(self.after, |(seq, _)| seq);
+        } else if hi < self.upto {
             let next = sync_changelog::table
                 .filter(sync_changelog::resource.eq(self.resource))
                 .filter(sync_changelog::seq.gt(hi))
@@ -685,7 +649,7 @@ impl<F: FnMut(FeedRow) -> QueryResult<()>> Expander<'_, F> {
             };
             // Rows are disjoint and each commits whole, so every entry before the next row
             // kept is in a row read or left out; none kept: the watermark.
-            seen = seen.max(next.map_or(self.upto, |(key, first)| first.unwrap_or(key) - 1));
+            seen = next.map_or(self.upto, |(key, first)| first.unwrap_or(key) - 1);
         }
         Ok(PageRead {
             n: self.n,
@@ -732,15 +696,14 @@ pub fn page(
         limit,
         n: 0,
         last: None,
-        last_key: after,
         each: |row: FeedRow| {
             served.push(row);
             Ok(())
         },
     };
-    for row in rows {
+    for ChangeLogRow { entry: row, .. } in rows {
         times.push((expander.n, row.created_at));
-        expander.take(StoredFeedRow {
+        expander.take(FeedRow {
             seq: row.seq,
             entity_id: row.entity_id,
             op: row.op,
@@ -805,26 +768,25 @@ pub fn page_each(
         limit,
         n: 0,
         last: None,
-        last_key: after,
         each,
     };
-    let mut take = |row: QueryResult<StoredFeedRow>| expander.take(row?);
+    let mut take = |row: QueryResult<FeedRow>| expander.take(row?);
     // One arm per backend and query: `load_iter` is typed by the concrete connection.
     macro_rules! each_row {
         ($conn:expr) => {
             match exclude_origin {
                 Some(origin) => range
                     .filter(sync_changelog::origin_region.ne(origin))
-                    .select(StoredFeedRow::as_select())
+                    .select(FeedRow::as_select())
                     .order(sync_changelog::seq.asc())
                     .limit(limit)
-                    .load_iter::<StoredFeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
                     .try_for_each(&mut take)?,
                 None => range
-                    .select(StoredFeedRow::as_select())
+                    .select(FeedRow::as_select())
                     .order(sync_changelog::seq.asc())
                     .limit(limit)
-                    .load_iter::<StoredFeedRow, diesel::connection::DefaultLoadingMode>($conn)?
+                    .load_iter::<FeedRow, diesel::connection::DefaultLoadingMode>($conn)?
                     .try_for_each(&mut take)?,
             }
         };
@@ -1100,16 +1062,18 @@ mod tests {
             let large = ship::contracts::Payload::serialized(&"é".repeat(ship::db::inline_sql::CHUNK_BYTES / 3)).unwrap();
             let small = ship::contracts::Payload::serialized(&serde_json::json!({"k": "it's \"q\""})).unwrap();
             let row = |place: i64, first: Option<i64>, payload: String, hlc: i64| ChangeLogRow {
-                resource: "gadgets".into(),
-                seq: place,
+                entry: ChangeLogEntry {
+                    resource: "gadgets".into(),
+                    seq: place,
+                    entity_id: if first.is_some() { String::new() } else { format!("one{place}") },
+                    op: if first.is_some() { BATCH_OP } else { "delete" }.into(),
+                    payload,
+                    hlc,
+                    origin_region: "us-east".into(),
+                    schema_version: 3,
+                    created_at: at,
+                },
                 first_seq: first,
-                entity_id: if first.is_some() { String::new() } else { format!("one{place}") },
-                op: if first.is_some() { BATCH_OP } else { "delete" }.into(),
-                payload,
-                hlc,
-                origin_region: "us-east".into(),
-                schema_version: 3,
-                created_at: at,
             };
             let batch = |ids: std::ops::Range<i64>, payload: &ship::contracts::Payload| {
                 let texts: Vec<String> = ids.map(|k| batch_element(&format!("b\"{k}"), k << 16, payload).unwrap()).collect();
@@ -1132,8 +1096,11 @@ mod tests {
                 .unwrap();
             assert_eq!(stored.len(), rows.len());
             for (stored, given) in stored.iter().zip(&rows) {
-                let expected = ChangeLogRow { seq: given.seq + 5, first_seq: given.first_seq.map(|f| f + 5), ..given.clone() };
-                assert!(stored == &expected, "row {} stored as given, numbered on from 5", given.seq);
+                let expected = ChangeLogRow {
+                    entry: ChangeLogEntry { seq: given.entry.seq + 5, ..given.entry.clone() },
+                    first_seq: given.first_seq.map(|f| f + 5),
+                };
+                assert!(stored == &expected, "row {} stored as given, numbered on from 5", given.entry.seq);
             }
             assert_eq!(watermark(&mut conn, "gadgets").unwrap().0, 5 + 1_007);
             let mark: i64 = sync_sequences::table.find("gadgets").select(sync_sequences::max_hlc).first(&mut conn).unwrap();
@@ -1148,8 +1115,8 @@ mod tests {
                 let err = ship::db::transact(&mut conn, |c| append_rows(c, "nothing", rows[..many].to_vec(), 3, 1)).unwrap_err();
                 assert!(err.to_string().contains("no changelog sequence"), "{many}: {err}");
             }
-            let corrupt = ChangeLogRow { resource: "gadgets".into(), seq: 3, first_seq: Some(1), ..row(3, Some(1), batch(1..3, &small), 1) };
-            assert!(elements("gadgets", corrupt.seq, corrupt.first_seq, &corrupt.payload).unwrap_err().to_string().contains("2 entries for the seqs 1..=3"));
+            let corrupt = row(3, Some(1), batch(1..3, &small), 1);
+            assert!(elements("gadgets", corrupt.entry.seq, corrupt.first_seq, &corrupt.entry.payload).unwrap_err().to_string().contains("2 entries for the seqs 1..=3"));
         }
 
         /// ADR 0026: every page of a changelog of rows of one entry and batch rows (of several
@@ -1176,7 +1143,7 @@ mod tests {
                 let payload = |id: &str, hlc: i64| format!("{{\"id\":\"{id}\",\"hlc\":{hlc}}}");
                 rows.push(if len == 1 || origin == "eu" && len < 3 {
                     let (seq, id, hlc, _) = &model[last as usize - 1];
-                    ChangeLogRow { resource: "widgets".into(), seq: *seq, first_seq: None, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at }
+                    ChangeLogRow::single(ChangeLogEntry { resource: "widgets".into(), seq: *seq, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at })
                 } else {
                     let texts: Vec<String> = model[first as usize - 1..last as usize]
                         .iter()
@@ -1185,13 +1152,16 @@ mod tests {
                             batch_element(id, *hlc, &p).unwrap()
                         })
                         .collect();
-                    ChangeLogRow { resource: "widgets".into(), seq: last, first_seq: Some(first), entity_id: String::new(), op: BATCH_OP.into(), payload: batch_payload(texts.iter().map(String::as_str)), hlc: last << 16, origin_region: origin.into(), schema_version: 1, created_at: at }
+                    ChangeLogRow {
+                        entry: ChangeLogEntry { resource: "widgets".into(), seq: last, entity_id: String::new(), op: BATCH_OP.into(), payload: batch_payload(texts.iter().map(String::as_str)), hlc: last << 16, origin_region: origin.into(), schema_version: 1, created_at: at },
+                        first_seq: Some(first),
+                    }
                 });
                 // A single run of several entries goes as rows of one each.
                 if len > 1 && origin == "eu" && len < 3 {
                     rows.pop();
                     for (seq, id, hlc, _) in &model[first as usize - 1..last as usize] {
-                        rows.push(ChangeLogRow { resource: "widgets".into(), seq: *seq, first_seq: None, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at });
+                        rows.push(ChangeLogRow::single(ChangeLogEntry { resource: "widgets".into(), seq: *seq, entity_id: id.clone(), op: "upsert".into(), payload: payload(id, *hlc), hlc: *hlc, origin_region: origin.into(), schema_version: 1, created_at: at }));
                     }
                 }
             }

@@ -185,7 +185,7 @@ pub fn owed_entities(
 mod tests {
     use super::*;
     use crate::data::changelog;
-    use crate::models::ChangeLogRow;
+    use crate::models::{ChangeLogEntry, ChangeLogRow};
 
     ship::backend_tests! {
         /// ADR 0026: prune deletes whole rows. A reader that has read into a batch row keeps
@@ -195,10 +195,9 @@ mod tests {
         async fn prune_deletes_whole_batch_rows_and_counts_their_entries(db: TestDb) {
             let mut conn = db.pool.get().unwrap();
             let old = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-            let single = |place: i64| ChangeLogRow {
+            let single = |place: i64| ChangeLogEntry {
                 resource: "widgets".into(),
                 seq: place,
-                first_seq: None,
                 entity_id: format!("w{place}"),
                 op: "upsert".into(),
                 payload: "{}".into(),
@@ -210,18 +209,20 @@ mod tests {
             let p = ship::contracts::Payload::serialized(&serde_json::json!({})).unwrap();
             let texts: Vec<String> = (2..=6).map(|k| changelog::batch_element(&format!("b{k}"), k << 16, &p).unwrap()).collect();
             let batch = ChangeLogRow {
-                seq: 6,
+                entry: ChangeLogEntry {
+                    seq: 6,
+                    entity_id: String::new(),
+                    op: changelog::BATCH_OP.into(),
+                    payload: changelog::batch_payload(texts.iter().map(String::as_str)),
+                    hlc: 6 << 16,
+                    origin_region: "us".into(),
+                    ..single(6)
+                },
                 first_seq: Some(2),
-                entity_id: String::new(),
-                op: changelog::BATCH_OP.into(),
-                payload: changelog::batch_payload(texts.iter().map(String::as_str)),
-                hlc: 6 << 16,
-                origin_region: "us".into(),
-                ..single(6)
             };
             changelog::ensure_sequences(&mut conn, ["widgets"]).unwrap();
             ship::db::transact(&mut conn, |c| {
-                changelog::append_rows(c, "widgets", vec![single(1), batch, single(7)], 7, 7 << 16)
+                changelog::append_rows(c, "widgets", vec![ChangeLogRow::single(single(1)), batch, ChangeLogRow::single(single(7))], 7, 7 << 16)
             })
             .unwrap();
             let now = ship::db::utc_now();

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::data::schema::{sync_changelog, sync_outbox};
 
 /// One entry of the changelog.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = sync_changelog)]
 // Every value is bound as given (ADR 0013): with diesel's default, each is `DEFAULT`-able, so
 // MariaDB never caches the INSERT and SQLite splits a multi-row one into one per row.
@@ -54,75 +54,47 @@ impl ChangeLogEntry {
 #[diesel(table_name = sync_changelog)]
 #[diesel(treat_none_as_default_value = false)]
 pub struct ChangeLogRow {
-    pub resource: String,
-    /// The last seq the row covers (its key).
-    pub seq: i64,
+    /// Every column but `first_seq`: a row of one entry is that entry; a batch row's `seq` is
+    /// the last it covers, its `entity_id` empty, its `op` `BATCH_OP`, its `payload` its
+    /// entries and its `hlc` its last entry's.
+    #[diesel(embed)]
+    pub entry: ChangeLogEntry,
     /// The first seq a batch row covers; `None`: the row is one entry.
     pub first_seq: Option<i64>,
-    /// A batch row's is empty.
-    pub entity_id: String,
-    pub op: String,
-    pub payload: String,
-    pub hlc: i64,
-    pub origin_region: String,
-    pub schema_version: i32,
-    pub created_at: NaiveDateTime,
 }
 
 impl ChangeLogRow {
+    /// The row of one entry `entry`.
+    pub fn single(entry: ChangeLogEntry) -> Self {
+        Self {
+            entry,
+            first_seq: None,
+        }
+    }
+
     /// The entries the row holds, in seq order: itself, or a batch row's from its payload (an
     /// error when the payload does not hold exactly the seqs the row covers).
     pub fn entries(self) -> diesel::QueryResult<Vec<ChangeLogEntry>> {
-        if self.op != crate::data::changelog::BATCH_OP {
-            return Ok(vec![ChangeLogEntry {
-                resource: self.resource,
-                seq: self.seq,
-                entity_id: self.entity_id,
-                op: self.op,
-                payload: self.payload,
-                hlc: self.hlc,
-                origin_region: self.origin_region,
-                schema_version: self.schema_version,
-                created_at: self.created_at,
-            }]);
+        let row = self.entry;
+        if row.op != crate::data::changelog::BATCH_OP {
+            return Ok(vec![row]);
         }
-        let (first, elements) = crate::data::changelog::elements(
-            &self.resource,
-            self.seq,
-            self.first_seq,
-            &self.payload,
-        )?;
+        let (first, elements) =
+            crate::data::changelog::elements(&row.resource, row.seq, self.first_seq, &row.payload)?;
         Ok((first..)
             .zip(elements)
             .map(|(seq, e)| ChangeLogEntry {
-                resource: self.resource.clone(),
+                resource: row.resource.clone(),
                 seq,
                 entity_id: e.0.into_owned(),
                 op: ship::contracts::OpKind::Upsert.as_str().to_string(),
                 payload: e.2.get().to_string(),
                 hlc: e.1,
-                origin_region: self.origin_region.clone(),
-                schema_version: self.schema_version,
-                created_at: self.created_at,
+                origin_region: row.origin_region.clone(),
+                schema_version: row.schema_version,
+                created_at: row.created_at,
             })
             .collect())
-    }
-}
-
-impl From<ChangeLogEntry> for ChangeLogRow {
-    fn from(e: ChangeLogEntry) -> Self {
-        Self {
-            resource: e.resource,
-            seq: e.seq,
-            first_seq: None,
-            entity_id: e.entity_id,
-            op: e.op,
-            payload: e.payload,
-            hlc: e.hlc,
-            origin_region: e.origin_region,
-            schema_version: e.schema_version,
-            created_at: e.created_at,
-        }
     }
 }
 

@@ -384,10 +384,10 @@ fn changelog_rows(
     let mut place = 0_i64;
     for &i in &alone {
         place += 1;
-        rows.push(ChangeLogRow {
+        rows.push(ChangeLogRow::single(ChangeLogEntry {
             seq: place,
-            ..entry(i).into()
-        });
+            ..entry(i)
+        }));
     }
     for (origin, mut group) in by_origin {
         group.sort_by_key(|&i| (ops[i].change.version.hlc.as_i64(), &ops[i].change.entity_id));
@@ -407,16 +407,18 @@ fn changelog_rows(
             }
             let last = &ops[group[end - 1]].change;
             rows.push(ChangeLogRow {
-                resource: last.resource.clone(),
-                seq: place + (end - start) as i64,
+                entry: ChangeLogEntry {
+                    resource: last.resource.clone(),
+                    seq: place + (end - start) as i64,
+                    entity_id: String::new(),
+                    op: changelog::BATCH_OP.to_string(),
+                    payload: changelog::batch_payload(texts.iter().map(String::as_str)),
+                    hlc: last.version.hlc.as_i64(),
+                    origin_region: origin.to_string(),
+                    schema_version,
+                    created_at: now,
+                },
                 first_seq: Some(place + 1),
-                entity_id: String::new(),
-                op: changelog::BATCH_OP.to_string(),
-                payload: changelog::batch_payload(texts.iter().map(String::as_str)),
-                hlc: last.version.hlc.as_i64(),
-                origin_region: origin.to_string(),
-                schema_version,
-                created_at: now,
             });
             place += (end - start) as i64;
             start = end;
